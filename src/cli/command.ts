@@ -1,0 +1,36 @@
+import type { Layout } from "../paths/paths.js";
+import type { MethodDescriptor, ParamsOf, ResultOf } from "../rpc/descriptor.js";
+
+/** A wrong flag or argument: printed with the command's usage, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export interface Output {
+  write(text: string): unknown;
+  readonly isTTY?: boolean;
+}
+
+/** What a subcommand gets: streams, paths, the op id minted for this invocation, and a daemon caller. */
+export interface CliContext {
+  readonly layout: Layout;
+  readonly stdout: Output;
+  readonly stderr: Output;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Minted once per CLI invocation and sent with every daemon call, so failures can be traced in logs. */
+  readonly opId: string;
+  call<D extends MethodDescriptor>(descriptor: D, params: ParamsOf<D>, timeoutMs?: number): Promise<ResultOf<D>>;
+}
+
+export interface Command {
+  /** Words that select the command, e.g. ["vm", "run"]. */
+  readonly path: readonly string[];
+  readonly aliases?: readonly (readonly string[])[];
+  readonly summary: string;
+  readonly usage: string;
+  run(args: readonly string[], ctx: CliContext): Promise<number>;
+}
+
+export function printJson(out: Output, value: unknown): void {
+  out.write(JSON.stringify(value, null, 2) + "\n");
+}

@@ -1,0 +1,6 @@
+import type { Command } from "../command.js";
+import { systemStatusCommand } from "./system/status.js";
+import { versionCommand } from "./version.js";
+
+/** Every CLI subcommand, one file each. */
+export const COMMANDS: readonly Command[] = [versionCommand, systemStatusCommand];

@@ -1,0 +1,70 @@
+import { resolveLayout } from "../paths/paths.js";
+import { isRpcError } from "../rpc/errors.js";
+import { newOpId } from "../rpc/opid.js";
+import { callUnix } from "../rpc/unix-client.js";
+import { UsageError, type CliContext, type Command, type Output } from "./command.js";
+import { COMMANDS } from "./commands/index.js";
+
+export interface CliIo {
+  readonly stdout: Output;
+  readonly stderr: Output;
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+function findCommand(args: readonly string[]): { command: Command; rest: readonly string[] } | undefined {
+  let best: { command: Command; rest: readonly string[]; len: number } | undefined;
+  for (const command of COMMANDS) {
+    for (const path of [command.path, ...(command.aliases ?? [])]) {
+      if (path.length <= args.length && path.every((w, i) => args[i] === w) && (best === undefined || path.length > best.len)) {
+        best = { command, rest: args.slice(path.length), len: path.length };
+      }
+    }
+  }
+  return best;
+}
+
+function help(prefix: readonly string[]): string {
+  const rows = COMMANDS.filter((c) => prefix.every((w, i) => c.path[i] === w)).map((c) => `  ${c.usage.padEnd(58)} ${c.summary}`);
+  return `usage: banger <command> [flags]\n\ncommands:\n${rows.join("\n")}\n`;
+}
+
+/** Runs one CLI invocation; returns the exit code (0 ok, 1 failure, 2 usage). */
+export async function runCli(args: readonly string[], io: CliIo): Promise<number> {
+  if (args.length === 0 || args[0] === "help" || args[0] === "--help" || args[0] === "-h") {
+    io.stdout.write(help([]));
+    return args.length === 0 ? 2 : 0;
+  }
+  const found = findCommand(args);
+  if (found === undefined) {
+    io.stderr.write(`banger: unknown command ${JSON.stringify(args.join(" "))}\n\n${help(args.slice(0, 1))}`);
+    return 2;
+  }
+  if (found.rest.includes("--help") || found.rest.includes("-h")) {
+    io.stdout.write(`usage: ${found.command.usage}\n\n${found.command.summary}\n`);
+    return 0;
+  }
+  const layout = resolveLayout(io.env);
+  const opId = newOpId();
+  const ctx: CliContext = {
+    layout,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    env: io.env,
+    opId,
+    call: (descriptor, params, timeoutMs) => callUnix(layout.daemonSocket, descriptor, params, timeoutMs === undefined ? { opId } : { opId, timeoutMs }),
+  };
+  try {
+    return await found.command.run(found.rest, ctx);
+  } catch (e) {
+    if (e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
+      io.stderr.write(`error: ${e.message}\nusage: ${found.command.usage}\n`);
+      return 2;
+    }
+    if (isRpcError(e)) {
+      io.stderr.write(`error: ${e.message} (${e.opId ?? opId})\n`);
+      return 1;
+    }
+    io.stderr.write(`error: ${e instanceof Error ? e.message : String(e)} (${opId})\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,61 @@
+import { z } from "zod";
+
+const ipv4 = z.string().regex(/^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$/, "must be an IPv4 address");
+
+const fileSyncEntry = z
+  .object({
+    host: z.string().min(1).describe("path under the owner's home directory"),
+    guest: z.string().regex(/^\/[^\0\n]*$/, "must be an absolute guest path"),
+    mode: z.string().regex(/^0?[0-7]{3,4}$/, "must be an octal mode like 0600").optional(),
+  })
+  .strict();
+
+/**
+ * The config file (TOML). Every key has a default, so an empty or missing
+ * file is valid; unknown keys are errors so typos are caught, not ignored.
+ */
+export const configSchema = z
+  .object({
+    network: z
+      .object({
+        bridge: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/, "must be an interface name of at most 15 characters").default("banger0"),
+        cidr: z.string().regex(/^[0-9.]+\/(1[6-9]|2[0-9]|30)$/, "must be an IPv4 CIDR with prefix /16../30, e.g. 172.16.90.0/24").default("172.16.90.0/24"),
+        dns_listen: z.string().regex(/^[0-9.]+:[0-9]{1,5}$/, "must be IPv4:PORT, e.g. 127.0.0.1:10053").default("127.0.0.1:10053"),
+        upstream_dns: z.array(ipv4).optional().describe("resolvers handed to guests; default: the host's /etc/resolv.conf servers"),
+        nat: z.boolean().default(true),
+        tap_pool_size: z.number().int().min(0).max(64).default(0),
+      })
+      .strict()
+      .default({}),
+    vmm: z
+      .object({
+        kind: z.enum(["auto", "firecracker", "qemu"]).default("auto"),
+        accel: z.enum(["auto", "kvm", "tcg"]).default("auto"),
+        firecracker_bin: z.string().min(1).default("firecracker"),
+        jailer_bin: z.string().min(1).default("jailer"),
+        qemu_bin: z.string().min(1).default("qemu-system-x86_64"),
+        stop_timeout_s: z.number().int().min(1).max(600).default(20),
+      })
+      .strict()
+      .default({}),
+    defaults: z
+      .object({
+        image: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be an image name").default("default"),
+        vcpus: z.number().int().min(1).max(32).default(2),
+        memory_mib: z.number().int().min(128).max(65536).default(1024),
+        disk_gib: z.number().int().min(1).max(1024).default(8),
+      })
+      .strict()
+      .default({}),
+    storage: z
+      .object({
+        clone_strategy: z.enum(["auto", "dm-snapshot", "reflink", "copy"]).default("auto"),
+      })
+      .strict()
+      .default({}),
+    file_sync: z.array(fileSyncEntry).default([]),
+  })
+  .strict();
+
+export type Config = z.output<typeof configSchema>;
+export type FileSyncEntry = z.output<typeof fileSyncEntry>;

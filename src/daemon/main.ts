@@ -1,0 +1,63 @@
+import { chmodSync, mkdirSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { loadConfig } from "../config/load.js";
+import { resolveLayout, state } from "../paths/paths.js";
+import { Dispatcher } from "../rpc/dispatcher.js";
+import { serveUnix } from "../rpc/unix-server.js";
+import { openDatabase } from "../state/database.js";
+import { createLogger } from "../system/log.js";
+import { systemRunner } from "../system/runner.js";
+import { VERSION } from "../version.js";
+import type { DaemonEnv } from "./env.js";
+import { unixHelperClient } from "./helper-client.js";
+import { daemonMethods } from "./registry.js";
+
+const USAGE = `usage: bangerd [--system]
+
+The banger owner daemon (foreground). Runs as the user who owns the VMs;
+privileged work goes to bangerd-root. Paths: BANGER_STATE_DIR,
+BANGER_RUNTIME_DIR, BANGER_CONFIG, BANGER_SOCKET, BANGER_HELPER_SOCKET.`;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: { system: { type: "boolean" }, help: { type: "boolean", short: "h" } }, strict: true }));
+  } catch (e) {
+    process.stderr.write(`bangerd: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help === true) {
+    process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+  process.umask(0o077);
+  const layout = resolveLayout(process.env, values.system === true ? "system" : undefined);
+  const logger = createLogger(process.stderr, { proc: "bangerd" });
+  const config = loadConfig(layout.configFile);
+  mkdirSync(layout.stateDir, { recursive: true, mode: 0o700 });
+  mkdirSync(layout.runtimeDir, { recursive: true, mode: 0o700 });
+  chmodSync(layout.runtimeDir, 0o700);
+  const uid = process.getuid?.() ?? 0;
+  const env: DaemonEnv = {
+    layout,
+    config,
+    db: openDatabase(state.database(layout.stateDir)),
+    runner: systemRunner,
+    logger,
+    helper: unixHelperClient(layout.helperSocket),
+    ownerUid: uid,
+    ownerGid: process.getgid?.() ?? 0,
+  };
+  const server = await serveUnix({ socketPath: layout.daemonSocket, dispatcher: new Dispatcher(daemonMethods(env)), logger, allowedUids: [uid] });
+  logger.info("daemon listening", { socket: layout.daemonSocket, version: VERSION, state_dir: layout.stateDir });
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      server.close(() => { resolve(); });
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  env.db.close();
+  logger.info("daemon stopped");
+  return 0;
+}

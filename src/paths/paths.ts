@@ -1,0 +1,85 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+/**
+ * Every directory and file name banger uses comes from here, so a reader can
+ * see the whole on-disk layout in one place and tests can relocate it with
+ * BANGER_* environment overrides.
+ */
+export interface Layout {
+  readonly mode: "user" | "system";
+  /** Persistent state: database, images, per-VM disks. */
+  readonly stateDir: string;
+  /** Sockets, pidfiles and other things that vanish at reboot (0700). */
+  readonly runtimeDir: string;
+  readonly configFile: string;
+  /** The owner daemon's socket. */
+  readonly daemonSocket: string;
+  /** The root helper's socket. */
+  readonly helperSocket: string;
+}
+
+export const SYSTEM_STATE_DIR = "/var/lib/banger";
+export const SYSTEM_RUNTIME_DIR = "/run/banger";
+export const SYSTEM_CONFIG_FILE = "/etc/banger/config.toml";
+export const DEFAULT_HELPER_SOCKET = "/run/banger-root/helper.sock";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v !== undefined && v.trim() !== "" ? v : undefined;
+}
+
+export function resolveLayout(env: Env = process.env, mode: "user" | "system" = env["BANGER_MODE"] === "system" ? "system" : "user", uid: number = process.getuid?.() ?? 0): Layout {
+  const home = nonEmpty(env["HOME"]) ?? homedir();
+  const stateDir = nonEmpty(env["BANGER_STATE_DIR"])
+    ?? (mode === "system" ? SYSTEM_STATE_DIR : join(nonEmpty(env["XDG_STATE_HOME"]) ?? join(home, ".local", "state"), "banger"));
+  const runtimeDir = nonEmpty(env["BANGER_RUNTIME_DIR"])
+    ?? (mode === "system" ? SYSTEM_RUNTIME_DIR : nonEmpty(env["XDG_RUNTIME_DIR"]) !== undefined ? join(env["XDG_RUNTIME_DIR"] ?? "", "banger") : `/tmp/banger-runtime-${uid}`);
+  const configFile = nonEmpty(env["BANGER_CONFIG"])
+    ?? (mode === "system" ? SYSTEM_CONFIG_FILE : join(nonEmpty(env["XDG_CONFIG_HOME"]) ?? join(home, ".config"), "banger", "config.toml"));
+  return {
+    mode,
+    stateDir,
+    runtimeDir,
+    configFile,
+    daemonSocket: nonEmpty(env["BANGER_SOCKET"]) ?? join(runtimeDir, "bangerd.sock"),
+    helperSocket: nonEmpty(env["BANGER_HELPER_SOCKET"]) ?? DEFAULT_HELPER_SOCKET,
+  };
+}
+
+/** Files and folders inside the state dir. */
+export const state = {
+  database: (stateDir: string) => join(stateDir, "banger.db"),
+  imagesDir: (stateDir: string) => join(stateDir, "images"),
+  imageDir: (stateDir: string, imageName: string) => join(stateDir, "images", imageName),
+  imageBuildDir: (stateDir: string) => join(stateDir, "images", ".build"),
+  vmsDir: (stateDir: string) => join(stateDir, "vms"),
+  vmDir: (stateDir: string, vmId: string) => join(stateDir, "vms", vmId),
+  sshDir: (stateDir: string) => join(stateDir, "ssh"),
+  sshKey: (stateDir: string) => join(stateDir, "ssh", "id_ed25519"),
+  knownHosts: (stateDir: string) => join(stateDir, "ssh", "known_hosts"),
+  cacheDir: (stateDir: string) => join(stateDir, "cache"),
+  logsDir: (stateDir: string) => join(stateDir, "logs"),
+} as const;
+
+/** Files inside one VM's directory (state dir side). */
+export const vmFiles = {
+  rootDisk: (vmDir: string) => join(vmDir, "root.ext4"),
+  workDisk: (vmDir: string) => join(vmDir, "work.ext4"),
+  cowFile: (vmDir: string) => join(vmDir, "root.cow"),
+  consoleLog: (vmDir: string) => join(vmDir, "console.log"),
+  vmmLog: (vmDir: string) => join(vmDir, "vmm.log"),
+  metrics: (vmDir: string) => join(vmDir, "metrics.json"),
+  handles: (vmDir: string) => join(vmDir, "handles.json"),
+  hostKeysDir: (vmDir: string) => join(vmDir, "hostkeys"),
+} as const;
+
+/** Per-VM files inside the runtime dir; kept short for the 108-byte sun_path limit. */
+export const runtimeFiles = {
+  vmDir: (runtimeDir: string, vmId: string) => join(runtimeDir, "vm", vmId.slice(0, 12)),
+  apiSocket: (runtimeDir: string, vmId: string) => join(runtimeDir, "vm", vmId.slice(0, 12), "api.sock"),
+  qmpSocket: (runtimeDir: string, vmId: string) => join(runtimeDir, "vm", vmId.slice(0, 12), "qmp.sock"),
+  vsockSocket: (runtimeDir: string, vmId: string) => join(runtimeDir, "vm", vmId.slice(0, 12), "vsock.sock"),
+  pidFile: (runtimeDir: string, vmId: string) => join(runtimeDir, "vm", vmId.slice(0, 12), "vmm.pid"),
+} as const;

@@ -1,0 +1,89 @@
+import { chmodSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { parseArgs } from "node:util";
+import { loadConfig } from "../config/load.js";
+import { SYSTEM_CONFIG_FILE, SYSTEM_RUNTIME_DIR, SYSTEM_STATE_DIR, DEFAULT_HELPER_SOCKET } from "../paths/paths.js";
+import { Dispatcher } from "../rpc/dispatcher.js";
+import { serveUnix } from "../rpc/unix-server.js";
+import { createLogger } from "../system/log.js";
+import { systemRunner } from "../system/runner.js";
+import { VERSION } from "../version.js";
+import type { HelperEnv } from "./env.js";
+import { helperMethods } from "./registry.js";
+
+const USAGE = `usage: bangerd-root --owner UID [--owner-gid GID] [--state-dir DIR] [--runtime-dir DIR] [--config FILE] [--socket PATH]
+
+The root helper: the only banger process that runs as root. Its managed
+roots and owner come from these flags, never from a request.`;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        owner: { type: "string" },
+        "owner-gid": { type: "string" },
+        "state-dir": { type: "string", default: SYSTEM_STATE_DIR },
+        "runtime-dir": { type: "string", default: SYSTEM_RUNTIME_DIR },
+        config: { type: "string", default: SYSTEM_CONFIG_FILE },
+        socket: { type: "string", default: process.env["BANGER_HELPER_SOCKET"] ?? DEFAULT_HELPER_SOCKET },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    process.stderr.write(`bangerd-root: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help === true) {
+    process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+  const ownerUid = Number(values.owner);
+  if (values.owner === undefined || !Number.isSafeInteger(ownerUid) || ownerUid < 0) {
+    process.stderr.write(`bangerd-root: --owner UID is required (the uid of the user whose bangerd may call this helper)\n${USAGE}\n`);
+    return 2;
+  }
+  const ownerGid = values["owner-gid"] !== undefined ? Number(values["owner-gid"]) : ownerUid;
+  for (const [flag, dir] of [["--state-dir", values["state-dir"]], ["--runtime-dir", values["runtime-dir"]], ["--socket", values.socket]] as const) {
+    if (!dir.startsWith("/")) {
+      process.stderr.write(`bangerd-root: ${flag} must be an absolute path\n`);
+      return 2;
+    }
+  }
+  if (process.getuid?.() !== 0) process.stderr.write("bangerd-root: warning: not running as root; privileged methods will fail\n");
+
+  process.umask(0o077);
+  const logger = createLogger(process.stderr, { proc: "bangerd-root" });
+  const env: HelperEnv = {
+    ownerUid,
+    ownerGid,
+    stateDir: values["state-dir"],
+    runtimeDir: values["runtime-dir"],
+    config: loadConfig(values.config),
+    runner: systemRunner,
+    logger,
+  };
+  const socketDir = dirname(values.socket);
+  mkdirSync(socketDir, { recursive: true, mode: 0o711 });
+  // The owner must traverse this root-owned dir to reach the socket; the socket itself is 0600 and owner-owned.
+  chmodSync(socketDir, 0o711);
+  const server = await serveUnix({
+    socketPath: values.socket,
+    dispatcher: new Dispatcher(helperMethods(env)),
+    logger,
+    allowedUids: [ownerUid],
+    socketOwner: { uid: ownerUid, gid: ownerGid },
+  });
+  logger.info("root helper listening", { socket: values.socket, owner_uid: ownerUid, version: VERSION, state_dir: env.stateDir, runtime_dir: env.runtimeDir });
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      server.close(() => { resolve(); });
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  logger.info("root helper stopped");
+  return 0;
+}

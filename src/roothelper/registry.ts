@@ -1,0 +1,9 @@
+import type { Registration } from "../rpc/dispatcher.js";
+import type { PeerCred } from "../system/peercred.js";
+import type { HelperEnv } from "./env.js";
+import { pingMethods } from "./methods/ping.js";
+
+/** The root helper's dispatch table: every privileged method, each validating its own params. */
+export function helperMethods(env: HelperEnv): Registration<PeerCred>[] {
+  return [...pingMethods(env)];
+}

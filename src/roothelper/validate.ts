@@ -1,0 +1,131 @@
+import { lstatSync, readFileSync } from "node:fs";
+import { isAbsolute, normalize, sep } from "node:path";
+import { RpcError } from "../rpc/errors.js";
+
+/**
+ * Validators for every value that crosses into the root helper. Each throws
+ * RpcError("bad_params") naming the field; none trusts the daemon. Identifiers
+ * are checked with anchored regexes and length limits, paths component by
+ * component with lstat so a symlink anywhere is refused.
+ */
+
+function bad(field: string, why: string): RpcError {
+  return new RpcError("bad_params", `${field}: ${why}`);
+}
+
+const TAP_RE = /^tap-(fc-[0-9a-f]{8}|pool-[0-9]{1,4})$/;
+const DM_NAME_RE = /^fc-rootfs-[0-9a-f]{8,32}$/;
+const IFACE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+const LOOP_RE = /^\/dev\/loop[0-9]{1,4}$/;
+const VM_ID_RE = /^[0-9a-f]{32}$/;
+
+export function tapName(field: string, value: string): string {
+  if (!TAP_RE.test(value)) throw bad(field, `${JSON.stringify(value)} is not a banger tap name (tap-fc-XXXXXXXX or tap-pool-N)`);
+  return value;
+}
+
+export function dmName(field: string, value: string): string {
+  if (!DM_NAME_RE.test(value)) throw bad(field, `${JSON.stringify(value)} is not a banger dm target name (fc-rootfs-<hex>)`);
+  return value;
+}
+
+export function dmDevicePath(field: string, value: string): string {
+  const prefix = "/dev/mapper/";
+  if (!value.startsWith(prefix)) throw bad(field, `${JSON.stringify(value)} is not under /dev/mapper`);
+  dmName(field, value.slice(prefix.length));
+  return value;
+}
+
+export function loopDevice(field: string, value: string): string {
+  if (!LOOP_RE.test(value)) throw bad(field, `${JSON.stringify(value)} is not a loop device path`);
+  return value;
+}
+
+export function ifaceName(field: string, value: string): string {
+  if (!IFACE_RE.test(value)) throw bad(field, `${JSON.stringify(value)} is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+  return value;
+}
+
+export function vmId(field: string, value: string): string {
+  if (!VM_ID_RE.test(value)) throw bad(field, `${JSON.stringify(value)} is not a VM id (32 hex chars)`);
+  return value;
+}
+
+/** Dotted-quad IPv4 with no leading zeros, spaces or extras. */
+export function ipv4(field: string, value: string): string {
+  const parts = value.split(".");
+  const ok = parts.length === 4 && parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255);
+  if (!ok) throw bad(field, `${JSON.stringify(value)} is not an IPv4 address`);
+  return value;
+}
+
+/** IPv4 CIDR like 172.16.90.0/24 (prefix 8..30). */
+export function ipv4Cidr(field: string, value: string): string {
+  const [addr, prefix, ...rest] = value.split("/");
+  if (addr === undefined || prefix === undefined || rest.length > 0 || !/^[0-9]{1,2}$/.test(prefix) || Number(prefix) < 8 || Number(prefix) > 30) {
+    throw bad(field, `${JSON.stringify(value)} is not an IPv4 CIDR (a.b.c.d/8..30)`);
+  }
+  ipv4(field, addr);
+  return value;
+}
+
+/** "IP:PORT" with an IPv4 address. */
+export function ipv4Port(field: string, value: string): string {
+  const idx = value.lastIndexOf(":");
+  const port = value.slice(idx + 1);
+  if (idx <= 0 || !/^[1-9][0-9]{0,4}$/.test(port) || Number(port) > 65535) throw bad(field, `${JSON.stringify(value)} is not IPv4:PORT`);
+  ipv4(field, value.slice(0, idx));
+  return value;
+}
+
+/**
+ * A path that must be absolute, already normalized, free of control chars,
+ * inside one of `roots`, and with no symlink at any component below the root
+ * (the roots themselves come from the helper's own flags, not the request).
+ * With `mustExist: false` missing trailing components are allowed (creation).
+ */
+export function managedPath(field: string, value: string, roots: readonly string[], opts: { mustExist?: boolean } = {}): string {
+  if (value.length === 0 || value.length > 4096) throw bad(field, "path is empty or too long");
+  if (/[\x00-\x1f\x7f]/.test(value)) throw bad(field, "path contains control characters");
+  if (!isAbsolute(value)) throw bad(field, `${JSON.stringify(value)} must be absolute`);
+  if (normalize(value) !== value || value.endsWith(sep) || value.split(sep).includes("..")) throw bad(field, `${JSON.stringify(value)} is not a normalized path`);
+  const root = roots.find((r) => value.startsWith(r + sep));
+  if (root === undefined) throw bad(field, `${JSON.stringify(value)} is outside banger-managed directories`);
+  const rel = value.slice(root.length + 1).split(sep);
+  let cur = root;
+  for (let i = 0; i < rel.length; i++) {
+    cur = cur + sep + (rel[i] ?? "");
+    let st;
+    try {
+      st = lstatSync(cur);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT" && opts.mustExist === false) return value;
+      throw bad(field, `${JSON.stringify(cur)} does not exist`);
+    }
+    if (st.isSymbolicLink()) throw bad(field, `${JSON.stringify(cur)} is a symlink; refusing to follow it`);
+  }
+  return value;
+}
+
+/** The executables banger launches and may therefore signal. */
+const VMM_NAMES = new Set(["firecracker", "jailer", "qemu-system-x86_64", "qemu-system-x86_64-microvm"]);
+
+/**
+ * A PID the helper may signal: it must exist and its argv[0] basename must be
+ * a VMM, and (when given) its cmdline must mention this VM's control socket,
+ * so a stale pid reused by an unrelated process is refused.
+ */
+export function vmmPid(field: string, pid: number, socketPath?: string, procRoot = "/proc"): number {
+  if (!Number.isSafeInteger(pid) || pid <= 1) throw bad(field, `${pid} is not a valid pid`);
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`${procRoot}/${pid}/cmdline`, "utf8");
+  } catch {
+    throw new RpcError("not_found", `${field}: process ${pid} does not exist`);
+  }
+  const argv = cmdline.split("\0").filter((a) => a !== "");
+  const exe = (argv[0] ?? "").split("/").pop() ?? "";
+  if (!VMM_NAMES.has(exe)) throw bad(field, `process ${pid} (${exe || "?"}) is not a VMM`);
+  if (socketPath !== undefined && !argv.some((a) => a.includes(socketPath))) throw bad(field, `process ${pid} is not the VMM of ${socketPath}`);
+  return pid;
+}

@@ -1,0 +1,24 @@
+import { z } from "zod";
+import { defineMethod } from "../descriptor.js";
+
+export const daemonPing = defineMethod("daemon.ping", z.object({}).strict(), z.object({ version: z.string(), pid: z.number().int() }));
+
+/** The document behind `banger system status --json`. Later subsystems add their sections here. */
+export const systemInfoResult = z.object({
+  daemon: z.object({ version: z.string(), pid: z.number().int(), uid: z.number().int(), socket: z.string() }),
+  helper: z.object({
+    reachable: z.boolean(),
+    socket: z.string(),
+    version: z.string().optional(),
+    owner_uid: z.number().int().optional(),
+    error: z.string().optional(),
+  }),
+  paths: z.object({ state_dir: z.string(), runtime_dir: z.string(), config: z.string() }),
+  owner_uid: z.number().int(),
+  vmm: z.object({ kind: z.string(), accel: z.string(), reason: z.string() }).optional(),
+  storage: z.object({ clone_strategy: z.string(), reason: z.string() }).optional(),
+  network: z.object({ bridge: z.string(), cidr: z.string(), bridge_ip: z.string() }).optional(),
+  dns: z.object({ address: z.string() }).optional(),
+});
+export const systemInfo = defineMethod("system.info", z.object({}).strict(), systemInfoResult);
+export type SystemInfo = z.output<typeof systemInfoResult>;

@@ -1,0 +1,53 @@
+/**
+ * Versioned schema migrations. Append only: a shipped migration is never
+ * edited, a change is a new entry. `user_version` records how far a database got.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: images, vms, operations, network leases.
+  `
+  CREATE TABLE images (
+    name         TEXT PRIMARY KEY,
+    source       TEXT NOT NULL,
+    kernel_path  TEXT NOT NULL,
+    vmlinux_path TEXT,
+    initrd_path  TEXT,
+    rootfs_path  TEXT NOT NULL,
+    kernel_version TEXT,
+    size_bytes   INTEGER NOT NULL,
+    created_at   TEXT NOT NULL
+  );
+  CREATE TABLE vms (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    image       TEXT NOT NULL REFERENCES images(name) ON DELETE RESTRICT,
+    vcpus       INTEGER NOT NULL,
+    memory_mib  INTEGER NOT NULL,
+    disk_gib    INTEGER NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('creating','stopped','starting','running','stopping','error')),
+    vmm         TEXT NOT NULL,
+    handles     TEXT NOT NULL DEFAULT '{}',
+    last_error  TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    started_at  TEXT
+  );
+  CREATE TABLE leases (
+    vm_id  TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
+    ip     TEXT NOT NULL UNIQUE,
+    mac    TEXT NOT NULL UNIQUE,
+    tap    TEXT NOT NULL UNIQUE,
+    cid    INTEGER NOT NULL UNIQUE
+  );
+  CREATE TABLE operations (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    target      TEXT,
+    state       TEXT NOT NULL CHECK (state IN ('running','succeeded','failed')),
+    steps       TEXT NOT NULL DEFAULT '[]',
+    result      TEXT,
+    error       TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+  );
+  `,
+];
