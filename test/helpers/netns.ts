@@ -1,0 +1,54 @@
+import { randomBytes } from "node:crypto";
+import { systemRunner, runText } from "../../src/system/runner.js";
+
+/**
+ * A throwaway network namespace for integration tests. Everything a test does
+ * to links, routes and firewalls happens inside it, so the host's own network
+ * is never touched; `destroy()` removes it (idempotent) even after failures.
+ */
+export interface NetNs {
+  readonly name: string;
+  /** argv prefix that runs a command inside the namespace. */
+  exec(argv: readonly string[]): string[];
+  run(argv: readonly string[]): Promise<string>;
+  destroy(): Promise<void>;
+}
+
+export async function createNetNs(prefix = "bgt"): Promise<NetNs> {
+  const name = `${prefix}-${randomBytes(3).toString("hex")}`;
+  await systemRunner.run(["ip", "netns", "add", name]);
+  const exec = (argv: readonly string[]): string[] => ["ip", "netns", "exec", name, ...argv];
+  await systemRunner.run(exec(["ip", "link", "set", "lo", "up"]));
+  let destroyed = false;
+  return {
+    name,
+    exec,
+    run: (argv) => runText(systemRunner, exec(argv)),
+    async destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      // Processes still inside would keep the namespace alive; kill them first.
+      const pids = await runText(systemRunner, ["ip", "netns", "pids", name]).catch(() => "");
+      for (const pid of pids.split(/\s+/).filter((p) => p !== "")) {
+        try { process.kill(Number(pid), "SIGKILL"); } catch { /* already gone */ }
+      }
+      await systemRunner.run(["ip", "netns", "del", name]).catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * A veth pair linking namespace `a` (or the host when undefined) to namespace `b`, with addresses.
+ * Used to model "the internet" as another namespace that guests reach through NAT.
+ */
+export async function linkNamespaces(a: NetNs, b: NetNs, aAddr: string, bAddr: string): Promise<void> {
+  const suffix = randomBytes(2).toString("hex");
+  const va = `va${suffix}`;
+  const vb = `vb${suffix}`;
+  await a.run(["ip", "link", "add", va, "type", "veth", "peer", "name", vb]);
+  await a.run(["ip", "link", "set", vb, "netns", b.name]);
+  await a.run(["ip", "addr", "add", aAddr, "dev", va]);
+  await a.run(["ip", "link", "set", va, "up"]);
+  await b.run(["ip", "addr", "add", bAddr, "dev", vb]);
+  await b.run(["ip", "link", "set", vb, "up"]);
+}
