@@ -24,6 +24,7 @@ export const configSchema = z
         upstream_dns: z.array(ipv4).optional().describe("resolvers handed to guests; default: the host's /etc/resolv.conf servers"),
         nat: z.boolean().default(true),
         tap_pool_size: z.number().int().min(0).max(64).default(0),
+        nat_backend: z.enum(["auto", "nftables", "iptables"]).default("auto").describe("auto: nftables when `nft` works, else iptables"),
       })
       .strict()
       .default({}),
@@ -35,6 +36,7 @@ export const configSchema = z
         jailer_bin: z.string().min(1).default("jailer"),
         qemu_bin: z.string().min(1).default("qemu-system-x86_64"),
         stop_timeout_s: z.number().int().min(1).max(600).default(20),
+        jailer: z.enum(["auto", "always", "never"]).default("auto").describe("run firecracker under the jailer: auto = when jailer_bin is found"),
       })
       .strict()
       .default({}),

@@ -56,11 +56,17 @@ export const state = {
   imageBuildDir: (stateDir: string) => join(stateDir, "images", ".build"),
   vmsDir: (stateDir: string) => join(stateDir, "vms"),
   vmDir: (stateDir: string, vmId: string) => join(stateDir, "vms", vmId),
+  /** Scratch file the storage detector clones to learn whether this filesystem can reflink (a pid suffix is added). */
+  cloneProbe: (stateDir: string) => join(stateDir, "vms", ".clone-probe"),
   sshDir: (stateDir: string) => join(stateDir, "ssh"),
   sshKey: (stateDir: string) => join(stateDir, "ssh", "id_ed25519"),
   knownHosts: (stateDir: string) => join(stateDir, "ssh", "known_hosts"),
   cacheDir: (stateDir: string) => join(stateDir, "cache"),
   logsDir: (stateDir: string) => join(stateDir, "logs"),
+  /** Jailer --chroot-base-dir: inside the state dir so kernels/disks can be hard-linked into jails (same filesystem). */
+  jailerBase: (stateDir: string) => join(stateDir, "jail"),
+  /** The jailer's per-VM directory: <base>/<basename(exec-file)>/<id> (its chroot is `root/` inside). */
+  jailerVmDir: (stateDir: string, execName: string, vmId: string) => join(stateDir, "jail", execName, vmId),
 } as const;
 
 /** Files inside one VM's directory (state dir side). */
@@ -73,6 +79,19 @@ export const vmFiles = {
   metrics: (vmDir: string) => join(vmDir, "metrics.json"),
   handles: (vmDir: string) => join(vmDir, "handles.json"),
   hostKeysDir: (vmDir: string) => join(vmDir, "hostkeys"),
+  hostKey: (vmDir: string) => join(vmDir, "hostkeys", "ssh_host_ed25519_key"),
+  hostKeyPub: (vmDir: string) => join(vmDir, "hostkeys", "ssh_host_ed25519_key.pub"),
+  hostKeyDropbear: (vmDir: string) => join(vmDir, "hostkeys", "dropbear_ed25519_host_key"),
+} as const;
+
+/** Files inside one image's directory (`state.imageDir`); see the guest contract. */
+export const imageFiles = {
+  /** bzImage, booted by qemu. */
+  kernel: (imageDir: string) => join(imageDir, "vmlinuz"),
+  /** Uncompressed ELF extracted from the bzImage, booted by Firecracker. */
+  vmlinux: (imageDir: string) => join(imageDir, "vmlinux"),
+  initrd: (imageDir: string) => join(imageDir, "initrd.img"),
+  rootfs: (imageDir: string) => join(imageDir, "rootfs.ext4"),
 } as const;
 
 /** Per-VM files inside the runtime dir; kept short for the 108-byte sun_path limit. */

@@ -1,9 +1,12 @@
 import type { Registration } from "../rpc/dispatcher.js";
 import type { PeerCred } from "../system/peercred.js";
 import type { HelperEnv } from "./env.js";
+import { diskMethods } from "./methods/disks.js";
+import { networkMethods } from "./methods/network.js";
 import { pingMethods } from "./methods/ping.js";
+import { vmmMethods } from "./methods/vmm.js";
 
 /** The root helper's dispatch table: every privileged method, each validating its own params. */
 export function helperMethods(env: HelperEnv): Registration<PeerCred>[] {
-  return [...pingMethods(env)];
+  return [...pingMethods(env), ...networkMethods(env), ...diskMethods(env), ...vmmMethods(env)];
 }

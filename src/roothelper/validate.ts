@@ -1,6 +1,7 @@
-import { lstatSync, readFileSync } from "node:fs";
+import { lstatSync } from "node:fs";
 import { isAbsolute, normalize, sep } from "node:path";
 import { RpcError } from "../rpc/errors.js";
+import { checkVmmIdentity } from "../vmm/identity.js";
 
 /**
  * Validators for every value that crosses into the root helper. Each throws
@@ -107,25 +108,36 @@ export function managedPath(field: string, value: string, roots: readonly string
   return value;
 }
 
-/** The executables banger launches and may therefore signal. */
-const VMM_NAMES = new Set(["firecracker", "jailer", "qemu-system-x86_64", "qemu-system-x86_64-microvm"]);
-
 /**
  * A PID the helper may signal: it must exist and its argv[0] basename must be
- * a VMM, and (when given) its cmdline must mention this VM's control socket,
- * so a stale pid reused by an unrelated process is refused.
+ * a VMM, and (when given) its cmdline must mention this VM's control socket
+ * (or VM id), so a stale pid reused by an unrelated process is refused.
+ * The cmdline rules live in vmm/identity.ts so the daemon judges the same way.
  */
 export function vmmPid(field: string, pid: number, socketPath?: string, procRoot = "/proc"): number {
   if (!Number.isSafeInteger(pid) || pid <= 1) throw bad(field, `${pid} is not a valid pid`);
-  let cmdline: string;
-  try {
-    cmdline = readFileSync(`${procRoot}/${pid}/cmdline`, "utf8");
-  } catch {
-    throw new RpcError("not_found", `${field}: process ${pid} does not exist`);
+  const verdict = checkVmmIdentity(pid, socketPath, procRoot);
+  if (verdict.ok) return pid;
+  if (verdict.reason === "gone") throw new RpcError("not_found", `${field}: ${verdict.detail}`);
+  throw bad(field, verdict.detail);
+}
+
+/** An integer in [min, max] (vCPU counts, memory sizes, vsock CIDs). */
+export function intInRange(field: string, value: number, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw bad(field, `${value} is not an integer in ${min}..${max}`);
+  return value;
+}
+
+/** A unicast MAC in lowercase aa:bb:cc:dd:ee:ff form. */
+export function macAddress(field: string, value: string): string {
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(value) || (parseInt(value.slice(0, 2), 16) & 1) === 1) {
+    throw bad(field, `${JSON.stringify(value)} is not a unicast MAC (lowercase aa:bb:cc:dd:ee:ff)`);
   }
-  const argv = cmdline.split("\0").filter((a) => a !== "");
-  const exe = (argv[0] ?? "").split("/").pop() ?? "";
-  if (!VMM_NAMES.has(exe)) throw bad(field, `process ${pid} (${exe || "?"}) is not a VMM`);
-  if (socketPath !== undefined && !argv.some((a) => a.includes(socketPath))) throw bad(field, `process ${pid} is not the VMM of ${socketPath}`);
-  return pid;
+  return value;
+}
+
+/** A kernel command line: printable ASCII only (no newline/NUL smuggling), at most 2048 bytes (Firecracker's limit). */
+export function kernelCmdline(field: string, value: string): string {
+  if (value.length === 0 || value.length > 2048 || !/^[\x20-\x7e]+$/.test(value)) throw bad(field, "must be 1..2048 printable ASCII characters");
+  return value;
 }

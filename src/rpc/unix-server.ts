@@ -60,7 +60,14 @@ function handleConnection(socket: Socket, options: UnixServerOptions, max: numbe
   socket.on("error", () => undefined);
 
   const reply = (response: Response): void => {
-    if (!socket.destroyed) socket.end(JSON.stringify(response) + "\n");
+    if (socket.destroyed) return;
+    // One request per connection. Keep draining (and discarding) what the peer still sends so it is not
+    // hit by EPIPE before it reads the answer; close once it hangs up, or after a grace period.
+    socket.end(JSON.stringify(response) + "\n");
+    socket.resume();
+    const grace = setTimeout(() => socket.destroy(), 2_000);
+    grace.unref();
+    socket.once("close", () => { clearTimeout(grace); });
   };
 
   let peer: PeerCred;
@@ -107,7 +114,6 @@ function handleConnection(socket: Socket, options: UnixServerOptions, max: numbe
       const opId = newOpId();
       options.logger.warn("rpc failed", { op_id: opId, code: "bad_request", peer_uid: peer.uid, error: "request too large" });
       reply({ ok: false, error: { code: "bad_request", message: `request exceeds ${max} bytes`, op_id: opId } });
-      socket.destroySoon();
       return;
     }
     chunks.push(take);
@@ -116,8 +122,8 @@ function handleConnection(socket: Socket, options: UnixServerOptions, max: numbe
   socket.on("end", () => {
     if (!done) {
       if (size === 0) {
-        socket.end();
         done = true;
+        socket.end();
         return;
       }
       // A request without its trailing newline is still one request.

@@ -99,7 +99,9 @@ export const systemRunner: Runner = {
           resolve({ stdout, stderr });
           return;
         }
-        reject(new CommandError(argv, code, signal, stdout.toString("utf8"), stderr.toString("utf8"), spawnError));
+        // A child that never started reports a negative errno as its "code"; it has no exit code.
+        const exitCode = spawnError !== undefined && (code === null || code < 0) ? null : code;
+        reject(new CommandError(argv, exitCode, signal, stdout.toString("utf8"), stderr.toString("utf8"), spawnError));
       });
     });
   },

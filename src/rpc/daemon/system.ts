@@ -16,7 +16,7 @@ export const systemInfoResult = z.object({
   paths: z.object({ state_dir: z.string(), runtime_dir: z.string(), config: z.string() }),
   owner_uid: z.number().int(),
   vmm: z.object({ kind: z.string(), accel: z.string(), reason: z.string() }).optional(),
-  storage: z.object({ clone_strategy: z.string(), reason: z.string() }).optional(),
+  storage: z.object({ clone_strategy: z.string(), reason: z.string(), advice: z.string().optional() }).optional(),
   network: z.object({ bridge: z.string(), cidr: z.string(), bridge_ip: z.string() }).optional(),
   dns: z.object({ address: z.string() }).optional(),
 });

@@ -1,0 +1,64 @@
+import { state } from "../../paths/paths.js";
+import { implement, type Registration } from "../../rpc/dispatcher.js";
+import { vmCreate, vmDelete, vmExec, vmGet, vmList, vmLogs, vmRestart, vmStart, vmStats, vmStop } from "../../rpc/daemon/vm.js";
+import type { VmRecord } from "../../state/vms.js";
+import type { PeerCred } from "../../system/peercred.js";
+import { RpcError } from "../../rpc/errors.js";
+import { sshArgv, sshCapture } from "../../system/ssh.js";
+import type { Runner } from "../../system/runner.js";
+import { consoleLogPath, readLogChunk, vmStats as readVmStats } from "../vm/inspect.js";
+import type { VmService } from "../vm/service.js";
+import { toVmView } from "../vm/view.js";
+
+export interface VmMethodsEnv {
+  readonly service: VmService;
+  readonly stateDir: string;
+  readonly runner: Runner;
+}
+
+const EXEC_CAPTURE_LIMIT = 1024 * 1024;
+
+export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
+  const paths = { stateDir: env.stateDir, knownHostsPath: state.knownHosts(env.stateDir), keyPath: state.sshKey(env.stateDir) };
+  const view = (vm: VmRecord): ReturnType<typeof toVmView> => toVmView(vm, paths);
+  const s = env.service;
+  return [
+    implement(vmCreate, (p, ctx) => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib }, ctx.opId)),
+    implement(vmStart, (p, ctx) => s.start(p.name, ctx.opId)),
+    implement(vmRestart, (p, ctx) => s.restart(p.name, p.force ?? false, ctx.opId)),
+    implement(vmStop, async (p, ctx) => view(await s.stop(p.name, p.force ?? false, ctx.opId))),
+    implement(vmDelete, async (p, ctx) => {
+      const vm = await s.delete(p.name, p.force ?? false, ctx.opId);
+      return { id: vm.id, name: vm.name, deleted: true as const };
+    }),
+    implement(vmList, () => ({ vms: s.list().map(view) })),
+    implement(vmGet, (p) => view(s.mustGet(p.name))),
+    implement(vmLogs, async (p) => {
+      const vm = s.mustGet(p.name);
+      const chunk = await readLogChunk(consoleLogPath(env.stateDir, vm), { offset: p.offset, maxBytes: p.max_bytes, tailBytes: p.tail_bytes });
+      return { path: chunk.path, data: chunk.data.toString("base64"), offset: chunk.offset, next_offset: chunk.nextOffset, size: chunk.size, state: vm.state };
+    }),
+    implement(vmStats, async (p) => {
+      const vm = s.mustGet(p.name);
+      const st = await readVmStats(vm);
+      return {
+        name: vm.name,
+        state: vm.state,
+        pid: st.pid,
+        cpu_percent: st.cpuPercent,
+        rss_bytes: st.rssBytes,
+        uptime_s: st.uptimeS,
+        vcpus: vm.vcpus,
+        memory_mib: vm.memoryMib,
+        disk: { root_allocated_bytes: st.rootAllocatedBytes, work_allocated_bytes: st.workAllocatedBytes, work_size_bytes: st.workSizeBytes },
+      };
+    }),
+    implement(vmExec, async (p) => {
+      const vm = s.mustGet(p.name);
+      if (vm.state !== "running" || vm.handles.ip === undefined) throw new RpcError("conflict", `VM ${vm.name} is ${vm.state}; start it first (banger vm start ${vm.name})`);
+      const argv = sshArgv({ keyPath: paths.keyPath, knownHostsPath: paths.knownHostsPath, host: vm.handles.ip }, { command: p.command, tty: false });
+      const r = await sshCapture(env.runner, argv, { timeoutMs: (p.timeout_s ?? 600) * 1000 });
+      return { exit_code: r.exitCode, stdout: r.stdout.subarray(0, EXEC_CAPTURE_LIMIT).toString("utf8"), stderr: r.stderr.subarray(0, EXEC_CAPTURE_LIMIT).toString("utf8") };
+    }),
+  ];
+}

@@ -1,0 +1,81 @@
+import type { OperationRepository, OperationStep } from "../../state/operations.js";
+import type { Logger } from "../../system/log.js";
+import { errorMessage, type StepEvent } from "../vm/steps.js";
+
+/**
+ * Turns step-runner progress into the persisted operation record that
+ * `operation.get` serves. The whole plan is written up front (all steps
+ * `pending`) so a client can show what is coming, not only what happened.
+ */
+export interface TrackedOperation {
+  readonly id: string;
+  onProgress(event: StepEvent): void;
+  succeed(result: unknown): void;
+  fail(error: unknown): void;
+}
+
+export class OperationTracker {
+  constructor(private readonly ops: OperationRepository, private readonly logger: Logger) {}
+
+  begin(id: string, kind: string, target: string | null, plan: readonly string[]): TrackedOperation {
+    const steps: OperationStep[] = plan.map((name) => ({ name, state: "pending", started_at: null, elapsed_ms: null }));
+    this.ops.insert(id, kind, target, steps);
+    const log = this.logger.child({ op_id: id, operation: kind, ...(target !== null ? { vm: target } : {}) });
+    const find = (name: string): OperationStep => {
+      let s = steps.find((x) => x.name === name);
+      if (s === undefined) {
+        // A step inserted into the list after the plan was written still gets reported.
+        s = { name, state: "pending", started_at: null, elapsed_ms: null };
+        steps.push(s);
+      }
+      return s;
+    };
+    let finished = false;
+    return {
+      id,
+      onProgress: (ev) => {
+        const s = find(ev.step);
+        switch (ev.kind) {
+          case "started":
+            s.state = "running";
+            s.started_at = ev.startedAt;
+            s.elapsed_ms = 0;
+            break;
+          case "succeeded":
+            s.state = "succeeded";
+            s.elapsed_ms = ev.elapsedMs;
+            log.info("step done", { step: ev.step, duration_ms: ev.elapsedMs });
+            break;
+          case "failed":
+            s.state = "failed";
+            s.elapsed_ms = ev.elapsedMs;
+            s.error = errorMessage(ev.error);
+            log.warn("step failed", { step: ev.step, duration_ms: ev.elapsedMs, error: s.error });
+            break;
+          case "undone":
+            s.state = "undone";
+            break;
+          case "undo_failed":
+            s.state = "undo_failed";
+            s.error = errorMessage(ev.error);
+            log.error("undo failed", { step: ev.step, error: s.error });
+            break;
+        }
+        this.ops.updateSteps(id, steps);
+      },
+      succeed: (result) => {
+        if (finished) return;
+        finished = true;
+        this.ops.finish(id, "succeeded", { result });
+        log.info("operation succeeded");
+      },
+      fail: (error) => {
+        if (finished) return;
+        finished = true;
+        this.ops.updateSteps(id, steps);
+        this.ops.finish(id, "failed", { error: errorMessage(error) });
+        log.warn("operation failed", { error: errorMessage(error) });
+      },
+    };
+  }
+}

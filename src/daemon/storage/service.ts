@@ -1,0 +1,146 @@
+import { rm } from "node:fs/promises";
+import type { FileSyncEntry } from "../../config/schema.js";
+import { vmFiles } from "../../paths/paths.js";
+import { privReadExt4File, privWriteExt4Files } from "../../rpc/priv/disks.js";
+import type { SystemInfo } from "../../rpc/daemon/system.js";
+import type { Runner } from "../../system/runner.js";
+import type { HelperClient } from "../helper-client.js";
+import { detectCloneStrategy, makeStrategy, type StrategyChoice } from "./detect.js";
+import { readExt4File, writeExt4Files, type Ext4Dir, type Ext4File } from "./ext4.js";
+import { planFileSync } from "./file-sync.js";
+import type { CloneOptions, CloneStrategy, RootDiskHandles } from "./types.js";
+import { createWorkDisk, resizeExt4Image } from "./work-disk.js";
+
+export interface StorageDeps {
+  readonly stateDir: string;
+  readonly configured: "auto" | CloneStrategy["name"];
+  readonly runner: Runner;
+  readonly helper?: HelperClient | undefined;
+}
+
+export interface CloneRootOptions extends CloneOptions {
+  /** Grow the clone to this many bytes (`--root-size`); must not be smaller than the image. */
+  readonly rootSizeBytes?: number | undefined;
+}
+
+/**
+ * What VM create/start/delete use for disks. The strategy is detected once
+ * per daemon (a probe clone in the state dir) and cached; releasing always
+ * uses the strategy recorded in the handles, so changing the config never
+ * strands an existing VM's devices.
+ */
+export class StorageService {
+  private choicePromise: Promise<StrategyChoice> | undefined;
+
+  constructor(private readonly deps: StorageDeps) {}
+
+  choice(opId: string): Promise<StrategyChoice> {
+    this.choicePromise ??= detectCloneStrategy({ stateDir: this.deps.stateDir, configured: this.deps.configured, runner: this.deps.runner, helper: this.deps.helper, opId }).catch((e: unknown) => {
+      this.choicePromise = undefined;
+      throw e;
+    });
+    return this.choicePromise;
+  }
+
+  async strategy(opId: string): Promise<CloneStrategy> {
+    return this.strategyFor((await this.choice(opId)).strategy);
+  }
+
+  private strategyFor(kind: RootDiskHandles["kind"]): CloneStrategy {
+    return makeStrategy(kind, { stateDir: this.deps.stateDir, runner: this.deps.runner, helper: this.deps.helper });
+  }
+
+  /** A VM's own root disk (/dev/vda), optionally grown; nothing is left behind on failure. */
+  async cloneRoot(imageRootfs: string, vmDir: string, opts: CloneRootOptions): Promise<RootDiskHandles> {
+    const strategy = await this.strategy(opts.opId);
+    const handles = await strategy.clone(imageRootfs, vmDir, opts);
+    if (opts.rootSizeBytes === undefined) return handles;
+    try {
+      if (handles.kind === "dm-snapshot") throw new Error("--root-size is not supported with dm-snapshot root disks (the snapshot is as large as its image); use reflink or copy");
+      await resizeExt4Image(this.deps.runner, handles.path, opts.rootSizeBytes);
+      return handles;
+    } catch (e) {
+      await strategy.release(handles, opts.opId).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  prepareBoot(handles: RootDiskHandles, opts: CloneOptions): Promise<RootDiskHandles> {
+    return this.strategyFor(handles.kind).prepareBoot(handles, opts);
+  }
+
+  /** Files into the root disk: debugfs directly on a file clone, through the root helper on a root-owned dm device. */
+  async writeRootFiles(handles: RootDiskHandles, files: readonly Ext4File[], dirs: readonly Ext4Dir[], opId: string): Promise<void> {
+    if (handles.kind !== "dm-snapshot") {
+      await writeExt4Files(this.deps.runner, handles.path, files, dirs);
+      return;
+    }
+    if (this.deps.helper === undefined) throw new Error("writing into a dm-snapshot root disk needs the root helper");
+    await this.deps.helper.call(
+      privWriteExt4Files,
+      {
+        image_path: handles.dm_dev,
+        files: files.map((f) => ({ guest_path: f.path, data: Buffer.from(f.data).toString("base64"), mode: f.mode, uid: f.uid ?? 0, gid: f.gid ?? 0 })),
+        dirs: dirs.map((d) => ({ guest_path: d.path, mode: d.mode, uid: d.uid ?? 0, gid: d.gid ?? 0 })),
+      },
+      opId,
+      120_000,
+    );
+  }
+
+  async readRootFile(handles: RootDiskHandles, guestPath: string, opId: string): Promise<Buffer> {
+    if (handles.kind !== "dm-snapshot") return readExt4File(this.deps.runner, handles.path, guestPath);
+    if (this.deps.helper === undefined) throw new Error("reading from a dm-snapshot root disk needs the root helper");
+    const r = await this.deps.helper.call(privReadExt4File, { image_path: handles.dm_dev, guest_path: guestPath }, opId, 120_000);
+    return Buffer.from(r.data, "base64");
+  }
+
+  /** The persistent /root disk (/dev/vdb) with the install's authorized_keys. */
+  async createWorkDisk(vmDir: string, sizeGib: number, authorizedKeys: string): Promise<string> {
+    const path = vmFiles.workDisk(vmDir);
+    await createWorkDisk(this.deps.runner, path, sizeGib, authorizedKeys);
+    return path;
+  }
+
+  /** Copies the config's file_sync entries from `home` into the VM's root and work disks. */
+  async syncFiles(handles: RootDiskHandles, workDisk: string, entries: readonly FileSyncEntry[], home: string, opId: string): Promise<void> {
+    if (entries.length === 0) return;
+    const plan = await planFileSync(entries, home);
+    if (plan.root.files.length + plan.root.dirs.length > 0) await this.writeRootFiles(handles, plan.root.files, plan.root.dirs, opId);
+    if (plan.work.files.length + plan.work.dirs.length > 0) await writeExt4Files(this.deps.runner, workDisk, plan.work.files, plan.work.dirs);
+  }
+
+  /**
+   * Everything disk-shaped a VM had: root clone (devices included), COW
+   * file, work disk. Collect-and-continue; safe to call again after a
+   * partial failure. `handles` may be undefined when create failed before cloning.
+   */
+  async releaseVm(vmDir: string, handles: RootDiskHandles | undefined, opId: string): Promise<void> {
+    const errors: unknown[] = [];
+    if (handles !== undefined) {
+      try {
+        await this.strategyFor(handles.kind).release(handles, opId);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    for (const p of [vmFiles.workDisk(vmDir), vmFiles.rootDisk(vmDir), vmFiles.cowFile(vmDir)]) {
+      try {
+        await rm(p, { force: true });
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    if (errors.length > 0) throw new AggregateError(errors, `releasing the disks of ${vmDir} failed in ${errors.length} step(s)`);
+  }
+
+  /** The `storage` section of system.info / doctor. */
+  async info(opId: string): Promise<Pick<SystemInfo, "storage">> {
+    try {
+      const c = await this.choice(opId);
+      return { storage: { clone_strategy: c.strategy, reason: c.reason, advice: c.advice } };
+    } catch (e) {
+      return { storage: { clone_strategy: "unknown", reason: `detection failed: ${(e as Error).message}`, advice: "" } };
+    }
+  }
+}

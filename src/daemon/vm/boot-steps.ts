@@ -1,0 +1,253 @@
+import { mkdir, open, rm } from "node:fs/promises";
+import { vmFiles } from "../../paths/paths.js";
+import type { ImageInfo, Lease, RootDisk, VmmHandle } from "./deps.js";
+import { rootDiskEdits, workDiskEdits } from "./guest-files.js";
+import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
+import type { HostKey } from "./ssh-keys.js";
+import type { Step } from "./steps.js";
+
+/**
+ * The steps that bring a VM up, shared by create (all of them) and start
+ * (the subset that does not make disks). Each step records the handles it
+ * creates at once, so a daemon crash mid-way still leaves enough on record
+ * to clean up.
+ */
+export interface BootCtx {
+  readonly env: LifecycleEnv;
+  readonly opId: string;
+  readonly vmId: string;
+  readonly name: string;
+  readonly vcpus: number;
+  readonly memoryMib: number;
+  readonly diskGib: number;
+  readonly vmDir: string;
+  readonly image: ImageInfo;
+  readonly signal: AbortSignal;
+  lease?: Lease;
+  root?: RootDisk;
+  workDisk?: string;
+  hostKey?: HostKey;
+  vmm?: VmmHandle;
+}
+
+export type BootStep = Step<BootCtx>;
+
+function need<T>(value: T | undefined, what: string, step: string): T {
+  if (value === undefined) throw new Error(`step ${step} needs ${what}, which no earlier step provided`);
+  return value;
+}
+
+export const leaseStep: BootStep = {
+  name: "lease",
+  async run(ctx) {
+    ctx.lease = await ctx.env.deps.network.lease(ctx.vmId, ctx.opId);
+    await ctx.env.handles.save(ctx.vmId, { ip: ctx.lease.ip, mac: ctx.lease.mac, tap: ctx.lease.tap, cid: ctx.lease.cid });
+  },
+  async undo(ctx) {
+    await ctx.env.deps.network.release(ctx.vmId, ctx.opId);
+  },
+};
+
+/** On start the VM keeps its lease (same IP); a failed start must not give it away. */
+export const reuseLeaseStep: BootStep = {
+  name: "lease",
+  async run(ctx) {
+    ctx.lease = await ctx.env.deps.network.lease(ctx.vmId, ctx.opId);
+    await ctx.env.handles.save(ctx.vmId, { ip: ctx.lease.ip, mac: ctx.lease.mac, tap: ctx.lease.tap, cid: ctx.lease.cid });
+  },
+};
+
+export const prepareDirStep: BootStep = {
+  name: "host-key",
+  async run(ctx) {
+    await mkdir(ctx.vmDir, { recursive: true, mode: 0o700 });
+    ctx.hostKey = await ctx.env.hostKey(ctx.vmDir, ctx.image.flavor);
+    await ctx.env.handles.save(ctx.vmId, { host_key_pub: ctx.hostKey.public, console_log: vmFiles.consoleLog(ctx.vmDir) });
+  },
+  async undo(ctx) {
+    await rm(vmFiles.hostKeysDir(ctx.vmDir), { recursive: true, force: true });
+  },
+};
+
+export const cloneRootStep: BootStep = {
+  name: "clone-root",
+  async run(ctx) {
+    ctx.root = await ctx.env.deps.storage.cloneRoot({ vmId: ctx.vmId, vmDir: ctx.vmDir, image: ctx.image }, ctx.opId);
+    await ctx.env.handles.save(ctx.vmId, { root_disk: { ...ctx.root } });
+  },
+  async undo(ctx) {
+    if (ctx.root !== undefined) await ctx.env.deps.storage.destroyRoot(ctx.root, ctx.opId);
+  },
+};
+
+export const activateRootStep: BootStep = {
+  name: "activate-root",
+  async run(ctx) {
+    ctx.root = await ctx.env.deps.storage.activateRoot(need(ctx.root, "the root disk handle", "activate-root"), ctx.opId);
+    await ctx.env.handles.save(ctx.vmId, { root_disk: { ...ctx.root } });
+  },
+  async undo(ctx) {
+    if (ctx.root !== undefined) await ctx.env.deps.storage.deactivateRoot(ctx.root, ctx.opId);
+  },
+};
+
+export const workDiskStep: BootStep = {
+  name: "work-disk",
+  async run(ctx) {
+    ctx.workDisk = await ctx.env.deps.storage.createWorkDisk({ vmId: ctx.vmId, vmDir: ctx.vmDir, sizeGib: ctx.diskGib }, ctx.opId);
+    await ctx.env.handles.save(ctx.vmId, { work_disk: ctx.workDisk });
+  },
+  async undo(ctx) {
+    if (ctx.workDisk !== undefined) await ctx.env.deps.storage.destroyWorkDisk(ctx.workDisk, ctx.opId);
+  },
+};
+
+export const injectStep: BootStep = {
+  name: "inject-files",
+  async run(ctx) {
+    const installKey = await ctx.env.installKey();
+    const identity = {
+      name: ctx.name,
+      flavor: ctx.image.flavor,
+      lease: need(ctx.lease, "a lease", "inject-files"),
+      hostKey: need(ctx.hostKey, "a host key", "inject-files"),
+      authorizedKey: installKey.publicKey,
+    };
+    await ctx.env.deps.storage.injectFiles({ kind: "root", root: need(ctx.root, "a root disk", "inject-files") }, rootDiskEdits(identity), ctx.opId);
+    await ctx.env.deps.storage.injectFiles({ kind: "work", path: need(ctx.workDisk, "a work disk", "inject-files") }, workDiskEdits(identity), ctx.opId);
+  },
+};
+
+export const pinHostKeyStep: BootStep = {
+  name: "pin-host-key",
+  async run(ctx) {
+    await syncKnownHosts(ctx.env);
+  },
+  async undo(ctx) {
+    await syncKnownHosts(ctx.env, ctx.vmId);
+  },
+};
+
+/** On start the VM keeps its host key; re-pinning is idempotent and must not unpin on failure. */
+export const repinHostKeyStep: BootStep = {
+  name: "pin-host-key",
+  async run(ctx) {
+    await syncKnownHosts(ctx.env);
+  },
+};
+
+export const networkStep: BootStep = {
+  name: "network",
+  async run(ctx) {
+    await ctx.env.deps.network.attach(ctx.vmId, need(ctx.lease, "a lease", "network"), ctx.opId);
+  },
+  async undo(ctx) {
+    if (ctx.lease !== undefined) await ctx.env.deps.network.detach(ctx.vmId, ctx.lease, ctx.opId);
+  },
+};
+
+export const launchStep: BootStep = {
+  name: "launch-vmm",
+  async run(ctx) {
+    const root = need(ctx.root, "a root disk", "launch-vmm");
+    ctx.vmm = await ctx.env.deps.vmm.launch({
+      vmId: ctx.vmId,
+      name: ctx.name,
+      vcpus: ctx.vcpus,
+      memoryMib: ctx.memoryMib,
+      image: ctx.image,
+      rootDiskPath: root.path,
+      workDiskPath: need(ctx.workDisk, "a work disk", "launch-vmm"),
+      lease: need(ctx.lease, "a lease", "launch-vmm"),
+      consoleLog: vmFiles.consoleLog(ctx.vmDir),
+      vmDir: ctx.vmDir,
+    }, ctx.opId);
+    await ctx.env.handles.save(ctx.vmId, { vmm_kind: ctx.vmm.kind, pid: ctx.vmm.pid, control_socket: ctx.vmm.controlSocket, vsock_path: ctx.vmm.vsockPath, vmm: { ...ctx.vmm } });
+  },
+  async undo(ctx) {
+    if (ctx.vmm === undefined) return;
+    await ctx.env.deps.vmm.stop(ctx.vmm, { timeoutMs: ctx.env.stopTimeoutMs, force: true }, ctx.opId);
+    await ctx.env.handles.save(ctx.vmId, { pid: undefined, control_socket: undefined, vsock_path: undefined, vmm: undefined });
+  },
+};
+
+export const waitSshStep: BootStep = {
+  name: "wait-ssh",
+  async run(ctx) {
+    const vmm = need(ctx.vmm, "a running VMM", "wait-ssh");
+    const lease = need(ctx.lease, "a lease", "wait-ssh");
+    const ac = new AbortController();
+    const onOuterAbort = (): void => { ac.abort(ctx.signal.reason); };
+    ctx.signal.addEventListener("abort", onOuterAbort, { once: true });
+    // Race the probe against the VMM dying: a kernel panic (panic=1, -no-reboot) makes the VMM exit,
+    // and waiting out the full ssh timeout for it would waste a minute and hide the reason.
+    let timer: NodeJS.Timeout | undefined;
+    const died = new Promise<never>((_resolve, reject) => {
+      const check = async (): Promise<void> => {
+        if (ac.signal.aborted) return;
+        if (!(await ctx.env.deps.vmm.isAlive(vmm))) {
+          reject(new Error(`the VMM exited while ${ctx.name} was booting${await consoleTail(vmFiles.consoleLog(ctx.vmDir))}`));
+          return;
+        }
+        timer = setTimeout(() => { void check(); }, ctx.env.aliveCheckMs);
+      };
+      timer = setTimeout(() => { void check(); }, ctx.env.aliveCheckMs);
+    });
+    died.catch(() => undefined);
+    try {
+      await Promise.race([ctx.env.deps.ssh.waitReady({ ip: lease.ip, name: ctx.name }, { timeoutMs: ctx.env.sshReadyTimeoutMs, signal: ac.signal }), died]);
+    } catch (e) {
+      throw new Error(`${e instanceof Error ? e.message : String(e)}${e instanceof Error && e.message.includes("console") ? "" : await consoleTail(vmFiles.consoleLog(ctx.vmDir))}`, { cause: e });
+    } finally {
+      ac.abort(new Error("wait-ssh finished"));
+      if (timer !== undefined) clearTimeout(timer);
+      ctx.signal.removeEventListener("abort", onOuterAbort);
+    }
+  },
+};
+
+export const publishDnsStep: BootStep = {
+  name: "publish-dns",
+  async run(ctx) {
+    await ctx.env.deps.dns.publish(ctx.name, need(ctx.lease, "a lease", "publish-dns").ip);
+  },
+  async undo(ctx) {
+    await ctx.env.deps.dns.unpublish(ctx.name);
+  },
+};
+
+/** The last lines of the console log, formatted for an error message (empty when there is no log). */
+export async function consoleTail(path: string, lines = 15, maxBytes = 8192): Promise<string> {
+  try {
+    const fh = await open(path, "r");
+    try {
+      const { size } = await fh.stat();
+      const start = Math.max(0, size - maxBytes);
+      const buf = Buffer.alloc(size - start);
+      await fh.read(buf, 0, buf.length, start);
+      const text = buf.toString("utf8").split("\n").filter((l) => l.trim() !== "").slice(-lines).join("\n");
+      return text === "" ? "" : `; last console lines (${path}):\n${text}`;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return "";
+  }
+}
+
+/** VM create: every step, in order. Edit with insertBefore/insertAfter/replaceStep from steps.ts. */
+export const CREATE_STEPS: readonly BootStep[] = [
+  leaseStep,
+  prepareDirStep,
+  cloneRootStep,
+  workDiskStep,
+  injectStep,
+  pinHostKeyStep,
+  networkStep,
+  launchStep,
+  waitSshStep,
+  publishDnsStep,
+];
+
+/** VM start of a stopped VM: same disks, same lease. */
+export const START_STEPS: readonly BootStep[] = [reuseLeaseStep, activateRootStep, repinHostKeyStep, networkStep, launchStep, waitSshStep, publishDnsStep];

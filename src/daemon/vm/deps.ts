@@ -1,0 +1,148 @@
+/**
+ * The seams between the VM lifecycle and the subsystems other modules own
+ * (network, storage, vmm drivers, dns, images, ssh). The lifecycle only talks
+ * to these interfaces; the daemon wires real implementations in, tests wire
+ * recording fakes. Every call that may reach the root helper takes the op id
+ * of the request being served so logs correlate across processes.
+ */
+
+/** An image as VM create needs it (see the guest contract). */
+export interface ImageInfo {
+  readonly name: string;
+  /** Which files VM create injects: systemd (Debian default) or busybox (tiny test image). */
+  readonly flavor: "systemd" | "busybox";
+  /** bzImage, used by qemu. */
+  readonly kernelPath: string;
+  /** Uncompressed ELF, used by Firecracker. */
+  readonly vmlinuxPath?: string | undefined;
+  readonly initrdPath?: string | undefined;
+  readonly rootfsPath: string;
+}
+
+export interface ImageDeps {
+  get(name: string): Promise<ImageInfo | undefined>;
+}
+
+/** A VM's network identity, stable for its whole life (start after stop keeps the same IP). */
+export interface Lease {
+  readonly ip: string;
+  readonly mac: string;
+  readonly tap: string;
+  readonly cid: number;
+  /** Prefix length of the bridge subnet, e.g. 24. */
+  readonly prefix: number;
+  /** The bridge's address: the guest's default gateway. */
+  readonly gateway: string;
+  /** Resolvers written to the guest's resolv.conf / network config. */
+  readonly nameservers: readonly string[];
+}
+
+export interface NetworkDeps {
+  /** Get-or-allocate (transactional in the state store): a VM that already has a lease gets the same one back. */
+  lease(vmId: string, opId: string): Promise<Lease>;
+  /** Frees the lease row. Idempotent. */
+  release(vmId: string, opId: string): Promise<void>;
+  /** Creates the tap (or takes one from the pool), attaches it to the bridge, and adds NAT for the guest IP. */
+  attach(vmId: string, lease: Lease, opId: string): Promise<void>;
+  /** Reverses attach. Idempotent: absent tap/rules are not errors. */
+  detach(vmId: string, lease: Lease, opId: string): Promise<void>;
+}
+
+/** Opaque record of how a VM's root disk was cloned (file path, or dm/loop names). Persisted in handles. */
+export interface RootDisk {
+  readonly strategy: string;
+  /** What the VMM opens as /dev/vda (a file or a block device). */
+  readonly path: string;
+  readonly [key: string]: unknown;
+}
+
+/** One file to place into a guest disk without mounting it. */
+export interface GuestFile {
+  /** Absolute path inside the disk's filesystem. */
+  readonly path: string;
+  readonly content: Buffer;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export interface GuestDir {
+  readonly path: string;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export interface GuestEdits {
+  readonly dirs: readonly GuestDir[];
+  readonly files: readonly GuestFile[];
+}
+
+export interface StorageDeps {
+  /** Makes the VM's copy-on-write root over the image rootfs, ready to be opened by the VMM. */
+  cloneRoot(req: { vmId: string; vmDir: string; image: ImageInfo }, opId: string): Promise<RootDisk>;
+  /** Re-activates a root made earlier (dm-snapshot after stop/host reboot); returns possibly-new device names. */
+  activateRoot(root: RootDisk, opId: string): Promise<RootDisk>;
+  /** Releases devices the root holds while the VM is down; disk contents are kept. Idempotent. */
+  deactivateRoot(root: RootDisk, opId: string): Promise<void>;
+  /** Removes the root clone and everything it holds. Idempotent. */
+  destroyRoot(root: RootDisk, opId: string): Promise<void>;
+  /** Creates the persistent ext4 work disk (mounted at /root in the guest); returns its path. */
+  createWorkDisk(req: { vmId: string; vmDir: string; sizeGib: number }, opId: string): Promise<string>;
+  destroyWorkDisk(path: string, opId: string): Promise<void>;
+  /** Writes dirs/files into an ext4 disk (root clone or work disk) without mounting it. */
+  injectFiles(disk: { kind: "root"; root: RootDisk } | { kind: "work"; path: string }, edits: GuestEdits, opId: string): Promise<void>;
+}
+
+export interface LaunchSpec {
+  readonly vmId: string;
+  readonly name: string;
+  readonly vcpus: number;
+  readonly memoryMib: number;
+  readonly image: ImageInfo;
+  readonly rootDiskPath: string;
+  readonly workDiskPath: string;
+  readonly lease: Lease;
+  readonly consoleLog: string;
+  readonly vmDir: string;
+}
+
+/** What a driver leaves behind to find the VMM again (persisted in handles.vmm). */
+export interface VmmHandle {
+  readonly kind: string;
+  readonly pid: number;
+  /** QMP or Firecracker API socket. */
+  readonly controlSocket: string;
+  readonly vsockPath?: string | undefined;
+  readonly [key: string]: unknown;
+}
+
+export interface VmmDeps {
+  /** Which driver new VMs use ("qemu" | "firecracker"), resolved from config once. */
+  readonly kind: string;
+  launch(spec: LaunchSpec, opId: string): Promise<VmmHandle>;
+  /** Graceful shutdown (ctrl-alt-del / powerdown), SIGKILL after timeoutMs; force skips the graceful part. Idempotent. */
+  stop(handle: VmmHandle, opts: { timeoutMs: number; force: boolean }, opId: string): Promise<void>;
+  /** True while the VMM process behind the handle is alive (pid + cmdline check). */
+  isAlive(handle: VmmHandle): Promise<boolean>;
+}
+
+export interface DnsDeps {
+  /** Publishes NAME.vm -> ip. Idempotent. */
+  publish(name: string, ip: string): Promise<void>;
+  unpublish(name: string): Promise<void>;
+}
+
+/** Pinned-host-key readiness probe: resolves once `ssh ... true` succeeds against the pinned key. */
+export interface SshProbe {
+  waitReady(target: { ip: string; name: string }, opts: { timeoutMs: number; signal: AbortSignal }): Promise<void>;
+}
+
+export interface VmDeps {
+  readonly images: ImageDeps;
+  readonly network: NetworkDeps;
+  readonly storage: StorageDeps;
+  readonly vmm: VmmDeps;
+  readonly dns: DnsDeps;
+  readonly ssh: SshProbe;
+}

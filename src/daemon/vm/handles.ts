@@ -1,0 +1,28 @@
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { state, vmFiles } from "../../paths/paths.js";
+import type { VmHandles, VmRecord, VmRepository } from "../../state/vms.js";
+
+/**
+ * Handles live in the `vms` row AND in the VM dir's handles.json, so a daemon
+ * whose database was lost or corrupted can still find and tear down taps,
+ * devices and VMM processes. The row is written first (the source of truth);
+ * the mirror follows.
+ */
+export class HandleStore {
+  constructor(private readonly vms: VmRepository, private readonly stateDir: string) {}
+
+  async save(vmId: string, patch: Partial<VmHandles>): Promise<VmRecord> {
+    const rec = this.vms.updateHandles(vmId, patch);
+    await this.mirror(rec);
+    return rec;
+  }
+
+  async mirror(rec: VmRecord): Promise<void> {
+    const dir = state.vmDir(this.stateDir, rec.id);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const path = vmFiles.handles(dir);
+    const tmp = `${path}.tmp`;
+    await writeFile(tmp, JSON.stringify({ id: rec.id, name: rec.name, image: rec.image, vmm: rec.vmm, handles: rec.handles }, null, 2) + "\n", { mode: 0o600 });
+    await rename(tmp, path);
+  }
+}

@@ -1,0 +1,89 @@
+import { open, stat } from "node:fs/promises";
+import { state, vmFiles } from "../../paths/paths.js";
+import type { VmRecord } from "../../state/vms.js";
+import { allocatedBytes, readProcessStats } from "../../system/proc.js";
+import { rootDiskOf } from "./teardown.js";
+
+/** Read-only views of a VM: console log chunks and resource use from /proc and the disk files. */
+export interface LogChunk {
+  readonly path: string;
+  readonly data: Buffer;
+  readonly offset: number;
+  readonly nextOffset: number;
+  readonly size: number;
+}
+
+export function consoleLogPath(stateDir: string, vm: VmRecord): string {
+  return vm.handles.console_log ?? vmFiles.consoleLog(state.vmDir(stateDir, vm.id));
+}
+
+/**
+ * Reads from `offset` (or the last `tailBytes` when no offset is given). A
+ * log that shrank (VM restarted, log truncated) restarts from 0 so `logs -f`
+ * never stalls past the end.
+ */
+export async function readLogChunk(path: string, opts: { offset?: number | undefined; maxBytes?: number | undefined; tailBytes?: number | undefined }): Promise<LogChunk> {
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch {
+    return { path, data: Buffer.alloc(0), offset: 0, nextOffset: 0, size: 0 };
+  }
+  const maxBytes = opts.maxBytes ?? 1024 * 1024;
+  let offset = opts.offset ?? (opts.tailBytes !== undefined ? Math.max(0, size - opts.tailBytes) : 0);
+  if (offset > size) offset = 0;
+  const len = Math.min(maxBytes, size - offset);
+  const data = Buffer.alloc(len);
+  if (len > 0) {
+    const fh = await open(path, "r");
+    try {
+      await fh.read(data, 0, len, offset);
+    } finally {
+      await fh.close();
+    }
+  }
+  return { path, data, offset, nextOffset: offset + len, size };
+}
+
+export interface VmStats {
+  readonly pid: number | null;
+  readonly cpuPercent: number | null;
+  readonly rssBytes: number | null;
+  readonly uptimeS: number | null;
+  readonly rootAllocatedBytes: number;
+  readonly workAllocatedBytes: number;
+  readonly workSizeBytes: number;
+}
+
+export async function vmStats(vm: VmRecord, procRoot = "/proc"): Promise<VmStats> {
+  const pid = vm.state === "running" ? vm.handles.pid ?? null : null;
+  let proc: Awaited<ReturnType<typeof readProcessStats>> | undefined;
+  if (pid !== null) {
+    try {
+      proc = await readProcessStats(pid, procRoot);
+    } catch {
+      // The VMM may have exited since the state was read; report no process numbers rather than fail.
+    }
+  }
+  const root = rootDiskOf(vm);
+  // A dm-snapshot root's growth lives in its COW file; a reflink/copy root is the file itself.
+  const rootFile = typeof root?.["cowFile"] === "string" ? root["cowFile"] : root !== undefined && !root.path.startsWith("/dev/") ? root.path : undefined;
+  const work = vm.handles.work_disk;
+  let workSize = 0;
+  if (work !== undefined) {
+    try {
+      workSize = (await stat(work)).size;
+    } catch {
+      workSize = 0;
+    }
+  }
+  return {
+    pid: proc !== undefined ? pid : null,
+    cpuPercent: proc !== undefined ? Math.round(proc.cpuPercent * 10) / 10 : null,
+    rssBytes: proc?.rssBytes ?? null,
+    uptimeS: proc !== undefined ? Math.round(proc.uptimeSeconds) : null,
+    rootAllocatedBytes: rootFile !== undefined ? await allocatedBytes(rootFile) : 0,
+    workAllocatedBytes: work !== undefined ? await allocatedBytes(work) : 0,
+    workSizeBytes: workSize,
+  };
+}

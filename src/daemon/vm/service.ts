@@ -1,0 +1,303 @@
+import { randomBytes } from "node:crypto";
+import { access } from "node:fs/promises";
+import { state as statePaths } from "../../paths/paths.js";
+import { RpcError } from "../../rpc/errors.js";
+import { inTransaction, type Db } from "../../state/database.js";
+import { DuplicateOperationError } from "../../state/operations.js";
+import { DuplicateVmNameError, type VmRecord, type VmState } from "../../state/vms.js";
+import { OperationTracker, type TrackedOperation } from "../operations/tracker.js";
+import { CREATE_STEPS, START_STEPS, type BootCtx, type BootStep } from "./boot-steps.js";
+import type { ImageInfo } from "./deps.js";
+import { KeyedMutex } from "./keyed-mutex.js";
+import type { LifecycleEnv } from "./lifecycle-env.js";
+import { checkVmSize } from "./limits.js";
+import { checkVmName, generateVmName } from "./names.js";
+import { errorMessage, runSteps, StepFailedError, stepNames } from "./steps.js";
+import { deleteActions, rootDiskOf, runAll, stopActions } from "./teardown.js";
+
+export interface CreateRequest {
+  readonly name?: string | undefined;
+  readonly image?: string | undefined;
+  readonly vcpus?: number | undefined;
+  readonly memoryMib?: number | undefined;
+  readonly diskGib?: number | undefined;
+}
+
+export interface VmServiceOptions {
+  readonly env: LifecycleEnv;
+  readonly db: Db;
+  readonly tracker: OperationTracker;
+  readonly defaults: { image: string; vcpus: number; memoryMib: number; diskGib: number };
+  readonly hostCpus?: number;
+  readonly createSteps?: readonly BootStep[];
+  readonly startSteps?: readonly BootStep[];
+}
+
+export interface OperationRef {
+  readonly operation_id: string;
+  readonly vm: { id: string; name: string };
+}
+
+/**
+ * VM lifecycle orchestration. Long actions (create, start, restart) return an
+ * operation id at once and run in the background; their progress lands in the
+ * operations table. State transitions are checked and written synchronously
+ * (better-sqlite3 is synchronous, so check-then-set cannot interleave), and a
+ * per-VM mutex keeps two long actions on one VM from overlapping.
+ */
+export class VmService {
+  private readonly env: LifecycleEnv;
+  private readonly db: Db;
+  private readonly tracker: OperationTracker;
+  private readonly defaults: VmServiceOptions["defaults"];
+  private readonly hostCpus: number | undefined;
+  private readonly createSteps: readonly BootStep[];
+  private readonly startSteps: readonly BootStep[];
+  private readonly locks = new KeyedMutex();
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly aborters = new Map<string, AbortController>();
+
+  constructor(opts: VmServiceOptions) {
+    this.env = opts.env;
+    this.db = opts.db;
+    this.tracker = opts.tracker;
+    this.defaults = opts.defaults;
+    this.hostCpus = opts.hostCpus;
+    this.createSteps = opts.createSteps ?? CREATE_STEPS;
+    this.startSteps = opts.startSteps ?? START_STEPS;
+  }
+
+  /** Resolves when no background operation is running (tests, daemon shutdown). */
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+
+  /** Daemon shutdown: abort waits (ssh readiness) so in-flight operations unwind promptly. */
+  abortAll(): void {
+    for (const ac of this.aborters.values()) ac.abort(new Error("the daemon is shutting down"));
+  }
+
+  mustGet(name: string): VmRecord {
+    const vm = this.env.vms.getByName(name);
+    if (vm === undefined) throw new RpcError("not_found", `no VM named ${JSON.stringify(name)}; see banger vm ls`);
+    return vm;
+  }
+
+  list(): VmRecord[] {
+    return this.env.vms.list();
+  }
+
+  private async image(name: string): Promise<ImageInfo> {
+    const image = await this.env.deps.images.get(name);
+    if (image === undefined) throw new RpcError("not_found", `unknown image ${JSON.stringify(name)}: build it with "banger image build --name ${name}" or pick one from "banger image ls"`);
+    const needed: [string, string | undefined][] = [["kernel", this.env.deps.vmm.kind === "firecracker" ? image.vmlinuxPath ?? image.kernelPath : image.kernelPath], ["rootfs", image.rootfsPath], ["initrd", image.initrdPath]];
+    for (const [what, path] of needed) {
+      if (path === undefined) continue;
+      try {
+        await access(path);
+      } catch {
+        throw new RpcError("not_found", `image ${JSON.stringify(name)} is missing its ${what} (${path}); rebuild it with "banger image build --name ${name} --force"`);
+      }
+    }
+    return image;
+  }
+
+  async create(req: CreateRequest, opId: string): Promise<OperationRef> {
+    const problems: string[] = [];
+    if (req.name !== undefined) {
+      const bad = checkVmName(req.name);
+      if (bad !== undefined) problems.push(bad);
+    }
+    const size = { vcpus: req.vcpus ?? this.defaults.vcpus, memoryMib: req.memoryMib ?? this.defaults.memoryMib, diskGib: req.diskGib ?? this.defaults.diskGib };
+    problems.push(...checkVmSize(size, this.hostCpus));
+    if (problems.length > 0) throw new RpcError("bad_params", problems.join("; "));
+    const imageName = req.image ?? this.defaults.image;
+    const image = await this.image(imageName);
+
+    const id = randomBytes(16).toString("hex");
+    let vm: VmRecord;
+    try {
+      vm = inTransaction(this.db, () => this.env.vms.insert({ id, name: req.name ?? generateVmName(this.env.vms.names()), image: image.name, ...size, vmm: this.env.deps.vmm.kind }));
+    } catch (e) {
+      if (e instanceof DuplicateVmNameError) throw new RpcError("conflict", e.message);
+      throw e;
+    }
+    const op = this.beginOp(opId, "vm.create", vm, this.createSteps, () => { this.env.vms.delete(vm.id); });
+    const ctx = this.bootCtx(vm, image, opId);
+    this.background(vm.id, async () => {
+      try {
+        await this.locks.run(vm.id, () => runSteps(this.createSteps, ctx, op.onProgress));
+      } catch (e) {
+        await this.afterFailedCreate(vm, e, op, opId);
+        return;
+      }
+      this.finishUp(vm.id, op);
+    });
+    return { operation_id: opId, vm: { id: vm.id, name: vm.name } };
+  }
+
+  /** Steps already unwound; remove what create made outside the steps (record, VM dir). */
+  private async afterFailedCreate(vm: VmRecord, e: unknown, op: TrackedOperation, opId: string): Promise<void> {
+    const unwound = !(e instanceof StepFailedError) || e.cleanupErrors.length === 0;
+    if (unwound) {
+      try {
+        // Nothing of the VM remains on the host; drop its dir and record so no half-created VM is listed.
+        const fresh = this.env.vms.getById(vm.id) ?? vm;
+        await runAll(deleteActions(this.env, fresh, { opId }).filter((a) => a.name === "remove-vm-dir" || a.name === "release-lease"), "cleanup after failed create");
+        this.env.vms.delete(vm.id);
+        op.fail(e);
+        return;
+      } catch (cleanupErr) {
+        this.markError(vm.id, `${errorMessage(e)}; ${errorMessage(cleanupErr)}`);
+        op.fail(new AggregateError([e, cleanupErr], `${errorMessage(e)}; ${errorMessage(cleanupErr)}; run "banger vm rm --force ${vm.name}" to retry cleanup`));
+        return;
+      }
+    }
+    this.markError(vm.id, errorMessage(e));
+    op.fail(new Error(`${errorMessage(e)}; some resources could not be released: run "banger vm rm --force ${vm.name}" to retry cleanup`, { cause: e }));
+  }
+
+  async start(name: string, opId: string): Promise<OperationRef> {
+    const current = this.mustGet(name);
+    const image = await this.image(current.image);
+    const vm = this.transition(name, ["stopped", "error"], "starting", "start");
+    const op = this.beginOp(opId, "vm.start", vm, this.startSteps, () => { this.env.vms.setState(vm.id, current.state); });
+    this.background(vm.id, async () => {
+      try {
+        await this.locks.run(vm.id, () => this.bootExisting(vm, image, op, opId));
+      } catch (e) {
+        this.afterFailedStart(vm, e, op);
+        return;
+      }
+      this.finishUp(vm.id, op);
+    });
+    return { operation_id: opId, vm: { id: vm.id, name: vm.name } };
+  }
+
+  async restart(name: string, force: boolean, opId: string): Promise<OperationRef> {
+    const current = this.mustGet(name);
+    const image = await this.image(current.image);
+    const vm = this.transition(name, ["running", "error", "stopped"], "stopping", "restart");
+    const stopStep: BootStep = {
+      name: "stop",
+      run: async () => {
+        const fresh = this.env.vms.getById(vm.id) ?? vm;
+        await runAll(stopActions(this.env, fresh, { force, opId }), `stopping ${vm.name}`);
+        this.env.vms.setState(vm.id, "starting", { startedAt: null });
+      },
+    };
+    const steps = [stopStep, ...this.startSteps];
+    const op = this.beginOp(opId, "vm.restart", vm, steps, () => { this.env.vms.setState(vm.id, current.state); });
+    this.background(vm.id, async () => {
+      try {
+        await this.locks.run(vm.id, () => this.bootExisting(this.env.vms.getById(vm.id) ?? vm, image, op, opId, steps));
+      } catch (e) {
+        this.afterFailedStart(vm, e, op);
+        return;
+      }
+      this.finishUp(vm.id, op);
+    });
+    return { operation_id: opId, vm: { id: vm.id, name: vm.name } };
+  }
+
+  private async bootExisting(vm: VmRecord, image: ImageInfo, op: TrackedOperation, opId: string, steps: readonly BootStep[] = this.startSteps): Promise<void> {
+    const ctx = this.bootCtx(vm, image, opId);
+    const root = rootDiskOf(vm);
+    if (root !== undefined) ctx.root = root;
+    if (vm.handles.work_disk !== undefined) ctx.workDisk = vm.handles.work_disk;
+    await runSteps(steps, ctx, op.onProgress);
+  }
+
+  private afterFailedStart(vm: VmRecord, e: unknown, op: TrackedOperation): void {
+    const unwound = !(e instanceof StepFailedError) || e.cleanupErrors.length === 0;
+    // A cleanly unwound start leaves a stopped VM (disks and lease kept); a dirty one is marked error so rm/stop can retry.
+    this.env.vms.setState(vm.id, unwound ? "stopped" : "error", { lastError: errorMessage(e), startedAt: null });
+    op.fail(e);
+  }
+
+  async stop(name: string, force: boolean, opId: string): Promise<VmRecord> {
+    const vm = this.transition(name, ["running", "error"], "stopping", "stop");
+    return this.locks.run(vm.id, async () => {
+      const fresh = this.env.vms.getById(vm.id) ?? vm;
+      try {
+        await runAll(stopActions(this.env, fresh, { force, opId }), `stopping ${vm.name}`);
+      } catch (e) {
+        this.markError(vm.id, errorMessage(e));
+        throw new RpcError("operation_failed", `${errorMessage(e)}; the VM is marked error: retry with "banger vm stop --force ${vm.name}"`);
+      }
+      return this.env.vms.setState(vm.id, "stopped", { startedAt: null, lastError: null });
+    });
+  }
+
+  async delete(name: string, force: boolean, opId: string): Promise<VmRecord> {
+    const vm = this.mustGet(name);
+    const busy: VmState[] = ["creating", "starting", "stopping"];
+    if (!force && vm.state === "running") throw new RpcError("conflict", `VM ${name} is running: stop it first (banger vm stop ${name}) or delete with --force`);
+    if (!force && busy.includes(vm.state)) throw new RpcError("conflict", `VM ${name} is ${vm.state}: wait for that to finish or delete with --force`);
+    // --force interrupts a pending create/start (e.g. a guest that never becomes ssh-ready) instead of waiting it out.
+    if (force) this.aborters.get(vm.id)?.abort(new Error(`VM ${name} is being deleted`));
+    return this.locks.run(vm.id, async () => {
+      const fresh = this.env.vms.getById(vm.id);
+      if (fresh === undefined) return vm; // a failed create already removed it
+      this.env.vms.setState(vm.id, "stopping");
+      try {
+        await runAll(deleteActions(this.env, fresh, { opId }), `deleting ${name}`);
+      } catch (e) {
+        this.markError(vm.id, errorMessage(e));
+        throw new RpcError("operation_failed", `${errorMessage(e)}; the VM is kept (state error) so nothing is lost track of: fix the cause and run "banger vm rm --force ${name}" again`);
+      }
+      this.env.vms.delete(vm.id);
+      return fresh;
+    });
+  }
+
+  private transition(name: string, from: readonly VmState[], to: VmState, verb: string): VmRecord {
+    return inTransaction(this.db, () => {
+      const vm = this.mustGet(name);
+      if (!from.includes(vm.state)) {
+        const hint = vm.state === "running" && verb === "start" ? " (it is already running)" : vm.state === "stopped" && verb === "stop" ? " (it is already stopped)" : "";
+        throw new RpcError("conflict", `cannot ${verb} VM ${name}: it is ${vm.state}${hint}; ${verb} needs state ${from.join(" or ")}`);
+      }
+      return this.env.vms.setState(vm.id, to);
+    });
+  }
+
+  private beginOp(opId: string, kind: string, vm: VmRecord, steps: readonly BootStep[], rollback: () => void): TrackedOperation {
+    try {
+      return this.tracker.begin(opId, kind, vm.name, stepNames(steps));
+    } catch (e) {
+      rollback();
+      if (e instanceof DuplicateOperationError) throw new RpcError("conflict", e.message);
+      throw e;
+    }
+  }
+
+  private bootCtx(vm: VmRecord, image: ImageInfo, opId: string): BootCtx {
+    const ac = new AbortController();
+    this.aborters.set(vm.id, ac);
+    return { env: this.env, opId, vmId: vm.id, name: vm.name, vcpus: vm.vcpus, memoryMib: vm.memoryMib, diskGib: vm.diskGib, vmDir: statePaths.vmDir(this.env.stateDir, vm.id), image, signal: ac.signal };
+  }
+
+  private finishUp(vmId: string, op: TrackedOperation): void {
+    const rec = this.env.vms.setState(vmId, "running", { startedAt: new Date().toISOString(), lastError: null });
+    op.succeed({ id: rec.id, name: rec.name, ip: rec.handles.ip ?? null });
+  }
+
+  private markError(vmId: string, message: string): void {
+    try {
+      this.env.vms.setState(vmId, "error", { lastError: message });
+    } catch (e) {
+      this.env.logger.error("could not mark VM error", { vm: vmId, error: errorMessage(e) });
+    }
+  }
+
+  private background(vmId: string, fn: () => Promise<void>): void {
+    const p = fn()
+      .catch((e: unknown) => { this.env.logger.error("background operation crashed", { vm: vmId, error: errorMessage(e) }); })
+      .finally(() => {
+        this.inflight.delete(p);
+        this.aborters.delete(vmId);
+      });
+    this.inflight.add(p);
+  }
+}

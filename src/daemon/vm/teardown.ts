@@ -1,0 +1,84 @@
+import { rm } from "node:fs/promises";
+import { state } from "../../paths/paths.js";
+import type { VmRecord } from "../../state/vms.js";
+import type { Lease, RootDisk, VmmHandle } from "./deps.js";
+import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
+import { errorMessage } from "./steps.js";
+
+/**
+ * Teardown is collect-and-continue: every action runs even when an earlier
+ * one failed (a VMM that refuses to die must not strand the tap or the disk
+ * devices), and all failures come back together in one AggregateError.
+ */
+export interface TeardownAction {
+  readonly name: string;
+  run(): Promise<void>;
+}
+
+export async function runAll(actions: readonly TeardownAction[], what: string): Promise<void> {
+  const errors: Error[] = [];
+  for (const a of actions) {
+    try {
+      await a.run();
+    } catch (e) {
+      errors.push(new Error(`${a.name}: ${errorMessage(e)}`, { cause: e }));
+    }
+  }
+  if (errors.length > 0) throw new AggregateError(errors, `${what} failed in ${errors.length} step(s): ${errors.map((e) => e.message).join("; ")}`);
+}
+
+export function vmmHandleOf(vm: VmRecord): VmmHandle | undefined {
+  const h = vm.handles;
+  if (h.pid === undefined || h.control_socket === undefined) return undefined;
+  return { ...(h.vmm ?? {}), kind: h.vmm_kind ?? vm.vmm, pid: h.pid, controlSocket: h.control_socket, vsockPath: h.vsock_path };
+}
+
+export function rootDiskOf(vm: VmRecord): RootDisk | undefined {
+  const r = vm.handles.root_disk;
+  if (r === undefined || typeof r["path"] !== "string" || typeof r["strategy"] !== "string") return undefined;
+  return { ...r, strategy: r["strategy"], path: r["path"] };
+}
+
+/** Rebuilds the lease from handles for detach; the network layer only needs ip/mac/tap to find its rules. */
+function leaseOf(vm: VmRecord): Lease | undefined {
+  const h = vm.handles;
+  if (h.ip === undefined || h.mac === undefined || h.tap === undefined) return undefined;
+  return { ip: h.ip, mac: h.mac, tap: h.tap, cid: h.cid ?? 0, prefix: 0, gateway: "", nameservers: [] };
+}
+
+/** Everything that only exists while a VM runs: DNS record, VMM, tap + NAT, active disk devices. */
+export function stopActions(env: LifecycleEnv, vm: VmRecord, opts: { force: boolean; opId: string }): TeardownAction[] {
+  const { deps } = env;
+  const actions: TeardownAction[] = [{ name: "unpublish-dns", run: () => deps.dns.unpublish(vm.name) }];
+  const vmm = vmmHandleOf(vm);
+  if (vmm !== undefined) {
+    actions.push({
+      name: "stop-vmm",
+      run: async () => {
+        await deps.vmm.stop(vmm, { timeoutMs: env.stopTimeoutMs, force: opts.force }, opts.opId);
+        await env.handles.save(vm.id, { pid: undefined, control_socket: undefined, vsock_path: undefined, vmm: undefined });
+      },
+    });
+  }
+  const lease = leaseOf(vm);
+  if (lease !== undefined) actions.push({ name: "detach-network", run: () => deps.network.detach(vm.id, lease, opts.opId) });
+  const root = rootDiskOf(vm);
+  if (root !== undefined) actions.push({ name: "deactivate-root", run: () => deps.storage.deactivateRoot(root, opts.opId) });
+  return actions;
+}
+
+/** Stop actions plus everything the VM owns for good: disks, lease, VM dir, known_hosts entry. */
+export function deleteActions(env: LifecycleEnv, vm: VmRecord, opts: { opId: string }): TeardownAction[] {
+  const { deps } = env;
+  const actions = stopActions(env, vm, { force: true, opId: opts.opId });
+  const root = rootDiskOf(vm);
+  if (root !== undefined) actions.push({ name: "destroy-root", run: () => deps.storage.destroyRoot(root, opts.opId) });
+  const work = vm.handles.work_disk;
+  if (work !== undefined) actions.push({ name: "destroy-work-disk", run: () => deps.storage.destroyWorkDisk(work, opts.opId) });
+  actions.push(
+    { name: "release-lease", run: () => deps.network.release(vm.id, opts.opId) },
+    { name: "unpin-host-key", run: () => syncKnownHosts(env, vm.id) },
+    { name: "remove-vm-dir", run: () => rm(state.vmDir(env.stateDir, vm.id), { recursive: true, force: true }) },
+  );
+  return actions;
+}

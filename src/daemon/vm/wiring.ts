@@ -1,0 +1,61 @@
+import { state } from "../../paths/paths.js";
+import { RpcError } from "../../rpc/errors.js";
+import { OperationRepository } from "../../state/operations.js";
+import { VmRepository } from "../../state/vms.js";
+import type { DaemonEnv } from "../env.js";
+import { OperationTracker } from "../operations/tracker.js";
+import type { VmDeps } from "./deps.js";
+import { HandleStore } from "./handles.js";
+import type { LifecycleEnv } from "./lifecycle-env.js";
+import { VmService } from "./service.js";
+import { createSshProbe } from "./ssh-probe.js";
+import { ensureInstallKey, generateHostKey } from "./ssh-keys.js";
+
+/**
+ * Where the daemon's real subsystems plug into the VM lifecycle. Until a
+ * subsystem is wired here its calls fail with a message naming it, so
+ * `vm list/show/rm` work and `vm create` fails clearly instead of hanging.
+ * THE LEAD replaces each `unwired(...)` with the real implementation.
+ */
+function unwired(subsystem: string): never {
+  throw new RpcError("operation_failed", `${subsystem} is not wired into the VM lifecycle yet (src/daemon/vm/wiring.ts)`);
+}
+
+export function daemonVmDeps(env: DaemonEnv, overrides: Partial<VmDeps> = {}): VmDeps {
+  const keyPath = state.sshKey(env.layout.stateDir);
+  return {
+    images: overrides.images ?? { get: () => Promise.resolve(unwired("images")) },
+    network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), detach: () => Promise.resolve() },
+    storage: overrides.storage ?? { cloneRoot: () => unwired("storage"), activateRoot: () => unwired("storage"), deactivateRoot: () => Promise.resolve(), destroyRoot: () => Promise.resolve(), createWorkDisk: () => unwired("storage"), destroyWorkDisk: () => Promise.resolve(), injectFiles: () => unwired("storage") },
+    vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false) },
+    dns: overrides.dns ?? { publish: () => Promise.resolve(), unpublish: () => Promise.resolve() },
+    ssh: overrides.ssh ?? createSshProbe({ runner: env.runner, keyPath, knownHostsPath: state.knownHosts(env.layout.stateDir) }),
+  };
+}
+
+export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmService; operations: OperationRepository; lifecycle: LifecycleEnv } {
+  const vms = new VmRepository(env.db);
+  const operations = new OperationRepository(env.db);
+  // Operations cut off by a previous daemon's exit would otherwise read "running" forever.
+  operations.failInterrupted("the daemon restarted while this operation was running");
+  const lifecycle: LifecycleEnv = {
+    deps,
+    vms,
+    handles: new HandleStore(vms, env.layout.stateDir),
+    logger: env.logger,
+    stateDir: env.layout.stateDir,
+    knownHostsPath: state.knownHosts(env.layout.stateDir),
+    sshReadyTimeoutMs: 120_000,
+    stopTimeoutMs: env.config.vmm.stop_timeout_s * 1000,
+    aliveCheckMs: 500,
+    installKey: () => ensureInstallKey(env.runner, env.layout.stateDir),
+    hostKey: (vmDir, flavor) => generateHostKey(env.runner, vmDir, flavor),
+  };
+  const service = new VmService({
+    env: lifecycle,
+    db: env.db,
+    tracker: new OperationTracker(operations, env.logger),
+    defaults: { image: env.config.defaults.image, vcpus: env.config.defaults.vcpus, memoryMib: env.config.defaults.memory_mib, diskGib: env.config.defaults.disk_gib },
+  });
+  return { service, operations, lifecycle };
+}

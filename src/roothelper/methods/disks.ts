@@ -1,0 +1,213 @@
+import { accessSync, constants, fstatSync, openSync, closeSync, readlinkSync, statSync } from "node:fs";
+import { sep } from "node:path";
+import { checkGuestPath, readExt4File, writeExt4Files, type Ext4Dir, type Ext4File } from "../../daemon/storage/ext4.js";
+import { implement, type Registration } from "../../rpc/dispatcher.js";
+import { RpcError } from "../../rpc/errors.js";
+import {
+  privCleanupDmSnapshot,
+  privCreateDmSnapshot,
+  privFsckSnapshot,
+  privReadExt4File,
+  privRemoveDmSnapshot,
+  privStorageCaps,
+  privWriteExt4Files,
+} from "../../rpc/priv/disks.js";
+import type { PeerCred } from "../../system/peercred.js";
+import { runText, type Runner } from "../../system/runner.js";
+import { cleanupDmSnapshot, createDmSnapshot, fsckSnapshot, removeDmTarget } from "../dmsnap.js";
+import type { HelperEnv } from "../env.js";
+import * as v from "../validate.js";
+
+function bad(field: string, why: string): RpcError {
+  return new RpcError("bad_params", `${field}: ${why}`);
+}
+
+function failed(what: string, e: unknown): RpcError {
+  return new RpcError("operation_failed", `${what}: ${e instanceof Error ? e.message : String(e)}`);
+}
+
+/**
+ * A state-dir file opened by the helper itself, handed to commands as
+ * /proc/<helper pid>/fd/N. The path was validated (no symlink anywhere), but
+ * the owner controls the state dir and could swap a component for a symlink
+ * between our check and the command's open(); a magic fd link always names
+ * the inode we opened and re-checked, so root never edits or attaches
+ * anything else (e.g. a host disk).
+ */
+interface HeldFile {
+  readonly procPath: string;
+  close(): void;
+}
+
+function holdManagedFile(field: string, path: string, root: string, writable: boolean): HeldFile {
+  v.managedPath(field, path, [root]);
+  let fd: number;
+  try {
+    fd = openSync(path, (writable ? constants.O_RDWR : constants.O_RDONLY) | constants.O_NOFOLLOW);
+  } catch (e) {
+    throw bad(field, `cannot open ${JSON.stringify(path)}: ${(e as Error).message}`);
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw bad(field, `${JSON.stringify(path)} is not a regular file`);
+    const procPath = `/proc/${process.pid}/fd/${fd}`;
+    const real = readlinkSync(procPath);
+    if (!real.startsWith(root + sep)) throw bad(field, `${JSON.stringify(path)} resolved to ${JSON.stringify(real)}, outside ${root}`);
+    return {
+      procPath,
+      close: () => {
+        closeSync(fd);
+      },
+    };
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+/** `image_path` of an ext4 edit: a regular file in the state dir, or a banger dm snapshot device. */
+function holdImage(field: string, path: string, env: HelperEnv, writable: boolean): HeldFile {
+  if (path.startsWith("/dev/mapper/")) {
+    v.dmDevicePath(field, path);
+    try {
+      if (!statSync(path).isBlockDevice()) throw bad(field, `${path} is not a block device`);
+    } catch (e) {
+      if (e instanceof RpcError) throw e;
+      throw new RpcError("not_found", `${field}: ${path} does not exist`);
+    }
+    return {
+      procPath: path,
+      close: () => {
+        // nothing held: /dev/mapper is root's, not the owner's
+      },
+    };
+  }
+  return holdManagedFile(field, path, env.stateDir, writable);
+}
+
+function guestPath(field: string, p: string): string {
+  try {
+    return checkGuestPath(p);
+  } catch (e) {
+    throw bad(field, (e as Error).message);
+  }
+}
+
+function perm(field: string, mode: number): number {
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw bad(field, `${mode} is not a permission mode (0..0o7777)`);
+  return mode;
+}
+
+function id(field: string, n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > 0xfffffffe) throw bad(field, `${n} is not a uid/gid`);
+  return n;
+}
+
+const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+const MAX_WRITE_BYTES = 64 * 1024 * 1024;
+
+function base64(field: string, data: string): Buffer {
+  if (data.length % 4 !== 0 || !BASE64_RE.test(data)) throw bad(field, "is not base64");
+  return Buffer.from(data, "base64");
+}
+
+/** dm-snapshot needs the device-mapper control node and a dmsetup that can talk to the kernel driver. */
+export async function dmSnapshotCapability(runner: Runner, controlPath = "/dev/mapper/control"): Promise<{ dm_snapshot: boolean; reason: string }> {
+  try {
+    accessSync(controlPath, constants.R_OK | constants.W_OK);
+  } catch {
+    return { dm_snapshot: false, reason: `${controlPath} is missing (no device-mapper in this kernel or container)` };
+  }
+  try {
+    const out = await runText(runner, ["dmsetup", "version"], { timeoutMs: 10_000 });
+    if (!/Driver version/i.test(out)) return { dm_snapshot: false, reason: "dmsetup cannot reach the device-mapper driver" };
+    return { dm_snapshot: true, reason: "device-mapper and dmsetup are available" };
+  } catch (e) {
+    return { dm_snapshot: false, reason: `dmsetup is not usable: ${(e as Error).message}` };
+  }
+}
+
+export function diskMethods(env: HelperEnv): Registration<PeerCred>[] {
+  return [
+    implement(privCreateDmSnapshot, async (p) => {
+      v.dmName("dm_name", p.dm_name);
+      const base = holdManagedFile("rootfs_path", p.rootfs_path, env.stateDir, false);
+      try {
+        const cow = holdManagedFile("cow_path", p.cow_path, env.stateDir, true);
+        try {
+          return await createDmSnapshot(env.runner, base.procPath, cow.procPath, p.dm_name);
+        } catch (e) {
+          throw failed(`creating dm snapshot ${p.dm_name}`, e);
+        } finally {
+          cow.close();
+        }
+      } finally {
+        base.close();
+      }
+    }),
+    implement(privCleanupDmSnapshot, async (p) => {
+      if (p.base_loop !== "") v.loopDevice("base_loop", p.base_loop);
+      if (p.cow_loop !== "") v.loopDevice("cow_loop", p.cow_loop);
+      if (p.dm_name !== "") v.dmName("dm_name", p.dm_name);
+      if (p.dm_dev !== "") {
+        v.dmDevicePath("dm_dev", p.dm_dev);
+        if (p.dm_name !== "" && p.dm_dev !== `/dev/mapper/${p.dm_name}`) throw bad("dm_dev", `${p.dm_dev} does not belong to ${p.dm_name}`);
+      }
+      const dmNameToRemove = p.dm_name !== "" ? p.dm_name : p.dm_dev.slice("/dev/mapper/".length);
+      try {
+        await cleanupDmSnapshot(env.runner, { ...p, dm_name: dmNameToRemove }, { stateDir: env.stateDir });
+      } catch (e) {
+        throw failed("releasing dm snapshot", e);
+      }
+      return {};
+    }),
+    implement(privRemoveDmSnapshot, async (p) => {
+      const name = p.target.startsWith("/dev/mapper/") ? v.dmDevicePath("target", p.target).slice("/dev/mapper/".length) : v.dmName("target", p.target);
+      try {
+        await removeDmTarget(env.runner, name);
+      } catch (e) {
+        throw failed(`removing dm target ${name}`, e);
+      }
+      return {};
+    }),
+    implement(privFsckSnapshot, async (p) => {
+      v.dmDevicePath("dm_dev", p.dm_dev);
+      try {
+        await fsckSnapshot(env.runner, p.dm_dev);
+      } catch (e) {
+        throw failed(`fsck of ${p.dm_dev}`, e);
+      }
+      return {};
+    }),
+    implement(privWriteExt4Files, async (p) => {
+      let total = 0;
+      const files: Ext4File[] = p.files.map((f, i) => {
+        const data = base64(`files[${i}].data`, f.data);
+        total += data.length;
+        return { path: guestPath(`files[${i}].guest_path`, f.guest_path), data, mode: perm(`files[${i}].mode`, f.mode), uid: id(`files[${i}].uid`, f.uid), gid: id(`files[${i}].gid`, f.gid) };
+      });
+      if (total > MAX_WRITE_BYTES) throw bad("files", `${total} bytes is more than the ${MAX_WRITE_BYTES} allowed per call`);
+      const dirs: Ext4Dir[] = p.dirs.map((d, i) => ({ path: guestPath(`dirs[${i}].guest_path`, d.guest_path), mode: perm(`dirs[${i}].mode`, d.mode), uid: id(`dirs[${i}].uid`, d.uid), gid: id(`dirs[${i}].gid`, d.gid) }));
+      const image = holdImage("image_path", p.image_path, env, true);
+      try {
+        await writeExt4Files(env.runner, image.procPath, files, dirs);
+      } catch (e) {
+        throw failed(`writing files into ${p.image_path}`, e);
+      } finally {
+        image.close();
+      }
+      return {};
+    }),
+    implement(privReadExt4File, async (p) => {
+      const gp = guestPath("guest_path", p.guest_path);
+      const image = holdImage("image_path", p.image_path, env, false);
+      try {
+        return { data: (await readExt4File(env.runner, image.procPath, gp)).toString("base64") };
+      } catch (e) {
+        throw failed(`reading ${gp} from ${p.image_path}`, e);
+      } finally {
+        image.close();
+      }
+    }),
+    implement(privStorageCaps, () => dmSnapshotCapability(env.runner)),
+  ];
+}

@@ -1,0 +1,203 @@
+import { existsSync } from "node:fs";
+import { bridgeIp, guestRange, ipv4ToInt, parseCidr } from "../../model/ipv4.js";
+import { implement, type Registration } from "../../rpc/dispatcher.js";
+import { RpcError } from "../../rpc/errors.js";
+import {
+  privClearResolverRouting,
+  privCreateTap,
+  privDeleteTap,
+  privEnsureBridge,
+  privEnsureNat,
+  privNetworkStatus,
+  privRemoveNatAll,
+  privSyncResolverRouting,
+  privTeardownNetwork,
+} from "../../rpc/priv/network.js";
+import type { PeerCred } from "../../system/peercred.js";
+import { CommandError, type Runner } from "../../system/runner.js";
+import type { HelperEnv } from "../env.js";
+import { procIpForward, type IpForward } from "../nat/ip-forward.js";
+import { iptablesBackend } from "../nat/iptables.js";
+import { NatManager } from "../nat/manager.js";
+import { nftablesBackend } from "../nat/nftables.js";
+import { ifaceName, ipv4, ipv4Cidr, ipv4Port, tapName } from "../validate.js";
+
+/** Routing domain handed to systemd-resolved: only `*.vm` queries go to banger's DNS server. */
+const RESOLVER_ROUTE_DOMAIN = "~vm";
+const TAP_NAME_RE = /^tap-(fc-[0-9a-f]{8}|pool-[0-9]{1,4})$/;
+
+/** Seams for tests; production uses the real host. */
+export interface NetworkDeps {
+  readonly ipForward: IpForward;
+  /** Why resolver routing cannot be applied here, or undefined when systemd-resolved is usable. */
+  readonly resolverUnavailable: () => string | undefined;
+}
+
+function defaultResolverCheck(): string | undefined {
+  // resolvectl alone is not enough: it is installed on hosts where systemd-resolved is not running.
+  if (!["/usr/bin/resolvectl", "/bin/resolvectl"].some((p) => existsSync(p))) return "resolvectl is not installed (no systemd-resolved)";
+  if (!existsSync("/run/systemd/resolve/io.systemd.Resolve")) return "systemd-resolved is not running";
+  return undefined;
+}
+
+export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}): Registration<PeerCred>[] {
+  const runner = env.runner;
+  // The bridge and CIDR are the helper's own configuration; requests can never move them.
+  const bridge = ifaceName("network.bridge", env.config.network.bridge);
+  const cidr = ipv4Cidr("network.cidr", env.config.network.cidr);
+  const net = parseCidr(cidr);
+  const gateway = bridgeIp(cidr);
+  const resolverUnavailable = deps.resolverUnavailable ?? defaultResolverCheck;
+  const nat = new NatManager([nftablesBackend(runner), iptablesBackend(runner)], env.config.network.nat_backend, deps.ipForward ?? procIpForward(), () => bridge);
+
+  const matchesConfig = (p: { bridge_name?: string | undefined; cidr?: string | undefined }): void => {
+    if (p.bridge_name !== undefined && p.bridge_name !== bridge) {
+      throw new RpcError("bad_params", `bridge_name: ${JSON.stringify(p.bridge_name)} is not the configured bridge ${JSON.stringify(bridge)}; the helper only manages its own bridge`);
+    }
+    if (p.cidr !== undefined && p.cidr !== cidr) {
+      throw new RpcError("bad_params", `cidr: ${JSON.stringify(p.cidr)} is not the configured network ${cidr}; change network.cidr in the config and restart the helper`);
+    }
+  };
+
+  const ensureBridge = async (): Promise<boolean> => {
+    let created = false;
+    if (!(await linkExists(runner, bridge))) {
+      await runner.run(["ip", "link", "add", "name", bridge, "type", "bridge"]);
+      created = true;
+    }
+    const want = `${gateway}/${net.prefix}`;
+    if (!(await bridgeAddresses(runner, bridge)).includes(want)) await runner.run(["ip", "addr", "add", want, "dev", bridge]);
+    await runner.run(["ip", "link", "set", bridge, "up"]);
+    return created;
+  };
+
+  const listTaps = async (): Promise<string[]> => {
+    const links = JSON.parse((await runner.run(["ip", "-j", "link", "show"])).stdout.toString("utf8") || "[]") as { ifname?: unknown }[];
+    return links.map((l) => l.ifname).filter((n): n is string => typeof n === "string" && TAP_NAME_RE.test(n)).sort();
+  };
+
+  const deleteTap = async (tap: string): Promise<boolean> => {
+    if (!(await linkExists(runner, tap))) return false;
+    await runner.run(["ip", "link", "del", tap]);
+    return true;
+  };
+
+  const clearResolver = async (): Promise<{ applied: boolean; reason?: string }> => {
+    const why = resolverUnavailable();
+    if (why !== undefined) return { applied: false, reason: why };
+    if (!(await linkExists(runner, bridge))) return { applied: false, reason: `bridge ${bridge} does not exist; nothing to revert` };
+    await runner.run(["resolvectl", "revert", bridge]);
+    return { applied: true };
+  };
+
+  return [
+    implement(privEnsureBridge, async (p) => {
+      matchesConfig(p);
+      const created = await ensureBridge();
+      return { bridge, cidr, bridge_ip: gateway, created };
+    }),
+
+    implement(privCreateTap, async (p) => {
+      const tap = tapName("tap_name", p.tap_name);
+      await ensureBridge();
+      // Re-create rather than adopt: a leftover tap may belong to another uid or be attached elsewhere.
+      await deleteTap(tap);
+      await runner.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap", "user", String(env.ownerUid), "group", String(env.ownerGid)]);
+      try {
+        await runner.run(["ip", "link", "set", tap, "master", bridge]);
+        await runner.run(["ip", "link", "set", tap, "up"]);
+      } catch (e) {
+        const errors: unknown[] = [e];
+        await runner.run(["ip", "link", "del", tap]).catch((u: unknown) => errors.push(u));
+        throw errors.length === 1 ? e : new AggregateError(errors, `attaching ${tap} to ${bridge} failed`);
+      }
+      return { tap, owner_uid: env.ownerUid, bridge };
+    }),
+
+    implement(privDeleteTap, async (p) => {
+      const tap = tapName("tap_name", p.tap_name);
+      return { tap, deleted: await deleteTap(tap) };
+    }),
+
+    implement(privEnsureNat, async (p) => {
+      const ip = ipv4("guest_ip", p.guest_ip);
+      const tap = tapName("tap", p.tap);
+      const range = guestRange(cidr);
+      // Network, bridge (first host) and broadcast are never guests; anything outside the bridge network is not ours to NAT.
+      if (ipv4ToInt(ip) < range.first || ipv4ToInt(ip) > range.last) throw new RpcError("bad_params", `guest_ip: ${ip} is not a guest address inside ${cidr}`);
+      const r = p.enable ? await nat.enable({ ip, tap }) : await nat.disable(ip);
+      return { backend: (await nat.backend()).kind, changed: r.changed, ip_forward_enabled_by_banger: r.ipForwardOwned };
+    }),
+
+    implement(privRemoveNatAll, async () => ({ removed: await nat.removeAll() })),
+
+    implement(privSyncResolverRouting, async (p) => {
+      matchesConfig(p);
+      const server = ipv4Port("server_addr", p.server_addr);
+      const why = resolverUnavailable();
+      if (why !== undefined) return { applied: false, reason: `${why}; NAME.vm resolves only by querying ${server} directly` };
+      await runner.run(["resolvectl", "dns", bridge, server]);
+      await runner.run(["resolvectl", "domain", bridge, RESOLVER_ROUTE_DOMAIN]);
+      // Never let the bridge become the default route for all names: only ~vm goes there.
+      await runner.run(["resolvectl", "default-route", bridge, "no"]);
+      return { applied: true };
+    }),
+
+    implement(privClearResolverRouting, async (p) => {
+      matchesConfig(p);
+      return clearResolver();
+    }),
+
+    implement(privNetworkStatus, async () => {
+      const st = await nat.status();
+      return {
+        bridge,
+        bridge_exists: await linkExists(runner, bridge),
+        taps: await listTaps(),
+        nat: { backend: st.backend, guests: [...st.guests], ip_forward_enabled_by_banger: st.ipForwardOwned },
+      };
+    }),
+
+    implement(privTeardownNetwork, async () => {
+      const removed: string[] = [];
+      const errors: unknown[] = [];
+      const step = async (fn: () => Promise<void>): Promise<void> => {
+        try {
+          await fn();
+        } catch (e) {
+          errors.push(e);
+        }
+      };
+      await step(async () => { removed.push(...(await nat.removeAll()).map((k) => `nat:${k}`)); });
+      await step(async () => { if ((await clearResolver()).applied) removed.push("resolver"); });
+      let taps: string[] = [];
+      await step(async () => { taps = await listTaps(); });
+      for (const tap of taps) await step(async () => { if (await deleteTap(tap)) removed.push(tap); });
+      await step(async () => {
+        if (await linkExists(runner, bridge)) {
+          await runner.run(["ip", "link", "del", bridge]);
+          removed.push(bridge);
+        }
+      });
+      if (errors.length > 0) throw new AggregateError(errors, `network teardown failed (${errors.length} step(s)); removed: ${removed.join(", ") || "nothing"}`);
+      return { removed };
+    }),
+  ];
+}
+
+async function linkExists(runner: Runner, name: string): Promise<boolean> {
+  try {
+    await runner.run(["ip", "link", "show", "dev", name]);
+    return true;
+  } catch (e) {
+    // iproute2 exits 1 with "does not exist" for a missing device; anything else is a real failure.
+    if (e instanceof CommandError && /does not exist|Cannot find device/i.test(e.stderr)) return false;
+    throw e;
+  }
+}
+
+async function bridgeAddresses(runner: Runner, dev: string): Promise<string[]> {
+  const out = (await runner.run(["ip", "-j", "-4", "addr", "show", "dev", dev])).stdout.toString("utf8");
+  const links = JSON.parse(out || "[]") as { addr_info?: { local?: unknown; prefixlen?: unknown }[] }[];
+  return links.flatMap((l) => (l.addr_info ?? []).map((a) => `${String(a.local)}/${String(a.prefixlen)}`));
+}

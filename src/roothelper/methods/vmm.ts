@@ -1,0 +1,305 @@
+import { existsSync, lstatSync, readdirSync, rmSync, statSync } from "node:fs";
+import { lchown } from "node:fs/promises";
+import { basename } from "node:path";
+import { state } from "../../paths/paths.js";
+import { implement, type Registration } from "../../rpc/dispatcher.js";
+import { RpcError } from "../../rpc/errors.js";
+import {
+  privCleanupJailerChroot,
+  privEnsureSocketAccess,
+  privFindFirecrackerPid,
+  privKillProcess,
+  privLaunchFirecracker,
+  privLaunchQemu,
+  privProcessRunning,
+  privSignalProcess,
+  privVmmShutdown,
+  SIGNAL_ALLOW_LIST,
+} from "../../rpc/priv/vmm.js";
+import { launchDetached } from "../../system/launch.js";
+import type { PeerCred } from "../../system/peercred.js";
+import type { VmSpec } from "../../vmm/driver.js";
+import { fcRequest, waitForApi } from "../../vmm/firecracker/api-client.js";
+import { buildFirecrackerArgv, buildJailerArgv } from "../../vmm/firecracker/argv.js";
+import { buildBootSteps, directPaths, type FcPaths } from "../../vmm/firecracker/boot-steps.js";
+import { applyJail, jailLayout, planJail, removeJail } from "../../vmm/firecracker/jail.js";
+import { resolveBinary } from "../../vmm/binaries.js";
+import { checkVmmIdentity } from "../../vmm/identity.js";
+import { buildQemuArgv } from "../../vmm/qemu/argv.js";
+import { qmpCtrlAltDel } from "../../vmm/qemu/qmp.js";
+import type { HelperEnv } from "../env.js";
+import * as v from "../validate.js";
+
+/** How long a freshly spawned VMM gets to create its control socket. */
+const SOCKET_WAIT_MS = 10_000;
+const KILL_WAIT_MS = 5_000;
+
+interface CommonParams {
+  vm_id: string;
+  vcpus: number;
+  memory_mib: number;
+  kernel_path: string;
+  initrd_path?: string | undefined;
+  cmdline: string;
+  root_disk: string;
+  work_disk: string;
+  tap_name: string;
+  mac: string;
+  pid_file: string;
+  console_log: string;
+  vmm_log: string;
+}
+
+function regularFile(field: string, path: string): string {
+  if (!lstatSync(path).isFile()) throw new RpcError("bad_params", `${field}: ${JSON.stringify(path)} is not a regular file`);
+  return path;
+}
+
+/** A disk: a regular file in the state dir, or a banger dm snapshot device. */
+function diskPath(env: HelperEnv, field: string, path: string): string {
+  if (path.startsWith("/dev/")) return v.dmDevicePath(field, path);
+  return regularFile(field, v.managedPath(field, path, [env.stateDir]));
+}
+
+/** A file the VMM or helper will create: inside `roots`, no symlink on the way, a regular file if it already exists. */
+function newFile(field: string, path: string, roots: readonly string[]): string {
+  v.managedPath(field, path, roots, { mustExist: false });
+  if (existsSync(path) && !lstatSync(path).isFile()) throw new RpcError("bad_params", `${field}: ${JSON.stringify(path)} exists and is not a regular file`);
+  return path;
+}
+
+/** A socket path the VMM will bind: inside the runtime dir, short enough for sun_path, a socket if present (clearStale removes it). */
+function socketPath(field: string, path: string, env: HelperEnv): string {
+  v.managedPath(field, path, [env.runtimeDir], { mustExist: false });
+  if (existsSync(path) && !lstatSync(path).isSocket()) throw new RpcError("bad_params", `${field}: ${JSON.stringify(path)} exists and is not a socket`);
+  if (Buffer.byteLength(path) > 107) throw new RpcError("bad_params", `${field}: ${JSON.stringify(path)} is longer than the 107-byte unix socket limit`);
+  return path;
+}
+
+/** Validate every field shared by both launch methods and turn them into a VmSpec. */
+function validateCommon(env: HelperEnv, p: CommonParams, controlSocket: string, accel: "kvm" | "tcg"): VmSpec {
+  const vmId = v.vmId("vm_id", p.vm_id);
+  const kernelPath = regularFile("kernel_path", v.managedPath("kernel_path", p.kernel_path, [env.stateDir]));
+  const initrdPath = p.initrd_path === undefined ? undefined : regularFile("initrd_path", v.managedPath("initrd_path", p.initrd_path, [env.stateDir]));
+  return {
+    vmId,
+    name: vmId,
+    vcpus: v.intInRange("vcpus", p.vcpus, 1, 32),
+    memoryMib: v.intInRange("memory_mib", p.memory_mib, 128, 65536),
+    kernelPath,
+    initrdPath,
+    cmdline: v.kernelCmdline("cmdline", p.cmdline),
+    rootDisk: diskPath(env, "root_disk", p.root_disk),
+    workDisk: diskPath(env, "work_disk", p.work_disk),
+    tap: v.tapName("tap_name", p.tap_name),
+    mac: v.macAddress("mac", p.mac),
+    controlSocket: socketPath("control socket", controlSocket, env),
+    pidFile: newFile("pid_file", p.pid_file, [env.runtimeDir]),
+    consoleLog: newFile("console_log", p.console_log, [env.stateDir]),
+    vmmLog: newFile("vmm_log", p.vmm_log, [env.stateDir]),
+    accel,
+  };
+}
+
+/**
+ * Leftovers of a previous run (pidfile, control socket) are removed, unless a
+ * VMM of THIS VM is still alive: then launching again is a conflict.
+ */
+function clearStale(spec: VmSpec): void {
+  const alive = findVmmPid(spec.vmId);
+  if (alive !== null) throw new RpcError("conflict", `VM ${spec.vmId} already has a running VMM (pid ${alive}); stop it first`);
+  for (const p of [spec.pidFile, spec.controlSocket]) rmSync(p, { force: true });
+}
+
+function findVmmPid(vmId: string, procRoot = "/proc"): number | null {
+  for (const name of readdirSync(procRoot)) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid !== process.pid && checkVmmIdentity(pid, vmId, procRoot).ok) return pid;
+  }
+  return null;
+}
+
+function alive(pid: number, vmId: string): boolean {
+  return checkVmmIdentity(pid, vmId).ok;
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 20): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return cond();
+}
+
+/** Undo a failed launch: kill what was started, remove its files; report every failure. */
+async function abortLaunch(pid: number | undefined, vmId: string, files: readonly string[]): Promise<void> {
+  const errors: unknown[] = [];
+  if (pid !== undefined && alive(pid, vmId)) {
+    try {
+      process.kill(pid, "SIGKILL");
+      await waitFor(() => !alive(pid, vmId), KILL_WAIT_MS);
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  for (const f of files) {
+    try {
+      rmSync(f, { force: true });
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  if (errors.length > 0) throw new AggregateError(errors, `cleanup after failed launch of ${vmId} failed`);
+}
+
+function failure(what: string, e: unknown): RpcError {
+  return new RpcError("operation_failed", `${what}: ${e instanceof Error ? e.message : String(e)}`);
+}
+
+export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
+  const runAs = { uid: env.ownerUid, gid: env.ownerGid };
+  const vmmCfg = env.config.vmm;
+
+  return [
+    implement(privLaunchQemu, async (p, ctx) => {
+      const spec = validateCommon(env, p, p.qmp_socket, p.accel);
+      clearStale(spec);
+      const argv = buildQemuArgv(vmmCfg.qemu_bin, spec, runAs);
+      const log = env.logger.child({ op_id: ctx.opId, vm_id: spec.vmId });
+      let pid: number | undefined;
+      try {
+        pid = await launchDetached({ argv, logFile: spec.vmmLog, pidFile: spec.pidFile });
+        const started = pid;
+        // qemu creates the QMP socket after opening kvm/tap/disks: its appearance means setup succeeded.
+        const up = await waitFor(() => existsSync(spec.controlSocket) || !alive(started, spec.vmId), SOCKET_WAIT_MS);
+        if (!up || !alive(started, spec.vmId)) throw new Error(`qemu exited during setup; see ${spec.vmmLog}`);
+      } catch (e) {
+        await abortLaunch(pid, spec.vmId, [spec.pidFile, spec.controlSocket]);
+        throw failure(`launching qemu for ${spec.vmId}`, e);
+      }
+      log.info("qemu launched", { pid, accel: spec.accel });
+      return { pid, argv };
+    }),
+
+    implement(privLaunchFirecracker, async (p, ctx) => {
+      const base = validateCommon(env, p, p.api_socket, "kvm");
+      const spec: VmSpec = {
+        ...base,
+        metricsPath: p.metrics_path === undefined ? undefined : newFile("metrics_path", p.metrics_path, [env.stateDir]),
+        vsock:
+          p.vsock_cid === undefined && p.vsock_path === undefined
+            ? undefined
+            : { cid: v.intInRange("vsock_cid", p.vsock_cid ?? -1, 3, 0xfffffffe), udsPath: socketPath("vsock_path", p.vsock_path ?? "", env) },
+      };
+      clearStale(spec);
+      const jailerBin = vmmCfg.jailer === "never" ? undefined : resolveBinary(vmmCfg.jailer_bin);
+      if (vmmCfg.jailer === "always" && jailerBin === undefined) throw new RpcError("operation_failed", `vmm.jailer = "always" but ${vmmCfg.jailer_bin} was not found; install firecracker's jailer or set vmm.jailer`);
+      const log = env.logger.child({ op_id: ctx.opId, vm_id: spec.vmId });
+      let argv: readonly string[];
+      let paths: FcPaths;
+      let apiSocket: string;
+      const cleanupFiles = [spec.pidFile, spec.controlSocket];
+      if (jailerBin !== undefined) {
+        const layout = jailLayout(env.stateDir, vmmCfg.firecracker_bin, spec.vmId);
+        v.managedPath("jail", layout.vmDir, [env.stateDir], { mustExist: false });
+        if (existsSync(layout.vmDir)) await removeJail(layout.vmDir);
+        const plan = planJail(spec, layout, (f) => statSync(f).isBlockDevice());
+        await applyJail(plan, env.ownerUid, env.ownerGid, env.runner);
+        argv = buildJailerArgv({ jailerBin, firecrackerBin: vmmCfg.firecracker_bin, vmId: spec.vmId, uid: env.ownerUid, gid: env.ownerGid, chrootBaseDir: layout.chrootBaseDir, apiSocketInJail: layout.apiSocketInJail });
+        paths = plan.paths;
+        apiSocket = layout.apiSocketHost;
+      } else {
+        // No jailer: firecracker keeps root, so only the helper ever talks to its API (see rpc/priv/vmm.ts).
+        argv = buildFirecrackerArgv(vmmCfg.firecracker_bin, { apiSocket: spec.controlSocket, vmId: spec.vmId });
+        paths = directPaths(spec);
+        apiSocket = spec.controlSocket;
+        if (spec.vsock !== undefined) cleanupFiles.push(spec.vsock.udsPath);
+        for (const f of cleanupFiles) rmSync(f, { force: true });
+      }
+      const steps = buildBootSteps(spec, paths);
+      const done: string[] = [];
+      let pid: number | undefined;
+      try {
+        // Firecracker writes the guest serial console to stdout: that is the console log.
+        pid = await launchDetached({ argv, logFile: spec.consoleLog, pidFile: spec.pidFile });
+        const started = pid;
+        await waitForApi(apiSocket, SOCKET_WAIT_MS, () => alive(started, spec.vmId));
+        for (const step of steps) {
+          try {
+            await fcRequest(apiSocket, step.method, step.path, step.body);
+          } catch (e) {
+            throw new Error(`boot step ${step.name} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+          }
+          done.push(step.name);
+        }
+      } catch (e) {
+        await abortLaunch(pid, spec.vmId, cleanupFiles);
+        throw failure(`launching firecracker for ${spec.vmId}`, e);
+      }
+      log.info("firecracker launched", { pid, jailed: jailerBin !== undefined, steps: done });
+      return { pid, argv: [...argv], jailed: jailerBin !== undefined, steps: done, api_socket: apiSocket };
+    }),
+
+    implement(privVmmShutdown, async (p) => {
+      const vmId = v.vmId("vm_id", p.vm_id);
+      const roots = [env.runtimeDir, state.jailerBase(env.stateDir)];
+      const sock = v.managedPath("control_socket", p.control_socket, roots);
+      if (!lstatSync(sock).isSocket()) throw new RpcError("bad_params", `control_socket: ${JSON.stringify(sock)} is not a socket`);
+      v.vmmPid("pid", p.pid, vmId);
+      try {
+        if (p.kind === "qemu") {
+          v.vmmPid("pid", p.pid, sock);
+          await qmpCtrlAltDel(sock);
+        } else {
+          await fcRequest(sock, "PUT", "/actions", { action_type: "SendCtrlAltDel" });
+        }
+      } catch (e) {
+        throw failure(`asking ${vmId} to shut down`, e);
+      }
+      return { sent: true };
+    }),
+
+    implement(privSignalProcess, (p) => {
+      const vmId = v.vmId("vm_id", p.vm_id);
+      if (!(SIGNAL_ALLOW_LIST as readonly string[]).includes(p.signal)) throw new RpcError("bad_params", `signal: ${JSON.stringify(p.signal)} is not one of ${SIGNAL_ALLOW_LIST.join(", ")}`);
+      const pid = v.vmmPid("pid", p.pid, vmId);
+      process.kill(pid, p.signal);
+      return { sent: true };
+    }),
+
+    implement(privKillProcess, async (p) => {
+      const vmId = v.vmId("vm_id", p.vm_id);
+      const pid = v.vmmPid("pid", p.pid, vmId);
+      process.kill(pid, "SIGKILL");
+      return { exited: await waitFor(() => !alive(pid, vmId), KILL_WAIT_MS) };
+    }),
+
+    implement(privProcessRunning, (p) => {
+      const vmId = v.vmId("vm_id", p.vm_id);
+      if (!Number.isSafeInteger(p.pid) || p.pid <= 1) throw new RpcError("bad_params", `pid: ${p.pid} is not a valid pid`);
+      return { running: alive(p.pid, vmId) };
+    }),
+
+    implement(privFindFirecrackerPid, (p) => ({ pid: findVmmPid(v.vmId("vm_id", p.vm_id)) })),
+
+    implement(privEnsureSocketAccess, async (p) => {
+      const roots = [env.runtimeDir, state.jailerBase(env.stateDir)];
+      const sock = v.managedPath("socket_path", p.socket_path, roots);
+      if (!lstatSync(sock).isSocket()) throw new RpcError("bad_params", `socket_path: ${JSON.stringify(sock)} is not a socket`);
+      // lchown acts on the entry itself: a leaf swapped for a symlink after the check is not followed.
+      await lchown(sock, env.ownerUid, env.ownerGid);
+      return { path: sock };
+    }),
+
+    implement(privCleanupJailerChroot, async (p) => {
+      const vmId = v.vmId("vm_id", p.vm_id);
+      const dir = state.jailerVmDir(env.stateDir, basename(vmmCfg.firecracker_bin), vmId);
+      v.managedPath("vm_id", dir, [env.stateDir], { mustExist: false });
+      const running = findVmmPid(vmId);
+      if (running !== null) throw new RpcError("conflict", `VM ${vmId} still has a running VMM (pid ${running}); stop it before removing its jail`);
+      return { removed: await removeJail(dir) };
+    }),
+  ];
+}

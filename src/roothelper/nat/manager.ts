@@ -1,0 +1,134 @@
+import type { IpForward } from "./ip-forward.js";
+import type { NatBackend, NatGuest } from "./types.js";
+
+export interface NatStatus {
+  readonly backend: NatBackend["kind"] | null;
+  readonly guests: readonly NatGuest[];
+  readonly ipForwardOwned: boolean;
+}
+
+/**
+ * Per-guest NAT on top of a backend. Operations are serialized with an
+ * in-process lock (the helper is one process), so "is this the last guest?"
+ * and "is the table there?" are never raced. banger's table/chains exist only
+ * while at least one guest is enabled: removing the last guest removes them
+ * (and turns ip_forward back off if banger turned it on), so the host's
+ * ruleset is identical before the first VM and after the last one.
+ */
+export class NatManager {
+  private queue: Promise<unknown> = Promise.resolve();
+  private chosen: NatBackend | undefined;
+
+  constructor(
+    private readonly backends: readonly NatBackend[],
+    private readonly preference: "auto" | NatBackend["kind"],
+    private readonly ipForward: IpForward,
+    private readonly bridge: () => string,
+  ) {}
+
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The configured backend, or in auto mode the first one whose tool works. */
+  async backend(): Promise<NatBackend> {
+    if (this.chosen !== undefined) return this.chosen;
+    const candidates = this.preference === "auto" ? this.backends : this.backends.filter((b) => b.kind === this.preference);
+    for (const b of candidates) {
+      if (await b.available()) {
+        this.chosen = b;
+        return b;
+      }
+    }
+    const tried = candidates.map((b) => b.kind).join(", ");
+    throw new Error(`no working NAT backend (tried ${tried}); install nftables (or iptables) or set network.nat = false`);
+  }
+
+  /** Returns whether anything changed. */
+  enable(guest: NatGuest): Promise<{ changed: boolean; ipForwardOwned: boolean }> {
+    return this.locked(async () => {
+      const b = await this.backend();
+      const st = await b.state();
+      if (st === undefined) {
+        const owned = !(await this.ipForward.get());
+        if (owned) await this.ipForward.set(true);
+        try {
+          await b.create(this.bridge(), owned, guest);
+        } catch (e) {
+          // Leave the host as we found it: a half-created table/chain set and a forwarding switch nobody owns.
+          const undo: unknown[] = [e];
+          await b.removeAll().catch((u: unknown) => undo.push(u));
+          if (owned) await this.ipForward.set(false).catch((u: unknown) => undo.push(u));
+          throw undo.length === 1 ? e : new AggregateError(undo, `enabling NAT for ${guest.ip} failed`);
+        }
+        return { changed: true, ipForwardOwned: owned };
+      }
+      const existing = st.guests.find((g) => g.ip === guest.ip);
+      if (existing !== undefined && existing.tap === guest.tap) return { changed: false, ipForwardOwned: st.ipForwardOwned };
+      // Same IP behind another tap (e.g. a re-created VM): replace, so the recorded tap stays truthful.
+      if (existing !== undefined) await b.removeGuest(guest.ip);
+      await b.addGuest(this.bridge(), guest);
+      return { changed: true, ipForwardOwned: st.ipForwardOwned };
+    });
+  }
+
+  disable(ip: string): Promise<{ changed: boolean; ipForwardOwned: boolean }> {
+    return this.locked(async () => {
+      const b = await this.backend();
+      const st = await b.state();
+      if (st === undefined) return { changed: false, ipForwardOwned: false };
+      const present = st.guests.some((g) => g.ip === ip);
+      const others = st.guests.filter((g) => g.ip !== ip);
+      if (others.length > 0) {
+        if (present) await b.removeGuest(ip);
+        return { changed: present, ipForwardOwned: st.ipForwardOwned };
+      }
+      await this.dropEverything(b, st.ipForwardOwned);
+      return { changed: true, ipForwardOwned: st.ipForwardOwned };
+    });
+  }
+
+  /** Removes banger's NAT from every backend (config may have changed since it was installed). */
+  removeAll(): Promise<NatBackend["kind"][]> {
+    return this.locked(async () => {
+      const removed: NatBackend["kind"][] = [];
+      const errors: unknown[] = [];
+      let owned = false;
+      for (const b of this.backends) {
+        try {
+          if (!(await b.available())) continue;
+          const st = await b.state();
+          if (st === undefined) continue;
+          owned ||= st.ipForwardOwned;
+          await b.removeAll();
+          removed.push(b.kind);
+        } catch (e) {
+          errors.push(e);
+        }
+      }
+      if (owned) await this.ipForward.set(false).catch((e: unknown) => errors.push(e));
+      if (errors.length > 0) throw new AggregateError(errors, "removing banger's NAT failed");
+      return removed;
+    });
+  }
+
+  status(): Promise<NatStatus> {
+    return this.locked(async () => {
+      for (const b of this.backends) {
+        if (!(await b.available())) continue;
+        const st = await b.state();
+        if (st !== undefined) return { backend: b.kind, guests: st.guests, ipForwardOwned: st.ipForwardOwned };
+      }
+      return { backend: null, guests: [], ipForwardOwned: false };
+    });
+  }
+
+  private async dropEverything(b: NatBackend, ipForwardOwned: boolean): Promise<void> {
+    const errors: unknown[] = [];
+    await b.removeAll().catch((e: unknown) => errors.push(e));
+    if (ipForwardOwned) await this.ipForward.set(false).catch((e: unknown) => errors.push(e));
+    if (errors.length > 0) throw new AggregateError(errors, "removing banger's NAT failed");
+  }
+}

@@ -1,0 +1,29 @@
+/** One guest whose traffic banger masquerades: keyed by IP, the tap is recorded for humans and audits. */
+export interface NatGuest {
+  readonly ip: string;
+  readonly tap: string;
+}
+
+/** What a backend finds installed; `undefined` from `state()` means banger has nothing installed. */
+export interface NatState {
+  readonly guests: readonly NatGuest[];
+  /** True when banger switched net.ipv4.ip_forward on and must switch it off again when the last guest goes. */
+  readonly ipForwardOwned: boolean;
+}
+
+/**
+ * A firewall backend. Every method touches only banger's own table/chains.
+ * Callers serialize calls (NatManager holds a lock), so check-then-act is safe.
+ */
+export interface NatBackend {
+  readonly kind: "nftables" | "iptables";
+  /** Whether this backend's tool works here. */
+  available(): Promise<boolean>;
+  state(): Promise<NatState | undefined>;
+  /** Installs banger's table/chains together with the first guest. */
+  create(bridge: string, ipForwardOwned: boolean, guest: NatGuest): Promise<void>;
+  addGuest(bridge: string, guest: NatGuest): Promise<void>;
+  removeGuest(ip: string): Promise<void>;
+  /** Removes everything banger installed; a no-op when nothing is there. */
+  removeAll(): Promise<void>;
+}

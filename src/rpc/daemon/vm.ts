@@ -1,0 +1,80 @@
+import { z } from "zod";
+import { defineMethod } from "../descriptor.js";
+
+/** A VM as clients see it (`vm show --json`, `vm list --json`). */
+export const vmViewSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  dns_name: z.string(),
+  state: z.enum(["creating", "stopped", "starting", "running", "stopping", "error"]),
+  image: z.string(),
+  vcpus: z.number().int(),
+  memory_mib: z.number().int(),
+  disk_gib: z.number().int(),
+  vmm: z.string(),
+  ip: z.string().nullable(),
+  mac: z.string().nullable(),
+  tap: z.string().nullable(),
+  pid: z.number().int().nullable(),
+  created_at: z.string(),
+  started_at: z.string().nullable(),
+  uptime_s: z.number().nullable(),
+  last_error: z.string().nullable(),
+  console_log: z.string().nullable(),
+  /** What a client needs to ssh in itself (vm ssh / vm exec run the system ssh client). */
+  ssh: z.object({ user: z.string(), key_path: z.string(), known_hosts_path: z.string() }),
+});
+export type VmView = z.output<typeof vmViewSchema>;
+
+const name = z.string().min(1).max(253);
+const byName = z.object({ name }).strict();
+const operationRef = z.object({ operation_id: z.string(), vm: z.object({ id: z.string(), name: z.string() }) });
+
+export const vmCreateParams = z
+  .object({
+    name: z.string().optional(),
+    image: z.string().optional(),
+    vcpus: z.number().int().optional(),
+    memory_mib: z.number().int().optional(),
+    disk_gib: z.number().int().optional(),
+  })
+  .strict();
+
+/** Returns at once; follow progress with operation.get(operation_id). */
+export const vmCreate = defineMethod("vm.create", vmCreateParams, operationRef);
+export const vmStart = defineMethod("vm.start", byName, operationRef);
+export const vmRestart = defineMethod("vm.restart", z.object({ name, force: z.boolean().optional() }).strict(), operationRef);
+export const vmStop = defineMethod("vm.stop", z.object({ name, force: z.boolean().optional() }).strict(), vmViewSchema);
+export const vmDelete = defineMethod("vm.delete", z.object({ name, force: z.boolean().optional() }).strict(), z.object({ id: z.string(), name: z.string(), deleted: z.literal(true) }));
+export const vmList = defineMethod("vm.list", z.object({}).strict(), z.object({ vms: z.array(vmViewSchema) }));
+export const vmGet = defineMethod("vm.get", byName, vmViewSchema);
+
+/** A chunk of the console log from `offset`; `data` is base64 so any bytes survive JSON. */
+export const vmLogs = defineMethod(
+  "vm.logs",
+  z.object({ name, offset: z.number().int().min(0).optional(), max_bytes: z.number().int().min(1).max(4 * 1024 * 1024).optional(), tail_bytes: z.number().int().min(1).max(4 * 1024 * 1024).optional() }).strict(),
+  z.object({ path: z.string(), data: z.string(), offset: z.number().int(), next_offset: z.number().int(), size: z.number().int(), state: z.string() }),
+);
+
+export const vmStats = defineMethod(
+  "vm.stats",
+  byName,
+  z.object({
+    name: z.string(),
+    state: z.string(),
+    pid: z.number().int().nullable(),
+    cpu_percent: z.number().nullable(),
+    rss_bytes: z.number().nullable(),
+    uptime_s: z.number().nullable(),
+    vcpus: z.number().int(),
+    memory_mib: z.number().int(),
+    disk: z.object({ root_allocated_bytes: z.number(), work_allocated_bytes: z.number(), work_size_bytes: z.number() }),
+  }),
+);
+
+/** Non-interactive command in the guest, output captured (capped). The CLI's `vm exec` streams over ssh instead. */
+export const vmExec = defineMethod(
+  "vm.exec",
+  z.object({ name, command: z.array(z.string()).min(1), timeout_s: z.number().int().min(1).max(3600).optional() }).strict(),
+  z.object({ exit_code: z.number().int(), stdout: z.string(), stderr: z.string() }),
+);

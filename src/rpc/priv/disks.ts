@@ -1,0 +1,67 @@
+import { z } from "zod";
+import { defineMethod } from "../descriptor.js";
+
+/**
+ * Root-helper methods for disks: dm-snapshot root disks (loop devices +
+ * device-mapper need root) and ext4 edits of root-owned images such as
+ * /dev/mapper/fc-rootfs-*. Names and params follow the seeds. Schemas only
+ * check shapes; the helper validates every value (see roothelper/methods/disks.ts).
+ */
+
+const empty = z.object({}).strict();
+
+export const dmSnapshotHandlesSchema = z
+  .object({
+    base_loop: z.string(),
+    cow_loop: z.string(),
+    dm_name: z.string(),
+    dm_dev: z.string(),
+  })
+  .strict();
+export type DmSnapshotHandles = z.output<typeof dmSnapshotHandlesSchema>;
+
+export const privCreateDmSnapshot = defineMethod(
+  "priv.create_dm_snapshot",
+  z.object({ rootfs_path: z.string(), cow_path: z.string(), dm_name: z.string() }).strict(),
+  dmSnapshotHandlesSchema,
+);
+
+/** Every field may be "" (a half-created snapshot): what is named is released. */
+export const privCleanupDmSnapshot = defineMethod(
+  "priv.cleanup_dm_snapshot",
+  z.object({ base_loop: z.string().default(""), cow_loop: z.string().default(""), dm_name: z.string().default(""), dm_dev: z.string().default("") }).strict(),
+  empty,
+);
+
+/** `target`: a dm name (fc-rootfs-*) or its /dev/mapper path. */
+export const privRemoveDmSnapshot = defineMethod("priv.remove_dm_snapshot", z.object({ target: z.string() }).strict(), empty);
+
+export const privFsckSnapshot = defineMethod("priv.fsck_snapshot", z.object({ dm_dev: z.string() }).strict(), empty);
+
+const ext4WriteSchema = z
+  .object({
+    guest_path: z.string(),
+    /** File content, base64. */
+    data: z.string(),
+    mode: z.number().int(),
+    uid: z.number().int().default(0),
+    gid: z.number().int().default(0),
+  })
+  .strict();
+
+const ext4DirSchema = z.object({ guest_path: z.string(), mode: z.number().int(), uid: z.number().int().default(0), gid: z.number().int().default(0) }).strict();
+
+export const privWriteExt4Files = defineMethod(
+  "priv.write_ext4_files",
+  z.object({ image_path: z.string(), files: z.array(ext4WriteSchema).max(256), dirs: z.array(ext4DirSchema).max(64).default([]) }).strict(),
+  empty,
+);
+
+export const privReadExt4File = defineMethod(
+  "priv.read_ext4_file",
+  z.object({ image_path: z.string(), guest_path: z.string() }).strict(),
+  z.object({ data: z.string().describe("base64") }),
+);
+
+/** Whether this host can do dm-snapshot root disks (device-mapper + dmsetup usable by the helper). */
+export const privStorageCaps = defineMethod("priv.storage_caps", empty, z.object({ dm_snapshot: z.boolean(), reason: z.string() }));

@@ -1,0 +1,55 @@
+import { z } from "zod";
+import { defineMethod } from "../descriptor.js";
+
+/*
+ * Host networking surface of the root helper. Names and snake_case params
+ * follow the seed (priv.ensure_bridge, priv.create_tap, ...). Field shapes are
+ * only loosely typed here (bounded strings); the helper validates each value
+ * with src/roothelper/validate.ts so every refusal names the field.
+ */
+
+const field = z.string().max(256);
+const empty = z.object({}).strict();
+
+const bridgeResult = z.object({ bridge: z.string(), cidr: z.string(), bridge_ip: z.string(), created: z.boolean() });
+
+/** Bridge name and CIDR come from the helper's own config; a request may only repeat them. */
+export const privEnsureBridge = defineMethod("priv.ensure_bridge", z.object({ bridge_name: field.optional(), cidr: field.optional() }).strict(), bridgeResult);
+
+export const privCreateTap = defineMethod("priv.create_tap", z.object({ tap_name: field }).strict(), z.object({ tap: z.string(), owner_uid: z.number().int(), bridge: z.string() }));
+
+export const privDeleteTap = defineMethod("priv.delete_tap", z.object({ tap_name: field }).strict(), z.object({ tap: z.string(), deleted: z.boolean() }));
+
+export const natBackendKind = z.enum(["nftables", "iptables"]);
+
+export const privEnsureNat = defineMethod(
+  "priv.ensure_nat",
+  z.object({ guest_ip: field, tap: field, enable: z.boolean() }).strict(),
+  z.object({ backend: natBackendKind, changed: z.boolean(), ip_forward_enabled_by_banger: z.boolean() }),
+);
+
+/** Uninstall/recovery: drop banger's NAT table/chains (both backends) and restore ip_forward if banger set it. */
+export const privRemoveNatAll = defineMethod("priv.remove_nat_all", empty, z.object({ removed: z.array(natBackendKind) }));
+
+const resolverResult = z.object({ applied: z.boolean(), reason: z.string().optional() });
+
+export const privSyncResolverRouting = defineMethod("priv.sync_resolver_routing", z.object({ bridge_name: field.optional(), server_addr: field }).strict(), resolverResult);
+
+export const privClearResolverRouting = defineMethod("priv.clear_resolver_routing", z.object({ bridge_name: field.optional() }).strict(), resolverResult);
+
+export const natGuestSchema = z.object({ ip: z.string(), tap: z.string() });
+
+/** What banger currently has on the host network (doctor, tests). */
+export const privNetworkStatus = defineMethod(
+  "priv.network_status",
+  empty,
+  z.object({
+    bridge: z.string(),
+    bridge_exists: z.boolean(),
+    taps: z.array(z.string()),
+    nat: z.object({ backend: natBackendKind.nullable(), guests: z.array(natGuestSchema), ip_forward_enabled_by_banger: z.boolean() }),
+  }),
+);
+
+/** Uninstall: NAT, resolver routing, every banger tap, then the bridge; collect-and-continue. */
+export const privTeardownNetwork = defineMethod("priv.teardown_network", empty, z.object({ removed: z.array(z.string()) }));

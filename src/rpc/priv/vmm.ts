@@ -1,0 +1,101 @@
+import { z } from "zod";
+import { defineMethod } from "../descriptor.js";
+
+/*
+ * VMM surface of the root helper. Method and param names follow the seed
+ * (priv.launch_firecracker, priv.signal_process, ...). Shapes are loosely
+ * typed (bounded strings/ints); the helper validates each field with
+ * roothelper/validate.ts so a refusal names the field.
+ *
+ * Launch methods take the VM's fields, never an argv: the helper rebuilds
+ * the argv with the same pure builders the daemon uses for display.
+ * Firecracker is also CONFIGURED by the helper (the full boot sequence over
+ * its API) because an unjailed firecracker runs as root and would open any
+ * path the API names.
+ */
+
+const str = z.string().max(4096);
+const pid = z.number().int();
+
+const vmFields = {
+  vm_id: str,
+  vcpus: z.number().int(),
+  memory_mib: z.number().int(),
+  kernel_path: str,
+  initrd_path: str.optional(),
+  cmdline: str,
+  root_disk: str,
+  work_disk: str,
+  tap_name: str,
+  mac: str,
+  pid_file: str,
+  console_log: str,
+  vmm_log: str,
+};
+
+export const privLaunchQemu = defineMethod(
+  "priv.launch_qemu",
+  z.object({ ...vmFields, qmp_socket: str, accel: z.enum(["kvm", "tcg"]) }).strict(),
+  z.object({ pid, argv: z.array(z.string()) }),
+);
+
+export const privLaunchFirecracker = defineMethod(
+  "priv.launch_firecracker",
+  z.object({
+    ...vmFields,
+    api_socket: str,
+    metrics_path: str.optional(),
+    vsock_cid: z.number().int().optional(),
+    vsock_path: str.optional(),
+  }).strict(),
+  z.object({ pid, argv: z.array(z.string()), jailed: z.boolean(), steps: z.array(z.string()), api_socket: z.string() }),
+);
+
+/** Ask the guest to shut down (ctrl-alt-del via QMP or Firecracker's SendCtrlAltDel). */
+export const privVmmShutdown = defineMethod(
+  "priv.vmm_shutdown",
+  z.object({ pid, vm_id: str, kind: z.enum(["qemu", "firecracker"]), control_socket: str }).strict(),
+  z.object({ sent: z.boolean() }),
+);
+
+export const SIGNAL_ALLOW_LIST = ["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGSTOP", "SIGCONT"] as const;
+
+export const privSignalProcess = defineMethod(
+  "priv.signal_process",
+  z.object({ pid, vm_id: str, signal: str }).strict(),
+  z.object({ sent: z.boolean() }),
+);
+
+/** SIGKILL, then wait (bounded) until the process is gone. */
+export const privKillProcess = defineMethod(
+  "priv.kill_process",
+  z.object({ pid, vm_id: str }).strict(),
+  z.object({ exited: z.boolean() }),
+);
+
+export const privProcessRunning = defineMethod(
+  "priv.process_running",
+  z.object({ pid, vm_id: str }).strict(),
+  z.object({ running: z.boolean() }),
+);
+
+/** Scan /proc for the VMM whose argv carries this VM id (recovery when the pidfile is lost). */
+export const privFindFirecrackerPid = defineMethod(
+  "priv.find_firecracker_pid",
+  z.object({ vm_id: str }).strict(),
+  z.object({ pid: pid.nullable() }),
+);
+
+/** chown a socket the VMM created as root to the owner (0600), never following a symlink. */
+export const privEnsureSocketAccess = defineMethod(
+  "priv.ensure_socket_access",
+  z.object({ socket_path: str }).strict(),
+  z.object({ path: z.string() }),
+);
+
+/** Remove a VM's jailer directory; the path is derived by the helper from vm_id, symlinks are never followed. */
+export const privCleanupJailerChroot = defineMethod(
+  "priv.cleanup_jailer_chroot",
+  z.object({ vm_id: str }).strict(),
+  z.object({ removed: z.boolean() }),
+);

@@ -1,0 +1,57 @@
+import { spawn } from "node:child_process";
+import { closeSync, constants, openSync, writeFileSync } from "node:fs";
+
+export interface DetachedLaunch {
+  /** argv[0] is the executable (resolved through PATH); never a shell. */
+  readonly argv: readonly string[];
+  /** stdout and stderr are appended here; the file is created 0640 if missing. */
+  readonly logFile: string;
+  /** Written (exclusive create, 0644) with the child's pid once it has started. */
+  readonly pidFile?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+}
+
+/**
+ * Start a long-lived process that outlives its parent: its own session
+ * (setsid, so a daemon/helper restart or a terminal hangup never reaches it),
+ * stdin from /dev/null, stdout+stderr appended to a log file, and no handles
+ * kept by Node (unref) so the parent can exit. Resolves once the exec
+ * succeeded (rejects on ENOENT/EACCES), with the child's pid.
+ */
+export async function launchDetached(opts: DetachedLaunch): Promise<number> {
+  const [file, ...args] = opts.argv;
+  if (file === undefined || file === "") throw new Error("launchDetached: empty argv");
+  const logFd = openSync(opts.logFile, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, 0o640);
+  try {
+    const child = spawn(file, args, {
+      shell: false,
+      detached: true,
+      stdio: ["ignore", logFd, logFd],
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once("error", (e) => { reject(new Error(`cannot start ${file}: ${e.message}`, { cause: e })); });
+      child.once("spawn", () => {
+        if (child.pid === undefined) reject(new Error(`cannot start ${file}: no pid`));
+        else resolve(child.pid);
+      });
+    });
+    child.unref();
+    if (opts.pidFile !== undefined) {
+      // "wx": a leftover pidfile means the caller skipped stale cleanup; fail loudly rather than guess.
+      try {
+        writeFileSync(opts.pidFile, `${pid}\n`, { flag: "wx", mode: 0o644 });
+      } catch (e) {
+        // An untracked VMM would leak: take it down before reporting the failure.
+        process.kill(pid, "SIGKILL");
+        throw new Error(`started ${file} (pid ${pid}) but could not write pidfile ${opts.pidFile}; killed it: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    return pid;
+  } finally {
+    // The child has its own copy of the descriptor.
+    closeSync(logFd);
+  }
+}

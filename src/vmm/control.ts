@@ -1,0 +1,107 @@
+import { readFileSync, rmSync } from "node:fs";
+import type { HelperClient } from "../daemon/helper-client.js";
+import { privKillProcess, privSignalProcess, privVmmShutdown } from "../rpc/priv/vmm.js";
+import type { Logger } from "../system/log.js";
+import { readProcessStats } from "../system/proc.js";
+import { NotRunningError, StalePidError, type StopOptions, type StopResult, type VmmHandle, type VmmRef, type VmmStats } from "./driver.js";
+import { checkVmmIdentity } from "./identity.js";
+
+/**
+ * The half of a driver that is the same for every VMM: identity checks,
+ * adoption from a pidfile, stats, and the stop ladder
+ * (graceful request -> wait -> SIGTERM -> wait -> SIGKILL). Reads of /proc
+ * happen here in the daemon; anything that acts on the process goes through
+ * the root helper, which re-checks identity before acting.
+ */
+export interface ControlDeps {
+  readonly helper: HelperClient;
+  readonly logger: Logger;
+  readonly procRoot?: string;
+  /** How long SIGTERM gets before SIGKILL. */
+  readonly termGraceMs?: number;
+}
+
+export function isRunning(deps: ControlDeps, handle: VmmHandle): boolean {
+  return checkVmmIdentity(handle.pid, handle.vmId, deps.procRoot).ok;
+}
+
+/** Read a pidfile: the pid, or undefined when missing/empty/garbage. */
+export function readPidFile(path: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+  const t = text.trim();
+  if (!/^[1-9][0-9]{0,9}$/.test(t)) return undefined;
+  return Number(t);
+}
+
+export function adopt(deps: ControlDeps, ref: VmmRef): VmmHandle {
+  const pid = readPidFile(ref.pidFile);
+  if (pid === undefined) throw new NotRunningError(ref.pidFile, "pidfile missing, empty or not a pid");
+  const verdict = checkVmmIdentity(pid, ref.vmId, deps.procRoot);
+  if (verdict.ok) return { ...ref, pid };
+  if (verdict.reason === "gone") throw new NotRunningError(ref.pidFile, verdict.detail);
+  throw new StalePidError(ref.pidFile, pid, verdict.detail);
+}
+
+export async function stats(deps: ControlDeps, handle: VmmHandle): Promise<VmmStats> {
+  if (!isRunning(deps, handle)) throw new NotRunningError(handle.pidFile, `pid ${handle.pid} is not this VM's VMM any more`);
+  const s = await readProcessStats(handle.pid, deps.procRoot);
+  return { pid: handle.pid, cpuPercent: s.cpuPercent, rssBytes: s.rssBytes, uptimeSeconds: s.uptimeSeconds };
+}
+
+async function waitGone(deps: ControlDeps, handle: VmmHandle, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isRunning(deps, handle)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return !isRunning(deps, handle);
+}
+
+/** Remove the pidfile and control socket; every removal is attempted, failures are joined. */
+export function removeRuntimeFiles(handle: VmmRef): void {
+  const errors: unknown[] = [];
+  for (const f of [handle.pidFile, handle.controlSocket]) {
+    try {
+      rmSync(f, { force: true });
+    } catch (e) {
+      errors.push(e);
+    }
+  }
+  if (errors.length > 0) throw new AggregateError(errors, `could not remove runtime files of VM ${handle.vmId}`);
+}
+
+export async function stop(deps: ControlDeps, handle: VmmHandle, options: StopOptions, opId: string): Promise<StopResult> {
+  const started = Date.now();
+  const log = deps.logger.child({ op_id: opId, vm_id: handle.vmId });
+  const result = (how: StopResult["how"]): StopResult => {
+    removeRuntimeFiles(handle);
+    return { how, elapsedMs: Date.now() - started };
+  };
+  if (!isRunning(deps, handle)) return result("not-running");
+  if (options.force !== true) {
+    try {
+      await deps.helper.call(privVmmShutdown, { pid: handle.pid, vm_id: handle.vmId, kind: handle.kind, control_socket: handle.controlSocket }, opId);
+      if (await waitGone(deps, handle, options.timeoutMs)) return result("graceful");
+      log.warn("guest did not shut down in time; sending SIGTERM", { timeout_ms: options.timeoutMs });
+    } catch (e) {
+      // The VMM may be wedged or already exiting; fall through to signals rather than give up.
+      log.warn("graceful shutdown request failed; sending SIGTERM", { error: e });
+    }
+    if (!isRunning(deps, handle)) return result("graceful");
+    try {
+      await deps.helper.call(privSignalProcess, { pid: handle.pid, vm_id: handle.vmId, signal: "SIGTERM" }, opId);
+      if (await waitGone(deps, handle, deps.termGraceMs ?? 3000)) return result("terminated");
+    } catch (e) {
+      log.warn("SIGTERM failed; sending SIGKILL", { error: e });
+    }
+  }
+  if (!isRunning(deps, handle)) return result("terminated");
+  const { exited } = await deps.helper.call(privKillProcess, { pid: handle.pid, vm_id: handle.vmId }, opId);
+  if (!exited && isRunning(deps, handle)) throw new Error(`VMM pid ${handle.pid} of VM ${handle.vmId} survived SIGKILL (stuck in the kernel?); check /proc/${handle.pid}/status`);
+  return result("killed");
+}

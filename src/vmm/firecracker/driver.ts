@@ -1,0 +1,74 @@
+import type { HelperClient } from "../../daemon/helper-client.js";
+import { privLaunchFirecracker } from "../../rpc/priv/vmm.js";
+import type { Logger } from "../../system/log.js";
+import * as control from "../control.js";
+import type { LaunchPlan, VmmDriver, VmmHandle, VmSpec } from "../driver.js";
+import { buildFirecrackerArgv, buildJailerArgv } from "./argv.js";
+import { buildBootSteps, directPaths } from "./boot-steps.js";
+import { jailLayout, planJail } from "./jail.js";
+
+export interface FirecrackerDriverDeps {
+  readonly helper: HelperClient;
+  readonly logger: Logger;
+  readonly firecrackerBin: string;
+  /** Set when the helper will use the jailer (select.ts decides with the same config). */
+  readonly jailer?: { readonly jailerBin: string; readonly stateDir: string; readonly uid: number; readonly gid: number } | undefined;
+  readonly procRoot?: string;
+}
+
+/**
+ * Firecracker: the root helper spawns it (under the jailer when available)
+ * AND runs the boot steps over its API, because an unjailed firecracker is
+ * root and must not be steered by the owner daemon. The daemon keeps the
+ * handle; graceful stop is SendCtrlAltDel through priv.vmm_shutdown.
+ */
+export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
+  const c: control.ControlDeps = { helper: deps.helper, logger: deps.logger, ...(deps.procRoot === undefined ? {} : { procRoot: deps.procRoot }) };
+  return {
+    kind: "firecracker",
+    buildLaunch(spec: VmSpec): LaunchPlan {
+      const j = deps.jailer;
+      if (j === undefined) {
+        return { kind: "firecracker", argv: buildFirecrackerArgv(deps.firecrackerBin, { apiSocket: spec.controlSocket, vmId: spec.vmId }), apiSteps: buildBootSteps(spec, directPaths(spec)) };
+      }
+      const layout = jailLayout(j.stateDir, deps.firecrackerBin, spec.vmId);
+      // Planning only: device-ness is decided by the helper at launch; /dev paths are the dm devices.
+      const plan = planJail(spec, layout, (p) => p.startsWith("/dev/"));
+      return {
+        kind: "firecracker",
+        argv: buildJailerArgv({ jailerBin: j.jailerBin, firecrackerBin: deps.firecrackerBin, vmId: spec.vmId, uid: j.uid, gid: j.gid, chrootBaseDir: layout.chrootBaseDir, apiSocketInJail: layout.apiSocketInJail }),
+        apiSteps: buildBootSteps(spec, plan.paths),
+      };
+    },
+    async launch(spec, opId): Promise<VmmHandle> {
+      const res = await deps.helper.call(
+        privLaunchFirecracker,
+        {
+          vm_id: spec.vmId,
+          vcpus: spec.vcpus,
+          memory_mib: spec.memoryMib,
+          kernel_path: spec.kernelPath,
+          ...(spec.initrdPath === undefined ? {} : { initrd_path: spec.initrdPath }),
+          cmdline: spec.cmdline,
+          root_disk: spec.rootDisk,
+          work_disk: spec.workDisk,
+          tap_name: spec.tap,
+          mac: spec.mac,
+          pid_file: spec.pidFile,
+          console_log: spec.consoleLog,
+          vmm_log: spec.vmmLog,
+          api_socket: spec.controlSocket,
+          ...(spec.metricsPath === undefined ? {} : { metrics_path: spec.metricsPath }),
+          ...(spec.vsock === undefined ? {} : { vsock_cid: spec.vsock.cid, vsock_path: spec.vsock.udsPath }),
+        },
+        opId,
+        60_000,
+      );
+      return { kind: "firecracker", vmId: spec.vmId, pid: res.pid, controlSocket: res.api_socket, pidFile: spec.pidFile };
+    },
+    stop: (handle, options, opId) => control.stop(c, handle, options, opId),
+    isRunning: (handle) => Promise.resolve(control.isRunning(c, handle)),
+    adopt: (ref) => Promise.resolve().then(() => control.adopt(c, { ...ref, kind: "firecracker" })),
+    stats: (handle) => control.stats(c, handle),
+  };
+}

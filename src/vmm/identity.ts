@@ -1,0 +1,42 @@
+import { readFileSync } from "node:fs";
+
+/** The executables banger launches and may therefore signal. */
+export const VMM_EXECUTABLES: ReadonlySet<string> = new Set(["firecracker", "jailer", "qemu-system-x86_64", "qemu-system-x86_64-microvm"]);
+
+/**
+ * argv from the raw bytes of /proc/PID/cmdline. A process that rewrote its
+ * title (setproctitle style, e.g. Node's process.title) has ONE NUL-terminated
+ * string with spaces and trailing NUL padding; split that on spaces so it is
+ * judged like any other argv.
+ */
+export function parseCmdline(raw: string): string[] {
+  const argv = raw.split("\0").filter((a) => a !== "");
+  const only = argv[0];
+  if (argv.length === 1 && only !== undefined && only.includes(" ")) return only.split(" ").filter((a) => a !== "");
+  return argv;
+}
+
+export type IdentityVerdict =
+  | { readonly ok: true; readonly argv: readonly string[] }
+  | { readonly ok: false; readonly reason: "gone" | "not-vmm" | "other-vm"; readonly detail: string };
+
+/**
+ * Is `pid` the VMM of the VM identified by `mention` (its control socket path
+ * or VM id)? Its argv[0] basename must be a known VMM executable and some
+ * argument must contain `mention`, so a recycled pid never passes.
+ */
+export function checkVmmIdentity(pid: number, mention: string | undefined, procRoot = "/proc"): IdentityVerdict {
+  let raw: string;
+  try {
+    raw = readFileSync(`${procRoot}/${pid}/cmdline`, "utf8");
+  } catch {
+    return { ok: false, reason: "gone", detail: `process ${pid} does not exist` };
+  }
+  const argv = parseCmdline(raw);
+  // A zombie (exited, not yet reaped) has an empty cmdline: it is not running a guest.
+  if (argv.length === 0) return { ok: false, reason: "gone", detail: `process ${pid} has exited` };
+  const exe = (argv[0] ?? "").split("/").pop() ?? "";
+  if (!VMM_EXECUTABLES.has(exe)) return { ok: false, reason: "not-vmm", detail: `process ${pid} (${exe || "?"}) is not a VMM` };
+  if (mention !== undefined && !argv.some((a) => a.includes(mention))) return { ok: false, reason: "other-vm", detail: `process ${pid} is a VMM but not the one of ${mention}` };
+  return { ok: true, argv };
+}

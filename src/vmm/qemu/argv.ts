@@ -1,0 +1,63 @@
+import type { VmSpec } from "../driver.js";
+
+/** Who qemu becomes after it has opened /dev/kvm, /dev/net/tun, disks and sockets as root. */
+export interface RunAs {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/**
+ * qemu's option syntax uses "," as a separator ("file=a,if=none"); a value
+ * containing a comma could smuggle extra options, so refuse it outright rather
+ * than relying on ",," escaping being applied everywhere.
+ */
+function optValue(field: string, value: string): string {
+  if (value === "" || /[,\x00-\x1f\x7f]/.test(value)) throw new Error(`${field}: ${JSON.stringify(value)} cannot be passed to qemu (empty, comma or control character)`);
+  return value;
+}
+
+/**
+ * The qemu `-M microvm` argv for one guest. Pure and deterministic, so the
+ * root helper and unit tests see exactly what will run.
+ *
+ * - `acpi=off`: microvm then appends `virtio_mmio.device=...` to the kernel
+ *   cmdline itself (auto-kernel-cmdline), which the guest contract's initrd
+ *   relies on; it also means there is no ACPI power button, so graceful stop
+ *   is ctrl-alt-del through the i8042 keyboard controller (`-device i8042`
+ *   is not on microvm by default) and `reboot=k` + `-no-reboot` make qemu exit.
+ * - drives are `if=none` + virtio-blk-device in root-then-work order, so the
+ *   guest sees /dev/vda (root) and /dev/vdb (work).
+ * - `-runas uid:gid` (qemu >= 7.2 accepts numeric ids) drops privileges after
+ *   device setup: the VMM never runs the guest as root.
+ */
+export function buildQemuArgv(qemuBin: string, spec: VmSpec, runAs: RunAs): string[] {
+  if (spec.accel !== "kvm" && spec.accel !== "tcg") throw new Error(`accel must be kvm or tcg, not ${String(spec.accel)}`);
+  const argv = [
+    qemuBin,
+    "-name", `banger-${optValue("vmId", spec.vmId)}`,
+    "-M", "microvm,acpi=off,x-option-roms=off,rtc=on,isa-serial=on",
+    "-accel", spec.accel,
+    "-cpu", spec.accel === "kvm" ? "host" : "max",
+    "-smp", String(spec.vcpus),
+    "-m", `${spec.memoryMib}M`,
+    "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+    "-device", "i8042",
+    "-kernel", optValue("kernelPath", spec.kernelPath),
+  ];
+  if (spec.initrdPath !== undefined) argv.push("-initrd", optValue("initrdPath", spec.initrdPath));
+  argv.push(
+    "-append", spec.cmdline,
+    "-drive", `id=root,file=${optValue("rootDisk", spec.rootDisk)},format=raw,if=none,cache=writeback`,
+    "-device", "virtio-blk-device,drive=root",
+    "-drive", `id=work,file=${optValue("workDisk", spec.workDisk)},format=raw,if=none,cache=writeback`,
+    "-device", "virtio-blk-device,drive=work",
+    "-netdev", `tap,id=n0,ifname=${optValue("tap", spec.tap)},script=no,downscript=no`,
+    "-device", `virtio-net-device,netdev=n0,mac=${optValue("mac", spec.mac)}`,
+    "-chardev", `file,id=con0,path=${optValue("consoleLog", spec.consoleLog)},append=on`,
+    "-serial", "chardev:con0",
+    "-qmp", `unix:${optValue("controlSocket", spec.controlSocket)},server=on,wait=off`,
+    "-runas", `${runAs.uid}:${runAs.gid}`,
+  );
+  if (spec.cmdline.includes("\n") || spec.cmdline.includes("\0")) throw new Error("cmdline: contains a newline or NUL");
+  return argv;
+}

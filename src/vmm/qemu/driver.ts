@@ -1,0 +1,55 @@
+import type { HelperClient } from "../../daemon/helper-client.js";
+import { privLaunchQemu } from "../../rpc/priv/vmm.js";
+import type { Logger } from "../../system/log.js";
+import * as control from "../control.js";
+import type { LaunchPlan, VmmDriver, VmmHandle, VmSpec } from "../driver.js";
+import { buildQemuArgv, type RunAs } from "./argv.js";
+
+export interface QemuDriverDeps {
+  readonly helper: HelperClient;
+  readonly logger: Logger;
+  readonly qemuBin: string;
+  /** The owner the VMM drops to (shown in buildLaunch; the helper uses its own flags). */
+  readonly runAs: RunAs;
+  readonly procRoot?: string;
+}
+
+/** qemu -M microvm, launched by the root helper, controlled over QMP (through the helper). */
+export function qemuDriver(deps: QemuDriverDeps): VmmDriver {
+  const c: control.ControlDeps = { helper: deps.helper, logger: deps.logger, ...(deps.procRoot === undefined ? {} : { procRoot: deps.procRoot }) };
+  return {
+    kind: "qemu",
+    buildLaunch(spec: VmSpec): LaunchPlan {
+      return { kind: "qemu", argv: buildQemuArgv(deps.qemuBin, spec, deps.runAs), apiSteps: [] };
+    },
+    async launch(spec, opId): Promise<VmmHandle> {
+      const res = await deps.helper.call(
+        privLaunchQemu,
+        {
+          vm_id: spec.vmId,
+          vcpus: spec.vcpus,
+          memory_mib: spec.memoryMib,
+          kernel_path: spec.kernelPath,
+          ...(spec.initrdPath === undefined ? {} : { initrd_path: spec.initrdPath }),
+          cmdline: spec.cmdline,
+          root_disk: spec.rootDisk,
+          work_disk: spec.workDisk,
+          tap_name: spec.tap,
+          mac: spec.mac,
+          pid_file: spec.pidFile,
+          console_log: spec.consoleLog,
+          vmm_log: spec.vmmLog,
+          qmp_socket: spec.controlSocket,
+          accel: spec.accel,
+        },
+        opId,
+        30_000,
+      );
+      return { kind: "qemu", vmId: spec.vmId, pid: res.pid, controlSocket: spec.controlSocket, pidFile: spec.pidFile };
+    },
+    stop: (handle, options, opId) => control.stop(c, handle, options, opId),
+    isRunning: (handle) => Promise.resolve(control.isRunning(c, handle)),
+    adopt: (ref) => Promise.resolve().then(() => control.adopt(c, { ...ref, kind: "qemu" })),
+    stats: (handle) => control.stats(c, handle),
+  };
+}
