@@ -1,5 +1,6 @@
-import { accessSync, constants } from "node:fs";
-import { delimiter, join } from "node:path";
+import { which } from "../../src/system/which.js";
+
+export { which };
 
 /**
  * One place that decides whether a test may run here. Returns a skip reason
@@ -7,19 +8,6 @@ import { delimiter, join } from "node:path";
  */
 export function needsRoot(): string | false {
   return process.getuid?.() === 0 ? false : "needs root (run the suite as root)";
-}
-
-export function which(cmd: string): string | undefined {
-  for (const dir of (process.env["PATH"] ?? "/usr/bin:/bin").split(delimiter).concat(["/usr/sbin", "/sbin"])) {
-    const p = join(dir, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // keep looking
-    }
-  }
-  return undefined;
 }
 
 export function needsCommands(...cmds: string[]): string | false {

@@ -1,6 +1,7 @@
 import type { Command } from "../command.js";
+import { doctorCommand } from "./doctor.js";
 import { systemStatusCommand } from "./system/status.js";
 import { versionCommand } from "./version.js";
 
 /** Every CLI subcommand, one file each. */
-export const COMMANDS: readonly Command[] = [versionCommand, systemStatusCommand];
+export const COMMANDS: readonly Command[] = [versionCommand, doctorCommand, systemStatusCommand];

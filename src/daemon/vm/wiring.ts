@@ -2,7 +2,11 @@ import { state } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
 import { OperationRepository } from "../../state/operations.js";
 import { VmRepository } from "../../state/vms.js";
+import type { Registration } from "../../rpc/dispatcher.js";
+import type { PeerCred } from "../../system/peercred.js";
 import type { DaemonEnv } from "../env.js";
+import { operationMethods } from "../methods/operation.js";
+import { vmMethods } from "../methods/vm.js";
 import { OperationTracker } from "../operations/tracker.js";
 import type { VmDeps } from "./deps.js";
 import { HandleStore } from "./handles.js";
@@ -58,4 +62,10 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
     defaults: { image: env.config.defaults.image, vcpus: env.config.defaults.vcpus, memoryMib: env.config.defaults.memory_mib, diskGib: env.config.defaults.disk_gib },
   });
   return { service, operations, lifecycle };
+}
+
+/** The vm.* and operation.* methods, built on the deps above: one line in the daemon registry. */
+export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}): Registration<PeerCred>[] {
+  const { service, operations } = createVmService(env, daemonVmDeps(env, overrides));
+  return [...vmMethods({ service, stateDir: env.layout.stateDir, runner: env.runner }), ...operationMethods(operations)];
 }

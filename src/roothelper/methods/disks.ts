@@ -1,4 +1,4 @@
-import { accessSync, constants, fstatSync, openSync, closeSync, readlinkSync, statSync } from "node:fs";
+import { accessSync, constants, fstatSync, openSync, closeSync, readlinkSync, realpathSync, statSync } from "node:fs";
 import { sep } from "node:path";
 import { checkGuestPath, readExt4File, writeExt4Files, type Ext4Dir, type Ext4File } from "../../daemon/storage/ext4.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
@@ -51,7 +51,8 @@ function holdManagedFile(field: string, path: string, root: string, writable: bo
     if (!fstatSync(fd).isFile()) throw bad(field, `${JSON.stringify(path)} is not a regular file`);
     const procPath = `/proc/${process.pid}/fd/${fd}`;
     const real = readlinkSync(procPath);
-    if (!real.startsWith(root + sep)) throw bad(field, `${JSON.stringify(path)} resolved to ${JSON.stringify(real)}, outside ${root}`);
+    // Compare with the root's own real path: the root may legitimately sit behind a symlink (e.g. /var -> /data/var).
+    if (!real.startsWith(realpathSync(root) + sep)) throw bad(field, `${JSON.stringify(path)} resolved to ${JSON.stringify(real)}, outside ${root}`);
     return {
       procPath,
       close: () => {

@@ -1,0 +1,146 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { chownSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { NetNs } from "./netns.js";
+import type { TestUser } from "./users.js";
+
+const DIST = resolve(import.meta.dirname, "..", "..");
+export const BIN = {
+  banger: join(DIST, "src", "bin", "banger.js"),
+  bangerd: join(DIST, "src", "bin", "bangerd.js"),
+  helper: join(DIST, "src", "bin", "bangerd-root.js"),
+};
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * A production-shaped banger installation for tests: bangerd-root as root,
+ * bangerd as the non-root test user, both optionally inside a network
+ * namespace, all files under one temp dir that `stop()` removes.
+ */
+export interface Stack {
+  readonly base: string;
+  readonly stateDir: string;
+  readonly runtimeDir: string;
+  readonly env: Record<string, string>;
+  cli(args: readonly string[], opts?: { timeoutMs?: number; stdin?: string }): Promise<CliResult>;
+  daemonLog(): string;
+  helperLog(): string;
+  stopDaemon(): Promise<void>;
+  startDaemon(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  readonly user: TestUser;
+  readonly netns?: NetNs;
+  readonly config?: string;
+  /** Keep the state dir (e.g. a shared image cache) at this path instead of a fresh one. */
+  readonly stateDir?: string;
+}
+
+function asUser(user: TestUser, argv: readonly string[], netns?: NetNs): string[] {
+  const drop = ["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--", ...argv];
+  return netns !== undefined ? netns.exec(drop) : drop;
+}
+
+async function waitForSocket(path: string, child: ChildProcess, logFile: string, what: string): Promise<void> {
+  const { existsSync } = await import("node:fs");
+  for (let i = 0; i < 200; i++) {
+    if (existsSync(path)) return;
+    if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode}): ${readFileSync(logFile, "utf8")}`);
+    await sleep(50);
+  }
+  throw new Error(`${what} did not create ${path}: ${readFileSync(logFile, "utf8")}`);
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const { user, netns } = opts;
+  const base = mkdtempSync("/tmp/bgt-stack-");
+  chmodSync(base, 0o755);
+  const stateDir = opts.stateDir ?? join(base, "state");
+  const runtimeDir = join(base, "run");
+  const helperDir = join(base, "helper");
+  for (const d of [stateDir, runtimeDir]) {
+    mkdirSync(d, { recursive: true, mode: 0o700 });
+    chownSync(d, user.uid, user.gid);
+  }
+  const configFile = join(base, "config.toml");
+  writeFileSync(configFile, opts.config ?? "");
+  chmodSync(configFile, 0o644);
+  const helperSocket = join(helperDir, "helper.sock");
+  const env: Record<string, string> = {
+    PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+    HOME: user.home,
+    BANGER_STATE_DIR: stateDir,
+    BANGER_RUNTIME_DIR: runtimeDir,
+    BANGER_CONFIG: configFile,
+    BANGER_SOCKET: join(runtimeDir, "bangerd.sock"),
+    BANGER_HELPER_SOCKET: helperSocket,
+  };
+  const helperLogFile = join(base, "helper.log");
+  const daemonLogFile = join(base, "daemon.log");
+  writeFileSync(helperLogFile, "");
+  writeFileSync(daemonLogFile, "");
+
+  const helperArgv = [process.execPath, BIN.helper, "--owner", String(user.uid), "--owner-gid", String(user.gid), "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--config", configFile, "--socket", helperSocket];
+  const helperCmd = netns !== undefined ? netns.exec(helperArgv) : helperArgv;
+  const { openSync } = await import("node:fs");
+  const helper = spawn(helperCmd[0] ?? "", helperCmd.slice(1), { stdio: ["ignore", openSync(helperLogFile, "a"), openSync(helperLogFile, "a")], env });
+  await waitForSocket(helperSocket, helper, helperLogFile, "bangerd-root");
+
+  let daemon: ChildProcess | undefined;
+  const startDaemon = async (): Promise<void> => {
+    const cmd = asUser(user, [process.execPath, BIN.bangerd], netns);
+    daemon = spawn(cmd[0] ?? "", cmd.slice(1), { stdio: ["ignore", openSync(daemonLogFile, "a"), openSync(daemonLogFile, "a")], env });
+    await waitForSocket(env["BANGER_SOCKET"] ?? "", daemon, daemonLogFile, "bangerd");
+  };
+  const stopProc = async (p: ChildProcess | undefined): Promise<void> => {
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.once("exit", () => { r(); }));
+    p.kill("SIGTERM");
+    const t = setTimeout(() => p.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(t);
+  };
+  try {
+    await startDaemon();
+  } catch (e) {
+    await stopProc(helper);
+    throw e;
+  }
+
+  return {
+    base,
+    stateDir,
+    runtimeDir,
+    env,
+    cli(args, o = {}) {
+      const cmd = asUser(user, [process.execPath, BIN.banger, ...args], netns);
+      return new Promise((resolveCli) => {
+        const child = spawn(cmd[0] ?? "", cmd.slice(1), { env, stdio: ["pipe", "pipe", "pipe"], timeout: o.timeoutMs ?? 120_000 });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => { stdout += d.toString("utf8"); });
+        child.stderr.on("data", (d: Buffer) => { stderr += d.toString("utf8"); });
+        child.stdin.end(o.stdin ?? "");
+        child.on("close", (code) => { resolveCli({ code: code ?? -1, stdout, stderr }); });
+      });
+    },
+    daemonLog: () => readFileSync(daemonLogFile, "utf8"),
+    helperLog: () => readFileSync(helperLogFile, "utf8"),
+    stopDaemon: () => stopProc(daemon),
+    startDaemon,
+    async stop() {
+      await stopProc(daemon);
+      await stopProc(helper);
+      if (opts.stateDir === undefined) rmSync(base, { recursive: true, force: true });
+      else rmSync(base, { recursive: true, force: true });
+    },
+  };
+}

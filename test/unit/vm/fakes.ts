@@ -1,0 +1,148 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { silentLogger } from "../../../src/system/log.js";
+import { openDatabase, type Db } from "../../../src/state/database.js";
+import { OperationRepository } from "../../../src/state/operations.js";
+import { VmRepository } from "../../../src/state/vms.js";
+import { state } from "../../../src/paths/paths.js";
+import type { GuestEdits, ImageInfo, Lease, RootDisk, VmDeps, VmmHandle } from "../../../src/daemon/vm/deps.js";
+import { HandleStore } from "../../../src/daemon/vm/handles.js";
+import type { LifecycleEnv } from "../../../src/daemon/vm/lifecycle-env.js";
+import { OperationTracker } from "../../../src/daemon/operations/tracker.js";
+import { VmService } from "../../../src/daemon/vm/service.js";
+
+export const FAKE_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyBodyForTests0123456789abcdefABCD";
+export const INSTALL_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIInstallKeyBodyForTests0123456789abcdef banger";
+
+/**
+ * Recording fakes for every lifecycle dependency. `live` models what would
+ * exist on a real host (leases, disks, taps, VMMs, DNS records): acquire adds,
+ * release removes, so "nothing left behind" is `live.size === 0`.
+ * `failOn` injects an error into a named call; `hang` makes ssh never ready.
+ */
+export class FakeHost {
+  readonly calls: string[] = [];
+  readonly live = new Set<string>();
+  readonly edits: { disk: string; edits: GuestEdits }[] = [];
+  failOn = new Set<string>();
+  sshReady = true;
+  vmmAlive = true;
+  private nextIp = 2;
+  private readonly leases = new Map<string, Lease>();
+
+  private call(name: string): void {
+    this.calls.push(name);
+    if (this.failOn.has(name)) throw new Error(`injected failure in ${name}`);
+  }
+
+  deps(images: Map<string, ImageInfo>): VmDeps {
+    return {
+      images: { get: (name) => Promise.resolve(images.get(name)) },
+      network: {
+        lease: (vmId) => {
+          this.call("network.lease");
+          let l = this.leases.get(vmId);
+          if (l === undefined) {
+            const n = this.nextIp++;
+            l = { ip: `172.16.90.${n}`, mac: `02:fc:00:00:00:${n.toString(16).padStart(2, "0")}`, tap: `tap-fc-${vmId.slice(0, 8)}`, cid: 100 + n, prefix: 24, gateway: "172.16.90.1", nameservers: ["1.1.1.1"] };
+            this.leases.set(vmId, l);
+          }
+          this.live.add(`lease:${vmId}`);
+          return Promise.resolve(l);
+        },
+        release: (vmId) => { this.call("network.release"); this.leases.delete(vmId); this.live.delete(`lease:${vmId}`); return Promise.resolve(); },
+        attach: (vmId) => { this.call("network.attach"); this.live.add(`tap:${vmId}`); return Promise.resolve(); },
+        detach: (vmId) => { this.call("network.detach"); this.live.delete(`tap:${vmId}`); return Promise.resolve(); },
+      },
+      storage: {
+        cloneRoot: (req) => {
+          this.call("storage.cloneRoot");
+          this.live.add(`root:${req.vmId}`);
+          this.live.add(`root-active:${req.vmId}`);
+          return Promise.resolve({ strategy: "copy", path: join(req.vmDir, "root.ext4"), vmId: req.vmId });
+        },
+        activateRoot: (root: RootDisk) => { this.call("storage.activateRoot"); this.live.add(`root-active:${String(root["vmId"])}`); return Promise.resolve(root); },
+        deactivateRoot: (root: RootDisk) => { this.call("storage.deactivateRoot"); this.live.delete(`root-active:${String(root["vmId"])}`); return Promise.resolve(); },
+        destroyRoot: (root: RootDisk) => { this.call("storage.destroyRoot"); this.live.delete(`root:${String(root["vmId"])}`); this.live.delete(`root-active:${String(root["vmId"])}`); return Promise.resolve(); },
+        createWorkDisk: (req) => { this.call("storage.createWorkDisk"); this.live.add(`work:${req.vmId}`); return Promise.resolve(join(req.vmDir, `work-${req.vmId}.ext4`)); },
+        destroyWorkDisk: (path) => { this.call("storage.destroyWorkDisk"); const id = /work-([0-9a-f]+)\.ext4$/.exec(path)?.[1] ?? "?"; this.live.delete(`work:${id}`); return Promise.resolve(); },
+        injectFiles: (disk, edits) => { this.call(`storage.injectFiles.${disk.kind}`); this.edits.push({ disk: disk.kind, edits }); return Promise.resolve(); },
+      },
+      vmm: {
+        kind: "qemu",
+        launch: (spec) => { this.call("vmm.launch"); this.live.add(`vmm:${spec.vmId}`); return Promise.resolve({ kind: "qemu", pid: 4242, controlSocket: `/run/x/${spec.vmId.slice(0, 12)}/qmp.sock`, vmId: spec.vmId }); },
+        stop: (h: VmmHandle, opts) => { this.call(opts.force ? "vmm.kill" : "vmm.stop"); this.live.delete(`vmm:${String(h["vmId"])}`); return Promise.resolve(); },
+        isAlive: () => Promise.resolve(this.vmmAlive),
+      },
+      dns: {
+        publish: (name) => { this.call("dns.publish"); this.live.add(`dns:${name}`); return Promise.resolve(); },
+        unpublish: (name) => { this.call("dns.unpublish"); this.live.delete(`dns:${name}`); return Promise.resolve(); },
+      },
+      ssh: {
+        waitReady: (_t, { signal, timeoutMs }) => {
+          this.call("ssh.waitReady");
+          if (this.sshReady) return Promise.resolve();
+          return new Promise((_resolve, reject) => {
+            const timer = setTimeout(() => { reject(new Error("not ssh-ready (fake timeout)")); }, timeoutMs);
+            signal.addEventListener("abort", () => { clearTimeout(timer); reject(new Error("aborted")); }, { once: true });
+          });
+        },
+      },
+    };
+  }
+}
+
+export interface Harness {
+  readonly dir: string;
+  readonly db: Db;
+  readonly host: FakeHost;
+  readonly vms: VmRepository;
+  readonly ops: OperationRepository;
+  readonly env: LifecycleEnv;
+  readonly service: VmService;
+  readonly images: Map<string, ImageInfo>;
+  close(): void;
+}
+
+export function addImage(h: { db: Db; dir: string; images: Map<string, ImageInfo> }, name: string, flavor: "systemd" | "busybox" = "busybox"): ImageInfo {
+  const imgDir = join(h.dir, "images", name);
+  mkdirSync(imgDir, { recursive: true });
+  for (const f of ["vmlinuz", "rootfs.ext4"]) writeFileSync(join(imgDir, f), "x");
+  h.db.prepare("INSERT INTO images (name, source, kernel_path, rootfs_path, size_bytes, created_at) VALUES (?, 'test', ?, ?, 1, ?)").run(name, join(imgDir, "vmlinuz"), join(imgDir, "rootfs.ext4"), new Date().toISOString());
+  const info: ImageInfo = { name, flavor, kernelPath: join(imgDir, "vmlinuz"), rootfsPath: join(imgDir, "rootfs.ext4") };
+  h.images.set(name, info);
+  return info;
+}
+
+export function makeHarness(opts: { sshReadyTimeoutMs?: number; prefix?: string } = {}): Harness {
+  const dir = mkdtempSync(join(tmpdir(), opts.prefix ?? "bgt-vm-"));
+  const db = openDatabase(join(dir, "banger.db"));
+  const host = new FakeHost();
+  const images = new Map<string, ImageInfo>();
+  const vms = new VmRepository(db);
+  const ops = new OperationRepository(db);
+  const env: LifecycleEnv = {
+    deps: host.deps(images),
+    vms,
+    handles: new HandleStore(vms, dir),
+    logger: silentLogger,
+    stateDir: dir,
+    knownHostsPath: state.knownHosts(dir),
+    sshReadyTimeoutMs: opts.sshReadyTimeoutMs ?? 2_000,
+    stopTimeoutMs: 1_000,
+    aliveCheckMs: 20,
+    installKey: () => Promise.resolve({ keyPath: state.sshKey(dir), publicKey: INSTALL_PUB }),
+    hostKey: () => Promise.resolve({ private: Buffer.from("PRIVATE"), public: FAKE_PUB }),
+  };
+  const service = new VmService({ env, db, tracker: new OperationTracker(ops, silentLogger), defaults: { image: "tiny", vcpus: 1, memoryMib: 256, diskGib: 1 } });
+  const h: Harness = { dir, db, host, vms, ops, env, service, images, close: () => { db.close(); rmSync(dir, { recursive: true, force: true }); } };
+  addImage(h, "tiny");
+  return h;
+}
+
+let opCounter = 0;
+export function freshOpId(): string {
+  opCounter++;
+  return `op-${opCounter.toString(16).padStart(12, "0")}`;
+}
