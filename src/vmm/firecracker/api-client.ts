@@ -38,7 +38,7 @@ export async function fcRequest(socketPath: string, method: "GET" | "PUT" | "PAT
         }
         const status = res.statusCode ?? 0;
         if (status < 200 || status >= 300) {
-          const fault = typeof parsed === "object" && parsed !== null && "fault_message" in parsed ? String((parsed as { fault_message: unknown }).fault_message) : text;
+          const fault = typeof parsed === "object" && parsed !== null && "fault_message" in parsed ? String(parsed.fault_message) : text;
           reject(new FirecrackerApiError(method, path, status, fault));
           return;
         }

@@ -1,3 +1,5 @@
+import { hasControlChars } from "../values.js";
+
 /**
  * Immutable argv builders for firecracker and the jailer. Firecracker's
  * parser only accepts `--flag value` as two items and rejects a value that
@@ -5,7 +7,7 @@
  */
 
 function value(field: string, v: string): string {
-  if (v === "" || v.startsWith("--") || /[\x00-\x1f\x7f]/.test(v)) throw new Error(`${field}: ${JSON.stringify(v)} cannot be passed to firecracker`);
+  if (v === "" || v.startsWith("--") || hasControlChars(v)) throw new Error(`${field}: ${JSON.stringify(v)} cannot be passed to firecracker`);
   return v;
 }
 

@@ -8,33 +8,37 @@ import { DnsServer } from "../../../src/daemon/dns/server.js";
 import { silentLogger } from "../../../src/system/log.js";
 
 type RecordType = dnsPacket.RecordType;
+/** dns-packet decodes these too; its typings just do not declare them. */
+type Decoded = dnsPacket.DecodedPacket & { rcode?: string; flag_aa?: boolean; flag_rd?: boolean };
+type AnswerOut = { type: string; name: string; data?: unknown; ttl?: number };
+const decode = (b: Buffer): Decoded => dnsPacket.decode(b) as Decoded;
 
 function query(name: string, type: RecordType = "A", id = 4242): Buffer {
   return dnsPacket.encode({ type: "query", id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: "IN" }] });
 }
 
-function udpAsk(addr: string, msg: Buffer, timeoutMs = 1000): Promise<dnsPacket.DecodedPacket | undefined> {
+function udpAsk(addr: string, msg: Buffer, timeoutMs = 1000): Promise<Decoded | undefined> {
   const [host, port] = [addr.slice(0, addr.lastIndexOf(":")), Number(addr.slice(addr.lastIndexOf(":") + 1))];
   return new Promise((resolve, reject) => {
     const s = createSocket("udp4");
     const timer = setTimeout(() => { s.close(); resolve(undefined); }, timeoutMs);
-    s.once("message", (m) => { clearTimeout(timer); s.close(); try { resolve(dnsPacket.decode(m)); } catch (e) { reject(e as Error); } });
+    s.once("message", (m) => { clearTimeout(timer); s.close(); try { resolve(decode(m)); } catch (e) { reject(e as Error); } });
     s.send(msg, port, host);
   });
 }
 
-function tcpAsk(addr: string, frames: Buffer, expect: number): Promise<dnsPacket.DecodedPacket[]> {
+function tcpAsk(addr: string, frames: Buffer, expect: number): Promise<Decoded[]> {
   const [host, port] = [addr.slice(0, addr.lastIndexOf(":")), Number(addr.slice(addr.lastIndexOf(":") + 1))];
   return new Promise((resolve, reject) => {
     const sock = connect({ host, port });
     let buf = Buffer.alloc(0);
-    const out: dnsPacket.DecodedPacket[] = [];
+    const out: Decoded[] = [];
     sock.on("connect", () => sock.write(frames));
     sock.on("error", reject);
     sock.on("data", (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        out.push(dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0))));
+        out.push(decode(buf.subarray(2, 2 + buf.readUInt16BE(0))));
         buf = buf.subarray(2 + buf.readUInt16BE(0));
       }
       if (out.length === expect) { sock.destroy(); resolve(out); }
@@ -53,32 +57,32 @@ function frame(msg: Buffer): Buffer {
 const lookup = (n: string): string | undefined => (n === "web" ? "172.16.90.2" : undefined);
 
 test("answerQuery: A for NAME.vm (case-insensitive), NXDOMAIN under .vm, REFUSED elsewhere, NOERROR-empty for AAAA", () => {
-  const a = dnsPacket.decode(answerQuery(query("Web.VM"), lookup) ?? Buffer.alloc(0));
+  const a = decode(answerQuery(query("Web.VM"), lookup) ?? Buffer.alloc(0));
   assert.equal(a.id, 4242);
   assert.equal(a.type, "response");
   assert.equal(a.rcode, "NOERROR");
   assert.equal(a.flag_aa, true);
   assert.equal(a.flag_rd, true, "RD echoed");
-  assert.deepEqual(a.answers?.map((x) => [x.type, x.name, (x as { data: unknown }).data, x.ttl]), [["A", "Web.VM", "172.16.90.2", RECORD_TTL_S]]);
-  assert.equal(dnsPacket.decode(answerQuery(query("nope.vm"), lookup) ?? Buffer.alloc(0)).rcode, "NXDOMAIN");
-  assert.equal(dnsPacket.decode(answerQuery(query("a.web.vm"), lookup) ?? Buffer.alloc(0)).rcode, "NXDOMAIN");
-  assert.equal(dnsPacket.decode(answerQuery(query("example.com"), lookup) ?? Buffer.alloc(0)).rcode, "REFUSED");
-  assert.equal(dnsPacket.decode(answerQuery(query("webvm"), lookup) ?? Buffer.alloc(0)).rcode, "REFUSED", "suffix must be a whole label");
-  const aaaa = dnsPacket.decode(answerQuery(query("web.vm", "AAAA"), lookup) ?? Buffer.alloc(0));
+  assert.deepEqual((a.answers as AnswerOut[] | undefined)?.map((x) => [x.type, x.name, x.data, x.ttl]), [["A", "Web.VM", "172.16.90.2", RECORD_TTL_S]]);
+  assert.equal(decode(answerQuery(query("nope.vm"), lookup) ?? Buffer.alloc(0)).rcode, "NXDOMAIN");
+  assert.equal(decode(answerQuery(query("a.web.vm"), lookup) ?? Buffer.alloc(0)).rcode, "NXDOMAIN");
+  assert.equal(decode(answerQuery(query("example.com"), lookup) ?? Buffer.alloc(0)).rcode, "REFUSED");
+  assert.equal(decode(answerQuery(query("webvm"), lookup) ?? Buffer.alloc(0)).rcode, "REFUSED", "suffix must be a whole label");
+  const aaaa = decode(answerQuery(query("web.vm", "AAAA"), lookup) ?? Buffer.alloc(0));
   assert.equal(aaaa.rcode, "NOERROR");
   assert.equal(aaaa.answers?.length, 0);
-  assert.equal(dnsPacket.decode(answerQuery(query("nope.vm", "AAAA"), lookup) ?? Buffer.alloc(0)).rcode, "NXDOMAIN");
+  assert.equal(decode(answerQuery(query("nope.vm", "AAAA"), lookup) ?? Buffer.alloc(0)).rcode, "NXDOMAIN");
 });
 
 test("answerQuery drops garbage and responses, FORMERR for zero questions", () => {
   for (const junk of [Buffer.alloc(0), Buffer.from([1]), Buffer.from("hello world, not dns"), Buffer.alloc(12, 0xff), Buffer.concat([query("web.vm").subarray(0, 20)])]) {
     const out = answerQuery(junk, lookup);
-    if (out !== undefined) assert.notEqual(dnsPacket.decode(out).rcode, "NOERROR", `garbage ${junk.toString("hex")} must not get a normal answer`);
+    if (out !== undefined) assert.notEqual(decode(out).rcode, "NOERROR", `garbage ${junk.toString("hex")} must not get a normal answer`);
   }
   const resp = dnsPacket.encode({ type: "response", id: 1, questions: [{ type: "A", name: "web.vm", class: "IN" }] });
   assert.equal(answerQuery(resp, lookup), undefined, "responses are never answered (no loops)");
   const noq = dnsPacket.encode({ type: "query", id: 7, questions: [] });
-  assert.equal(dnsPacket.decode(answerQuery(noq, lookup) ?? Buffer.alloc(0)).rcode, "FORMERR");
+  assert.equal(decode(answerQuery(noq, lookup) ?? Buffer.alloc(0)).rcode, "FORMERR");
 });
 
 test("DnsServer over UDP and TCP: records follow setRecords/publish/unpublish; garbage never kills it", async (t) => {

@@ -1,0 +1,299 @@
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
+import { test } from "node:test";
+import { state, vmFiles } from "../../../src/paths/paths.js";
+import { RpcError } from "../../../src/rpc/errors.js";
+import { CREATE_STEPS } from "../../../src/daemon/vm/boot-steps.js";
+import { stepNames } from "../../../src/daemon/vm/steps.js";
+import { FAKE_PUB, freshOpId, makeHarness, type Harness } from "./fakes.js";
+
+async function createAndWait(h: Harness, req: Parameters<Harness["service"]["create"]>[0] = {}): Promise<{ opId: string; name: string; id: string }> {
+  const opId = freshOpId();
+  const ref = await h.service.create(req, opId);
+  assert.equal(ref.operation_id, opId);
+  await h.service.idle();
+  return { opId, name: ref.vm.name, id: ref.vm.id };
+}
+
+function leftovers(h: Harness): string[] {
+  return [...h.host.live];
+}
+
+test("create runs every step in order, ends running, and records handles in the DB and handles.json", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const { opId, name, id } = await createAndWait(h, { name: "web" });
+  assert.equal(name, "web");
+  const vm = h.vms.getByName("web");
+  assert.ok(vm !== undefined);
+  assert.equal(vm.state, "running");
+  assert.ok(vm.startedAt !== null);
+  assert.equal(vm.handles.ip, "172.16.90.2");
+  assert.equal(vm.handles.pid, 4242);
+  assert.deepEqual(h.host.calls, ["network.lease", "storage.cloneRoot", "storage.createWorkDisk", "storage.injectFiles.root", "storage.injectFiles.work", "network.attach", "vmm.launch", "ssh.waitReady", "dns.publish"]);
+  const mirror = JSON.parse(readFileSync(vmFiles.handles(state.vmDir(h.dir, id)), "utf8")) as { handles: { ip: string; pid: number } };
+  assert.equal(mirror.handles.ip, "172.16.90.2");
+  assert.equal(mirror.handles.pid, 4242);
+  assert.equal(readFileSync(state.knownHosts(h.dir), "utf8"), `web.vm,172.16.90.2 ${FAKE_PUB}\n`);
+  const op = h.ops.get(opId);
+  assert.ok(op !== undefined);
+  assert.equal(op.state, "succeeded");
+  assert.equal(op.kind, "vm.create");
+  assert.deepEqual(op.steps.map((s) => s.name), stepNames(CREATE_STEPS));
+  assert.ok(op.steps.every((s) => s.state === "succeeded" && s.started_at !== null && typeof s.elapsed_ms === "number"));
+  assert.deepEqual(op.result, { id, name: "web", ip: "172.16.90.2" });
+});
+
+test("create injects the guest contract files (busybox flavor) and the authorized key into the work disk", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  await createAndWait(h, { name: "tiny-one" });
+  const root = h.host.edits.find((e) => e.disk === "root");
+  const work = h.host.edits.find((e) => e.disk === "work");
+  assert.ok(root !== undefined && work !== undefined);
+  const files = new Map(root.edits.files.map((f) => [f.path, f]));
+  assert.equal(files.get("/etc/hostname")?.content.toString(), "tiny-one\n");
+  assert.match(files.get("/etc/banger/network")?.content.toString() ?? "", /^MAC=02:fc:00:00:00:02\nIP=172.16.90.2\nPREFIX=24\nGATEWAY=172.16.90.1\nDNS=1.1.1.1\n$/);
+  assert.equal(files.get("/etc/dropbear/dropbear_ed25519_host_key")?.mode, 0o600);
+  assert.match(files.get("/etc/fstab")?.content.toString() ?? "", /^\/dev\/vdb \/root ext4 defaults 0 2$/m);
+  assert.deepEqual(work.edits.dirs, [{ path: "/.ssh", mode: 0o700, uid: 0, gid: 0 }]);
+  assert.equal(work.edits.files[0]?.path, "/.ssh/authorized_keys");
+  assert.equal(work.edits.files[0]?.mode, 0o600);
+});
+
+for (const [failingCall, failedStep] of [
+  ["network.lease", "lease"],
+  ["storage.cloneRoot", "clone-root"],
+  ["storage.createWorkDisk", "work-disk"],
+  ["storage.injectFiles.work", "inject-files"],
+  ["network.attach", "network"],
+  ["vmm.launch", "launch-vmm"],
+  ["ssh.waitReady", "wait-ssh"],
+  ["dns.publish", "publish-dns"],
+] as const) {
+  test(`a failure in ${failingCall} unwinds every earlier step and leaves nothing behind`, async (t) => {
+    const h = makeHarness();
+    t.after(() => { h.close(); });
+    h.host.failOn.add(failingCall);
+    const { opId, id } = await createAndWait(h, { name: "doomed" });
+    assert.deepEqual(leftovers(h), [], `left behind: ${leftovers(h).join(", ")}`);
+    assert.equal(h.vms.getByName("doomed"), undefined, "the VM record is removed");
+    assert.equal(existsSync(state.vmDir(h.dir, id)), false, "the VM dir is removed");
+    assert.equal(h.db.prepare("SELECT COUNT(*) AS n FROM leases").get() !== undefined, true);
+    const known = existsSync(state.knownHosts(h.dir)) ? readFileSync(state.knownHosts(h.dir), "utf8") : "";
+    assert.equal(known, "", "the host key is unpinned");
+    const op = h.ops.get(opId);
+    assert.ok(op !== undefined);
+    assert.equal(op.state, "failed");
+    assert.match(op.error ?? "", new RegExp(`step ${failedStep} failed: injected failure in ${failingCall.replace(/\./g, "\\.")}`));
+    const byName = new Map(op.steps.map((s) => [s.name, s.state]));
+    assert.equal(byName.get(failedStep), "failed");
+    const idx = stepNames(CREATE_STEPS).indexOf(failedStep);
+    for (const s of CREATE_STEPS.slice(0, idx)) assert.ok(["undone", "succeeded"].includes(byName.get(s.name) ?? ""), `${s.name} is ${byName.get(s.name)}`);
+    for (const s of CREATE_STEPS.slice(idx + 1)) assert.equal(byName.get(s.name), "pending");
+    // The name is free again.
+    h.host.failOn.clear();
+    await createAndWait(h, { name: "doomed" });
+    assert.equal(h.vms.getByName("doomed")?.state, "running");
+  });
+}
+
+test("when an undo fails too, the VM is kept in state error with the reason, and rm --force cleans it up", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  h.host.failOn.add("vmm.launch");
+  h.host.failOn.add("network.detach");
+  const { opId } = await createAndWait(h, { name: "sticky" });
+  const vm = h.vms.getByName("sticky");
+  assert.equal(vm?.state, "error");
+  assert.match(vm.lastError ?? "", /undo network: injected failure in network\.detach/);
+  assert.match(h.ops.get(opId)?.error ?? "", /banger vm rm --force sticky/);
+  assert.ok(h.host.live.has(`tap:${vm.id}`));
+  h.host.failOn.clear();
+  await h.service.delete("sticky", true, freshOpId());
+  assert.deepEqual(leftovers(h), []);
+  assert.equal(h.vms.getByName("sticky"), undefined);
+});
+
+test("a VMM that dies during boot fails wait-ssh quickly with the console tail", async (t) => {
+  const h = makeHarness({ sshReadyTimeoutMs: 60_000 });
+  t.after(() => { h.close(); });
+  h.host.sshReady = false;
+  h.host.vmmAlive = false;
+  // The console log the fake VMM "wrote" before dying.
+  const origLaunch = h.env.deps.vmm.launch.bind(h.env.deps.vmm);
+  (h.env.deps.vmm as { launch: typeof origLaunch }).launch = async (spec, opId) => {
+    mkdirSync(spec.vmDir, { recursive: true });
+    writeFileSync(spec.consoleLog, "Booting\nKernel panic - not syncing: VFS: Unable to mount root fs\n");
+    return origLaunch(spec, opId);
+  };
+  const t0 = Date.now();
+  const { opId } = await createAndWait(h, { name: "panicky" });
+  assert.ok(Date.now() - t0 < 5_000, "did not wait for the ssh timeout");
+  const err = h.ops.get(opId)?.error ?? "";
+  assert.match(err, /VMM exited while panicky was booting/);
+  assert.match(err, /Kernel panic - not syncing/);
+  assert.deepEqual(leftovers(h), []);
+});
+
+test("bad input is refused synchronously with clear errors and nothing is created", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const expectRpc = async (req: Parameters<typeof h.service.create>[0], code: string, re: RegExp): Promise<void> => {
+    await assert.rejects(h.service.create(req, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === code && re.test(e.message));
+  };
+  await expectRpc({ name: "Bad_Name" }, "bad_params", /must be a DNS label/);
+  await expectRpc({ name: "-x" }, "bad_params", /starts or ends with '-'/);
+  await expectRpc({ name: "a".repeat(64) }, "bad_params", /at most 63/);
+  await expectRpc({ vcpus: 0 }, "bad_params", /--vcpus must be an integer from 1 to 32/);
+  await expectRpc({ memoryMib: 64 }, "bad_params", /--memory \(MiB\) must be an integer from 128/);
+  await expectRpc({ diskGib: 5000 }, "bad_params", /--disk/);
+  await expectRpc({ image: "nope" }, "not_found", /unknown image "nope": build it with "banger image build --name nope"/);
+  const tiny = h.images.get("tiny");
+  assert.ok(tiny !== undefined);
+  rmSync(tiny.kernelPath);
+  await expectRpc({}, "not_found", /missing its kernel/);
+  writeFileSync(tiny.kernelPath, "x");
+  await createAndWait(h, { name: "dup" });
+  await expectRpc({ name: "dup" }, "conflict", /a VM named "dup" already exists/);
+  assert.equal(h.vms.list().length, 1);
+  assert.equal(h.ops.get("op-does-not-exist"), undefined);
+});
+
+test("generated names are adjective-noun DNS labels and unique", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const names = new Set<string>();
+  for (let i = 0; i < 5; i++) names.add((await createAndWait(h)).name);
+  assert.equal(names.size, 5);
+  for (const n of names) assert.match(n, /^[a-z]+-[a-z]+(-[0-9]+)?$/);
+});
+
+test("concurrent creates get distinct leases", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const refs = await Promise.all(Array.from({ length: 8 }, () => h.service.create({}, freshOpId())));
+  await h.service.idle();
+  const ips = refs.map((r) => h.vms.getById(r.vm.id)?.handles.ip);
+  assert.equal(new Set(ips).size, 8);
+  assert.ok(h.vms.list().every((v) => v.state === "running"));
+});
+
+test("stop releases runtime resources but keeps disks and lease; start brings it back with the same IP", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const { id } = await createAndWait(h, { name: "cycle" });
+  const ip = h.vms.getById(id)?.handles.ip;
+  h.host.calls.length = 0;
+  const stopped = await h.service.stop("cycle", false, freshOpId());
+  assert.equal(stopped.state, "stopped");
+  assert.deepEqual(h.host.calls, ["dns.unpublish", "vmm.stop", "network.detach", "storage.deactivateRoot"]);
+  assert.deepEqual([...h.host.live].sort(), [`lease:${id}`, `root:${id}`, `work:${id}`]);
+  assert.equal(h.vms.getById(id)?.handles.pid, undefined);
+  await assert.rejects(h.service.stop("cycle", false, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "conflict" && /already stopped/.test(e.message));
+
+  const opId = freshOpId();
+  await h.service.start("cycle", opId);
+  assert.equal(h.vms.getById(id)?.state, "starting");
+  await h.service.idle();
+  const vm = h.vms.getById(id);
+  assert.equal(vm?.state, "running");
+  assert.equal(vm.handles.ip, ip);
+  assert.equal(h.ops.get(opId)?.state, "succeeded");
+  await assert.rejects(h.service.start("cycle", freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "conflict" && /already running/.test(e.message));
+});
+
+test("stop --force kills instead of a graceful shutdown", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  await createAndWait(h, { name: "hard" });
+  h.host.calls.length = 0;
+  await h.service.stop("hard", true, freshOpId());
+  assert.ok(h.host.calls.includes("vmm.kill"));
+  assert.ok(!h.host.calls.includes("vmm.stop"));
+});
+
+test("a failed start unwinds, keeps the lease and disks, and leaves the VM stopped with the reason", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const { id } = await createAndWait(h, { name: "flaky" });
+  await h.service.stop("flaky", false, freshOpId());
+  h.host.failOn.add("vmm.launch");
+  const opId = freshOpId();
+  await h.service.start("flaky", opId);
+  await h.service.idle();
+  const vm = h.vms.getById(id);
+  assert.equal(vm?.state, "stopped");
+  assert.match(vm.lastError ?? "", /launch-vmm/);
+  assert.deepEqual([...h.host.live].sort(), [`lease:${id}`, `root:${id}`, `work:${id}`]);
+  assert.equal(h.ops.get(opId)?.state, "failed");
+});
+
+test("restart stops then boots again as one operation", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const { id } = await createAndWait(h, { name: "again" });
+  h.host.calls.length = 0;
+  const opId = freshOpId();
+  await h.service.restart("again", false, opId);
+  await h.service.idle();
+  assert.equal(h.vms.getById(id)?.state, "running");
+  assert.deepEqual(h.ops.get(opId)?.steps.map((s) => s.name), ["stop", "lease", "activate-root", "pin-host-key", "network", "launch-vmm", "wait-ssh", "publish-dns"]);
+  assert.ok(h.host.calls.indexOf("vmm.stop") < h.host.calls.indexOf("vmm.launch"));
+});
+
+test("delete refuses a running VM without --force, and with it removes everything", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const { id } = await createAndWait(h, { name: "gone" });
+  await createAndWait(h, { name: "stays" });
+  await assert.rejects(h.service.delete("gone", false, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "conflict" && /stop it first/.test(e.message));
+  await h.service.delete("gone", true, freshOpId());
+  assert.equal(h.vms.getByName("gone"), undefined);
+  assert.ok([...h.host.live].every((r) => !r.includes(id)), `left: ${[...h.host.live].join(",")}`);
+  assert.equal(existsSync(state.vmDir(h.dir, id)), false);
+  assert.doesNotMatch(readFileSync(state.knownHosts(h.dir), "utf8"), /gone\.vm/);
+  assert.match(readFileSync(state.knownHosts(h.dir), "utf8"), /stays\.vm/);
+  await assert.rejects(h.service.delete("gone", false, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "not_found");
+});
+
+test("delete is collect-and-continue: one failing teardown action does not stop the others", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const { id } = await createAndWait(h, { name: "messy" });
+  h.host.failOn.add("network.detach");
+  await assert.rejects(h.service.delete("messy", true, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "operation_failed" && /detach-network: injected failure/.test(e.message));
+  // Everything else was still torn down.
+  assert.deepEqual([...h.host.live], [`tap:${id}`]);
+  assert.equal(h.vms.getById(id)?.state, "error");
+  h.host.failOn.clear();
+  await h.service.delete("messy", true, freshOpId());
+  assert.deepEqual([...h.host.live], []);
+});
+
+test("delete --force interrupts a create that is stuck waiting for ssh", async (t) => {
+  const h = makeHarness({ sshReadyTimeoutMs: 60_000 });
+  t.after(() => { h.close(); });
+  h.host.sshReady = false;
+  const opId = freshOpId();
+  await h.service.create({ name: "stuck" }, opId);
+  while (!h.host.calls.includes("ssh.waitReady")) await new Promise((r) => setTimeout(r, 5));
+  await assert.rejects(h.service.delete("stuck", false, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "conflict");
+  const t0 = Date.now();
+  await h.service.delete("stuck", true, freshOpId());
+  await h.service.idle();
+  assert.ok(Date.now() - t0 < 5_000);
+  assert.deepEqual([...h.host.live], []);
+  assert.equal(h.vms.getByName("stuck"), undefined);
+  assert.equal(h.ops.get(opId)?.state, "failed");
+});
+
+test("an op id can only start one operation", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const opId = freshOpId();
+  await h.service.create({ name: "first" }, opId);
+  await assert.rejects(h.service.create({ name: "second" }, opId), (e: unknown) => e instanceof RpcError && e.code === "conflict" && /fresh op id/.test(e.message));
+  await h.service.idle();
+  assert.equal(h.vms.getByName("second"), undefined);
+});
