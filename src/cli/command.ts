@@ -19,7 +19,8 @@ export interface CliContext {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Minted once per CLI invocation and sent with every daemon call, so failures can be traced in logs. */
   readonly opId: string;
-  call<D extends MethodDescriptor>(descriptor: D, params: ParamsOf<D>, timeoutMs?: number): Promise<ResultOf<D>>;
+  /** `opId` overrides the invocation's op id (one CLI command starting several operations needs one id each). */
+  call<D extends MethodDescriptor>(descriptor: D, params: ParamsOf<D>, timeoutMs?: number, opId?: string): Promise<ResultOf<D>>;
 }
 
 export interface Command {

@@ -51,7 +51,7 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
     stderr: io.stderr,
     env: io.env,
     opId,
-    call: (descriptor, params, timeoutMs) => callUnix(layout.daemonSocket, descriptor, params, timeoutMs === undefined ? { opId } : { opId, timeoutMs }),
+    call: (descriptor, params, timeoutMs, callOpId) => callUnix(layout.daemonSocket, descriptor, params, timeoutMs === undefined ? { opId: callOpId ?? opId } : { opId: callOpId ?? opId, timeoutMs }),
   };
   try {
     return await found.command.run(found.rest, ctx);

@@ -63,6 +63,8 @@ export interface CleanupOptions {
    * persisted with a VM may name a device that now belongs to someone else.
    */
   readonly stateDir: string | undefined;
+  /** When set, the exact backing file each loop must have (real paths); any other file means "not ours any more": skip it. */
+  readonly expectedBacking?: { readonly base?: string | undefined; readonly cow?: string | undefined };
   readonly sysRoot?: string;
 }
 
@@ -80,10 +82,13 @@ async function cleanupDmSnapshotUnlocked(runner: Runner, handles: DmSnapshotHand
       errors.push(e);
     }
   }
-  for (const loop of [handles.cow_loop, handles.base_loop]) {
+  for (const [loop, expected] of [
+    [handles.cow_loop, opts.expectedBacking?.cow],
+    [handles.base_loop, opts.expectedBacking?.base],
+  ] as const) {
     if (loop === "") continue;
     try {
-      await detachLoop(runner, loop, opts);
+      await detachLoop(runner, loop, opts, expected);
     } catch (e) {
       errors.push(e);
     }
@@ -109,16 +114,20 @@ export async function removeDmTarget(runner: Runner, name: string): Promise<void
 export function loopBackingFile(loop: string, sysRoot = "/sys"): string | undefined {
   const n = loop.slice("/dev/".length);
   try {
-    return readFileSync(`${sysRoot}/block/${n}/loop/backing_file`, "utf8").trim();
+    // The kernel appends " (deleted)" once the file is unlinked; it is still the same file.
+    return readFileSync(`${sysRoot}/block/${n}/loop/backing_file`, "utf8").trim().replace(/ \(deleted\)$/, "");
   } catch {
     return undefined;
   }
 }
 
-async function detachLoop(runner: Runner, loop: string, opts: CleanupOptions): Promise<void> {
+async function detachLoop(runner: Runner, loop: string, opts: CleanupOptions, expected: string | undefined): Promise<void> {
   if (opts.stateDir !== undefined) {
     const backing = loopBackingFile(loop, opts.sysRoot);
     if (backing === undefined) return; // already detached
+    // A stale handle (VM stopped, its loops released and reused by another
+    // VM): the device is someone else's now, so there is nothing of ours to release.
+    if (expected !== undefined && backing !== expected) return;
     if (!backing.startsWith(opts.stateDir + sep)) {
       throw new Error(`refusing to detach ${loop}: it is backed by ${backing}, not by a banger file in ${opts.stateDir}`);
     }

@@ -157,12 +157,8 @@ export class VmRepository {
   updateHandles(id: string, patch: Partial<VmHandles>): VmRecord {
     const cur = this.getById(id);
     if (cur === undefined) throw new Error(`VM ${id} not found`);
-    const merged: Record<string, unknown> = { ...cur.handles };
-    for (const [k, v] of Object.entries(patch)) {
-      if (v === undefined) delete merged[k];
-      else merged[k] = v;
-    }
-    const handles = vmHandlesSchema.parse(merged);
+    const merged = Object.entries({ ...cur.handles, ...patch }).filter(([, v]) => v !== undefined);
+    const handles = vmHandlesSchema.parse(Object.fromEntries(merged));
     const ts = this.now().toISOString();
     this.db.prepare("UPDATE vms SET handles = ?, updated_at = ? WHERE id = ?").run(JSON.stringify(handles), ts, id);
     return { ...cur, handles, updatedAt: ts };

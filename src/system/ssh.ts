@@ -90,3 +90,12 @@ function signalNumber(signal: NodeJS.Signals): number {
   const table: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15, SIGPIPE: 13 };
   return table[signal] ?? 0;
 }
+
+/**
+ * ssh hands the remote side ONE string that the guest's shell re-splits.
+ * `vm exec` promises argv semantics (like docker exec), so each word is
+ * single-quoted for a POSIX shell and arrives byte for byte.
+ */
+export function quoteForRemoteShell(argv: readonly string[]): string {
+  return argv.map((a) => (/^[A-Za-z0-9_/.,:=@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ");
+}

@@ -145,7 +145,7 @@ function startInstance(): void {
   // Like Firecracker: pci=off is added, and root=/dev/vda rw when a root drive is configured.
   let cmdline = bootSource.boot_args ?? "reboot=k panic=1 pci=off";
   if (root !== undefined) cmdline += ` root=/dev/vda ${root.is_read_only === true ? "ro" : "rw"}`;
-  const argv = ["-M", "microvm,acpi=off,x-option-roms=off,rtc=on,isa-serial=on", "-accel", "tcg", "-cpu", "max", "-smp", String(machine.vcpu_count), "-m", `${machine.mem_size_mib}M`, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-device", "i8042", "-kernel", bootSource.kernel_image_path];
+  const argv = ["-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on", "-accel", "tcg", "-cpu", "max", "-smp", String(machine.vcpu_count), "-m", `${machine.mem_size_mib}M`, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-device", "i8042", "-kernel", bootSource.kernel_image_path];
   if (bootSource.initrd_path !== undefined) argv.push("-initrd", bootSource.initrd_path);
   argv.push("-append", cmdline);
   ordered.forEach((d, i) => {

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BASE_CMDLINE, TCG_KERNEL_ARGS } from "../../src/image/cmdline.js";
 import { findKernel } from "../../src/image/host-kernel.js";
 import { DEFAULT_TINY_INPUTS } from "../../src/image/tiny-rootfs.js";
 import { buildTinyImage } from "../../src/image/tiny.js";
@@ -30,8 +31,8 @@ export interface TinyImage {
 
 export const TEST_CACHE_DIR = "/tmp/banger-test-cache";
 
-/** The guest contract's kernel command line base. */
-export const TINY_CMDLINE = "console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rootfstype=ext4 rw";
+/** Kernel command line for booting the tiny image under qemu TCG in tests (contract base + the TCG clock fix). */
+export const TINY_CMDLINE = `${BASE_CMDLINE} ${TCG_KERNEL_ARGS}`;
 
 /** Skip reason when the tiny image cannot be built on this host, else false. */
 export function tinyImageSkip(): string | false {

@@ -2,6 +2,7 @@ import type { Command } from "../command.js";
 import { doctorCommand } from "./doctor.js";
 import { systemStatusCommand } from "./system/status.js";
 import { versionCommand } from "./version.js";
+import { VM_COMMANDS } from "./vm/index.js";
 
 /** Every CLI subcommand, one file each. */
-export const COMMANDS: readonly Command[] = [versionCommand, doctorCommand, systemStatusCommand];
+export const COMMANDS: readonly Command[] = [versionCommand, doctorCommand, systemStatusCommand, ...VM_COMMANDS];

@@ -9,9 +9,9 @@ import { errorMessage, type StepEvent } from "../vm/steps.js";
  */
 export interface TrackedOperation {
   readonly id: string;
-  onProgress(event: StepEvent): void;
-  succeed(result: unknown): void;
-  fail(error: unknown): void;
+  readonly onProgress: (event: StepEvent) => void;
+  readonly succeed: (result: unknown) => void;
+  readonly fail: (error: unknown) => void;
 }
 
 export class OperationTracker {

@@ -26,6 +26,7 @@ export function copyStrategy(runner: Runner, stateDir: string): CloneStrategy {
       return handles;
     },
     prepareBoot: (handles) => Promise.resolve(handles),
+    deactivate: () => Promise.resolve(),
     async release(handles) {
       await rm(handles.path, { force: true });
     },

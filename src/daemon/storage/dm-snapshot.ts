@@ -35,7 +35,11 @@ export function dmSnapshotStrategy(helper: HelperClient, stateDir: string, exist
   }
 
   async function releaseHandles(handles: DmHandles, opId: string): Promise<void> {
-    await helper.call(privCleanupDmSnapshot, { base_loop: handles.base_loop, cow_loop: handles.cow_loop, dm_name: handles.dm_name, dm_dev: handles.dm_dev }, opId);
+    await helper.call(
+      privCleanupDmSnapshot,
+      { base_loop: handles.base_loop, cow_loop: handles.cow_loop, dm_name: handles.dm_name, dm_dev: handles.dm_dev, rootfs_path: handles.base_path, cow_path: handles.cow_path },
+      opId,
+    );
   }
 
   return {
@@ -66,10 +70,15 @@ export function dmSnapshotStrategy(helper: HelperClient, stateDir: string, exist
         return handles;
       }
       if (!exists(handles.base_path)) throw new Error(`${handles.dm_dev} is gone and its image ${handles.base_path} was deleted; delete and recreate the VM`);
-      // Stale loop numbers from before the reboot must not be reused blindly;
-      // the helper only detaches loops backed by banger files.
+      // Loop numbers from before a stop/reboot may belong to another VM now;
+      // the helper detaches a loop only if it is still backed by OUR files.
       await releaseHandles(handles, opts.opId);
       return attach(handles.base_path, handles.cow_path, opts);
+    },
+    async deactivate(handles, opId) {
+      if (handles.kind !== "dm-snapshot") throw new Error(`dm-snapshot cannot deactivate a ${handles.kind} root disk`);
+      // Devices go, the COW file (the VM's disk contents) stays for the next start.
+      await releaseHandles(handles, opId);
     },
     async release(handles, opId) {
       if (handles.kind !== "dm-snapshot") throw new Error(`dm-snapshot cannot release a ${handles.kind} root disk`);

@@ -30,6 +30,7 @@ export function reflinkStrategy(stateDir: string): CloneStrategy {
       return handles;
     },
     prepareBoot: (handles) => Promise.resolve(handles),
+    deactivate: () => Promise.resolve(),
     async release(handles) {
       await rm(handles.path, { force: true });
     },

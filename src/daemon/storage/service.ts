@@ -34,6 +34,10 @@ export class StorageService {
 
   constructor(private readonly deps: StorageDeps) {}
 
+  get runner(): Runner {
+    return this.deps.runner;
+  }
+
   choice(opId: string): Promise<StrategyChoice> {
     this.choicePromise ??= detectCloneStrategy({ stateDir: this.deps.stateDir, configured: this.deps.configured, runner: this.deps.runner, helper: this.deps.helper, opId }).catch((e: unknown) => {
       this.choicePromise = undefined;
@@ -69,6 +73,16 @@ export class StorageService {
     return this.strategyFor(handles.kind).prepareBoot(handles, opts);
   }
 
+  /** VM stopped: devices released (dm-snapshot), contents kept. Idempotent. */
+  deactivateRoot(handles: RootDiskHandles, opId: string): Promise<void> {
+    return this.strategyFor(handles.kind).deactivate(handles, opId);
+  }
+
+  /** Removes the clone and everything it holds (devices, COW file). Idempotent. */
+  releaseRoot(handles: RootDiskHandles, opId: string): Promise<void> {
+    return this.strategyFor(handles.kind).release(handles, opId);
+  }
+
   /** Files into the root disk: debugfs directly on a file clone, through the root helper on a root-owned dm device. */
   async writeRootFiles(handles: RootDiskHandles, files: readonly Ext4File[], dirs: readonly Ext4Dir[], opId: string): Promise<void> {
     if (handles.kind !== "dm-snapshot") {
@@ -95,19 +109,19 @@ export class StorageService {
     return Buffer.from(r.data, "base64");
   }
 
-  /** The persistent /root disk (/dev/vdb) with the install's authorized_keys. */
-  async createWorkDisk(vmDir: string, sizeGib: number, authorizedKeys: string): Promise<string> {
+  /** The persistent /root disk (/dev/vdb), with the install's authorized_keys when given. */
+  async createWorkDisk(vmDir: string, sizeGib: number, authorizedKeys?: string): Promise<string> {
     const path = vmFiles.workDisk(vmDir);
     await createWorkDisk(this.deps.runner, path, sizeGib, authorizedKeys);
     return path;
   }
 
   /** Copies the config's file_sync entries from `home` into the VM's root and work disks. */
-  async syncFiles(handles: RootDiskHandles, workDisk: string, entries: readonly FileSyncEntry[], home: string, opId: string): Promise<void> {
+  async syncFiles(handles: RootDiskHandles | undefined, workDisk: string | undefined, entries: readonly FileSyncEntry[], home: string, opId: string): Promise<void> {
     if (entries.length === 0) return;
     const plan = await planFileSync(entries, home);
-    if (plan.root.files.length + plan.root.dirs.length > 0) await this.writeRootFiles(handles, plan.root.files, plan.root.dirs, opId);
-    if (plan.work.files.length + plan.work.dirs.length > 0) await writeExt4Files(this.deps.runner, workDisk, plan.work.files, plan.work.dirs);
+    if (handles !== undefined && plan.root.files.length + plan.root.dirs.length > 0) await this.writeRootFiles(handles, plan.root.files, plan.root.dirs, opId);
+    if (workDisk !== undefined && plan.work.files.length + plan.work.dirs.length > 0) await writeExt4Files(this.deps.runner, workDisk, plan.work.files, plan.work.dirs);
   }
 
   /**

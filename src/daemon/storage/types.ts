@@ -52,6 +52,8 @@ export interface CloneStrategy {
    * handles to persist (they change when devices were re-attached).
    */
   prepareBoot(handles: RootDiskHandles, opts: CloneOptions): Promise<RootDiskHandles>;
+  /** VM stopped: give back devices (dm-snapshot's loops and target), keep the disk contents. Idempotent. */
+  deactivate(handles: RootDiskHandles, opId: string): Promise<void>;
   release(handles: RootDiskHandles, opId: string): Promise<void>;
   /** One line for logs and `doctor`, e.g. "reflink (FICLONE) in /var/lib/banger". */
   describe(): string;

@@ -11,14 +11,14 @@ const GIB = 1024 ** 3;
  * owner's uid; lazy init keeps mkfs from writing every inode table of a
  * large, empty disk (the kernel finishes it in the background).
  */
-export async function createWorkDisk(runner: Runner, path: string, sizeGib: number, authorizedKeys: string): Promise<void> {
+export async function createWorkDisk(runner: Runner, path: string, sizeGib: number, authorizedKeys?: string): Promise<void> {
   if (!Number.isInteger(sizeGib) || sizeGib < 1 || sizeGib > 16384) throw new Error(`work disk size ${sizeGib} GiB is not an integer between 1 and 16384`);
   const fh = await open(path, "wx", 0o600);
   try {
     await fh.truncate(sizeGib * GIB);
     await fh.close();
     await runner.run(["mkfs.ext4", "-F", "-q", "-L", "banger-work", "-E", "root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1", path], { timeoutMs: 10 * 60_000 });
-    await injectAuthorizedKeys(runner, path, authorizedKeys);
+    if (authorizedKeys !== undefined) await injectAuthorizedKeys(runner, path, authorizedKeys);
   } catch (e) {
     await fh.close().catch(() => undefined);
     await rm(path, { force: true });

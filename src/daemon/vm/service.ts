@@ -5,7 +5,7 @@ import { RpcError } from "../../rpc/errors.js";
 import { inTransaction, type Db } from "../../state/database.js";
 import { DuplicateOperationError } from "../../state/operations.js";
 import { DuplicateVmNameError, type VmRecord, type VmState } from "../../state/vms.js";
-import { OperationTracker, type TrackedOperation } from "../operations/tracker.js";
+import type { OperationTracker, TrackedOperation } from "../operations/tracker.js";
 import { CREATE_STEPS, START_STEPS, type BootCtx, type BootStep } from "./boot-steps.js";
 import type { ImageInfo } from "./deps.js";
 import { KeyedMutex } from "./keyed-mutex.js";
@@ -13,7 +13,7 @@ import type { LifecycleEnv } from "./lifecycle-env.js";
 import { checkVmSize } from "./limits.js";
 import { checkVmName, generateVmName } from "./names.js";
 import { errorMessage, runSteps, StepFailedError, stepNames } from "./steps.js";
-import { deleteActions, rootDiskOf, runAll, stopActions } from "./teardown.js";
+import { deleteActions, rootDiskOf, runAll, stopActions, vmmHandleOf } from "./teardown.js";
 
 export interface CreateRequest {
   readonly name?: string | undefined;
@@ -249,6 +249,40 @@ export class VmService {
       this.env.vms.delete(vm.id);
       return fresh;
     });
+  }
+
+  /**
+   * Daemon start-up: nothing can be mid-flight any more, so transitional
+   * states become `error` (rm/start retry from the recorded handles); a
+   * `running` VM whose VMM survived gets its DNS record back (the DNS table
+   * lives in memory), one whose VMM died is torn down to `stopped`.
+   */
+  async reconcile(opId: string): Promise<{ adopted: string[]; stopped: string[]; interrupted: string[] }> {
+    const out = { adopted: [] as string[], stopped: [] as string[], interrupted: [] as string[] };
+    for (const vm of this.env.vms.list()) {
+      await this.locks.run(vm.id, async () => {
+        if (vm.state === "creating" || vm.state === "starting" || vm.state === "stopping") {
+          this.markError(vm.id, `the daemon restarted while this VM was ${vm.state}; run "banger vm rm --force ${vm.name}"${vm.state === "creating" ? "" : ` or "banger vm start ${vm.name}"`}`);
+          out.interrupted.push(vm.name);
+          return;
+        }
+        if (vm.state !== "running") return;
+        const vmm = vmmHandleOf(vm);
+        if (vmm !== undefined && (await this.env.deps.vmm.isAlive(vmm))) {
+          if (vm.handles.ip !== undefined) await this.env.deps.dns.publish(vm.name, vm.handles.ip);
+          out.adopted.push(vm.name);
+          return;
+        }
+        try {
+          await runAll(stopActions(this.env, vm, { force: true, opId }), `cleaning up ${vm.name}`);
+          this.env.vms.setState(vm.id, "stopped", { startedAt: null, lastError: "the VMM exited while the daemon was down" });
+        } catch (e) {
+          this.markError(vm.id, `the VMM exited while the daemon was down, and cleanup failed: ${errorMessage(e)}`);
+        }
+        out.stopped.push(vm.name);
+      });
+    }
+    return out;
   }
 
   private transition(name: string, from: readonly VmState[], to: VmState, verb: string): VmRecord {

@@ -74,8 +74,9 @@ export async function generateHostKey(runner: Runner, vmDir: string, flavor: "sy
 
 /** `ssh-ed25519 AAAA... comment` -> `ssh-ed25519 AAAA...`, refusing anything that is not one ed25519 key. */
 export function publicKeyBody(line: string): string {
-  const [type, body] = line.trim().split(/\s+/);
-  if (type !== "ssh-ed25519" || body === undefined || !/^[A-Za-z0-9+/]+=*$/.test(body)) throw new Error(`not an ssh-ed25519 public key: ${JSON.stringify(line.slice(0, 40))}`);
+  const trimmed = line.trim();
+  const [type, body] = trimmed.split(/[ \t]+/);
+  if (/[\r\n\0]/.test(trimmed) || type !== "ssh-ed25519" || body === undefined || !/^[A-Za-z0-9+/]+=*$/.test(body)) throw new Error(`not an ssh-ed25519 public key: ${JSON.stringify(line.slice(0, 40))}`);
   return `${type} ${body}`;
 }
 

@@ -67,5 +67,10 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
 /** The vm.* and operation.* methods, built on the deps above: one line in the daemon registry. */
 export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}): Registration<PeerCred>[] {
   const { service, operations } = createVmService(env, daemonVmDeps(env, overrides));
+  // Re-publish DNS for surviving VMs and settle states left by a previous daemon; failures are logged, not fatal.
+  service.reconcile("op-startup0").then(
+    (r) => { env.logger.info("vm reconcile", { adopted: r.adopted, stopped: r.stopped, interrupted: r.interrupted }); },
+    (e: unknown) => { env.logger.error("vm reconcile failed", { error: e instanceof Error ? e.message : String(e) }); },
+  );
   return [...vmMethods({ service, stateDir: env.layout.stateDir, runner: env.runner }), ...operationMethods(operations)];
 }

@@ -85,6 +85,16 @@ function holdImage(field: string, path: string, env: HelperEnv, writable: boolea
   return holdManagedFile(field, path, env.stateDir, writable);
 }
 
+/**
+ * The real path a loop's sysfs backing_file must show for it to be ours.
+ * Only compared against, never opened; the file may already be deleted.
+ */
+function backingPath(field: string, p: string, stateDir: string): string | undefined {
+  if (p === "") return undefined;
+  v.managedPath(field, p, [stateDir], { mustExist: false });
+  return realpathSync(stateDir) + p.slice(stateDir.length);
+}
+
 function guestPath(field: string, p: string): string {
   try {
     return checkGuestPath(p);
@@ -153,9 +163,11 @@ export function diskMethods(env: HelperEnv): Registration<PeerCred>[] {
         v.dmDevicePath("dm_dev", p.dm_dev);
         if (p.dm_name !== "" && p.dm_dev !== `/dev/mapper/${p.dm_name}`) throw bad("dm_dev", `${p.dm_dev} does not belong to ${p.dm_name}`);
       }
+      const expected = { base: backingPath("rootfs_path", p.rootfs_path, env.stateDir), cow: backingPath("cow_path", p.cow_path, env.stateDir) };
       const dmNameToRemove = p.dm_name !== "" ? p.dm_name : p.dm_dev.slice("/dev/mapper/".length);
+      const handles = { base_loop: p.base_loop, cow_loop: p.cow_loop, dm_name: dmNameToRemove, dm_dev: p.dm_dev };
       try {
-        await cleanupDmSnapshot(env.runner, { ...p, dm_name: dmNameToRemove }, { stateDir: env.stateDir });
+        await cleanupDmSnapshot(env.runner, handles, { stateDir: realpathSync(env.stateDir), expectedBacking: expected });
       } catch (e) {
         throw failed("releasing dm snapshot", e);
       }

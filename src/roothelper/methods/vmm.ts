@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { lchown } from "node:fs/promises";
 import { basename } from "node:path";
 import { state } from "../../paths/paths.js";
@@ -124,6 +124,20 @@ function alive(pid: number, vmId: string): boolean {
   return checkVmmIdentity(pid, vmId).ok;
 }
 
+/**
+ * Liveness of a child THIS helper just spawned. Identity is not checked here:
+ * a VMM may rewrite its title after exec; the pid cannot be recycled while the
+ * helper (its parent) has not reaped it.
+ */
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/^\S+ \([^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
 async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 20): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -133,13 +147,23 @@ async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 20): Pro
   return cond();
 }
 
+/** Real, effective, saved and fs uids from /proc/PID/status (empty when the process is gone). */
+function uidsOf(pid: number): number[] {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("Uid:")) ?? "";
+    return line.split(/\s+/).slice(1).filter((x) => x !== "").map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** Undo a failed launch: kill what was started, remove its files; report every failure. */
 async function abortLaunch(pid: number | undefined, vmId: string, files: readonly string[]): Promise<void> {
   const errors: unknown[] = [];
-  if (pid !== undefined && alive(pid, vmId)) {
+  if (pid !== undefined && pidExists(pid)) {
     try {
       process.kill(pid, "SIGKILL");
-      await waitFor(() => !alive(pid, vmId), KILL_WAIT_MS);
+      await waitFor(() => !pidExists(pid), KILL_WAIT_MS);
     } catch (e) {
       errors.push(e);
     }
@@ -173,8 +197,11 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         pid = await launchDetached({ argv, logFile: spec.vmmLog, pidFile: spec.pidFile });
         const started = pid;
         // qemu creates the QMP socket after opening kvm/tap/disks: its appearance means setup succeeded.
-        const up = await waitFor(() => existsSync(spec.controlSocket) || !alive(started, spec.vmId), SOCKET_WAIT_MS);
-        if (!up || !alive(started, spec.vmId)) throw new Error(`qemu exited during setup; see ${spec.vmmLog}`);
+        const up = await waitFor(() => existsSync(spec.controlSocket) || !pidExists(started), SOCKET_WAIT_MS);
+        if (!up || !pidExists(started)) throw new Error(`qemu exited during setup; see ${spec.vmmLog}`);
+        // -runas takes effect just before the guest starts; do not report success while the VMM is still root.
+        const dropped = await waitFor(() => !pidExists(started) || uidsOf(started).every((u) => u === env.ownerUid), SOCKET_WAIT_MS);
+        if (!dropped || !pidExists(started)) throw new Error(`qemu did not drop to uid ${env.ownerUid} (or exited); see ${spec.vmmLog}`);
       } catch (e) {
         await abortLaunch(pid, spec.vmId, [spec.pidFile, spec.controlSocket]);
         throw failure(`launching qemu for ${spec.vmId}`, e);
@@ -225,7 +252,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         // Firecracker writes the guest serial console to stdout: that is the console log.
         pid = await launchDetached({ argv, logFile: spec.consoleLog, pidFile: spec.pidFile });
         const started = pid;
-        await waitForApi(apiSocket, SOCKET_WAIT_MS, () => alive(started, spec.vmId));
+        await waitForApi(apiSocket, SOCKET_WAIT_MS, () => pidExists(started));
         for (const step of steps) {
           try {
             await fcRequest(apiSocket, step.method, step.path, step.body);

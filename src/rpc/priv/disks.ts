@@ -26,10 +26,24 @@ export const privCreateDmSnapshot = defineMethod(
   dmSnapshotHandlesSchema,
 );
 
-/** Every field may be "" (a half-created snapshot): what is named is released. */
+/**
+ * Every field may be "" (a half-created snapshot): what is named is released.
+ * `rootfs_path` / `cow_path` (additions to the seeds' handles) pin which file
+ * each loop must be backed by: loop numbers are reused once a stopped VM's
+ * devices are released, and stale handles must never detach another VM's loop.
+ */
 export const privCleanupDmSnapshot = defineMethod(
   "priv.cleanup_dm_snapshot",
-  z.object({ base_loop: z.string().default(""), cow_loop: z.string().default(""), dm_name: z.string().default(""), dm_dev: z.string().default("") }).strict(),
+  z
+    .object({
+      base_loop: z.string().default(""),
+      cow_loop: z.string().default(""),
+      dm_name: z.string().default(""),
+      dm_dev: z.string().default(""),
+      rootfs_path: z.string().default(""),
+      cow_path: z.string().default(""),
+    })
+    .strict(),
   empty,
 );
 

@@ -21,11 +21,13 @@ function optValue(field: string, value: string): string {
  * The qemu `-M microvm` argv for one guest. Pure and deterministic, so the
  * root helper and unit tests see exactly what will run.
  *
- * - `acpi=off`: microvm then appends `virtio_mmio.device=...` to the kernel
- *   cmdline itself (auto-kernel-cmdline), which the guest contract's initrd
- *   relies on; it also means there is no ACPI power button, so graceful stop
- *   is ctrl-alt-del through the i8042 keyboard controller (`-device i8042`
- *   is not on microvm by default) and `reboot=k` + `-no-reboot` make qemu exit.
+ * - ACPI stays ON (microvm's default): Debian's cloud kernel has virtio_mmio
+ *   as a module WITHOUT CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES, so it finds the
+ *   virtio-mmio devices only through microvm's ACPI tables; with acpi=off the
+ *   root disk never appears (measured: initrd times out waiting for /dev/vda).
+ * - graceful stop is ctrl-alt-del through the i8042 keyboard controller
+ *   (`-device i8042`, not on microvm by default): init reboots, `reboot=k`
+ *   resets through the i8042 and `-no-reboot` turns the reset into qemu exit.
  * - drives are `if=none` + virtio-blk-device in root-then-work order, so the
  *   guest sees /dev/vda (root) and /dev/vdb (work).
  * - `-runas uid:gid` (qemu >= 7.2 accepts numeric ids) drops privileges after
@@ -37,7 +39,7 @@ export function buildQemuArgv(qemuBin: string, spec: VmSpec, runAs: RunAs): stri
   const argv = [
     qemuBin,
     "-name", `banger-${optValue("vmId", spec.vmId)}`,
-    "-M", "microvm,acpi=off,x-option-roms=off,rtc=on,isa-serial=on",
+    "-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on",
     "-accel", spec.accel,
     "-cpu", spec.accel === "kvm" ? "host" : "max",
     "-smp", String(spec.vcpus),

@@ -68,16 +68,16 @@ async function consoleHas(path: string, text: string): Promise<boolean> {
   return (await readFile(path, "utf8").catch(() => "")).includes(text);
 }
 
-test("tiny image (bzImage) boots under qemu TCG and is ssh-able with injected config, then stops on ctrl-alt-del", {
+void test("tiny image (bzImage) boots under qemu TCG and is ssh-able with injected config, then stops on ctrl-alt-del", {
   skip: requires(needsRoot(), tinyImageSkip(), needsCommands(QEMU, "ssh", "ssh-keygen", "dropbearconvert", "debugfs")),
   timeout: 240_000,
 }, async (t) => {
   const img = await tinyImage();
   const dir = await mkdtemp("/tmp/bgt-img-boot-");
   const ns = await createNetNs("bgt-img");
-  let vm: Vm | undefined;
+  const vms: Vm[] = [];
   t.after(async () => {
-    if (vm !== undefined && vm.child.exitCode === null) vm.child.kill("SIGKILL");
+    for (const v of vms) if (v.child.exitCode === null) v.child.kill("SIGKILL");
     await ns.destroy();
     await rm(dir, { recursive: true, force: true });
   });
@@ -110,11 +110,12 @@ test("tiny image (bzImage) boots under qemu TCG and is ssh-able with injected co
   const consoleLog = join(dir, "console.log");
   const monitor = join(dir, "mon.sock");
   const started = Date.now();
-  vm = startQemu(ns.exec(qemuArgv(img.kernel, img.initrd, rootDisk, [
+  const vm = startQemu(ns.exec(qemuArgv(img.kernel, img.initrd, rootDisk, [
     "-drive", `id=work,file=${workDisk},format=raw,if=none`, "-device", "virtio-blk-device,drive=work",
     "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no", "-device", `virtio-net-device,netdev=n0,mac=${MAC}`,
     "-serial", `file:${consoleLog}`, "-monitor", `unix:${monitor},server=on,wait=off`,
   ])));
+  vms.push(vm);
 
   const sshArgv = (cmd: string): string[] => ns.exec([
     "ssh", "-i", join(dir, "id"), "-F", "/dev/null", "-o", `UserKnownHostsFile=${join(dir, "known_hosts")}`, "-o", "StrictHostKeyChecking=yes",
@@ -122,7 +123,7 @@ test("tiny image (bzImage) boots under qemu TCG and is ssh-able with injected co
   ]);
   let lastError = "";
   await waitFor("ssh into the guest", 150_000, async () => {
-    if (vm?.child.exitCode !== null) throw new Error(`qemu exited early; console:\n${await readFile(consoleLog, "utf8").catch(() => "")}`);
+    if (vm.child.exitCode !== null) throw new Error(`qemu exited early; console:\n${await readFile(consoleLog, "utf8").catch(() => "")}`);
     try {
       await systemRunner.run(sshArgv("true"), { timeoutMs: 15_000 });
       return true;
@@ -148,12 +149,15 @@ test("tiny image (bzImage) boots under qemu TCG and is ssh-able with injected co
 
   const stopAt = Date.now();
   await new Promise<void>((resolve, reject) => {
-    const sock = connect(monitor, () => sock.end("sendkey ctrl-alt-delete\n"));
+    const sock = connect(monitor, () => { sock.end("sendkey ctrl-alt-delete\n"); });
     sock.on("error", reject);
-    sock.on("close", () => resolve());
+    sock.on("close", () => { resolve(); });
     sock.resume();
   });
-  const code = await Promise.race([vm.exited, sleep(60_000).then(() => "timeout" as const)]);
+  // Cancel the timer once qemu exits, or it would hold the test process open for a minute.
+  const timer = new AbortController();
+  const code = await Promise.race([vm.exited, sleep(60_000, "timeout" as const, { signal: timer.signal })]);
+  timer.abort();
   assert.notEqual(code, "timeout", "qemu did not exit within 60 s of ctrl-alt-del");
   t.diagnostic(`ctrl-alt-del to exit: ${Date.now() - stopAt} ms`);
   const log = await readFile(consoleLog, "utf8");
@@ -161,23 +165,24 @@ test("tiny image (bzImage) boots under qemu TCG and is ssh-able with injected co
   assert.match(log, /reboot: Restarting system/);
 });
 
-test("extracted ELF vmlinux boots the tiny image under qemu microvm to a shell prompt", {
+void test("extracted ELF vmlinux boots the tiny image under qemu microvm to a shell prompt", {
   skip: requires(needsRoot(), tinyImageSkip(), needsCommands(QEMU)),
   timeout: 180_000,
 }, async (t) => {
   const img = await tinyImage();
   const dir = await mkdtemp("/tmp/bgt-img-vmlinux-");
-  let vm: Vm | undefined;
+  const vms: Vm[] = [];
   t.after(async () => {
-    if (vm !== undefined && vm.child.exitCode === null) vm.child.kill("SIGKILL");
+    for (const v of vms) if (v.child.exitCode === null) v.child.kill("SIGKILL");
     await rm(dir, { recursive: true, force: true });
   });
   const consoleLog = join(dir, "console.log");
   const started = Date.now();
   // snapshot=on: writes go to a temp overlay, so the shared cached rootfs stays pristine.
-  vm = startQemu(qemuArgv(img.vmlinux, img.initrd, `${img.rootfs},snapshot=on`, ["-nic", "none", "-serial", `file:${consoleLog}`]));
+  const vm = startQemu(qemuArgv(img.vmlinux, img.initrd, `${img.rootfs},snapshot=on`, ["-nic", "none", "-serial", `file:${consoleLog}`]));
+  vms.push(vm);
   await waitFor("the tiny guest's shell prompt", 150_000, async () => {
-    if (vm?.child.exitCode !== null) throw new Error(`qemu exited early; console:\n${await readFile(consoleLog, "utf8").catch(() => "")}`);
+    if (vm.child.exitCode !== null) throw new Error(`qemu exited early; console:\n${await readFile(consoleLog, "utf8").catch(() => "")}`);
     return consoleHas(consoleLog, "built-in shell (ash)");
   });
   t.diagnostic(`vmlinux boot to prompt: ${Date.now() - started} ms`);

@@ -11,7 +11,7 @@ type RecordType = dnsPacket.RecordType;
 /** dns-packet decodes these too; its typings just do not declare them. */
 type Decoded = dnsPacket.DecodedPacket & { rcode?: string; flag_aa?: boolean; flag_rd?: boolean };
 type AnswerOut = { type: string; name: string; data?: unknown; ttl?: number };
-const decode = (b: Buffer): Decoded => dnsPacket.decode(b) as Decoded;
+const decode = (b: Buffer): Decoded => dnsPacket.decode(b);
 
 function query(name: string, type: RecordType = "A", id = 4242): Buffer {
   return dnsPacket.encode({ type: "query", id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: "IN" }] });
@@ -22,7 +22,7 @@ function udpAsk(addr: string, msg: Buffer, timeoutMs = 1000): Promise<Decoded | 
   return new Promise((resolve, reject) => {
     const s = createSocket("udp4");
     const timer = setTimeout(() => { s.close(); resolve(undefined); }, timeoutMs);
-    s.once("message", (m) => { clearTimeout(timer); s.close(); try { resolve(decode(m)); } catch (e) { reject(e as Error); } });
+    s.once("message", (m) => { clearTimeout(timer); s.close(); try { resolve(decode(m)); } catch (e) { reject(e instanceof Error ? e : new Error(String(e))); } });
     s.send(msg, port, host);
   });
 }
@@ -56,7 +56,7 @@ function frame(msg: Buffer): Buffer {
 
 const lookup = (n: string): string | undefined => (n === "web" ? "172.16.90.2" : undefined);
 
-test("answerQuery: A for NAME.vm (case-insensitive), NXDOMAIN under .vm, REFUSED elsewhere, NOERROR-empty for AAAA", () => {
+void test("answerQuery: A for NAME.vm (case-insensitive), NXDOMAIN under .vm, REFUSED elsewhere, NOERROR-empty for AAAA", () => {
   const a = decode(answerQuery(query("Web.VM"), lookup) ?? Buffer.alloc(0));
   assert.equal(a.id, 4242);
   assert.equal(a.type, "response");
@@ -74,7 +74,7 @@ test("answerQuery: A for NAME.vm (case-insensitive), NXDOMAIN under .vm, REFUSED
   assert.equal(decode(answerQuery(query("nope.vm", "AAAA"), lookup) ?? Buffer.alloc(0)).rcode, "NXDOMAIN");
 });
 
-test("answerQuery drops garbage and responses, FORMERR for zero questions", () => {
+void test("answerQuery drops garbage and responses, FORMERR for zero questions", () => {
   for (const junk of [Buffer.alloc(0), Buffer.from([1]), Buffer.from("hello world, not dns"), Buffer.alloc(12, 0xff), Buffer.concat([query("web.vm").subarray(0, 20)])]) {
     const out = answerQuery(junk, lookup);
     if (out !== undefined) assert.notEqual(decode(out).rcode, "NOERROR", `garbage ${junk.toString("hex")} must not get a normal answer`);
@@ -85,9 +85,9 @@ test("answerQuery drops garbage and responses, FORMERR for zero questions", () =
   assert.equal(decode(answerQuery(noq, lookup) ?? Buffer.alloc(0)).rcode, "FORMERR");
 });
 
-test("DnsServer over UDP and TCP: records follow setRecords/publish/unpublish; garbage never kills it", async (t) => {
+void test("DnsServer over UDP and TCP: records follow setRecords/publish/unpublish; garbage never kills it", async (t) => {
   const server = new DnsServer(silentLogger);
-  t.after(() => server.close());
+  t.after(async () => { await server.close(); });
   const addr = await server.start("127.0.0.1:0");
   assert.match(addr, /^127\.0\.0\.1:[1-9][0-9]*$/);
 
@@ -120,16 +120,16 @@ test("DnsServer over UDP and TCP: records follow setRecords/publish/unpublish; g
   assert.equal((((await udpAsk(addr, query("web.vm")))?.answers?.[0]) as { data?: unknown } | undefined)?.data, "172.16.90.9");
   server.setRecords({});
   assert.equal((await udpAsk(addr, query("db.vm")))?.rcode, "NXDOMAIN", "setRecords replaces everything");
-  assert.throws(() => server.setRecords({ "bad name": "1.2.3.4" }), /cannot be a DNS label/);
-  assert.throws(() => server.setRecords({ ok: "1.2.3.400" }), /not an IPv4/);
+  assert.throws(() => { server.setRecords({ "bad name": "1.2.3.4" }); }, /cannot be a DNS label/);
+  assert.throws(() => { server.setRecords({ ok: "1.2.3.400" }); }, /not an IPv4/);
 });
 
-test("DnsServer refuses a bad listen address and reports a port in use", async (t) => {
+void test("DnsServer refuses a bad listen address and reports a port in use", async (t) => {
   const s1 = new DnsServer(silentLogger);
-  t.after(() => s1.close());
+  t.after(async () => { await s1.close(); });
   await assert.rejects(s1.start("localhost:53"), /not IPv4:PORT/);
   const addr = await s1.start("127.0.0.1:0");
   const s2 = new DnsServer(silentLogger);
-  t.after(() => s2.close());
+  t.after(async () => { await s2.close(); });
   await assert.rejects(s2.start(addr), /EADDRINUSE/);
 });

@@ -26,7 +26,7 @@ function addVm(db: Db, id = randomBytes(16).toString("hex")): string {
   return id;
 }
 
-test("MAC and tap derive from the VM id: locally administered unicast MAC, tap-fc-<id8>", () => {
+void test("MAC and tap derive from the VM id: locally administered unicast MAC, tap-fc-<id8>", () => {
   const id = "0123456789abcdef0123456789abcdef";
   assert.equal(macForVm(id), "02:01:23:45:67:89");
   assert.equal(tapForVm(id), "tap-fc-01234567");
@@ -37,7 +37,7 @@ test("MAC and tap derive from the VM id: locally administered unicast MAC, tap-f
   assert.throws(() => tapForVm("0123456789ABCDEF0123456789ABCDEF"), RpcError);
 });
 
-test("first lease skips network and bridge addresses; a VM gets its own lease back (stop/start keeps the IP)", (t) => {
+void test("first lease skips network and bridge addresses; a VM gets its own lease back (stop/start keeps the IP)", (t) => {
   const { db } = freshDb(t);
   const a = addVm(db);
   const b = addVm(db);
@@ -54,7 +54,7 @@ test("first lease skips network and bridge addresses; a VM gets its own lease ba
   assert.deepEqual(getLease(db, a), la);
 });
 
-test("release frees the address for others; re-leasing the lowest free address is stable", (t) => {
+void test("release frees the address for others; re-leasing the lowest free address is stable", (t) => {
   const { db } = freshDb(t);
   const [a, b, c] = [addVm(db), addVm(db), addVm(db)];
   const la = allocateLease(db, a, { cidr: "10.9.0.0/24" });
@@ -68,7 +68,7 @@ test("release frees the address for others; re-leasing the lowest free address i
   assert.equal(lc.ip, "10.9.0.4");
 });
 
-test("deleting the VM row removes its lease (ON DELETE CASCADE)", (t) => {
+void test("deleting the VM row removes its lease (ON DELETE CASCADE)", (t) => {
   const { db } = freshDb(t);
   const a = addVm(db);
   allocateLease(db, a, { cidr: "10.9.0.0/24" });
@@ -76,7 +76,7 @@ test("deleting the VM row removes its lease (ON DELETE CASCADE)", (t) => {
   assert.equal(getLease(db, a), undefined);
 });
 
-test("exhaustion gives a clear conflict error and allocates nothing", (t) => {
+void test("exhaustion gives a clear conflict error and allocates nothing", (t) => {
   const { db } = freshDb(t);
   // /29: network .0, bridge .1, broadcast .7 -> guests .2-.6 = 5 addresses.
   const ids = Array.from({ length: 6 }, () => addVm(db));
@@ -86,7 +86,7 @@ test("exhaustion gives a clear conflict error and allocates nothing", (t) => {
   assert.equal(getLease(db, ids[5] ?? ""), undefined);
 });
 
-test("tap pool: leases take free tap-pool-N first, then fall back to tap-fc-<id8>", (t) => {
+void test("tap pool: leases take free tap-pool-N first, then fall back to tap-fc-<id8>", (t) => {
   const { db } = freshDb(t);
   const [a, b, c] = [addVm(db), addVm(db), addVm(db)];
   assert.equal(allocateLease(db, a, { cidr: "10.9.0.0/24", tapPoolSize: 2 }).tap, "tap-pool-0");
@@ -97,7 +97,7 @@ test("tap pool: leases take free tap-pool-N first, then fall back to tap-fc-<id8
   assert.equal(allocateLease(db, d, { cidr: "10.9.0.0/24", tapPoolSize: 2 }).tap, "tap-pool-0", "a released pool tap is reused");
 });
 
-test("two ids sharing their first 10 hex digits: the second gets a conflict naming the cause, not a raw SQLite error", (t) => {
+void test("two ids sharing their first 10 hex digits: the second gets a conflict naming the cause, not a raw SQLite error", (t) => {
   const { db } = freshDb(t);
   const a = addVm(db, "abcdef0123" + "0".repeat(22));
   const b = addVm(db, "abcdef0123" + "1".repeat(22));
@@ -105,7 +105,7 @@ test("two ids sharing their first 10 hex digits: the second gets a conflict nami
   assert.throws(() => allocateLease(db, b, { cidr: "10.9.0.0/24" }), (e: unknown) => e instanceof RpcError && e.code === "conflict" && /shares its first hex digits/.test(e.message));
 });
 
-test("16 concurrent lease requests from 8 worker threads (own connections, one SQLite file) get 16 distinct IPs, MACs, taps and CIDs", async (t) => {
+void test("16 concurrent lease requests from 8 worker threads (own connections, one SQLite file) get 16 distinct IPs, MACs, taps and CIDs", async (t) => {
   const { db, path } = freshDb(t);
   const ids = Array.from({ length: 16 }, () => addVm(db));
   const workers = 8;

@@ -49,7 +49,7 @@ function fixture(t: { after: (fn: () => void) => void }): Fixture {
 
 const DM = "fc-rootfs-0123456789abcdef0123456789abcdef";
 
-test("create_dm_snapshot runs losetup on helper-held fds of validated state-dir files", async (t) => {
+void test("create_dm_snapshot runs losetup on helper-held fds of validated state-dir files", async (t) => {
   const f = fixture(t);
   const r = await f.call("priv.create_dm_snapshot", { rootfs_path: `${f.state}/images/default/rootfs.ext4`, cow_path: `${f.state}/vms/v1/root.cow`, dm_name: DM });
   assert.equal(r.ok, true, r.message);
@@ -60,7 +60,7 @@ test("create_dm_snapshot runs losetup on helper-held fds of validated state-dir 
   assert.match(cow?.[4] ?? "", new RegExp(`^/proc/${process.pid}/fd/\\d+$`));
 });
 
-test("create_dm_snapshot refuses injection and paths outside the state dir before running anything", async (t) => {
+void test("create_dm_snapshot refuses injection and paths outside the state dir before running anything", async (t) => {
   const f = fixture(t);
   const img = `${f.state}/images/default/rootfs.ext4`;
   const cow = `${f.state}/vms/v1/root.cow`;
@@ -88,7 +88,7 @@ test("create_dm_snapshot refuses injection and paths outside the state dir befor
   assert.deepEqual(f.runner.argvs(), []);
 });
 
-test("cleanup/remove/fsck validate loops, dm names and devices", async (t) => {
+void test("cleanup/remove/fsck validate loops, dm names and devices", async (t) => {
   const f = fixture(t);
   const bad: [string, Record<string, unknown>][] = [
     ["priv.cleanup_dm_snapshot", { base_loop: "/dev/sda" }],
@@ -97,6 +97,8 @@ test("cleanup/remove/fsck validate loops, dm names and devices", async (t) => {
     ["priv.cleanup_dm_snapshot", { dm_name: "vg0-root" }],
     ["priv.cleanup_dm_snapshot", { dm_dev: "/dev/mapper/../sda1" }],
     ["priv.cleanup_dm_snapshot", { dm_name: DM, dm_dev: "/dev/mapper/fc-rootfs-ffffffff" }],
+    ["priv.cleanup_dm_snapshot", { cow_loop: "/dev/loop8", cow_path: "/etc/passwd" }],
+    ["priv.cleanup_dm_snapshot", { cow_loop: "/dev/loop8", cow_path: "../root.cow" }],
     ["priv.remove_dm_snapshot", { target: "--force" }],
     ["priv.remove_dm_snapshot", { target: "/dev/mapper/vg0-root" }],
     ["priv.remove_dm_snapshot", { target: `${DM} --all` }],
@@ -117,7 +119,7 @@ test("cleanup/remove/fsck validate loops, dm names and devices", async (t) => {
   ]);
 });
 
-test("write_ext4_files / read_ext4_file: image in the state dir (held fd) or fc-rootfs-* only; guest paths and data checked", async (t) => {
+void test("write_ext4_files / read_ext4_file: image in the state dir (held fd) or fc-rootfs-* only; guest paths and data checked", async (t) => {
   const f = fixture(t);
   const img = `${f.state}/images/default/rootfs.ext4`;
   symlinkSync("/etc", `${f.state}/vms/v1/etc-link`);
@@ -159,7 +161,7 @@ test("write_ext4_files / read_ext4_file: image in the state dir (held fd) or fc-
   assert.equal(Buffer.from((r.result as { data: string }).data, "base64").toString(), "abc");
 });
 
-test("storage_caps: no /dev/mapper/control -> dm-snapshot unavailable, with the reason", async () => {
+void test("storage_caps: no /dev/mapper/control -> dm-snapshot unavailable, with the reason", async () => {
   const r = new FakeRunner(() => ({ stdout: Buffer.from("Library version: 1.02\nDriver version: 4.47.0\n") }));
   const no = await dmSnapshotCapability(r, "/nonexistent/mapper/control");
   assert.equal(no.dm_snapshot, false);

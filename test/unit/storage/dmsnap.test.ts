@@ -14,7 +14,7 @@ function happy(argv: readonly string[]): { stdout: Buffer } | undefined {
   return undefined;
 }
 
-test("create: read-only base loop, COW loop, sector count, persistent snapshot table", async () => {
+void test("create: read-only base loop, COW loop, sector count, persistent snapshot table", async () => {
   const r = new FakeRunner(happy);
   const h = await createDmSnapshot(r, "/state/images/default/rootfs.ext4", "/state/vms/x/root.cow", "fc-rootfs-0123456789abcdef0123456789abcdef");
   assert.deepEqual(r.argvs(), [
@@ -26,7 +26,7 @@ test("create: read-only base loop, COW loop, sector count, persistent snapshot t
   assert.deepEqual(h, { base_loop: "/dev/loop7", cow_loop: "/dev/loop8", dm_name: "fc-rootfs-0123456789abcdef0123456789abcdef", dm_dev: "/dev/mapper/fc-rootfs-0123456789abcdef0123456789abcdef" });
 });
 
-test("create: a failing dmsetup rolls back the target and both loops, in reverse order", async () => {
+void test("create: a failing dmsetup rolls back the target and both loops, in reverse order", async () => {
   const r = new FakeRunner((argv) => (argv[0] === "dmsetup" && argv[1] === "create" ? new CommandError([...argv], 1, null, "", "device-mapper: reload ioctl failed") : happy(argv)));
   await assert.rejects(createDmSnapshot(r, "/b", "/c", "fc-rootfs-0123456789abcdef"), /reload ioctl failed/);
   assert.deepEqual(r.argvs().slice(4), [
@@ -36,19 +36,19 @@ test("create: a failing dmsetup rolls back the target and both loops, in reverse
   ]);
 });
 
-test("create: a failure after the first loop detaches only that loop", async () => {
+void test("create: a failure after the first loop detaches only that loop", async () => {
   const r = new FakeRunner((argv) => (argv[0] === "losetup" && !argv.includes("--read-only") && argv.includes("--find") ? new CommandError([...argv], 1, null, "", "no free loop device") : happy(argv)));
   await assert.rejects(createDmSnapshot(r, "/b", "/c", "fc-rootfs-0123456789abcdef"), /no free loop/);
   assert.deepEqual(r.argvs().slice(2), [["losetup", "--detach", "/dev/loop7"]]);
 });
 
-test("create: garbage from blockdev is an error, not a table", async () => {
+void test("create: garbage from blockdev is an error, not a table", async () => {
   const r = new FakeRunner((argv) => (argv[0] === "blockdev" ? { stdout: Buffer.from("0 --table evil\n") } : happy(argv)));
   await assert.rejects(createDmSnapshot(r, "/b", "/c", "fc-rootfs-0123456789abcdef"), /not a sector count/);
   assert.ok(!r.argvs().some((a) => a[0] === "dmsetup" && a[1] === "create"));
 });
 
-test("cleanup: collect-and-continue; already-gone pieces are fine; loops not backed by banger files are refused", async (t) => {
+void test("cleanup: collect-and-continue; already-gone pieces are fine; loops not backed by banger files are refused", async (t) => {
   const sys = await mkdtemp("/tmp/bgt-disk-sys-");
   t.after(() => rm(sys, { recursive: true, force: true }));
   const backing = async (n: string, file: string): Promise<void> => {
@@ -86,12 +86,24 @@ test("cleanup: collect-and-continue; already-gone pieces are fine; loops not bac
   assert.ok(err instanceof AggregateError);
   assert.equal(err.errors.length, 3);
 
+  // Stale handles of a stopped VM whose loop numbers were reused by another VM: with the
+  // expected backing files pinned, the other VM's loops are left alone.
+  await backing("loop5", "/state/vms/other/root.cow");
+  const r5 = new FakeRunner();
+  await cleanupDmSnapshot(r5, { base_loop: "/dev/loop7", cow_loop: "/dev/loop5", dm_name: "", dm_dev: "" }, { stateDir: "/state", sysRoot: sys, expectedBacking: { base: "/state/images/default/rootfs.ext4", cow: "/state/vms/x/root.cow" } });
+  assert.deepEqual(r5.argvs(), [["losetup", "--detach", "/dev/loop7"]]);
+  // A deleted backing file still counts as ours.
+  await backing("loop6", "/state/vms/x/root.cow (deleted)");
+  const r6 = new FakeRunner();
+  await cleanupDmSnapshot(r6, { base_loop: "", cow_loop: "/dev/loop6", dm_name: "", dm_dev: "" }, { stateDir: "/state", sysRoot: sys, expectedBacking: { cow: "/state/vms/x/root.cow" } });
+  assert.deepEqual(r6.argvs(), [["losetup", "--detach", "/dev/loop6"]]);
+
   // Idempotent: everything already gone -> success.
   const r4 = new FakeRunner((argv) => new CommandError([...argv], 1, null, "", "No such device or address"));
   await cleanupDmSnapshot(r4, { base_loop: "/dev/loop7", cow_loop: "/dev/loop8", dm_name: "fc-rootfs-0123456789abcdef", dm_dev: "" }, { stateDir: "/state", sysRoot: sys });
 });
 
-test("fsck: e2fsck -fy; exit 1 (fixed) is success, 4 is failure", async () => {
+void test("fsck: e2fsck -fy; exit 1 (fixed) is success, 4 is failure", async () => {
   const seen: unknown[] = [];
   const r = { run: (argv: readonly string[], o?: { okExitCodes?: readonly number[] }) => { seen.push([argv, o?.okExitCodes]); return Promise.resolve({ stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) }); } };
   await fsckSnapshot(r, "/dev/mapper/fc-rootfs-0123456789abcdef");
@@ -100,7 +112,7 @@ test("fsck: e2fsck -fy; exit 1 (fixed) is success, 4 is failure", async () => {
   await assert.rejects(fsckSnapshot(r2, "/dev/mapper/fc-rootfs-0123456789abcdef"), /uncorrected/);
 });
 
-test("allocation lock serializes concurrent creates (no interleaved losetup --find)", async () => {
+void test("allocation lock serializes concurrent creates (no interleaved losetup --find)", async () => {
   const log: string[] = [];
   const slow = {
     run: async (argv: readonly string[]) => {

@@ -29,7 +29,7 @@ async function makeImage(dir: string, mib = 32): Promise<string> {
   return img;
 }
 
-test("injected files read back with content, mode and owner; parents are created mkdir -p style", { skip: E2 }, async (t) => {
+void test("injected files read back with content, mode and owner; parents are created mkdir -p style", { skip: E2 }, async (t) => {
   const img = await makeImage(await tmpDir(t));
   const bin = Buffer.from([0, 1, 2, 255, 10, 34, 92]);
   await writeExt4Files(
@@ -56,7 +56,7 @@ test("injected files read back with content, mode and owner; parents are created
   await systemRunner.run(["e2fsck", "-fn", img]);
 });
 
-test("writing again replaces the file (content, mode) instead of failing", { skip: E2 }, async (t) => {
+void test("writing again replaces the file (content, mode) instead of failing", { skip: E2 }, async (t) => {
   const img = await makeImage(await tmpDir(t));
   await writeExt4Files(systemRunner, img, [{ path: "/etc/hosts", data: "old content that is longer\n", mode: 0o600 }]);
   await writeExt4Files(systemRunner, img, [{ path: "/etc/hosts", data: "new\n", mode: 0o644, uid: 5 }]);
@@ -65,21 +65,21 @@ test("writing again replaces the file (content, mode) instead of failing", { ski
   assert.deepEqual([st.mode, st.uid, st.size], [0o644, 5, 4]);
 });
 
-test("an empty file reads back empty; a missing one is an Ext4NotFoundError", { skip: E2 }, async (t) => {
+void test("an empty file reads back empty; a missing one is an Ext4NotFoundError", { skip: E2 }, async (t) => {
   const img = await makeImage(await tmpDir(t));
   await writeExt4Files(systemRunner, img, [{ path: "/empty", data: "", mode: 0o644 }]);
   assert.equal((await readExt4File(systemRunner, img, "/empty")).length, 0);
   await assert.rejects(readExt4File(systemRunner, img, "/nope"), Ext4NotFoundError);
 });
 
-test("debugfs failures are reported, not swallowed (parent is a regular file)", { skip: E2 }, async (t) => {
+void test("debugfs failures are reported, not swallowed (parent is a regular file)", { skip: E2 }, async (t) => {
   const img = await makeImage(await tmpDir(t));
   await writeExt4Files(systemRunner, img, [{ path: "/etc", data: "not a dir\n", mode: 0o644 }]);
   await assert.rejects(writeExt4Files(systemRunner, img, [{ path: "/etc/hostname", data: "x\n", mode: 0o644 }]), /debugfs failed to write/);
   await assert.rejects(writeExt4Files(systemRunner, `${img}.missing`, [{ path: "/x", data: "x", mode: 0o644 }]), /debugfs/);
 });
 
-test("guest paths that could escape debugfs quoting or the tree are refused before debugfs runs", async () => {
+void test("guest paths that could escape debugfs quoting or the tree are refused before debugfs runs", async () => {
   const bad = ['/etc/x" /etc/shadow', "/etc/x\nrm /etc/passwd", "/etc/x\\y", "relative/path", "/etc/../shadow", "/etc//x", "/etc/x/", "", "/a\x00b", "/a\tb", "/" + "a".repeat(1100)];
   for (const p of bad) assert.throws(() => checkGuestPath(p), Error, p);
   for (const p of ["/", "/etc/hostname", "/root/.ssh/authorized_keys", "/dir with space/f-1_2.txt"]) assert.equal(checkGuestPath(p), p);
@@ -92,7 +92,7 @@ test("guest paths that could escape debugfs quoting or the tree are refused befo
   assert.equal(calls.length, 0);
 });
 
-test("the debugfs script quotes every path and sets type bits in the mode", async () => {
+void test("the debugfs script quotes every path and sets type bits in the mode", async () => {
   const calls: { argv: string[]; stdin: string }[] = [];
   const runner = {
     run: (argv: readonly string[], o?: { stdin?: string | Buffer }) => {
@@ -112,7 +112,7 @@ test("the debugfs script quotes every path and sets type bits in the mode", asyn
   assert.deepEqual(lines.slice(6), ['sif "/x y/z" mode 0100640', 'sif "/x y/z" uid 3', 'sif "/x y/z" gid 4']);
 });
 
-test("updateFstab follows the seed rules and is idempotent", () => {
+void test("updateFstab follows the seed rules and is idempotent", () => {
   const debian = "# /etc/fstab\nUUID=abc / ext4 errors=remount-ro 0 1\n\n/dev/vdb /home ext4 defaults 0 2\n/dev/vdc /var ext4 defaults 0 2\n";
   const out = updateFstab(debian);
   assert.equal(
@@ -126,7 +126,7 @@ test("updateFstab follows the seed rules and is idempotent", () => {
   assert.equal(updateFstab(custom), custom + "tmpfs /run tmpfs defaults,nodev,nosuid,mode=0755 0 0\n");
 });
 
-test("updateImageFstab edits /etc/fstab inside an image (absent file = empty)", { skip: E2 }, async (t) => {
+void test("updateImageFstab edits /etc/fstab inside an image (absent file = empty)", { skip: E2 }, async (t) => {
   const img = await makeImage(await tmpDir(t));
   await updateImageFstab(systemRunner, img);
   const first = (await readExt4File(systemRunner, img, "/etc/fstab")).toString();
@@ -136,7 +136,7 @@ test("updateImageFstab edits /etc/fstab inside an image (absent file = empty)", 
   assert.equal((await statExt4(systemRunner, img, "/etc/fstab")).mode, 0o644);
 });
 
-test("work disk: sparse ext4 of the requested size, root-owned, with /.ssh/authorized_keys 0700/0600", { skip: E2 }, async (t) => {
+void test("work disk: sparse ext4 of the requested size, root-owned, with /.ssh/authorized_keys 0700/0600", { skip: E2 }, async (t) => {
   const dir = await tmpDir(t);
   const path = `${dir}/work.ext4`;
   const t0 = performance.now();
@@ -158,7 +158,7 @@ test("work disk: sparse ext4 of the requested size, root-owned, with /.ssh/autho
   assert.equal((await stat(path)).size, 8 * 1024 ** 3);
 });
 
-test("resize grows the filesystem; shrinking is refused", { skip: E2 }, async (t) => {
+void test("resize grows the filesystem; shrinking is refused", { skip: E2 }, async (t) => {
   const img = await makeImage(await tmpDir(t), 64);
   await writeExt4Files(systemRunner, img, [{ path: "/keep", data: "still here\n", mode: 0o644 }]);
   await resizeExt4Image(systemRunner, img, 256 * 1024 ** 2);
@@ -171,7 +171,7 @@ test("resize grows the filesystem; shrinking is refused", { skip: E2 }, async (t
   await assert.rejects(resizeExt4Image(systemRunner, img, 64 * 1024 ** 2), /shrinking is not supported/);
 });
 
-test("parseSize", () => {
+void test("parseSize", () => {
   assert.equal(parseSize("8G"), 8 * 1024 ** 3);
   assert.equal(parseSize("512M"), 512 * 1024 ** 2);
   assert.equal(parseSize("2GiB"), 2 * 1024 ** 3);

@@ -19,7 +19,7 @@ function leftovers(h: Harness): string[] {
   return [...h.host.live];
 }
 
-test("create runs every step in order, ends running, and records handles in the DB and handles.json", async (t) => {
+void test("create runs every step in order, ends running, and records handles in the DB and handles.json", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const { opId, name, id } = await createAndWait(h, { name: "web" });
@@ -44,7 +44,7 @@ test("create runs every step in order, ends running, and records handles in the 
   assert.deepEqual(op.result, { id, name: "web", ip: "172.16.90.2" });
 });
 
-test("create injects the guest contract files (busybox flavor) and the authorized key into the work disk", async (t) => {
+void test("create injects the guest contract files (busybox flavor) and the authorized key into the work disk", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   await createAndWait(h, { name: "tiny-one" });
@@ -71,7 +71,7 @@ for (const [failingCall, failedStep] of [
   ["ssh.waitReady", "wait-ssh"],
   ["dns.publish", "publish-dns"],
 ] as const) {
-  test(`a failure in ${failingCall} unwinds every earlier step and leaves nothing behind`, async (t) => {
+  void test(`a failure in ${failingCall} unwinds every earlier step and leaves nothing behind`, async (t) => {
     const h = makeHarness();
     t.after(() => { h.close(); });
     h.host.failOn.add(failingCall);
@@ -98,7 +98,7 @@ for (const [failingCall, failedStep] of [
   });
 }
 
-test("when an undo fails too, the VM is kept in state error with the reason, and rm --force cleans it up", async (t) => {
+void test("when an undo fails too, the VM is kept in state error with the reason, and rm --force cleans it up", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   h.host.failOn.add("vmm.launch");
@@ -115,7 +115,7 @@ test("when an undo fails too, the VM is kept in state error with the reason, and
   assert.equal(h.vms.getByName("sticky"), undefined);
 });
 
-test("a VMM that dies during boot fails wait-ssh quickly with the console tail", async (t) => {
+void test("a VMM that dies during boot fails wait-ssh quickly with the console tail", async (t) => {
   const h = makeHarness({ sshReadyTimeoutMs: 60_000 });
   t.after(() => { h.close(); });
   h.host.sshReady = false;
@@ -136,7 +136,7 @@ test("a VMM that dies during boot fails wait-ssh quickly with the console tail",
   assert.deepEqual(leftovers(h), []);
 });
 
-test("bad input is refused synchronously with clear errors and nothing is created", async (t) => {
+void test("bad input is refused synchronously with clear errors and nothing is created", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const expectRpc = async (req: Parameters<typeof h.service.create>[0], code: string, re: RegExp): Promise<void> => {
@@ -160,7 +160,7 @@ test("bad input is refused synchronously with clear errors and nothing is create
   assert.equal(h.ops.get("op-does-not-exist"), undefined);
 });
 
-test("generated names are adjective-noun DNS labels and unique", async (t) => {
+void test("generated names are adjective-noun DNS labels and unique", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const names = new Set<string>();
@@ -169,7 +169,7 @@ test("generated names are adjective-noun DNS labels and unique", async (t) => {
   for (const n of names) assert.match(n, /^[a-z]+-[a-z]+(-[0-9]+)?$/);
 });
 
-test("concurrent creates get distinct leases", async (t) => {
+void test("concurrent creates get distinct leases", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const refs = await Promise.all(Array.from({ length: 8 }, () => h.service.create({}, freshOpId())));
@@ -179,7 +179,7 @@ test("concurrent creates get distinct leases", async (t) => {
   assert.ok(h.vms.list().every((v) => v.state === "running"));
 });
 
-test("stop releases runtime resources but keeps disks and lease; start brings it back with the same IP", async (t) => {
+void test("stop releases runtime resources but keeps disks and lease; start brings it back with the same IP", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const { id } = await createAndWait(h, { name: "cycle" });
@@ -203,7 +203,7 @@ test("stop releases runtime resources but keeps disks and lease; start brings it
   await assert.rejects(h.service.start("cycle", freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "conflict" && /already running/.test(e.message));
 });
 
-test("stop --force kills instead of a graceful shutdown", async (t) => {
+void test("stop --force kills instead of a graceful shutdown", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   await createAndWait(h, { name: "hard" });
@@ -213,7 +213,7 @@ test("stop --force kills instead of a graceful shutdown", async (t) => {
   assert.ok(!h.host.calls.includes("vmm.stop"));
 });
 
-test("a failed start unwinds, keeps the lease and disks, and leaves the VM stopped with the reason", async (t) => {
+void test("a failed start unwinds, keeps the lease and disks, and leaves the VM stopped with the reason", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const { id } = await createAndWait(h, { name: "flaky" });
@@ -229,7 +229,7 @@ test("a failed start unwinds, keeps the lease and disks, and leaves the VM stopp
   assert.equal(h.ops.get(opId)?.state, "failed");
 });
 
-test("restart stops then boots again as one operation", async (t) => {
+void test("restart stops then boots again as one operation", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const { id } = await createAndWait(h, { name: "again" });
@@ -242,7 +242,7 @@ test("restart stops then boots again as one operation", async (t) => {
   assert.ok(h.host.calls.indexOf("vmm.stop") < h.host.calls.indexOf("vmm.launch"));
 });
 
-test("delete refuses a running VM without --force, and with it removes everything", async (t) => {
+void test("delete refuses a running VM without --force, and with it removes everything", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const { id } = await createAndWait(h, { name: "gone" });
@@ -257,7 +257,7 @@ test("delete refuses a running VM without --force, and with it removes everythin
   await assert.rejects(h.service.delete("gone", false, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "not_found");
 });
 
-test("delete is collect-and-continue: one failing teardown action does not stop the others", async (t) => {
+void test("delete is collect-and-continue: one failing teardown action does not stop the others", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const { id } = await createAndWait(h, { name: "messy" });
@@ -271,7 +271,7 @@ test("delete is collect-and-continue: one failing teardown action does not stop 
   assert.deepEqual([...h.host.live], []);
 });
 
-test("delete --force interrupts a create that is stuck waiting for ssh", async (t) => {
+void test("delete --force interrupts a create that is stuck waiting for ssh", async (t) => {
   const h = makeHarness({ sshReadyTimeoutMs: 60_000 });
   t.after(() => { h.close(); });
   h.host.sshReady = false;
@@ -288,7 +288,7 @@ test("delete --force interrupts a create that is stuck waiting for ssh", async (
   assert.equal(h.ops.get(opId)?.state, "failed");
 });
 
-test("an op id can only start one operation", async (t) => {
+void test("an op id can only start one operation", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const opId = freshOpId();
@@ -296,4 +296,26 @@ test("an op id can only start one operation", async (t) => {
   await assert.rejects(h.service.create({ name: "second" }, opId), (e: unknown) => e instanceof RpcError && e.code === "conflict" && /fresh op id/.test(e.message));
   await h.service.idle();
   assert.equal(h.vms.getByName("second"), undefined);
+});
+
+void test("reconcile after a daemon restart: live VMs get DNS back, dead ones are stopped, interrupted ones marked error", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const live = await createAndWait(h, { name: "live" });
+  const dead = await createAndWait(h, { name: "dead" });
+  const mid = await createAndWait(h, { name: "mid" });
+  h.vms.setState(mid.id, "creating");
+  // The DNS table is in memory: a new daemon starts with none.
+  for (const n of ["live", "dead", "mid"]) h.host.live.delete(`dns:${n}`);
+  const isAlive = h.env.deps.vmm.isAlive.bind(h.env.deps.vmm);
+  (h.env.deps.vmm as { isAlive: typeof isAlive }).isAlive = (handle) => Promise.resolve(handle["vmId"] === live.id);
+  const r = await h.service.reconcile(freshOpId());
+  assert.deepEqual(r, { adopted: ["live"], stopped: ["dead"], interrupted: ["mid"] });
+  assert.ok(h.host.live.has("dns:live"));
+  assert.ok(!h.host.live.has(`tap:${dead.id}`));
+  assert.equal(h.vms.getById(dead.id)?.state, "stopped");
+  assert.match(h.vms.getById(dead.id)?.lastError ?? "", /VMM exited while the daemon was down/);
+  assert.equal(h.vms.getById(mid.id)?.state, "error");
+  assert.match(h.vms.getById(mid.id)?.lastError ?? "", /banger vm rm --force mid/);
+  assert.equal(h.vms.getById(live.id)?.state, "running");
 });

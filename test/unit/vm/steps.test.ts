@@ -22,7 +22,7 @@ function recorder(): { log: string[]; step: (name: string, opts?: { fail?: boole
   };
 }
 
-test("runSteps runs every step in order and returns the unrun cleanup stack", async () => {
+void test("runSteps runs every step in order and returns the unrun cleanup stack", async () => {
   const r = recorder();
   const stack = await runSteps([r.step("a"), r.step("b", { noUndo: true }), r.step("c")], undefined);
   assert.deepEqual(r.log, ["run a", "run b", "run c"]);
@@ -31,7 +31,7 @@ test("runSteps runs every step in order and returns the unrun cleanup stack", as
   assert.deepEqual(r.log.slice(3), ["undo c", "undo a"]);
 });
 
-test("a failing step unwinds completed steps once, in reverse, and not itself", async () => {
+void test("a failing step unwinds completed steps once, in reverse, and not itself", async () => {
   const r = recorder();
   const events: StepEvent[] = [];
   await assert.rejects(runSteps([r.step("a"), r.step("b"), r.step("c", { fail: true }), r.step("d")], undefined, (e) => events.push(e)), (e: unknown) => {
@@ -45,7 +45,7 @@ test("a failing step unwinds completed steps once, in reverse, and not itself", 
   assert.deepEqual(events.map((e) => `${e.step}:${e.kind}`), ["a:started", "a:succeeded", "b:started", "b:succeeded", "c:started", "c:failed", "b:undone", "a:undone"]);
 });
 
-test("undo failures are collected, every undo still runs, all errors are reported", async () => {
+void test("undo failures are collected, every undo still runs, all errors are reported", async () => {
   const r = recorder();
   await assert.rejects(runSteps([r.step("a", { undoFails: true }), r.step("b", { undoFails: true }), r.step("c"), r.step("d", { fail: true })], undefined), (e: unknown) => {
     assert.ok(e instanceof StepFailedError);
@@ -58,7 +58,7 @@ test("undo failures are collected, every undo still runs, all errors are reporte
   assert.deepEqual(r.log, ["run a", "run b", "run c", "run d", "undo c", "undo b", "undo a"]);
 });
 
-test("CleanupStack runs only once and refuses late registrations", async () => {
+void test("CleanupStack runs only once and refuses late registrations", async () => {
   const stack = new CleanupStack();
   let n = 0;
   stack.push("x", () => { n++; return Promise.resolve(); });
@@ -68,7 +68,7 @@ test("CleanupStack runs only once and refuses late registrations", async () => {
   assert.throws(() => { stack.push("y", () => Promise.resolve()); }, /already ran/);
 });
 
-test("CleanupStack throws an AggregateError naming each failed undo", async () => {
+void test("CleanupStack throws an AggregateError naming each failed undo", async () => {
   const stack = new CleanupStack();
   const order: string[] = [];
   stack.push("one", () => { order.push("one"); return Promise.reject(new Error("e1")); });
@@ -78,13 +78,13 @@ test("CleanupStack throws an AggregateError naming each failed undo", async () =
   assert.deepEqual(order, ["three", "two", "one"]);
 });
 
-test("a throwing progress callback does not fail a step", async () => {
+void test("a throwing progress callback does not fail a step", async () => {
   const r = recorder();
   await runSteps([r.step("a")], undefined, () => { throw new Error("sink down"); });
   assert.deepEqual(r.log, ["run a"]);
 });
 
-test("step lists can be listed and edited without mutating the original", () => {
+void test("step lists can be listed and edited without mutating the original", () => {
   const r = recorder();
   const base = [r.step("a"), r.step("c")];
   const withB = insertBefore(base, "c", r.step("b"));
@@ -97,7 +97,7 @@ test("step lists can be listed and edited without mutating the original", () => 
   assert.throws(() => insertBefore(base, "zz", r.step("x")), /no step named zz/);
 });
 
-test("duplicate step names are rejected before anything runs", async () => {
+void test("duplicate step names are rejected before anything runs", async () => {
   const r = recorder();
   await assert.rejects(runSteps([r.step("a"), r.step("a")], undefined), /appears twice/);
   assert.deepEqual(r.log, []);

@@ -1,0 +1,76 @@
+import type { ParseArgsConfig } from "node:util";
+import { vmGet, type VmView, type vmCreateParams } from "../../../rpc/daemon/vm.js";
+import { sshArgv } from "../../../system/ssh.js";
+import type { z } from "zod";
+import { UsageError, type CliContext } from "../../command.js";
+import { followOperation } from "../../progress.js";
+
+/** Flags shared by `vm create` and `vm run`. */
+export const CREATE_OPTIONS = {
+  name: { type: "string" },
+  image: { type: "string" },
+  vcpus: { type: "string" },
+  memory: { type: "string" },
+  disk: { type: "string" },
+  "no-wait": { type: "boolean" },
+  json: { type: "boolean" },
+} as const satisfies ParseArgsConfig["options"];
+
+function int(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^[0-9]+$/.test(v)) throw new UsageError(`--${flag} must be a whole number, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined }): z.input<typeof vmCreateParams> {
+  const p: z.input<typeof vmCreateParams> = {};
+  if (values.name !== undefined) p.name = values.name;
+  if (values.image !== undefined) p.image = values.image;
+  const vcpus = int("vcpus", values.vcpus);
+  const memory = int("memory", values.memory);
+  const disk = int("disk", values.disk);
+  if (vcpus !== undefined) p.vcpus = vcpus;
+  if (memory !== undefined) p.memory_mib = memory;
+  if (disk !== undefined) p.disk_gib = disk;
+  return p;
+}
+
+/** One op id per operation when a command acts on several VMs; the first keeps the invocation's id. */
+export function opIdFor(ctx: CliContext, index: number): string {
+  return index === 0 ? ctx.opId : `${ctx.opId}${index.toString(36)}`;
+}
+
+export function formatUptime(s: number | null): string {
+  if (s === null) return "-";
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
+}
+
+export function renderTable(vms: readonly VmView[]): string {
+  const header = ["NAME", "STATE", "IP", "VCPUS", "MEMORY", "IMAGE", "VMM", "UPTIME"];
+  const rows = vms.map((v) => [v.name, v.state, v.ip ?? "-", String(v.vcpus), `${v.memory_mib} MiB`, v.image, v.vmm, formatUptime(v.uptime_s)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  return [header, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ")).join("\n") + "\n";
+}
+
+/** SSH argv for a running VM from its view (the daemon tells us the key and known_hosts paths). */
+export function sshArgvFor(vm: VmView, opts: Parameters<typeof sshArgv>[1] = {}): string[] {
+  if (vm.state !== "running" || vm.ip === null) throw new Error(`VM ${vm.name} is ${vm.state}; start it with: banger vm start ${vm.name}`);
+  return sshArgv({ keyPath: vm.ssh.key_path, knownHostsPath: vm.ssh.known_hosts_path, host: vm.ip, user: vm.ssh.user }, opts);
+}
+
+/**
+ * Waits for an operation and returns the VM view on success; prints the
+ * failing step's error and returns undefined on failure.
+ */
+export async function waitForVm(ctx: CliContext, operationId: string, vmName: string, label: string, opts: { quiet: boolean; opId?: string }): Promise<VmView | undefined> {
+  const op = await followOperation(ctx, operationId, label, { quiet: opts.quiet, ...(opts.opId !== undefined ? { opIdForCalls: opts.opId } : {}) });
+  if (op.state === "succeeded") return ctx.call(vmGet, { name: vmName }, 10_000, opts.opId);
+  ctx.stderr.write(`error: ${label} ${vmName} failed: ${op.error ?? "unknown error"} (${op.id})\n`);
+  return undefined;
+}
+
+/** Runs ssh with the terminal attached and returns its exit code; swapped out in tests. */
+export type SshExec = (argv: readonly string[]) => Promise<number>;

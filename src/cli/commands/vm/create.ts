@@ -1,0 +1,26 @@
+import { parseArgs } from "node:util";
+import { vmCreate } from "../../../rpc/daemon/vm.js";
+import { printJson, type Command } from "../../command.js";
+import { CREATE_OPTIONS, createParams, waitForVm } from "./common.js";
+
+export const vmCreateCommand: Command = {
+  path: ["vm", "create"],
+  summary: "create a VM and wait until it is ssh-ready (progress per step; --no-wait prints the operation id)",
+  usage: "banger vm create [--name N] [--image I] [--vcpus N] [--memory MIB] [--disk GIB] [--no-wait] [--json]",
+  async run(args, ctx) {
+    const { values } = parseArgs({ args: [...args], options: CREATE_OPTIONS, strict: true });
+    const json = values.json === true;
+    const ref = await ctx.call(vmCreate, createParams(values), 30_000);
+    if (values["no-wait"] === true) {
+      if (json) printJson(ctx.stdout, ref);
+      else ctx.stdout.write(`${ref.operation_id}\n`);
+      return 0;
+    }
+    if (!json) ctx.stderr.write(`creating ${ref.vm.name} (${ref.operation_id})\n`);
+    const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, "create", { quiet: json });
+    if (vm === undefined) return 1;
+    if (json) printJson(ctx.stdout, vm);
+    else ctx.stdout.write(`${vm.name} is running at ${vm.ip ?? "?"} (${vm.dns_name}); connect with: banger vm ssh ${vm.name}\n`);
+    return 0;
+  },
+};

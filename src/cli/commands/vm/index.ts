@@ -1,0 +1,16 @@
+import type { Command } from "../../command.js";
+import { vmCreateCommand } from "./create.js";
+import { vmListCommand } from "./list.js";
+import { vmLogsCommand } from "./logs.js";
+import { vmRunCommand } from "./run.js";
+import { vmShowCommand } from "./show.js";
+import { vmExecCommand, vmSshCommand } from "./ssh.js";
+import { vmRestartCommand, vmStartCommand } from "./start.js";
+import { vmStatsCommand } from "./stats.js";
+import { vmDeleteCommand, vmStopCommand } from "./stop.js";
+
+/** The `banger vm ...` family, in help order. */
+export const VM_COMMANDS: readonly Command[] = [
+  vmRunCommand, vmCreateCommand, vmListCommand, vmShowCommand, vmStartCommand, vmStopCommand, vmRestartCommand,
+  vmDeleteCommand, vmSshCommand, vmExecCommand, vmLogsCommand, vmStatsCommand,
+];

@@ -1,0 +1,53 @@
+import { parseArgs } from "node:util";
+import { vmLogs } from "../../../rpc/daemon/vm.js";
+import { UsageError, type Command } from "../../command.js";
+
+export interface LogsDeps {
+  readonly sleep: (ms: number) => Promise<void>;
+  /** Stops -f (SIGINT in the real CLI). */
+  readonly stopSignal: AbortSignal | undefined;
+}
+
+function isStopped(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+export function makeVmLogsCommand(deps: LogsDeps = { sleep: (ms) => new Promise((r) => setTimeout(r, ms)), stopSignal: undefined }): Command {
+  return {
+    path: ["vm", "logs"],
+    summary: "print a VM's console log; -f follows it",
+    usage: "banger vm logs NAME [-f] [--tail BYTES]",
+    async run(args, ctx) {
+      const { values, positionals } = parseArgs({ args: [...args], options: { follow: { type: "boolean", short: "f" }, tail: { type: "string" } }, strict: true, allowPositionals: true });
+      if (positionals.length !== 1) throw new UsageError("give exactly one VM name");
+      const name = positionals[0] ?? "";
+      if (values.tail !== undefined && !/^[1-9][0-9]*$/.test(values.tail)) throw new UsageError("--tail must be a positive number of bytes");
+      let stop = deps.stopSignal;
+      let onSigint: (() => void) | undefined;
+      if (stop === undefined && values.follow === true) {
+        const ac = new AbortController();
+        onSigint = () => { ac.abort(); };
+        process.once("SIGINT", onSigint);
+        stop = ac.signal;
+      }
+      try {
+        let chunk = await ctx.call(vmLogs, { name, ...(values.tail !== undefined ? { tail_bytes: Number(values.tail) } : {}) });
+        for (;;) {
+          if (chunk.data !== "") ctx.stdout.write(Buffer.from(chunk.data, "base64").toString("utf8"));
+          const more = chunk.next_offset < chunk.size;
+          if (!more && values.follow !== true) return 0;
+          if (!more) {
+            if (isStopped(stop)) return 0;
+            await deps.sleep(500);
+            if (isStopped(stop)) return 0;
+          }
+          chunk = await ctx.call(vmLogs, { name, offset: chunk.next_offset });
+        }
+      } finally {
+        if (onSigint !== undefined) process.removeListener("SIGINT", onSigint);
+      }
+    },
+  };
+}
+
+export const vmLogsCommand = makeVmLogsCommand();

@@ -1,0 +1,39 @@
+import { parseArgs } from "node:util";
+import { vmCreate, vmDelete } from "../../../rpc/daemon/vm.js";
+import { quoteForRemoteShell, sshInteractive } from "../../../system/ssh.js";
+import { UsageError, type Command } from "../../command.js";
+import { CREATE_OPTIONS, createParams, sshArgvFor, waitForVm, type SshExec } from "./common.js";
+
+export function makeVmRunCommand(exec: SshExec = sshInteractive): Command {
+  return {
+    path: ["vm", "run"],
+    summary: "create a VM, wait until ssh-ready, then open a shell or run CMD in it (--rm deletes it afterwards)",
+    usage: "banger vm run [--name N] [--image I] [--vcpus N] [--memory MIB] [--disk GIB] [--rm] [-- CMD...]",
+    async run(args, ctx) {
+      const { values, positionals } = parseArgs({ args: [...args], options: { ...CREATE_OPTIONS, rm: { type: "boolean" } }, strict: true, allowPositionals: true });
+      if (values["no-wait"] === true || values.json === true) throw new UsageError("vm run always waits and attaches; use vm create for --no-wait or --json");
+      const dashdash = args.indexOf("--");
+      if (positionals.length > 0 && (dashdash === -1 || args.indexOf(positionals[0] ?? "") < dashdash)) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; put the command after --`);
+      const ref = await ctx.call(vmCreate, createParams(values), 30_000);
+      ctx.stderr.write(`creating ${ref.vm.name} (${ref.operation_id})\n`);
+      let code = 1;
+      try {
+        const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, "create", { quiet: false });
+        if (vm === undefined) return 1;
+        const argv = positionals.length > 0 ? sshArgvFor(vm, { command: [quoteForRemoteShell(positionals)] }) : sshArgvFor(vm);
+        code = await exec(argv);
+        return code;
+      } finally {
+        if (values.rm === true) {
+          try {
+            await ctx.call(vmDelete, { name: ref.vm.name, force: true }, 180_000);
+          } catch (e) {
+            ctx.stderr.write(`error: could not delete ${ref.vm.name}: ${e instanceof Error ? e.message : String(e)}; remove it with: banger vm rm --force ${ref.vm.name}\n`);
+          }
+        }
+      }
+    },
+  };
+}
+
+export const vmRunCommand = makeVmRunCommand();

@@ -1,0 +1,38 @@
+import { parseArgs } from "node:util";
+import { vmGet } from "../../../rpc/daemon/vm.js";
+import { printJson, UsageError, type Command } from "../../command.js";
+import { formatUptime } from "./common.js";
+
+export const vmShowCommand: Command = {
+  path: ["vm", "show"],
+  summary: "show one VM's details",
+  usage: "banger vm show NAME [--json]",
+  async run(args, ctx) {
+    const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true, allowPositionals: true });
+    if (positionals.length !== 1) throw new UsageError("give exactly one VM name");
+    const vm = await ctx.call(vmGet, { name: positionals[0] ?? "" });
+    if (values.json === true) {
+      printJson(ctx.stdout, vm);
+      return 0;
+    }
+    const rows: [string, string][] = [
+      ["name", `${vm.name} (${vm.dns_name})`],
+      ["id", vm.id],
+      ["state", vm.state],
+      ["ip", vm.ip ?? "-"],
+      ["mac", vm.mac ?? "-"],
+      ["tap", vm.tap ?? "-"],
+      ["image", vm.image],
+      ["vmm", `${vm.vmm}${vm.pid !== null ? ` (pid ${vm.pid})` : ""}`],
+      ["vcpus", String(vm.vcpus)],
+      ["memory", `${vm.memory_mib} MiB`],
+      ["disk", `${vm.disk_gib} GiB`],
+      ["created", vm.created_at],
+      ["uptime", formatUptime(vm.uptime_s)],
+      ["console", vm.console_log ?? "-"],
+    ];
+    if (vm.last_error !== null) rows.push(["last error", vm.last_error]);
+    for (const [k, v] of rows) ctx.stdout.write(`${(k + ":").padEnd(12)}${v}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,82 @@
+import { operationGet, type OperationView } from "../rpc/daemon/operation.js";
+import type { CliContext, Output } from "./command.js";
+
+/**
+ * Follows a daemon operation to its end, drawing each step with its elapsed
+ * time on stderr (stdout stays clean for `--json` and for `vm run -- CMD`
+ * output). On a TTY the running step gets a spinner line that is redrawn in
+ * place; otherwise one plain line per finished step, so logs and CI read well.
+ */
+export interface FollowOptions {
+  readonly pollMs?: number;
+  /** Draw nothing (e.g. --json); still waits for the end. */
+  readonly quiet?: boolean;
+  readonly opIdForCalls?: string;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+export function formatMs(ms: number | null): string {
+  if (ms === null) return "";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
+}
+
+const MARK: Record<string, string> = { succeeded: "ok", failed: "FAILED", undone: "undone", undo_failed: "UNDO FAILED" };
+
+export class ProgressRenderer {
+  private readonly printed = new Map<string, string>();
+  private frame = 0;
+  private spinnerShown = false;
+
+  constructor(private readonly out: Output, private readonly label: string) {}
+
+  private get tty(): boolean {
+    return this.out.isTTY === true;
+  }
+
+  private clearSpinner(): void {
+    if (this.tty && this.spinnerShown) {
+      this.out.write("\r\x1b[2K");
+      this.spinnerShown = false;
+    }
+  }
+
+  render(op: OperationView): void {
+    const width = Math.max(...op.steps.map((s) => s.name.length), 4);
+    for (const s of op.steps) {
+      const mark = MARK[s.state];
+      if (mark === undefined || this.printed.get(s.name) === s.state) continue;
+      this.clearSpinner();
+      const detail = s.error !== undefined && s.state !== "undone" ? `: ${s.error}` : "";
+      this.out.write(`  ${s.name.padEnd(width)}  ${mark}${s.state === "succeeded" || s.state === "failed" ? ` (${formatMs(s.elapsed_ms)})` : ""}${detail}\n`);
+      this.printed.set(s.name, s.state);
+    }
+    const running = op.steps.find((s) => s.state === "running");
+    if (this.tty && running !== undefined && op.state === "running") {
+      const since = running.started_at !== null ? Date.now() - Date.parse(running.started_at) : 0;
+      this.out.write(`\r\x1b[2K${SPINNER[this.frame++ % SPINNER.length] ?? "*"} ${this.label}: ${running.name} ${formatMs(Math.max(0, since))}`);
+      this.spinnerShown = true;
+    }
+    if (op.state !== "running") this.clearSpinner();
+  }
+}
+
+export async function followOperation(ctx: CliContext, operationId: string, label: string, opts: FollowOptions = {}): Promise<OperationView> {
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const renderer = opts.quiet === true ? undefined : new ProgressRenderer(ctx.stderr, label);
+  const pollMs = opts.pollMs ?? (ctx.stderr.isTTY === true ? 100 : 250);
+  for (;;) {
+    const op = await ctx.call(operationGet, { id: operationId }, 10_000, opts.opIdForCalls);
+    renderer?.render(op);
+    if (op.state !== "running") return op;
+    await sleep(pollMs);
+  }
+}
+
+/** Total wall time of an operation from its first step's start to its last update. */
+export function operationElapsedMs(op: OperationView): number {
+  return Math.max(0, Date.parse(op.updated_at) - Date.parse(op.created_at));
+}

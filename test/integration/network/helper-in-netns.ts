@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { MethodDescriptor, ParamsOf, ResultOf } from "../../../src/rpc/descriptor.js";
+import { privPing } from "../../../src/rpc/priv/ping.js";
+import { callUnix } from "../../../src/rpc/unix-client.js";
+import type { NetNs } from "../../helpers/netns.js";
+
+/** dist/src/bin/bangerd-root.js, found relative to this compiled file (dist/test/integration/network/). */
+const HELPER_BIN = resolve(fileURLToPath(import.meta.url), "../../../../src/bin/bangerd-root.js");
+
+export interface NetnsHelper {
+  readonly dir: string;
+  readonly socket: string;
+  call<D extends MethodDescriptor>(d: D, params: ParamsOf<D>): Promise<ResultOf<D>>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs the real root helper process inside `ns` (`ip netns exec`), so every
+ * bridge/tap/nft/iptables/sysctl change it makes stays in that namespace.
+ * The socket lives in a temp dir, reachable from the test's own namespace.
+ */
+export async function startHelperInNetns(ns: NetNs, owner: { uid: number; gid: number }, configToml: string): Promise<NetnsHelper> {
+  const dir = mkdtempSync(join(tmpdir(), "bgt-net-helper-"));
+  const socket = join(dir, "h.sock");
+  const config = join(dir, "config.toml");
+  writeFileSync(config, configToml);
+  const child: ChildProcess = spawn("ip", ["netns", "exec", ns.name, process.execPath, HELPER_BIN, "--owner", String(owner.uid), "--owner-gid", String(owner.gid), "--state-dir", join(dir, "state"), "--runtime-dir", join(dir, "run"), "--config", config, "--socket", socket], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (c: Buffer) => { stderr += c.toString("utf8"); });
+  const exited = new Promise<void>((r) => child.once("exit", () => { r(); }));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 3000);
+      await exited;
+      clearTimeout(t);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      await callUnix(socket, privPing, {}, { timeoutMs: 1000 });
+      break;
+    } catch (e) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        await stop();
+        throw new Error(`helper did not come up in ${ns.name}: ${e instanceof Error ? e.message : String(e)}\n${stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { dir, socket, call: (d, params) => callUnix(socket, d, params, { timeoutMs: 30_000 }), stop };
+}

@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { privCreateTap, privDeleteTap, privEnsureBridge, privEnsureNat, privNetworkStatus, privRemoveNatAll, privTeardownNetwork } from "../../../src/rpc/priv/network.js";
+import { RpcError } from "../../../src/rpc/errors.js";
+import { createNetNs, type NetNs } from "../../helpers/netns.js";
+import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
+import { startHelperInNetns } from "./helper-in-netns.js";
+
+const OWNER = { uid: 4242, gid: 4343 };
+const CFG = (backend: string): string => `[network]\nbridge = "bgtbr0"\ncidr = "172.16.91.0/24"\nnat_backend = "${backend}"\n`;
+
+/** `ip -o link` minus volatile counters: what must be identical before and after. */
+async function links(ns: NetNs): Promise<string> {
+  return ns.run(["ip", "-o", "link", "show"]);
+}
+
+async function iptablesSave(ns: NetNs): Promise<string> {
+  const out = await ns.run(["iptables-save"]);
+  // Header/footer comments carry timestamps; [packets:bytes] counters move with traffic.
+  return out.split("\n").filter((l) => !l.startsWith("#")).map((l) => l.replace(/\[\d+:\d+\]/g, "")).join("\n");
+}
+
+async function ipForward(ns: NetNs): Promise<string> {
+  return ns.run(["cat", "/proc/sys/net/ipv4/ip_forward"]);
+}
+
+for (const backend of ["nftables", "iptables"] as const) {
+  void test(`${backend}: bridge + owner-owned taps with the configured CIDR; NAT present while enabled, gone after; ip link / ruleset identical before and after`, { skip: requires(needsRoot(), needsCommands("ip", "nft", "iptables-save")) }, async (t) => {
+    const ns = await createNetNs("bgt-net");
+    t.after(() => ns.destroy());
+    if (backend === "iptables") {
+      // iptables-nft creates builtin tables/chains lazily on first use and (rightly) nobody deletes them. A real
+      // host running iptables already has them; make this namespace look like one before the snapshot.
+      for (const table of ["filter", "nat"]) {
+        const chain = table === "nat" ? "POSTROUTING" : "FORWARD";
+        await ns.run(["iptables", "-w", "-t", table, "-A", chain, "-s", "192.0.2.1/32", "-j", "ACCEPT"]);
+        await ns.run(["iptables", "-w", "-t", table, "-D", chain, "-s", "192.0.2.1/32", "-j", "ACCEPT"]);
+      }
+    }
+    const linksBefore = await links(ns);
+    const nftBefore = await ns.run(["nft", "list", "ruleset"]);
+    const iptBefore = await iptablesSave(ns);
+    assert.equal(await ipForward(ns), "0");
+
+    const helper = await startHelperInNetns(ns, OWNER, CFG(backend));
+    t.after(() => helper.stop());
+
+    // The request may repeat the configured values but never change them.
+    await assert.rejects(helper.call(privEnsureBridge, { cidr: "10.0.0.0/24" }), (e: unknown) => e instanceof RpcError && e.code === "bad_params");
+    assert.deepEqual(await helper.call(privEnsureBridge, {}), { bridge: "bgtbr0", cidr: "172.16.91.0/24", bridge_ip: "172.16.91.1", created: true });
+    assert.equal((await helper.call(privEnsureBridge, {})).created, false, "idempotent");
+    assert.match(await ns.run(["ip", "-4", "-o", "addr", "show", "dev", "bgtbr0"]), /inet 172\.16\.91\.1\/24 /);
+
+    for (const tap of ["tap-fc-0000aaaa", "tap-pool-0"]) {
+      await helper.call(privCreateTap, { tap_name: tap });
+      assert.equal(await ns.run(["cat", `/sys/class/net/${tap}/owner`]), String(OWNER.uid), `${tap} owner uid`);
+      assert.equal(await ns.run(["cat", `/sys/class/net/${tap}/group`]), String(OWNER.gid), `${tap} group`);
+      assert.match(await ns.run(["ip", "-o", "link", "show", "dev", tap]), /master bgtbr0 /);
+    }
+    // Injection attempts reach validation, not the kernel.
+    await assert.rejects(helper.call(privCreateTap, { tap_name: "tap-fc-0000aaaa master lo" }), (e: unknown) => e instanceof RpcError && e.code === "bad_params");
+    await assert.rejects(helper.call(privEnsureNat, { guest_ip: "172.16.91.2 } ; delete table ip filter ; {", tap: "tap-fc-0000aaaa", enable: true }), (e: unknown) => e instanceof RpcError && e.code === "bad_params");
+
+    assert.equal((await helper.call(privEnsureNat, { guest_ip: "172.16.91.2", tap: "tap-fc-0000aaaa", enable: true })).backend, backend);
+    await helper.call(privEnsureNat, { guest_ip: "172.16.91.3", tap: "tap-pool-0", enable: true });
+    assert.equal(await ipForward(ns), "1", "forwarding on while guests are NATed");
+    if (backend === "nftables") {
+      const table = await ns.run(["nft", "list", "table", "ip", "banger"]);
+      assert.match(table, /172\.16\.91\.2 comment "tap-fc-0000aaaa"/);
+      assert.match(table, /172\.16\.91\.3 comment "tap-pool-0"/);
+      assert.match(table, /masquerade/);
+    } else {
+      const save = await iptablesSave(ns);
+      assert.match(save, /-A POSTROUTING -j BANGER-POST/);
+      assert.match(save, /-A FORWARD -j BANGER-FWD/);
+      assert.match(save, /-A BANGER-POST -s 172\.16\.91\.2\/32 ! -o bgtbr0 .*--comment tap-fc-0000aaaa -j MASQUERADE/);
+      assert.match(save, /-A BANGER-POST -s 172\.16\.91\.3\/32 ! -o bgtbr0 .*-j MASQUERADE/);
+    }
+    const status = await helper.call(privNetworkStatus, {});
+    assert.deepEqual(status.taps, ["tap-fc-0000aaaa", "tap-pool-0"]);
+    assert.deepEqual(status.nat, { backend, guests: [{ ip: "172.16.91.3", tap: "tap-pool-0" }, { ip: "172.16.91.2", tap: "tap-fc-0000aaaa" }].sort((a, b) => (backend === "nftables" ? a.ip.localeCompare(b.ip) : b.ip.localeCompare(a.ip))), ip_forward_enabled_by_banger: true });
+
+    // "Delete" the first VM: its rules go, the other's stay.
+    await helper.call(privEnsureNat, { guest_ip: "172.16.91.2", tap: "tap-fc-0000aaaa", enable: false });
+    assert.deepEqual((await helper.call(privDeleteTap, { tap_name: "tap-fc-0000aaaa" })).deleted, true);
+    assert.deepEqual((await helper.call(privNetworkStatus, {})).nat.guests, [{ ip: "172.16.91.3", tap: "tap-pool-0" }]);
+    // Last VM gone: the ruleset and ip_forward are back to exactly what they were.
+    await helper.call(privEnsureNat, { guest_ip: "172.16.91.3", tap: "tap-pool-0", enable: false });
+    await helper.call(privDeleteTap, { tap_name: "tap-pool-0" });
+    assert.equal(await ns.run(["nft", "list", "ruleset"]), nftBefore, "nft ruleset identical after the last VM");
+    assert.equal(await iptablesSave(ns), iptBefore, "iptables-save identical after the last VM");
+    assert.equal(await ipForward(ns), "0", "ip_forward restored");
+    assert.deepEqual(await helper.call(privRemoveNatAll, {}), { removed: [] });
+
+    // Uninstall removes the bridge too: links identical to before.
+    await helper.call(privCreateTap, { tap_name: "tap-pool-1" });
+    await helper.call(privEnsureNat, { guest_ip: "172.16.91.9", tap: "tap-pool-1", enable: true });
+    const td = await helper.call(privTeardownNetwork, {});
+    assert.deepEqual(td.removed.sort(), ["bgtbr0", `nat:${backend}`, "tap-pool-1"]);
+    assert.equal(await links(ns), linksBefore, "ip link identical after teardown");
+    assert.equal(await ns.run(["nft", "list", "ruleset"]), nftBefore);
+    assert.equal(await iptablesSave(ns), iptBefore);
+    assert.equal(await ipForward(ns), "0");
+  });
+}
+
+void test("iptables fallback leaves foreign rules and chains untouched", { skip: requires(needsRoot(), needsCommands("ip", "iptables-save")) }, async (t) => {
+  const ns = await createNetNs("bgt-net");
+  t.after(() => ns.destroy());
+  await ns.run(["iptables", "-w", "-N", "OTHER-TOOL"]);
+  await ns.run(["iptables", "-w", "-A", "FORWARD", "-j", "OTHER-TOOL"]);
+  await ns.run(["iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.0/16", "-j", "MASQUERADE"]);
+  const before = await iptablesSave(ns);
+  const helper = await startHelperInNetns(ns, OWNER, CFG("iptables"));
+  t.after(() => helper.stop());
+  await helper.call(privEnsureNat, { guest_ip: "172.16.91.2", tap: "tap-fc-0000aaaa", enable: true });
+  const during = await iptablesSave(ns);
+  assert.match(during, /-A FORWARD -j OTHER-TOOL/);
+  await helper.call(privRemoveNatAll, {});
+  assert.equal(await iptablesSave(ns), before);
+});

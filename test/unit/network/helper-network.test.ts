@@ -1,0 +1,215 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { configSchema } from "../../../src/config/schema.js";
+import { Dispatcher } from "../../../src/rpc/dispatcher.js";
+import { networkMethods, type NetworkDeps } from "../../../src/roothelper/methods/network.js";
+import type { IpForward } from "../../../src/roothelper/nat/ip-forward.js";
+import { silentLogger } from "../../../src/system/log.js";
+import type { PeerCred } from "../../../src/system/peercred.js";
+import { CommandError, FakeRunner, type FakeResponder } from "../../../src/system/runner.js";
+
+const PEER: PeerCred = { pid: 1, uid: 0, gid: 0 };
+
+class FakeIpForward implements IpForward {
+  writes: boolean[] = [];
+  constructor(public on = false) {}
+  get(): Promise<boolean> { return Promise.resolve(this.on); }
+  set(on: boolean): Promise<void> { this.on = on; this.writes.push(on); return Promise.resolve(); }
+}
+
+/** A tiny model of `ip link` + `nft` so the handlers' check-then-act paths can be exercised without root. */
+function hostModel(): { responder: FakeResponder; links: Set<string>; nft: { table: boolean; elems: Map<string, string>; marker: boolean } } {
+  const links = new Set<string>();
+  const nft = { table: false, elems: new Map<string, string>(), marker: false };
+  const missing = (argv: readonly string[], what: string): Error => new CommandError(argv, 1, null, "", what);
+  const responder: FakeResponder = (argv) => {
+    const a = argv.join(" ");
+    if (a.startsWith("ip link show dev ")) return links.has(argv[4] ?? "") ? {} : missing(argv, `Device "${argv[4] ?? ""}" does not exist.`);
+    if (a.startsWith("ip link add name ")) { links.add(argv[4] ?? ""); return {}; }
+    if (argv[0] === "iptables") return missing(argv, "iptables: No chain/target/match by that name.");
+    if (a.startsWith("ip tuntap add dev ")) { links.add(argv[4] ?? ""); return {}; }
+    if (a.startsWith("ip link del ")) { links.delete(argv[3] ?? ""); return {}; }
+    if (a.startsWith("ip -j -4 addr show dev ")) return { stdout: Buffer.from("[]") };
+    if (a === "ip -j link show") return { stdout: Buffer.from(JSON.stringify([...links].map((ifname) => ({ ifname })))) };
+    if (a === "nft list tables") return {};
+    if (a === "nft -j list table ip banger") {
+      if (!nft.table) return missing(argv, "Error: No such file or directory");
+      const elem = [...nft.elems].map(([val, comment]) => ({ elem: { val, comment } }));
+      const items: unknown[] = [{ table: { name: "banger" } }, { set: { name: "guests", elem } }];
+      if (nft.marker) items.push({ chain: { name: "ip_forward_set_by_banger" } });
+      return { stdout: Buffer.from(JSON.stringify({ nftables: items })) };
+    }
+    return {};
+  };
+  return { responder, links, nft };
+}
+
+function setup(overrides: Record<string, unknown> = {}, deps: Partial<NetworkDeps> = {}): { runner: FakeRunner; d: Dispatcher<PeerCred>; model: ReturnType<typeof hostModel>; fwd: FakeIpForward } {
+  const model = hostModel();
+  const fwd = new FakeIpForward();
+  // Mirror nft scripts into the model so state() sees what earlier calls did.
+  const runner = new FakeRunner((argv) => model.responder(argv));
+  const origRun = runner.run.bind(runner);
+  runner.run = async (argv, options) => {
+    const out = await origRun(argv, options);
+    if (argv[0] === "nft" && argv[1] === "-f") {
+      for (const line of String(options?.stdin ?? "").split("\n")) {
+        if (line.startsWith("add table")) model.nft.table = true;
+        if (line.includes("ip_forward_set_by_banger")) model.nft.marker = true;
+        const add = /^add element ip banger guests \{ (\S+) comment "(\S+)" \}$/.exec(line);
+        if (add !== null) model.nft.elems.set(add[1] ?? "", add[2] ?? "");
+        const del = /^delete element ip banger guests \{ (\S+) \}$/.exec(line);
+        if (del !== null) model.nft.elems.delete(del[1] ?? "");
+        if (line === "delete table ip banger") { model.nft.table = false; model.nft.elems.clear(); model.nft.marker = false; }
+      }
+    }
+    return out;
+  };
+  const config = configSchema.parse({ network: { bridge: "banger0", cidr: "172.16.90.0/24", ...overrides } });
+  const env = { ownerUid: 1234, ownerGid: 2345, stateDir: "/nonexistent/state", runtimeDir: "/nonexistent/run", config, runner, logger: silentLogger };
+  const d = new Dispatcher<PeerCred>(networkMethods(env, { ipForward: fwd, resolverUnavailable: () => "systemd-resolved is not running", ...deps }));
+  return { runner, d, model, fwd };
+}
+
+async function call(d: Dispatcher<PeerCred>, method: string, params: unknown): Promise<{ ok: boolean; code?: string; message?: string; result?: unknown }> {
+  const { response } = await d.dispatch(JSON.stringify({ version: 1, method, params, op_id: "op-test0001" }), PEER);
+  return response.ok ? { ok: true, result: response.result } : { ok: false, code: response.error.code, message: response.error.message };
+}
+
+const BAD_TAPS = ["", "../etc", "tap-fc-x y", "-o", "tap-fc-12345678; rm", "tap-fc-12345678\n", "tap-fc-1234567\u0000", "täp-fc-12345678", "tap-fc-１２３４５６７８", "tap-fc-" + "a".repeat(300), "eth0", "banger0", "tap-fc-12345678 master eth0"];
+const BAD_IPS = ["", "../1.2.3.4", "172.16.90.2\n", "172.16.90.2 -j ACCEPT", "-o", "172.16.90.2; rm", "１７２.16.90.2", "172.16.90.2/24", "172.16.90.256", "1".repeat(300), "172.16.90.2 } ; delete table inet filter ; {"];
+
+void test("every network method refuses injected values with bad_params and runs no command", async () => {
+  const { runner, d } = setup();
+  const cases: [string, Record<string, unknown>][] = [];
+  for (const tap of BAD_TAPS) {
+    cases.push(["priv.create_tap", { tap_name: tap }], ["priv.delete_tap", { tap_name: tap }], ["priv.ensure_nat", { guest_ip: "172.16.90.2", tap, enable: true }]);
+  }
+  for (const ip of BAD_IPS) cases.push(["priv.ensure_nat", { guest_ip: ip, tap: "tap-fc-12345678", enable: true }]);
+  // Addresses that parse but are not guests of the configured network: outside it, the network address, the bridge, broadcast.
+  for (const ip of ["10.0.0.2", "172.16.90.0", "172.16.90.1", "172.16.90.255", "0.0.0.0"]) cases.push(["priv.ensure_nat", { guest_ip: ip, tap: "tap-fc-12345678", enable: false }]);
+  for (const server of ["", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:53\n", "127.0.0.1:53 --interface eth0", "../x:53", "[::1]:53", "-o:53"]) cases.push(["priv.sync_resolver_routing", { server_addr: server }]);
+  for (const bridge of ["eth0", "banger0\n", "banger0 ", "../banger0", "-o", "docker0"]) {
+    cases.push(["priv.ensure_bridge", { bridge_name: bridge }], ["priv.sync_resolver_routing", { bridge_name: bridge, server_addr: "127.0.0.1:10053" }], ["priv.clear_resolver_routing", { bridge_name: bridge }]);
+  }
+  for (const cidr of ["10.0.0.0/8", "172.16.90.0/25", "172.16.90.0/24\n", "../24"]) cases.push(["priv.ensure_bridge", { cidr }]);
+  // Wrong types and extra fields never reach a handler.
+  cases.push(["priv.create_tap", { tap_name: ["tap-fc-12345678"] }], ["priv.create_tap", { tap_name: "tap-fc-12345678", user: "0" }], ["priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-12345678", enable: "yes" }], ["priv.remove_nat_all", { table: "filter" }], ["priv.teardown_network", { bridge: "eth0" }]);
+  for (const [method, params] of cases) {
+    const r = await call(d, method, params);
+    assert.equal(r.ok, false, `${method} ${JSON.stringify(params)} must be refused`);
+    assert.equal(r.code, "bad_params", `${method} ${JSON.stringify(params)}: ${r.message ?? ""}`);
+  }
+  assert.deepEqual(runner.argvs(), [], "no command ran for any refused request");
+});
+
+void test("ensure_bridge uses the helper's own config; create_tap makes an owner-owned tap on that bridge", async () => {
+  const { runner, d } = setup();
+  const r = await call(d, "priv.ensure_bridge", {});
+  assert.deepEqual(r.result, { bridge: "banger0", cidr: "172.16.90.0/24", bridge_ip: "172.16.90.1", created: true });
+  assert.deepEqual(runner.argvs().filter((a) => a[1] !== "-j" && !(a[1] === "link" && a[2] === "show")), [
+    ["ip", "link", "add", "name", "banger0", "type", "bridge"],
+    ["ip", "addr", "add", "172.16.90.1/24", "dev", "banger0"],
+    ["ip", "link", "set", "banger0", "up"],
+  ]);
+  assert.equal((await call(d, "priv.ensure_bridge", { bridge_name: "banger0", cidr: "172.16.90.0/24" })).ok, true, "matching values are accepted");
+  runner.calls.length = 0;
+  const tap = await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });
+  assert.deepEqual(tap.result, { tap: "tap-fc-0123abcd", owner_uid: 1234, bridge: "banger0" });
+  const argvs = runner.argvs();
+  assert.ok(argvs.some((a) => a.join(" ") === "ip tuntap add dev tap-fc-0123abcd mode tap user 1234 group 2345"));
+  assert.ok(argvs.some((a) => a.join(" ") === "ip link set tap-fc-0123abcd master banger0"));
+  assert.ok(argvs.some((a) => a.join(" ") === "ip link set tap-fc-0123abcd up"));
+  assert.deepEqual((await call(d, "priv.delete_tap", { tap_name: "tap-fc-0123abcd" })).result, { tap: "tap-fc-0123abcd", deleted: true });
+  assert.deepEqual((await call(d, "priv.delete_tap", { tap_name: "tap-fc-0123abcd" })).result, { tap: "tap-fc-0123abcd", deleted: false }, "idempotent");
+});
+
+void test("create_tap removes the tap again when attaching it to the bridge fails", async () => {
+  const { runner, d, model } = setup();
+  runner.run = ((orig) => async (argv, options) => {
+    if (argv.join(" ") === "ip link set tap-fc-0123abcd master banger0") throw new CommandError(argv, 2, null, "", "RTNETLINK answers: Operation not permitted");
+    return orig(argv, options);
+  })(runner.run.bind(runner));
+  const r = await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });
+  assert.equal(r.ok, false);
+  assert.match(r.message ?? "", /Operation not permitted/);
+  assert.equal(model.links.has("tap-fc-0123abcd"), false, "no half-configured tap left behind");
+});
+
+void test("NAT with nftables: first guest creates the table (and owns ip_forward), last guest removes it and restores ip_forward", async () => {
+  const { runner, d, model, fwd } = setup();
+  const e1 = await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-00000001", enable: true });
+  assert.deepEqual(e1.result, { backend: "nftables", changed: true, ip_forward_enabled_by_banger: true });
+  assert.deepEqual(fwd.writes, [true]);
+  const script = String(runner.calls.find((c) => c.argv[1] === "-f")?.stdin);
+  assert.match(script, /^add table ip banger$/m);
+  assert.match(script, /ip saddr @guests oifname != "banger0" counter masquerade/);
+  assert.match(script, /^add element ip banger guests \{ 172\.16\.90\.2 comment "tap-fc-00000001" \}$/m);
+  assert.equal(runner.calls.every((c) => c.argv[0] !== "sh" && !c.argv.includes("-c")), true, "no shell");
+
+  assert.equal((await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-00000001", enable: true })).result !== undefined, true);
+  assert.deepEqual((await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-00000001", enable: true })).result, { backend: "nftables", changed: false, ip_forward_enabled_by_banger: true }, "idempotent enable");
+  await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.3", tap: "tap-pool-0", enable: true });
+  assert.deepEqual([...model.nft.elems], [["172.16.90.2", "tap-fc-00000001"], ["172.16.90.3", "tap-pool-0"]]);
+
+  const status = await call(d, "priv.network_status", {});
+  assert.deepEqual((status.result as { nat: unknown }).nat, { backend: "nftables", guests: [{ ip: "172.16.90.2", tap: "tap-fc-00000001" }, { ip: "172.16.90.3", tap: "tap-pool-0" }], ip_forward_enabled_by_banger: true });
+
+  await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-00000001", enable: false });
+  assert.equal(model.nft.table, true, "table stays while a guest remains");
+  assert.deepEqual([...model.nft.elems.keys()], ["172.16.90.3"]);
+  assert.equal(fwd.on, true);
+  await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.3", tap: "tap-pool-0", enable: false });
+  assert.equal(model.nft.table, false, "last guest gone: one delete table");
+  assert.deepEqual(fwd.writes, [true, false], "ip_forward back off because banger turned it on");
+  assert.equal((await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.3", tap: "tap-pool-0", enable: false })).ok, true, "idempotent disable");
+});
+
+void test("NAT leaves ip_forward alone when it was already on", async () => {
+  const { d, fwd } = setup();
+  fwd.on = true;
+  await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-00000001", enable: true });
+  await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-00000001", enable: false });
+  assert.deepEqual(fwd.writes, []);
+  assert.equal(fwd.on, true);
+});
+
+void test("a failing nft create leaves nothing behind and gives ip_forward back", async () => {
+  const { runner, d, fwd } = setup();
+  runner.run = ((orig) => async (argv, options) => {
+    if (argv[1] === "-f" && String(options?.stdin).startsWith("add table")) throw new CommandError(argv, 1, null, "", "Error: Could not process rule: No such file or directory");
+    return orig(argv, options);
+  })(runner.run.bind(runner));
+  const r = await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-00000001", enable: true });
+  assert.equal(r.ok, false);
+  assert.deepEqual(fwd.writes, [true, false]);
+});
+
+void test("resolver routing is a reported no-op without systemd-resolved, and uses resolvectl with it", async () => {
+  const off = setup();
+  const r = await call(off.d, "priv.sync_resolver_routing", { server_addr: "127.0.0.1:10053" });
+  assert.equal(r.ok, true);
+  assert.deepEqual(r.result, { applied: false, reason: "systemd-resolved is not running; NAME.vm resolves only by querying 127.0.0.1:10053 directly" });
+  assert.deepEqual(off.runner.argvs(), []);
+  const on = setup({}, { resolverUnavailable: () => undefined });
+  assert.deepEqual((await call(on.d, "priv.sync_resolver_routing", { bridge_name: "banger0", server_addr: "127.0.0.1:10053" })).result, { applied: true });
+  assert.deepEqual(on.runner.argvs(), [
+    ["resolvectl", "dns", "banger0", "127.0.0.1:10053"],
+    ["resolvectl", "domain", "banger0", "~vm"],
+    ["resolvectl", "default-route", "banger0", "no"],
+  ]);
+});
+
+void test("teardown removes NAT, every banger tap and the bridge, and only those", async () => {
+  const { d, model } = setup();
+  await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });
+  await call(d, "priv.create_tap", { tap_name: "tap-pool-3" });
+  await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-0123abcd", enable: true });
+  model.links.add("eth0");
+  model.links.add("tap0");
+  const r = await call(d, "priv.teardown_network", {});
+  assert.equal(r.ok, true, r.message);
+  assert.deepEqual((r.result as { removed: string[] }).removed.sort(), ["banger0", "nat:nftables", "tap-fc-0123abcd", "tap-pool-3"]);
+  assert.deepEqual([...model.links].sort(), ["eth0", "tap0"]);
+  assert.equal(model.nft.table, false);
+});

@@ -1,0 +1,229 @@
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { test } from "node:test";
+import type { CliContext, Command } from "../../../src/cli/command.js";
+import { vmCreateCommand } from "../../../src/cli/commands/vm/create.js";
+import { vmListCommand } from "../../../src/cli/commands/vm/list.js";
+import { makeVmLogsCommand } from "../../../src/cli/commands/vm/logs.js";
+import { makeVmRunCommand } from "../../../src/cli/commands/vm/run.js";
+import { vmShowCommand } from "../../../src/cli/commands/vm/show.js";
+import { makeVmExecCommand, makeVmSshCommand } from "../../../src/cli/commands/vm/ssh.js";
+import { vmRestartCommand, vmStartCommand } from "../../../src/cli/commands/vm/start.js";
+import { vmStatsCommand } from "../../../src/cli/commands/vm/stats.js";
+import { vmDeleteCommand, vmStopCommand } from "../../../src/cli/commands/vm/stop.js";
+import { ProgressRenderer } from "../../../src/cli/progress.js";
+import { operationMethods } from "../../../src/daemon/methods/operation.js";
+import { vmMethods } from "../../../src/daemon/methods/vm.js";
+import { resolveLayout } from "../../../src/paths/paths.js";
+import { Dispatcher } from "../../../src/rpc/dispatcher.js";
+import { PROTOCOL_VERSION } from "../../../src/rpc/envelope.js";
+import { RpcError } from "../../../src/rpc/errors.js";
+import type { PeerCred } from "../../../src/system/peercred.js";
+import { FakeRunner } from "../../../src/system/runner.js";
+import { makeHarness, type Harness } from "./fakes.js";
+
+interface Cli {
+  readonly ctx: CliContext;
+  out: string;
+  err: string;
+  readonly opIds: string[];
+  run(cmd: Command, args: string[]): Promise<number>;
+}
+
+/** A CliContext whose daemon calls go through the real dispatcher and schemas, in memory. */
+function cli(h: Harness, opts: { tty?: boolean } = {}): Cli {
+  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, stateDir: h.dir, runner: new FakeRunner() }), ...operationMethods(h.ops)]);
+  const state = {
+    out: "",
+    err: "",
+    opIds: [] as string[],
+  };
+  const ctx: CliContext = {
+    layout: resolveLayout({ BANGER_STATE_DIR: h.dir, BANGER_RUNTIME_DIR: h.dir }),
+    stdout: { write: (s: string) => { state.out += s; } },
+    stderr: { write: (s: string) => { state.err += s; }, isTTY: opts.tty === true },
+    env: {},
+    opId: `op-cli${Math.random().toString(36).slice(2, 12)}`,
+    call: async (descriptor, params, _timeoutMs, opId) => {
+      const id = opId ?? ctx.opId;
+      state.opIds.push(id);
+      const outcome = await dispatcher.dispatch(JSON.stringify({ version: PROTOCOL_VERSION, method: descriptor.name, params, op_id: id }), { pid: 1, uid: 0, gid: 0 });
+      if (!outcome.response.ok) throw new RpcError(outcome.response.error.code, outcome.response.error.message, id);
+      return descriptor.result.parse(outcome.response.result) as never;
+    },
+  };
+  return {
+    ctx,
+    get out() { return state.out; },
+    set out(v: string) { state.out = v; },
+    get err() { return state.err; },
+    set err(v: string) { state.err = v; },
+    opIds: state.opIds,
+    run: (cmd, args) => cmd.run(args, ctx),
+  };
+}
+
+void test("vm create follows the operation: plain step lines on stderr, a summary on stdout", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const c = cli(h);
+  assert.equal(await c.run(vmCreateCommand, ["--name", "alpha", "--vcpus", "1", "--memory", "256"]), 0);
+  assert.match(c.out, /^alpha is running at 172\.16\.90\.2 \(alpha\.vm\); connect with: banger vm ssh alpha\n$/);
+  for (const step of ["lease", "clone-root", "work-disk", "inject-files", "network", "launch-vmm", "wait-ssh", "publish-dns"]) {
+    assert.match(c.err, new RegExp(`^  ${step} +ok \\([0-9.]+ m?s\\)$`, "m"));
+  }
+  assert.ok(!c.err.includes("\x1b"), "no terminal escapes when stderr is not a TTY");
+  assert.equal(h.ops.get(c.ctx.opId)?.kind, "vm.create", "the operation id is the CLI's op id");
+});
+
+void test("vm create --json prints exactly one JSON document; --no-wait prints the operation id", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const c = cli(h);
+  assert.equal(await c.run(vmCreateCommand, ["--name", "beta", "--json"]), 0);
+  const doc = JSON.parse(c.out) as { name: string; state: string; ip: string };
+  assert.equal(doc.name, "beta");
+  assert.equal(doc.state, "running");
+  assert.equal(c.err, "");
+  const c2 = cli(h);
+  assert.equal(await c2.run(vmCreateCommand, ["--no-wait"]), 0);
+  assert.equal(c2.out, `${c2.ctx.opId}\n`);
+  await h.service.idle();
+});
+
+void test("vm create reports a failed step and exits 1; bad flags are usage errors", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  h.host.failOn.add("vmm.launch");
+  const c = cli(h);
+  assert.equal(await c.run(vmCreateCommand, ["--name", "gamma"]), 1);
+  assert.match(c.err, /launch-vmm +FAILED .*injected failure in vmm\.launch/);
+  assert.match(c.err, /clone-root +undone/);
+  assert.match(c.err, /error: create gamma failed: step launch-vmm failed/);
+  await assert.rejects(c.run(vmCreateCommand, ["--vcpus", "two"]), /--vcpus must be a whole number/);
+  await assert.rejects(c.run(vmCreateCommand, ["--name", "Not_A_Label"]), (e: unknown) => e instanceof RpcError && e.code === "bad_params" && /DNS label/.test(e.message));
+});
+
+void test("a TTY gets a spinner line that is cleared before each finished step", () => {
+  let out = "";
+  const r = new ProgressRenderer({ write: (s: string) => { out += s; }, isTTY: true }, "create");
+  const now = new Date().toISOString();
+  r.render({ id: "op-x", kind: "vm.create", target: "a", state: "running", created_at: now, updated_at: now, steps: [{ name: "lease", state: "running", started_at: now, elapsed_ms: 0 }, { name: "boot", state: "pending", started_at: null, elapsed_ms: null }] });
+  assert.ok(out.startsWith("\r\x1b[2K") && out.includes(" create: lease "), JSON.stringify(out));
+  out = "";
+  r.render({ id: "op-x", kind: "vm.create", target: "a", state: "succeeded", created_at: now, updated_at: now, steps: [{ name: "lease", state: "succeeded", started_at: now, elapsed_ms: 12 }, { name: "boot", state: "succeeded", started_at: now, elapsed_ms: 1500 }] });
+  assert.equal(out, "\r\x1b[2K  lease  ok (12 ms)\n  boot   ok (1.5 s)\n");
+});
+
+void test("vm list renders a table with the contract columns and --json a list", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const c = cli(h);
+  assert.equal(await c.run(vmListCommand, []), 0);
+  assert.match(c.out, /^no VMs/);
+  await h.service.create({ name: "one" }, "op-aaaaaaaaaaaa");
+  await h.service.idle();
+  c.out = "";
+  assert.equal(await c.run(vmListCommand, []), 0);
+  const [header, row] = c.out.trimEnd().split("\n");
+  assert.match(header ?? "", /^NAME +STATE +IP +VCPUS +MEMORY +IMAGE +VMM +UPTIME$/);
+  assert.match(row ?? "", /^one +running +172\.16\.90\.2 +1 +256 MiB +tiny +qemu +[0-9]+s$/);
+  c.out = "";
+  assert.equal(await c.run(vmListCommand, ["--json"]), 0);
+  const list = JSON.parse(c.out) as { name: string }[];
+  assert.deepEqual(list.map((v) => v.name), ["one"]);
+  c.out = "";
+  assert.equal(await c.run(vmShowCommand, ["one"]), 0);
+  assert.match(c.out, /^name: +one \(one\.vm\)$/m);
+  assert.match(c.out, /^ip: +172\.16\.90\.2$/m);
+});
+
+void test("vm exec passes argv through quoted for the guest shell and returns the command's exit code", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  await h.service.create({ name: "ex" }, "op-bbbbbbbbbbbb");
+  await h.service.idle();
+  const seen: (readonly string[])[] = [];
+  const exec = makeVmExecCommand((argv) => { seen.push(argv); return Promise.resolve(3); });
+  const c = cli(h);
+  assert.equal(await c.run(exec, ["ex", "--", "sh", "-c", "echo 'hi there'; exit 3"]), 3);
+  const argv = seen[0] ?? [];
+  assert.deepEqual(argv.slice(-4), ["-T", "root@172.16.90.2", "--", `sh -c 'echo '\\''hi there'\\''; exit 3'`]);
+  assert.ok(argv.includes("StrictHostKeyChecking=yes"));
+  assert.ok(argv.includes(`UserKnownHostsFile=${h.dir}/ssh/known_hosts`));
+  await assert.rejects(c.run(exec, ["ex"]), /give the command after --/);
+  await assert.rejects(c.run(exec, ["ex", "--evil", "--", "id"]), /unknown flag --evil/);
+  const ssh = makeVmSshCommand((a) => { seen.push(a); return Promise.resolve(0); });
+  assert.equal(await c.run(ssh, ["ex"]), 0);
+  assert.equal(seen[1]?.at(-1), "root@172.16.90.2");
+  await h.service.stop("ex", false, "op-cccccccccccc");
+  await assert.rejects(c.run(exec, ["ex", "--", "true"]), /ex is stopped; start it with: banger vm start ex/);
+});
+
+void test("vm run --rm creates, runs the command, deletes, and exits with the command's code", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const seen: (readonly string[])[] = [];
+  const run = makeVmRunCommand((argv) => { seen.push(argv); return Promise.resolve(7); });
+  const c = cli(h);
+  assert.equal(await c.run(run, ["--rm", "--name", "once", "--", "uname", "-r"]), 7);
+  assert.equal(seen[0]?.at(-1), "uname -r");
+  assert.equal(h.vms.list().length, 0, "--rm deleted the VM");
+  assert.deepEqual([...h.host.live], []);
+  await assert.rejects(c.run(run, ["stray", "--", "x"]), /put the command after --/);
+});
+
+void test("start/stop/restart/rm act on several names, keep going past failures, and use one op id each", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  for (const [i, n] of ["a", "b"].entries()) await h.service.create({ name: n }, `op-dddddddddd0${i}`);
+  await h.service.idle();
+  const c = cli(h);
+  assert.equal(await c.run(vmStopCommand, ["a", "missing", "b"]), 1);
+  assert.match(c.out, /^a stopped\nb stopped\n$/);
+  assert.match(c.err, /error: missing: no VM named "missing"/);
+  assert.equal(new Set(c.opIds).size, 3);
+  // Each CLI invocation mints its own op id, as runCli does.
+  assert.equal(await cli(h).run(vmStartCommand, ["a", "b"]), 0);
+  assert.equal(h.vms.getByName("a")?.state, "running");
+  assert.equal(h.vms.getByName("b")?.state, "running");
+  assert.equal(await cli(h).run(vmRestartCommand, ["a", "--force"]), 0);
+  assert.equal(h.vms.getByName("a")?.state, "running");
+  const del = cli(h);
+  assert.equal(await del.run(vmDeleteCommand, ["a"]), 1, "running VM needs --force");
+  assert.match(del.err, /stop it first/);
+  assert.equal(await cli(h).run(vmDeleteCommand, ["a", "b", "--force"]), 0);
+  assert.equal(h.vms.list().length, 0);
+});
+
+void test("vm logs prints the console log and -f follows appended output", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const ref = await h.service.create({ name: "loggy" }, "op-eeeeeeeeeeee");
+  await h.service.idle();
+  const log = h.vms.getById(ref.vm.id)?.handles.console_log ?? "";
+  mkdirSync(dirname(log), { recursive: true });
+  writeFileSync(log, "line one\n");
+  const c = cli(h);
+  assert.equal(await c.run(makeVmLogsCommand(), ["loggy"]), 0);
+  assert.equal(c.out, "line one\n");
+  const ac = new AbortController();
+  let sleeps = 0;
+  const follow = makeVmLogsCommand({
+    stopSignal: ac.signal,
+    sleep: () => {
+      sleeps++;
+      if (sleeps === 1) writeFileSync(log, "line one\nline two\n");
+      else ac.abort();
+      return Promise.resolve();
+    },
+  });
+  c.out = "";
+  assert.equal(await c.run(follow, ["loggy", "-f"]), 0);
+  assert.equal(c.out, "line one\nline two\n");
+  c.out = "";
+  assert.equal(await c.run(vmStatsCommand, ["loggy", "--json"]), 0);
+  const stats = JSON.parse(c.out) as { name: string; disk: { work_size_bytes: number } };
+  assert.equal(stats.name, "loggy");
+});
