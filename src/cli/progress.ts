@@ -76,7 +76,8 @@ export async function followOperation(ctx: CliContext, operationId: string, labe
   }
 }
 
-/** Total wall time of an operation from its first step's start to its last update. */
+
+/** Total wall time of an operation from its creation to its last update. */
 export function operationElapsedMs(op: OperationView): number {
   return Math.max(0, Date.parse(op.updated_at) - Date.parse(op.created_at));
 }

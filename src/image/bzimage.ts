@@ -130,3 +130,16 @@ export function extractVmlinux(bz: Buffer): Buffer {
 export async function extractVmlinuxFile(bzImagePath: string): Promise<Buffer> {
   return extractVmlinux(await readFile(bzImagePath));
 }
+
+/** The kernel release ("6.1.0-56-cloud-amd64") from the bzImage's boot header kernel_version string. */
+export function bzImageVersion(bz: Buffer): string {
+  if (bz.length < 0x210 || bz.toString("latin1", 0x202, 0x206) !== "HdrS") throw new KernelFormatError("not an x86 bzImage (no 'HdrS' boot header)");
+  const ptr = bz.readUInt16LE(0x20e);
+  const start = ptr + 0x200;
+  if (ptr === 0 || start >= bz.length) throw new KernelFormatError("bzImage has no kernel_version string");
+  const end = bz.indexOf(0, start);
+  const text = bz.toString("latin1", start, end < 0 ? Math.min(bz.length, start + 256) : end);
+  const version = text.split(" ")[0] ?? "";
+  if (!/^[A-Za-z0-9._+-]{1,128}$/.test(version)) throw new KernelFormatError(`bzImage kernel_version ${JSON.stringify(text.slice(0, 64))} is not a release name`);
+  return version;
+}

@@ -52,6 +52,15 @@ export function vmId(field: string, value: string): string {
   return value;
 }
 
+/** True when `s` has a C0 control character or DEL (newlines smuggle extra lines into tool input). */
+export function hasControlChars(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
 /** Dotted-quad IPv4 with no leading zeros, spaces or extras. */
 export function ipv4(field: string, value: string): string {
   const parts = value.split(".");
@@ -87,7 +96,7 @@ export function ipv4Port(field: string, value: string): string {
  */
 export function managedPath(field: string, value: string, roots: readonly string[], opts: { mustExist?: boolean } = {}): string {
   if (value.length === 0 || value.length > 4096) throw bad(field, "path is empty or too long");
-  if (/[\x00-\x1f\x7f]/.test(value)) throw bad(field, "path contains control characters");
+  if (hasControlChars(value)) throw bad(field, "path contains control characters");
   if (!isAbsolute(value)) throw bad(field, `${JSON.stringify(value)} must be absolute`);
   if (normalize(value) !== value || value.endsWith(sep) || value.split(sep).includes("..")) throw bad(field, `${JSON.stringify(value)} is not a normalized path`);
   const root = roots.find((r) => value.startsWith(r + sep));

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import type { z } from "zod";
 import type { MethodDescriptor, ParsedParamsOf, ResultOf } from "./descriptor.js";
 import { PROTOCOL_VERSION, requestSchema, type Response } from "./envelope.js";
 import { RpcError } from "./errors.js";

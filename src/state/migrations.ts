@@ -50,4 +50,8 @@ export const MIGRATIONS: readonly string[] = [
     updated_at  TEXT NOT NULL
   );
   `,
+  // 2: image flavor (which guest files VM create injects; see the guest contract).
+  `
+  ALTER TABLE images ADD COLUMN flavor TEXT NOT NULL DEFAULT 'systemd' CHECK (flavor IN ('systemd','busybox'));
+  `,
 ];

@@ -12,6 +12,8 @@ export interface SshTarget {
   readonly host: string;
   readonly user?: string;
   readonly connectTimeoutS?: number;
+  /** Guests listen on 22; tests point at a throwaway server on another port. */
+  readonly port?: number;
 }
 
 export interface SshArgvOptions {
@@ -43,6 +45,10 @@ export function sshArgv(target: SshTarget, opts: SshArgvOptions = {}): string[] 
     "-o", "LogLevel=ERROR",
     "-o", `ConnectTimeout=${Math.max(1, Math.round(target.connectTimeoutS ?? 10))}`,
   ];
+  if (target.port !== undefined && target.port !== 22) {
+    if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) throw new Error(`ssh port ${target.port} is not a TCP port`);
+    argv.push("-p", String(target.port));
+  }
   if (opts.tty === true) argv.push("-tt");
   if (opts.tty === false) argv.push("-T");
   argv.push(`${user}@${target.host}`);

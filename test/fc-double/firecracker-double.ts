@@ -57,7 +57,9 @@ if (!/^[A-Za-z0-9-]{1,64}$/.test(instanceId)) die(153, `Invalid instance ID: ${i
 process.title = `firecracker --api-sock ${apiSock} --id ${instanceId}`;
 
 const qemuBin = process.env["FC_DOUBLE_QEMU"] ?? "qemu-system-x86_64";
-const qmpSock = `${apiSock}.qmp`;
+// An ABSTRACT socket (no file): if we are SIGKILLed nothing is left on disk that real Firecracker would not leave.
+// tight=off: Node pads abstract addresses to the full sun_path, qemu must listen on the same padded name.
+const qmpName = `bgt-fc-double-${instanceId}-${process.pid}`;
 
 // ---- request bodies (deny unknown fields like serde's deny_unknown_fields) ----
 const tokenBucket = z.object({ size: z.number().int().min(0), refill_time: z.number().int().min(0), one_time_burst: z.number().int().min(0).optional() }).strict();
@@ -111,7 +113,7 @@ function parse<T extends z.ZodTypeAny>(schema: T, body: unknown, category: strin
 
 function qmpSendKeys(): Promise<void> {
   return new Promise((resolve, reject) => {
-    const s = createConnection(qmpSock);
+    const s = createConnection(`\0${qmpName}`);
     let buf = "";
     let n = 0;
     s.on("error", reject);
@@ -154,8 +156,7 @@ function startInstance(): void {
   [...nets.values()].forEach((n, i) => {
     argv.push("-netdev", `tap,id=n${i},ifname=${n.host_dev_name},script=no,downscript=no`, "-device", `virtio-net-device,netdev=n${i}${n.guest_mac === undefined ? "" : `,mac=${n.guest_mac.toLowerCase()}`}`);
   });
-  argv.push("-serial", "stdio", "-qmp", `unix:${qmpSock},server=on,wait=off`);
-  rmSync(qmpSock, { force: true });
+  argv.push("-serial", "stdio", "-chardev", `socket,id=qmp,path=${qmpName},abstract=on,tight=off,server=on,wait=off`, "-mon", "chardev=qmp,mode=control");
   // setpriv --pdeathsig: if we are SIGKILLed (banger's kill path) the guest must die with us,
   // as it would with a real Firecracker, which IS the guest.
   qemu = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", qemuBin, ...argv], { stdio: ["ignore", "inherit", "inherit"] });
@@ -168,7 +169,7 @@ function startInstance(): void {
 }
 
 function shutdown(code: number): void {
-  for (const p of [apiSock, qmpSock, vsock?.uds_path]) if (p !== undefined) rmSync(p, { force: true });
+  for (const p of [apiSock, vsock?.uds_path]) if (p !== undefined) rmSync(p, { force: true });
   process.exit(code);
 }
 

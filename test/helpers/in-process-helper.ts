@@ -1,6 +1,6 @@
 import type { HelperClient } from "../../src/daemon/helper-client.js";
 import type { MethodDescriptor } from "../../src/rpc/descriptor.js";
-import type { Registration } from "../../src/rpc/dispatcher.js";
+import { formatZodError, type Registration } from "../../src/rpc/dispatcher.js";
 import { RpcError } from "../../src/rpc/errors.js";
 import type { PeerCred } from "../../src/system/peercred.js";
 
@@ -16,12 +16,15 @@ export function inProcessHelper(regs: readonly Registration<PeerCred>[], socketP
   return {
     socketPath,
     calls,
-    async call<D extends MethodDescriptor>(descriptor: D, params: unknown, opId: string) {
+    async call(descriptor: MethodDescriptor, params: unknown, opId: string) {
       const reg = table.get(descriptor.name);
       if (reg === undefined) throw new RpcError("unknown_method", descriptor.name);
       calls.push({ method: descriptor.name, params });
-      const parsed: unknown = reg.descriptor.params.parse(params);
-      const result = await reg.handler(parsed as never, { opId, method: descriptor.name, peer: { pid: process.pid, uid: 0, gid: 0 } as PeerCred });
+      // Same as the Dispatcher: schema failures are bad_params naming the field.
+      const r = reg.descriptor.params.safeParse(params);
+      if (!r.success) throw new RpcError("bad_params", formatZodError(r.error));
+      const peer: PeerCred = { pid: process.pid, uid: 0, gid: 0 };
+      const result: unknown = await reg.handler(r.data as never, { opId, method: descriptor.name, peer });
       return descriptor.result.parse(result) as never;
     },
   };

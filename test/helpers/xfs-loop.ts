@@ -80,7 +80,17 @@ export async function makeExt4Image(path: string, sizeMib: number, payloadMib: n
   await writeExt4Files(systemRunner, path, [{ path: "/payload.bin", data: payload, mode: 0o644 }]);
 }
 
-/** `losetup -a` as sorted lines: the before/after fingerprint of attached loop devices. */
-export async function loopDevices(): Promise<string[]> {
-  return (await runText(systemRunner, ["losetup", "--all", "--list", "--noheadings", "--output", "NAME,BACK-FILE"])).split("\n").filter((l) => l.trim() !== "").sort();
+/**
+ * `losetup -a` as sorted "NAME BACKING-FILE" lines: the before/after
+ * fingerprint of attached loop devices. `backingPrefix` keeps only loops
+ * backed by files under it, so other suites attaching loops concurrently on
+ * a shared machine cannot make the comparison flaky.
+ */
+export async function loopDevices(backingPrefix?: string): Promise<string[]> {
+  const out = await runText(systemRunner, ["losetup", "--all", "--list", "--noheadings", "--output", "NAME,BACK-FILE"]);
+  return out
+    .split("\n")
+    .map((l) => l.trim().replace(/\s+/, " "))
+    .filter((l) => l !== "" && (backingPrefix === undefined || (l.split(" ")[1] ?? "").startsWith(backingPrefix)))
+    .sort();
 }

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { vmFiles } from "../../paths/paths.js";
 import type { Runner } from "../../system/runner.js";
@@ -16,6 +17,8 @@ export function copyStrategy(runner: Runner, stateDir: string): CloneStrategy {
     describe: () => `sparse copy in ${stateDir} (cost grows with image data)`,
     async clone(imageRootfs, vmDir) {
       const path = vmFiles.rootDisk(vmDir);
+      // cp would silently overwrite an existing VM disk.
+      if (existsSync(path)) throw new Error(`${path} already exists; refusing to overwrite a VM's root disk`);
       try {
         await runner.run(["cp", "--sparse=always", "--reflink=never", "--no-preserve=all", "--", imageRootfs, path], { timeoutMs: 30 * 60_000 });
       } catch (e) {

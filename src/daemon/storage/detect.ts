@@ -21,7 +21,6 @@ export interface StrategyChoice {
 export interface DetectDeps {
   readonly stateDir: string;
   readonly configured: "auto" | CloneStrategyName;
-  readonly runner: Runner;
   /** Absent when the daemon has no root helper (dm-snapshot is then impossible). */
   readonly helper?: HelperClient | undefined;
   readonly opId: string;
@@ -38,8 +37,8 @@ export const REFLINK_ADVICE = "put the state dir on xfs or btrfs for O(1) clones
  * test: reflink support depends on the filesystem AND how it was made, e.g.
  * xfs without reflink=1). Returns undefined on success, else why it failed.
  */
-export async function probeReflink(stateDir: string): Promise<string | undefined> {
-  const src = `${state.cloneProbe(stateDir)}-${process.pid}`;
+export async function probeReflink(stateDir: string, probePath = state.cloneProbe(stateDir)): Promise<string | undefined> {
+  const src = `${probePath}-${process.pid}`;
   const dst = `${src}.clone`;
   try {
     await mkdir(dirname(src), { recursive: true, mode: 0o700 });

@@ -7,6 +7,11 @@ import type { CloneOptions, CloneStrategy, RootDiskHandles } from "./types.js";
 
 type DmHandles = Extract<RootDiskHandles, { kind: "dm-snapshot" }>;
 
+export function cowSizeFor(imageBytes: number): number {
+  const MIB = 1024 * 1024;
+  return Math.ceil((imageBytes + Math.ceil(imageBytes / 128) + MIB) / MIB) * MIB;
+}
+
 /** dm target names carry the banger prefix the root helper insists on. */
 export function dmNameFor(vmId: string): string {
   return `fc-rootfs-${vmId}`;
@@ -47,12 +52,14 @@ export function dmSnapshotStrategy(helper: HelperClient, stateDir: string, exist
     describe: () => `dm-snapshot (device-mapper COW over a read-only loop) in ${stateDir}`,
     async clone(imageRootfs, vmDir, opts) {
       const cowPath = vmFiles.cowFile(vmDir);
-      // A sparse COW file as large as the image: a snapshot can never need
-      // more (every chunk of the origin rewritten) and holes cost nothing.
+      // A sparse COW file that can hold every chunk of the image rewritten
+      // plus the persistent exception table (16 bytes per 4 KiB chunk, i.e.
+      // 1/256, plus a header chunk): a full COW store invalidates the
+      // snapshot. Holes cost nothing, so sizing for the worst case is free.
       const { size } = await stat(imageRootfs);
       const fh = await open(cowPath, "wx", 0o600);
       try {
-        await fh.truncate(size);
+        await fh.truncate(cowSizeFor(size));
       } finally {
         await fh.close();
       }

@@ -19,8 +19,10 @@ export function reflinkStrategy(stateDir: string): CloneStrategy {
       try {
         await copyFile(imageRootfs, path, constants.COPYFILE_FICLONE_FORCE | constants.COPYFILE_EXCL);
       } catch (e) {
-        await rm(path, { force: true });
         const code = (e as NodeJS.ErrnoException).code ?? "";
+        // EEXIST: that file is an existing VM disk, not our half-made clone.
+        if (code === "EEXIST") throw new Error(`${path} already exists; refusing to overwrite a VM's root disk`, { cause: e });
+        await rm(path, { force: true });
         const hint = ["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EINVAL", "ENOSYS"].includes(code)
           ? `; the filesystem of ${stateDir} cannot reflink: put the state dir on xfs or btrfs, or set storage.clone_strategy = "copy"`
           : "";

@@ -39,7 +39,7 @@ export class StorageService {
   }
 
   choice(opId: string): Promise<StrategyChoice> {
-    this.choicePromise ??= detectCloneStrategy({ stateDir: this.deps.stateDir, configured: this.deps.configured, runner: this.deps.runner, helper: this.deps.helper, opId }).catch((e: unknown) => {
+    this.choicePromise ??= detectCloneStrategy({ stateDir: this.deps.stateDir, configured: this.deps.configured, helper: this.deps.helper, opId }).catch((e: unknown) => {
       this.choicePromise = undefined;
       throw e;
     });

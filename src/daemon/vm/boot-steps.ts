@@ -185,7 +185,14 @@ export const waitSshStep: BootStep = {
     const died = new Promise<never>((_resolve, reject) => {
       const check = async (): Promise<void> => {
         if (ac.signal.aborted) return;
-        if (!(await ctx.env.deps.vmm.isAlive(vmm))) {
+        let alive = true;
+        try {
+          alive = await ctx.env.deps.vmm.isAlive(vmm);
+        } catch {
+          // A failed liveness check is not evidence of death; the ssh timeout still bounds the wait.
+        }
+        if (ac.signal.aborted) return;
+        if (!alive) {
           reject(new Error(`the VMM exited while ${ctx.name} was booting${await consoleTail(vmFiles.consoleLog(ctx.vmDir))}`));
           return;
         }

@@ -43,7 +43,7 @@ export function createSshProbe(opts: SshProbeOptions): SshProbe {
     async waitReady(target, { timeoutMs, signal }) {
       const deadline = Date.now() + timeoutMs;
       let last = "the guest's SSH port never answered";
-      const argv = sshArgv({ keyPath: opts.keyPath, knownHostsPath: opts.knownHostsPath, host: target.ip, connectTimeoutS: 5 }, { command: ["true"], tty: false, ...(opts.sshBin !== undefined ? { sshBin: opts.sshBin } : {}) });
+      const argv = sshArgv({ keyPath: opts.keyPath, knownHostsPath: opts.knownHostsPath, host: target.ip, connectTimeoutS: 5, port }, { command: ["true"], tty: false, ...(opts.sshBin !== undefined ? { sshBin: opts.sshBin } : {}) });
       while (Date.now() < deadline) {
         signal.throwIfAborted();
         if (await bannerCheck(target.ip, port, Math.min(2000, Math.max(100, deadline - Date.now())))) {

@@ -1,5 +1,6 @@
 import { state } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
+import { ImageRepository } from "../../state/images.js";
 import { OperationRepository } from "../../state/operations.js";
 import { VmRepository } from "../../state/vms.js";
 import type { Registration } from "../../rpc/dispatcher.js";
@@ -8,7 +9,7 @@ import type { DaemonEnv } from "../env.js";
 import { operationMethods } from "../methods/operation.js";
 import { vmMethods } from "../methods/vm.js";
 import { OperationTracker } from "../operations/tracker.js";
-import type { VmDeps } from "./deps.js";
+import type { ImageDeps, VmDeps } from "./deps.js";
 import { HandleStore } from "./handles.js";
 import type { LifecycleEnv } from "./lifecycle-env.js";
 import { VmService } from "./service.js";
@@ -19,16 +20,33 @@ import { ensureInstallKey, generateHostKey } from "./ssh-keys.js";
  * Where the daemon's real subsystems plug into the VM lifecycle. Until a
  * subsystem is wired here its calls fail with a message naming it, so
  * `vm list/show/rm` work and `vm create` fails clearly instead of hanging.
- * THE LEAD replaces each `unwired(...)` with the real implementation.
+ * Wire real subsystems by passing overrides from the registry, e.g.
+ *   lifecycleMethods(env, {
+ *     network: networkService(env),                         // src/daemon/network/service.ts
+ *     storage: daemonStorage(env).deps,                      // src/daemon/storage/vm-storage.ts
+ *     vmm: vmmDepsFromDriver(driver, choice.accel, env.layout.runtimeDir), // ./vmm-adapter.ts + src/vmm
+ *     dns: { publish, unpublish },                           // src/daemon/dns
+ *   })
+ * Images come from the `images` table already; ssh readiness uses the real probe.
  */
 function unwired(subsystem: string): never {
   throw new RpcError("operation_failed", `${subsystem} is not wired into the VM lifecycle yet (src/daemon/vm/wiring.ts)`);
 }
 
+/** Images as VM create sees them: the `images` table (files are checked at create). */
+export function imagesFromRepository(repo: Pick<ImageRepository, "get">): ImageDeps {
+  return {
+    get(name) {
+      const rec = repo.get(name);
+      return Promise.resolve(rec === undefined ? undefined : { name: rec.name, flavor: rec.flavor, kernelPath: rec.kernelPath, vmlinuxPath: rec.vmlinuxPath ?? undefined, initrdPath: rec.initrdPath ?? undefined, rootfsPath: rec.rootfsPath });
+    },
+  };
+}
+
 export function daemonVmDeps(env: DaemonEnv, overrides: Partial<VmDeps> = {}): VmDeps {
   const keyPath = state.sshKey(env.layout.stateDir);
   return {
-    images: overrides.images ?? { get: () => Promise.resolve(unwired("images")) },
+    images: overrides.images ?? imagesFromRepository(new ImageRepository(env.db)),
     network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), detach: () => Promise.resolve() },
     storage: overrides.storage ?? { cloneRoot: () => unwired("storage"), activateRoot: () => unwired("storage"), deactivateRoot: () => Promise.resolve(), destroyRoot: () => Promise.resolve(), createWorkDisk: () => unwired("storage"), destroyWorkDisk: () => Promise.resolve(), injectFiles: () => unwired("storage") },
     vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false) },
@@ -42,6 +60,7 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
   const operations = new OperationRepository(env.db);
   // Operations cut off by a previous daemon's exit would otherwise read "running" forever.
   operations.failInterrupted("the daemon restarted while this operation was running");
+  operations.pruneFinished(new Date(Date.now() - 7 * 24 * 3600 * 1000));
   const lifecycle: LifecycleEnv = {
     deps,
     vms,

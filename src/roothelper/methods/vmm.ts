@@ -189,8 +189,14 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
   return [
     implement(privLaunchQemu, async (p, ctx) => {
       const spec = validateCommon(env, p, p.qmp_socket, p.accel);
+      let argv: string[];
+      try {
+        argv = buildQemuArgv(vmmCfg.qemu_bin, spec, runAs);
+      } catch (e) {
+        // A comma in a path would start a new qemu sub-option: a request problem, not an internal one.
+        throw new RpcError("bad_params", e instanceof Error ? e.message : String(e));
+      }
       clearStale(spec);
-      const argv = buildQemuArgv(vmmCfg.qemu_bin, spec, runAs);
       const log = env.logger.child({ op_id: ctx.opId, vm_id: spec.vmId });
       let pid: number | undefined;
       try {

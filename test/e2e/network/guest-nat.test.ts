@@ -17,7 +17,7 @@ import { openDatabase } from "../../../src/state/database.js";
 import { silentLogger } from "../../../src/system/log.js";
 import { systemRunner } from "../../../src/system/runner.js";
 import { buildQemuArgv } from "../../../src/vmm/qemu/argv.js";
-import { startHelperInNetns } from "../../integration/network/helper-in-netns.js";
+import { startHelperInNetns } from "../../helpers/helper-in-netns.js";
 import { createNetNs, linkNamespaces, type NetNs } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 import { TINY_CMDLINE, tinyImage, tinyImageSkip } from "../../helpers/tiny-image.js";

@@ -4,7 +4,7 @@ import { privCreateTap, privDeleteTap, privEnsureBridge, privEnsureNat, privNetw
 import { RpcError } from "../../../src/rpc/errors.js";
 import { createNetNs, type NetNs } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
-import { startHelperInNetns } from "./helper-in-netns.js";
+import { startHelperInNetns } from "../../helpers/helper-in-netns.js";
 
 const OWNER = { uid: 4242, gid: 4343 };
 const CFG = (backend: string): string => `[network]\nbridge = "bgtbr0"\ncidr = "172.16.91.0/24"\nnat_backend = "${backend}"\n`;

@@ -8,7 +8,7 @@ import { privEnsureBridge, privEnsureNat } from "../../../src/rpc/priv/network.j
 import { silentLogger } from "../../../src/system/log.js";
 import { createNetNs, linkNamespaces, type NetNs } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
-import { startHelperInNetns } from "./helper-in-netns.js";
+import { startHelperInNetns } from "../../helpers/helper-in-netns.js";
 
 /*
  * NAT end to end without booting a guest: a "guest" namespace plugged into the

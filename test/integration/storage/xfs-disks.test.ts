@@ -22,7 +22,7 @@ let loopsBefore: string[] = [];
 
 before(async () => {
   if (SKIP !== false) return;
-  loopsBefore = await loopDevices();
+  loopsBefore = await loopDevices("/tmp/bgt-disk");
   fs = await createXfsLoop("bgt-disk", 8);
   stateDir = `${fs.mnt}/state`;
   await mkdir(`${stateDir}/images/small`, { recursive: true });
@@ -39,7 +39,7 @@ after(async () => {
   if (fs === undefined) return;
   await fs.destroy();
   // The test's own loop device is gone too: the host is as we found it.
-  assert.deepEqual(await loopDevices(), loopsBefore);
+  assert.deepEqual(await loopDevices("/tmp/bgt-disk"), loopsBefore);
 });
 
 function service(configured: "auto" | "copy" = "auto"): StorageService {
@@ -102,6 +102,9 @@ for (const configured of ["auto", "copy"] as const) {
     const b = await svc.cloneRoot(small, await vmDir(VM_B), { vmId: VM_B, opId: "op-test01" });
     t.after(() => Promise.all([svc.releaseVm(`${stateDir}/vms/${VM_A}`, a, "op-test01"), svc.releaseVm(`${stateDir}/vms/${VM_B}`, b, "op-test01")]));
     assert.equal(a.kind, configured === "auto" ? "reflink" : "copy");
+    // Cloning again into the same VM dir is refused and leaves the existing disk alone.
+    await assert.rejects(svc.cloneRoot(small, `${stateDir}/vms/${VM_A}`, { vmId: VM_A, opId: "op-test01" }), /already exists/);
+    assert.ok(existsSync(a.path));
     // File-level write (what injection does) and block-level write (what a guest does).
     await svc.writeRootFiles(a, [{ path: "/etc/hostname", data: "vm-a\n", mode: 0o644 }], [], "op-test01");
     await svc.writeRootFiles(b, [{ path: "/etc/hostname", data: "vm-b\n", mode: 0o644 }], [], "op-test01");
@@ -118,7 +121,9 @@ for (const configured of ["auto", "copy"] as const) {
 
 void test("a VM's disks end to end: clone + resize, work disk, injection, file_sync; delete releases everything", { skip: SKIP }, async (t) => {
   const svc = service();
-  const loops = await loopDevices();
+  const mine = fs?.dir ?? "/nonexistent";
+  const loops = await loopDevices(mine);
+  assert.equal(loops.length, 1, `expected only this suite's xfs loop, got ${loops.join(", ")}`);
   const free0 = await freeBytes();
   const dir = await vmDir(VM_A);
   const home = await mkdtemp("/tmp/bgt-disk-home-");
@@ -165,12 +170,12 @@ void test("a VM's disks end to end: clone + resize, work disk, injection, file_s
   released = true;
   await svc.releaseVm(dir, root, "op-test01"); // idempotent
   assert.deepEqual(await readdir(dir), []);
-  assert.deepEqual(await loopDevices(), loops);
+  assert.deepEqual(await loopDevices(mine), loops);
   assert.ok((await freeBytes()) >= free0 - 4 * 1024 ** 2, "space of the deleted VM was not returned");
 });
 
 void test("dm-snapshot for real (only on a host with device-mapper)", { skip: requires(SKIP, existsSync("/dev/mapper/control") ? false : "needs device-mapper (/dev/mapper/control); not available on this machine", needsCommands("dmsetup", "blockdev")) }, async () => {
-  const loops = await loopDevices();
+  const loops = await loopDevices("/tmp/bgt-disk");
   const dir = await vmDir(VM_B);
   const cow = `${dir}/root.cow`;
   await writeFile(cow, "");
@@ -182,5 +187,5 @@ void test("dm-snapshot for real (only on a host with device-mapper)", { skip: re
     await cleanupDmSnapshot(systemRunner, h, { stateDir });
     await rm(cow, { force: true });
   }
-  assert.deepEqual(await loopDevices(), loops);
+  assert.deepEqual(await loopDevices("/tmp/bgt-disk"), loops);
 });

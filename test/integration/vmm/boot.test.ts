@@ -13,6 +13,7 @@ import { newOpId } from "../../../src/rpc/opid.js";
 import { createLogger } from "../../../src/system/log.js";
 import { systemRunner } from "../../../src/system/runner.js";
 import type { VmmDriver, VmSpec } from "../../../src/vmm/driver.js";
+import { fcRequest, FirecrackerApiError } from "../../../src/vmm/firecracker/api-client.js";
 import { firecrackerDriver } from "../../../src/vmm/firecracker/driver.js";
 import { qemuDriver } from "../../../src/vmm/qemu/driver.js";
 import { createNetNs, type NetNs } from "../../helpers/netns.js";
@@ -179,6 +180,11 @@ async function scenario(t: { diagnostic(msg: string): void }, kind: "qemu" | "fi
     await waitForConsole(spec, "banger: tiny guest ready", 0, 90_000);
     const readyMs = Date.now() - t0;
     await ping(w);
+    if (kind === "firecracker") {
+      // Post-boot rules of the API: state is Running and pre-boot-only calls are refused.
+      assert.equal(((await fcRequest(handle.controlSocket, "GET", "/")).body as { state: string }).state, "Running");
+      await assert.rejects(fcRequest(handle.controlSocket, "PUT", "/machine-config", { vcpu_count: 1, mem_size_mib: 128 }), (e: unknown) => e instanceof FirecrackerApiError && /after starting/.test(e.faultMessage));
+    }
     const stats = await driver.stats(handle);
     t.diagnostic(`${kind}: launch ${launchMs} ms, guest ready ${readyMs} ms, vmm rss ${(stats.rssBytes / 1048576).toFixed(1)} MiB, cpu ${stats.cpuPercent.toFixed(0)}%`);
 
@@ -219,10 +225,10 @@ async function scenario(t: { diagnostic(msg: string): void }, kind: "qemu" | "fi
   assert.equal(existsSync(w.base), false);
 }
 
-test("qemu driver: boot the tiny image, reach it over its tap, stop gracefully, kill, leave nothing", { skip, timeout: 300_000 }, async (t) => {
+void test("qemu driver: boot the tiny image, reach it over its tap, stop gracefully, kill, leave nothing", { skip, timeout: 300_000 }, async (t) => {
   await scenario(t, "qemu");
 });
 
-test("firecracker driver (via the API double): boot, reach, graceful SendCtrlAltDel, kill, leave nothing", { skip, timeout: 300_000 }, async (t) => {
+void test("firecracker driver (via the API double): boot, reach, graceful SendCtrlAltDel, kill, leave nothing", { skip, timeout: 300_000 }, async (t) => {
   await scenario(t, "firecracker");
 });

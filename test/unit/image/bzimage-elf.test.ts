@@ -49,7 +49,7 @@ void test("decoder round-trips data compressed by `lz4 -l`, including overlappin
   assert.ok(decompressLz4Legacy(stdout, data.length).equals(data));
 });
 
-void test("garbage kernels are refused with clear errors, never a crash", async () => {
+void test("garbage kernels are refused with clear errors, never a crash", () => {
   assert.throws(() => extractVmlinux(Buffer.from("definitely not a kernel")), (e: unknown) => e instanceof KernelFormatError && /bzImage/.test(e.message));
   assert.throws(() => extractVmlinux(Buffer.alloc(0)), KernelFormatError);
   // A valid-looking boot header whose payload is not LZ4 (e.g. a gzip kernel).
@@ -76,12 +76,16 @@ void test("garbage kernels are refused with clear errors, never a crash", async 
 
 void test("a truncated or mangled real kernel fails cleanly", { skip: noKernel }, async () => {
   const bz = await readFile(host?.kernel ?? "");
-  assert.throws(() => extractVmlinux(bz.subarray(0, bz.length - 4096)), KernelFormatError);
-  const mangled = Buffer.from(bz);
   const { compressed } = findPayload(bz);
   const start = bz.indexOf(compressed.subarray(0, 64));
-  for (let i = start + 5000; i < start + 6000; i++) mangled[i] = 0xff;
-  assert.throws(() => extractVmlinux(mangled), KernelFormatError);
+  // Cut in the middle of the payload: the boot header now points past the end.
+  assert.throws(() => extractVmlinux(bz.subarray(0, start + Math.floor(compressed.length / 2))), /outside/);
+  // A first block claiming more bytes than the payload holds.
+  const mangled = Buffer.from(bz);
+  mangled.writeUInt32LE(0x7fffffff, start + 4);
+  assert.throws(() => extractVmlinux(mangled), /runs past the payload/);
+  // (Legacy LZ4 has no checksum: flipping literal bytes is undetectable here;
+  // the ELF/PVH validation after extraction is the second line of defence.)
 });
 
 void test("ELF reader rejects garbage, ELF32, and non-x86 or non-PVH ELFs", async () => {
@@ -111,27 +115,17 @@ void test("ELF reader rejects garbage, ELF32, and non-x86 or non-PVH ELFs", asyn
 });
 
 void test("wrong machine or type in an otherwise real vmlinux is refused", { skip: noKernel }, async () => {
-  const head = Buffer.from((await hostVmlinux()).subarray(0, 1024 * 1024));
   const full = await hostVmlinux();
-  const patched = (offset: number, value: number): Buffer => {
+  const patched = async (offset: number, value: number): Promise<Awaited<ReturnType<typeof parseElf>>> => {
     const b = Buffer.from(full);
     b.writeUInt16LE(value, offset);
-    return b;
+    return parseElf(bufferSource(b));
   };
-  assert.ok(head.length > 0);
-  assert.throws(() => { assertBootableVmlinux(parseElfSync(patched(18, 183)), "x"); }, /not x86-64/);
-  assert.throws(() => { assertBootableVmlinux(parseElfSync(patched(16, 3)), "x"); }, /not ET_EXEC/);
+  const arm = await patched(18, 183);
+  assert.throws(() => { assertBootableVmlinux(arm, "x"); }, /not x86-64/);
+  const dyn = await patched(16, 3);
+  assert.throws(() => { assertBootableVmlinux(dyn, "x"); }, /not ET_EXEC/);
 });
-
-// parseElf on an in-memory buffer resolves synchronously in practice; unwrap for readability.
-function parseElfSync(buf: Buffer): Awaited<ReturnType<typeof parseElf>> {
-  let out: Awaited<ReturnType<typeof parseElf>> | undefined;
-  let err: unknown;
-  void parseElf(bufferSource(buf)).then((v) => { out = v; }, (e: unknown) => { err = e; });
-  if (err !== undefined) throw err;
-  if (out === undefined) throw new Error("parseElf did not settle synchronously");
-  return out;
-}
 
 void test("isStatic tells static busybox from dynamic dropbear", { skip: needsCommands("busybox", "dropbear") }, async () => {
   assert.equal(isStatic(await readElfFile("/bin/busybox")), true);

@@ -6,7 +6,9 @@ import { Dispatcher } from "../../../src/rpc/dispatcher.js";
 import { dmSnapshotCapability, diskMethods } from "../../../src/roothelper/methods/disks.js";
 import { createLogger } from "../../../src/system/log.js";
 import type { PeerCred } from "../../../src/system/peercred.js";
-import { FakeRunner } from "../../../src/system/runner.js";
+import { FakeRunner, systemRunner } from "../../../src/system/runner.js";
+import { statExt4 } from "../../../src/daemon/storage/ext4.js";
+import { needsCommands } from "../../helpers/requirements.js";
 
 interface Fixture {
   readonly state: string;
@@ -169,4 +171,27 @@ void test("storage_caps: no /dev/mapper/control -> dm-snapshot unavailable, with
   assert.deepEqual(r.argvs(), []);
   const yes = await dmSnapshotCapability(r, "/dev/null");
   assert.deepEqual(yes, { dm_snapshot: true, reason: "device-mapper and dmsetup are available" });
+});
+
+void test("write/read_ext4_file for real: debugfs edits the image through the helper's held fd", { skip: needsCommands("mkfs.ext4", "debugfs") }, async (t) => {
+  const root = mkdtempSync("/tmp/bgt-disk-helper-");
+  t.after(() => {
+    rmSync(root, { recursive: true, force: true });
+  });
+  mkdirSync(`${root}/state/vms/v1`, { recursive: true });
+  const img = `${root}/state/vms/v1/root.ext4`;
+  await systemRunner.run(["truncate", "-s", "16M", img]);
+  await systemRunner.run(["mkfs.ext4", "-F", "-q", img]);
+  const d = new Dispatcher<PeerCred>(diskMethods({ ownerUid: 1000, ownerGid: 1000, stateDir: `${root}/state`, runtimeDir: `${root}/run`, config: parseConfig(""), runner: systemRunner, logger: createLogger({ write: () => true }) }));
+  const call = async (method: string, params: unknown): Promise<unknown> => {
+    const { response } = await d.dispatch(JSON.stringify({ version: 1, method, params }), { pid: 1, uid: 1000, gid: 1000 });
+    if (!response.ok) throw new Error(`${response.error.code}: ${response.error.message}`);
+    return response.result;
+  };
+  await call("priv.write_ext4_files", { image_path: img, files: [{ guest_path: "/etc/ssh/ssh_host_ed25519_key", data: Buffer.from("KEY\n").toString("base64"), mode: 0o600 }], dirs: [{ guest_path: "/etc/ssh", mode: 0o755 }] });
+  const r = (await call("priv.read_ext4_file", { image_path: img, guest_path: "/etc/ssh/ssh_host_ed25519_key" })) as { data: string };
+  assert.equal(Buffer.from(r.data, "base64").toString(), "KEY\n");
+  const st = await statExt4(systemRunner, img, "/etc/ssh/ssh_host_ed25519_key");
+  assert.deepEqual([st.mode, st.uid, st.gid], [0o600, 0, 0]);
+  await assert.rejects(call("priv.read_ext4_file", { image_path: img, guest_path: "/nope" }), /operation_failed: .*does not exist/);
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { test } from "node:test";
 import type { HelperClient } from "../../../src/daemon/helper-client.js";
 import { copyStrategy } from "../../../src/daemon/storage/copy.js";
@@ -44,7 +45,8 @@ void test("dm-snapshot clone: sparse COW file as large as the image, create then
   const h = await s.clone(image, vmDir, { vmId: VM, opId: "op-abc123" });
   assert.deepEqual(h, { kind: "dm-snapshot", path: DM_ANSWER.dm_dev, cow_path: `${vmDir}/root.cow`, base_path: image, ...DM_ANSWER });
   const cow = await stat(`${vmDir}/root.cow`);
-  assert.equal(cow.size, 1 << 20);
+  assert.ok(cow.size >= (1 << 20) + (1 << 20) / 256 + 4096, `COW of ${cow.size} bytes cannot hold a full rewrite plus metadata`);
+  assert.equal(cow.size % 4096, 0);
   assert.equal(cow.blocks, 0, "COW file must be sparse");
   assert.deepEqual(helper.calls, [
     ["priv.create_dm_snapshot", { rootfs_path: image, cow_path: `${vmDir}/root.cow`, dm_name: `fc-rootfs-${VM}` }, "op-abc123"],
@@ -95,6 +97,9 @@ void test("copy clone: an independent sparse copy made with cp --sparse=always -
   const st = await stat(h.path);
   assert.equal(st.size, 64 << 20);
   assert.ok(st.blocks * 512 <= 64 * 1024, `copy must stay sparse (allocated ${st.blocks * 512})`);
+  // A second clone into the same VM dir must not clobber the existing disk.
+  await assert.rejects(copyStrategy(systemRunner, state).clone(image, vmDir, { vmId: VM, opId: "op-abc123" }), /already exists/);
+  assert.equal((await stat(h.path)).size, 64 << 20);
   await copyStrategy(systemRunner, state).release(h, "op-abc123");
   await copyStrategy(systemRunner, state).release(h, "op-abc123");
   await assert.rejects(stat(h.path), /ENOENT/);
@@ -113,7 +118,7 @@ void test("reflink on a filesystem without FICLONE fails loudly with advice (nev
 });
 
 void test("detect: auto prefers reflink, then dm-snapshot, then copy; config overrides with a reason", async () => {
-  const base = { stateDir: "/s", runner: new FakeRunner(), opId: "op-abc123", which: () => true };
+  const base = { stateDir: "/s", opId: "op-abc123", which: () => true };
   const dmOk = fakeHelper(() => ({ dm_snapshot: true, reason: "device-mapper and dmsetup are available" }));
   const reflinkOk = (): Promise<undefined> => Promise.resolve(undefined);
   const reflinkNo = (): Promise<string> => Promise.resolve("EOPNOTSUPP");
@@ -142,8 +147,24 @@ void test("detect: auto prefers reflink, then dm-snapshot, then copy; config ove
 
 void test("detect: the real FICLONE probe leaves nothing behind", async (t) => {
   const { state } = await dirs(t);
-  const c = await detectCloneStrategy({ stateDir: state, configured: "auto", runner: new FakeRunner(), opId: "op-abc123", hasFile: () => false });
+  const c = await detectCloneStrategy({ stateDir: state, configured: "auto", opId: "op-abc123", hasFile: () => false });
   assert.ok(c.strategy === "reflink" || c.strategy === "copy");
-  const left = (await (await import("node:fs/promises")).readdir(`${state}/vms`)).filter((n) => n.startsWith(".clone-probe"));
+  const left = (await readdir(`${state}/vms`)).filter((n) => n.startsWith(".clone-probe"));
   assert.deepEqual(left, []);
+});
+
+void test("doctor's clone line: a non-O(1) state dir warns with the fix; a missing state dir is probed via its parent and left untouched", async (t) => {
+  const { state } = await dirs(t);
+  const { storageDoctorCheck } = await import("../../../src/daemon/storage/doctor.js");
+  const missing = `${state}/not/yet/created`;
+  const c = await storageDoctorCheck(missing, "auto");
+  assert.equal(c.name, "clone");
+  if (c.status === "warn") {
+    assert.match(c.detail, /^copy: /);
+    assert.equal(c.fix, "put the state dir on xfs or btrfs for O(1) clones");
+  } else {
+    assert.match(c.detail, /^reflink: /);
+  }
+  assert.equal(existsSync(`${state}/not`), false, "doctor must not create the state dir");
+  assert.deepEqual((await readdir(state)).filter((n) => n.includes("probe")), []);
 });

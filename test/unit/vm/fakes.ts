@@ -27,6 +27,7 @@ export class FakeHost {
   readonly edits: { disk: string; edits: GuestEdits }[] = [];
   failOn = new Set<string>();
   sshReady = true;
+  sshDelayMs = 0;
   vmmAlive = true;
   private nextIp = 2;
   private readonly leases = new Map<string, Lease>();
@@ -82,7 +83,7 @@ export class FakeHost {
       ssh: {
         waitReady: (_t, { signal, timeoutMs }) => {
           this.call("ssh.waitReady");
-          if (this.sshReady) return Promise.resolve();
+          if (this.sshReady) return new Promise((r) => setTimeout(r, this.sshDelayMs));
           return new Promise((_resolve, reject) => {
             const timer = setTimeout(() => { reject(new Error("not ssh-ready (fake timeout)")); }, timeoutMs);
             signal.addEventListener("abort", () => { clearTimeout(timer); reject(new Error("aborted")); }, { once: true });
@@ -109,7 +110,7 @@ export function addImage(h: { db: Db; dir: string; images: Map<string, ImageInfo
   const imgDir = join(h.dir, "images", name);
   mkdirSync(imgDir, { recursive: true });
   for (const f of ["vmlinuz", "rootfs.ext4"]) writeFileSync(join(imgDir, f), "x");
-  h.db.prepare("INSERT INTO images (name, source, kernel_path, rootfs_path, size_bytes, created_at) VALUES (?, 'test', ?, ?, 1, ?)").run(name, join(imgDir, "vmlinuz"), join(imgDir, "rootfs.ext4"), new Date().toISOString());
+  h.db.prepare("INSERT INTO images (name, source, flavor, kernel_path, rootfs_path, size_bytes, created_at) VALUES (?, 'test', ?, ?, ?, 1, ?)").run(name, flavor, join(imgDir, "vmlinuz"), join(imgDir, "rootfs.ext4"), new Date().toISOString());
   const info: ImageInfo = { name, flavor, kernelPath: join(imgDir, "vmlinuz"), rootfsPath: join(imgDir, "rootfs.ext4") };
   h.images.set(name, info);
   return info;

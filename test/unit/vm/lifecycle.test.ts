@@ -5,6 +5,7 @@ import { state, vmFiles } from "../../../src/paths/paths.js";
 import { RpcError } from "../../../src/rpc/errors.js";
 import { CREATE_STEPS } from "../../../src/daemon/vm/boot-steps.js";
 import { stepNames } from "../../../src/daemon/vm/steps.js";
+import type { VmmDeps } from "../../../src/daemon/vm/deps.js";
 import { FAKE_PUB, freshOpId, makeHarness, type Harness } from "./fakes.js";
 
 async function createAndWait(h: Harness, req: Parameters<Harness["service"]["create"]>[0] = {}): Promise<{ opId: string; name: string; id: string }> {
@@ -307,8 +308,7 @@ void test("reconcile after a daemon restart: live VMs get DNS back, dead ones ar
   h.vms.setState(mid.id, "creating");
   // The DNS table is in memory: a new daemon starts with none.
   for (const n of ["live", "dead", "mid"]) h.host.live.delete(`dns:${n}`);
-  const isAlive = h.env.deps.vmm.isAlive.bind(h.env.deps.vmm);
-  (h.env.deps.vmm as { isAlive: typeof isAlive }).isAlive = (handle) => Promise.resolve(handle["vmId"] === live.id);
+  (h.env.deps.vmm as { isAlive: VmmDeps["isAlive"] }).isAlive = (handle) => Promise.resolve(handle["vmId"] === live.id);
   const r = await h.service.reconcile(freshOpId());
   assert.deepEqual(r, { adopted: ["live"], stopped: ["dead"], interrupted: ["mid"] });
   assert.ok(h.host.live.has("dns:live"));
@@ -318,4 +318,15 @@ void test("reconcile after a daemon restart: live VMs get DNS back, dead ones ar
   assert.equal(h.vms.getById(mid.id)?.state, "error");
   assert.match(h.vms.getById(mid.id)?.lastError ?? "", /banger vm rm --force mid/);
   assert.equal(h.vms.getById(live.id)?.state, "running");
+});
+
+void test("a liveness check that errors does not crash the daemon or fail the boot", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  h.host.sshDelayMs = 150;
+  let checks = 0;
+  (h.env.deps.vmm as { isAlive: VmmDeps["isAlive"] }).isAlive = () => { checks++; return Promise.reject(new Error("helper unreachable")); };
+  const { name } = await createAndWait(h, { name: "shaky" });
+  assert.ok(checks >= 2, `checked ${checks} times`);
+  assert.equal(h.vms.getByName(name)?.state, "running");
 });

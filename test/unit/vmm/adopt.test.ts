@@ -41,13 +41,13 @@ async function startVmm(vmId: string, name: string): Promise<number> {
   return pid;
 }
 
-test("parseCmdline: NUL-separated argv, and a setproctitle-rewritten one", () => {
+void test("parseCmdline: NUL-separated argv, and a setproctitle-rewritten one", () => {
   assert.deepEqual(parseCmdline("qemu-system-x86_64\0-qmp\0unix:/x.sock\0"), ["qemu-system-x86_64", "-qmp", "unix:/x.sock"]);
   assert.deepEqual(parseCmdline("firecracker --api-sock /x.sock --id abc\0\0\0\0"), ["firecracker", "--api-sock", "/x.sock", "--id", "abc"]);
   assert.deepEqual(parseCmdline(""), []);
 });
 
-test("a restarted caller re-adopts a running VMM from its pidfile", async () => {
+void test("a restarted caller re-adopts a running VMM from its pidfile", async () => {
   const pid = await startVmm(VM_A, "a");
   const first = newDriver();
   const h1 = await first.adopt(ref(VM_A, "a"));
@@ -62,7 +62,7 @@ test("a restarted caller re-adopts a running VMM from its pidfile", async () => 
   assert.ok(s.rssBytes > 1024 * 1024, `rss ${s.rssBytes}`);
 });
 
-test("a stale pidfile naming an unrelated process is refused", async () => {
+void test("a stale pidfile naming an unrelated process is refused", async () => {
   const sleeper = spawn("sleep", ["60"], { stdio: "ignore" });
   pids.push(sleeper.pid ?? 0);
   const r = ref(VM_A, "stale");
@@ -71,7 +71,7 @@ test("a stale pidfile naming an unrelated process is refused", async () => {
   assert.equal(await newDriver().isRunning({ ...r, pid: sleeper.pid ?? 0 }), false);
 });
 
-test("a pidfile naming ANOTHER VM's VMM is refused (identity is per VM, not 'some firecracker')", async () => {
+void test("a pidfile naming ANOTHER VM's VMM is refused (identity is per VM, not 'some firecracker')", async () => {
   const pidB = await startVmm(VM_B, "b");
   const r = ref(VM_A, "confused");
   writeFileSync(r.pidFile, `${pidB}\n`);
@@ -79,7 +79,7 @@ test("a pidfile naming ANOTHER VM's VMM is refused (identity is per VM, not 'som
   assert.equal(await newDriver().isRunning({ ...r, pid: pidB }), false);
 });
 
-test("missing, garbage or dead pidfiles mean not running", async () => {
+void test("missing, garbage or dead pidfiles mean not running", async () => {
   const d = newDriver();
   await assert.rejects(d.adopt(ref(VM_A, "none")), NotRunningError);
   for (const [name, content] of [["garbage", "12abc\n"], ["neg", "-5\n"], ["empty", ""]] as const) {

@@ -8,7 +8,7 @@ import { sampleSpec, VM_ID } from "./fixtures.js";
 
 const D = `/var/lib/banger/vms/${VM_ID}`;
 
-test("qemu argv is pinned", () => {
+void test("qemu argv is pinned", () => {
   assert.deepEqual(buildQemuArgv("qemu-system-x86_64", sampleSpec(), { uid: 1000, gid: 1000 }), [
     "qemu-system-x86_64",
     "-name", `banger-${VM_ID}`,
@@ -35,14 +35,14 @@ test("qemu argv is pinned", () => {
   ]);
 });
 
-test("qemu argv: kvm uses -cpu host; no initrd means no -initrd", () => {
+void test("qemu argv: kvm uses -cpu host; no initrd means no -initrd", () => {
   const argv = buildQemuArgv("/usr/bin/qemu-system-x86_64", sampleSpec({ accel: "kvm", initrdPath: undefined }), { uid: 5, gid: 6 });
   assert.equal(argv[argv.indexOf("-accel") + 1], "kvm");
   assert.equal(argv[argv.indexOf("-cpu") + 1], "host");
   assert.equal(argv.includes("-initrd"), false);
 });
 
-test("qemu argv refuses values that would smuggle qemu options", () => {
+void test("qemu argv refuses values that would smuggle qemu options", () => {
   const runAs = { uid: 1000, gid: 1000 };
   for (const over of [
     { rootDisk: `${D}/root.ext4,if=none,file=/etc/shadow` },
@@ -58,7 +58,7 @@ test("qemu argv refuses values that would smuggle qemu options", () => {
   }
 });
 
-test("firecracker argv is pinned and frozen", () => {
+void test("firecracker argv is pinned and frozen", () => {
   const argv = buildFirecrackerArgv("/usr/bin/firecracker", { apiSocket: "/run/banger/vm/0123456789ab/api.sock", vmId: VM_ID });
   assert.deepEqual(argv, ["/usr/bin/firecracker", "--api-sock", "/run/banger/vm/0123456789ab/api.sock", "--id", VM_ID]);
   assert.ok(Object.isFrozen(argv));
@@ -66,14 +66,14 @@ test("firecracker argv is pinned and frozen", () => {
   assert.throws(() => buildFirecrackerArgv("firecracker", { apiSocket: "/x", vmId: "a_b" }), /instance id/);
 });
 
-test("jailer argv: --id only before --, numeric non-root ids, in-jail socket", () => {
+void test("jailer argv: --id only before --, numeric non-root ids, in-jail socket", () => {
   const argv = buildJailerArgv({ jailerBin: "/usr/bin/jailer", firecrackerBin: "/usr/bin/firecracker", vmId: VM_ID, uid: 1000, gid: 1001, chrootBaseDir: "/var/lib/banger/jail", apiSocketInJail: "/api.sock" });
   assert.deepEqual(argv, ["/usr/bin/jailer", "--id", VM_ID, "--exec-file", "/usr/bin/firecracker", "--uid", "1000", "--gid", "1001", "--chroot-base-dir", "/var/lib/banger/jail", "--", "--api-sock", "/api.sock"]);
   assert.equal(argv.filter((a) => a === "--id").length, 1, "firecracker gets --id from the jailer; repeating it is exit 153");
   assert.throws(() => buildJailerArgv({ jailerBin: "j", firecrackerBin: "f", vmId: VM_ID, uid: 0, gid: 0, chrootBaseDir: "/b", apiSocketInJail: "/a" }), /non-root/);
 });
 
-test("firecracker boot steps: names, order and bodies are pinned", () => {
+void test("firecracker boot steps: names, order and bodies are pinned", () => {
   const spec = sampleSpec({ controlSocket: "/run/banger/vm/0123456789ab/api.sock", metricsPath: `${D}/metrics.json`, vsock: { cid: 3, udsPath: "/run/banger/vm/0123456789ab/vsock.sock" } });
   const steps = buildBootSteps(spec, directPaths(spec));
   assert.deepEqual(steps.map((s) => s.name), ["logger", "metrics", "machine-config", "boot-source", "drive:rootfs", "drive:work", "network-interface:net0", "vsock", "InstanceStart"]);
@@ -96,7 +96,7 @@ test("firecracker boot steps: names, order and bodies are pinned", () => {
   assert.deepEqual(buildBootSteps(sampleSpec(), directPaths(sampleSpec())).map((s) => s.name), ["logger", "machine-config", "boot-source", "drive:rootfs", "drive:work", "network-interface:net0", "InstanceStart"]);
 });
 
-test("jail plan: hard links for files, mknod for dm devices, in-jail paths for the API", () => {
+void test("jail plan: hard links for files, mknod for dm devices, in-jail paths for the API", () => {
   const spec = sampleSpec({ rootDisk: "/dev/mapper/fc-rootfs-0123456789abcdef" });
   const layout = jailLayout("/var/lib/banger", "/usr/bin/firecracker", VM_ID);
   assert.equal(layout.root, `/var/lib/banger/jail/firecracker/${VM_ID}/root`);

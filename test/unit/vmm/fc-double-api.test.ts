@@ -48,7 +48,7 @@ function chunkedPut(sock: string, path: string, body: string): Promise<{ status:
   });
 }
 
-test("the double serves the API with firecracker's validation rules", async () => {
+void test("the double serves the API with firecracker's validation rules", async () => {
   const { sock } = await startDouble("rules");
   const root = await fcRequest(sock, "GET", "/");
   assert.deepEqual({ ...(root.body as object), vmm_version: "x" }, { id: "0123456789abcdef0123456789abcdef", state: "Not started", vmm_version: "x", app_name: "Firecracker" });
@@ -64,7 +64,7 @@ test("the double serves the API with firecracker's validation rules", async () =
   assert.match(chunked.text, /Empty PUT request/);
 });
 
-test("the boot steps (up to InstanceStart) are accepted in order and reflected in /vm/config", async () => {
+void test("the boot steps (up to InstanceStart) are accepted in order and reflected in /vm/config", async () => {
   const { sock } = await startDouble("steps");
   for (const f of ["vmlinux", "initrd.img", "root.ext4", "work.ext4"]) writeFileSync(join(dir, f), "");
   const spec = sampleSpec({ kernelPath: join(dir, "vmlinux"), initrdPath: join(dir, "initrd.img"), rootDisk: join(dir, "root.ext4"), workDisk: join(dir, "work.ext4"), vmmLog: join(dir, "fc.log"), metricsPath: join(dir, "metrics.json"), controlSocket: sock });
@@ -88,7 +88,7 @@ function exitCode(argv: string[]): Promise<number | null> {
   });
 }
 
-test("the double rejects firecracker-invalid flags and an existing socket like firecracker", async () => {
+void test("the double rejects firecracker-invalid flags and an existing socket like firecracker", async () => {
   assert.equal(await exitCode(["--api-sock", join(dir, "a.sock"), "--api-sock", join(dir, "b.sock")]), 153);
   assert.equal(await exitCode([`--api-sock=${join(dir, "a.sock")}`]), 153);
   assert.equal(await exitCode(["--api-sock", join(dir, "a.sock"), "--id", "bad_id!"]), 153);

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { vmCreate } from "../../../rpc/daemon/vm.js";
 import { printJson, type Command } from "../../command.js";
+import { formatMs } from "../../progress.js";
 import { CREATE_OPTIONS, createParams, waitForVm } from "./common.js";
 
 export const vmCreateCommand: Command = {
@@ -17,10 +18,14 @@ export const vmCreateCommand: Command = {
       return 0;
     }
     if (!json) ctx.stderr.write(`creating ${ref.vm.name} (${ref.operation_id})\n`);
+    const t0 = Date.now();
     const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, "create", { quiet: json });
     if (vm === undefined) return 1;
     if (json) printJson(ctx.stdout, vm);
-    else ctx.stdout.write(`${vm.name} is running at ${vm.ip ?? "?"} (${vm.dns_name}); connect with: banger vm ssh ${vm.name}\n`);
+    else {
+      ctx.stderr.write(`ready in ${formatMs(Date.now() - t0)}\n`);
+      ctx.stdout.write(`${vm.name} is running at ${vm.ip ?? "?"} (${vm.dns_name}); connect with: banger vm ssh ${vm.name}\n`);
+    }
     return 0;
   },
 };

@@ -3,13 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { MethodDescriptor, ParamsOf, ResultOf } from "../../../src/rpc/descriptor.js";
-import { privPing } from "../../../src/rpc/priv/ping.js";
-import { callUnix } from "../../../src/rpc/unix-client.js";
-import type { NetNs } from "../../helpers/netns.js";
+import type { MethodDescriptor, ParamsOf, ResultOf } from "../../src/rpc/descriptor.js";
+import { privPing } from "../../src/rpc/priv/ping.js";
+import { callUnix } from "../../src/rpc/unix-client.js";
+import type { NetNs } from "./netns.js";
 
-/** dist/src/bin/bangerd-root.js, found relative to this compiled file (dist/test/integration/network/). */
-const HELPER_BIN = resolve(fileURLToPath(import.meta.url), "../../../../src/bin/bangerd-root.js");
+/** dist/src/bin/bangerd-root.js, found relative to this compiled file (dist/test/helpers/). */
+const HELPER_BIN = resolve(fileURLToPath(import.meta.url), "../../../src/bin/bangerd-root.js");
 
 export interface NetnsHelper {
   readonly dir: string;

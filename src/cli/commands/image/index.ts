@@ -1,0 +1,8 @@
+import type { Command } from "../../command.js";
+import { imageBuildCommand } from "./build.js";
+import { imageImportCommand } from "./import.js";
+import { imageListCommand } from "./list.js";
+import { imageRmCommand } from "./rm.js";
+import { imageShowCommand } from "./show.js";
+
+export const IMAGE_COMMANDS: readonly Command[] = [imageBuildCommand, imageListCommand, imageShowCommand, imageRmCommand, imageImportCommand];

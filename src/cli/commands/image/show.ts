@@ -1,0 +1,27 @@
+import { parseArgs } from "node:util";
+import { imageGet } from "../../../rpc/daemon/image.js";
+import { printJson, UsageError, type Command } from "../../command.js";
+import { humanBytes } from "./list.js";
+
+export const imageShowCommand: Command = {
+  path: ["image", "show"],
+  summary: "show one image's files and details",
+  usage: "banger image show NAME [--json]",
+  async run(args, ctx) {
+    const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true, allowPositionals: true });
+    const [name, ...extra] = positionals;
+    if (name === undefined || extra.length > 0) throw new UsageError("expected exactly one image NAME");
+    const img = await ctx.call(imageGet, { name });
+    if (values.json === true) {
+      printJson(ctx.stdout, img);
+      return 0;
+    }
+    const lines: [string, string][] = [
+      ["name", img.name], ["flavor", img.flavor], ["source", img.source], ["kernel version", img.kernel_version ?? "-"],
+      ["kernel", img.kernel_path], ["vmlinux", img.vmlinux_path ?? "-"], ["initrd", img.initrd_path ?? "-"], ["rootfs", img.rootfs_path],
+      ["size", humanBytes(img.size_bytes)], ["created", img.created_at], ["used by", img.used_by.length === 0 ? "-" : img.used_by.join(", ")],
+    ];
+    for (const [k, v] of lines) ctx.stdout.write(`${k.padEnd(15)} ${v}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,337 @@
+import { constants } from "node:fs";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { imageFiles, state } from "../paths/paths.js";
+import type { ImageFlavor } from "../state/images.js";
+import type { Runner } from "../system/runner.js";
+import { bzImageVersion } from "./bzimage.js";
+import { debootstrap, writeDebianOverlay } from "./debian.js";
+import { asTreeRoot, isExt4, makeExt4 } from "./ext4.js";
+import { findKernel } from "./host-kernel.js";
+import { buildInitrd, DEFAULT_BUSYBOX } from "./initrd.js";
+import { writeKernelFiles } from "./kernel-files.js";
+import { type OnProgress, step } from "./progress.js";
+import { subidNamespace } from "./subid.js";
+import { buildTinyImage } from "./tiny.js";
+
+/** Image names become directory names and VM create arguments: keep them boring. */
+export const IMAGE_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export class ImageInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ImageInputError";
+  }
+}
+
+export function checkImageName(name: string): string {
+  if (!IMAGE_NAME_RE.test(name)) throw new ImageInputError(`invalid image name ${JSON.stringify(name)}: use 1-63 lowercase letters, digits or '-', starting with a letter or digit (same rule as defaults.image)`);
+  return name;
+}
+
+export type BuildSource =
+  | { readonly kind: "debian"; readonly suite: string }
+  | { readonly kind: "busybox" }
+  | { readonly kind: "dir"; readonly path: string }
+  | { readonly kind: "tar"; readonly path: string };
+
+/** Parse `--from`: debian:SUITE, busybox, an existing directory, or a .tar[.gz|.xz|.zst] file. */
+export async function parseFrom(from: string): Promise<BuildSource> {
+  if (from === "busybox") return { kind: "busybox" };
+  if (from.startsWith("debian:")) {
+    const suite = from.slice("debian:".length);
+    if (suite !== "bookworm") throw new ImageInputError(`unsupported --from ${JSON.stringify(from)}: only debian:bookworm is supported`);
+    return { kind: "debian", suite };
+  }
+  if (from.startsWith("/") || from.startsWith(".")) {
+    const path = resolve(from);
+    const st = await stat(path).catch(() => undefined);
+    if (st?.isDirectory() === true) return { kind: "dir", path };
+    if (st?.isFile() === true && /\.(tar|tar\.gz|tgz|tar\.xz|tar\.zst)$/.test(path)) return { kind: "tar", path };
+    throw new ImageInputError(`--from ${JSON.stringify(from)} is neither a directory nor a .tar/.tar.gz/.tar.xz/.tar.zst file`);
+  }
+  throw new ImageInputError(`unknown --from ${JSON.stringify(from)}: use debian:bookworm, busybox, a directory, or a tarball path`);
+}
+
+export function sourceLabel(src: BuildSource): string {
+  switch (src.kind) {
+    case "debian": return `debian:${src.suite}`;
+    case "busybox": return "busybox";
+    case "dir": return `dir:${src.path}`;
+    case "tar": return `tar:${src.path}`;
+  }
+}
+
+export interface BuildRequest {
+  readonly name: string;
+  readonly source: BuildSource;
+  readonly kernel?: string | undefined;
+  readonly initrd?: string | undefined;
+  /** Replace an existing image dir of that name. */
+  readonly force?: boolean | undefined;
+}
+
+export interface BuildContext {
+  readonly stateDir: string;
+  readonly runner: Runner;
+  /** The building process's uid (the owner daemon's, or 0). */
+  readonly uid: number;
+  readonly signal?: AbortSignal | undefined;
+  readonly onProgress?: OnProgress | undefined;
+}
+
+/** What a finished build put into the image dir: the fields of the image record. */
+export interface BuiltImage {
+  readonly name: string;
+  readonly source: string;
+  readonly flavor: ImageFlavor;
+  readonly dir: string;
+  readonly kernelPath: string;
+  readonly vmlinuxPath: string;
+  readonly initrdPath: string;
+  readonly rootfsPath: string;
+  readonly kernelVersion: string | null;
+  readonly sizeBytes: number;
+}
+
+const MiB = 1024 * 1024;
+
+/** Allocated bytes of the image files (the rootfs is sparse). */
+async function allocatedBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const f of await readdir(dir)) {
+    const st = await stat(join(dir, f));
+    total += st.blocks * 512;
+  }
+  return total;
+}
+
+async function treeBytes(runner: Runner, tree: string, prefix: readonly string[]): Promise<number> {
+  const out = (await runner.run([...prefix, "du", "-s", "-B1", "--apparent-size", tree])).stdout.toString("utf8");
+  const n = Number(out.split(/\s/)[0]);
+  if (!Number.isFinite(n)) throw new Error(`cannot size ${tree}: du said ${JSON.stringify(out)}`);
+  return n;
+}
+
+/** Roomy enough for a dev sandbox on top of the base system; sparse, so free space costs nothing until used. */
+function rootfsSize(treeSize: number): number {
+  return Math.ceil((treeSize * 1.3 + 1024 * MiB) / MiB) * MiB;
+}
+
+/** A root tree's flavor: systemd if its init is systemd, else busybox conventions apply. */
+async function detectFlavor(tree: string): Promise<ImageFlavor> {
+  for (const p of ["lib/systemd/systemd", "usr/lib/systemd/systemd"]) {
+    if (await stat(join(tree, p)).then(() => true, () => false)) return "systemd";
+  }
+  return "busybox";
+}
+
+/**
+ * Resolve the kernel + modules for a build. --kernel wins; the modules for its
+ * version (from the bzImage header) must then be in MODULES_ROOT or the host,
+ * unless --initrd is given too.
+ */
+async function kernelFor(req: BuildRequest, modulesRoots: readonly string[]): Promise<{ kernel: string; modulesDir: string | undefined; version: string | null }> {
+  if (req.kernel === undefined) {
+    for (const root of modulesRoots) {
+      try {
+        const k = await findKernel(root);
+        return { kernel: k.kernel, modulesDir: k.modulesDir, version: k.version };
+      } catch {
+        // try the next root
+      }
+    }
+    throw new ImageInputError(`no kernel found in ${modulesRoots.join(" or ")}; install linux-image-cloud-amd64 on the host or pass --kernel`);
+  }
+  let version: string;
+  try {
+    version = bzImageVersion(await readFile(req.kernel));
+  } catch (e) {
+    throw new ImageInputError(`--kernel ${req.kernel} is not usable: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (req.initrd !== undefined) return { kernel: req.kernel, modulesDir: undefined, version };
+  for (const root of modulesRoots) {
+    const dir = join(root, "lib/modules", version);
+    if (await stat(join(dir, "modules.dep")).then(() => true, () => false)) return { kernel: req.kernel, modulesDir: dir, version };
+  }
+  throw new ImageInputError(`no modules for kernel ${version} (--kernel ${req.kernel}) in ${modulesRoots.map((r) => join(r, "lib/modules")).join(" or ")}; pass --initrd too`);
+}
+
+async function writeInitrd(ctx: BuildContext, out: string, initrd: string | undefined, modulesDir: string | undefined): Promise<void> {
+  if (initrd !== undefined) {
+    await copyFile(initrd, imageFiles.initrd(out)).catch((e: unknown) => {
+      throw new ImageInputError(`cannot read --initrd ${initrd}: ${e instanceof Error ? e.message : String(e)}`);
+    });
+    return;
+  }
+  if (modulesDir === undefined) throw new Error("internal: no modules dir and no initrd");
+  await writeFile(imageFiles.initrd(out), await buildInitrd(ctx.runner, { busybox: DEFAULT_BUSYBOX, modulesDir }, ctx.signal));
+}
+
+/**
+ * Build an image into a private temp dir under state.imageBuildDir and move
+ * it into state.imageDir only when every file is complete. Any failure or
+ * abort removes the temp dir, so there is never a partial image; the caller
+ * records the result in the database only after this returns.
+ */
+export async function buildImage(req: BuildRequest, ctx: BuildContext): Promise<BuiltImage> {
+  checkImageName(req.name);
+  const finalDir = state.imageDir(ctx.stateDir, req.name);
+  if (req.force !== true && (await stat(finalDir).then(() => true, () => false))) {
+    throw new ImageInputError(`image ${req.name} already exists (${finalDir}); use --force to rebuild it`);
+  }
+  if (req.kernel !== undefined) await stat(req.kernel).catch(() => { throw new ImageInputError(`--kernel ${req.kernel ?? ""} does not exist`); });
+  if (req.initrd !== undefined) await stat(req.initrd).catch(() => { throw new ImageInputError(`--initrd ${req.initrd ?? ""} does not exist`); });
+  const buildRoot = state.imageBuildDir(ctx.stateDir);
+  await mkdir(buildRoot, { recursive: true, mode: 0o700 });
+  const work = await mkdtemp(join(buildRoot, `${req.name}-`));
+  const out = join(work, "image");
+  await mkdir(out);
+  // Trees from mmdebstrap's unshare mode belong to subuids: only a matching namespace can remove them.
+  let treePrefix: string[] = [];
+  try {
+    let flavor: ImageFlavor;
+    let version: string | null;
+    const src = req.source;
+    if (src.kind === "busybox") {
+      const k = await kernelFor(req, ["/"]);
+      await buildTinyImage(ctx.runner, out, { kernel: k.kernel, modulesDir: k.modulesDir ?? "", initrd: req.initrd, signal: ctx.signal, onProgress: ctx.onProgress });
+      flavor = "busybox";
+      version = k.version;
+    } else {
+      const tree = join(work, "tree");
+      let treeOwnerUid = ctx.uid;
+      if (src.kind === "debian") {
+        const overlay = join(work, "overlay");
+        const bootOut = join(work, "boot");
+        await mkdir(overlay);
+        await writeDebianOverlay(overlay);
+        if (ctx.uid !== 0) treePrefix = await subidNamespace(ctx.uid);
+        await step(ctx.onProgress, "debootstrap", () => debootstrap(ctx.runner, { suite: src.suite, tree, overlay, bootOut, uid: ctx.uid, signal: ctx.signal }));
+        treeOwnerUid = 0;
+        // copy-out put /boot's content under bootOut (as bootOut/boot or directly, by mmdebstrap version).
+        const bootDir = (await stat(join(bootOut, "boot")).then(() => true, () => false)) ? join(bootOut, "boot") : bootOut;
+        const kernelRoot = join(work, "kernelroot");
+        await mkdir(kernelRoot);
+        await symlink(bootDir, join(kernelRoot, "boot"));
+        await symlink(join(tree, "lib"), join(kernelRoot, "lib"));
+        const k = await kernelFor(req, [kernelRoot, "/"]);
+        await step(ctx.onProgress, "kernel", () => writeKernelFiles(k.kernel, out));
+        await step(ctx.onProgress, "initrd", () => writeInitrd(ctx, out, req.initrd, k.modulesDir));
+        version = k.version;
+        flavor = "systemd";
+      } else {
+        let source = src.path;
+        if (src.kind === "tar") {
+          await mkdir(tree);
+          // --no-same-owner under a root-mapped namespace: everything becomes (guest) root-owned without privilege.
+          await step(ctx.onProgress, "unpack", () => ctx.runner.run(asTreeRoot(["tar", "-x", "--no-same-owner", "-f", src.path, "-C", tree], ctx.uid), { timeoutMs: 30 * 60_000, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) }));
+          source = tree;
+        }
+        const k = await kernelFor(req, [source, "/"]);
+        await step(ctx.onProgress, "kernel", () => writeKernelFiles(k.kernel, out));
+        await step(ctx.onProgress, "initrd", () => writeInitrd(ctx, out, req.initrd, k.modulesDir));
+        version = k.version;
+        flavor = await detectFlavor(source);
+        await step(ctx.onProgress, "rootfs.ext4", async () => makeExt4(ctx.runner, source, imageFiles.rootfs(out), rootfsSize(await treeBytes(ctx.runner, source, [])), { signal: ctx.signal, uid: ctx.uid }));
+      }
+      if (src.kind === "debian") {
+        await step(ctx.onProgress, "rootfs.ext4", async () => {
+          const argvPrefix = treePrefix;
+          const size = rootfsSize(await treeBytes(ctx.runner, tree, argvPrefix));
+          if (argvPrefix.length === 0) {
+            await makeExt4(ctx.runner, tree, imageFiles.rootfs(out), size, { signal: ctx.signal, uid: treeOwnerUid });
+          } else {
+            const sizeKiB = Math.ceil(size / 1024 / 4) * 4;
+            await ctx.runner.run([...argvPrefix, "mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "rootfs", "-d", tree, imageFiles.rootfs(out), `${sizeKiB}k`], { timeoutMs: 30 * 60_000, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
+          }
+        });
+      }
+    }
+    ctx.signal?.throwIfAborted();
+    if (!(await isExt4(imageFiles.rootfs(out)))) throw new Error(`internal: ${imageFiles.rootfs(out)} is not ext4 after the build`);
+    // Swap into place: the old image (with --force) is renamed aside first and
+    // removed only after the new one is in, so a crash leaves one or the other.
+    await mkdir(state.imagesDir(ctx.stateDir), { recursive: true });
+    const old = join(work, "old");
+    const hadOld = await rename(finalDir, old).then(() => true, (e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw e;
+    });
+    try {
+      await rename(out, finalDir);
+    } catch (e) {
+      if (hadOld) await rename(old, finalDir).catch(() => undefined);
+      throw e;
+    }
+    return {
+      name: req.name,
+      source: sourceLabel(src),
+      flavor,
+      dir: finalDir,
+      kernelPath: imageFiles.kernel(finalDir),
+      vmlinuxPath: imageFiles.vmlinux(finalDir),
+      initrdPath: imageFiles.initrd(finalDir),
+      rootfsPath: imageFiles.rootfs(finalDir),
+      kernelVersion: version,
+      sizeBytes: await allocatedBytes(finalDir),
+    };
+  } finally {
+    await removeWork(ctx.runner, work, treePrefix);
+  }
+}
+
+async function removeWork(runner: Runner, work: string, prefix: readonly string[]): Promise<void> {
+  if (prefix.length > 0) await runner.run([...prefix, "rm", "-rf", "--one-file-system", "--", work]).catch(() => undefined);
+  await rm(work, { recursive: true, force: true });
+}
+
+export interface ImportRequest {
+  readonly name: string;
+  readonly kernel: string;
+  readonly rootfs: string;
+  readonly initrd?: string | undefined;
+  readonly flavor: ImageFlavor;
+  readonly force?: boolean | undefined;
+}
+
+/** `image import`: a kernel + ext4 rootfs the user already has; the initrd is built from the host's matching modules unless given. */
+export async function importImage(req: ImportRequest, ctx: BuildContext): Promise<BuiltImage> {
+  checkImageName(req.name);
+  const finalDir = state.imageDir(ctx.stateDir, req.name);
+  if (req.force !== true && (await stat(finalDir).then(() => true, () => false))) throw new ImageInputError(`image ${req.name} already exists; use --force to replace it`);
+  const rootfsOk = await isExt4(req.rootfs).catch((e: unknown) => {
+    throw new ImageInputError(`cannot read rootfs ${req.rootfs}: ${e instanceof Error ? e.message : String(e)}`);
+  });
+  if (!rootfsOk) throw new ImageInputError(`rootfs ${req.rootfs} is not an ext4 filesystem image`);
+  await stat(req.kernel).catch(() => { throw new ImageInputError(`kernel ${req.kernel} does not exist`); });
+  const buildRoot = state.imageBuildDir(ctx.stateDir);
+  await mkdir(buildRoot, { recursive: true, mode: 0o700 });
+  const work = await mkdtemp(join(buildRoot, `${req.name}-`));
+  const out = join(work, "image");
+  await mkdir(out);
+  try {
+    const k = await kernelFor({ name: req.name, source: { kind: "busybox" }, kernel: req.kernel, initrd: req.initrd }, ["/"]);
+    await step(ctx.onProgress, "kernel", () => writeKernelFiles(k.kernel, out));
+    await step(ctx.onProgress, "initrd", () => writeInitrd(ctx, out, req.initrd, k.modulesDir));
+    // FICLONE when the filesystem can (instant), a plain copy otherwise.
+    await step(ctx.onProgress, "rootfs", () => copyFile(req.rootfs, imageFiles.rootfs(out), constants.COPYFILE_FICLONE));
+    ctx.signal?.throwIfAborted();
+    await mkdir(state.imagesDir(ctx.stateDir), { recursive: true });
+    const old = join(work, "old");
+    const hadOld = await rename(finalDir, old).then(() => true, () => false);
+    try {
+      await rename(out, finalDir);
+    } catch (e) {
+      if (hadOld) await rename(old, finalDir).catch(() => undefined);
+      throw e;
+    }
+    return {
+      name: req.name, source: "import", flavor: req.flavor, dir: finalDir,
+      kernelPath: imageFiles.kernel(finalDir), vmlinuxPath: imageFiles.vmlinux(finalDir), initrdPath: imageFiles.initrd(finalDir), rootfsPath: imageFiles.rootfs(finalDir),
+      kernelVersion: k.version, sizeBytes: await allocatedBytes(finalDir),
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { configSchema } from "../../../src/config/schema.js";
+import { state } from "../../../src/paths/paths.js";
+import { RpcError } from "../../../src/rpc/errors.js";
+import { privCleanupJailerChroot, privEnsureSocketAccess, privKillProcess, privLaunchFirecracker, privLaunchQemu, privProcessRunning, privSignalProcess, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
+import type { HelperEnv } from "../../../src/roothelper/env.js";
+import { vmmMethods } from "../../../src/roothelper/methods/vmm.js";
+import { createLogger } from "../../../src/system/log.js";
+import { FakeRunner } from "../../../src/system/runner.js";
+import { inProcessHelper } from "../../helpers/in-process-helper.js";
+import { VM_ID } from "./fixtures.js";
+
+const base = mkdtempSync("/tmp/bgt-vmm-val-");
+const stateDir = join(base, "state");
+const runtimeDir = join(base, "run");
+const vmDir = join(stateDir, "vms", VM_ID);
+const rtDir = join(runtimeDir, "vm", VM_ID.slice(0, 12));
+mkdirSync(vmDir, { recursive: true });
+mkdirSync(rtDir, { recursive: true });
+mkdirSync(join(stateDir, "images", "tiny"), { recursive: true });
+for (const f of ["images/tiny/vmlinuz", "images/tiny/initrd.img", `vms/${VM_ID}/root.ext4`, `vms/${VM_ID}/work.ext4`]) writeFileSync(join(stateDir, f), "");
+// Files outside the managed roots that an attacker would like a root process to open.
+const outside = join(base, "outside");
+writeFileSync(outside, "secret");
+symlinkSync(outside, join(vmDir, "evil-link.ext4"));
+writeFileSync(join(vmDir, "a,b.ext4"), "");
+mkdirSync(join(stateDir, "images", "swapped"));
+symlinkSync(join(base), join(stateDir, "images", "linkdir"));
+
+const sleeper = spawn("sleep", ["120"], { stdio: "ignore" });
+after(() => {
+  sleeper.kill("SIGKILL");
+  rmSync(base, { recursive: true, force: true });
+});
+
+const runner = new FakeRunner();
+const env: HelperEnv = { ownerUid: 1000, ownerGid: 1000, stateDir, runtimeDir, config: configSchema.parse({ vmm: { qemu_bin: "/nonexistent/qemu", firecracker_bin: "/nonexistent/firecracker", jailer: "never" } }), runner, logger: createLogger({ write: () => true }) };
+const helper = inProcessHelper(vmmMethods(env));
+
+const good = {
+  vm_id: VM_ID,
+  vcpus: 1,
+  memory_mib: 256,
+  kernel_path: join(stateDir, "images/tiny/vmlinuz"),
+  initrd_path: join(stateDir, "images/tiny/initrd.img"),
+  cmdline: "console=ttyS0 reboot=k panic=1",
+  root_disk: join(vmDir, "root.ext4"),
+  work_disk: join(vmDir, "work.ext4"),
+  tap_name: "tap-fc-01234567",
+  mac: "06:00:ac:10:00:02",
+  pid_file: join(rtDir, "vmm.pid"),
+  console_log: join(vmDir, "console.log"),
+  vmm_log: join(vmDir, "vmm.log"),
+};
+const qemuGood = { ...good, qmp_socket: join(rtDir, "qmp.sock"), accel: "tcg" as const };
+
+async function refused(p: Promise<unknown>, field: RegExp, code = "bad_params"): Promise<void> {
+  await assert.rejects(p, (e: unknown) => e instanceof RpcError && e.code === code && field.test(e.message));
+}
+
+const INJECTIONS: [keyof typeof good, unknown, RegExp][] = [
+  ["vm_id", "../../etc", /vm_id/],
+  ["vm_id", `${VM_ID}\n`, /vm_id/],
+  ["vcpus", 0, /vcpus/],
+  ["vcpus", 1.5, /vcpus/],
+  ["memory_mib", 1 << 30, /memory_mib/],
+  ["kernel_path", "/etc/shadow", /kernel_path/],
+  ["kernel_path", join(stateDir, "images/../../outside"), /kernel_path/],
+  ["kernel_path", join(stateDir, "images/linkdir/outside"), /kernel_path.*symlink/],
+  ["kernel_path", join(stateDir, "images/tiny"), /kernel_path.*regular file/],
+  ["initrd_path", join(stateDir, "images/tiny/initrd.img\n-append"), /initrd_path/],
+  ["root_disk", join(vmDir, "evil-link.ext4"), /root_disk.*symlink/],
+  ["root_disk", "/dev/sda", /root_disk/],
+  ["root_disk", "/dev/mapper/../sda", /root_disk/],
+  ["work_disk", join(vmDir, "a,b.ext4"), /work_disk|cannot be passed/],
+  ["cmdline", "console=ttyS0\ninit=/bin/sh", /cmdline/],
+  ["cmdline", "x".repeat(2049), /cmdline/],
+  ["tap_name", "tap-fc-01234567 -netdev", /tap_name/],
+  ["tap_name", "eth0", /tap_name/],
+  ["tap_name", "tap-fc-0123456,script=/tmp/x", /tap_name/],
+  ["mac", "06:00:AC:10:00:02", /mac/],
+  ["mac", "07:00:ac:10:00:02", /mac/],
+  ["mac", "06:00:ac:10:00:02,netdev=x", /mac/],
+  ["pid_file", "/etc/cron.d/x", /pid_file/],
+  ["pid_file", join(runtimeDir, "vm/../../x"), /pid_file/],
+  ["console_log", join(vmDir, "evil-link.ext4"), /console_log.*symlink/],
+  ["console_log", join(runtimeDir, "c.log"), /console_log/],
+  ["vmm_log", "/var/log/../../etc/passwd", /vmm_log/],
+];
+
+void test("priv.launch_qemu refuses every smuggled field before anything runs", async () => {
+  for (const [field, value, re] of INJECTIONS) {
+    await refused(helper.call(privLaunchQemu, { ...qemuGood, [field]: value }, "op-000000000001"), re);
+  }
+  await refused(helper.call(privLaunchQemu, { ...qemuGood, qmp_socket: "/tmp/qmp.sock" }, "op-000000000001"), /control socket/);
+  await refused(helper.call(privLaunchQemu, { ...qemuGood, qmp_socket: join(rtDir, "x".repeat(120)) }, "op-000000000001"), /107-byte/);
+  assert.throws(() => privLaunchQemu.params.parse({ ...qemuGood, accel: "kvm; rm" }));
+  assert.throws(() => privLaunchQemu.params.parse({ ...qemuGood, argv: ["/bin/sh"] }), "no argv from the daemon: unknown keys are refused");
+  assert.equal(runner.calls.length, 0);
+  assert.equal(existsSync(qemuGood.pid_file), false, "nothing was launched");
+});
+
+void test("priv.launch_firecracker validates the same fields plus vsock", async () => {
+  const fc = { ...good, api_socket: join(rtDir, "api.sock") };
+  // Commas are harmless in Firecracker's JSON API; everything else must be refused the same way.
+  for (const [field, value, re] of INJECTIONS.filter(([, v]) => typeof v !== "string" || !v.endsWith("a,b.ext4"))) {
+    await refused(helper.call(privLaunchFirecracker, { ...fc, [field]: value }, "op-000000000001"), re);
+  }
+  await refused(helper.call(privLaunchFirecracker, { ...fc, vsock_cid: 2, vsock_path: join(rtDir, "v.sock") }, "op-000000000001"), /vsock_cid/);
+  await refused(helper.call(privLaunchFirecracker, { ...fc, vsock_cid: 3, vsock_path: "/tmp/v.sock" }, "op-000000000001"), /vsock_path/);
+  await refused(helper.call(privLaunchFirecracker, { ...fc, metrics_path: "/etc/x" }, "op-000000000001"), /metrics_path/);
+});
+
+void test("a valid launch with a missing binary fails cleanly and leaves no pidfile", async () => {
+  await refused(helper.call(privLaunchQemu, qemuGood, "op-000000000001"), /cannot start|qemu/, "operation_failed");
+  assert.equal(existsSync(qemuGood.pid_file), false);
+});
+
+void test("signals: only VMM pids of THIS VM, only allow-listed signals", async () => {
+  const pid = sleeper.pid ?? 0;
+  await refused(helper.call(privSignalProcess, { pid, vm_id: VM_ID, signal: "SIGTERM" }, "op-000000000001"), /not a VMM/);
+  await refused(helper.call(privSignalProcess, { pid: 1, vm_id: VM_ID, signal: "SIGKILL" }, "op-000000000001"), /pid/);
+  await refused(helper.call(privSignalProcess, { pid: process.pid, vm_id: VM_ID, signal: "SIGSEGV" }, "op-000000000001"), /signal/);
+  await refused(helper.call(privSignalProcess, { pid, vm_id: "x", signal: "SIGTERM" }, "op-000000000001"), /vm_id/);
+  await refused(helper.call(privKillProcess, { pid, vm_id: VM_ID }, "op-000000000001"), /not a VMM/);
+  await refused(helper.call(privKillProcess, { pid: 0x7ffffff0, vm_id: VM_ID }, "op-000000000001"), /does not exist/, "not_found");
+  await refused(helper.call(privVmmShutdown, { pid, vm_id: VM_ID, kind: "qemu", control_socket: "/run/x.sock" }, "op-000000000001"), /control_socket/);
+  assert.equal((await helper.call(privProcessRunning, { pid, vm_id: VM_ID }, "op-000000000001")).running, false, "a live non-VMM is not 'running'");
+  assert.equal(sleeper.exitCode, null, "the unrelated process was never signalled");
+});
+
+void test("ensure_socket_access and cleanup_jailer_chroot never follow symlinks", async () => {
+  symlinkSync(outside, join(rtDir, "evil.sock"));
+  await refused(helper.call(privEnsureSocketAccess, { socket_path: join(rtDir, "evil.sock") }, "op-000000000001"), /symlink/);
+  await refused(helper.call(privEnsureSocketAccess, { socket_path: join(vmDir, "root.ext4") }, "op-000000000001"), /socket_path/);
+  await refused(helper.call(privEnsureSocketAccess, { socket_path: join(rtDir, "..", "..", "x.sock") }, "op-000000000001"), /socket_path/);
+  // A jail dir swapped for a symlink to somewhere precious.
+  const jailParent = join(state.jailerBase(stateDir), "firecracker");
+  mkdirSync(jailParent, { recursive: true });
+  const victim = join(base, "victim");
+  mkdirSync(victim);
+  writeFileSync(join(victim, "keep"), "x");
+  symlinkSync(victim, join(jailParent, VM_ID));
+  await refused(helper.call(privCleanupJailerChroot, { vm_id: VM_ID }, "op-000000000001"), /symlink/);
+  assert.equal(existsSync(join(victim, "keep")), true);
+  await refused(helper.call(privCleanupJailerChroot, { vm_id: "../../etc" }, "op-000000000001"), /vm_id/);
+  rmSync(join(jailParent, VM_ID));
+  mkdirSync(join(jailParent, VM_ID, "root"), { recursive: true });
+  symlinkSync(victim, join(jailParent, VM_ID, "root", "escape"));
+  assert.deepEqual(await helper.call(privCleanupJailerChroot, { vm_id: VM_ID }, "op-000000000001"), { removed: true });
+  assert.equal(existsSync(join(jailParent, VM_ID)), false);
+  assert.equal(existsSync(join(victim, "keep")), true, "a symlink inside the jail is unlinked, not followed");
+  assert.deepEqual(await helper.call(privCleanupJailerChroot, { vm_id: VM_ID }, "op-000000000001"), { removed: false }, "idempotent");
+});

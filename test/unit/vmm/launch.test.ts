@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { launchDetached } from "../../../src/system/launch.js";
+import { parseProcStat } from "../../../src/system/proc.js";
+
+const dir = mkdtempSync("/tmp/bgt-vmm-launch-");
+const pids: number[] = [];
+after(() => {
+  for (const p of pids) {
+    try { process.kill(p, "SIGKILL"); } catch { /* gone */ }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+void test("launchDetached: own session, stdio appended to the log, pidfile written", async () => {
+  const log = join(dir, "a.log");
+  writeFileSync(log, "previous run\n");
+  const pid = await launchDetached({ argv: ["sh", "-c", "echo out; echo err >&2; exec sleep 30"], logFile: log, pidFile: join(dir, "a.pid") });
+  pids.push(pid);
+  assert.equal(readFileSync(join(dir, "a.pid"), "utf8"), `${pid}\n`);
+  const raw = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = raw.slice(raw.lastIndexOf(")") + 2).split(" ");
+  assert.equal(Number(fields[3]), pid, "session id == pid: setsid, no controlling terminal shared with us");
+  assert.ok(parseProcStat(raw));
+  for (let i = 0; i < 50 && !readFileSync(log, "utf8").includes("err"); i++) await sleep(20);
+  assert.equal(readFileSync(log, "utf8"), "previous run\nout\nerr\n");
+});
+
+void test("launchDetached: a missing binary rejects; a leftover pidfile kills the child and rejects", async () => {
+  await assert.rejects(launchDetached({ argv: [join(dir, "nope")], logFile: join(dir, "b.log") }), /cannot start/);
+  writeFileSync(join(dir, "c.pid"), "123\n");
+  await assert.rejects(launchDetached({ argv: ["sleep", "30"], logFile: join(dir, "c.log"), pidFile: join(dir, "c.pid") }), /killed it/);
+  assert.equal(readFileSync(join(dir, "c.pid"), "utf8"), "123\n", "the existing pidfile is not clobbered");
+  await assert.rejects(launchDetached({ argv: [], logFile: join(dir, "d.log") }), /empty argv/);
+  assert.equal(existsSync(join(dir, "d.log")), false);
+});
