@@ -10,6 +10,12 @@ export interface DetachedLaunch {
   readonly pidFile?: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly cwd?: string;
+  /**
+   * Already-open descriptors handed to the child as fds 3, 4, 5... in order
+   * (the child refers to them as /proc/self/fd/N). The caller still owns and
+   * closes its copies.
+   */
+  readonly extraFds?: readonly number[];
 }
 
 /**
@@ -27,7 +33,7 @@ export async function launchDetached(opts: DetachedLaunch): Promise<number> {
     const child = spawn(file, args, {
       shell: false,
       detached: true,
-      stdio: ["ignore", logFd, logFd],
+      stdio: ["ignore", logFd, logFd, ...(opts.extraFds ?? [])],
       env: opts.env ?? process.env,
       cwd: opts.cwd,
     });

@@ -9,7 +9,7 @@ import type { OperationTracker, TrackedOperation } from "../operations/tracker.j
 import { CREATE_STEPS, START_STEPS, type BootCtx, type BootStep } from "./boot-steps.js";
 import type { ImageInfo } from "./deps.js";
 import { KeyedMutex } from "./keyed-mutex.js";
-import type { LifecycleEnv } from "./lifecycle-env.js";
+import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
 import { checkVmSize } from "./limits.js";
 import { checkVmName, generateVmName } from "./names.js";
 import { errorMessage, runSteps, StepFailedError, stepNames } from "./steps.js";
@@ -145,6 +145,7 @@ export class VmService {
         const fresh = this.env.vms.getById(vm.id) ?? vm;
         await runAll(deleteActions(this.env, fresh, { opId }).filter((a) => a.name === "remove-vm-dir" || a.name === "release-lease"), "cleanup after failed create");
         this.env.vms.delete(vm.id);
+        await this.resyncKnownHosts();
         op.fail(e);
         return;
       } catch (cleanupErr) {
@@ -247,6 +248,7 @@ export class VmService {
         throw new RpcError("operation_failed", `${errorMessage(e)}; the VM is kept (state error) so nothing is lost track of: fix the cause and run "banger vm rm --force ${name}" again`);
       }
       this.env.vms.delete(vm.id);
+      await this.resyncKnownHosts();
       return fresh;
     });
   }
@@ -315,6 +317,19 @@ export class VmService {
   private finishUp(vmId: string, op: TrackedOperation): void {
     const rec = this.env.vms.setState(vmId, "running", { startedAt: new Date().toISOString(), lastError: null });
     op.succeed({ id: rec.id, name: rec.name, ip: rec.handles.ip ?? null });
+  }
+
+  /**
+   * A concurrent create may have rebuilt known_hosts from a snapshot that
+   * still held this VM; rebuilding after the row is gone guarantees no stale
+   * key stays pinned for an IP the next VM will get.
+   */
+  private async resyncKnownHosts(): Promise<void> {
+    try {
+      await syncKnownHosts(this.env);
+    } catch (e) {
+      this.env.logger.warn("known_hosts rebuild failed", { error: errorMessage(e) });
+    }
   }
 
   private markError(vmId: string, message: string): void {

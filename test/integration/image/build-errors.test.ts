@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { buildImage, type BuildContext, ImageInputError, importImage, parseFrom } from "../../../src/image/build.js";
@@ -60,7 +60,6 @@ void test("missing or garbage --kernel fails clearly and leaves nothing", { skip
   await assertNoPartialImage(dir, "k2");
   // A bzImage header whose version has no modules here and no --initrd: says to pass --initrd.
   const host = await findKernel("/");
-  const { readFile } = await import("node:fs/promises");
   const bz = Buffer.from(await readFile(host.kernel));
   const ptr = bz.readUInt16LE(0x20e) + 0x200;
   bz.write("9.9.9-bgt", ptr, "latin1");

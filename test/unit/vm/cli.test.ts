@@ -16,12 +16,15 @@ import { ProgressRenderer } from "../../../src/cli/progress.js";
 import { operationMethods } from "../../../src/daemon/methods/operation.js";
 import { vmMethods } from "../../../src/daemon/methods/vm.js";
 import { resolveLayout } from "../../../src/paths/paths.js";
-import { Dispatcher } from "../../../src/rpc/dispatcher.js";
+import { Dispatcher, implement } from "../../../src/rpc/dispatcher.js";
+import { imageBuild } from "../../../src/rpc/daemon/image.js";
+import { OperationTracker } from "../../../src/daemon/operations/tracker.js";
+import { silentLogger } from "../../../src/system/log.js";
 import { PROTOCOL_VERSION } from "../../../src/rpc/envelope.js";
 import { RpcError } from "../../../src/rpc/errors.js";
 import type { PeerCred } from "../../../src/system/peercred.js";
 import { FakeRunner } from "../../../src/system/runner.js";
-import { makeHarness, type Harness } from "./fakes.js";
+import { addImage, makeHarness, type Harness } from "./fakes.js";
 
 interface Cli {
   readonly ctx: CliContext;
@@ -32,8 +35,18 @@ interface Cli {
 }
 
 /** A CliContext whose daemon calls go through the real dispatcher and schemas, in memory. */
-function cli(h: Harness, opts: { tty?: boolean } = {}): Cli {
-  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, stateDir: h.dir, runner: new FakeRunner() }), ...operationMethods(h.ops)]);
+function cli(h: Harness, opts: { tty?: boolean; builds?: string[] } = {}): Cli {
+  // A stand-in image.build: records the request, completes an operation, registers the image.
+  const tracker = new OperationTracker(h.ops, silentLogger);
+  const fakeImageBuild = implement(imageBuild, (p, callCtx) => {
+    const name = p.name ?? "default";
+    opts.builds?.push(`${name}@${callCtx.opId}`);
+    const op = tracker.begin(callCtx.opId, "image.build", name, ["build"]);
+    addImage(h, name, "systemd");
+    op.succeed({ name });
+    return { operation_id: callCtx.opId, image: name };
+  });
+  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, stateDir: h.dir, runner: new FakeRunner() }), ...operationMethods(h.ops), fakeImageBuild]);
   const state = {
     out: "",
     err: "",
@@ -226,4 +239,20 @@ void test("vm logs prints the console log and -f follows appended output", async
   assert.equal(await c.run(vmStatsCommand, ["loggy", "--json"]), 0);
   const stats = JSON.parse(c.out) as { name: string; disk: { work_size_bytes: number } };
   assert.equal(stats.name, "loggy");
+});
+
+void test("vm run on a fresh host builds the default image once, then creates; other missing images are an error", async (t) => {
+  const h = makeHarness({ defaultImage: "default" });
+  t.after(() => { h.close(); });
+  const builds: string[] = [];
+  const c = cli(h, { builds });
+  const run = makeVmRunCommand(() => Promise.resolve(0));
+  assert.equal(await c.run(run, ["--rm", "--", "uname", "-a"]), 0);
+  assert.equal(builds.length, 1);
+  assert.ok(builds[0]?.startsWith("default@") === true && builds[0] !== `default@${c.ctx.opId}`, "the build has its own op id");
+  assert.match(c.err, /image default is not built yet; building it once/);
+  assert.equal(await cli(h, { builds }).run(run, ["--rm", "--", "true"]), 0);
+  assert.equal(builds.length, 1, "built only once");
+  await assert.rejects(cli(h, { builds }).run(vmCreateCommand, ["--image", "nope"]), (e: unknown) => e instanceof RpcError && e.code === "not_found");
+  assert.equal(builds.length, 1, "an explicitly named missing image is not built behind the user's back");
 });

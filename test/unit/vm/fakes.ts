@@ -116,7 +116,7 @@ export function addImage(h: { db: Db; dir: string; images: Map<string, ImageInfo
   return info;
 }
 
-export function makeHarness(opts: { sshReadyTimeoutMs?: number; prefix?: string } = {}): Harness {
+export function makeHarness(opts: { sshReadyTimeoutMs?: number; prefix?: string; defaultImage?: string } = {}): Harness {
   const dir = mkdtempSync(join(tmpdir(), opts.prefix ?? "bgt-vm-"));
   const db = openDatabase(join(dir, "banger.db"));
   const host = new FakeHost();
@@ -136,7 +136,7 @@ export function makeHarness(opts: { sshReadyTimeoutMs?: number; prefix?: string 
     installKey: () => Promise.resolve({ keyPath: state.sshKey(dir), publicKey: INSTALL_PUB }),
     hostKey: () => Promise.resolve({ private: Buffer.from("PRIVATE"), public: FAKE_PUB }),
   };
-  const service = new VmService({ env, db, tracker: new OperationTracker(ops, silentLogger), defaults: { image: "tiny", vcpus: 1, memoryMib: 256, diskGib: 1 } });
+  const service = new VmService({ env, db, tracker: new OperationTracker(ops, silentLogger), defaults: { image: opts.defaultImage ?? "tiny", vcpus: 1, memoryMib: 256, diskGib: 1 } });
   const h: Harness = { dir, db, host, vms, ops, env, service, images, close: () => { db.close(); rmSync(dir, { recursive: true, force: true }); } };
   addImage(h, "tiny");
   return h;

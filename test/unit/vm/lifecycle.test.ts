@@ -330,3 +330,22 @@ void test("a liveness check that errors does not crash the daemon or fail the bo
   assert.ok(checks >= 2, `checked ${checks} times`);
   assert.equal(h.vms.getByName(name)?.state, "running");
 });
+
+void test("known_hosts never keeps a key of a VM whose create failed while others were being created", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  // Fail every third create at the last step, so pin-host-key of others interleaves with the failures' undo.
+  let n = 0;
+  const publish = h.env.deps.dns.publish.bind(h.env.deps.dns);
+  (h.env.deps.dns as { publish: typeof publish }).publish = async (name, ip) => {
+    await new Promise((r) => setTimeout(r, 5));
+    if (++n % 3 === 0) throw new Error("dns down");
+    return publish(name, ip);
+  };
+  await Promise.all(Array.from({ length: 9 }, () => h.service.create({}, freshOpId())));
+  await h.service.idle();
+  const running = h.vms.list().filter((v) => v.state === "running");
+  assert.equal(running.length, 6);
+  const lines = readFileSync(state.knownHosts(h.dir), "utf8").trim().split("\n");
+  assert.deepEqual(lines.map((l) => l.split(" ")[0]).sort(), running.map((v) => `${v.name}.vm,${v.handles.ip ?? ""}`).sort());
+});

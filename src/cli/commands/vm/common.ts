@@ -1,5 +1,7 @@
 import type { ParseArgsConfig } from "node:util";
-import { vmGet, type VmView, type vmCreateParams } from "../../../rpc/daemon/vm.js";
+import { imageBuild } from "../../../rpc/daemon/image.js";
+import { isRpcError } from "../../../rpc/errors.js";
+import { vmCreate, vmGet, type VmView, type vmCreateParams } from "../../../rpc/daemon/vm.js";
 import { sshArgv } from "../../../system/ssh.js";
 import type { z } from "zod";
 import { UsageError, type CliContext } from "../../command.js";
@@ -74,3 +76,27 @@ export async function waitForVm(ctx: CliContext, operationId: string, vmName: st
 
 /** Runs ssh with the terminal attached and returns its exit code; swapped out in tests. */
 export type SshExec = (argv: readonly string[]) => Promise<number>;
+
+/** The Debian default image is built on first use; other missing images are the user's to build. */
+export const AUTO_BUILD_IMAGE = "default";
+
+/**
+ * vm.create, building the default image first when it is missing (a fresh
+ * host): `banger vm run -- uname -a` must work without a separate build step.
+ * Only when no --image was given and the missing image is the default one.
+ */
+export async function createVm(ctx: CliContext, params: z.input<typeof vmCreateParams>, opts: { quiet: boolean }): Promise<{ operation_id: string; vm: { id: string; name: string } }> {
+  try {
+    return await ctx.call(vmCreate, params, 30_000);
+  } catch (e) {
+    const missing = isRpcError(e) && e.code === "not_found" ? /^unknown image "([a-z0-9-]+)"/.exec(e.message)?.[1] : undefined;
+    if (params.image !== undefined || missing !== AUTO_BUILD_IMAGE) throw e;
+    // The build is its own operation, so it gets its own op id; the create keeps the invocation's.
+    const buildOpId = opIdFor(ctx, 1);
+    const ref = await ctx.call(imageBuild, { name: AUTO_BUILD_IMAGE }, 30_000, buildOpId);
+    if (!opts.quiet) ctx.stderr.write(`image ${AUTO_BUILD_IMAGE} is not built yet; building it once (${ref.operation_id})\n`);
+    const op = await followOperation(ctx, ref.operation_id, `image ${AUTO_BUILD_IMAGE}`, { quiet: opts.quiet, opIdForCalls: buildOpId });
+    if (op.state !== "succeeded") throw new Error(`building image ${AUTO_BUILD_IMAGE} failed: ${op.error ?? "unknown error"}; retry with: banger image build`, { cause: e });
+    return ctx.call(vmCreate, params, 30_000);
+  }
+}

@@ -1,8 +1,7 @@
 import { parseArgs } from "node:util";
-import { vmCreate } from "../../../rpc/daemon/vm.js";
 import { printJson, type Command } from "../../command.js";
 import { formatMs } from "../../progress.js";
-import { CREATE_OPTIONS, createParams, waitForVm } from "./common.js";
+import { CREATE_OPTIONS, createParams, createVm, waitForVm } from "./common.js";
 
 export const vmCreateCommand: Command = {
   path: ["vm", "create"],
@@ -11,7 +10,7 @@ export const vmCreateCommand: Command = {
   async run(args, ctx) {
     const { values } = parseArgs({ args: [...args], options: CREATE_OPTIONS, strict: true });
     const json = values.json === true;
-    const ref = await ctx.call(vmCreate, createParams(values), 30_000);
+    const ref = await createVm(ctx, createParams(values), { quiet: json });
     if (values["no-wait"] === true) {
       if (json) printJson(ctx.stdout, ref);
       else ctx.stdout.write(`${ref.operation_id}\n`);

@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
-import { vmCreate, vmDelete } from "../../../rpc/daemon/vm.js";
+import { vmDelete } from "../../../rpc/daemon/vm.js";
 import { quoteForRemoteShell, sshInteractive } from "../../../system/ssh.js";
 import { UsageError, type Command } from "../../command.js";
-import { CREATE_OPTIONS, createParams, sshArgvFor, waitForVm, type SshExec } from "./common.js";
+import { CREATE_OPTIONS, createParams, createVm, sshArgvFor, waitForVm, type SshExec } from "./common.js";
 
 export function makeVmRunCommand(exec: SshExec = sshInteractive): Command {
   return {
@@ -14,7 +14,7 @@ export function makeVmRunCommand(exec: SshExec = sshInteractive): Command {
       if (values["no-wait"] === true || values.json === true) throw new UsageError("vm run always waits and attaches; use vm create for --no-wait or --json");
       const dashdash = args.indexOf("--");
       if (positionals.length > 0 && (dashdash === -1 || args.indexOf(positionals[0] ?? "") < dashdash)) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; put the command after --`);
-      const ref = await ctx.call(vmCreate, createParams(values), 30_000);
+      const ref = await createVm(ctx, createParams(values), { quiet: false });
       ctx.stderr.write(`creating ${ref.vm.name} (${ref.operation_id})\n`);
       let code = 1;
       try {
