@@ -1,5 +1,6 @@
 import { constants, accessSync, statSync } from "node:fs";
 import type { Config } from "../config/schema.js";
+import { which } from "../system/which.js";
 
 export type CheckStatus = "ok" | "missing" | "warn";
 
@@ -22,7 +23,7 @@ export interface Probe {
 }
 
 export const hostProbe: Probe = {
-  which: (cmd) => undefined === cmd ? undefined : whichImpl(cmd),
+  which: (cmd) => which(cmd),
   mode: (path) => {
     try {
       return statSync(path).mode & 0o7777;
@@ -39,8 +40,6 @@ export const hostProbe: Probe = {
     }
   },
 };
-
-import { which as whichImpl } from "../system/which.js";
 
 interface ToolSpec {
   readonly name: string;

@@ -1,5 +1,7 @@
 import { constants } from "node:fs";
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { imageFiles, state } from "../paths/paths.js";
 import type { ImageFlavor } from "../state/images.js";
@@ -188,7 +190,7 @@ export async function buildImage(req: BuildRequest, ctx: BuildContext): Promise<
   const out = join(work, "image");
   await mkdir(out);
   // Trees from mmdebstrap's unshare mode belong to subuids: only a matching namespace can remove them.
-  let treePrefix: string[] = [];
+  let cleanupAs: { prefix: string[]; dir: string; ownerDir: string } | undefined;
   try {
     let flavor: ImageFlavor;
     let version: string | null;
@@ -199,30 +201,14 @@ export async function buildImage(req: BuildRequest, ctx: BuildContext): Promise<
       flavor = "busybox";
       version = k.version;
     } else {
-      const tree = join(work, "tree");
-      let treeOwnerUid = ctx.uid;
       if (src.kind === "debian") {
-        const overlay = join(work, "overlay");
-        const bootOut = join(work, "boot");
-        await mkdir(overlay);
-        await writeDebianOverlay(overlay);
-        if (ctx.uid !== 0) treePrefix = await subidNamespace(ctx.uid);
-        await step(ctx.onProgress, "debootstrap", () => debootstrap(ctx.runner, { suite: src.suite, tree, overlay, bootOut, uid: ctx.uid, signal: ctx.signal }));
-        treeOwnerUid = 0;
-        // copy-out put /boot's content under bootOut (as bootOut/boot or directly, by mmdebstrap version).
-        const bootDir = (await stat(join(bootOut, "boot")).then(() => true, () => false)) ? join(bootOut, "boot") : bootOut;
-        const kernelRoot = join(work, "kernelroot");
-        await mkdir(kernelRoot);
-        await symlink(bootDir, join(kernelRoot, "boot"));
-        await symlink(join(tree, "lib"), join(kernelRoot, "lib"));
-        const k = await kernelFor(req, [kernelRoot, "/"]);
-        await step(ctx.onProgress, "kernel", () => writeKernelFiles(k.kernel, out));
-        await step(ctx.onProgress, "initrd", () => writeInitrd(ctx, out, req.initrd, k.modulesDir));
-        version = k.version;
+        const built = await buildDebian(req, ctx, src.suite, work, out, (prefix, dir, ownerDir) => { cleanupAs = { prefix, dir, ownerDir }; });
+        version = built.version;
         flavor = "systemd";
       } else {
         let source = src.path;
         if (src.kind === "tar") {
+          const tree = join(work, "tree");
           await mkdir(tree);
           // --no-same-owner under a root-mapped namespace: everything becomes (guest) root-owned without privilege.
           await step(ctx.onProgress, "unpack", () => ctx.runner.run(asTreeRoot(["tar", "-x", "--no-same-owner", "-f", src.path, "-C", tree], ctx.uid), { timeoutMs: 30 * 60_000, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) }));
@@ -234,18 +220,6 @@ export async function buildImage(req: BuildRequest, ctx: BuildContext): Promise<
         version = k.version;
         flavor = await detectFlavor(source);
         await step(ctx.onProgress, "rootfs.ext4", async () => makeExt4(ctx.runner, source, imageFiles.rootfs(out), rootfsSize(await treeBytes(ctx.runner, source, [])), { signal: ctx.signal, uid: ctx.uid }));
-      }
-      if (src.kind === "debian") {
-        await step(ctx.onProgress, "rootfs.ext4", async () => {
-          const argvPrefix = treePrefix;
-          const size = rootfsSize(await treeBytes(ctx.runner, tree, argvPrefix));
-          if (argvPrefix.length === 0) {
-            await makeExt4(ctx.runner, tree, imageFiles.rootfs(out), size, { signal: ctx.signal, uid: treeOwnerUid });
-          } else {
-            const sizeKiB = Math.ceil(size / 1024 / 4) * 4;
-            await ctx.runner.run([...argvPrefix, "mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "rootfs", "-d", tree, imageFiles.rootfs(out), `${sizeKiB}k`], { timeoutMs: 30 * 60_000, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
-          }
-        });
       }
     }
     ctx.signal?.throwIfAborted();
@@ -277,13 +251,63 @@ export async function buildImage(req: BuildRequest, ctx: BuildContext): Promise<
       sizeBytes: await allocatedBytes(finalDir),
     };
   } finally {
-    await removeWork(ctx.runner, work, treePrefix);
+    if (cleanupAs !== undefined) {
+      await ctx.runner.run([...cleanupAs.prefix, "rm", "-rf", "--one-file-system", "--", cleanupAs.dir]).catch(() => undefined);
+      await rm(cleanupAs.ownerDir, { recursive: true, force: true });
+    }
+    await rm(work, { recursive: true, force: true });
   }
 }
 
-async function removeWork(runner: Runner, work: string, prefix: readonly string[]): Promise<void> {
-  if (prefix.length > 0) await runner.run([...prefix, "rm", "-rf", "--one-file-system", "--", work]).catch(() => undefined);
-  await rm(work, { recursive: true, force: true });
+/**
+ * Debian via mmdebstrap. As root: root mode, everything under WORK. As the
+ * non-root owner: unshare mode, whose guest root is the owner's first subuid;
+ * that id cannot enter the owner's 0700 state dir, so the tree lives in a
+ * scratch dir the namespace itself creates in the sticky, world-writable
+ * tmpdir (mode 0755: distro files only; host keys are deleted in the build),
+ * and mkfs/du/rm run in the same id mapping so ownership survives into ext4.
+ */
+async function buildDebian(req: BuildRequest, ctx: BuildContext, suite: string, work: string, out: string, registerCleanup: (prefix: string[], dir: string, ownerDir: string) => void): Promise<{ version: string | null }> {
+  const prefix = ctx.uid === 0 ? [] : await subidNamespace(ctx.uid);
+  let scratch = work;
+  let overlay = join(work, "overlay");
+  if (prefix.length > 0) {
+    scratch = join(tmpdir(), `banger-build-${randomBytes(6).toString("hex")}`);
+    // mmdebstrap's sync-in may read the overlay from inside its namespace, which cannot enter the state dir: world-readable tmp, nothing secret in it.
+    overlay = await mkdtemp(join(tmpdir(), "banger-overlay-"));
+    registerCleanup(prefix, scratch, overlay);
+    await chmod(overlay, 0o755);
+    await ctx.runner.run([...prefix, "mkdir", "-m", "0755", "--", scratch]);
+    await ctx.runner.run([...prefix, "mkdir", "-m", "0755", "--", join(scratch, "boot")]);
+  } else {
+    await mkdir(join(scratch, "boot"));
+    await mkdir(overlay);
+  }
+  await writeDebianOverlay(overlay);
+  const tree = join(scratch, "tree");
+  const bootOut = join(scratch, "boot");
+  await step(ctx.onProgress, "debootstrap", () => debootstrap(ctx.runner, { suite, tree, overlay, bootOut, uid: ctx.uid, signal: ctx.signal }));
+  const bootDir = (await stat(join(bootOut, "boot")).then(() => true, () => false)) ? join(bootOut, "boot") : bootOut;
+  const kernelRoot = join(work, "kernelroot");
+  await mkdir(kernelRoot);
+  await symlink(bootDir, join(kernelRoot, "boot"));
+  await symlink(join(tree, "lib"), join(kernelRoot, "lib"));
+  const k = await kernelFor(req, [kernelRoot, "/"]);
+  await step(ctx.onProgress, "kernel", () => writeKernelFiles(k.kernel, out));
+  await step(ctx.onProgress, "initrd", () => writeInitrd(ctx, out, req.initrd, k.modulesDir));
+  await step(ctx.onProgress, "rootfs.ext4", async () => {
+    const size = rootfsSize(await treeBytes(ctx.runner, tree, prefix));
+    if (prefix.length === 0) {
+      await makeExt4(ctx.runner, tree, imageFiles.rootfs(out), size, { signal: ctx.signal, uid: 0 });
+      return;
+    }
+    const tmpImage = join(scratch, "rootfs.ext4");
+    const sizeKiB = Math.ceil(size / 1024 / 4) * 4;
+    await ctx.runner.run([...prefix, "mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "rootfs", "-d", tree, tmpImage, `${sizeKiB}k`], { timeoutMs: 30 * 60_000, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
+    // Made by the namespace's root (a subuid): copy it so the owner owns the image file.
+    await ctx.runner.run(["cp", "--sparse=always", "--", tmpImage, imageFiles.rootfs(out)], { timeoutMs: 30 * 60_000 });
+  });
+  return { version: k.version };
 }
 
 export interface ImportRequest {

@@ -15,6 +15,7 @@ export const DEBIAN_SUITES = ["bookworm"] as const;
 const SSHD_DROPIN = `# banger: key-only root login
 PermitRootLogin prohibit-password
 PasswordAuthentication no
+HostKey /etc/ssh/ssh_host_ed25519_key
 KbdInteractiveAuthentication no
 `;
 
@@ -68,8 +69,10 @@ export function mmdebstrapArgv(req: DebootstrapRequest): string[] {
     `--include=${DEBIAN_PACKAGES.join(",")}`,
     `--customize-hook=sync-in ${hookPath(req.overlay)} /`,
     `--customize-hook=copy-out /boot ${hookPath(req.bootOut)}`,
-    // A constant script (no interpolated input): /boot is not needed inside the guest.
-    "--customize-hook=rm -rf \"$1/boot\"/*",
+    // Constant scripts (no interpolated input). /boot is not needed inside the
+    // guest. Host keys made by openssh-server's postinst would be shared by
+    // every VM: VM create injects a per-VM ed25519 key instead.
+    "--customize-hook=rm -rf \"$1/boot\"/* \"$1\"/etc/ssh/ssh_host_*",
     req.suite, req.tree,
   ];
   if (req.mirror !== undefined) argv.push(req.mirror);

@@ -159,7 +159,16 @@ function startInstance(): void {
   argv.push("-serial", "stdio", "-chardev", `socket,id=qmp,path=${qmpName},abstract=on,tight=off,server=on,wait=off`, "-mon", "chardev=qmp,mode=control");
   // setpriv --pdeathsig: if we are SIGKILLed (banger's kill path) the guest must die with us,
   // as it would with a real Firecracker, which IS the guest.
-  qemu = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", qemuBin, ...argv], { stdio: ["ignore", "inherit", "inherit"] });
+  // Paths may be /proc/self/fd/N (banger hands a root firecracker verified descriptors): give qemu the same fd numbers.
+  const stdio: ("ignore" | "inherit" | number)[] = ["ignore", "inherit", "inherit"];
+  for (const a of argv) {
+    for (const m of a.matchAll(/\/proc\/self\/fd\/([0-9]+)/g)) {
+      const n = Number(m[1]);
+      while (stdio.length <= n) stdio.push("ignore");
+      stdio[n] = n;
+    }
+  }
+  qemu = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", qemuBin, ...argv], { stdio });
   qemu.on("exit", (code, signal) => {
     log(`guest VMM exited (code ${code ?? "null"}, signal ${signal ?? "none"})`);
     shutdown(code ?? 1);

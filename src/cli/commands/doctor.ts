@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../../config/load.js";
+import { storageDoctorCheck } from "../../daemon/storage/doctor.js";
 import { runChecks } from "../../doctor/checks.js";
 import { printJson, type Command } from "../command.js";
 
@@ -7,7 +8,7 @@ export const doctorCommand: Command = {
   path: ["doctor"],
   summary: "check this host for what banger needs, with the fix for anything missing",
   usage: "banger doctor [--json]",
-  run(args, ctx) {
+  async run(args, ctx) {
     const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
     let config;
     try {
@@ -15,9 +16,9 @@ export const doctorCommand: Command = {
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       ctx.stderr.write(`error: ${e.message}\n`);
-      return Promise.resolve(1);
+      return 1;
     }
-    const checks = runChecks(config);
+    const checks = [...runChecks(config), await storageDoctorCheck(ctx.layout.stateDir, config.storage.clone_strategy)];
     const failed = checks.filter((c) => c.status === "missing");
     if (values.json === true) {
       printJson(ctx.stdout, { ok: failed.length === 0, config: ctx.layout.configFile, checks });
@@ -29,6 +30,6 @@ export const doctorCommand: Command = {
       }
       ctx.stdout.write(failed.length === 0 ? "\nall required pieces are present\n" : `\n${failed.length} required piece(s) missing\n`);
     }
-    return Promise.resolve(failed.length === 0 ? 0 : 1);
+    return failed.length === 0 ? 0 : 1;
   },
 };

@@ -25,6 +25,7 @@ import { buildBootSteps, directPaths, type FcPaths } from "../../vmm/firecracker
 import { applyJail, jailLayout, planJail, removeJail } from "../../vmm/firecracker/jail.js";
 import { resolveBinary } from "../../vmm/binaries.js";
 import { checkVmmIdentity } from "../../vmm/identity.js";
+import { ChildFds, openVerified, type OpenMode } from "../../vmm/open-verified.js";
 import { buildQemuArgv } from "../../vmm/qemu/argv.js";
 import { qmpCtrlAltDel } from "../../vmm/qemu/qmp.js";
 import type { HelperEnv } from "../env.js";
@@ -157,6 +158,32 @@ function uidsOf(pid: number): number[] {
   }
 }
 
+/** openVerified, with failures reported as bad_params naming the field. */
+function verified(field: string, path: string, mode: OpenMode): number {
+  try {
+    return openVerified(field, path, mode, { allowLinkedDevice: path.startsWith("/dev/mapper/") }).fd;
+  } catch (e) {
+    throw new RpcError("bad_params", e instanceof Error ? e.message : String(e));
+  }
+}
+
+interface OpenedFiles {
+  readonly kernel: string;
+  readonly initrd: string | undefined;
+  readonly rootDisk: string;
+  readonly workDisk: string;
+}
+
+/** Kernel, initrd and disks of a spec as /proc/self/fd paths of verified descriptors. */
+function openSpecFiles(spec: VmSpec, fds: ChildFds): OpenedFiles {
+  return {
+    kernel: fds.add(verified("kernel_path", spec.kernelPath, "read")),
+    initrd: spec.initrdPath === undefined ? undefined : fds.add(verified("initrd_path", spec.initrdPath, "read")),
+    rootDisk: fds.add(verified("root_disk", spec.rootDisk, "readwrite")),
+    workDisk: fds.add(verified("work_disk", spec.workDisk, "readwrite")),
+  };
+}
+
 /** Undo a failed launch: kill what was started, remove its files; report every failure. */
 async function abortLaunch(pid: number | undefined, vmId: string, files: readonly string[]): Promise<void> {
   const errors: unknown[] = [];
@@ -198,9 +225,14 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       }
       clearStale(spec);
       const log = env.logger.child({ op_id: ctx.opId, vm_id: spec.vmId });
+      // qemu opens files as root (before -runas): hand it descriptors we opened and verified, never paths.
+      const fds = new ChildFds();
       let pid: number | undefined;
       try {
-        pid = await launchDetached({ argv, logFile: spec.vmmLog, pidFile: spec.pidFile });
+        const f = openSpecFiles(spec, fds);
+        const consoleLog = fds.add(verified("console_log", spec.consoleLog, "append"));
+        argv = buildQemuArgv(vmmCfg.qemu_bin, { ...spec, kernelPath: f.kernel, initrdPath: f.initrd, rootDisk: f.rootDisk, workDisk: f.workDisk, consoleLog }, runAs);
+        pid = await launchDetached({ argv, logFile: spec.vmmLog, pidFile: spec.pidFile, extraFds: fds.fds });
         const started = pid;
         // qemu creates the QMP socket after opening kvm/tap/disks: its appearance means setup succeeded.
         const up = await waitFor(() => existsSync(spec.controlSocket) || !pidExists(started), SOCKET_WAIT_MS);
@@ -210,7 +242,9 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         if (!dropped || !pidExists(started)) throw new Error(`qemu did not drop to uid ${env.ownerUid} (or exited); see ${spec.vmmLog}`);
       } catch (e) {
         await abortLaunch(pid, spec.vmId, [spec.pidFile, spec.controlSocket]);
-        throw failure(`launching qemu for ${spec.vmId}`, e);
+        throw e instanceof RpcError ? e : failure(`launching qemu for ${spec.vmId}`, e);
+      } finally {
+        fds.closeAll();
       }
       log.info("qemu launched", { pid, accel: spec.accel });
       return { pid, argv };
@@ -234,6 +268,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       let paths: FcPaths;
       let apiSocket: string;
       const cleanupFiles = [spec.pidFile, spec.controlSocket];
+      const fds = new ChildFds();
       if (jailerBin !== undefined) {
         const layout = jailLayout(env.stateDir, vmmCfg.firecracker_bin, spec.vmId);
         v.managedPath("jail", layout.vmDir, [env.stateDir], { mustExist: false });
@@ -246,7 +281,13 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       } else {
         // No jailer: firecracker keeps root, so only the helper ever talks to its API (see rpc/priv/vmm.ts).
         argv = buildFirecrackerArgv(vmmCfg.firecracker_bin, { apiSocket: spec.controlSocket, vmId: spec.vmId });
-        paths = directPaths(spec);
+        // Root firecracker opens what the API names: name descriptors we opened and verified instead of paths.
+        paths = {
+          ...directPaths(spec),
+          ...openSpecFiles(spec, fds),
+          logPath: fds.add(verified("vmm_log", spec.vmmLog, "append")),
+          metricsPath: spec.metricsPath === undefined ? undefined : fds.add(verified("metrics_path", spec.metricsPath, "append")),
+        };
         apiSocket = spec.controlSocket;
         if (spec.vsock !== undefined) cleanupFiles.push(spec.vsock.udsPath);
         for (const f of cleanupFiles) rmSync(f, { force: true });
@@ -256,7 +297,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       let pid: number | undefined;
       try {
         // Firecracker writes the guest serial console to stdout: that is the console log.
-        pid = await launchDetached({ argv, logFile: spec.consoleLog, pidFile: spec.pidFile });
+        pid = await launchDetached({ argv, logFile: spec.consoleLog, pidFile: spec.pidFile, extraFds: fds.fds });
         const started = pid;
         await waitForApi(apiSocket, SOCKET_WAIT_MS, () => pidExists(started));
         for (const step of steps) {
@@ -270,6 +311,8 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       } catch (e) {
         await abortLaunch(pid, spec.vmId, cleanupFiles);
         throw failure(`launching firecracker for ${spec.vmId}`, e);
+      } finally {
+        fds.closeAll();
       }
       log.info("firecracker launched", { pid, jailed: jailerBin !== undefined, steps: done });
       return { pid, argv: [...argv], jailed: jailerBin !== undefined, steps: done, api_socket: apiSocket };

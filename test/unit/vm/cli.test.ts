@@ -23,7 +23,7 @@ import { silentLogger } from "../../../src/system/log.js";
 import { PROTOCOL_VERSION } from "../../../src/rpc/envelope.js";
 import { RpcError } from "../../../src/rpc/errors.js";
 import type { PeerCred } from "../../../src/system/peercred.js";
-import { FakeRunner } from "../../../src/system/runner.js";
+import { CommandError, FakeRunner } from "../../../src/system/runner.js";
 import { addImage, makeHarness, type Harness } from "./fakes.js";
 
 interface Cli {
@@ -255,4 +255,21 @@ void test("vm run on a fresh host builds the default image once, then creates; o
   assert.equal(builds.length, 1, "built only once");
   await assert.rejects(cli(h, { builds }).run(vmCreateCommand, ["--image", "nope"]), (e: unknown) => e instanceof RpcError && e.code === "not_found");
   assert.equal(builds.length, 1, "an explicitly named missing image is not built behind the user's back");
+});
+
+void test("vm.exec (daemon side) runs ssh with the pinned argv and returns exit code and output", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  await h.service.create({ name: "rx" }, "op-ffffffffffff");
+  await h.service.idle();
+  const runner = new FakeRunner((argv) => (argv.at(-1) === "false" ? new CommandError([...argv], 1, null, "", "nope\n") : { stdout: Buffer.from("ok\n") }));
+  const d = new Dispatcher<PeerCred>(vmMethods({ service: h.service, stateDir: h.dir, runner }));
+  const call = async (command: string[]): Promise<unknown> => {
+    const out = await d.dispatch(JSON.stringify({ version: PROTOCOL_VERSION, method: "vm.exec", params: { name: "rx", command }, op_id: "op-123456789" }), { pid: 1, uid: 0, gid: 0 });
+    assert.ok(out.response.ok, JSON.stringify(out.response));
+    return out.response.result;
+  };
+  assert.deepEqual(await call(["echo", "ok"]), { exit_code: 0, stdout: "ok\n", stderr: "" });
+  assert.deepEqual(await call(["false"]), { exit_code: 1, stdout: "", stderr: "nope\n" });
+  assert.deepEqual(runner.calls[0]?.argv.slice(-4), ["-T", "root@172.16.90.2", "--", "echo", "ok"].slice(-4));
 });
