@@ -36,6 +36,8 @@ export const configSchema = z
         jailer_bin: z.string().min(1).default("jailer"),
         qemu_bin: z.string().min(1).default("qemu-system-x86_64"),
         stop_timeout_s: z.number().int().min(1).max(600).default(20),
+        /** How long VM create/start waits for the guest to be ssh-ready (TCG boots of many VMs at once are slow). */
+        boot_timeout_s: z.number().int().min(5).max(3600).default(180),
         jailer: z.enum(["auto", "always", "never"]).default("auto").describe("run firecracker under the jailer: auto = when jailer_bin is found"),
       })
       .strict()

@@ -31,5 +31,6 @@ export async function subidNamespace(uid: number): Promise<string[]> {
   if (sub === undefined || subg === undefined) {
     throw new Error(`building a Debian image as ${user} needs a range of at least 65536 ids in /etc/subuid and /etc/subgid (e.g. "${user}:100000:65536"; usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${user}) and the uidmap package`);
   }
-  return ["unshare", `--map-users=${sub.start},0,65536`, `--map-groups=${subg.start},0,65536`, "--"];
+  // --setuid/--setgid 0: become the namespace's root, or exec would drop the capabilities needed to read 0700 dirs.
+  return ["unshare", `--map-users=${sub.start},0,65536`, `--map-groups=${subg.start},0,65536`, "--setuid=0", "--setgid=0", "--"];
 }

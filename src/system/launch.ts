@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { closeSync, constants, openSync, writeFileSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, openSync, writeSync } from "node:fs";
 
 export interface DetachedLaunch {
   /** argv[0] is the executable (resolved through PATH); never a shell. */
@@ -16,6 +16,8 @@ export interface DetachedLaunch {
    * closes its copies.
    */
   readonly extraFds?: readonly number[];
+  /** When root launches for another user: a log file this call created is chowned to them. */
+  readonly logOwner?: { readonly uid: number; readonly gid: number };
 }
 
 /**
@@ -30,6 +32,12 @@ export async function launchDetached(opts: DetachedLaunch): Promise<number> {
   if (file === undefined || file === "") throw new Error("launchDetached: empty argv");
   const logFd = openSync(opts.logFile, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, 0o640);
   try {
+    const st = fstatSync(logFd);
+    if (!st.isFile()) throw new Error(`launchDetached: log ${opts.logFile} is not a regular file`);
+    // Only a file we just created (empty, one link, ours) is handed over; never an existing one.
+    if (opts.logOwner !== undefined && st.uid === process.getuid?.() && st.uid !== opts.logOwner.uid && st.size === 0 && st.nlink === 1) {
+      fchownSync(logFd, opts.logOwner.uid, opts.logOwner.gid);
+    }
     const child = spawn(file, args, {
       shell: false,
       detached: true,
@@ -48,7 +56,15 @@ export async function launchDetached(opts: DetachedLaunch): Promise<number> {
     if (opts.pidFile !== undefined) {
       // "wx": a leftover pidfile means the caller skipped stale cleanup; fail loudly rather than guess.
       try {
-        writeFileSync(opts.pidFile, `${pid}\n`, { flag: "wx", mode: 0o644 });
+        // "wx" = O_CREAT|O_EXCL: never follows a planted symlink. fchmod on the fd (not the path) because
+        // the umask (077 in the root helper) masks the mode and the owner's daemon must read the pidfile.
+        const pidFd = openSync(opts.pidFile, "wx", 0o644);
+        try {
+          fchmodSync(pidFd, 0o644);
+          writeSync(pidFd, `${pid}\n`);
+        } finally {
+          closeSync(pidFd);
+        }
       } catch (e) {
         // An untracked VMM would leak: take it down before reporting the failure.
         process.kill(pid, "SIGKILL");

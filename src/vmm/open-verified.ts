@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readlinkSync, type Stats } from "node:fs";
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, openSync, readlinkSync, type Stats } from "node:fs";
 
 export type OpenMode = "read" | "readwrite" | "append";
 
@@ -17,7 +17,7 @@ const FLAGS: Record<OpenMode, number> = {
  * `allowLinkedDevice`: for /dev/mapper/* names, which are udev symlinks to
  * /dev/dm-N in root-owned /dev; only a block device is accepted then.
  */
-export function openVerified(field: string, path: string, mode: OpenMode, opts: { allowLinkedDevice?: boolean } = {}): { fd: number; stat: Stats } {
+export function openVerified(field: string, path: string, mode: OpenMode, opts: { allowLinkedDevice?: boolean; owner?: { uid: number; gid: number } | undefined } = {}): { fd: number; stat: Stats } {
   const linked = opts.allowLinkedDevice === true;
   let fd: number;
   try {
@@ -34,10 +34,24 @@ export function openVerified(field: string, path: string, mode: OpenMode, opts: 
       const real = readlinkSync(`/proc/self/fd/${fd}`);
       if (real !== path) throw new Error(`${field}: ${path} resolved to ${real} when opened (a path component was swapped); refusing`);
     }
+    giveToOwner(fd, stat, opts.owner);
     return { fd, stat };
   } catch (e) {
     closeSync(fd);
     throw e;
+  }
+}
+
+/**
+ * A log file root just created (empty, single link, root-owned) is handed to
+ * the owner so the daemon can read it; an existing file is never chowned
+ * (that could give the owner a file it does not already control).
+ */
+export function giveToOwner(fd: number, stat: Stats, owner: { uid: number; gid: number } | undefined): void {
+  if (owner === undefined || stat.uid === owner.uid) return;
+  if (stat.uid === 0 && stat.size === 0 && stat.nlink === 1 && stat.isFile()) {
+    fchownSync(fd, owner.uid, owner.gid);
+    fchmodSync(fd, 0o640);
   }
 }
 

@@ -4,7 +4,7 @@ import { vmCreate, vmDelete, vmExec, vmGet, vmList, vmLogs, vmRestart, vmStart, 
 import type { VmRecord } from "../../state/vms.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { RpcError } from "../../rpc/errors.js";
-import { sshArgv, sshCapture } from "../../system/ssh.js";
+import { quoteForRemoteShell, sshArgv, sshCapture } from "../../system/ssh.js";
 import type { Runner } from "../../system/runner.js";
 import { consoleLogPath, readLogChunk, vmStats as readVmStats } from "../vm/inspect.js";
 import type { VmService } from "../vm/service.js";
@@ -56,7 +56,7 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
     implement(vmExec, async (p) => {
       const vm = s.mustGet(p.name);
       if (vm.state !== "running" || vm.handles.ip === undefined) throw new RpcError("conflict", `VM ${vm.name} is ${vm.state}; start it first (banger vm start ${vm.name})`);
-      const argv = sshArgv({ keyPath: paths.keyPath, knownHostsPath: paths.knownHostsPath, host: vm.handles.ip }, { command: p.command, tty: false });
+      const argv = sshArgv({ keyPath: paths.keyPath, knownHostsPath: paths.knownHostsPath, host: vm.handles.ip }, { command: [quoteForRemoteShell(p.command)], tty: false });
       const r = await sshCapture(env.runner, argv, { timeoutMs: (p.timeout_s ?? 600) * 1000 });
       return { exit_code: r.exitCode, stdout: r.stdout.subarray(0, EXEC_CAPTURE_LIMIT).toString("utf8"), stderr: r.stderr.subarray(0, EXEC_CAPTURE_LIMIT).toString("utf8") };
     }),

@@ -67,7 +67,7 @@ export async function vmStats(vm: VmRecord, procRoot = "/proc"): Promise<VmStats
   }
   const root = rootDiskOf(vm);
   // A dm-snapshot root's growth lives in its COW file; a reflink/copy root is the file itself.
-  const rootFile = typeof root?.["cowFile"] === "string" ? root["cowFile"] : root !== undefined && !root.path.startsWith("/dev/") ? root.path : undefined;
+  const rootFile = typeof root?.["cow_path"] === "string" ? root["cow_path"] : root !== undefined && !root.path.startsWith("/dev/") ? root.path : undefined;
   const work = vm.handles.work_disk;
   let workSize = 0;
   if (work !== undefined) {

@@ -68,7 +68,7 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
     logger: env.logger,
     stateDir: env.layout.stateDir,
     knownHostsPath: state.knownHosts(env.layout.stateDir),
-    sshReadyTimeoutMs: 120_000,
+    sshReadyTimeoutMs: env.config.vmm.boot_timeout_s * 1000,
     stopTimeoutMs: env.config.vmm.stop_timeout_s * 1000,
     aliveCheckMs: 500,
     installKey: () => ensureInstallKey(env.runner, env.layout.stateDir),

@@ -159,9 +159,9 @@ function uidsOf(pid: number): number[] {
 }
 
 /** openVerified, with failures reported as bad_params naming the field. */
-function verified(field: string, path: string, mode: OpenMode): number {
+function verified(field: string, path: string, mode: OpenMode, owner?: { uid: number; gid: number }): number {
   try {
-    return openVerified(field, path, mode, { allowLinkedDevice: path.startsWith("/dev/mapper/") }).fd;
+    return openVerified(field, path, mode, { allowLinkedDevice: path.startsWith("/dev/mapper/"), owner }).fd;
   } catch (e) {
     throw new RpcError("bad_params", e instanceof Error ? e.message : String(e));
   }
@@ -230,9 +230,9 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       let pid: number | undefined;
       try {
         const f = openSpecFiles(spec, fds);
-        const consoleLog = fds.add(verified("console_log", spec.consoleLog, "append"));
+        const consoleLog = fds.add(verified("console_log", spec.consoleLog, "append", runAs));
         argv = buildQemuArgv(vmmCfg.qemu_bin, { ...spec, kernelPath: f.kernel, initrdPath: f.initrd, rootDisk: f.rootDisk, workDisk: f.workDisk, consoleLog }, runAs);
-        pid = await launchDetached({ argv, logFile: spec.vmmLog, pidFile: spec.pidFile, extraFds: fds.fds });
+        pid = await launchDetached({ argv, logFile: spec.vmmLog, pidFile: spec.pidFile, extraFds: fds.fds, logOwner: runAs });
         const started = pid;
         // qemu creates the QMP socket after opening kvm/tap/disks: its appearance means setup succeeded.
         const up = await waitFor(() => existsSync(spec.controlSocket) || !pidExists(started), SOCKET_WAIT_MS);
@@ -285,8 +285,8 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         paths = {
           ...directPaths(spec),
           ...openSpecFiles(spec, fds),
-          logPath: fds.add(verified("vmm_log", spec.vmmLog, "append")),
-          metricsPath: spec.metricsPath === undefined ? undefined : fds.add(verified("metrics_path", spec.metricsPath, "append")),
+          logPath: fds.add(verified("vmm_log", spec.vmmLog, "append", runAs)),
+          metricsPath: spec.metricsPath === undefined ? undefined : fds.add(verified("metrics_path", spec.metricsPath, "append", runAs)),
         };
         apiSocket = spec.controlSocket;
         if (spec.vsock !== undefined) cleanupFiles.push(spec.vsock.udsPath);
@@ -297,7 +297,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       let pid: number | undefined;
       try {
         // Firecracker writes the guest serial console to stdout: that is the console log.
-        pid = await launchDetached({ argv, logFile: spec.consoleLog, pidFile: spec.pidFile, extraFds: fds.fds });
+        pid = await launchDetached({ argv, logFile: spec.consoleLog, pidFile: spec.pidFile, extraFds: fds.fds, logOwner: runAs });
         const started = pid;
         await waitForApi(apiSocket, SOCKET_WAIT_MS, () => pidExists(started));
         for (const step of steps) {

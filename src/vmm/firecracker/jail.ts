@@ -1,8 +1,10 @@
+import { closeSync } from "node:fs";
 import { chmod, lchown, link, lstat, mkdir, rm, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { state } from "../../paths/paths.js";
 import type { Runner } from "../../system/runner.js";
 import type { VmSpec } from "../driver.js";
+import { openVerified } from "../open-verified.js";
 import type { FcPaths } from "./boot-steps.js";
 
 /**
@@ -66,7 +68,7 @@ export function planJail(spec: VmSpec, layout: JailLayout, isBlockDevice: (p: st
   };
 }
 
-/** Carry out a plan: create, link/mknod, then chown every created entry (never following symlinks). */
+/** Carry out a plan: the chroot dir and device nodes are chowned to the owner; hard links are not (see below). */
 export async function applyJail(plan: JailPlan, uid: number, gid: number, runner: Runner): Promise<void> {
   for (const op of plan.ops) {
     if (op.op === "mkdir") {
@@ -75,22 +77,33 @@ export async function applyJail(plan: JailPlan, uid: number, gid: number, runner
       continue;
     }
     if (op.op === "link") {
+      // Pin the inode we validated (no symlink leaf, no swapped directory), link, then check the
+      // link names that same inode. NO chown: a hard link shares the inode, so chowning it would
+      // hand the owner the original file. Disks are the owner's already; kernels need only read.
+      const { fd, stat: want } = openVerified("jail source", op.from, "read");
       try {
         await link(op.from, op.to);
+        const got = await lstat(op.to);
+        if (got.ino !== want.ino || got.dev !== want.dev) {
+          await rm(op.to, { force: true });
+          throw new Error(`${op.from} changed while being linked into the jail; refusing`);
+        }
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === "EXDEV") throw new Error(`cannot hard-link ${op.from} into the jail: it is on another filesystem than the state dir's jail/ folder`, { cause: e });
         throw e;
+      } finally {
+        closeSync(fd);
       }
     } else {
       const st = await stat(op.from);
+      if (!st.isBlockDevice()) throw new Error(`${op.from} is not a block device`);
       const major = Math.floor(st.rdev / 256) & 0xfff;
       const minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
       await runner.run(["mknod", "-m", "0600", op.to, "b", String(major), String(minor)]);
+      // A fresh node of our own: safe to hand to the owner.
+      await lchown(op.to, uid, gid);
+      await chmod(op.to, 0o600);
     }
-    await lchown(op.to, uid, gid);
-    // A hard link shares the inode: the owner must be able to read/write the original too,
-    // which it already owns (vm files are created by the daemon); only device nodes need a mode.
-    if (op.op === "mknod") await chmod(op.to, 0o600);
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -177,6 +177,10 @@ async function scenario(t: { diagnostic(msg: string): void }, kind: "qemu" | "fi
     const launchMs = Date.now() - t0;
     assert.equal(await driver.isRunning(handle), true);
     if (kind === "qemu") assert.equal(uidOf(handle.pid), w.user.uid, "qemu dropped to the owner uid");
+    // The helper runs with umask 077 as root; the owner's daemon must still read these.
+    assert.equal(statSync(spec.consoleLog).uid, w.user.uid, "console log handed to the owner");
+    assert.equal(statSync(kind === "qemu" ? spec.vmmLog : spec.consoleLog).uid, w.user.uid, "VMM log handed to the owner");
+    assert.equal(statSync(spec.pidFile).mode & 0o004, 0o004, "pidfile world-readable for adoption");
     await waitForConsole(spec, "banger: tiny guest ready", 0, 90_000);
     const readyMs = Date.now() - t0;
     await ping(w);

@@ -269,7 +269,7 @@ void test("vm.exec (daemon side) runs ssh with the pinned argv and returns exit 
     assert.ok(out.response.ok, JSON.stringify(out.response));
     return out.response.result;
   };
-  assert.deepEqual(await call(["echo", "ok"]), { exit_code: 0, stdout: "ok\n", stderr: "" });
+  assert.deepEqual(await call(["echo", "o k"]), { exit_code: 0, stdout: "ok\n", stderr: "" });
   assert.deepEqual(await call(["false"]), { exit_code: 1, stdout: "", stderr: "nope\n" });
-  assert.deepEqual(runner.calls[0]?.argv.slice(-4), ["-T", "root@172.16.90.2", "--", "echo", "ok"].slice(-4));
+  assert.deepEqual(runner.calls[0]?.argv.slice(-4), ["-T", "root@172.16.90.2", "--", "echo 'o k'"]);
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { privEnsureSocketAccess, privFindFirecrackerPid, privProcessRunning } from "../../../src/rpc/priv/vmm.js";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -40,6 +41,15 @@ void test("stop ladder: a failed graceful request falls through to SIGTERM; file
   pids.push(pid);
   await waitForApi(sock, 10_000);
   const handle = await driver.adopt({ kind: "firecracker", vmId: VM, controlSocket: sock, pidFile });
+  // Recovery when the pidfile is lost: the helper finds the VMM by this VM's id in its argv.
+  assert.deepEqual(await helper.call(privFindFirecrackerPid, { vm_id: VM }, "op-000000000001"), { pid });
+  assert.deepEqual(await helper.call(privFindFirecrackerPid, { vm_id: "d".repeat(32) }, "op-000000000001"), { pid: null });
+  assert.equal((await helper.call(privProcessRunning, { pid, vm_id: VM }, "op-000000000001")).running, true);
+  assert.equal((await helper.call(privProcessRunning, { pid, vm_id: "d".repeat(32) }, "op-000000000001")).running, false);
+  // The root-created socket is handed to the owner without following links.
+  assert.deepEqual(await helper.call(privEnsureSocketAccess, { socket_path: sock }, "op-000000000001"), { path: sock });
+  assert.equal(statSync(sock).uid, 1000);
+  helper.calls.length = 0;
   // Not booted: SendCtrlAltDel is a pre-boot 400, so the ladder must continue with SIGTERM.
   const r = await driver.stop(handle, { timeoutMs: 500 }, "op-000000000002");
   assert.equal(r.how, "terminated");

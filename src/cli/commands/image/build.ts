@@ -18,7 +18,8 @@ export const imageBuildCommand: Command = {
       args: [...args], strict: true,
       options: { name: { type: "string" }, from: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" }, force: { type: "boolean" }, json: { type: "boolean" } },
     });
-    const from = values.from === undefined || values.from === "busybox" || values.from.startsWith("debian:") ? values.from : resolve(values.from);
+    // "busybox" and "scheme:thing" are source names for the daemon to judge; anything else is a path here.
+    const from = values.from === undefined || values.from === "busybox" || /^[a-z]+:/.test(values.from) ? values.from : resolve(values.from);
     const ref = await ctx.call(imageBuild, { name: values.name, from, kernel: absolute(values.kernel), initrd: absolute(values.initrd), force: values.force }, 30_000);
     const json = values.json === true;
     if (!json) ctx.stderr.write(`building image ${ref.image} (${ref.operation_id})\n`);
