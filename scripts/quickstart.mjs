@@ -47,7 +47,7 @@ for (const d of [stateDir, runtimeDir]) {
   chownSync(d, uid, gid);
 }
 const env = { ...process.env, HOME: home, BANGER_STATE_DIR: stateDir, BANGER_RUNTIME_DIR: runtimeDir, BANGER_CONFIG: configFile };
-const bin = (name) => join(repo, "dist", "src", "bin", `${name}.js`);
+const bin = (name) => join(repo, "dist", "bin", `${name}.cjs`);
 const asOwner = (argv) => (owner === "root" ? argv : ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", ...argv]);
 
 function startDetached(argv, logName) {

@@ -252,7 +252,10 @@ export async function buildImage(req: BuildRequest, ctx: BuildContext): Promise<
     };
   } finally {
     if (cleanupAs !== undefined) {
-      await ctx.runner.run([...cleanupAs.prefix, "rm", "-rf", "--one-file-system", "--", cleanupAs.dir]).catch(() => undefined);
+      // The tree's files belong to subuids: only the namespace's root can delete them (it cannot unlink the
+      // tree dir itself from the owner's scratch dir, so that error is expected); the owner removes the rest.
+      await ctx.runner.run([...cleanupAs.prefix, "rm", "-rf", "--one-file-system", "--", join(cleanupAs.dir, "tree")]).catch(() => undefined);
+      await rm(cleanupAs.dir, { recursive: true, force: true }).catch(() => undefined);
       await rm(cleanupAs.ownerDir, { recursive: true, force: true });
     }
     await rm(work, { recursive: true, force: true });
@@ -272,17 +275,17 @@ async function buildDebian(req: BuildRequest, ctx: BuildContext, suite: string, 
   let scratch = work;
   let overlay = join(work, "overlay");
   if (prefix.length > 0) {
-    scratch = join(tmpdir(), `banger-build-${randomBytes(6).toString("hex")}`);
+    // 0711 + random names inside: mmdebstrap's namespace can reach the tree without the dir being listable or writable by others.
+    scratch = await mkdtemp(join(tmpdir(), "banger-build-"));
     // mmdebstrap's sync-in may read the overlay from inside its namespace, which cannot enter the state dir: world-readable tmp, nothing secret in it.
     overlay = await mkdtemp(join(tmpdir(), "banger-overlay-"));
     registerCleanup(prefix, scratch, overlay);
+    await chmod(scratch, 0o711);
     await chmod(overlay, 0o755);
-    await ctx.runner.run([...prefix, "mkdir", "-m", "0755", "--", scratch]);
-    await ctx.runner.run([...prefix, "mkdir", "-m", "0755", "--", join(scratch, "boot")]);
   } else {
-    await mkdir(join(scratch, "boot"));
     await mkdir(overlay);
   }
+  await mkdir(join(scratch, "boot"), { mode: 0o755 });
   await writeDebianOverlay(overlay);
   const tree = join(scratch, "tree");
   const bootOut = join(scratch, "boot");
@@ -301,10 +304,14 @@ async function buildDebian(req: BuildRequest, ctx: BuildContext, suite: string, 
       await makeExt4(ctx.runner, tree, imageFiles.rootfs(out), size, { signal: ctx.signal, uid: 0 });
       return;
     }
-    const tmpImage = join(scratch, "rootfs.ext4");
+    // The namespace's root cannot create files in the owner's dirs, so the owner creates the (randomly named)
+    // image file and lets it write: mkfs -F fills an existing file. Then it is copied into the owner's state dir.
+    const tmpImage = join(scratch, `rootfs-${randomBytes(8).toString("hex")}.ext4`);
+    await writeFile(tmpImage, "", { mode: 0o666 });
+    await chmod(tmpImage, 0o666);
     const sizeKiB = Math.ceil(size / 1024 / 4) * 4;
     await ctx.runner.run([...prefix, "mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "rootfs", "-d", tree, tmpImage, `${sizeKiB}k`], { timeoutMs: 30 * 60_000, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
-    // Made by the namespace's root (a subuid): copy it so the owner owns the image file.
+    await chmod(tmpImage, 0o600);
     await ctx.runner.run(["cp", "--sparse=always", "--", tmpImage, imageFiles.rootfs(out)], { timeoutMs: 30 * 60_000 });
   });
   return { version: k.version };

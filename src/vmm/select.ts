@@ -1,5 +1,7 @@
 import { statSync } from "node:fs";
 import type { Config } from "../config/schema.js";
+import type { HelperClient } from "../daemon/helper-client.js";
+import { privProbeQemuKvm } from "../rpc/priv/vmm.js";
 import { resolveBinary } from "./binaries.js";
 import type { Accel, VmmKind } from "./driver.js";
 
@@ -68,4 +70,9 @@ export async function selectVmm(vmm: Config["vmm"], probes: SelectProbes): Promi
     reason: `${why}; ${tcgWhy}, using tcg`,
     warning: `guests run under qemu TCG (software emulation, ~10x slower) because ${tcgWhy}`,
   };
+}
+
+/** The qemu+kvm probe boot, run by the root helper (/dev/kvm is root-only) on a kernel from the state dir. */
+export function helperKvmProbe(helper: HelperClient, kernelPath: string, opId: string, timeoutMs = 20_000): () => Promise<boolean> {
+  return async () => (await helper.call(privProbeQemuKvm, { kernel_path: kernelPath, timeout_ms: timeoutMs }, opId, timeoutMs + 5000)).ok;
 }

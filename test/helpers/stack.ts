@@ -7,9 +7,9 @@ import type { TestUser } from "./users.js";
 
 const DIST = resolve(import.meta.dirname, "..", "..");
 export const BIN = {
-  banger: join(DIST, "src", "bin", "banger.js"),
-  bangerd: join(DIST, "src", "bin", "bangerd.js"),
-  helper: join(DIST, "src", "bin", "bangerd-root.js"),
+  banger: join(DIST, "bin", "banger.cjs"),
+  bangerd: join(DIST, "bin", "bangerd.cjs"),
+  helper: join(DIST, "bin", "bangerd-root.cjs"),
 };
 
 export interface CliResult {

@@ -11,6 +11,7 @@ import {
   privKillProcess,
   privLaunchFirecracker,
   privLaunchQemu,
+  privProbeQemuKvm,
   privProcessRunning,
   privSignalProcess,
   privVmmShutdown,
@@ -26,7 +27,8 @@ import { applyJail, jailLayout, planJail, removeJail } from "../../vmm/firecrack
 import { resolveBinary } from "../../vmm/binaries.js";
 import { checkVmmIdentity } from "../../vmm/identity.js";
 import { ChildFds, openVerified, type OpenMode } from "../../vmm/open-verified.js";
-import { buildQemuArgv } from "../../vmm/qemu/argv.js";
+import { buildKvmProbeArgv, buildQemuArgv, kvmProbeVerdict } from "../../vmm/qemu/argv.js";
+import { CommandError } from "../../system/runner.js";
 import { qmpCtrlAltDel } from "../../vmm/qemu/qmp.js";
 import type { HelperEnv } from "../env.js";
 import * as v from "../validate.js";
@@ -316,6 +318,22 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       }
       log.info("firecracker launched", { pid, jailed: jailerBin !== undefined, steps: done });
       return { pid, argv: [...argv], jailed: jailerBin !== undefined, steps: done, api_socket: apiSocket };
+    }),
+
+    implement(privProbeQemuKvm, async (p) => {
+      const kernel = regularFile("kernel_path", v.managedPath("kernel_path", p.kernel_path, [env.stateDir]));
+      const timeoutMs = v.intInRange("timeout_ms", p.timeout_ms, 1000, 60_000);
+      const started = Date.now();
+      // Only a kernel is read (validated, inside the state dir), so a path is acceptable here; qemu drops with -runas.
+      const argv = buildKvmProbeArgv(vmmCfg.qemu_bin, kernel, runAs);
+      try {
+        const { stdout } = await env.runner.run(argv, { timeoutMs });
+        return kvmProbeVerdict(stdout.toString("utf8"), Date.now() - started);
+      } catch (e) {
+        // A timeout (SIGKILL) or qemu refusing -accel kvm: not usable, say why.
+        const out = e instanceof CommandError ? `${e.stdout}\n${e.message}` : String(e);
+        return { ...kvmProbeVerdict(out, Date.now() - started), ok: false };
+      }
     }),
 
     implement(privVmmShutdown, async (p) => {

@@ -99,3 +99,14 @@ export const privCleanupJailerChroot = defineMethod(
   z.object({ vm_id: str }).strict(),
   z.object({ removed: z.boolean() }),
 );
+
+/**
+ * vmm = auto: boot `kernel_path` under qemu+kvm with no disks and no network
+ * for a few seconds; ok when the kernel got as far as its final panic (no
+ * root fs), proving KVM really runs guests here.
+ */
+export const privProbeQemuKvm = defineMethod(
+  "priv.probe_qemu_kvm",
+  z.object({ kernel_path: str, timeout_ms: z.number().int() }).strict(),
+  z.object({ ok: z.boolean(), elapsed_ms: z.number(), detail: z.string() }),
+);

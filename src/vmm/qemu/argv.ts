@@ -64,3 +64,28 @@ export function buildQemuArgv(qemuBin: string, spec: VmSpec, runAs: RunAs): stri
   );
   return argv;
 }
+
+/**
+ * A few-second qemu+kvm boot with no disks, network or init: the kernel runs
+ * to "VFS: Unable to mount root fs" and panics; panic=-1 reboots at once and
+ * -no-reboot turns that into a clean exit. Reaching the panic proves KVM
+ * executes a stock guest kernel on this host.
+ */
+export function buildKvmProbeArgv(qemuBin: string, kernelPath: string, runAs: RunAs): string[] {
+  return [
+    qemuBin,
+    "-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on",
+    "-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "128M",
+    "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+    "-kernel", optValue("kernelPath", kernelPath),
+    "-append", "console=ttyS0 panic=-1 reboot=k root=/dev/banger-probe-none",
+    "-serial", "stdio",
+    "-runas", `${runAs.uid}:${runAs.gid}`,
+  ];
+}
+
+export function kvmProbeVerdict(consoleText: string, elapsedMs: number): { ok: boolean; elapsed_ms: number; detail: string } {
+  const ok = consoleText.includes("Kernel panic - not syncing");
+  const last = consoleText.trim().split("\n").filter((l) => l.trim() !== "").slice(-1)[0] ?? "(no console output)";
+  return { ok, elapsed_ms: elapsedMs, detail: ok ? "guest kernel reached its final panic under KVM" : `guest kernel did not boot under KVM; last console line: ${last.slice(0, 200)}` };
+}
