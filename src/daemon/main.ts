@@ -9,8 +9,10 @@ import { createLogger } from "../system/log.js";
 import { systemRunner } from "../system/runner.js";
 import { VERSION } from "../version.js";
 import type { DaemonEnv } from "./env.js";
+import { DnsServer } from "./dns/server.js";
 import { unixHelperClient } from "./helper-client.js";
 import { daemonMethods } from "./registry.js";
+import { createVmmService } from "./vmm-service.js";
 
 const USAGE = `usage: bangerd [--system]
 
@@ -48,8 +50,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     ownerUid: uid,
     ownerGid: process.getgid?.() ?? 0,
   };
-  const server = await serveUnix({ socketPath: layout.daemonSocket, dispatcher: new Dispatcher(daemonMethods(env)), logger, allowedUids: [uid] });
-  logger.info("daemon listening", { socket: layout.daemonSocket, version: VERSION, state_dir: layout.stateDir });
+  const dns = new DnsServer(logger);
+  const dnsAddress = await dns.start(config.network.dns_listen);
+  const vmm = await createVmmService(env);
+  const server = await serveUnix({ socketPath: layout.daemonSocket, dispatcher: new Dispatcher(daemonMethods(env, { dns, vmm: vmm.deps, vmmInfo: vmm.info })), logger, allowedUids: [uid] });
+  logger.info("daemon listening", { socket: layout.daemonSocket, version: VERSION, state_dir: layout.stateDir, dns: dnsAddress });
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       server.close(() => { resolve(); });
@@ -57,6 +62,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
+  await dns.close();
   env.db.close();
   logger.info("daemon stopped");
   return 0;

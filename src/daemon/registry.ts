@@ -1,12 +1,26 @@
 import type { Registration } from "../rpc/dispatcher.js";
 import type { PeerCred } from "../system/peercred.js";
+import type { DnsServer } from "./dns/server.js";
 import type { DaemonEnv } from "./env.js";
 import { imageMethods } from "./methods/image.js";
-import { systemMethods } from "./methods/system.js";
+import { systemMethods, type InfoContributor } from "./methods/system.js";
+import { networkInfoContributor } from "./network/info.js";
+import { networkService } from "./network/service.js";
 import { daemonStorage } from "./storage/vm-storage.js";
+import type { VmmDeps } from "./vm/deps.js";
 import { lifecycleMethods } from "./vm/wiring.js";
 
-/** The daemon's dispatch table. */
-export function daemonMethods(env: DaemonEnv): Registration<PeerCred>[] {
-  return [...systemMethods(env, [daemonStorage(env).info]), ...lifecycleMethods(env), ...imageMethods(env)];
+/** Long-lived parts main.ts starts before serving and hands to the methods. */
+export interface DaemonServices {
+  readonly dns: DnsServer;
+  readonly vmm: VmmDeps;
+  readonly vmmInfo: InfoContributor;
+}
+
+/** The daemon's dispatch table, with every subsystem wired into the VM lifecycle. */
+export function daemonMethods(env: DaemonEnv, services: DaemonServices): Registration<PeerCred>[] {
+  const storage = daemonStorage(env);
+  const contributors = [services.vmmInfo, storage.info, networkInfoContributor(env.config, () => services.dns.address())];
+  const lifecycle = lifecycleMethods(env, { network: networkService(env), storage: storage.deps, dns: services.dns, vmm: services.vmm });
+  return [...systemMethods(env, contributors), ...lifecycle, ...imageMethods(env)];
 }

@@ -7,7 +7,7 @@ import { imageFiles, state } from "../paths/paths.js";
 import type { ImageFlavor } from "../state/images.js";
 import type { Runner } from "../system/runner.js";
 import { bzImageVersion } from "./bzimage.js";
-import { debootstrap, writeDebianOverlay } from "./debian.js";
+import { debootstrap, overlayTarArgv, writeDebianOverlay } from "./debian.js";
 import { asTreeRoot, isExt4, makeExt4 } from "./ext4.js";
 import { findKernel } from "./host-kernel.js";
 import { buildInitrd, DEFAULT_BUSYBOX } from "./initrd.js";
@@ -257,6 +257,7 @@ export async function buildImage(req: BuildRequest, ctx: BuildContext): Promise<
       await ctx.runner.run([...cleanupAs.prefix, "rm", "-rf", "--one-file-system", "--", join(cleanupAs.dir, "tree")]).catch(() => undefined);
       await rm(cleanupAs.dir, { recursive: true, force: true }).catch(() => undefined);
       await rm(cleanupAs.ownerDir, { recursive: true, force: true });
+      await rm(`${cleanupAs.ownerDir}.tar`, { force: true });
     }
     await rm(work, { recursive: true, force: true });
   }
@@ -287,9 +288,11 @@ async function buildDebian(req: BuildRequest, ctx: BuildContext, suite: string, 
   }
   await mkdir(join(scratch, "boot"), { mode: 0o755 });
   await writeDebianOverlay(overlay);
+  const overlayTar = `${overlay}.tar`;
+  await ctx.runner.run(overlayTarArgv(overlay, overlayTar));
   const tree = join(scratch, "tree");
   const bootOut = join(scratch, "boot");
-  await step(ctx.onProgress, "debootstrap", () => debootstrap(ctx.runner, { suite, tree, overlay, bootOut, uid: ctx.uid, signal: ctx.signal }));
+  await step(ctx.onProgress, "debootstrap", () => debootstrap(ctx.runner, { suite, tree, overlayTar, bootOut, uid: ctx.uid, signal: ctx.signal }));
   const bootDir = (await stat(join(bootOut, "boot")).then(() => true, () => false)) ? join(bootOut, "boot") : bootOut;
   const kernelRoot = join(work, "kernelroot");
   await mkdir(kernelRoot);

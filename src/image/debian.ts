@@ -20,8 +20,10 @@ KbdInteractiveAuthentication no
 `;
 
 /**
- * Files laid over the debootstrapped tree (through mmdebstrap's own
- * `sync-in`, so they land root-owned in both root and unshare mode).
+ * Files laid over the debootstrapped tree. They reach it as a tarball made
+ * with --owner=0 --group=0 and unpacked by mmdebstrap's own `tar-in` (as the
+ * chroot's root), so they land root-owned in both root and unshare mode
+ * (`sync-in` kept the owner's uid in unshare mode: measured).
  * systemd-networkd is enabled by its wants-symlink (the per-VM .network file
  * is injected at VM create); the serial getty on ttyS0 comes from
  * systemd-getty-generator because the cmdline says console=ttyS0.
@@ -48,8 +50,8 @@ export interface DebootstrapRequest {
   readonly suite: string;
   /** Output directory (must not exist or be empty). */
   readonly tree: string;
-  /** Overlay written by writeDebianOverlay. */
-  readonly overlay: string;
+  /** Tarball of the overlay written by writeDebianOverlay (see overlayTarArgv). */
+  readonly overlayTar: string;
   /** /boot is copied here and removed from the tree (the VMM boots the kernel from outside). */
   readonly bootOut: string;
   readonly uid: number;
@@ -67,7 +69,7 @@ export function mmdebstrapArgv(req: DebootstrapRequest): string[] {
   const argv = [
     "mmdebstrap", "--quiet", `--mode=${req.uid === 0 ? "root" : "unshare"}`, "--variant=minbase", "--format=directory",
     `--include=${DEBIAN_PACKAGES.join(",")}`,
-    `--customize-hook=sync-in ${hookPath(req.overlay)} /`,
+    `--customize-hook=tar-in ${hookPath(req.overlayTar)} /`,
     `--customize-hook=copy-out /boot ${hookPath(req.bootOut)}`,
     // Constant scripts (no interpolated input). /boot is not needed inside the
     // guest. Host keys made by openssh-server's postinst would be shared by
@@ -77,6 +79,11 @@ export function mmdebstrapArgv(req: DebootstrapRequest): string[] {
   ];
   if (req.mirror !== undefined) argv.push(req.mirror);
   return argv;
+}
+
+/** Pack the overlay dir with root ownership recorded, whoever runs this. */
+export function overlayTarArgv(overlayDir: string, tarFile: string): string[] {
+  return ["tar", "--owner=0", "--group=0", "--numeric-owner", "-C", overlayDir, "-cf", tarFile, "."];
 }
 
 export async function debootstrap(runner: Runner, req: DebootstrapRequest): Promise<void> {

@@ -71,7 +71,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     chownSync(d, user.uid, user.gid);
   }
   const configFile = join(base, "config.toml");
-  writeFileSync(configFile, opts.config ?? "");
+  // Port 0: several test stacks (and a developer's own bangerd) can run at once without fighting over the DNS port.
+  writeFileSync(configFile, opts.config ?? `[network]\ndns_listen = "127.0.0.1:0"\n`);
   chmodSync(configFile, 0o644);
   const helperSocket = join(helperDir, "helper.sock");
   const env: Record<string, string> = {

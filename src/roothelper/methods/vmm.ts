@@ -331,7 +331,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         return kvmProbeVerdict(stdout.toString("utf8"), Date.now() - started);
       } catch (e) {
         // A timeout (SIGKILL) or qemu refusing -accel kvm: not usable, say why.
-        const out = e instanceof CommandError ? `${e.stdout}\n${e.message}` : String(e);
+        const out = e instanceof CommandError ? `${e.stdout}\n${e.stderr.trim() === "" ? e.message : e.stderr}` : String(e);
         return { ...kvmProbeVerdict(out, Date.now() - started), ok: false };
       }
     }),

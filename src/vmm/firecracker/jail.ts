@@ -1,6 +1,6 @@
 import { closeSync } from "node:fs";
 import { chmod, lchown, link, lstat, mkdir, rm, stat } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { state } from "../../paths/paths.js";
 import type { Runner } from "../../system/runner.js";
 import type { VmSpec } from "../driver.js";
@@ -72,7 +72,15 @@ export function planJail(spec: VmSpec, layout: JailLayout, isBlockDevice: (p: st
 export async function applyJail(plan: JailPlan, uid: number, gid: number, runner: Runner): Promise<void> {
   for (const op of plan.ops) {
     if (op.op === "mkdir") {
-      await mkdir(op.path, { recursive: true, mode: 0o700 });
+      // Parents (<base>/<exec>/<id>) stay root's but traversable (0711) so the owner's daemon can reach
+      // sockets inside the chroot; the chroot itself is the owner's, 0700 (the jailer expects that too).
+      for (const dir of [dirname(dirname(dirname(op.path))), dirname(dirname(op.path)), dirname(op.path)]) {
+        await mkdir(dir, { recursive: true });
+        const st = await lstat(dir);
+        if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
+        if (st.uid === 0) await chmod(dir, 0o711);
+      }
+      await mkdir(op.path, { mode: 0o700 });
       await lchown(op.path, uid, gid);
       continue;
     }

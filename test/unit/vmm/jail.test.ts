@@ -24,6 +24,8 @@ void test("jail staging hard-links files, mknods block devices, chowns to the ow
   assert.equal(statSync(join(layout.root, "work")).uid, 0, "hard links are never chowned: that would chown the original inode");
   assert.equal(lstatSync(layout.root).uid, 4242);
   assert.equal(lstatSync(layout.root).mode & 0o777, 0o700);
+  assert.equal(lstatSync(layout.vmDir).mode & 0o777, 0o711, "parents traversable, not listable");
+  assert.equal(lstatSync(layout.vmDir).uid, 0);
   const node = statSync(join(layout.root, "rootfs"));
   assert.ok(node.isBlockDevice());
   assert.equal(node.rdev, statSync("/dev/loop0").rdev, "same major:minor as the host device");
