@@ -1,3 +1,4 @@
+import { mkdirSync, rmSync } from "node:fs";
 import { runtimeFiles, vmFiles } from "../../paths/paths.js";
 import { BASE_CMDLINE, TCG_KERNEL_ARGS } from "../../image/cmdline.js";
 import type { Accel, VmmDriver, VmmHandle as DriverHandle, VmSpec } from "../../vmm/driver.js";
@@ -46,11 +47,15 @@ export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, runtimeDir: s
   return {
     kind: driver.kind,
     async launch(spec, opId) {
+      // The helper writes the pidfile and the VMM its sockets here; the owner's 0700 dir keeps them private.
+      mkdirSync(runtimeFiles.vmDir(runtimeDir, spec.vmId), { recursive: true, mode: 0o700 });
       const h = await driver.launch(buildVmSpec(spec, driver.kind, accel, runtimeDir), opId);
       return { ...h };
     },
     async stop(handle, opts, opId) {
-      await driver.stop(toDriverHandle(handle, driver.kind), { timeoutMs: opts.timeoutMs, force: opts.force }, opId);
+      const h = toDriverHandle(handle, driver.kind);
+      await driver.stop(h, { timeoutMs: opts.timeoutMs, force: opts.force }, opId);
+      rmSync(runtimeFiles.vmDir(runtimeDir, h.vmId), { recursive: true, force: true });
     },
     isAlive: (handle) => driver.isRunning(toDriverHandle(handle, driver.kind)),
   };

@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createNetNs } from "../../helpers/netns.js";
+import { queryA } from "../../helpers/dns-query.js";
+import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
+import { snapshotHost } from "../../helpers/snapshot.js";
+import { startStack, type Stack } from "../../helpers/stack.js";
+import { ensureTestUser } from "../../helpers/users.js";
+
+const SKIP = requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft"));
+const CONFIG = `[network]
+bridge = "bgvm0"
+cidr = "172.16.90.0/24"
+dns_listen = "127.0.0.1:0"
+upstream_dns = ["172.16.90.1"]
+[vmm]
+kind = "qemu"
+accel = "tcg"
+[defaults]
+memory_mib = 256
+vcpus = 1
+disk_gib = 1
+`;
+
+interface VmJson { name: string; state: string; ip: string | null }
+
+async function ok(stack: Stack, args: string[], timeoutMs = 300_000): Promise<string> {
+  const r = await stack.cli(args, { timeoutMs });
+  assert.equal(r.code, 0, `banger ${args.join(" ")} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
+  return r.stdout;
+}
+
+test("tiny image end to end: run --rm, three concurrent VMs, DNS, exec, persistence, clean teardown", { skip: SKIP, timeout: 900_000 }, async (t) => {
+  const user = await ensureTestUser();
+  const ns = await createNetNs("bgt-e2e");
+  t.after(() => ns.destroy());
+  const stack = await startStack({ user, netns: ns, config: CONFIG });
+  t.after(async () => {
+    // Leave nothing behind even when an assertion failed half way.
+    await stack.cli(["vm", "rm", "--force", "e2e-a", "e2e-b", "e2e-c"]).catch(() => undefined);
+    await stack.stop();
+  });
+
+  await ok(stack, ["image", "build", "--name", "tiny", "--from", "busybox"]);
+  const status = JSON.parse(await ok(stack, ["system", "status", "--json"])) as { dns: { address: string }; vmm: { kind: string } };
+  const dnsAddr = status.dns.address;
+
+  // vm run --rm prints the guest kernel version and leaves no VM behind.
+  const run = await stack.cli(["vm", "run", "--rm", "--image", "tiny", "--", "uname", "-r"], { timeoutMs: 300_000 });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout.trim(), /^\d+\.\d+\.\d+-\d+-cloud-amd64$/);
+  assert.deepEqual(JSON.parse(await ok(stack, ["vm", "list", "--json"])), { vms: [] });
+
+  // The bridge now exists (it outlives VMs by design); everything else must come and go with them.
+  const before = await snapshotHost(ns, stack, "qemu-system");
+
+  // Three at once.
+  const names = ["e2e-a", "e2e-b", "e2e-c"];
+  const created = await Promise.all(names.map((n) => stack.cli(["vm", "create", "--image", "tiny", "--name", n], { timeoutMs: 600_000 })));
+  for (const [i, r] of created.entries()) assert.equal(r.code, 0, `create ${names[i] ?? "?"}: ${r.stderr}`);
+  const list = (JSON.parse(await ok(stack, ["vm", "list", "--json"])) as { vms: VmJson[] }).vms;
+  assert.equal(list.length, 3);
+  assert.ok(list.every((v) => v.state === "running"));
+  const ips = list.map((v) => v.ip);
+  assert.equal(new Set(ips).size, 3, `distinct IPs: ${ips.join(", ")}`);
+
+  for (const v of list) {
+    const answer = await queryA(ns, dnsAddr, `${v.name}.vm`);
+    assert.deepEqual(answer, { rcode: 0, ips: [v.ip] }, `${v.name}.vm resolves to its IP`);
+    const host = await stack.cli(["vm", "exec", v.name, "--", "cat", "/etc/hostname"]);
+    assert.equal(host.code, 0, host.stderr);
+    assert.equal(host.stdout.trim(), v.name);
+  }
+  assert.equal((await queryA(ns, dnsAddr, "nobody-here.vm")).rcode, 3, "unknown names under .vm are NXDOMAIN");
+  assert.equal((await queryA(ns, dnsAddr, "example.com")).rcode, 5, "other zones are REFUSED");
+
+  // exec returns the command's exit code, arguments intact.
+  const code = await stack.cli(["vm", "exec", "e2e-a", "--", "sh", "-c", "echo \"$1\"; exit 7", "x", "a b; c"]);
+  assert.equal(code.code, 7);
+  assert.equal(code.stdout.trim(), "a b; c");
+
+  // /root is the persistent work disk.
+  await ok(stack, ["vm", "exec", "e2e-b", "--", "sh", "-c", "echo kept > /root/proof && sync"]);
+  await ok(stack, ["vm", "stop", "e2e-b"]);
+  const stopped = JSON.parse(await ok(stack, ["vm", "show", "e2e-b", "--json"])) as VmJson;
+  assert.equal(stopped.state, "stopped");
+  assert.equal((await queryA(ns, dnsAddr, "e2e-b.vm")).rcode, 3, "a stopped VM has no DNS name");
+  await ok(stack, ["vm", "start", "e2e-b"], 600_000);
+  const restarted = JSON.parse(await ok(stack, ["vm", "show", "e2e-b", "--json"])) as VmJson;
+  assert.equal(restarted.ip, list.find((v) => v.name === "e2e-b")?.ip, "same IP after stop/start");
+  assert.equal((await ok(stack, ["vm", "exec", "e2e-b", "--", "cat", "/root/proof"])).trim(), "kept");
+
+  await ok(stack, ["vm", "rm", "--force", ...names]);
+  const after = await snapshotHost(ns, stack, "qemu-system");
+  assert.deepEqual(after, before, "teardown leaves links, firewall, loops, processes, sockets and files as they were");
+});
