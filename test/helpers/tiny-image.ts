@@ -95,5 +95,21 @@ async function build(): Promise<TinyImage> {
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+  await pruneStale(dir);
   return paths(dir, host.version);
+}
+
+/**
+ * Every builder change makes a new key, so old images pile up (~80 MB each).
+ * Remove other tiny-* entries untouched for an hour: no test of the current
+ * checkout can still be using them.
+ */
+async function pruneStale(keep: string): Promise<void> {
+  const cutoff = Date.now() - 60 * 60_000;
+  for (const name of await readdir(TEST_CACHE_DIR).catch(() => [])) {
+    const p = join(TEST_CACHE_DIR, name);
+    if (!name.startsWith("tiny-") || p === keep) continue;
+    const st = await stat(p).catch(() => undefined);
+    if (st !== undefined && st.mtimeMs < cutoff) await rm(p, { recursive: true, force: true });
+  }
 }

@@ -49,7 +49,7 @@ test("tiny image end to end: run --rm, three concurrent VMs, DNS, exec, persiste
   const run = await stack.cli(["vm", "run", "--rm", "--image", "tiny", "--", "uname", "-r"], { timeoutMs: 300_000 });
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout.trim(), /^\d+\.\d+\.\d+-\d+-cloud-amd64$/);
-  assert.deepEqual(JSON.parse(await ok(stack, ["vm", "list", "--json"])), { vms: [] });
+  assert.deepEqual(JSON.parse(await ok(stack, ["vm", "list", "--json"])), []);
 
   // The bridge now exists (it outlives VMs by design); everything else must come and go with them.
   const before = await snapshotHost(ns, stack, "qemu-system");
@@ -58,7 +58,7 @@ test("tiny image end to end: run --rm, three concurrent VMs, DNS, exec, persiste
   const names = ["e2e-a", "e2e-b", "e2e-c"];
   const created = await Promise.all(names.map((n) => stack.cli(["vm", "create", "--image", "tiny", "--name", n], { timeoutMs: 600_000 })));
   for (const [i, r] of created.entries()) assert.equal(r.code, 0, `create ${names[i] ?? "?"}: ${r.stderr}`);
-  const list = (JSON.parse(await ok(stack, ["vm", "list", "--json"])) as { vms: VmJson[] }).vms;
+  const list = JSON.parse(await ok(stack, ["vm", "list", "--json"])) as VmJson[];
   assert.equal(list.length, 3);
   assert.ok(list.every((v) => v.state === "running"));
   const ips = list.map((v) => v.ip);
