@@ -17,7 +17,8 @@ s.on("message", (m) => {
   const rcode = m.readUInt16BE(2) & 15, an = m.readUInt16BE(6);
   let p = 12; while (m[p] !== 0) p += m[p] + 1; p += 5;
   const ips = [];
-  for (let k = 0; k < an; k++) { p += 2; const type = m.readUInt16BE(p); p += 8; const len = m.readUInt16BE(p); p += 2; if (type === 1) ips.push([...m.subarray(p, p + 4)].join(".")); p += len; }
+  const skipName = () => { while (true) { const b = m[p]; if (b === 0) { p += 1; return; } if ((b & 0xc0) === 0xc0) { p += 2; return; } p += b + 1; } };
+  for (let k = 0; k < an; k++) { skipName(); const type = m.readUInt16BE(p); p += 8; const len = m.readUInt16BE(p); p += 2; if (type === 1) ips.push([...m.subarray(p, p + 4)].join(".")); p += len; }
   console.log(JSON.stringify({ rcode, ips })); s.close();
 });
 s.send(q, Number(addr.slice(i + 1)), addr.slice(0, i));
