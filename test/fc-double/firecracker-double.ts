@@ -16,6 +16,7 @@
  * so banger's VMM identity check treats it like the real binary, with no
  * test-only exception in production code.
  */
+import { TCG_KERNEL_ARGS } from "../../src/image/cmdline.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { appendFileSync, existsSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -147,6 +148,8 @@ function startInstance(): void {
   // Like Firecracker: pci=off is added, and root=/dev/vda rw when a root drive is configured.
   let cmdline = bootSource.boot_args ?? "reboot=k panic=1 pci=off";
   if (root !== undefined) cmdline += ` root=/dev/vda ${root.is_read_only === true ? "ro" : "rw"}`;
+  // Real Firecracker runs on KVM; this double emulates with TCG, whose clock needs the same fix banger's qemu driver applies.
+  if (!cmdline.includes("tsc_early_khz")) cmdline += ` ${TCG_KERNEL_ARGS}`;
   const argv = ["-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on", "-accel", "tcg", "-cpu", "max", "-smp", String(machine.vcpu_count), "-m", `${machine.mem_size_mib}M`, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-device", "i8042", "-kernel", bootSource.kernel_image_path];
   if (bootSource.initrd_path !== undefined) argv.push("-initrd", bootSource.initrd_path);
   argv.push("-append", cmdline);

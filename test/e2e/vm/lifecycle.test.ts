@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { chmodSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { test, type TestContext } from "node:test";
 import { createNetNs } from "../../helpers/netns.js";
 import { queryA } from "../../helpers/dns-query.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
@@ -8,19 +10,23 @@ import { startStack, type Stack } from "../../helpers/stack.js";
 import { ensureTestUser } from "../../helpers/users.js";
 
 const SKIP = requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft"));
-const CONFIG = `[network]
+const DOUBLE = join(resolve(import.meta.dirname, "..", ".."), "fc-double", "firecracker-double.js");
+
+function config(vmm: "qemu" | "firecracker", memoryMib = 256): string {
+  const vmmSection = vmm === "qemu" ? `kind = "qemu"\naccel = "tcg"` : `kind = "firecracker"\nfirecracker_bin = "${DOUBLE}"\njailer = "never"`;
+  return `[network]
 bridge = "bgvm0"
 cidr = "172.16.90.0/24"
 dns_listen = "127.0.0.1:0"
 upstream_dns = ["172.16.90.1"]
 [vmm]
-kind = "qemu"
-accel = "tcg"
+${vmmSection}
 [defaults]
-memory_mib = 256
+memory_mib = ${memoryMib}
 vcpus = 1
 disk_gib = 1
 `;
+}
 
 interface VmJson { name: string; state: string; ip: string | null }
 
@@ -30,11 +36,18 @@ async function ok(stack: Stack, args: string[], timeoutMs = 300_000): Promise<st
   return r.stdout;
 }
 
-test("tiny image end to end: run --rm, three concurrent VMs, DNS, exec, persistence, clean teardown", { skip: SKIP, timeout: 900_000 }, async (t) => {
+for (const vmm of ["qemu", "firecracker"] as const) {
+  test(`tiny image end to end (${vmm}${vmm === "firecracker" ? " via the API double" : ""}): run --rm, three concurrent VMs, DNS, exec, persistence, clean teardown`, { skip: SKIP, timeout: 900_000 }, async (t) => {
+    await lifecycleScenario(t, vmm);
+  });
+}
+
+async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): Promise<void> {
+  if (vmm === "firecracker") chmodSync(DOUBLE, 0o755);
   const user = await ensureTestUser();
   const ns = await createNetNs("bgt-e2e");
   t.after(() => ns.destroy());
-  const stack = await startStack({ user, netns: ns, config: CONFIG });
+  const stack = await startStack({ user, netns: ns, config: config(vmm) });
   t.after(async () => {
     // Leave nothing behind even when an assertion failed half way.
     await stack.cli(["vm", "rm", "--force", "e2e-a", "e2e-b", "e2e-c"]).catch(() => undefined);
@@ -44,6 +57,7 @@ test("tiny image end to end: run --rm, three concurrent VMs, DNS, exec, persiste
   await ok(stack, ["image", "build", "--name", "tiny", "--from", "busybox"]);
   const status = JSON.parse(await ok(stack, ["system", "status", "--json"])) as { dns: { address: string }; vmm: { kind: string } };
   const dnsAddr = status.dns.address;
+  assert.equal(status.vmm.kind, vmm);
 
   // vm run --rm prints the guest kernel version and leaves no VM behind.
   const run = await stack.cli(["vm", "run", "--rm", "--image", "tiny", "--", "uname", "-r"], { timeoutMs: 300_000 });
@@ -93,4 +107,19 @@ test("tiny image end to end: run --rm, three concurrent VMs, DNS, exec, persiste
   await ok(stack, ["vm", "rm", "--force", ...names]);
   const after = await snapshotHost(ns, stack, "qemu-system");
   assert.deepEqual(after, before, "teardown leaves links, firewall, loops, processes, sockets and files as they were");
+}
+
+test("default Debian image: built on first use, vm run --rm prints the guest kernel", { skip: requires(SKIP, needsCommands("mmdebstrap", "newuidmap")), timeout: 1_200_000 }, async (t) => {
+  const user = await ensureTestUser();
+  const ns = await createNetNs("bgt-e2e");
+  t.after(() => ns.destroy());
+  const stack = await startStack({ user, netns: ns, config: config("qemu", 512) });
+  t.after(() => stack.stop());
+  const run = await stack.cli(["vm", "run", "--rm", "--", "uname", "-r"], { timeoutMs: 1_100_000 });
+  assert.equal(run.code, 0, `${run.stderr}\n${run.stdout}`);
+  assert.match(run.stdout.trim(), /^\d+\.\d+\.\d+-\d+-cloud-amd64$/);
+  assert.match(run.stderr, /building it once/, "the default image was built on first use");
+  const images = JSON.parse(await ok(stack, ["image", "list", "--json"])) as { name: string }[];
+  assert.ok(images.some((i) => i.name === "default"));
+  assert.deepEqual(JSON.parse(await ok(stack, ["vm", "list", "--json"])), []);
 });
