@@ -1,5 +1,6 @@
 import { lstatSync } from "node:fs";
 import { isAbsolute, normalize, sep } from "node:path";
+import { hasControlChars } from "../model/text.js";
 import { RpcError } from "../rpc/errors.js";
 import { checkVmmIdentity } from "../vmm/identity.js";
 
@@ -50,15 +51,6 @@ export function ifaceName(field: string, value: string): string {
 export function vmId(field: string, value: string): string {
   if (!VM_ID_RE.test(value)) throw bad(field, `${JSON.stringify(value)} is not a VM id (32 hex chars)`);
   return value;
-}
-
-/** True when `s` has a C0 control character or DEL (newlines smuggle extra lines into tool input). */
-export function hasControlChars(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return true;
-  }
-  return false;
 }
 
 /** Dotted-quad IPv4 with no leading zeros, spaces or extras. */

@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
+import { hasControlChars } from "../../model/text.js";
 import { CommandError, type Runner } from "../../system/runner.js";
 
 /**
@@ -40,14 +41,6 @@ export interface Ext4Stat {
 
 const MAX_GUEST_PATH = 1024;
 
-/** C0 controls and DEL (a char-code loop: lint forbids control characters in regexes). */
-export function hasControlChars(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return true;
-  }
-  return false;
-}
 
 /** Throws unless `p` is a guest path we can put into a debugfs script verbatim. */
 export function checkGuestPath(p: string): string {
@@ -224,46 +217,4 @@ export function parseDebugfsStat(out: string, what: string): Ext4Stat {
   const m2 = /User:\s+(\d+)\s+Group:\s+(\d+)(?:\s+Project:\s+\d+)?\s+Size:\s+(\d+)/.exec(out);
   if (m1 === null || m2 === null) throw new Error(`cannot parse debugfs stat output for ${what}`);
   return { type: m1[1] ?? "", mode: parseInt(m1[2] ?? "0", 8), uid: Number(m2[1]), gid: Number(m2[2]), size: Number(m2[3]) };
-}
-
-const FSTAB_WORK = "/dev/vdb /root ext4 defaults 0 2";
-const FSTAB_RUN = "tmpfs /run tmpfs defaults,nodev,nosuid,mode=0755 0 0";
-const FSTAB_TMP = "tmpfs /tmp tmpfs defaults,nodev,nosuid,mode=1777 0 0";
-
-/**
- * The seeds' UpdateFSTab rules: drop the legacy /dev/vdb /home and
- * /dev/vdc /var mounts, keep everything else (blank lines dropped), and
- * make sure the work disk is mounted at /root and /run, /tmp are tmpfs.
- * Idempotent: running it on its own output changes nothing.
- */
-export function updateFstab(existing: string): string {
-  const out: string[] = [];
-  let hasRoot = false;
-  let hasRun = false;
-  let hasTmp = false;
-  for (const line of existing.split("\n")) {
-    const trimmed = line.trim();
-    if (trimmed === "") continue;
-    const [dev, mnt] = trimmed.split(/\s+/);
-    if (dev !== undefined && mnt !== undefined) {
-      if (dev === "/dev/vdb" && mnt === "/home") continue;
-      if (dev === "/dev/vdc" && mnt === "/var") continue;
-      if (dev === "/dev/vdb" && mnt === "/root") hasRoot = true;
-      if (dev === "tmpfs" && mnt === "/run") hasRun = true;
-      if (dev === "tmpfs" && mnt === "/tmp") hasTmp = true;
-    }
-    out.push(line);
-  }
-  if (!hasRoot) out.push(FSTAB_WORK);
-  if (!hasRun) out.push(FSTAB_RUN);
-  if (!hasTmp) out.push(FSTAB_TMP);
-  return out.join("\n") + "\n";
-}
-
-/** Reads /etc/fstab from the image (absent = empty), applies {@link updateFstab}, writes it back 0644 root. */
-export async function updateImageFstab(runner: Runner, imagePath: string): Promise<string> {
-  const current = (await readExt4FileIfExists(runner, imagePath, "/etc/fstab"))?.toString("utf8") ?? "";
-  const next = updateFstab(current);
-  await writeExt4Files(runner, imagePath, [{ path: "/etc/fstab", data: next, mode: 0o644 }]);
-  return next;
 }

@@ -2,7 +2,8 @@ import { constants } from "node:fs";
 import { lstat, open, readdir, realpath } from "node:fs/promises";
 import { isAbsolute, join, normalize, posix, sep } from "node:path";
 import type { FileSyncEntry } from "../../config/schema.js";
-import { checkGuestPath, hasControlChars, type Ext4Dir, type Ext4File } from "./ext4.js";
+import { hasControlChars } from "../../model/text.js";
+import { checkGuestPath, type Ext4Dir, type Ext4File } from "./ext4.js";
 
 /**
  * `file_sync` config entries: copy files (or directory trees) from the

@@ -1,4 +1,4 @@
-import { hasControlChars } from "../values.js";
+import { hasControlChars } from "../../model/text.js";
 
 /**
  * Immutable argv builders for firecracker and the jailer. Firecracker's

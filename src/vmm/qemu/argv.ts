@@ -1,5 +1,5 @@
 import type { VmSpec } from "../driver.js";
-import { hasControlChars } from "../values.js";
+import { hasControlChars } from "../../model/text.js";
 
 /** Who qemu becomes after it has opened /dev/kvm, /dev/net/tun, disks and sockets as root. */
 export interface RunAs {

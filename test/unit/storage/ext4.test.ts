@@ -7,10 +7,9 @@ import {
   Ext4NotFoundError,
   readExt4File,
   statExt4,
-  updateFstab,
-  updateImageFstab,
   writeExt4Files,
 } from "../../../src/daemon/storage/ext4.js";
+import { updateFstab } from "../../../src/daemon/vm/guest-files.js";
 import { createWorkDisk, parseSize, resizeExt4Image } from "../../../src/daemon/storage/work-disk.js";
 import { needsCommands } from "../../helpers/requirements.js";
 
@@ -124,16 +123,6 @@ void test("updateFstab follows the seed rules and is idempotent", () => {
   // Existing entries for the same mounts are kept as the image wrote them, not duplicated.
   const custom = "tmpfs /tmp tmpfs size=1G 0 0\n/dev/vdb   /root  ext4 noatime 0 2\n";
   assert.equal(updateFstab(custom), custom + "tmpfs /run tmpfs defaults,nodev,nosuid,mode=0755 0 0\n");
-});
-
-void test("updateImageFstab edits /etc/fstab inside an image (absent file = empty)", { skip: E2 }, async (t) => {
-  const img = await makeImage(await tmpDir(t));
-  await updateImageFstab(systemRunner, img);
-  const first = (await readExt4File(systemRunner, img, "/etc/fstab")).toString();
-  assert.match(first, /^\/dev\/vdb \/root ext4 defaults 0 2$/m);
-  await updateImageFstab(systemRunner, img);
-  assert.equal((await readExt4File(systemRunner, img, "/etc/fstab")).toString(), first);
-  assert.equal((await statExt4(systemRunner, img, "/etc/fstab")).mode, 0o644);
 });
 
 void test("work disk: sparse ext4 of the requested size, root-owned, with /.ssh/authorized_keys 0700/0600", { skip: E2 }, async (t) => {

@@ -1,4 +1,4 @@
-/** True when `s` has a C0 control character or DEL (newline/NUL smuggling into argv values). */
+/** True when `s` has a C0 control character or DEL: newlines and NULs smuggle extra lines or arguments into tool input. */
 export function hasControlChars(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
