@@ -2,23 +2,9 @@ import { mkdir } from "node:fs/promises";
 import { StorageService } from "../src/daemon/storage/service.js";
 import { systemRunner } from "../src/system/runner.js";
 import { createXfsLoop, makeExt4Image } from "../test/helpers/xfs-loop.js";
+import { median, timed, type BenchResult } from "./stats.js";
 
-export interface BenchResult {
-  value: number;
-  unit: string;
-  target: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
+export type { BenchResult };
 
 /**
  * Root-disk clone cost against image size, side by side in one run, with the

@@ -17,7 +17,7 @@ import { defineMethod } from "../descriptor.js";
 const str = z.string().max(4096);
 const pid = z.number().int();
 
-const vmFields = {
+export const vmFields = {
   vm_id: str,
   vcpus: z.number().int(),
   memory_mib: z.number().int(),
@@ -32,6 +32,9 @@ const vmFields = {
   console_log: str,
   vmm_log: str,
 };
+
+/** The launch fields both VMMs share, filled from a driver's VmSpec. */
+export type VmLaunchFields = z.input<z.ZodObject<typeof vmFields>>;
 
 export const privLaunchQemu = defineMethod(
   "priv.launch_qemu",

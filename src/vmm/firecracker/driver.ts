@@ -1,4 +1,5 @@
 import type { HelperClient } from "../../daemon/helper-client.js";
+import { launchFields } from "../launch-fields.js";
 import { privLaunchFirecracker } from "../../rpc/priv/vmm.js";
 import type { Logger } from "../../system/log.js";
 import * as control from "../control.js";
@@ -44,19 +45,7 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
       const res = await deps.helper.call(
         privLaunchFirecracker,
         {
-          vm_id: spec.vmId,
-          vcpus: spec.vcpus,
-          memory_mib: spec.memoryMib,
-          kernel_path: spec.kernelPath,
-          ...(spec.initrdPath === undefined ? {} : { initrd_path: spec.initrdPath }),
-          cmdline: spec.cmdline,
-          root_disk: spec.rootDisk,
-          work_disk: spec.workDisk,
-          tap_name: spec.tap,
-          mac: spec.mac,
-          pid_file: spec.pidFile,
-          console_log: spec.consoleLog,
-          vmm_log: spec.vmmLog,
+          ...launchFields(spec),
           api_socket: spec.controlSocket,
           ...(spec.metricsPath === undefined ? {} : { metrics_path: spec.metricsPath }),
           ...(spec.vsock === undefined ? {} : { vsock_cid: spec.vsock.cid, vsock_path: spec.vsock.udsPath }),

@@ -1,4 +1,5 @@
 import type { HelperClient } from "../../daemon/helper-client.js";
+import { launchFields } from "../launch-fields.js";
 import { privLaunchQemu } from "../../rpc/priv/vmm.js";
 import type { Logger } from "../../system/log.js";
 import * as control from "../control.js";
@@ -26,19 +27,7 @@ export function qemuDriver(deps: QemuDriverDeps): VmmDriver {
       const res = await deps.helper.call(
         privLaunchQemu,
         {
-          vm_id: spec.vmId,
-          vcpus: spec.vcpus,
-          memory_mib: spec.memoryMib,
-          kernel_path: spec.kernelPath,
-          ...(spec.initrdPath === undefined ? {} : { initrd_path: spec.initrdPath }),
-          cmdline: spec.cmdline,
-          root_disk: spec.rootDisk,
-          work_disk: spec.workDisk,
-          tap_name: spec.tap,
-          mac: spec.mac,
-          pid_file: spec.pidFile,
-          console_log: spec.consoleLog,
-          vmm_log: spec.vmmLog,
+          ...launchFields(spec),
           qmp_socket: spec.controlSocket,
           accel: spec.accel,
         },

@@ -1,0 +1,29 @@
+/** Shape of one entry in bench/results.json. */
+export interface BenchResult {
+  value: number;
+  unit: string;
+  target: number;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = Math.floor(s.length / 2);
+  // Even counts average the middle pair, so 2 or 4 samples do not silently pick the larger one.
+  return s.length % 2 === 1 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
+}
+
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+export function round(x: number, digits = 3): number {
+  return Number(x.toFixed(digits));
+}
+
+/** Progress for humans on stderr; stdout carries only the JSON document. */
+export function note(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
