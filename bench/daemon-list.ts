@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { allocateLease } from "../src/daemon/network/lease.js";
 import { state } from "../src/paths/paths.js";
 import { openDatabase } from "../src/state/database.js";
+import { ImageRepository } from "../src/state/images.js";
 import { VmRepository } from "../src/state/vms.js";
 import { BIN } from "../test/helpers/stack.js";
 import { ensureTestUser, type TestUser } from "../test/helpers/users.js";
@@ -22,6 +23,9 @@ export function seedVms(stateDir: string, count: number): void {
   const db = openDatabase(state.database(stateDir));
   try {
     const vms = new VmRepository(db);
+    // VMs reference their image; a record is enough (list never opens its files).
+    const imgDir = join(stateDir, "images", "tiny");
+    new ImageRepository(db).upsert({ name: "tiny", source: "busybox", flavor: "busybox", kernelPath: join(imgDir, "vmlinuz"), vmlinuxPath: null, initrdPath: null, rootfsPath: join(imgDir, "rootfs.ext4"), kernelVersion: null, sizeBytes: 0, createdAt: new Date().toISOString() });
     for (let i = 0; i < count; i++) {
       const id = randomBytes(16).toString("hex");
       vms.insert({ id, name: `bench-${i}`, image: "tiny", vcpus: 1, memoryMib: 256, diskGib: 1, vmm: "qemu" });

@@ -1,4 +1,4 @@
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { runText, systemRunner } from "../../src/system/runner.js";
 import type { NetNs } from "./netns.js";
@@ -39,6 +39,25 @@ function listFiles(dir: string, skip: (rel: string) => boolean): string[] {
   return out.sort();
 }
 
+/**
+ * Live processes whose cmdline contains `pattern`. Zombies are left out: a VMM killed a moment ago
+ * is a zombie until its parent (the helper) reaps it, and it holds nothing but a pid.
+ */
+function liveProcesses(pattern: string): string {
+  const out: string[] = [];
+  for (const pid of readdirSync("/proc").filter((d) => /^[0-9]+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
+      if (cmdline.includes(pattern)) out.push(`${pid} ${cmdline}`);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return out.join("\n");
+}
+
 export async function snapshotHost(ns: NetNs, dirs: { runtimeDir: string; stateDir: string }, vmmPattern: string): Promise<HostSnapshot> {
   const links = (await ns.run(["ip", "-o", "link", "show"])).split("\n").map((l) => l.replace(/^\d+:\s*/, "").replace(/\s+link\/.*$/, "")).sort().join("\n");
   return {
@@ -46,7 +65,7 @@ export async function snapshotHost(ns: NetNs, dirs: { runtimeDir: string; stateD
     ruleset: await ns.run(["nft", "list", "ruleset"]).catch(() => ""),
     iptables: (await ns.run(["iptables-save"]).catch(() => "")).split("\n").filter((l) => !l.startsWith("#")).join("\n"),
     loops: await runText(systemRunner, ["losetup", "-a"]),
-    vmmProcesses: await runText(systemRunner, ["pgrep", "-af", vmmPattern], { okExitCodes: [1] }),
+    vmmProcesses: liveProcesses(vmmPattern),
     runtimeFiles: listFiles(dirs.runtimeDir, () => false),
     // The database, installed keys, images and the cached vmm probe legitimately persist.
     stateFiles: listFiles(dirs.stateDir, (rel) => /^(banger\.db.*|images(\/.*)?|ssh(\/.*)?|cache(\/.*)?|vmm-probe\.json|logs(\/.*)?)$/.test(rel)),

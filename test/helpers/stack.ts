@@ -140,8 +140,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     async stop() {
       await stopProc(daemon);
       await stopProc(helper);
-      if (opts.stateDir === undefined) rmSync(base, { recursive: true, force: true });
-      else rmSync(base, { recursive: true, force: true });
+      // A caller-provided state dir lives outside base and is the caller's to remove.
+      rmSync(base, { recursive: true, force: true });
     },
   };
 }

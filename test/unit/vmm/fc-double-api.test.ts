@@ -22,7 +22,10 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startDouble(name: string, id = "0123456789abcdef0123456789abcdef"): Promise<{ sock: string; pid: number }> {
+// Its own id: helper-validation tests (run in parallel) use fixtures.VM_ID and must not see this double as that VM's VMM.
+const DOUBLE_ID = "fedcba9876543210fedcba9876543210";
+
+async function startDouble(name: string, id = DOUBLE_ID): Promise<{ sock: string; pid: number }> {
   const sock = join(dir, `${name}.sock`);
   const pid = await launchDetached({ argv: [DOUBLE, "--api-sock", sock, "--id", id], logFile: join(dir, `${name}.log`), pidFile: join(dir, `${name}.pid`) });
   pids.push(pid);
@@ -51,7 +54,7 @@ function chunkedPut(sock: string, path: string, body: string): Promise<{ status:
 void test("the double serves the API with firecracker's validation rules", async () => {
   const { sock } = await startDouble("rules");
   const root = await fcRequest(sock, "GET", "/");
-  assert.deepEqual({ ...(root.body as object), vmm_version: "x" }, { id: "0123456789abcdef0123456789abcdef", state: "Not started", vmm_version: "x", app_name: "Firecracker" });
+  assert.deepEqual({ ...(root.body as object), vmm_version: "x" }, { id: DOUBLE_ID, state: "Not started", vmm_version: "x", app_name: "Firecracker" });
   await fault(fcRequest(sock, "PUT", "/machine-config", { vcpu_count: 1, mem_size_mib: 128, bogus: true }), /bogus|Unrecognized/);
   await fault(fcRequest(sock, "PUT", "/machine-config", { vcpu_count: 1 }), /mem_size_mib/);
   await fault(fcRequest(sock, "PUT", "/drives/root-fs", { drive_id: "root-fs", is_root_device: true, path_on_host: "/dev/null" }), /alphanumeric/);
