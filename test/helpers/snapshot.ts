@@ -58,6 +58,7 @@ function liveProcesses(pattern: string): string {
   return out.join("\n");
 }
 
+/** `vmmPattern`: a string only this test's VMMs have in their cmdline (e.g. its runtime dir), so other VMs on the host do not count. */
 export async function snapshotHost(ns: NetNs, dirs: { runtimeDir: string; stateDir: string }, vmmPattern: string): Promise<HostSnapshot> {
   const links = (await ns.run(["ip", "-o", "link", "show"])).split("\n").map((l) => l.replace(/^\d+:\s*/, "").replace(/\s+link\/.*$/, "")).sort().join("\n");
   return {

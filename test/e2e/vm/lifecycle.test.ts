@@ -66,7 +66,7 @@ async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): P
   assert.deepEqual(JSON.parse(await ok(stack, ["vm", "list", "--json"])), []);
 
   // The bridge now exists (it outlives VMs by design); everything else must come and go with them.
-  const before = await snapshotHost(ns, stack, "qemu-system");
+  const before = await snapshotHost(ns, stack, stack.runtimeDir);
 
   // Three at once.
   const names = ["e2e-a", "e2e-b", "e2e-c"];
@@ -104,8 +104,25 @@ async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): P
   assert.equal(restarted.ip, list.find((v) => v.name === "e2e-b")?.ip, "same IP after stop/start");
   assert.equal((await ok(stack, ["vm", "exec", "e2e-b", "--", "cat", "/root/proof"])).trim(), "kept");
 
+  // VMMs are detached from the daemon: restarting it keeps guests running, re-adopted with the same pid.
+  const pidBefore = (JSON.parse(await ok(stack, ["vm", "show", "e2e-a", "--json"])) as { pid: number }).pid;
+  await stack.stopDaemon();
+  await stack.startDaemon();
+  const adopted = JSON.parse(await ok(stack, ["vm", "show", "e2e-a", "--json"])) as { pid: number; state: string };
+  assert.equal(adopted.state, "running");
+  assert.equal(adopted.pid, pidBefore, "the same VMM process survived the daemon restart");
+  assert.equal((await ok(stack, ["vm", "exec", "e2e-a", "--", "cat", "/etc/hostname"])).trim(), "e2e-a");
+  const dnsAfter = (JSON.parse(await ok(stack, ["system", "status", "--json"])) as { dns: { address: string } }).dns.address;
+  assert.deepEqual((await queryA(ns, dnsAfter, "e2e-a.vm")).ips, [list.find((v) => v.name === "e2e-a")?.ip], "DNS records are rebuilt after a restart");
+
+  // Every live VMM is one the daemon knows about (none orphaned by stop/start or the restart).
+  const known = new Set<number>();
+  for (const n of names) known.add((JSON.parse(await ok(stack, ["vm", "show", n, "--json"])) as { pid: number }).pid);
+  const live = (await snapshotHost(ns, stack, stack.runtimeDir)).vmmProcesses.split("\n").filter((l) => l !== "").map((l) => Number(l.split(" ")[0]));
+  assert.deepEqual(live.sort(), [...known].sort(), "live VMM pids are exactly the VMs' recorded pids");
+
   await ok(stack, ["vm", "rm", "--force", ...names]);
-  const after = await snapshotHost(ns, stack, "qemu-system");
+  const after = await snapshotHost(ns, stack, stack.runtimeDir);
   assert.deepEqual(after, before, "teardown leaves links, firewall, loops, processes, sockets and files as they were");
 }
 

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { statSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { chmodSync, statSync } from "node:fs";
+import { dirname } from "node:path";
+import { promisify } from "node:util";
 import { test } from "node:test";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 import { startStack } from "../../helpers/stack.js";
@@ -41,7 +44,27 @@ test("helper as root, daemon as the owner: status works, op ids correlate, socke
   assert.equal(helperSock.mode & 0o777, 0o600);
   assert.equal(helperSock.uid, user.uid, "the owner may connect to the helper socket, nobody else");
   assert.equal(statSync(stack.runtimeDir).mode & 0o777, 0o700);
+
+  // Another non-root uid is refused on both real sockets: by the file mode, and by SO_PEERCRED
+  // when the mode is loosened (as if the socket fd leaked).
+  for (const sock of [stack.env["BANGER_SOCKET"] ?? "", stack.env["BANGER_HELPER_SOCKET"] ?? ""]) {
+    chmodSync(dirname(sock), 0o755);
+    assert.match(await requestAs(65534, 65534, sock), /^ERR EACCES/, `${sock}: file mode keeps uid 65534 out`);
+    chmodSync(sock, 0o666);
+    const refused = JSON.parse(await requestAs(65534, 65534, sock)) as { ok: boolean; error: { code: string; op_id: string } };
+    assert.equal(refused.ok, false);
+    assert.equal(refused.error.code, "unauthorized", `${sock}: peer uid check`);
+    assert.match(refused.error.op_id, /^op-/);
+    chmodSync(sock, 0o600);
+  }
 });
+
+/** One daemon.ping/priv.ping request from another uid; prints the reply, or ERR <code> when it cannot connect. */
+async function requestAs(uid: number, gid: number, socketPath: string): Promise<string> {
+  const client = `const s=require("net").connect(process.argv[1]);let o="",err="";s.on("data",d=>o+=d);s.on("error",e=>{err=e.code;});s.on("close",()=>console.log(o.trim()||"ERR "+err));s.on("connect",()=>s.end('{"version":1,"method":"daemon.ping"}\\n'));`;
+  const r = await promisify(execFile)(process.execPath, ["-e", client, socketPath], { uid, gid, encoding: "utf8", timeout: 10_000 });
+  return r.stdout.trim();
+}
 
 test("CLI failures print the op id, which the daemon logged", { skip: requires(needsRoot(), needsCommands("setpriv")) }, async (t) => {
   const user = await ensureTestUser();

@@ -1,0 +1,54 @@
+import { join } from "node:path";
+import { vmMethods } from "../src/daemon/methods/vm.js";
+import { operationMethods } from "../src/daemon/methods/operation.js";
+import { Dispatcher } from "../src/rpc/dispatcher.js";
+import { vmCreate } from "../src/rpc/daemon/vm.js";
+import { newOpId } from "../src/rpc/opid.js";
+import { callUnix } from "../src/rpc/unix-client.js";
+import { serveUnix } from "../src/rpc/unix-server.js";
+import { silentLogger } from "../src/system/log.js";
+import { systemRunner } from "../src/system/runner.js";
+import { makeHarness } from "../test/unit/vm/fakes.js";
+import { median, round, timed, type BenchResult } from "./stats.js";
+
+/**
+ * The daemon's own orchestration cost for vm.create, with every host
+ * subsystem (network, storage, VMM, ssh, DNS) replaced by instant fakes
+ * (test/unit/vm/fakes.ts) but the real parts kept: the unix-socket RPC
+ * server and client, the dispatcher, VmService, the step runner, the
+ * operation tracker and SQLite (a file DB in WAL mode). Measures `parallel`
+ * concurrent vm.create calls until every operation has finished.
+ */
+export async function benchOrchestration(parallel = 8, rounds = 5): Promise<Record<string, BenchResult>> {
+  const perVmWall: number[] = [];
+  const perVmSteps: number[] = [];
+  for (let round_ = 0; round_ <= rounds; round_++) {
+    const h = makeHarness({ prefix: "bgt-bench-orch-" });
+    const socketPath = join(h.dir, "bench.sock");
+    const server = await serveUnix({ socketPath, dispatcher: new Dispatcher([...vmMethods({ service: h.service, stateDir: h.dir, runner: systemRunner }), ...operationMethods(h.ops)]), logger: silentLogger, allowedUids: [process.getuid?.() ?? 0] });
+    try {
+      const opIds = Array.from({ length: parallel }, () => newOpId());
+      const wall = await timed(async () => {
+        await Promise.all(opIds.map((opId, i) => callUnix(socketPath, vmCreate, { name: `orch-${i}` }, { opId })));
+        await h.service.idle();
+      });
+      const sums = opIds.map((id) => {
+        const op = h.ops.get(id);
+        if (op?.state !== "succeeded") throw new Error(`fake create ${id} did not succeed: ${JSON.stringify(op)}`);
+        return op.steps.filter((s) => s.name !== "wait-ssh").reduce((a, s) => a + (s.elapsed_ms ?? 0), 0);
+      });
+      // Round 0 warms up (JIT, SQLite page cache) and is dropped.
+      if (round_ > 0) {
+        perVmWall.push(wall / parallel);
+        perVmSteps.push(sums.reduce((a, b) => a + b, 0) / parallel);
+      }
+    } finally {
+      await new Promise((r) => server.close(r));
+      h.close();
+    }
+  }
+  return {
+    daemon_orchestration_wall_ms_per_vm: { value: round(median(perVmWall), 2), unit: `ms per VM: wall of ${parallel} parallel vm.create RPCs until all operations done / ${parallel}; real RPC + SQLite, subsystems faked (daemon-only overhead)`, target: 50 },
+    daemon_orchestration_steps_ms_per_vm: { value: round(median(perVmSteps), 2), unit: `ms per VM: sum of recorded step durations excluding wait-ssh, ${parallel} parallel creates, subsystems faked`, target: 50 },
+  };
+}

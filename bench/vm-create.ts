@@ -1,0 +1,255 @@
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { state } from "../src/paths/paths.js";
+import { operationStepSchema } from "../src/state/operations.js";
+import { runText, systemRunner } from "../src/system/runner.js";
+import { createNetNs, type NetNs } from "../test/helpers/netns.js";
+import { needsCommands, needsRoot, requires } from "../test/helpers/requirements.js";
+import { startStack, type Stack } from "../test/helpers/stack.js";
+import { ensureTestUser, type TestUser } from "../test/helpers/users.js";
+import { median, note, round, timed, type BenchResult } from "./stats.js";
+
+const BRIDGE = "bgbench0";
+const BOOT_TIMEOUT_S = 600;
+const BARE_BOOT_JS = resolve(import.meta.dirname, "bare-boot.js");
+
+/** Why the create benchmarks cannot run here, or false. */
+export function createBenchSkip(): string | false {
+  return requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft", "ssh"));
+}
+
+function config(): string {
+  return `[network]
+bridge = "${BRIDGE}"
+cidr = "172.16.92.0/24"
+dns_listen = "127.0.0.1:0"
+upstream_dns = ["172.16.92.1"]
+[vmm]
+kind = "qemu"
+accel = "tcg"
+boot_timeout_s = ${BOOT_TIMEOUT_S}
+[defaults]
+memory_mib = 256
+vcpus = 1
+disk_gib = 1
+`;
+}
+
+interface VmJson {
+  id: string;
+  name: string;
+  state: string;
+  ip: string | null;
+  tap: string | null;
+  pid: number | null;
+  ssh: { key_path: string; known_hosts_path: string };
+}
+
+async function ok(stack: Stack, args: string[], timeoutMs = BOOT_TIMEOUT_S * 1000): Promise<string> {
+  const r = await stack.cli(args, { timeoutMs });
+  if (r.code !== 0) throw new Error(`banger ${args.join(" ")} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
+  return r.stdout;
+}
+
+/** The bare side: the VM's own qemu argv, disks copied from its prepared ones, a tap on the same bridge. */
+interface BareTemplate {
+  readonly argv: string[];
+  readonly ip: string;
+  readonly tap: string;
+  readonly rootDisk: string;
+  readonly workDisk: string;
+  readonly keyPath: string;
+  readonly knownHostsPath: string;
+}
+
+function optValue(argv: readonly string[], flag: string, prefix: string): string {
+  for (let i = 0; i < argv.length - 1; i++) if (argv[i] === flag && argv[i + 1]?.startsWith(prefix) === true) return argv[i + 1] ?? "";
+  throw new Error(`qemu argv has no ${flag} ${prefix}...: ${argv.join(" ")}`);
+}
+
+function driveFile(argv: readonly string[], id: string): string {
+  const m = /(?:^|,)file=([^,]+)/.exec(optValue(argv, "-drive", `id=${id},`));
+  if (m?.[1] === undefined) throw new Error(`no file= in the ${id} drive`);
+  return m[1];
+}
+
+/**
+ * Captures a running banger VM's exact qemu argv (/proc/PID/cmdline), its
+ * pinned host key and the install key, then stops it and keeps copies of
+ * its prepared (cloned + injected) disks: every bare boot then runs the same
+ * kernel, initrd, cmdline (incl. TCG_KERNEL_ARGS), memory, vcpus, MAC/IP,
+ * authorized_keys and host key as banger's boots do.
+ */
+async function makeBareTemplate(stack: Stack, vm: VmJson, dir: string): Promise<BareTemplate> {
+  if (vm.pid === null || vm.ip === null || vm.tap === null) throw new Error(`template VM ${vm.name} has no pid/ip/tap: ${JSON.stringify(vm)}`);
+  const pid = vm.pid;
+  // The helper hands qemu some files as inherited descriptors (/proc/self/fd/N, against path swaps);
+  // a bare command line needs the files they point at.
+  const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((a) => a !== "")
+    .map((a) => a.replace(/\/proc\/self\/fd\/(\d+)/g, (_m, fd: string) => readlinkSync(`/proc/${pid}/fd/${fd}`)));
+  if (!(argv[0] ?? "").includes("qemu-system")) throw new Error(`pid ${vm.pid} is not qemu: ${argv.join(" ")}`);
+  const ip = vm.ip;
+  const pinned = readFileSync(vm.ssh.known_hosts_path, "utf8").split("\n").find((l) => (l.split(" ")[0] ?? "").split(",").includes(ip));
+  if (pinned === undefined) throw new Error(`no pinned host key for ${ip} in ${vm.ssh.known_hosts_path}`);
+  const knownHostsPath = join(dir, "known_hosts");
+  writeFileSync(knownHostsPath, `${ip} ${pinned.split(" ").slice(1).join(" ")}\n`, { mode: 0o600 });
+  const keyPath = join(dir, "id_ed25519");
+  copyFileSync(vm.ssh.key_path, keyPath);
+  chmodSync(keyPath, 0o600);
+  await ok(stack, ["vm", "stop", vm.name]);
+  const rootDisk = join(dir, "template-root.ext4");
+  const workDisk = join(dir, "template-work.ext4");
+  await systemRunner.run(["cp", "--sparse=always", "--reflink=auto", driveFile(argv, "root"), rootDisk]);
+  await systemRunner.run(["cp", "--sparse=always", "--reflink=auto", driveFile(argv, "work"), workDisk]);
+  return { argv, ip, tap: vm.tap, rootDisk, workDisk, keyPath, knownHostsPath };
+}
+
+/** One bare boot: fresh disk copies and a fresh tap (untimed), then qemu -> ssh-ready (timed, in the netns). */
+async function bareBoot(t: BareTemplate, ns: NetNs, user: TestUser, dir: string, run: number): Promise<number> {
+  const root = join(dir, `run${run}-root.ext4`);
+  const work = join(dir, `run${run}-work.ext4`);
+  const consoleLog = join(dir, `run${run}-console.log`);
+  const qmp = join(dir, `run${run}-qmp.sock`);
+  await systemRunner.run(["cp", "--sparse=always", "--reflink=auto", t.rootDisk, root]);
+  await systemRunner.run(["cp", "--sparse=always", "--reflink=auto", t.workDisk, work]);
+  writeFileSync(consoleLog, "");
+  for (const f of [root, work, consoleLog]) chownSync(f, user.uid, user.gid);
+  const argv = t.argv.map((a, i) => {
+    const flag = t.argv[i - 1];
+    if (flag === "-name") return `banger-bench-bare-${run}`;
+    if (flag === "-drive") return a.replace(/(^|,)file=[^,]+/, `$1file=${a.startsWith("id=root,") ? root : work}`);
+    if (flag === "-chardev") return a.replace(/(^|,)path=[^,]+/, `$1path=${consoleLog}`);
+    if (flag === "-qmp") return `unix:${qmp},server=on,wait=off`;
+    return a;
+  });
+  await ns.run(["ip", "link", "del", t.tap]).catch(() => undefined);
+  await ns.run(["ip", "tuntap", "add", "dev", t.tap, "mode", "tap", "user", String(user.uid), "group", String(user.gid)]);
+  try {
+    await ns.run(["ip", "link", "set", t.tap, "master", BRIDGE]);
+    await ns.run(["ip", "link", "set", t.tap, "up"]);
+    const args = { qemuArgv: argv, ip: t.ip, name: `bare-${run}`, keyPath: t.keyPath, knownHostsPath: t.knownHostsPath, timeoutMs: BOOT_TIMEOUT_S * 1000 };
+    let out: string;
+    try {
+      out = await runText(systemRunner, ns.exec([process.execPath, BARE_BOOT_JS, JSON.stringify(args)]), { timeoutMs: (BOOT_TIMEOUT_S + 30) * 1000 });
+    } catch (e) {
+      throw new Error(`bare boot ${run} failed: ${e instanceof Error ? e.message : String(e)}; console: ${readFileSync(consoleLog, "utf8").slice(-2000)}`, { cause: e });
+    }
+    return (JSON.parse(out) as { ms: number }).ms;
+  } finally {
+    await ns.run(["ip", "link", "del", t.tap]).catch(() => undefined);
+    for (const f of [root, work, consoleLog, qmp]) rmSync(f, { force: true });
+  }
+}
+
+interface StepRow { name: string; elapsed_ms: number | null; state: string }
+
+/** vm.create step durations per VM name, read from the operations table (read-only: the daemon owns the DB). */
+function createSteps(stateDir: string, names: readonly string[]): Map<string, StepRow[]> {
+  const db = new Database(state.database(stateDir), { readonly: true, fileMustExist: true });
+  try {
+    const rows = db.prepare(`SELECT target, steps FROM operations WHERE kind = 'vm.create' AND state = 'succeeded' AND target IN (${names.map(() => "?").join(",")})`).all(...names) as { target: string; steps: string }[];
+    return new Map(rows.map((r) => [r.target, operationStepSchema.array().parse(JSON.parse(r.steps))]));
+  } finally {
+    db.close();
+  }
+}
+
+export async function benchCreate(pairs = 3, parallel = 8): Promise<Record<string, BenchResult>> {
+  const user = await ensureTestUser();
+  const ns = await createNetNs("bgt-bench");
+  const dir = mkdtempSync("/tmp/bgt-bench-bare-");
+  chmodSync(dir, 0o755);
+  const created = new Set<string>();
+  let stack: Stack | undefined;
+  try {
+    stack = await startStack({ user, netns: ns, config: config() });
+    const s = stack;
+    const create = async (name: string): Promise<void> => {
+      created.add(name);
+      await ok(s, ["vm", "create", "--image", "tiny", "--name", name]);
+    };
+    const remove = async (...names: string[]): Promise<void> => {
+      await ok(s, ["vm", "rm", "--force", ...names]);
+      for (const n of names) created.delete(n);
+    };
+    note("building the tiny image");
+    await ok(s, ["image", "build", "--name", "tiny", "--from", "busybox"]);
+
+    note("template VM for the bare boots (also the warm-up create)");
+    await create("bench-src");
+    const template = await makeBareTemplate(s, JSON.parse(await ok(s, ["vm", "show", "bench-src", "--json"])) as VmJson, dir);
+
+    const bangerMs: number[] = [];
+    const bareMs: number[] = [];
+    const ratios: number[] = [];
+    for (let i = 0; i < pairs; i++) {
+      const name = `bench-c${i}`;
+      const runBanger = async (): Promise<number> => {
+        const ms = await timed(() => create(name));
+        await remove(name);
+        return ms;
+      };
+      const runBare = (): Promise<number> => bareBoot(template, ns, user, dir, i);
+      // Alternate which side goes first so machine noise hits both alike.
+      let b: number;
+      let r: number;
+      if (i % 2 === 0) {
+        b = await runBanger();
+        r = await runBare();
+      } else {
+        r = await runBare();
+        b = await runBanger();
+      }
+      note(`pair ${i}: banger create ${b.toFixed(0)} ms, bare qemu ${r.toFixed(0)} ms`);
+      bangerMs.push(b);
+      bareMs.push(r);
+      ratios.push(b / r);
+    }
+
+    note(`${parallel} parallel creates`);
+    const names = Array.from({ length: parallel }, (_, i) => `bench-p${i}`);
+    const wallMs = await timed(() => Promise.all(names.map((n) => create(n))));
+    const list = (JSON.parse(await ok(s, ["vm", "list", "--json"])) as VmJson[]).filter((v) => names.includes(v.name));
+    if (list.length !== parallel || !list.every((v) => v.state === "running")) throw new Error(`expected ${parallel} running VMs, got ${JSON.stringify(list.map((v) => [v.name, v.state]))}`);
+    const ips = new Set(list.map((v) => v.ip));
+    const taps = new Set(list.map((v) => v.tap));
+    if (ips.size !== parallel || taps.size !== parallel || ips.has(null)) throw new Error(`leases are not distinct: ${JSON.stringify(list.map((v) => [v.name, v.ip, v.tap]))}`);
+    const steps = createSteps(s.stateDir, names);
+    if (steps.size !== parallel) throw new Error(`found ${steps.size} succeeded vm.create operations for ${parallel} VMs`);
+    const perVm: number[] = [];
+    const byStep = new Map<string, number[]>();
+    let waitSsh = 0;
+    for (const rows of steps.values()) {
+      let sum = 0;
+      for (const r of rows) {
+        const ms = r.elapsed_ms ?? 0;
+        if (r.name === "wait-ssh") waitSsh = Math.max(waitSsh, ms);
+        else sum += ms;
+        byStep.set(r.name, [...(byStep.get(r.name) ?? []), ms]);
+      }
+      perVm.push(sum);
+    }
+    note(`per-step medians over ${parallel} parallel creates (ms): ${[...byStep].map(([k, v]) => `${k}=${median(v)}`).join(" ")}`);
+    await remove(...names);
+    await remove("bench-src");
+
+    const mean = perVm.reduce((a, b) => a + b, 0) / perVm.length;
+    return {
+      create_vs_bare_ratio: { value: round(median(ratios)), unit: "ratio (banger vm create -> ssh-ready / bare qemu -> ssh-ready, median of alternating pairs)", target: 1.05 },
+      create_banger_ms: { value: round(median(bangerMs), 0), unit: "ms (wall, banger vm create --image tiny, TCG; target = 1.05 x bare)", target: round(median(bareMs) * 1.05, 0) },
+      create_bare_qemu_ms: { value: round(median(bareMs), 0), unit: "ms (wall, bare qemu argv -> ssh true with the pinned key; reference)", target: round(median(bareMs), 0) },
+      parallel_create_ms_per_vm: { value: round(mean, 1), unit: `ms per VM: control-plane time, sum of vm.create step durations excluding wait-ssh (guest boot), mean over ${parallel} parallel creates on the real stack`, target: 50 },
+      parallel_create_wall_s: { value: round(wallMs / 1000, 1), unit: `s (wall, ${parallel} parallel creates until all ssh-ready, TCG guests on this host; max wait-ssh ${round(waitSsh / 1000, 1)} s; target = ${BOOT_TIMEOUT_S} s boot timeout)`, target: BOOT_TIMEOUT_S },
+    };
+  } finally {
+    const errors: unknown[] = [];
+    if (stack !== undefined) {
+      if (created.size > 0) await stack.cli(["vm", "rm", "--force", ...created], { timeoutMs: 120_000 }).catch((e: unknown) => errors.push(e));
+      await stack.stop().catch((e: unknown) => errors.push(e));
+    }
+    await ns.destroy().catch((e: unknown) => errors.push(e));
+    rmSync(dir, { recursive: true, force: true });
+    if (errors.length > 0) note(`cleanup problems: ${errors.map(String).join("; ")}`);
+  }
+}
