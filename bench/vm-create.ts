@@ -135,11 +135,18 @@ async function bareBoot(t: BareTemplate, ns: NetNs, user: TestUser, dir: string,
     } catch (e) {
       throw new Error(`bare boot ${run} failed: ${e instanceof Error ? e.message : String(e)}; console: ${readFileSync(consoleLog, "utf8").slice(-2000)}`, { cause: e });
     }
+    note(`bare ${run}: guest console ${consoleSummary(readFileSync(consoleLog, "utf8"))}`);
     return (JSON.parse(out) as { ms: number }).ms;
   } finally {
     await ns.run(["ip", "link", "del", t.tap]).catch(() => undefined);
     for (const f of [root, work, consoleLog, qmp]) rmSync(f, { force: true });
   }
+}
+
+/** Last kernel timestamp and line count of a guest console: tells guest-side boot time apart from host-side overhead. */
+function consoleSummary(text: string): string {
+  const stamps = [...text.matchAll(/^\[\s*(\d+\.\d+)\]/gm)].map((m) => Number(m[1]));
+  return `${text.split("\n").length} lines, last kernel timestamp ${stamps.at(-1) ?? "?"} s`;
 }
 
 interface StepRow { name: string; elapsed_ms: number | null; state: string }
@@ -155,7 +162,7 @@ function createSteps(stateDir: string, names: readonly string[]): Map<string, St
   }
 }
 
-export async function benchCreate(pairs = 3, parallel = 8): Promise<Record<string, BenchResult>> {
+export async function benchCreate(pairs = 5, parallel = 8): Promise<Record<string, BenchResult>> {
   const user = await ensureTestUser();
   const ns = await createNetNs("bgt-bench");
   const dir = mkdtempSync("/tmp/bgt-bench-bare-");
@@ -183,10 +190,12 @@ export async function benchCreate(pairs = 3, parallel = 8): Promise<Record<strin
     const bangerMs: number[] = [];
     const bareMs: number[] = [];
     const ratios: number[] = [];
+    const diffs: number[] = [];
     for (let i = 0; i < pairs; i++) {
       const name = `bench-c${i}`;
       const runBanger = async (): Promise<number> => {
         const ms = await timed(() => create(name));
+        note(`banger ${i}: guest console ${consoleSummary(await ok(s, ["vm", "logs", name]))}`);
         await remove(name);
         return ms;
       };
@@ -205,6 +214,7 @@ export async function benchCreate(pairs = 3, parallel = 8): Promise<Record<strin
       bangerMs.push(b);
       bareMs.push(r);
       ratios.push(b / r);
+      diffs.push(b - r);
     }
 
     note(`${parallel} parallel creates`);
@@ -239,6 +249,7 @@ export async function benchCreate(pairs = 3, parallel = 8): Promise<Record<strin
       create_vs_bare_ratio: { value: round(median(ratios)), unit: "ratio (banger vm create -> ssh-ready / bare qemu -> ssh-ready, median of alternating pairs)", target: 1.05 },
       create_banger_ms: { value: round(median(bangerMs), 0), unit: "ms (wall, banger vm create --image tiny, TCG; target = 1.05 x bare)", target: round(median(bareMs) * 1.05, 0) },
       create_bare_qemu_ms: { value: round(median(bareMs), 0), unit: "ms (wall, bare qemu argv -> ssh true with the pinned key; reference)", target: round(median(bareMs), 0) },
+      create_overhead_ms: { value: round(median(diffs), 0), unit: "ms (median per-pair banger minus bare: CLI start, control-plane steps, readiness polling; target = 5% of bare)", target: round(median(bareMs) * 0.05, 0) },
       parallel_create_ms_per_vm: { value: round(mean, 1), unit: `ms per VM: control-plane time, sum of vm.create step durations excluding wait-ssh (guest boot), mean over ${parallel} parallel creates on the real stack`, target: 50 },
       parallel_create_wall_s: { value: round(wallMs / 1000, 1), unit: `s (wall, ${parallel} parallel creates until all ssh-ready, TCG guests on this host; max wait-ssh ${round(waitSsh / 1000, 1)} s; target = ${BOOT_TIMEOUT_S} s boot timeout)`, target: BOOT_TIMEOUT_S },
     };

@@ -50,7 +50,8 @@ function liveProcesses(pattern: string): string {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
-      if (cmdline.includes(pattern)) out.push(`${pid} ${cmdline}`);
+      // banger's own processes (node) mention the same dirs; only VMMs count here.
+      if (cmdline.includes(pattern) && !/^(\S*\/)?node(js)? /.test(cmdline)) out.push(`${pid} ${cmdline}`);
     } catch {
       // exited while we looked
     }

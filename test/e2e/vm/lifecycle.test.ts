@@ -118,8 +118,9 @@ async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): P
   // Every live VMM is one the daemon knows about (none orphaned by stop/start or the restart).
   const known = new Set<number>();
   for (const n of names) known.add((JSON.parse(await ok(stack, ["vm", "show", n, "--json"])) as { pid: number }).pid);
-  const live = (await snapshotHost(ns, stack, stack.runtimeDir)).vmmProcesses.split("\n").filter((l) => l !== "").map((l) => Number(l.split(" ")[0]));
-  assert.deepEqual(live.sort(), [...known].sort(), "live VMM pids are exactly the VMs' recorded pids");
+  const liveLines = (await snapshotHost(ns, stack, stack.runtimeDir)).vmmProcesses.split("\n").filter((l) => l !== "");
+  const live = liveLines.map((l) => Number(l.split(" ")[0]));
+  assert.deepEqual(live.sort(), [...known].sort(), `live VMM pids are exactly the VMs' recorded pids:\n${liveLines.map((l) => l.slice(0, 90)).join("\n")}\n${await ok(stack, ["vm", "list", "--json"])}\n${stack.daemonLog().split("\n").filter((l) => /warn|error|fail/.test(l)).join("\n")}`);
 
   await ok(stack, ["vm", "rm", "--force", ...names]);
   const after = await snapshotHost(ns, stack, stack.runtimeDir);
