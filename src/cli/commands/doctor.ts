@@ -1,7 +1,10 @@
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../../config/load.js";
 import { storageDoctorCheck } from "../../daemon/storage/doctor.js";
-import { runChecks } from "../../doctor/checks.js";
+import { runChecks, type CheckResult } from "../../doctor/checks.js";
+import { systemInfo } from "../../rpc/daemon/system.js";
+import { resolveBinary } from "../../vmm/binaries.js";
+import type { CliContext } from "../command.js";
 import { printJson, type Command } from "../command.js";
 
 export const doctorCommand: Command = {
@@ -18,7 +21,7 @@ export const doctorCommand: Command = {
       ctx.stderr.write(`error: ${e.message}\n`);
       return 1;
     }
-    const checks = [...runChecks(config), await storageDoctorCheck(ctx.layout.stateDir, config.storage.clone_strategy)];
+    const checks = [...runChecks(config), await storageDoctorCheck(ctx.layout.stateDir, config.storage.clone_strategy), await vmmCheck(ctx, config.vmm.firecracker_bin)];
     const failed = checks.filter((c) => c.status === "missing");
     if (values.json === true) {
       printJson(ctx.stdout, { ok: failed.length === 0, config: ctx.layout.configFile, checks });
@@ -33,3 +36,26 @@ export const doctorCommand: Command = {
     return failed.length === 0 ? 0 : 1;
   },
 };
+
+/**
+ * Which VMM banger uses and why. The daemon knows for sure (it ran the probe boot through the root
+ * helper, since /dev/kvm is root-only); without a daemon doctor says what auto will try.
+ */
+async function vmmCheck(ctx: CliContext, firecrackerBin: string): Promise<CheckResult> {
+  try {
+    const info = await ctx.call(systemInfo, {}, 5_000);
+    if (info.vmm !== undefined) {
+      const warn = info.vmm.accel === "tcg" || /warning/.test(info.vmm.reason);
+      return { name: "vmm", status: warn ? "warn" : "ok", detail: `${info.vmm.kind} (accel ${info.vmm.accel}): ${info.vmm.reason}`, required: false, ...(warn ? { fix: "guests are emulated (slow); a host whose /dev/kvm runs stock guests gets qemu+kvm or firecracker automatically" } : {}) };
+    }
+  } catch {
+    // No daemon: fall through to what can be said without the probe.
+  }
+  const fc = resolveBinary(firecrackerBin);
+  return {
+    name: "vmm",
+    status: "ok",
+    detail: fc !== undefined ? `firecracker (${fc}) when /dev/kvm works, else qemu` : `qemu (${firecrackerBin} not found); kvm or tcg is decided by a probe boot through the root helper (start bangerd to see the choice)`,
+    required: false,
+  };
+}
