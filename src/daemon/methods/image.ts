@@ -103,32 +103,6 @@ export class ImageService implements ImageDeps {
     return p;
   }
 
-  /**
-   * What VM create calls: the image if it exists; the default (Debian) or
-   * tiny image is built on first use (joining a build already running);
-   * any other missing name is not_found.
-   */
-  async ensureImage(name: string, onProgress?: OnProgress): Promise<ImageInfo> {
-    const existing = await this.get(name);
-    if (existing !== undefined) return existing;
-    const running = this.building.get(name);
-    if (running === undefined) {
-      let from: string;
-      if (name === this.env.config.defaults.image) from = "debian:bookworm";
-      else if (name === "tiny") from = "busybox";
-      else throw new RpcError("not_found", `unknown image ${JSON.stringify(name)}: build it with "banger image build --name ${name} --from ..."`);
-      const source = await parseFrom(from);
-      await this.runBuild(name, () => buildImage({ name, source, force: true }, {
-        stateDir: this.env.layout.stateDir, runner: this.env.runner, uid: process.getuid?.() ?? 0, onProgress: trackerProgress(undefined, onProgress),
-      }));
-    } else {
-      await running;
-    }
-    const built = await this.get(name);
-    if (built === undefined) throw new Error(`image ${name} was built but is not recorded`);
-    return built;
-  }
-
   view(name: string): ImageView {
     const rec = this.repo.get(name);
     if (rec === undefined) throw new RpcError("not_found", `no image named ${JSON.stringify(name)}; see "banger image ls"`);
@@ -172,10 +146,6 @@ export function imageService(env: DaemonEnv): ImageService {
   return s;
 }
 
-/** For VM create: the image, built first if it is the default (Debian) or tiny image and missing. */
-export function ensureImage(env: DaemonEnv, name: string, onProgress?: OnProgress): Promise<ImageInfo> {
-  return imageService(env).ensureImage(name, onProgress);
-}
 
 export function imageMethods(env: DaemonEnv): Registration<PeerCred>[] {
   const service = imageService(env);

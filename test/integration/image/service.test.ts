@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { configSchema } from "../../../src/config/schema.js";
 import type { DaemonEnv } from "../../../src/daemon/env.js";
 import type { HelperClient } from "../../../src/daemon/helper-client.js";
-import { ensureImage, ImageService } from "../../../src/daemon/methods/image.js";
+import { ImageService } from "../../../src/daemon/methods/image.js";
 import { findKernel } from "../../../src/image/host-kernel.js";
 import { resolveLayout, state } from "../../../src/paths/paths.js";
 import { RpcError } from "../../../src/rpc/errors.js";
@@ -76,15 +76,4 @@ void test("bad build params are rejected up front as bad_params, without an oper
   await assert.rejects(svc.startBuild({ from: "ubuntu:noble" }, "op-bgtimg00003"), (e: unknown) => e instanceof RpcError && e.code === "bad_params" && /unknown --from/.test(e.message));
   await assert.rejects(svc.startBuild({ from: "/nonexistent" }, "op-bgtimg00004"), (e: unknown) => e instanceof RpcError && e.code === "bad_params");
   assert.equal(new OperationRepository(env.db).get("op-bgtimg00003"), undefined);
-});
-
-void test("ensureImage builds the tiny image on first use, then returns the cached record; unknown names are not_found", { skip, timeout: 120_000 }, async (t) => {
-  const env = setup(t);
-  const steps: string[] = [];
-  const first = await ensureImage(env, "tiny", (e) => { if (e.state === "done") steps.push(e.step); });
-  assert.equal(first.flavor, "busybox");
-  assert.deepEqual(steps, ["kernel", "initrd", "rootfs tree", "rootfs.ext4"]);
-  const again = await ensureImage(env, "tiny", () => { throw new Error("must not rebuild"); });
-  assert.deepEqual(again, first);
-  await assert.rejects(ensureImage(env, "nosuch"), (e: unknown) => e instanceof RpcError && e.code === "not_found");
 });

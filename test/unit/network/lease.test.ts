@@ -6,7 +6,6 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { allocateLease, getLease, macForVm, releaseLease, tapForVm, type LeaseRow } from "../../../src/daemon/network/lease.js";
-import { runningVmRecords } from "../../../src/daemon/dns/records.js";
 import { RpcError } from "../../../src/rpc/errors.js";
 import { openDatabase, type Db } from "../../../src/state/database.js";
 
@@ -129,12 +128,4 @@ void test("16 concurrent lease requests from 8 worker threads (own connections, 
   for (const l of leases) assert.deepEqual(getLease(db, l.vmId), l);
   const ips = leases.map((l) => Number(l.ip.split(".")[3])).sort((x, y) => x - y);
   assert.deepEqual(ips, Array.from({ length: 16 }, (_, i) => i + 2), "dense allocation from .2");
-});
-
-void test("runningVmRecords: only running VMs with a lease, by name", (t) => {
-  const { db } = freshDb(t);
-  const [a, b, c] = [addVm(db), addVm(db), addVm(db)];
-  for (const id of [a, b]) allocateLease(db, id, { cidr: "10.9.0.0/24" });
-  db.prepare("UPDATE vms SET state = 'running' WHERE id IN (?, ?)").run(a, c);
-  assert.deepEqual([...runningVmRecords(db)], [[`vm-${a.slice(0, 12)}`, "10.9.0.2"]], "b is stopped, c has no lease");
 });
