@@ -146,7 +146,6 @@ export function imageService(env: DaemonEnv): ImageService {
   return s;
 }
 
-
 export function imageMethods(env: DaemonEnv): Registration<PeerCred>[] {
   const service = imageService(env);
   return [

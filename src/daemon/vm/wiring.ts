@@ -1,15 +1,15 @@
 import { state } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
-import { ImageRepository } from "../../state/images.js";
 import { OperationRepository } from "../../state/operations.js";
 import { VmRepository } from "../../state/vms.js";
 import type { Registration } from "../../rpc/dispatcher.js";
 import type { PeerCred } from "../../system/peercred.js";
 import type { DaemonEnv } from "../env.js";
+import { imageService } from "../methods/image.js";
 import { operationMethods } from "../methods/operation.js";
 import { vmMethods } from "../methods/vm.js";
 import { OperationTracker } from "../operations/tracker.js";
-import type { ImageDeps, VmDeps } from "./deps.js";
+import type { VmDeps } from "./deps.js";
 import { HandleStore } from "./handles.js";
 import type { LifecycleEnv } from "./lifecycle-env.js";
 import { VmService } from "./service.js";
@@ -33,20 +33,10 @@ function unwired(subsystem: string): never {
   throw new RpcError("operation_failed", `${subsystem} is not wired into the VM lifecycle yet (src/daemon/vm/wiring.ts)`);
 }
 
-/** Images as VM create sees them: the `images` table (files are checked at create). */
-export function imagesFromRepository(repo: Pick<ImageRepository, "get">): ImageDeps {
-  return {
-    get(name) {
-      const rec = repo.get(name);
-      return Promise.resolve(rec === undefined ? undefined : { name: rec.name, flavor: rec.flavor, kernelPath: rec.kernelPath, vmlinuxPath: rec.vmlinuxPath ?? undefined, initrdPath: rec.initrdPath ?? undefined, rootfsPath: rec.rootfsPath });
-    },
-  };
-}
-
 export function daemonVmDeps(env: DaemonEnv, overrides: Partial<VmDeps> = {}): VmDeps {
   const keyPath = state.sshKey(env.layout.stateDir);
   return {
-    images: overrides.images ?? imagesFromRepository(new ImageRepository(env.db)),
+    images: overrides.images ?? imageService(env),
     network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), detach: () => Promise.resolve() },
     storage: overrides.storage ?? { cloneRoot: () => unwired("storage"), activateRoot: () => unwired("storage"), deactivateRoot: () => Promise.resolve(), destroyRoot: () => Promise.resolve(), createWorkDisk: () => unwired("storage"), destroyWorkDisk: () => Promise.resolve(), injectFiles: () => unwired("storage") },
     vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false) },
