@@ -67,7 +67,8 @@ export class ProgressRenderer {
 export async function followOperation(ctx: CliContext, operationId: string, label: string, opts: FollowOptions = {}): Promise<OperationView> {
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const renderer = opts.quiet === true ? undefined : new ProgressRenderer(ctx.stderr, label);
-  const pollMs = opts.pollMs ?? (ctx.stderr.isTTY === true ? 100 : 250);
+  // operation.get is a tiny local RPC: polling often keeps "ready" close to when the guest really is.
+  const pollMs = opts.pollMs ?? 100;
   for (;;) {
     const op = await ctx.call(operationGet, { id: operationId }, 10_000, opts.opIdForCalls);
     renderer?.render(op);
