@@ -129,6 +129,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         let stderr = "";
         child.stdout.on("data", (d: Buffer) => { stdout += d.toString("utf8"); });
         child.stderr.on("data", (d: Buffer) => { stderr += d.toString("utf8"); });
+        // A CLI that exits without reading its input must not turn into an EPIPE crash of the test.
+        child.stdin.on("error", () => undefined);
         child.stdin.end(o.stdin ?? "");
         child.on("close", (code) => { resolveCli({ code: code ?? -1, stdout, stderr }); });
       });
