@@ -1,3 +1,5 @@
+import { createSocket } from "node:dgram";
+import dnsPacket from "dns-packet";
 import { systemRunner, runText } from "../../src/system/runner.js";
 import type { NetNs } from "./netns.js";
 
@@ -28,4 +30,20 @@ s.send(q, Number(addr.slice(i + 1)), addr.slice(0, i));
 export async function queryA(ns: NetNs, addr: string, name: string): Promise<{ rcode: number; ips: string[] }> {
   const out = await runText(systemRunner, ns.exec([process.execPath, "-e", QUERY, addr, name]));
   return JSON.parse(out) as { rcode: number; ips: string[] };
+}
+
+/** The same query from this process (when the server is reachable from here): rcode name and A records. */
+export function resolveA(addr: string, name: string): Promise<{ rcode: string; ips: string[] }> {
+  const i = addr.lastIndexOf(":");
+  return new Promise((resolve, reject) => {
+    const s = createSocket("udp4");
+    const timer = setTimeout(() => { s.close(); reject(new Error("dns timeout")); }, 2000);
+    s.once("message", (m) => {
+      clearTimeout(timer);
+      s.close();
+      const p = dnsPacket.decode(m) as dnsPacket.DecodedPacket & { rcode?: string };
+      resolve({ rcode: p.rcode ?? "", ips: (p.answers ?? []).flatMap((a) => (a.type === "A" ? [a.data] : [])) });
+    });
+    s.send(dnsPacket.encode({ type: "query", id: 9, questions: [{ type: "A", name, class: "IN" }] }), Number(addr.slice(i + 1)), addr.slice(0, i));
+  });
 }

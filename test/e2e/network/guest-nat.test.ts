@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import dnsPacket from "dns-packet";
 import { DnsServer } from "../../../src/daemon/dns/server.js";
 import { allocateLease } from "../../../src/daemon/network/lease.js";
 import { createWorkDisk } from "../../../src/daemon/storage/work-disk.js";
@@ -20,6 +18,7 @@ import { buildQemuArgv } from "../../../src/vmm/qemu/argv.js";
 import { startHelperInNetns } from "../../helpers/helper-in-netns.js";
 import { createNetNs, linkNamespaces, type NetNs } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
+import { resolveA } from "../../helpers/dns-query.js";
 import { TINY_CMDLINE, tinyImage, tinyImageSkip } from "../../helpers/tiny-image.js";
 
 /*
@@ -44,20 +43,6 @@ function run(ns: NetNs, args: string[], timeoutMs = 20_000): Promise<{ code: num
   });
 }
 
-function resolveA(addr: string, name: string): Promise<string | undefined> {
-  const i = addr.lastIndexOf(":");
-  return new Promise((resolve, reject) => {
-    const s = createSocket("udp4");
-    const timer = setTimeout(() => { s.close(); reject(new Error("dns timeout")); }, 2000);
-    s.once("message", (m) => {
-      clearTimeout(timer);
-      s.close();
-      const a = dnsPacket.decode(m).answers?.find((x) => x.type === "A");
-      resolve(a?.type === "A" ? a.data : undefined);
-    });
-    s.send(dnsPacket.encode({ type: "query", id: 3, questions: [{ type: "A", name, class: "IN" }] }), Number(addr.slice(i + 1)), addr.slice(0, i));
-  });
-}
 
 void test("booted guest reaches the 'internet' namespace through NAT and the host reaches it by NAME.vm", { skip: requires(needsRoot(), needsCommands("qemu-system-x86_64", "ip", "nft", "ssh", "ssh-keygen", "mkfs.ext4", "debugfs"), tinyImageSkip()), timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "bgt-net-e2e-"));
@@ -115,7 +100,7 @@ void test("booted guest reaches the 'internet' namespace through NAT and the hos
   t.after(async () => { await dns.close(); });
   const dnsAddr = await dns.start("127.0.0.1:0");
   dns.setRecords({ natguest: row.ip });
-  const ip = await resolveA(dnsAddr, "natguest.vm");
+  const ip = (await resolveA(dnsAddr, "natguest.vm")).ips[0];
   assert.equal(ip, row.ip);
 
   const ssh = (cmd: string): Promise<{ code: number | null; out: string }> => run(host, ["ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", `root@${ip ?? ""}`, cmd]);

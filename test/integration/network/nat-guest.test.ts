@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { test } from "node:test";
-import dnsPacket from "dns-packet";
 import { DnsServer } from "../../../src/daemon/dns/server.js";
 import { privEnsureBridge, privEnsureNat } from "../../../src/rpc/priv/network.js";
 import { silentLogger } from "../../../src/system/log.js";
 import { createNetNs, linkNamespaces, type NetNs } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
+import { resolveA } from "../../helpers/dns-query.js";
 import { startHelperInNetns } from "../../helpers/helper-in-netns.js";
 
 /*
@@ -31,20 +30,6 @@ function runIn(ns: NetNs, args: string[]): Promise<{ code: number | null; out: s
   });
 }
 
-function resolveA(addr: string, name: string): Promise<{ rcode: string; ips: string[] }> {
-  const i = addr.lastIndexOf(":");
-  return new Promise((resolve, reject) => {
-    const s = createSocket("udp4");
-    const timer = setTimeout(() => { s.close(); reject(new Error("dns timeout")); }, 2000);
-    s.once("message", (m) => {
-      clearTimeout(timer);
-      s.close();
-      const p = dnsPacket.decode(m) as dnsPacket.DecodedPacket & { rcode?: string };
-      resolve({ rcode: p.rcode ?? "", ips: (p.answers ?? []).flatMap((a) => (a.type === "A" ? [a.data] : [])) });
-    });
-    s.send(dnsPacket.encode({ type: "query", id: 9, questions: [{ type: "A", name, class: "IN" }] }), Number(addr.slice(i + 1)), addr.slice(0, i));
-  });
-}
 
 void test("a guest on the bridge reaches an 'internet' namespace only through banger's NAT (masqueraded), and the host reaches it by NAME.vm", { skip: requires(needsRoot(), needsCommands("ip", "nft", "busybox")) }, async (t) => {
   const host = await createNetNs("bgt-net-h");
