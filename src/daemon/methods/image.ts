@@ -63,7 +63,8 @@ function inputError(e: unknown): unknown {
 export class ImageService implements ImageDeps {
   readonly repo: ImageRepository;
   private readonly tracker: OperationTracker;
-  private readonly building = new Map<string, Promise<ImageRecord>>();
+  /** Builds in flight by image name, with the operation that tracks each (absent for imports). */
+  private readonly building = new Map<string, { readonly done: Promise<ImageRecord>; readonly opId: string | undefined }>();
 
   constructor(private readonly env: DaemonEnv) {
     this.repo = new ImageRepository(env.db);
@@ -82,24 +83,29 @@ export class ImageService implements ImageDeps {
     const source = await parseFrom(from).catch((e: unknown) => { throw inputError(e); });
     const name = params.name ?? (source.kind === "busybox" ? "tiny" : source.kind === "debian" ? this.env.config.defaults.image : undefined);
     if (name === undefined) throw new RpcError("bad_params", `--name is required when building from ${from}`);
-    if (this.building.has(name)) throw new RpcError("conflict", `image ${name} is already being built`);
+    const running = this.building.get(name);
+    if (running !== undefined) {
+      // Two `vm run`s on a fresh host both ask for the default image: the second follows the first build.
+      if (running.opId !== undefined && params.force !== true) return { operation_id: running.opId, image: name };
+      throw new RpcError("conflict", `image ${name} is already being built`);
+    }
     if (params.force !== true && this.repo.get(name) !== undefined) throw new RpcError("conflict", `image ${name} already exists; use --force to rebuild it`);
     const op = this.tracker.begin(opId, "image.build", name, PLANS[source.kind] ?? []);
-    const run = this.runBuild(name, () => buildImage({ name, source, kernel: params.kernel, initrd: params.initrd, force: params.force }, {
+    const run = this.runBuild(name, opId, () => buildImage({ name, source, kernel: params.kernel, initrd: params.initrd, force: params.force }, {
       stateDir: this.env.layout.stateDir, runner: this.env.runner, uid: process.getuid?.() ?? 0, onProgress: trackerProgress(op, undefined),
     }));
     run.then((rec) => { op.succeed({ image: rec.name }); }, (e: unknown) => { op.fail(e); });
     return { operation_id: opId, image: name };
   }
 
-  private runBuild(name: string, build: () => Promise<BuiltImage>): Promise<ImageRecord> {
+  private runBuild(name: string, opId: string | undefined, build: () => Promise<BuiltImage>): Promise<ImageRecord> {
     const p = (async () => {
       const built = await build();
       const rec = toRecord(built);
       this.repo.upsert(rec);
       return rec;
     })().finally(() => { this.building.delete(name); });
-    this.building.set(name, p);
+    this.building.set(name, { done: p, opId });
     return p;
   }
 
@@ -127,7 +133,7 @@ export class ImageService implements ImageDeps {
       const st = await stat(f).catch(() => undefined);
       if (st?.isFile() !== true) throw new RpcError("bad_params", `${f} is not a readable regular file`);
     }
-    const rec = await this.runBuild(p.name, () => importImage({ name: p.name, kernel: p.kernel, rootfs: p.rootfs, initrd: p.initrd, flavor: p.flavor ?? "systemd", force: p.force }, {
+    const rec = await this.runBuild(p.name, undefined, () => importImage({ name: p.name, kernel: p.kernel, rootfs: p.rootfs, initrd: p.initrd, flavor: p.flavor ?? "systemd", force: p.force }, {
       stateDir: this.env.layout.stateDir, runner: this.env.runner, uid: process.getuid?.() ?? 0,
     })).catch((e: unknown) => { throw inputError(e); });
     return toView(rec, []);

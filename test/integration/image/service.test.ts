@@ -45,7 +45,9 @@ void test("image.build runs as a tracked operation with named steps; list/get/de
   const svc = new ImageService(env);
   const ref = await svc.startBuild({ from: "busybox" }, "op-bgtimg00001");
   assert.deepEqual(ref, { operation_id: "op-bgtimg00001", image: "tiny" });
-  await assert.rejects(svc.startBuild({ from: "busybox" }, "op-bgtimg00002"), (e: unknown) => e instanceof RpcError && e.code === "conflict");
+  // A second request while it runs follows the same build (two `vm run`s racing on a fresh host); --force cannot.
+  assert.deepEqual(await svc.startBuild({ from: "busybox" }, "op-bgtimg00002"), { operation_id: "op-bgtimg00001", image: "tiny" });
+  await assert.rejects(svc.startBuild({ from: "busybox", force: true }, "op-bgtimg00005"), (e: unknown) => e instanceof RpcError && e.code === "conflict");
   const op = await waitOp(env, ref.operation_id);
   assert.equal(op.state, "succeeded", op.error ?? "");
   assert.deepEqual(op.steps.map((s) => [s.name, s.state]), [["kernel", "succeeded"], ["initrd", "succeeded"], ["rootfs tree", "succeeded"], ["rootfs.ext4", "succeeded"]]);

@@ -35,12 +35,17 @@ interface Cli {
 }
 
 /** A CliContext whose daemon calls go through the real dispatcher and schemas, in memory. */
-function cli(h: Harness, opts: { tty?: boolean; builds?: string[] } = {}): Cli {
+function cli(h: Harness, opts: { tty?: boolean; builds?: string[]; lostRace?: boolean } = {}): Cli {
   // A stand-in image.build: records the request, completes an operation, registers the image.
   const tracker = new OperationTracker(h.ops, silentLogger);
   const fakeImageBuild = implement(imageBuild, (p, callCtx) => {
     const name = p.name ?? "default";
     opts.builds?.push(`${name}@${callCtx.opId}`);
+    if (opts.lostRace === true) {
+      // Another client's build finished just before this request arrived.
+      addImage(h, name, "systemd");
+      throw new RpcError("conflict", `image ${name} already exists; use --force to rebuild it`);
+    }
     const op = tracker.begin(callCtx.opId, "image.build", name, ["build"]);
     addImage(h, name, "systemd");
     op.succeed({ name });
@@ -255,6 +260,16 @@ void test("vm run on a fresh host builds the default image once, then creates; o
   assert.equal(builds.length, 1, "built only once");
   await assert.rejects(cli(h, { builds }).run(vmCreateCommand, ["--image", "nope"]), (e: unknown) => e instanceof RpcError && e.code === "not_found");
   assert.equal(builds.length, 1, "an explicitly named missing image is not built behind the user's back");
+});
+
+void test("vm run that loses the default-image build race to another client just creates the VM", async (t) => {
+  const h = makeHarness({ defaultImage: "default" });
+  t.after(() => { h.close(); });
+  const builds: string[] = [];
+  const c = cli(h, { builds, lostRace: true });
+  assert.equal(await c.run(makeVmRunCommand(() => Promise.resolve(0)), ["--rm", "--", "true"]), 0);
+  assert.equal(builds.length, 1);
+  assert.doesNotMatch(c.err, /building it once/);
 });
 
 void test("vm.exec (daemon side) runs ssh with the pinned argv and returns exit code and output", async (t) => {

@@ -93,7 +93,14 @@ export async function createVm(ctx: CliContext, params: z.input<typeof vmCreateP
     if (params.image !== undefined || missing !== AUTO_BUILD_IMAGE) throw e;
     // The build is its own operation, so it gets its own op id; the create keeps the invocation's.
     const buildOpId = opIdFor(ctx, 1);
-    const ref = await ctx.call(imageBuild, { name: AUTO_BUILD_IMAGE }, 30_000, buildOpId);
+    let ref;
+    try {
+      ref = await ctx.call(imageBuild, { name: AUTO_BUILD_IMAGE }, 30_000, buildOpId);
+    } catch (buildErr) {
+      // Another client's build finished between our create and this request: the image is there now.
+      if (isRpcError(buildErr) && buildErr.code === "conflict" && /already exists/.test(buildErr.message)) return ctx.call(vmCreate, params, 30_000);
+      throw buildErr;
+    }
     if (!opts.quiet) ctx.stderr.write(`image ${AUTO_BUILD_IMAGE} is not built yet; building it once (${ref.operation_id})\n`);
     const op = await followOperation(ctx, ref.operation_id, `image ${AUTO_BUILD_IMAGE}`, { quiet: opts.quiet, opIdForCalls: buildOpId });
     if (op.state !== "succeeded") throw new Error(`building image ${AUTO_BUILD_IMAGE} failed: ${op.error ?? "unknown error"}; retry with: banger image build`, { cause: e });
