@@ -53,7 +53,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const dns = new DnsServer(logger);
   const dnsAddress = await dns.start(config.network.dns_listen);
   const vmm = await createVmmService(env);
-  const server = await serveUnix({ socketPath: layout.daemonSocket, dispatcher: new Dispatcher(daemonMethods(env, { dns, vmm: vmm.deps, vmmInfo: vmm.info })), logger, allowedUids: [uid] });
+  const daemon = daemonMethods(env, { dns, vmm: vmm.deps, vmmInfo: vmm.info });
+  const server = await serveUnix({ socketPath: layout.daemonSocket, dispatcher: new Dispatcher(daemon.methods), logger, allowedUids: [uid] });
   logger.info("daemon listening", { socket: layout.daemonSocket, version: VERSION, state_dir: layout.stateDir, dns: dnsAddress });
   await new Promise<void>((resolve) => {
     const stop = (): void => {
@@ -62,6 +63,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
+  await daemon.shutdown();
   await dns.close();
   env.db.close();
   logger.info("daemon stopped");

@@ -17,10 +17,10 @@ export interface DaemonServices {
   readonly vmmInfo: InfoContributor;
 }
 
-/** The daemon's dispatch table, with every subsystem wired into the VM lifecycle. */
-export function daemonMethods(env: DaemonEnv, services: DaemonServices): Registration<PeerCred>[] {
+/** The daemon's dispatch table, with every subsystem wired into the VM lifecycle, and how to wind it down. */
+export function daemonMethods(env: DaemonEnv, services: DaemonServices): { methods: Registration<PeerCred>[]; shutdown(): Promise<void> } {
   const storage = daemonStorage(env);
   const contributors = [services.vmmInfo, storage.info, networkInfoContributor(env.config, () => services.dns.address())];
   const lifecycle = lifecycleMethods(env, { network: networkService(env), storage: storage.deps, dns: services.dns, vmm: services.vmm });
-  return [...systemMethods(env, contributors), ...lifecycle, ...imageMethods(env)];
+  return { methods: [...systemMethods(env, contributors), ...lifecycle, ...imageMethods(env)], shutdown: () => lifecycle.shutdown() };
 }

@@ -73,13 +73,26 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
   return { service, operations, lifecycle };
 }
 
+/** What the daemon's shutdown needs from the lifecycle: unwind what is in flight, then wait for it. */
+export interface LifecycleShutdown {
+  shutdown(): Promise<void>;
+}
+
 /** The vm.* and operation.* methods, built on the deps above: one line in the daemon registry. */
-export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}): Registration<PeerCred>[] {
+export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}): Registration<PeerCred>[] & LifecycleShutdown {
   const { service, operations } = createVmService(env, daemonVmDeps(env, overrides));
   // Re-publish DNS for surviving VMs and settle states left by a previous daemon; failures are logged, not fatal.
   service.reconcile("op-startup0").then(
     (r) => { env.logger.info("vm reconcile", { adopted: r.adopted, stopped: r.stopped, interrupted: r.interrupted }); },
     (e: unknown) => { env.logger.error("vm reconcile failed", { error: e instanceof Error ? e.message : String(e) }); },
   );
-  return [...vmMethods({ service, stateDir: env.layout.stateDir, runner: env.runner }), ...operationMethods(operations)];
+  const methods = [...vmMethods({ service, stateDir: env.layout.stateDir, runner: env.runner }), ...operationMethods(operations)];
+  // A create waiting for ssh when the daemon stops is aborted and unwound (tap, NAT, disks, lease)
+  // rather than left half-made for the next daemon to mark as failed. Running VMs are not touched.
+  return Object.assign(methods, {
+    async shutdown() {
+      service.abortAll();
+      await service.idle();
+    },
+  });
 }

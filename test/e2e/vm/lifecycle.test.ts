@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { test, type TestContext } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createNetNs } from "../../helpers/netns.js";
 import { queryA } from "../../helpers/dns-query.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
@@ -123,6 +124,18 @@ async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): P
   assert.deepEqual(live.sort(), [...known].sort(), `live VMM pids are exactly the VMs' recorded pids:\n${liveLines.map((l) => l.slice(0, 90)).join("\n")}\n${await ok(stack, ["vm", "list", "--json"])}\n${stack.daemonLog().split("\n").filter((l) => /warn|error|fail/.test(l)).join("\n")}`);
 
   await ok(stack, ["vm", "rm", "--force", ...names]);
+
+  // A daemon stopped while a create waits for its guest unwinds that create instead of leaving it half-made.
+  await ok(stack, ["vm", "create", "--image", "tiny", "--name", "e2e-x", "--no-wait"]);
+  for (let i = 0; ; i++) {
+    const v = JSON.parse(await ok(stack, ["vm", "show", "e2e-x", "--json"])) as { pid: number | null; state: string };
+    if (v.pid !== null) break;
+    assert.ok(i < 300, "the VMM of e2e-x was launched");
+    await sleep(100);
+  }
+  await stack.stopDaemon();
+  await stack.startDaemon();
+  assert.deepEqual(JSON.parse(await ok(stack, ["vm", "list", "--json"])), [], "the interrupted create was unwound");
   const after = await snapshotHost(ns, stack, stack.runtimeDir);
   assert.deepEqual(after, before, "teardown leaves links, firewall, loops, processes, sockets and files as they were");
 }
