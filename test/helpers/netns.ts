@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { systemRunner, runText } from "../../src/system/runner.js";
 
@@ -51,4 +52,18 @@ export async function linkNamespaces(a: NetNs, b: NetNs, aAddr: string, bAddr: s
   await a.run(["ip", "link", "set", va, "up"]);
   await b.run(["ip", "addr", "add", bAddr, "dev", vb]);
   await b.run(["ip", "link", "set", vb, "up"]);
+}
+
+/**
+ * A TCP server in `inet` at 198.51.100.2:8080 that answers each client with the address it sees,
+ * so a test can tell whether traffic arrived masqueraded. Resolves once it listens; killed by `t.after`.
+ */
+export async function startEchoAddressServer(inet: NetNs, t: { after: (fn: () => void) => void }, lifetimeMs = 120_000): Promise<void> {
+  const source = `const s=require("net").createServer(c=>{c.end(c.remoteAddress+"\\n");});s.listen(8080,"198.51.100.2",()=>console.log("listening"));setTimeout(()=>process.exit(0),${lifetimeMs});`;
+  const server = spawn("ip", ["netns", "exec", inet.name, process.execPath, "-e", source], { stdio: ["ignore", "pipe", "ignore"] });
+  t.after(() => { server.kill("SIGKILL"); });
+  await new Promise<void>((resolve, reject) => {
+    server.stdout.once("data", () => { resolve(); });
+    server.once("exit", () => { reject(new Error("internet server exited")); });
+  });
 }

@@ -16,7 +16,7 @@ import { silentLogger } from "../../../src/system/log.js";
 import { systemRunner } from "../../../src/system/runner.js";
 import { buildQemuArgv } from "../../../src/vmm/qemu/argv.js";
 import { startHelperInNetns } from "../../helpers/helper-in-netns.js";
-import { createNetNs, linkNamespaces, type NetNs } from "../../helpers/netns.js";
+import { type NetNs, createNetNs, linkNamespaces, startEchoAddressServer } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 import { resolveA } from "../../helpers/dns-query.js";
 import { TINY_CMDLINE, tinyImage, tinyImageSkip } from "../../helpers/tiny-image.js";
@@ -31,7 +31,6 @@ import { TINY_CMDLINE, tinyImage, tinyImageSkip } from "../../helpers/tiny-image
 
 const CIDR = "172.16.93.0/24";
 const OWNER = { uid: 4242, gid: 4242 };
-const SERVER = `const s=require("net").createServer(c=>{c.end(c.remoteAddress+"\\n");});s.listen(8080,"198.51.100.2",()=>console.log("listening"));setTimeout(()=>process.exit(0),120000);`;
 
 function run(ns: NetNs, args: string[], timeoutMs = 20_000): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -79,12 +78,7 @@ void test("booted guest reaches the 'internet' namespace through NAT and the hos
   await helper.call(privCreateTap, { tap_name: row.tap });
   await helper.call(privEnsureNat, { guest_ip: row.ip, tap: row.tap, enable: true });
   await linkNamespaces(host, inet, "198.51.100.1/24", "198.51.100.2/24");
-  const server = spawn("ip", ["netns", "exec", inet.name, process.execPath, "-e", SERVER], { stdio: ["ignore", "pipe", "ignore"] });
-  t.after(() => { server.kill("SIGKILL"); });
-  await new Promise<void>((resolve, reject) => {
-    server.stdout.once("data", () => { resolve(); });
-    server.once("exit", () => { reject(new Error("internet server exited")); });
-  });
+  await startEchoAddressServer(inet, t, 120_000);
 
   const consoleLog = join(dir, "console.log");
   const argv = buildQemuArgv("qemu-system-x86_64", {

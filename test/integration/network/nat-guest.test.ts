@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { DnsServer } from "../../../src/daemon/dns/server.js";
 import { privEnsureBridge, privEnsureNat } from "../../../src/rpc/priv/network.js";
 import { silentLogger } from "../../../src/system/log.js";
-import { createNetNs, linkNamespaces, type NetNs } from "../../helpers/netns.js";
+import { type NetNs, createNetNs, linkNamespaces, startEchoAddressServer } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 import { resolveA } from "../../helpers/dns-query.js";
 import { startHelperInNetns } from "../../helpers/helper-in-netns.js";
@@ -17,7 +17,6 @@ import { startHelperInNetns } from "../../helpers/helper-in-netns.js";
  * side sees the host's address, not the guest's.
  */
 
-const SERVER = `const s=require("net").createServer(c=>{c.end(c.remoteAddress+"\\n");});s.listen(8080,"198.51.100.2",()=>console.log("listening"));setTimeout(()=>process.exit(0),60000);`;
 const CLIENT = `const c=require("net").connect({host:"198.51.100.2",port:8080,timeout:2000});let o="";c.on("data",d=>o+=d);c.on("end",()=>{console.log(o.trim());process.exit(0)});c.on("timeout",()=>{console.log("TIMEOUT");process.exit(3)});c.on("error",e=>{console.log("ERR "+e.code);process.exit(4)});`;
 
 function runIn(ns: NetNs, args: string[]): Promise<{ code: number | null; out: string }> {
@@ -51,12 +50,7 @@ void test("a guest on the bridge reaches an 'internet' namespace only through ba
   await guest.run(["ip", "route", "add", "default", "via", "172.16.92.1"]);
   await linkNamespaces(host, inet, "198.51.100.1/24", "198.51.100.2/24");
 
-  const server = spawn("ip", ["netns", "exec", inet.name, process.execPath, "-e", SERVER], { stdio: ["ignore", "pipe", "ignore"] });
-  t.after(() => { server.kill("SIGKILL"); });
-  await new Promise<void>((resolve, reject) => {
-    server.stdout.once("data", () => { resolve(); });
-    server.once("exit", () => { reject(new Error("internet server exited")); });
-  });
+  await startEchoAddressServer(inet, t, 60_000);
 
   // Without NAT: forwarding is off in the host namespace and the internet has no route back.
   const before = await runIn(guest, [process.execPath, "-e", CLIENT]);
