@@ -88,15 +88,8 @@ function fromRow(row: VmRow): VmRecord {
   };
 }
 
-export interface NewVm {
-  readonly id: string;
-  readonly name: string;
-  readonly image: string;
-  readonly vcpus: number;
-  readonly memoryMib: number;
-  readonly diskGib: number;
-  readonly vmm: string;
-}
+/** What a caller supplies to insert a VM; state, handles and timestamps are the repository's. */
+export type NewVm = Pick<VmRecord, "id" | "name" | "image" | "vcpus" | "memoryMib" | "diskGib" | "vmm">;
 
 export class DuplicateVmNameError extends Error {
   override readonly name = "DuplicateVmNameError";
