@@ -4,7 +4,7 @@ import { operationMethods } from "../src/daemon/methods/operation.js";
 import { Dispatcher } from "../src/rpc/dispatcher.js";
 import { vmCreate } from "../src/rpc/daemon/vm.js";
 import { newOpId } from "../src/rpc/opid.js";
-import { callUnix } from "../src/rpc/unix-client.js";
+import { callMethod } from "../src/rpc/unix-client.js";
 import { serveUnix } from "../src/rpc/unix-server.js";
 import { silentLogger } from "../src/system/log.js";
 import { systemRunner } from "../src/system/runner.js";
@@ -25,11 +25,11 @@ export async function benchOrchestration(parallel = 8, rounds = 5): Promise<Reco
   for (let round_ = 0; round_ <= rounds; round_++) {
     const h = makeHarness({ prefix: "bgt-bench-orch-" });
     const socketPath = join(h.dir, "bench.sock");
-    const server = await serveUnix({ socketPath, dispatcher: new Dispatcher([...vmMethods({ service: h.service, stateDir: h.dir, runner: systemRunner }), ...operationMethods(h.ops)]), logger: silentLogger, allowedUids: [process.getuid?.() ?? 0] });
+    const server = await serveUnix({ socketPath, dispatcher: new Dispatcher([...vmMethods({ service: h.service, stateDir: h.dir, runner: systemRunner }), ...operationMethods(h.ops, new AbortController().signal)]), logger: silentLogger, allowedUids: [process.getuid?.() ?? 0] });
     try {
       const opIds = Array.from({ length: parallel }, () => newOpId());
       const wall = await timed(async () => {
-        await Promise.all(opIds.map((opId, i) => callUnix(socketPath, vmCreate, { name: `orch-${i}` }, { opId })));
+        await Promise.all(opIds.map((opId, i) => callMethod(socketPath, vmCreate, { name: `orch-${i}` }, { opId })));
         await h.service.idle();
       });
       const sums = opIds.map((id) => {

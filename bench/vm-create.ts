@@ -1,4 +1,5 @@
 import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { state } from "../src/paths/paths.js";
@@ -149,17 +150,39 @@ function consoleSummary(text: string): string {
   return `${text.split("\n").length} lines, last kernel timestamp ${stamps.at(-1) ?? "?"} s`;
 }
 
-interface StepRow { name: string; elapsed_ms: number | null; state: string }
+interface CreateOp {
+  readonly steps: { name: string; elapsed_ms: number | null }[];
+  readonly wallMs: number;
+}
 
-/** vm.create step durations per VM name, read from the operations table (read-only: the daemon owns the DB). */
-function createSteps(stateDir: string, names: readonly string[]): Map<string, StepRow[]> {
+/** Succeeded vm.create operations by VM name, with their steps and wall time (read-only: the daemon owns the DB). */
+function createOps(stateDir: string, names: readonly string[]): Map<string, CreateOp> {
   const db = new Database(state.database(stateDir), { readonly: true, fileMustExist: true });
   try {
-    const rows = db.prepare(`SELECT target, steps FROM operations WHERE kind = 'vm.create' AND state = 'succeeded' AND target IN (${names.map(() => "?").join(",")})`).all(...names) as { target: string; steps: string }[];
-    return new Map(rows.map((r) => [r.target, operationStepSchema.array().parse(JSON.parse(r.steps))]));
+    const rows = db.prepare(`SELECT target, steps, created_at, updated_at FROM operations WHERE kind = 'vm.create' AND state = 'succeeded' AND target IN (${names.map(() => "?").join(",")})`).all(...names) as { target: string; steps: string; created_at: string; updated_at: string }[];
+    return new Map(rows.map((r) => [r.target, { steps: operationStepSchema.array().parse(JSON.parse(r.steps)), wallMs: Date.parse(r.updated_at) - Date.parse(r.created_at) }]));
   } finally {
     db.close();
   }
+}
+
+/** USER_HZ: the unit of /proc/PID/stat's times, 100 on every Linux ABI banger runs on. */
+const CLOCK_TICKS_PER_S = 100;
+
+/** CPU time (user + system) of these processes and of their children they have reaped (forked tools), in ms. */
+function cpuMs(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    // Fields after "(comm) ": state ppid ... utime(12th) stime cutime cstime.
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+    ticks += [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+  }
+  if (!Number.isFinite(ticks)) throw new Error(`unreadable /proc/PID/stat for ${pids.join(", ")}`);
+  return (ticks * 1000) / CLOCK_TICKS_PER_S;
+}
+
+function cpus(): number {
+  return availableParallelism();
 }
 
 export async function benchCreate(pairs = 5, parallel = 8): Promise<Record<string, BenchResult>> {
@@ -219,38 +242,45 @@ export async function benchCreate(pairs = 5, parallel = 8): Promise<Record<strin
 
     note(`${parallel} parallel creates`);
     const names = Array.from({ length: parallel }, (_, i) => `bench-p${i}`);
+    const pids = s.pids();
+    if (pids.daemon === undefined || pids.helper === undefined) throw new Error("bangerd or bangerd-root is not running");
+    const controlPlane = [pids.daemon, pids.helper];
+    const cpu0 = cpuMs(controlPlane);
     const wallMs = await timed(() => Promise.all(names.map((n) => create(n))));
+    const cpuPerVm = (cpuMs(controlPlane) - cpu0) / parallel;
     const list = (JSON.parse(await ok(s, ["vm", "list", "--json"])) as VmJson[]).filter((v) => names.includes(v.name));
     if (list.length !== parallel || !list.every((v) => v.state === "running")) throw new Error(`expected ${parallel} running VMs, got ${JSON.stringify(list.map((v) => [v.name, v.state]))}`);
     const ips = new Set(list.map((v) => v.ip));
     const taps = new Set(list.map((v) => v.tap));
     if (ips.size !== parallel || taps.size !== parallel || ips.has(null)) throw new Error(`leases are not distinct: ${JSON.stringify(list.map((v) => [v.name, v.ip, v.tap]))}`);
-    const steps = createSteps(s.stateDir, names);
-    if (steps.size !== parallel) throw new Error(`found ${steps.size} succeeded vm.create operations for ${parallel} VMs`);
-    const perVm: number[] = [];
+    const ops = createOps(s.stateDir, names);
+    if (ops.size !== parallel) throw new Error(`found ${ops.size} succeeded vm.create operations for ${parallel} VMs`);
+    const latency: number[] = [];
     const byStep = new Map<string, number[]>();
     let waitSsh = 0;
-    for (const rows of steps.values()) {
-      let sum = 0;
-      for (const r of rows) {
+    for (const op of ops.values()) {
+      let wait = 0;
+      for (const r of op.steps) {
         const ms = r.elapsed_ms ?? 0;
-        if (r.name === "wait-ssh") waitSsh = Math.max(waitSsh, ms);
-        else sum += ms;
+        if (r.name === "wait-ssh") wait = ms;
         byStep.set(r.name, [...(byStep.get(r.name) ?? []), ms]);
       }
-      perVm.push(sum);
+      waitSsh = Math.max(waitSsh, wait);
+      // Grouped steps overlap, so a VM's control-plane latency is its operation's wall time minus the guest's boot.
+      latency.push(op.wallMs - wait);
     }
     note(`per-step medians over ${parallel} parallel creates (ms): ${[...byStep].map(([k, v]) => `${k}=${median(v)}`).join(" ")}`);
+    note(`control plane: ${round(cpuPerVm, 1)} ms CPU per VM (bangerd + bangerd-root + the tools they ran); per-VM latency outside wait-ssh, under ${parallel}-way contention with booting TCG guests: median ${round(median(latency), 0)} ms`);
     await remove(...names);
     await remove("bench-src");
 
-    const mean = perVm.reduce((a, b) => a + b, 0) / perVm.length;
     return {
       create_vs_bare_ratio: { value: round(median(ratios)), unit: "ratio (banger vm create -> ssh-ready / bare qemu -> ssh-ready, median of alternating pairs)", target: 1.05 },
       create_banger_ms: { value: round(median(bangerMs), 0), unit: "ms (wall, banger vm create --image tiny, TCG; target = 1.05 x bare)", target: round(median(bareMs) * 1.05, 0) },
       create_bare_qemu_ms: { value: round(median(bareMs), 0), unit: "ms (wall, bare qemu argv -> ssh true with the pinned key; reference)", target: round(median(bareMs), 0) },
       create_overhead_ms: { value: round(median(diffs), 0), unit: "ms (median per-pair banger minus bare: CLI start, control-plane steps, readiness polling; target = 5% of bare)", target: round(median(bareMs) * 0.05, 0) },
-      parallel_create_ms_per_vm: { value: round(mean, 1), unit: `ms per VM: control-plane time, sum of vm.create step durations excluding wait-ssh (guest boot), mean over ${parallel} parallel creates on the real stack`, target: 50 },
+      parallel_create_ms_per_vm: { value: round(cpuPerVm, 1), unit: `ms per VM: control-plane CPU time (bangerd + bangerd-root and every tool they forked, not the VMMs) over ${parallel} parallel creates on the real stack, divided by ${parallel}; guest boot excluded`, target: 50 },
+      parallel_create_latency_ms: { value: round(median(latency), 0), unit: `ms (median per VM: vm.create operation wall time minus wait-ssh, ${parallel} creates at once on ${cpus()} CPUs while earlier guests boot under TCG; target = ${parallel} x 50 ms / ${cpus()} CPUs)`, target: round((parallel * 50) / cpus(), 0) },
       parallel_create_wall_s: { value: round(wallMs / 1000, 1), unit: `s (wall, ${parallel} parallel creates until all ssh-ready, TCG guests on this host; max wait-ssh ${round(waitSsh / 1000, 1)} s; target = ${BOOT_TIMEOUT_S} s boot timeout)`, target: BOOT_TIMEOUT_S },
     };
   } finally {

@@ -1,5 +1,6 @@
 import type { Layout } from "../paths/paths.js";
-import type { MethodDescriptor, ParamsOf, ResultOf } from "../rpc/descriptor.js";
+import type { ParamsOf, ResultOf } from "../rpc/descriptor.js";
+import type { DaemonMethodName, DaemonMethods } from "../rpc/daemon/methods.js";
 
 /** A wrong flag or argument: printed with the command's usage, exit code 2. */
 export class UsageError extends Error {
@@ -19,8 +20,11 @@ export interface CliContext {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Minted once per CLI invocation and sent with every daemon call, so failures can be traced in logs. */
   readonly opId: string;
-  /** `opId` overrides the invocation's op id (one CLI command starting several operations needs one id each). */
-  call<D extends MethodDescriptor>(descriptor: D, params: ParamsOf<D>, timeoutMs?: number, opId?: string): Promise<ResultOf<D>>;
+  /**
+   * Calls a daemon method by name, typed from its descriptor; no schema is loaded (the daemon validates).
+   * `opId` overrides the invocation's op id (one CLI command starting several operations needs one id each).
+   */
+  call<M extends DaemonMethodName>(method: M, params: ParamsOf<DaemonMethods[M]>, timeoutMs?: number, opId?: string): Promise<ResultOf<DaemonMethods[M]>>;
 }
 
 export interface Command {

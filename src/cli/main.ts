@@ -51,7 +51,8 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
     stderr: io.stderr,
     env: io.env,
     opId,
-    call: (descriptor, params, timeoutMs, callOpId) => callUnix(layout.daemonSocket, descriptor, params, timeoutMs === undefined ? { opId: callOpId ?? opId } : { opId: callOpId ?? opId, timeoutMs }),
+    // The cast is the one place the daemon's answer meets its type: the daemon validated it against the method's schema.
+    call: async (method, params, timeoutMs, callOpId) => (await callUnix(layout.daemonSocket, method, params, timeoutMs === undefined ? { opId: callOpId ?? opId } : { opId: callOpId ?? opId, timeoutMs })) as never,
   };
   try {
     return await found.command.run(found.rest, ctx);

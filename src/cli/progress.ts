@@ -1,4 +1,4 @@
-import { operationGet, type OperationView } from "../rpc/daemon/operation.js";
+import type { OperationView } from "../rpc/daemon/operation.js";
 import type { CliContext, Output } from "./command.js";
 
 /**
@@ -8,12 +8,14 @@ import type { CliContext, Output } from "./command.js";
  * place; otherwise one plain line per finished step, so logs and CI read well.
  */
 export interface FollowOptions {
-  readonly pollMs?: number;
   /** Draw nothing (e.g. --json); still waits for the end. */
   readonly quiet?: boolean;
   readonly opIdForCalls?: string;
-  readonly sleep?: (ms: number) => Promise<void>;
 }
+
+/** How long one operation.wait may wait: short on a TTY so the spinner keeps turning, long otherwise. */
+const SPINNER_TICK_MS = 120;
+const QUIET_WAIT_MS = 10_000;
 
 const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -65,18 +67,17 @@ export class ProgressRenderer {
 }
 
 export async function followOperation(ctx: CliContext, operationId: string, label: string, opts: FollowOptions = {}): Promise<OperationView> {
-  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const renderer = opts.quiet === true ? undefined : new ProgressRenderer(ctx.stderr, label);
-  // operation.get is a tiny local RPC: polling often keeps "ready" close to when the guest really is.
-  const pollMs = opts.pollMs ?? 100;
+  const waitMs = renderer !== undefined && ctx.stderr.isTTY === true ? SPINNER_TICK_MS : QUIET_WAIT_MS;
+  let op = await ctx.call("operation.get", { id: operationId }, 10_000, opts.opIdForCalls);
   for (;;) {
-    const op = await ctx.call(operationGet, { id: operationId }, 10_000, opts.opIdForCalls);
     renderer?.render(op);
     if (op.state !== "running") return op;
-    await sleep(pollMs);
+    // A long poll: the daemon answers the moment a step changes, so the CLI neither lags behind the
+    // operation nor keeps the daemon busy answering "nothing new" many times a second.
+    op = await ctx.call("operation.wait", { id: operationId, after_revision: op.revision, timeout_ms: waitMs }, waitMs + 10_000, opts.opIdForCalls);
   }
 }
-
 
 /** Total wall time of an operation from its creation to its last update. */
 export function operationElapsedMs(op: OperationView): number {

@@ -58,6 +58,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   logger.info("daemon listening", { socket: layout.daemonSocket, version: VERSION, state_dir: layout.stateDir, dns: dnsAddress });
   await new Promise<void>((resolve) => {
     const stop = (): void => {
+      daemon.stopServing();
       server.close(() => { resolve(); });
     };
     process.once("SIGTERM", stop);

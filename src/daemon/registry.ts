@@ -8,7 +8,7 @@ import { networkInfoContributor } from "./network/info.js";
 import { networkService } from "./network/service.js";
 import { daemonStorage } from "./storage/vm-storage.js";
 import type { VmmDeps } from "./vm/deps.js";
-import { lifecycleMethods } from "./vm/wiring.js";
+import { lifecycleMethods, type LifecycleShutdown } from "./vm/wiring.js";
 
 /** Long-lived parts main.ts starts before serving and hands to the methods. */
 export interface DaemonServices {
@@ -18,9 +18,9 @@ export interface DaemonServices {
 }
 
 /** The daemon's dispatch table, with every subsystem wired into the VM lifecycle, and how to wind it down. */
-export function daemonMethods(env: DaemonEnv, services: DaemonServices): { methods: Registration<PeerCred>[]; shutdown(): Promise<void> } {
+export function daemonMethods(env: DaemonEnv, services: DaemonServices): { methods: Registration<PeerCred>[] } & LifecycleShutdown {
   const storage = daemonStorage(env);
   const contributors = [services.vmmInfo, storage.info, networkInfoContributor(env.config, () => services.dns.address())];
   const lifecycle = lifecycleMethods(env, { network: networkService(env), storage: storage.deps, dns: services.dns, vmm: services.vmm });
-  return { methods: [...systemMethods(env, contributors), ...lifecycle, ...imageMethods(env)], shutdown: () => lifecycle.shutdown() };
+  return { methods: [...systemMethods(env, contributors), ...lifecycle, ...imageMethods(env)], stopServing: () => { lifecycle.stopServing(); }, shutdown: () => lifecycle.shutdown() };
 }

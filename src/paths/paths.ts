@@ -1,4 +1,3 @@
-import { homedir } from "node:os";
 import { join } from "node:path";
 
 /**
@@ -30,14 +29,28 @@ function nonEmpty(v: string | undefined): string | undefined {
   return v !== undefined && v.trim() !== "" ? v : undefined;
 }
 
+/**
+ * HOME, or the password database's answer when HOME is unset. node:os is
+ * loaded only in that case: a top-level import costs every CLI start (e.g.
+ * `banger vm list`, whose budget is ~1.5x a bare node) a few ms.
+ */
+function homeDir(env: Env): string {
+  const home = nonEmpty(env["HOME"]);
+  if (home !== undefined) return home;
+  // process.getBuiltinModule is Node >= 20.16; older ones need HOME (or the BANGER_* overrides).
+  if (typeof process.getBuiltinModule !== "function") throw new Error("HOME is not set; set HOME, or BANGER_STATE_DIR and BANGER_CONFIG");
+  return process.getBuiltinModule("node:os").homedir();
+}
+
 export function resolveLayout(env: Env = process.env, mode: "user" | "system" = env["BANGER_MODE"] === "system" ? "system" : "user", uid: number = process.getuid?.() ?? 0): Layout {
-  const home = nonEmpty(env["HOME"]) ?? homedir();
+  // Only asked for when no override or XDG variable decides the path.
+  const home = (): string => homeDir(env);
   const stateDir = nonEmpty(env["BANGER_STATE_DIR"])
-    ?? (mode === "system" ? SYSTEM_STATE_DIR : join(nonEmpty(env["XDG_STATE_HOME"]) ?? join(home, ".local", "state"), "banger"));
+    ?? (mode === "system" ? SYSTEM_STATE_DIR : join(nonEmpty(env["XDG_STATE_HOME"]) ?? join(home(), ".local", "state"), "banger"));
   const runtimeDir = nonEmpty(env["BANGER_RUNTIME_DIR"])
     ?? (mode === "system" ? SYSTEM_RUNTIME_DIR : nonEmpty(env["XDG_RUNTIME_DIR"]) !== undefined ? join(env["XDG_RUNTIME_DIR"] ?? "", "banger") : `/tmp/banger-runtime-${uid}`);
   const configFile = nonEmpty(env["BANGER_CONFIG"])
-    ?? (mode === "system" ? SYSTEM_CONFIG_FILE : join(nonEmpty(env["XDG_CONFIG_HOME"]) ?? join(home, ".config"), "banger", "config.toml"));
+    ?? (mode === "system" ? SYSTEM_CONFIG_FILE : join(nonEmpty(env["XDG_CONFIG_HOME"]) ?? join(home(), ".config"), "banger", "config.toml"));
   return {
     mode,
     stateDir,

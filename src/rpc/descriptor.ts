@@ -18,3 +18,12 @@ export function defineMethod<Name extends string, P extends z.ZodTypeAny, R exte
 export type ParamsOf<D extends MethodDescriptor> = z.input<D["params"]>;
 export type ParsedParamsOf<D extends MethodDescriptor> = z.output<D["params"]>;
 export type ResultOf<D extends MethodDescriptor> = z.output<D["result"]>;
+
+/**
+ * The descriptors a module exports (`typeof import("./vm.js")`), as a union.
+ * Distributes over a union of modules so several can be combined at once.
+ */
+export type DescriptorsIn<NS> = NS extends unknown ? Extract<NS[keyof NS], MethodDescriptor> : never;
+
+/** A union of descriptors keyed by method name, so a caller can say `"vm.list"` and get its types. */
+export type MethodsByName<D extends MethodDescriptor> = { [K in D as K["name"]]: K };

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { ERROR_CODES } from "./errors.js";
 
-export const PROTOCOL_VERSION = 1;
+export { PROTOCOL_VERSION } from "./protocol.js";
 
 /** op ids are minted as `op-` + hex; accept a little more so older/other clients interoperate. */
 export const OP_ID_PATTERN = /^op-[0-9a-z]{6,32}$/;

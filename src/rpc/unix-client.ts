@@ -1,9 +1,8 @@
 import { connect } from "node:net";
 import type { MethodDescriptor, ParamsOf, ResultOf } from "./descriptor.js";
-import { formatZodError } from "./dispatcher.js";
-import { PROTOCOL_VERSION, responseSchema } from "./envelope.js";
-import { RpcError } from "./errors.js";
+import { ERROR_CODES, RpcError, type ErrorCode } from "./errors.js";
 import { newOpId } from "./opid.js";
+import { PROTOCOL_VERSION } from "./protocol.js";
 
 export interface CallOptions {
   readonly opId?: string;
@@ -12,31 +11,67 @@ export interface CallOptions {
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+const NEWLINE = 0x0a;
 
 /**
- * Calls one method over a unix socket and returns its schema-checked result.
+ * Calls one method over a unix socket and returns its result, unchecked.
+ * The server validates every result against the method's schema before
+ * sending it and the envelope carries the protocol version, so the client
+ * only checks the envelope, by hand: this module must not load zod, whose
+ * import and schema construction were most of the CLI's start-up time.
+ * Typed callers: `callMethod` (by descriptor) or the CLI's `ctx.call` (by name).
  * Failures throw RpcError carrying the op id, so callers can always print it.
  */
-export async function callUnix<D extends MethodDescriptor>(socketPath: string, descriptor: D, params: ParamsOf<D>, options: CallOptions = {}): Promise<ResultOf<D>> {
+export async function callUnix(socketPath: string, method: string, params: unknown, options: CallOptions = {}): Promise<unknown> {
   const opId = options.opId ?? newOpId();
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const line = JSON.stringify({ version: PROTOCOL_VERSION, method: descriptor.name, params, op_id: opId }) + "\n";
+  const line = JSON.stringify({ version: PROTOCOL_VERSION, method, params, op_id: opId }) + "\n";
   const raw = await exchange(socketPath, line, timeoutMs, opId);
-  let parsedJson: unknown;
+  let parsed: unknown;
   try {
-    parsedJson = JSON.parse(raw);
+    parsed = JSON.parse(raw);
   } catch {
     throw new RpcError("internal", `unparseable response from ${socketPath}`, opId);
   }
-  const resp = responseSchema.safeParse(parsedJson);
-  if (!resp.success) throw new RpcError("internal", `malformed response from ${socketPath}: ${formatZodError(resp.error)}`, opId);
-  if (!resp.data.ok) {
-    const e = resp.data.error;
-    throw new RpcError(e.code, e.message, e.op_id ?? opId);
-  }
-  const result = descriptor.result.safeParse(resp.data.result);
-  if (!result.success) throw new RpcError("internal", `result of ${descriptor.name} failed its schema: ${formatZodError(result.error)}`, opId);
-  return result.data as ResultOf<D>;
+  return unwrapResponse(parsed, socketPath, opId);
+}
+
+/** `callUnix` typed by a method descriptor; only the descriptor's name is used at runtime. */
+export async function callMethod<D extends MethodDescriptor>(socketPath: string, descriptor: D, params: ParamsOf<D>, options: CallOptions = {}): Promise<ResultOf<D>> {
+  // ResultOf<D> is not narrowed for a generic D, so the unknown result needs no cast; callers see their D's type.
+  return callUnix(socketPath, descriptor.name, params, options);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function isErrorCode(v: unknown): v is ErrorCode {
+  return typeof v === "string" && (ERROR_CODES as readonly string[]).includes(v);
+}
+
+/**
+ * The envelope check the zod `responseSchema` used to do: `{ok: true, result}`
+ * or `{ok: false, error: {code, message, op_id?}}`. A code this client does
+ * not know (a newer server) becomes `internal` rather than a malformed reply,
+ * so the server's message still reaches the user.
+ */
+export function unwrapResponse(parsed: unknown, socketPath: string, opId: string): unknown {
+  const malformed = (why: string): RpcError => new RpcError("internal", `malformed response from ${socketPath}: ${why}`, opId);
+  if (!isRecord(parsed)) throw malformed("not a JSON object");
+  // A missing result is `undefined`, as before: JSON drops an undefined field, and the server already checked it.
+  if (parsed["ok"] === true) return parsed["result"];
+  if (parsed["ok"] !== false) throw malformed("ok is not a boolean");
+  const error = parsed["error"];
+  if (!isRecord(error)) throw malformed("error response without an error object");
+  const message = error["message"];
+  if (typeof message !== "string") throw malformed("error.message is not a string");
+  const code = error["code"];
+  if (typeof code !== "string") throw malformed("error.code is not a string");
+  const errOpId = error["op_id"];
+  if (errOpId !== undefined && typeof errOpId !== "string") throw malformed("error.op_id is not a string");
+  if (isErrorCode(code)) throw new RpcError(code, message, errOpId ?? opId);
+  throw new RpcError("internal", `${message} (unknown error code ${JSON.stringify(code)} from ${socketPath})`, errOpId ?? opId);
 }
 
 function exchange(socketPath: string, line: string, timeoutMs: number, opId: string): Promise<string> {
@@ -62,10 +97,15 @@ function exchange(socketPath: string, line: string, timeoutMs: number, opId: str
         settle(() => { reject(new RpcError("internal", `response from ${socketPath} too large`, opId)); });
         return;
       }
-      chunks.push(chunk);
-      const text = Buffer.concat(chunks).toString("utf8");
-      const nl = text.indexOf("\n");
-      if (nl !== -1) settle(() => { resolve(text.slice(0, nl)); });
+      // Only the new chunk is scanned: earlier ones had no newline, so a
+      // large response costs one pass instead of re-joining every chunk.
+      const nl = chunk.indexOf(NEWLINE);
+      if (nl === -1) {
+        chunks.push(chunk);
+        return;
+      }
+      chunks.push(chunk.subarray(0, nl));
+      settle(() => { resolve(Buffer.concat(chunks).toString("utf8")); });
     });
     socket.on("end", () => {
       const text = Buffer.concat(chunks).toString("utf8").trim();

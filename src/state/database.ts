@@ -32,6 +32,28 @@ export function migrate(db: Db): void {
   }
 }
 
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/**
+ * The prepared statement for `sql` on this connection, compiled once: every
+ * RPC runs a few statements, and re-preparing them showed up in the daemon's
+ * profile. Only for constant SQL text (the cache is keyed by it) and never
+ * for statements whose mode is changed (pluck/raw), which would leak to other users.
+ */
+export function statement(db: Db, sql: string): Database.Statement {
+  let cache = statements.get(db);
+  if (cache === undefined) {
+    cache = new Map();
+    statements.set(db, cache);
+  }
+  let stmt = cache.get(sql);
+  if (stmt === undefined) {
+    stmt = db.prepare(sql);
+    cache.set(sql, stmt);
+  }
+  return stmt;
+}
+
 /** Run `fn` in an IMMEDIATE transaction: the write lock is taken up front, so allocations never race. */
 export function inTransaction<T>(db: Db, fn: () => T): T {
   return db.transaction(fn).immediate();

@@ -1,4 +1,4 @@
-import type { Db } from "./database.js";
+import { statement, type Db } from "./database.js";
 
 export type ImageFlavor = "systemd" | "busybox";
 
@@ -60,7 +60,7 @@ export class ImageRepository {
 
   /** Insert or replace (a --force rebuild keeps VMs' foreign keys valid: same name). */
   upsert(rec: ImageRecord): void {
-    this.db.prepare(`INSERT INTO images (name, source, flavor, kernel_path, vmlinux_path, initrd_path, rootfs_path, kernel_version, size_bytes, created_at)
+    statement(this.db, `INSERT INTO images (name, source, flavor, kernel_path, vmlinux_path, initrd_path, rootfs_path, kernel_version, size_bytes, created_at)
       VALUES (@name, @source, @flavor, @kernel_path, @vmlinux_path, @initrd_path, @rootfs_path, @kernel_version, @size_bytes, @created_at)
       ON CONFLICT(name) DO UPDATE SET source = excluded.source, flavor = excluded.flavor, kernel_path = excluded.kernel_path,
         vmlinux_path = excluded.vmlinux_path, initrd_path = excluded.initrd_path, rootfs_path = excluded.rootfs_path,
@@ -79,7 +79,7 @@ export class ImageRepository {
   }
 
   delete(name: string): boolean {
-    return this.db.prepare("DELETE FROM images WHERE name = ?").run(name).changes > 0;
+    return statement(this.db, "DELETE FROM images WHERE name = ?").run(name).changes > 0;
   }
 
   /** Names of VMs whose rows reference the image (the vms.image foreign key). */

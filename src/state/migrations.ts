@@ -54,4 +54,8 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE images ADD COLUMN flavor TEXT NOT NULL DEFAULT 'systemd' CHECK (flavor IN ('systemd','busybox'));
   `,
+  // 3: a change counter per operation, so `operation.wait` can tell a client what it has not seen yet.
+  `
+  ALTER TABLE operations ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

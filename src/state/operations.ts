@@ -1,5 +1,6 @@
+import { EventEmitter } from "node:events";
 import { z } from "zod";
-import type { Db } from "./database.js";
+import { statement, type Db } from "./database.js";
 
 export const OPERATION_STATES = ["running", "succeeded", "failed"] as const;
 export type OperationState = (typeof OPERATION_STATES)[number];
@@ -27,6 +28,8 @@ export interface OperationRecord {
   readonly error: string | null;
   readonly createdAt: string;
   readonly updatedAt: string;
+  /** Bumped by every change; `waitForChange` compares against it. */
+  readonly revision: number;
 }
 
 interface OperationRow {
@@ -39,6 +42,7 @@ interface OperationRow {
   error: string | null;
   created_at: string;
   updated_at: string;
+  revision: number;
 }
 
 function fromRow(row: OperationRow): OperationRecord {
@@ -53,6 +57,7 @@ function fromRow(row: OperationRow): OperationRecord {
     error: row.error,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    revision: row.revision,
   };
 }
 
@@ -68,14 +73,60 @@ export class DuplicateOperationError extends Error {
   override readonly name = "DuplicateOperationError";
 }
 
+// One emitter per database connection: the VM and image services each keep their own repository,
+// and a waiter must hear about changes made through either.
+const emitters = new WeakMap<Db, EventEmitter>();
+
+function changes(db: Db): EventEmitter {
+  let e = emitters.get(db);
+  if (e === undefined) {
+    e = new EventEmitter();
+    // Every client following an operation holds one listener; there is no leak to warn about.
+    e.setMaxListeners(0);
+    emitters.set(db, e);
+  }
+  return e;
+}
+
 /** The `operations` table: progress of long-running requests, readable by `operation.get` after the fact. */
 export class OperationRepository {
   constructor(private readonly db: Db, private readonly now: () => Date = () => new Date()) {}
 
+  /**
+   * Resolves with the operation once it has changed past `afterRevision` or
+   * finished, or as it is when `timeoutMs` passes or `signal` aborts: a long
+   * poll, so followers learn of each step at once without hammering the daemon.
+   */
+  async waitForChange(id: string, afterRevision: number, timeoutMs: number, signal?: AbortSignal): Promise<OperationRecord | undefined> {
+    const settled = (op: OperationRecord | undefined): boolean => op === undefined || op.state !== "running" || op.revision > afterRevision;
+    const first = this.get(id);
+    if (settled(first) || signal?.aborted === true) return first;
+    const emitter = changes(this.db);
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        emitter.off(id, onChange);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const onChange = (): void => {
+        if (settled(this.get(id))) done();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      emitter.on(id, onChange);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+    return this.get(id);
+  }
+
+  private changed(id: string): void {
+    changes(this.db).emit(id);
+  }
+
   insert(id: string, kind: string, target: string | null, steps: readonly OperationStep[]): OperationRecord {
     const ts = this.now().toISOString();
     try {
-      this.db.prepare("INSERT INTO operations (id, kind, target, state, steps, created_at, updated_at) VALUES (?, ?, ?, 'running', ?, ?, ?)").run(id, kind, target, JSON.stringify(steps), ts, ts);
+      statement(this.db, "INSERT INTO operations (id, kind, target, state, steps, created_at, updated_at) VALUES (?, ?, ?, 'running', ?, ?, ?)").run(id, kind, target, JSON.stringify(steps), ts, ts);
     } catch (e) {
       if (e instanceof Error && "code" in e && typeof e.code === "string" && e.code.startsWith("SQLITE_CONSTRAINT")) {
         throw new DuplicateOperationError(`operation ${id} already exists; every request needs a fresh op id`);
@@ -88,27 +139,28 @@ export class OperationRepository {
   }
 
   get(id: string): OperationRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM operations WHERE id = ?").get(id) as OperationRow | undefined;
+    const row = statement(this.db, "SELECT * FROM operations WHERE id = ?").get(id) as OperationRow | undefined;
     return row === undefined ? undefined : fromRow(row);
   }
 
   updateSteps(id: string, steps: readonly OperationStep[]): void {
-    this.db.prepare("UPDATE operations SET steps = ?, updated_at = ? WHERE id = ?").run(JSON.stringify(steps), this.now().toISOString(), id);
+    statement(this.db, "UPDATE operations SET steps = ?, updated_at = ?, revision = revision + 1 WHERE id = ?").run(JSON.stringify(steps), this.now().toISOString(), id);
+    this.changed(id);
   }
 
   finish(id: string, state: "succeeded" | "failed", outcome: { result?: unknown; error?: string }): void {
-    this.db
-      .prepare("UPDATE operations SET state = ?, result = ?, error = ?, updated_at = ? WHERE id = ?")
+    statement(this.db, "UPDATE operations SET state = ?, result = ?, error = ?, updated_at = ?, revision = revision + 1 WHERE id = ?")
       .run(state, outcome.result === undefined ? null : JSON.stringify(outcome.result), outcome.error ?? null, this.now().toISOString(), id);
+    this.changed(id);
   }
 
   /** Operations still `running` when a daemon starts were cut off by its predecessor's exit. */
   failInterrupted(message: string): number {
-    return this.db.prepare("UPDATE operations SET state = 'failed', error = ?, updated_at = ? WHERE state = 'running'").run(message, this.now().toISOString()).changes;
+    return statement(this.db, "UPDATE operations SET state = 'failed', error = ?, updated_at = ?, revision = revision + 1 WHERE state = 'running'").run(message, this.now().toISOString()).changes;
   }
 
   /** Drops finished operations older than `before`, so the table does not grow forever. */
   pruneFinished(before: Date): number {
-    return this.db.prepare("DELETE FROM operations WHERE state != 'running' AND updated_at < ?").run(before.toISOString()).changes;
+    return statement(this.db, "DELETE FROM operations WHERE state != 'running' AND updated_at < ?").run(before.toISOString()).changes;
   }
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Db } from "./database.js";
+import { statement, type Db } from "./database.js";
 
 export const VM_STATES = ["creating", "stopped", "starting", "running", "stopping", "error"] as const;
 export type VmState = (typeof VM_STATES)[number];
@@ -106,8 +106,7 @@ export class VmRepository {
   insert(vm: NewVm): VmRecord {
     const ts = this.now().toISOString();
     try {
-      this.db
-        .prepare("INSERT INTO vms (id, name, image, vcpus, memory_mib, disk_gib, state, vmm, handles, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'creating', ?, '{}', ?, ?)")
+      statement(this.db, "INSERT INTO vms (id, name, image, vcpus, memory_mib, disk_gib, state, vmm, handles, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'creating', ?, '{}', ?, ?)")
         .run(vm.id, vm.name, vm.image, vm.vcpus, vm.memoryMib, vm.diskGib, vm.vmm, ts, ts);
     } catch (e) {
       if (e instanceof Error && "code" in e && e.code === "SQLITE_CONSTRAINT_UNIQUE" && e.message.includes("vms.name")) throw new DuplicateVmNameError(vm.name);
@@ -119,21 +118,21 @@ export class VmRepository {
   }
 
   getById(id: string): VmRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM vms WHERE id = ?").get(id) as VmRow | undefined;
+    const row = statement(this.db, "SELECT * FROM vms WHERE id = ?").get(id) as VmRow | undefined;
     return row === undefined ? undefined : fromRow(row);
   }
 
   getByName(name: string): VmRecord | undefined {
-    const row = this.db.prepare("SELECT * FROM vms WHERE name = ?").get(name) as VmRow | undefined;
+    const row = statement(this.db, "SELECT * FROM vms WHERE name = ?").get(name) as VmRow | undefined;
     return row === undefined ? undefined : fromRow(row);
   }
 
   list(): VmRecord[] {
-    return (this.db.prepare("SELECT * FROM vms ORDER BY created_at, name").all() as VmRow[]).map(fromRow);
+    return (statement(this.db, "SELECT * FROM vms ORDER BY created_at, name").all() as VmRow[]).map(fromRow);
   }
 
   names(): Set<string> {
-    return new Set((this.db.prepare("SELECT name FROM vms").all() as { name: string }[]).map((r) => r.name));
+    return new Set((statement(this.db, "SELECT name FROM vms").all() as { name: string }[]).map((r) => r.name));
   }
 
   setState(id: string, next: VmState, opts: { lastError?: string | null; startedAt?: string | null } = {}): VmRecord {
@@ -142,7 +141,7 @@ export class VmRepository {
     if (cur === undefined) throw new Error(`VM ${id} not found`);
     const lastError = opts.lastError === undefined ? cur.lastError : opts.lastError;
     const startedAt = opts.startedAt === undefined ? cur.startedAt : opts.startedAt;
-    this.db.prepare("UPDATE vms SET state = ?, last_error = ?, started_at = ?, updated_at = ? WHERE id = ?").run(next, lastError, startedAt, ts, id);
+    statement(this.db, "UPDATE vms SET state = ?, last_error = ?, started_at = ?, updated_at = ? WHERE id = ?").run(next, lastError, startedAt, ts, id);
     return { ...cur, state: next, lastError, startedAt, updatedAt: ts };
   }
 
@@ -153,11 +152,11 @@ export class VmRepository {
     const merged = Object.entries({ ...cur.handles, ...patch }).filter(([, v]) => v !== undefined);
     const handles = vmHandlesSchema.parse(Object.fromEntries(merged));
     const ts = this.now().toISOString();
-    this.db.prepare("UPDATE vms SET handles = ?, updated_at = ? WHERE id = ?").run(JSON.stringify(handles), ts, id);
+    statement(this.db, "UPDATE vms SET handles = ?, updated_at = ? WHERE id = ?").run(JSON.stringify(handles), ts, id);
     return { ...cur, handles, updatedAt: ts };
   }
 
   delete(id: string): boolean {
-    return this.db.prepare("DELETE FROM vms WHERE id = ?").run(id).changes > 0;
+    return statement(this.db, "DELETE FROM vms WHERE id = ?").run(id).changes > 0;
   }
 }

@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { MethodDescriptor, ParamsOf, ResultOf } from "../../src/rpc/descriptor.js";
 import { privPing } from "../../src/rpc/priv/ping.js";
-import { callUnix } from "../../src/rpc/unix-client.js";
+import { callMethod } from "../../src/rpc/unix-client.js";
 import type { NetNs } from "./netns.js";
 
 /** dist/src/bin/bangerd-root.js, found relative to this compiled file (dist/test/helpers/). */
@@ -44,7 +44,7 @@ export async function startHelperInNetns(ns: NetNs, owner: { uid: number; gid: n
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
-      await callUnix(socket, privPing, {}, { timeoutMs: 1000 });
+      await callMethod(socket, privPing, {}, { timeoutMs: 1000 });
       break;
     } catch (e) {
       if (child.exitCode !== null || Date.now() > deadline) {
@@ -54,5 +54,5 @@ export async function startHelperInNetns(ns: NetNs, owner: { uid: number; gid: n
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  return { dir, socket, call: (d, params) => callUnix(socket, d, params, { timeoutMs: 30_000 }), stop };
+  return { dir, socket, call: (d, params) => callMethod(socket, d, params, { timeoutMs: 30_000 }), stop };
 }

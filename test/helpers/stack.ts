@@ -31,6 +31,8 @@ export interface Stack {
   cli(args: readonly string[], opts?: { timeoutMs?: number; stdin?: string }): Promise<CliResult>;
   daemonLog(): string;
   helperLog(): string;
+  /** Pids of the running bangerd and bangerd-root (the wrappers that start them exec, so these are the node processes). */
+  pids(): { daemon: number | undefined; helper: number | undefined };
   stopDaemon(): Promise<void>;
   startDaemon(): Promise<void>;
   stop(): Promise<void>;
@@ -42,6 +44,8 @@ export interface StackOptions {
   readonly config?: string;
   /** Keep the state dir (e.g. a shared image cache) at this path instead of a fresh one. */
   readonly stateDir?: string;
+  /** Extra node flags for bangerd (e.g. --cpu-prof when profiling a benchmark). */
+  readonly daemonNodeFlags?: readonly string[];
 }
 
 function asUser(user: TestUser, argv: readonly string[], netns?: NetNs): string[] {
@@ -97,7 +101,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   let daemon: ChildProcess | undefined;
   const startDaemon = async (): Promise<void> => {
-    const cmd = asUser(user, [process.execPath, BIN.bangerd], netns);
+    const cmd = asUser(user, [process.execPath, ...(opts.daemonNodeFlags ?? []), BIN.bangerd], netns);
     daemon = spawn(cmd[0] ?? "", cmd.slice(1), { stdio: ["ignore", openSync(daemonLogFile, "a"), openSync(daemonLogFile, "a")], env });
     await waitForSocket(env["BANGER_SOCKET"] ?? "", daemon, daemonLogFile, "bangerd");
   };
@@ -135,6 +139,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         child.on("close", (code) => { resolveCli({ code: code ?? -1, stdout, stderr }); });
       });
     },
+    pids: () => ({ daemon: daemon?.exitCode === null ? daemon.pid : undefined, helper: helper.exitCode === null ? helper.pid : undefined }),
     daemonLog: () => readFileSync(daemonLogFile, "utf8"),
     helperLog: () => readFileSync(helperLogFile, "utf8"),
     stopDaemon: () => stopProc(daemon),

@@ -1,61 +1,12 @@
-import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../../config/load.js";
-import { storageDoctorCheck } from "../../daemon/storage/doctor.js";
-import { runChecks, type CheckResult } from "../../doctor/checks.js";
-import { systemInfo } from "../../rpc/daemon/system.js";
-import { resolveBinary } from "../../vmm/binaries.js";
-import type { CliContext } from "../command.js";
-import { printJson, type Command } from "../command.js";
+import type { Command } from "../command.js";
 
 export const doctorCommand: Command = {
   path: ["doctor"],
   summary: "check this host for what banger needs, with the fix for anything missing",
   usage: "banger doctor [--json]",
   async run(args, ctx) {
-    const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
-    let config;
-    try {
-      config = loadConfig(ctx.layout.configFile);
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      ctx.stderr.write(`error: ${e.message}\n`);
-      return 1;
-    }
-    const checks = [...runChecks(config), await storageDoctorCheck(ctx.layout.stateDir, config.storage.clone_strategy), await vmmCheck(ctx, config.vmm.firecracker_bin)];
-    const failed = checks.filter((c) => c.status === "missing");
-    if (values.json === true) {
-      printJson(ctx.stdout, { ok: failed.length === 0, config: ctx.layout.configFile, checks });
-    } else {
-      for (const c of checks) {
-        const mark = c.status === "ok" ? "ok  " : c.status === "warn" ? "warn" : "FAIL";
-        ctx.stdout.write(`[${mark}] ${c.name.padEnd(13)} ${c.detail}\n`);
-        if (c.fix !== undefined && c.status !== "ok") ctx.stdout.write(`       ${"".padEnd(13)} fix: ${c.fix}\n`);
-      }
-      ctx.stdout.write(failed.length === 0 ? "\nall required pieces are present\n" : `\n${failed.length} required piece(s) missing\n`);
-    }
-    return failed.length === 0 ? 0 : 1;
+    // Loaded on use: see doctor-run.ts (it is what keeps zod and child_process out of every other command's start).
+    const { runDoctor } = await import("./doctor-run.js");
+    return runDoctor(args, ctx);
   },
 };
-
-/**
- * Which VMM banger uses and why. The daemon knows for sure (it ran the probe boot through the root
- * helper, since /dev/kvm is root-only); without a daemon doctor says what auto will try.
- */
-async function vmmCheck(ctx: CliContext, firecrackerBin: string): Promise<CheckResult> {
-  try {
-    const info = await ctx.call(systemInfo, {}, 5_000);
-    if (info.vmm !== undefined) {
-      const warn = info.vmm.accel === "tcg" || /warning/.test(info.vmm.reason);
-      return { name: "vmm", status: warn ? "warn" : "ok", detail: `${info.vmm.kind} (accel ${info.vmm.accel}): ${info.vmm.reason}`, required: false, ...(warn ? { fix: "guests are emulated (slow); a host whose /dev/kvm runs stock guests gets qemu+kvm or firecracker automatically" } : {}) };
-    }
-  } catch {
-    // No daemon: fall through to what can be said without the probe.
-  }
-  const fc = resolveBinary(firecrackerBin);
-  return {
-    name: "vmm",
-    status: "ok",
-    detail: fc !== undefined ? `firecracker (${fc}) when /dev/kvm works, else qemu` : `qemu (${firecrackerBin} not found); kvm or tcg is decided by a probe boot through the root helper (start bangerd to see the choice)`,
-    required: false,
-  };
-}

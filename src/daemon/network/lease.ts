@@ -1,6 +1,6 @@
 import { RpcError } from "../../rpc/errors.js";
 import { guestRange, intToIpv4, ipv4ToInt } from "../../model/ipv4.js";
-import { inTransaction, type Db } from "../../state/database.js";
+import { inTransaction, type Db, statement } from "../../state/database.js";
 
 /** One row of the `leases` table: a VM's network identity, held from create until delete. */
 export interface LeaseRow {
@@ -50,12 +50,12 @@ interface Row { vm_id: string; ip: string; mac: string; tap: string; cid: number
 const toLease = (r: Row): LeaseRow => ({ vmId: r.vm_id, ip: r.ip, mac: r.mac, tap: r.tap, cid: r.cid });
 
 export function getLease(db: Db, vmId: string): LeaseRow | undefined {
-  const row = db.prepare("SELECT vm_id, ip, mac, tap, cid FROM leases WHERE vm_id = ?").get(vmId) as Row | undefined;
+  const row = statement(db, "SELECT vm_id, ip, mac, tap, cid FROM leases WHERE vm_id = ?").get(vmId) as Row | undefined;
   return row === undefined ? undefined : toLease(row);
 }
 
 export function listLeases(db: Db): LeaseRow[] {
-  return (db.prepare("SELECT vm_id, ip, mac, tap, cid FROM leases ORDER BY ip").all() as Row[]).map(toLease);
+  return (statement(db, "SELECT vm_id, ip, mac, tap, cid FROM leases ORDER BY ip").all() as Row[]).map(toLease);
 }
 
 /**
@@ -72,7 +72,7 @@ export function allocateLease(db: Db, vmId: string, opts: LeaseOptions): LeaseRo
   return inTransaction(db, () => {
     const existing = getLease(db, vmId);
     if (existing !== undefined) return existing;
-    const held = db.prepare("SELECT ip, tap, cid FROM leases").all() as Pick<Row, "ip" | "tap" | "cid">[];
+    const held = statement(db, "SELECT ip, tap, cid FROM leases").all() as Pick<Row, "ip" | "tap" | "cid">[];
     const usedIps = new Set(held.map((r) => ipv4ToInt(r.ip)));
     let ip: number | undefined;
     for (let n = range.first; n <= range.last; n++) {
@@ -97,7 +97,7 @@ export function allocateLease(db: Db, vmId: string, opts: LeaseOptions): LeaseRo
     }
     const lease: LeaseRow = { vmId, ip: intToIpv4(ip), mac: macForVm(vmId), tap, cid };
     try {
-      db.prepare("INSERT INTO leases (vm_id, ip, mac, tap, cid) VALUES (?, ?, ?, ?, ?)").run(lease.vmId, lease.ip, lease.mac, lease.tap, lease.cid);
+      statement(db, "INSERT INTO leases (vm_id, ip, mac, tap, cid) VALUES (?, ?, ?, ?, ?)").run(lease.vmId, lease.ip, lease.mac, lease.tap, lease.cid);
     } catch (e) {
       // Only the id-derived MAC/tap can collide here (IP and CID were chosen free under the lock): two ids sharing a prefix.
       if (e instanceof Error && /UNIQUE constraint failed/.test(e.message)) {
@@ -111,5 +111,5 @@ export function allocateLease(db: Db, vmId: string, opts: LeaseOptions): LeaseRo
 
 /** Frees the VM's lease; idempotent. Returns whether a row was removed. */
 export function releaseLease(db: Db, vmId: string): boolean {
-  return inTransaction(db, () => db.prepare("DELETE FROM leases WHERE vm_id = ?").run(vmId).changes > 0);
+  return inTransaction(db, () => statement(db, "DELETE FROM leases WHERE vm_id = ?").run(vmId).changes > 0);
 }

@@ -45,8 +45,9 @@ export function networkService(env: DaemonEnv, opts: { linkExists?: (name: strin
       if (held === undefined || held.ip !== lease.ip || held.tap !== lease.tap) {
         throw new Error(`VM ${vmId} does not hold lease ${lease.ip}/${lease.tap} in the state store; refusing to wire someone else's address`);
       }
-      await env.helper.call(privEnsureBridge, {}, opId);
-      if (!(isPoolTap(lease.tap) && linkExists(lease.tap))) await env.helper.call(privCreateTap, { tap_name: lease.tap }, opId);
+      // create_tap makes sure of the bridge itself; a pool tap that is already there skips it, so check the bridge then.
+      if (isPoolTap(lease.tap) && linkExists(lease.tap)) await env.helper.call(privEnsureBridge, {}, opId);
+      else await env.helper.call(privCreateTap, { tap_name: lease.tap }, opId);
       if (env.config.network.nat) await env.helper.call(privEnsureNat, { guest_ip: lease.ip, tap: lease.tap, enable: true }, opId);
     },
 

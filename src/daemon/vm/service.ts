@@ -6,13 +6,13 @@ import { inTransaction, type Db } from "../../state/database.js";
 import { DuplicateOperationError } from "../../state/operations.js";
 import { DuplicateVmNameError, type VmRecord, type VmState } from "../../state/vms.js";
 import type { OperationTracker, TrackedOperation } from "../operations/tracker.js";
-import { CREATE_STEPS, START_STEPS, type BootCtx, type BootStep } from "./boot-steps.js";
+import { CREATE_STEPS, START_STEPS, type BootCtx, type BootEntry } from "./boot-steps.js";
 import type { ImageInfo } from "./deps.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
 import { checkVmSize } from "./limits.js";
 import { checkVmName, generateVmName } from "./names.js";
-import { errorMessage, runSteps, StepFailedError, stepNames } from "./steps.js";
+import { errorMessage, runSteps, StepFailedError, stepNames, type Step } from "./steps.js";
 import { deleteActions, rootDiskOf, runAll, stopActions, vmmHandleOf } from "./teardown.js";
 
 export interface CreateRequest {
@@ -29,8 +29,8 @@ export interface VmServiceOptions {
   readonly tracker: OperationTracker;
   readonly defaults: { image: string; vcpus: number; memoryMib: number; diskGib: number };
   readonly hostCpus?: number;
-  readonly createSteps?: readonly BootStep[];
-  readonly startSteps?: readonly BootStep[];
+  readonly createSteps?: readonly BootEntry[];
+  readonly startSteps?: readonly BootEntry[];
 }
 
 export interface OperationRef {
@@ -51,8 +51,8 @@ export class VmService {
   private readonly tracker: OperationTracker;
   private readonly defaults: VmServiceOptions["defaults"];
   private readonly hostCpus: number | undefined;
-  private readonly createSteps: readonly BootStep[];
-  private readonly startSteps: readonly BootStep[];
+  private readonly createSteps: readonly BootEntry[];
+  private readonly startSteps: readonly BootEntry[];
   private readonly locks = new KeyedMutex();
   private readonly inflight = new Set<Promise<void>>();
   private readonly aborters = new Map<string, AbortController>();
@@ -179,7 +179,7 @@ export class VmService {
     const current = this.mustGet(name);
     const image = await this.image(current.image);
     const vm = this.transition(name, ["running", "error", "stopped"], "stopping", "restart");
-    const stopStep: BootStep = {
+    const stopStep: Step<BootCtx> = {
       name: "stop",
       run: async () => {
         const fresh = this.env.vms.getById(vm.id) ?? vm;
@@ -201,7 +201,7 @@ export class VmService {
     return { operation_id: opId, vm: { id: vm.id, name: vm.name } };
   }
 
-  private async bootExisting(vm: VmRecord, image: ImageInfo, op: TrackedOperation, opId: string, steps: readonly BootStep[] = this.startSteps): Promise<void> {
+  private async bootExisting(vm: VmRecord, image: ImageInfo, op: TrackedOperation, opId: string, steps: readonly BootEntry[] = this.startSteps): Promise<void> {
     const ctx = this.bootCtx(vm, image, opId);
     const root = rootDiskOf(vm);
     if (root !== undefined) ctx.root = root;
@@ -298,7 +298,7 @@ export class VmService {
     });
   }
 
-  private beginOp(opId: string, kind: string, vm: VmRecord, steps: readonly BootStep[], rollback: () => void): TrackedOperation {
+  private beginOp(opId: string, kind: string, vm: VmRecord, steps: readonly BootEntry[], rollback: () => void): TrackedOperation {
     try {
       return this.tracker.begin(opId, kind, vm.name, stepNames(steps));
     } catch (e) {

@@ -1,20 +1,64 @@
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { generateKeyPair, randomBytes, randomUUID } from "node:crypto";
+import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
+import { promisify } from "node:util";
+import { dropbearPrivateKey, ed25519PublicLine, opensshPrivateKey } from "../../model/ssh-key-format.js";
+import type { Ed25519Key } from "../../model/ssh-key-format.js";
 import { state, vmFiles } from "../../paths/paths.js";
-import type { Runner } from "../../system/runner.js";
 
 /**
  * SSH trust without prompts: one ed25519 client key per install, one host
  * key per VM generated here (so the daemon knows it before the guest boots),
  * and a banger-owned known_hosts rebuilt from the VM table so entries of
  * deleted VMs never linger to clash with a reused IP.
+ *
+ * Keys are made in-process (node:crypto + our own encoders) rather than by
+ * ssh-keygen/dropbearconvert: those forks were a measurable share of each
+ * `vm create`, and parallel creates paid for them on a 2-core budget.
  */
 export interface InstallKey {
   readonly keyPath: string;
   readonly publicKey: string;
 }
 
-let pending: Promise<InstallKey> | undefined;
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/** A fresh ed25519 key; JWK is the only export that yields the raw 32-byte seed (`d`) and public key (`x`). */
+async function newEd25519Key(): Promise<Ed25519Key> {
+  const { privateKey } = await generateKeyPairAsync("ed25519");
+  const jwk = privateKey.export({ format: "jwk" });
+  if (jwk.d === undefined || jwk.x === undefined) throw new Error("node:crypto returned an ed25519 JWK without d/x");
+  return { seed: Buffer.from(jwk.d, "base64url"), publicKey: Buffer.from(jwk.x, "base64url") };
+}
+
+function randomCheckInt(): number {
+  return randomBytes(4).readUInt32BE(0);
+}
+
+/**
+ * Write-then-rename so a reader (or the next daemon after a crash) sees the
+ * old file or the complete new one, never a truncated private key. The temp
+ * name is unique and opened O_EXCL so two writers cannot share it and a
+ * planted file or symlink is refused rather than followed; fsync before the
+ * rename because without it a power cut can leave the renamed name pointing
+ * at an empty file on ext4/xfs.
+ */
+async function writeFileAtomic(path: string, data: string | Buffer, mode: number): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomUUID()}`;
+  try {
+    const fh = await open(tmp, "wx", mode);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -25,21 +69,25 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+let pending: Promise<InstallKey> | undefined;
+
 /** Returns the install's client key, creating it (once, even under concurrent creates) if missing. */
-export function ensureInstallKey(runner: Runner, stateDir: string): Promise<InstallKey> {
-  const p = (pending ??= createOrLoad(runner, stateDir));
+export function ensureInstallKey(stateDir: string): Promise<InstallKey> {
+  const p = (pending ??= createOrLoad(stateDir));
   // A failed attempt must not be cached forever; the next create retries.
   p.catch(() => { if (pending === p) pending = undefined; });
   return p;
 }
 
-async function createOrLoad(runner: Runner, stateDir: string): Promise<InstallKey> {
+async function createOrLoad(stateDir: string): Promise<InstallKey> {
   const keyPath = state.sshKey(stateDir);
   if (!(await exists(keyPath)) || !(await exists(`${keyPath}.pub`))) {
     await mkdir(state.sshDir(stateDir), { recursive: true, mode: 0o700 });
-    await rm(keyPath, { force: true });
+    const key = await newEd25519Key();
+    // Public half last: its presence is what marks the pair complete (see the check above).
     await rm(`${keyPath}.pub`, { force: true });
-    await runner.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger", "-f", keyPath]);
+    await writeFileAtomic(keyPath, opensshPrivateKey(key, "banger", randomCheckInt()), 0o600);
+    await writeFileAtomic(`${keyPath}.pub`, `${ed25519PublicLine(key.publicKey, "banger")}\n`, 0o600);
   }
   return { keyPath, publicKey: (await readFile(`${keyPath}.pub`, "utf8")).trim() };
 }
@@ -56,20 +104,32 @@ export interface HostKey {
   readonly public: string;
 }
 
-export async function generateHostKey(runner: Runner, vmDir: string, flavor: "systemd" | "busybox"): Promise<HostKey> {
-  const keyPath = vmFiles.hostKey(vmDir);
-  await mkdir(dirname(keyPath), { recursive: true, mode: 0o700 });
-  await rm(keyPath, { force: true });
-  await rm(vmFiles.hostKeyPub(vmDir), { force: true });
-  await runner.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger-host", "-f", keyPath]);
-  const pub = publicKeyBody((await readFile(vmFiles.hostKeyPub(vmDir), "utf8")));
-  if (flavor === "busybox") {
-    const out = vmFiles.hostKeyDropbear(vmDir);
-    await rm(out, { force: true });
-    await runner.run(["dropbearconvert", "openssh", "dropbear", keyPath, out]);
-    return { private: await readFile(out), public: pub };
+/**
+ * A new host key for one VM, kept under the VM dir (OpenSSH form, .pub, and
+ * the dropbear form for busybox images) and returned in the form the guest's
+ * server reads.
+ */
+export async function generateHostKey(vmDir: string, flavor: "systemd" | "busybox"): Promise<HostKey> {
+  await mkdir(vmFiles.hostKeysDir(vmDir), { recursive: true, mode: 0o700 });
+  const key = await newEd25519Key();
+  const openssh = Buffer.from(opensshPrivateKey(key, "banger-host", randomCheckInt()));
+  const pub = ed25519PublicLine(key.publicKey);
+  const writes = [
+    writeFileAtomic(vmFiles.hostKey(vmDir), openssh, 0o600),
+    writeFileAtomic(vmFiles.hostKeyPub(vmDir), `${pub} banger-host\n`, 0o600),
+  ];
+  const dropbear = flavor === "busybox" ? dropbearPrivateKey(key) : undefined;
+  // A dropbear file left by an earlier attempt would hold a different key than the one pinned now.
+  if (dropbear !== undefined) writes.push(writeFileAtomic(vmFiles.hostKeyDropbear(vmDir), dropbear, 0o600));
+  else writes.push(rm(vmFiles.hostKeyDropbear(vmDir), { force: true }));
+  const results = await Promise.allSettled(writes);
+  const failures: unknown[] = [];
+  for (const r of results) if (r.status === "rejected") failures.push(r.reason);
+  if (failures.length > 0) {
+    const why = failures.map((e) => (e instanceof Error ? e.message : String(e))).join("; ");
+    throw new AggregateError(failures, `writing the host key under ${vmFiles.hostKeysDir(vmDir)} failed (check that the state dir is writable and not full): ${why}`);
   }
-  return { private: await readFile(keyPath), public: pub };
+  return { private: dropbear ?? openssh, public: pub };
 }
 
 /** `ssh-ed25519 AAAA... comment` -> `ssh-ed25519 AAAA...`, refusing anything that is not one ed25519 key. */
@@ -99,9 +159,7 @@ let writeChain: Promise<void> = Promise.resolve();
 export function writeKnownHosts(path: string, entries: readonly KnownHost[]): Promise<void> {
   const next = writeChain.then(async () => {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, renderKnownHosts(entries), { mode: 0o600 });
-    await rename(tmp, path);
+    await writeFileAtomic(path, renderKnownHosts(entries), 0o600);
   });
   writeChain = next.catch(() => undefined);
   return next;

@@ -66,9 +66,17 @@ export class CleanupStack {
  */
 export class StepFailedError extends AggregateError {
   override readonly name = "StepFailedError";
-  constructor(readonly step: string, readonly stepError: unknown, readonly cleanupErrors: readonly unknown[]) {
-    const base = `step ${step} failed: ${errorMessage(stepError)}`;
-    super([stepError, ...cleanupErrors], cleanupErrors.length === 0 ? base : `${base}; and cleanup failed: ${cleanupErrors.map(errorMessage).join("; ")}`);
+  constructor(
+    readonly step: string,
+    readonly stepError: unknown,
+    readonly cleanupErrors: readonly unknown[],
+    /** Other members of the failed step's group that failed too. */
+    readonly siblingFailures: readonly { step: string; error: unknown }[] = [],
+  ) {
+    let message = `step ${step} failed: ${errorMessage(stepError)}`;
+    for (const f of siblingFailures) message += `; step ${f.step} failed too: ${errorMessage(f.error)}`;
+    if (cleanupErrors.length > 0) message += `; and cleanup failed: ${cleanupErrors.map(errorMessage).join("; ")}`;
+    super([stepError, ...siblingFailures.map((f) => f.error), ...cleanupErrors], message);
   }
 }
 
@@ -78,16 +86,39 @@ export function errorMessage(e: unknown): string {
 }
 
 /**
- * Runs the steps in order. On the first failure the undos of every completed
- * step run once, in reverse, and a StepFailedError carries the step's error
- * plus every undo error. On success the undos are returned unrun as a
+ * Steps with no data between them, run concurrently (e.g. cloning the root
+ * disk while the tap is made). Each member reports and unwinds as a step of
+ * its own; the group waits for every member to settle before the list moves
+ * on or unwinds, so a failure never races a sibling that is still working.
+ */
+export interface StepGroup<C> {
+  readonly name: string;
+  readonly parallel: readonly Step<C>[];
+}
+
+export type StepEntry<C> = Step<C> | StepGroup<C>;
+
+function isGroup<C>(entry: StepEntry<C>): entry is StepGroup<C> {
+  return "parallel" in entry;
+}
+
+/** The steps of a list in plan order, groups flattened: what an operation shows as its plan. */
+export function stepNames<C>(entries: readonly StepEntry<C>[]): string[] {
+  return entries.flatMap((e) => (isGroup(e) ? e.parallel.map((s) => s.name) : [e.name]));
+}
+
+/**
+ * Runs the steps in order (a group's members concurrently). On the first
+ * failure the undos of every completed step run once, in reverse, and a
+ * StepFailedError carries the step's error, any sibling failures of the same
+ * group, and every undo error. On success the undos are returned unrun as a
  * CleanupStack so the caller can keep it (e.g. to unwind later) or drop it.
  */
-export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, onProgress: ProgressFn = () => undefined): Promise<CleanupStack> {
-  assertUniqueNames(steps);
+export async function runSteps<C>(entries: readonly StepEntry<C>[], ctx: C, onProgress: ProgressFn = () => undefined): Promise<CleanupStack> {
+  assertUniqueNames(entries);
   const stack = new CleanupStack();
   const startedAtByStep = new Map<string, string>();
-  for (const step of steps) {
+  const runOne = async (step: Step<C>): Promise<void> => {
     const startedAt = new Date().toISOString();
     startedAtByStep.set(step.name, startedAt);
     safeProgress(onProgress, { step: step.name, kind: "started", startedAt, elapsedMs: 0 });
@@ -96,19 +127,35 @@ export async function runSteps<C>(steps: readonly Step<C>[], ctx: C, onProgress:
       await step.run(ctx);
     } catch (e) {
       safeProgress(onProgress, { step: step.name, kind: "failed", startedAt, elapsedMs: Math.round(performance.now() - t0), error: e });
-      let cleanupErrors: readonly unknown[] = [];
-      try {
-        await stack.run((name, error, elapsedMs) => {
-          safeProgress(onProgress, { step: name, kind: error === undefined ? "undone" : "undo_failed", startedAt: startedAtByStep.get(name) ?? startedAt, elapsedMs, error });
-        });
-      } catch (agg) {
-        cleanupErrors = agg instanceof AggregateError ? agg.errors : [agg];
-      }
-      throw new StepFailedError(step.name, e, cleanupErrors);
+      throw e;
     }
     safeProgress(onProgress, { step: step.name, kind: "succeeded", startedAt, elapsedMs: Math.round(performance.now() - t0) });
-    const undo = step.undo?.bind(step);
-    if (undo !== undefined) stack.push(step.name, () => undo(ctx));
+  };
+  for (const entry of entries) {
+    const members = isGroup(entry) ? entry.parallel : [entry];
+    const outcomes = await Promise.allSettled(members.map(runOne));
+    const failures: { step: string; error: unknown }[] = [];
+    // Undos are pushed in list order whatever order members finished in, so unwinding is deterministic.
+    members.forEach((step, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.status === "rejected") {
+        failures.push({ step: step.name, error: outcome.reason });
+        return;
+      }
+      const undo = step.undo?.bind(step);
+      if (undo !== undefined) stack.push(step.name, () => undo(ctx));
+    });
+    const [first, ...siblings] = failures;
+    if (first === undefined) continue;
+    let cleanupErrors: readonly unknown[] = [];
+    try {
+      await stack.run((name, error, elapsedMs) => {
+        safeProgress(onProgress, { step: name, kind: error === undefined ? "undone" : "undo_failed", startedAt: startedAtByStep.get(name) ?? new Date().toISOString(), elapsedMs, error });
+      });
+    } catch (agg) {
+      cleanupErrors = agg instanceof AggregateError ? agg.errors : [agg];
+    }
+    throw new StepFailedError(first.step, first.error, cleanupErrors, siblings);
   }
   return stack;
 }
@@ -122,41 +169,37 @@ function safeProgress(fn: ProgressFn, event: StepEvent): void {
   }
 }
 
-function assertUniqueNames<C>(steps: readonly Step<C>[]): void {
+function assertUniqueNames<C>(entries: readonly StepEntry<C>[]): void {
   const seen = new Set<string>();
-  for (const s of steps) {
-    if (seen.has(s.name)) throw new Error(`step ${s.name} appears twice in the list`);
-    seen.add(s.name);
+  for (const name of [...entries.filter(isGroup).map((g) => g.name), ...stepNames(entries)]) {
+    if (seen.has(name)) throw new Error(`step ${name} appears twice in the list`);
+    seen.add(name);
   }
 }
 
-/** List editing, returning new arrays so a shared default list is never mutated. */
-export function stepNames<C>(steps: readonly Step<C>[]): string[] {
-  return steps.map((s) => s.name);
-}
-
-function indexOrThrow<C>(steps: readonly Step<C>[], name: string): number {
+/** List editing (top-level entries; a group is addressed by its name), returning new arrays so a shared default list is never mutated. */
+function indexOrThrow<C>(steps: readonly StepEntry<C>[], name: string): number {
   const i = steps.findIndex((s) => s.name === name);
-  if (i === -1) throw new Error(`no step named ${name} (have: ${stepNames(steps).join(", ")})`);
+  if (i === -1) throw new Error(`no step named ${name} (have: ${steps.map((s) => s.name).join(", ")})`);
   return i;
 }
 
-export function insertBefore<C>(steps: readonly Step<C>[], anchor: string, step: Step<C>): Step<C>[] {
+export function insertBefore<C>(steps: readonly StepEntry<C>[], anchor: string, step: StepEntry<C>): StepEntry<C>[] {
   const i = indexOrThrow(steps, anchor);
   return [...steps.slice(0, i), step, ...steps.slice(i)];
 }
 
-export function insertAfter<C>(steps: readonly Step<C>[], anchor: string, step: Step<C>): Step<C>[] {
+export function insertAfter<C>(steps: readonly StepEntry<C>[], anchor: string, step: StepEntry<C>): StepEntry<C>[] {
   const i = indexOrThrow(steps, anchor);
   return [...steps.slice(0, i + 1), step, ...steps.slice(i + 1)];
 }
 
-export function replaceStep<C>(steps: readonly Step<C>[], name: string, step: Step<C>): Step<C>[] {
+export function replaceStep<C>(steps: readonly StepEntry<C>[], name: string, step: StepEntry<C>): StepEntry<C>[] {
   const i = indexOrThrow(steps, name);
   return [...steps.slice(0, i), step, ...steps.slice(i + 1)];
 }
 
-export function removeStep<C>(steps: readonly Step<C>[], name: string): Step<C>[] {
+export function removeStep<C>(steps: readonly StepEntry<C>[], name: string): StepEntry<C>[] {
   const i = indexOrThrow(steps, name);
   return [...steps.slice(0, i), ...steps.slice(i + 1)];
 }

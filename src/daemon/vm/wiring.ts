@@ -61,8 +61,8 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
     sshReadyTimeoutMs: env.config.vmm.boot_timeout_s * 1000,
     stopTimeoutMs: env.config.vmm.stop_timeout_s * 1000,
     aliveCheckMs: 500,
-    installKey: () => ensureInstallKey(env.runner, env.layout.stateDir),
-    hostKey: (vmDir, flavor) => generateHostKey(env.runner, vmDir, flavor),
+    installKey: () => ensureInstallKey(env.layout.stateDir),
+    hostKey: (vmDir, flavor) => generateHostKey(vmDir, flavor),
   };
   const service = new VmService({
     env: lifecycle,
@@ -73,8 +73,11 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
   return { service, operations, lifecycle };
 }
 
-/** What the daemon's shutdown needs from the lifecycle: unwind what is in flight, then wait for it. */
+/** What the daemon's shutdown needs from the lifecycle. */
 export interface LifecycleShutdown {
+  /** The daemon stops taking requests: answer long polls now so the server can close. */
+  stopServing(): void;
+  /** Unwind what is in flight, then wait for it. */
   shutdown(): Promise<void>;
 }
 
@@ -86,11 +89,16 @@ export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}
     (r) => { env.logger.info("vm reconcile", { adopted: r.adopted, stopped: r.stopped, interrupted: r.interrupted }); },
     (e: unknown) => { env.logger.error("vm reconcile failed", { error: e instanceof Error ? e.message : String(e) }); },
   );
-  const methods = [...vmMethods({ service, stateDir: env.layout.stateDir, runner: env.runner }), ...operationMethods(operations)];
+  const closing = new AbortController();
+  const methods = [...vmMethods({ service, stateDir: env.layout.stateDir, runner: env.runner }), ...operationMethods(operations, closing.signal)];
   // A create waiting for ssh when the daemon stops is aborted and unwound (tap, NAT, disks, lease)
   // rather than left half-made for the next daemon to mark as failed. Running VMs are not touched.
   return Object.assign(methods, {
+    stopServing() {
+      closing.abort();
+    },
     async shutdown() {
+      closing.abort();
       service.abortAll();
       await service.idle();
     },

@@ -59,15 +59,19 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
     }
   };
 
+  // One `ip -j addr show` answers "exists? up? addressed?" in the common case where the bridge is
+  // already right: create_tap runs this on every VM create, and each fork is paid per VM.
   const ensureBridge = async (): Promise<boolean> => {
+    const want = `${gateway}/${net.prefix}`;
+    let link = await bridgeLink(runner, bridge);
     let created = false;
-    if (!(await linkExists(runner, bridge))) {
+    if (link === undefined) {
       await runner.run(["ip", "link", "add", "name", bridge, "type", "bridge"]);
       created = true;
+      link = { up: false, addresses: [] };
     }
-    const want = `${gateway}/${net.prefix}`;
-    if (!(await bridgeAddresses(runner, bridge)).includes(want)) await runner.run(["ip", "addr", "add", want, "dev", bridge]);
-    await runner.run(["ip", "link", "set", bridge, "up"]);
+    if (!link.addresses.includes(want)) await runner.run(["ip", "addr", "add", want, "dev", bridge]);
+    if (!link.up) await runner.run(["ip", "link", "set", bridge, "up"]);
     return created;
   };
 
@@ -104,8 +108,7 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
       await deleteTap(tap);
       await runner.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap", "user", String(env.ownerUid), "group", String(env.ownerGid)]);
       try {
-        await runner.run(["ip", "link", "set", tap, "master", bridge]);
-        await runner.run(["ip", "link", "set", tap, "up"]);
+        await runner.run(["ip", "link", "set", "dev", tap, "master", bridge, "up"]);
       } catch (e) {
         const errors: unknown[] = [e];
         await runner.run(["ip", "link", "del", tap]).catch((u: unknown) => errors.push(u));
@@ -196,8 +199,20 @@ async function linkExists(runner: Runner, name: string): Promise<boolean> {
   }
 }
 
-async function bridgeAddresses(runner: Runner, dev: string): Promise<string[]> {
-  const out = (await runner.run(["ip", "-j", "-4", "addr", "show", "dev", dev])).stdout.toString("utf8");
-  const links = JSON.parse(out || "[]") as { addr_info?: { local?: unknown; prefixlen?: unknown }[] }[];
-  return links.flatMap((l) => (l.addr_info ?? []).map((a) => `${String(a.local)}/${String(a.prefixlen)}`));
+/** The bridge's admin state and IPv4 addresses (`a.b.c.d/len`), or undefined when it does not exist. */
+async function bridgeLink(runner: Runner, dev: string): Promise<{ up: boolean; addresses: string[] } | undefined> {
+  let out: string;
+  try {
+    // Not `-4`: that filter drops a bridge without IPv4 addresses from the output, as if it did not exist.
+    out = (await runner.run(["ip", "-j", "addr", "show", "dev", dev])).stdout.toString("utf8");
+  } catch (e) {
+    if (e instanceof CommandError && /does not exist|Cannot find device/i.test(e.stderr)) return undefined;
+    throw e;
+  }
+  const links = JSON.parse(out || "[]") as { flags?: unknown; addr_info?: { family?: unknown; local?: unknown; prefixlen?: unknown }[] }[];
+  if (links.length === 0) return undefined;
+  return {
+    up: links.some((l) => Array.isArray(l.flags) && l.flags.includes("UP")),
+    addresses: links.flatMap((l) => (l.addr_info ?? []).filter((a) => a.family === "inet").map((a) => `${String(a.local)}/${String(a.prefixlen)}`)),
+  };
 }

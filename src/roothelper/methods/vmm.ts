@@ -141,7 +141,7 @@ function pidExists(pid: number): boolean {
   }
 }
 
-async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 20): Promise<boolean> {
+async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 5): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (cond()) return true;

@@ -19,7 +19,26 @@ export const operationView = z.object({
   error: z.string().optional(),
   created_at: z.string(),
   updated_at: z.string(),
+  /** Bumped by every change: pass it to operation.wait as `after_revision`. */
+  revision: z.number().int().nonnegative(),
 });
 export type OperationView = z.output<typeof operationView>;
 
 export const operationGet = defineMethod("operation.get", z.object({ id: z.string().min(1).max(64) }).strict(), operationView);
+
+/** Longest a single operation.wait may hold the connection: under the server's idle timeout, so followers re-ask. */
+export const OPERATION_WAIT_MAX_MS = 20_000;
+
+/**
+ * Long poll: answers as soon as the operation changes past `after_revision`
+ * or finishes, else when `timeout_ms` passes (with the unchanged view).
+ */
+export const operationWait = defineMethod(
+  "operation.wait",
+  z.object({
+    id: z.string().min(1).max(64),
+    after_revision: z.number().int().nonnegative(),
+    timeout_ms: z.number().int().min(0).max(OPERATION_WAIT_MAX_MS).default(10_000),
+  }).strict(),
+  operationView,
+);

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { defineMethod } from "../../../src/rpc/descriptor.js";
 import { Dispatcher, implement } from "../../../src/rpc/dispatcher.js";
 import { serveUnix } from "../../../src/rpc/unix-server.js";
-import { callUnix } from "../../../src/rpc/unix-client.js";
+import { callMethod } from "../../../src/rpc/unix-client.js";
 import { createLogger } from "../../../src/system/log.js";
 import type { PeerCred } from "../../../src/system/peercred.js";
 import { needsRoot } from "../../helpers/requirements.js";
@@ -65,7 +65,7 @@ test("the socket is 0600 and the peer's real credentials reach the handler", asy
   await withServer(async (socketPath) => {
     const { statSync } = await import("node:fs");
     assert.equal(statSync(socketPath).mode & 0o777, 0o600);
-    const me = await callUnix(socketPath, whoami, {});
+    const me = await callMethod(socketPath, whoami, {});
     assert.equal(me.pid, process.pid);
     assert.equal(me.uid, process.getuid?.());
   });
@@ -84,14 +84,14 @@ test("garbage, oversize, wrong version and unknown method get typed errors and t
     ];
     for (const [payload, code] of cases) {
       assert.equal(codeOf(await rawExchange(socketPath, payload)), code, `payload ${JSON.stringify(payload.toString())}`);
-      assert.equal((await callUnix(socketPath, whoami, {})).pid, process.pid, "still serving");
+      assert.equal((await callMethod(socketPath, whoami, {})).pid, process.pid, "still serving");
     }
     // 4 MiB with no newline against a 64 KiB cap: refused early, without reading it all.
     const huge = Buffer.alloc(4 * 1024 * 1024, 0x61);
     const reply = await rawExchange(socketPath, huge);
     assert.equal(codeOf(reply.split("\n")[0] ?? ""), "bad_request");
     assert.match(reply, /exceeds 65536 bytes/);
-    assert.equal((await callUnix(socketPath, whoami, {})).pid, process.pid, "still serving after oversize");
+    assert.equal((await callMethod(socketPath, whoami, {})).pid, process.pid, "still serving after oversize");
     assert.ok(logs.every((l) => (JSON.parse(l) as { op_id?: string }).op_id?.startsWith("op-")), "every log line has an op id");
   });
 });

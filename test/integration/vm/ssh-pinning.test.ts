@@ -42,8 +42,8 @@ void test("ssh readiness and exec work against dropbear with the pinned host key
     rmSync(dir, { recursive: true, force: true });
   });
   resetInstallKeyCache();
-  const install = await ensureInstallKey(systemRunner, stateDir);
-  const hostKey = await generateHostKey(systemRunner, vmDir, "busybox");
+  const install = await ensureInstallKey(stateDir);
+  const hostKey = await generateHostKey(vmDir, "busybox");
   mkdirSync(join(home, ".ssh"), { recursive: true, mode: 0o700 });
   chmodSync(home, 0o700);
   writeFileSync(join(home, ".ssh", "authorized_keys"), `${install.publicKey}\n`, { mode: 0o600 });
@@ -71,7 +71,7 @@ void test("ssh readiness and exec work against dropbear with the pinned host key
   assert.equal(r.stdout.toString(), "a b|it's|");
 
   // Another VM's key pinned for this address: the probe must refuse, quickly, not wait for the timeout.
-  const other = await generateHostKey(systemRunner, join(stateDir, "vms", "w"), "systemd");
+  const other = await generateHostKey(join(stateDir, "vms", "w"), "systemd");
   await writeKnownHosts(knownHosts, [{ name: "pinned", ip: "127.0.0.1", publicKey: other.public }]);
   const t1 = Date.now();
   await assert.rejects(probe.waitReady({ ip: "127.0.0.1", name: "pinned" }, { timeoutMs: 15_000, signal: new AbortController().signal }), /host key other than the one banger pinned/);

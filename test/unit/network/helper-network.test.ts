@@ -20,6 +20,8 @@ class FakeIpForward implements IpForward {
 /** A tiny model of `ip link` + `nft` so the handlers' check-then-act paths can be exercised without root. */
 function hostModel(): { responder: FakeResponder; links: Set<string>; nft: { table: boolean; elems: Map<string, string>; marker: boolean } } {
   const links = new Set<string>();
+  const addrs = new Map<string, string[]>();
+  const up = new Set<string>();
   const nft = { table: false, elems: new Map<string, string>(), marker: false };
   const missing = (argv: readonly string[], what: string): Error => new CommandError(argv, 1, null, "", what);
   const responder: FakeResponder = (argv) => {
@@ -29,7 +31,14 @@ function hostModel(): { responder: FakeResponder; links: Set<string>; nft: { tab
     if (argv[0] === "iptables") return missing(argv, "iptables: No chain/target/match by that name.");
     if (a.startsWith("ip tuntap add dev ")) { links.add(argv[4] ?? ""); return {}; }
     if (a.startsWith("ip link del ")) { links.delete(argv[3] ?? ""); return {}; }
-    if (a.startsWith("ip -j -4 addr show dev ")) return { stdout: Buffer.from("[]") };
+    if (a.startsWith("ip -j addr show dev ")) {
+      const dev = argv[5] ?? "";
+      if (!links.has(dev)) return missing(argv, `Device "${dev}" does not exist.`);
+      const addr_info = (addrs.get(dev) ?? []).map((cidr) => ({ family: "inet", local: cidr.split("/")[0], prefixlen: Number(cidr.split("/")[1]) }));
+      return { stdout: Buffer.from(JSON.stringify([{ ifname: dev, flags: up.has(dev) ? ["BROADCAST", "UP"] : ["BROADCAST"], addr_info }])) };
+    }
+    if (a.startsWith("ip addr add ")) { addrs.set(argv[5] ?? "", [...(addrs.get(argv[5] ?? "") ?? []), argv[3] ?? ""]); return {}; }
+    if (a.startsWith("ip link set ") && argv.at(-1) === "up") { up.add(argv[3] === "dev" ? (argv[4] ?? "") : (argv[3] ?? "")); return {}; }
     if (a === "ip -j link show") return { stdout: Buffer.from(JSON.stringify([...links].map((ifname) => ({ ifname })))) };
     if (a === "nft list tables") return {};
     if (a === "nft -j list table ip banger") {
@@ -118,8 +127,9 @@ void test("ensure_bridge uses the helper's own config; create_tap makes an owner
   assert.deepEqual(tap.result, { tap: "tap-fc-0123abcd", owner_uid: 1234, bridge: "banger0" });
   const argvs = runner.argvs();
   assert.ok(argvs.some((a) => a.join(" ") === "ip tuntap add dev tap-fc-0123abcd mode tap user 1234 group 2345"));
-  assert.ok(argvs.some((a) => a.join(" ") === "ip link set tap-fc-0123abcd master banger0"));
-  assert.ok(argvs.some((a) => a.join(" ") === "ip link set tap-fc-0123abcd up"));
+  assert.ok(argvs.some((a) => a.join(" ") === "ip link set dev tap-fc-0123abcd master banger0 up"));
+  assert.equal(argvs.filter((a) => a[1] === "addr" && a[2] === "add").length, 0, "an existing, addressed, up bridge is left alone");
+  assert.ok(argvs.length <= 4, `a create_tap on a ready bridge costs at most 4 commands, ran: ${argvs.map((a) => a.join(" ")).join("; ")}`);
   assert.deepEqual((await call(d, "priv.delete_tap", { tap_name: "tap-fc-0123abcd" })).result, { tap: "tap-fc-0123abcd", deleted: true });
   assert.deepEqual((await call(d, "priv.delete_tap", { tap_name: "tap-fc-0123abcd" })).result, { tap: "tap-fc-0123abcd", deleted: false }, "idempotent");
 });
@@ -127,7 +137,7 @@ void test("ensure_bridge uses the helper's own config; create_tap makes an owner
 void test("create_tap removes the tap again when attaching it to the bridge fails", async () => {
   const { runner, d, model } = setup();
   runner.run = ((orig) => async (argv, options) => {
-    if (argv.join(" ") === "ip link set tap-fc-0123abcd master banger0") throw new CommandError(argv, 2, null, "", "RTNETLINK answers: Operation not permitted");
+    if (argv.join(" ") === "ip link set dev tap-fc-0123abcd master banger0 up") throw new CommandError(argv, 2, null, "", "RTNETLINK answers: Operation not permitted");
     return orig(argv, options);
   })(runner.run.bind(runner));
   const r = await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });

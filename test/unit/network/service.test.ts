@@ -47,7 +47,7 @@ void test("lease -> attach -> detach: bridge, owner tap, NAT, each with the call
   assert.deepEqual(lease, { ip: "172.16.90.2", mac: "02:aa:aa:aa:aa:aa", tap: "tap-fc-aaaaaaaa", cid: 3, prefix: 24, gateway: "172.16.90.1", nameservers: ["192.0.2.53"] });
   await svc.attach(vm, lease, "op-aaaaaa02");
   assert.deepEqual(calls.map((c) => [c.method, c.params, c.opId]), [
-    ["priv.ensure_bridge", {}, "op-aaaaaa02"],
+    // create_tap ensures the bridge itself: no separate round trip.
     ["priv.create_tap", { tap_name: "tap-fc-aaaaaaaa" }, "op-aaaaaa02"],
     ["priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-aaaaaaaa", enable: true }, "op-aaaaaa02"],
   ]);

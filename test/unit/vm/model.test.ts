@@ -87,6 +87,37 @@ void test("the vms repository enforces unique names and merges handles (undefine
   }
 });
 
+void test("operation waits answer on the next change, at once when already past or finished, and at the timeout otherwise", async () => {
+  const db = openDatabase(":memory:");
+  try {
+    const ops = new OperationRepository(db);
+    // Two repositories on one connection, as the VM and image services have: a change through one wakes the other's waiter.
+    const other = new OperationRepository(db);
+    const step = { name: "lease", state: "running" as const, started_at: "t", elapsed_ms: 0 };
+    const rev0 = ops.insert("op-222222", "vm.create", "x", []).revision;
+    const t0 = performance.now();
+    const woke = ops.waitForChange("op-222222", rev0, 5_000);
+    setTimeout(() => { other.updateSteps("op-222222", [step]); }, 30);
+    const seen = await woke;
+    assert.ok(performance.now() - t0 < 2_000, "a change wakes the waiter long before its timeout");
+    assert.equal(seen?.revision, rev0 + 1);
+    assert.equal(seen?.steps[0]?.state, "running");
+    assert.equal((await ops.waitForChange("op-222222", rev0, 5_000))?.revision, rev0 + 1, "a client behind the current revision is answered at once");
+    const t1 = performance.now();
+    assert.equal((await ops.waitForChange("op-222222", rev0 + 1, 50))?.revision, rev0 + 1, "no change: the unchanged view at the timeout");
+    assert.ok(performance.now() - t1 >= 45);
+    const closing = new AbortController();
+    const held = ops.waitForChange("op-222222", rev0 + 1, 5_000, closing.signal);
+    closing.abort();
+    assert.equal((await held)?.state, "running", "an aborted wait answers with the current view");
+    other.finish("op-222222", "succeeded", { result: { ok: 1 } });
+    assert.equal((await ops.waitForChange("op-222222", 99, 5_000))?.state, "succeeded", "a finished operation never blocks");
+    assert.equal(await ops.waitForChange("op-nothere", 0, 5_000), undefined);
+  } finally {
+    db.close();
+  }
+});
+
 void test("KeyedMutex serialises work per key and lets other keys run", async () => {
   const m = new KeyedMutex();
   const order: string[] = [];

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { state, vmFiles } from "../../../src/paths/paths.js";
 import { ensureInstallKey, generateHostKey, publicKeyBody, renderKnownHosts, resetInstallKeyCache, writeKnownHosts } from "../../../src/daemon/vm/ssh-keys.js";
 import { bannerCheck, createSshProbe } from "../../../src/daemon/vm/ssh-probe.js";
-import { CommandError, FakeRunner, systemRunner } from "../../../src/system/runner.js";
+import { CommandError, FakeRunner, runText, systemRunner } from "../../../src/system/runner.js";
 import { quoteForRemoteShell, sshArgv, sshCapture } from "../../../src/system/ssh.js";
 import { needsCommands, requires } from "../../helpers/requirements.js";
 
@@ -62,23 +62,115 @@ void test("writeKnownHosts replaces the file atomically with mode 0600", async (
   assert.equal(statSync(path).mode & 0o777, 0o600);
 });
 
-void test("install key and per-VM host keys are generated with ssh-keygen (dropbear format for busybox)", { skip: requires(needsCommands("ssh-keygen", "dropbearconvert")) }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "bgt-vm-keys-"));
+/** Runs a key tool and returns its trimmed stdout: the tools are the judges of our encoders. */
+function tool(...argv: string[]): Promise<string> {
+  return runText(systemRunner, argv);
+}
+
+/** `256 SHA256:xxx comment (ED25519)` -> `SHA256:xxx`. */
+function fingerprint(line: string): string {
+  const fp = line.split(" ")[1] ?? "";
+  assert.match(fp, /^SHA256:/, `not a fingerprint line: ${line}`);
+  return fp;
+}
+
+function tempDir(t: { after(fn: () => void): void }, tag: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `s3-${tag}-`));
   t.after(() => { rmSync(dir, { recursive: true, force: true }); resetInstallKeyCache(); });
   resetInstallKeyCache();
-  const [k1, k2] = await Promise.all([ensureInstallKey(systemRunner, dir), ensureInstallKey(systemRunner, dir)]);
+  return dir;
+}
+
+void test("the install key is made once (even concurrently), kept 0600 in a 0700 dir, and ssh-keygen reads it", { skip: requires(needsCommands("ssh-keygen")) }, async (t) => {
+  const dir = tempDir(t, "install");
+  const [k1, k2] = await Promise.all([ensureInstallKey(dir), ensureInstallKey(dir)]);
   assert.equal(k1.publicKey, k2.publicKey);
+  assert.equal(k1.keyPath, state.sshKey(dir));
   assert.match(k1.publicKey, /^ssh-ed25519 [A-Za-z0-9+/]+=* banger$/);
   assert.equal(statSync(state.sshKey(dir)).mode & 0o777, 0o600);
+  assert.equal(statSync(`${state.sshKey(dir)}.pub`).mode & 0o777, 0o600);
+  assert.equal(statSync(state.sshDir(dir)).mode & 0o777, 0o700);
+  assert.deepEqual(readdirSync(state.sshDir(dir)).sort(), ["id_ed25519", "id_ed25519.pub"], "no temp files left behind");
+  // `ssh -i` loads the key the same way `ssh-keygen -y` does.
+  assert.equal(await tool("ssh-keygen", "-y", "-f", k1.keyPath), k1.publicKey);
+  assert.equal(fingerprint(await tool("ssh-keygen", "-l", "-f", k1.keyPath)), fingerprint(await tool("ssh-keygen", "-l", "-f", `${k1.keyPath}.pub`)));
+  // -y only echoes the stored public key; a signature made with the seed proves the seed and public key belong together.
+  const data = join(dir, "data");
+  writeFileSync(data, "banger");
+  await tool("ssh-keygen", "-Y", "sign", "-f", k1.keyPath, "-n", "banger-test", data);
+  const verified = await runText(systemRunner, ["ssh-keygen", "-Y", "check-novalidate", "-n", "banger-test", "-s", `${data}.sig`], { stdin: "banger" });
+  assert.match(verified, new RegExp(`^Good "banger-test" signature with ED25519 key ${fingerprint(await tool("ssh-keygen", "-l", "-f", k1.keyPath)).replace(/[+/]/g, "\\$&")}$`));
+  // A daemon restart loads the existing key instead of replacing it (authorized_keys in guests depend on it).
+  resetInstallKeyCache();
+  assert.equal((await ensureInstallKey(dir)).publicKey, k1.publicKey);
+  // A half-written pair (private without .pub) is replaced by a complete new one.
+  rmSync(`${k1.keyPath}.pub`);
+  resetInstallKeyCache();
+  const k3 = await ensureInstallKey(dir);
+  assert.notEqual(k3.publicKey, k1.publicKey);
+  assert.equal(await tool("ssh-keygen", "-y", "-f", k3.keyPath), k3.publicKey);
+});
+
+void test("a systemd host key is an OpenSSH key that ssh-keygen reads, fresh on every call, files 0600", { skip: requires(needsCommands("ssh-keygen")) }, async (t) => {
+  const dir = tempDir(t, "hostkey");
   const vmDir = join(dir, "vms", "x");
-  const sys = await generateHostKey(systemRunner, vmDir, "systemd");
-  assert.match(sys.private.toString(), /BEGIN OPENSSH PRIVATE KEY/);
-  assert.match(sys.public, /^ssh-ed25519 [A-Za-z0-9+/]+=*$/);
-  const bb = await generateHostKey(systemRunner, vmDir, "busybox");
-  assert.doesNotMatch(bb.private.toString("latin1"), /BEGIN OPENSSH/);
-  assert.ok(bb.private.includes(Buffer.from("ssh-ed25519")), "dropbear key blob names its type");
-  assert.notEqual(bb.public, sys.public, "a fresh key each time");
-  assert.equal(statSync(vmFiles.hostKeyDropbear(vmDir)).size > 0, true);
+  const a = await generateHostKey(vmDir, "systemd");
+  assert.match(a.private.toString(), /^-----BEGIN OPENSSH PRIVATE KEY-----\n/);
+  assert.match(a.public, /^ssh-ed25519 [A-Za-z0-9+/]+=*$/);
+  assert.deepEqual(readFileSync(vmFiles.hostKey(vmDir)), a.private);
+  assert.equal(readFileSync(vmFiles.hostKeyPub(vmDir), "utf8"), `${a.public} banger-host\n`);
+  for (const p of [vmFiles.hostKey(vmDir), vmFiles.hostKeyPub(vmDir)]) assert.equal(statSync(p).mode & 0o777, 0o600, p);
+  assert.equal(statSync(vmFiles.hostKeysDir(vmDir)).mode & 0o777, 0o700);
+  assert.equal(await tool("ssh-keygen", "-y", "-f", vmFiles.hostKey(vmDir)), `${a.public} banger-host`);
+  const b = await generateHostKey(vmDir, "systemd");
+  assert.notEqual(b.public, a.public, "a fresh key each time");
+  assert.notDeepEqual(b.private, a.private);
+  assert.deepEqual(readdirSync(vmFiles.hostKeysDir(vmDir)).sort(), ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"]);
+});
+
+void test("a busybox host key is a dropbear key: dropbearkey prints our public key and fingerprint, dropbearconvert accepts it", { skip: requires(needsCommands("ssh-keygen", "dropbearkey", "dropbearconvert")) }, async (t) => {
+  const dir = tempDir(t, "dbkey");
+  const vmDir = join(dir, "vms", "x");
+  const k = await generateHostKey(vmDir, "busybox");
+  const dbPath = vmFiles.hostKeyDropbear(vmDir);
+  assert.deepEqual(readFileSync(dbPath), k.private);
+  assert.doesNotMatch(k.private.toString("latin1"), /BEGIN OPENSSH/);
+  assert.equal(statSync(dbPath).mode & 0o777, 0o600);
+  const printed = await tool("dropbearkey", "-y", "-f", dbPath);
+  const pubLine = printed.split("\n").find((l) => l.startsWith("ssh-ed25519 "));
+  assert.ok(pubLine !== undefined, printed);
+  assert.equal(publicKeyBody(pubLine), k.public);
+  const dbFp = /Fingerprint: (SHA256:\S+)/.exec(printed)?.[1];
+  assert.equal(dbFp, fingerprint(await tool("ssh-keygen", "-l", "-f", vmFiles.hostKeyPub(vmDir))));
+  const converted = join(dir, "converted");
+  await tool("dropbearconvert", "dropbear", "openssh", dbPath, converted);
+  assert.equal(publicKeyBody(await tool("ssh-keygen", "-y", "-f", converted)), k.public);
+  // The OpenSSH copy kept beside it is the same key.
+  assert.equal(publicKeyBody(await tool("ssh-keygen", "-y", "-f", vmFiles.hostKey(vmDir))), k.public);
+});
+
+void test("known_hosts lines for generated keys keep the NAME.vm,IP format and ssh-keygen parses them", { skip: requires(needsCommands("ssh-keygen")) }, async (t) => {
+  const dir = tempDir(t, "kh");
+  const k = await generateHostKey(join(dir, "vms", "x"), "busybox");
+  const path = join(dir, "known_hosts");
+  await writeKnownHosts(path, [{ name: "web", ip: "172.16.90.2", publicKey: k.public }]);
+  assert.equal(readFileSync(path, "utf8"), `web.vm,172.16.90.2 ${k.public}\n`);
+  const found = await tool("ssh-keygen", "-F", "172.16.90.2", "-f", path);
+  assert.match(found, new RegExp(`^web\\.vm,172\\.16\\.90\\.2 ${k.public.replace(/[+/]/g, "\\$&")}$`, "m"));
+});
+
+void test("a failed host key write throws, names the dir, and leaves no temp file behind", async (t) => {
+  const dir = tempDir(t, "fail");
+  const vmDir = join(dir, "vms", "x");
+  // A directory where the .pub should go makes that rename fail (EISDIR) while the other writes succeed.
+  mkdirSync(vmFiles.hostKeyPub(vmDir), { recursive: true });
+  await assert.rejects(generateHostKey(vmDir, "systemd"), (e: unknown) => {
+    assert.ok(e instanceof AggregateError);
+    assert.match(e.message, /writing the host key under .*hostkeys failed/);
+    assert.equal(e.errors.length, 1);
+    return true;
+  });
+  assert.deepEqual(readdirSync(vmFiles.hostKeysDir(vmDir)).filter((n) => n.includes(".tmp-")), []);
 });
 
 void test("bannerCheck accepts an SSH banner and rejects other services and closed ports", async (t) => {

@@ -102,3 +102,52 @@ void test("duplicate step names are rejected before anything runs", async () => 
   await assert.rejects(runSteps([r.step("a"), r.step("a")], undefined), /appears twice/);
   assert.deepEqual(r.log, []);
 });
+
+/** A step that finishes after `ms`, logging when it starts and ends, so overlap is visible. */
+function slow(log: string[], name: string, ms: number, opts: { fail?: boolean } = {}): Step<unknown> {
+  return {
+    name,
+    run: async () => {
+      log.push(`start ${name}`);
+      await new Promise((r) => setTimeout(r, ms));
+      log.push(`end ${name}`);
+      if (opts.fail === true) throw new Error(`${name} broke`);
+    },
+    undo: () => {
+      log.push(`undo ${name}`);
+      return Promise.resolve();
+    },
+  };
+}
+
+void test("a group's members run concurrently and the list waits for all of them", async () => {
+  const log: string[] = [];
+  const t0 = performance.now();
+  const stack = await runSteps([slow(log, "a", 0), { name: "g", parallel: [slow(log, "b", 120), slow(log, "c", 120), slow(log, "d", 120)] }, slow(log, "e", 0)], undefined);
+  assert.ok(performance.now() - t0 < 330, "three 120 ms members overlap instead of taking 360 ms");
+  assert.deepEqual(log.slice(0, 5), ["start a", "end a", "start b", "start c", "start d"]);
+  assert.deepEqual(log.slice(-2), ["start e", "end e"], "the next step starts only after every member ended");
+  assert.deepEqual(stepNames([slow(log, "a", 0), { name: "g", parallel: [slow(log, "b", 0), slow(log, "c", 0)] }]), ["a", "b", "c"]);
+  log.length = 0;
+  await stack.run();
+  assert.deepEqual(log, ["undo e", "undo d", "undo c", "undo b", "undo a"], "members unwind in reverse list order, whatever order they finished in");
+});
+
+void test("a failing member waits for its siblings, then unwinds them and every earlier step; sibling failures are reported too", async () => {
+  const log: string[] = [];
+  const events: StepEvent[] = [];
+  const steps = [slow(log, "a", 0), { name: "g", parallel: [slow(log, "b", 10, { fail: true }), slow(log, "c", 80), slow(log, "d", 40, { fail: true })] }, slow(log, "e", 0)];
+  await assert.rejects(runSteps(steps, undefined, (e) => events.push(e)), (e: unknown) => {
+    assert.ok(e instanceof StepFailedError);
+    assert.equal(e.step, "b");
+    assert.deepEqual(e.siblingFailures.map((f) => f.step), ["d"]);
+    assert.match(e.message, /^step b failed: b broke; step d failed too: d broke$/);
+    return true;
+  });
+  assert.ok(log.indexOf("end c") < log.indexOf("undo c"), "the slow sibling finished before anything was undone");
+  assert.deepEqual(log.filter((l) => l.startsWith("undo")), ["undo c", "undo a"], "only completed steps are undone, the failed ones are not");
+  assert.ok(!log.includes("start e"));
+  const kinds = new Map(events.map((e) => [e.step, e.kind]));
+  assert.deepEqual(Object.fromEntries(kinds), { a: "undone", b: "failed", c: "undone", d: "failed" });
+  await assert.rejects(runSteps([slow(log, "x", 0), { name: "g", parallel: [slow(log, "x", 0)] }], undefined), /step x appears twice/);
+});

@@ -1,6 +1,5 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { imageBuild, imageGet } from "../../../rpc/daemon/image.js";
 import { printJson, type Command } from "../../command.js";
 import { followOperation, formatMs } from "../../progress.js";
 
@@ -20,7 +19,7 @@ export const imageBuildCommand: Command = {
     });
     // "busybox" and "scheme:thing" are source names for the daemon to judge; anything else is a path here.
     const from = values.from === undefined || values.from === "busybox" || /^[a-z]+:/.test(values.from) ? values.from : resolve(values.from);
-    const ref = await ctx.call(imageBuild, { name: values.name, from, kernel: absolute(values.kernel), initrd: absolute(values.initrd), force: values.force }, 30_000);
+    const ref = await ctx.call("image.build", { name: values.name, from, kernel: absolute(values.kernel), initrd: absolute(values.initrd), force: values.force }, 30_000);
     const json = values.json === true;
     if (!json) ctx.stderr.write(`building image ${ref.image} (${ref.operation_id})\n`);
     const op = await followOperation(ctx, ref.operation_id, `image ${ref.image}`, { quiet: json });
@@ -28,7 +27,7 @@ export const imageBuildCommand: Command = {
       ctx.stderr.write(`image build failed: ${op.error ?? "unknown error"}\n`);
       return 1;
     }
-    const img = await ctx.call(imageGet, { name: ref.image });
+    const img = await ctx.call("image.get", { name: ref.image });
     if (json) printJson(ctx.stdout, img);
     else ctx.stdout.write(`image ${img.name} ready in ${formatMs(Math.max(0, Date.parse(op.updated_at) - Date.parse(op.created_at)))} (${img.flavor}, kernel ${img.kernel_version ?? "?"})\n`);
     return 0;

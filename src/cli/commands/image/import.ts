@@ -1,6 +1,5 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { imageImport } from "../../../rpc/daemon/image.js";
 import { printJson, UsageError, type Command } from "../../command.js";
 
 export const imageImportCommand: Command = {
@@ -15,7 +14,7 @@ export const imageImportCommand: Command = {
     if (values.name === undefined || values.kernel === undefined || values.rootfs === undefined) throw new UsageError("--name, --kernel and --rootfs are required");
     const flavor = values.flavor;
     if (flavor !== undefined && flavor !== "systemd" && flavor !== "busybox") throw new UsageError("--flavor must be systemd or busybox");
-    const img = await ctx.call(imageImport, {
+    const img = await ctx.call("image.import", {
       name: values.name, kernel: resolve(values.kernel), rootfs: resolve(values.rootfs),
       initrd: values.initrd === undefined ? undefined : resolve(values.initrd), flavor, force: values.force,
     }, 30 * 60_000);

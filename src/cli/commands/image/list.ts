@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { imageList, type ImageView } from "../../../rpc/daemon/image.js";
+import type { ImageView } from "../../../rpc/daemon/image.js";
 import { printJson, type Command } from "../../command.js";
 
 export function humanBytes(n: number): string {
@@ -24,7 +24,7 @@ export const imageListCommand: Command = {
   usage: "banger image list|ls [--json]",
   async run(args, ctx) {
     const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
-    const { images } = await ctx.call(imageList, {});
+    const { images } = await ctx.call("image.list", {});
     if (values.json === true) printJson(ctx.stdout, images);
     else if (images.length === 0) ctx.stdout.write("no images; build the default one with: banger image build\n");
     else ctx.stdout.write(renderImages(images));

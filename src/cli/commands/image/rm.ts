@@ -1,5 +1,4 @@
 import { parseArgs } from "node:util";
-import { imageDelete } from "../../../rpc/daemon/image.js";
 import { printJson, UsageError, type Command } from "../../command.js";
 
 export const imageRmCommand: Command = {
@@ -10,7 +9,7 @@ export const imageRmCommand: Command = {
     const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true, allowPositionals: true });
     const [name, ...extra] = positionals;
     if (name === undefined || extra.length > 0) throw new UsageError("expected exactly one image NAME");
-    const res = await ctx.call(imageDelete, { name });
+    const res = await ctx.call("image.delete", { name });
     if (values.json === true) printJson(ctx.stdout, res);
     else ctx.stdout.write(`deleted image ${res.name}\n`);
     return 0;

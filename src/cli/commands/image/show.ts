@@ -1,5 +1,4 @@
 import { parseArgs } from "node:util";
-import { imageGet } from "../../../rpc/daemon/image.js";
 import { printJson, UsageError, type Command } from "../../command.js";
 import { humanBytes } from "./list.js";
 
@@ -11,7 +10,7 @@ export const imageShowCommand: Command = {
     const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true, allowPositionals: true });
     const [name, ...extra] = positionals;
     if (name === undefined || extra.length > 0) throw new UsageError("expected exactly one image NAME");
-    const img = await ctx.call(imageGet, { name });
+    const img = await ctx.call("image.get", { name });
     if (values.json === true) {
       printJson(ctx.stdout, img);
       return 0;

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { systemInfo, type SystemInfo } from "../../../rpc/daemon/system.js";
+import type { SystemInfo } from "../../../rpc/daemon/system.js";
 import { isRpcError } from "../../../rpc/errors.js";
 import { VERSION } from "../../../version.js";
 import { printJson, type Command } from "../../command.js";
@@ -13,7 +13,7 @@ export const systemStatusCommand: Command = {
     let info: SystemInfo | undefined;
     let daemonError: string | undefined;
     try {
-      info = await ctx.call(systemInfo, {}, 10_000);
+      info = await ctx.call("system.info", {}, 10_000);
     } catch (e) {
       if (!isRpcError(e) || (e.code !== "unavailable" && e.code !== "timeout")) throw e;
       daemonError = e.message;

@@ -1,11 +1,13 @@
 import type { ParseArgsConfig } from "node:util";
-import { imageBuild } from "../../../rpc/daemon/image.js";
 import { isRpcError } from "../../../rpc/errors.js";
-import { vmCreate, vmGet, type VmView, type vmCreateParams } from "../../../rpc/daemon/vm.js";
-import { sshArgv } from "../../../system/ssh.js";
-import type { z } from "zod";
+import type { VmView } from "../../../rpc/daemon/vm.js";
+import type { ParamsOf } from "../../../rpc/descriptor.js";
+import type { DaemonMethods } from "../../../rpc/daemon/methods.js";
+import type { SshArgvOptions } from "../../../system/ssh.js";
 import { UsageError, type CliContext } from "../../command.js";
 import { followOperation } from "../../progress.js";
+
+type VmCreateParams = ParamsOf<DaemonMethods["vm.create"]>;
 
 /** Flags shared by `vm create` and `vm run`. */
 export const CREATE_OPTIONS = {
@@ -24,8 +26,8 @@ function int(flag: string, v: string | undefined): number | undefined {
   return Number(v);
 }
 
-export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined }): z.input<typeof vmCreateParams> {
-  const p: z.input<typeof vmCreateParams> = {};
+export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined }): VmCreateParams {
+  const p: VmCreateParams = {};
   if (values.name !== undefined) p.name = values.name;
   if (values.image !== undefined) p.image = values.image;
   const vcpus = int("vcpus", values.vcpus);
@@ -57,9 +59,14 @@ export function renderTable(vms: readonly VmView[]): string {
   return [header, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ")).join("\n") + "\n";
 }
 
-/** SSH argv for a running VM from its view (the daemon tells us the key and known_hosts paths). */
-export function sshArgvFor(vm: VmView, opts: Parameters<typeof sshArgv>[1] = {}): string[] {
+/**
+ * SSH argv for a running VM from its view (the daemon tells us the key and known_hosts paths).
+ * system/ssh.js is loaded here, not at the top: it pulls node:child_process, which costs every
+ * CLI invocation (`vm list` included) ~10 ms of start-up.
+ */
+export async function sshArgvFor(vm: VmView, opts: SshArgvOptions = {}): Promise<string[]> {
   if (vm.state !== "running" || vm.ip === null) throw new Error(`VM ${vm.name} is ${vm.state}; start it with: banger vm start ${vm.name}`);
+  const { sshArgv } = await import("../../../system/ssh.js");
   return sshArgv({ keyPath: vm.ssh.key_path, knownHostsPath: vm.ssh.known_hosts_path, host: vm.ip, user: vm.ssh.user }, opts);
 }
 
@@ -69,13 +76,21 @@ export function sshArgvFor(vm: VmView, opts: Parameters<typeof sshArgv>[1] = {})
  */
 export async function waitForVm(ctx: CliContext, operationId: string, vmName: string, label: string, opts: { quiet: boolean; opId?: string }): Promise<VmView | undefined> {
   const op = await followOperation(ctx, operationId, label, { quiet: opts.quiet, ...(opts.opId !== undefined ? { opIdForCalls: opts.opId } : {}) });
-  if (op.state === "succeeded") return ctx.call(vmGet, { name: vmName }, 10_000, opts.opId);
+  if (op.state === "succeeded") return ctx.call("vm.get", { name: vmName }, 10_000, opts.opId);
   ctx.stderr.write(`error: ${label} ${vmName} failed: ${op.error ?? "unknown error"} (${op.id})\n`);
   return undefined;
 }
 
 /** Runs ssh with the terminal attached and returns its exit code; swapped out in tests. */
 export type SshExec = (argv: readonly string[]) => Promise<number>;
+
+/** The real SshExec, loading system/ssh.js (node:child_process) only when a command attaches. */
+export const interactiveSsh: SshExec = async (argv) => (await import("../../../system/ssh.js")).sshInteractive(argv);
+
+/** quoteForRemoteShell, loaded on use for the same reason as sshArgvFor. */
+export async function quoteRemote(argv: readonly string[]): Promise<string> {
+  return (await import("../../../system/ssh.js")).quoteForRemoteShell(argv);
+}
 
 /** The Debian default image is built on first use; other missing images are the user's to build. */
 export const AUTO_BUILD_IMAGE = "default";
@@ -85,9 +100,9 @@ export const AUTO_BUILD_IMAGE = "default";
  * host): `banger vm run -- uname -a` must work without a separate build step.
  * Only when no --image was given and the missing image is the default one.
  */
-export async function createVm(ctx: CliContext, params: z.input<typeof vmCreateParams>, opts: { quiet: boolean }): Promise<{ operation_id: string; vm: { id: string; name: string } }> {
+export async function createVm(ctx: CliContext, params: VmCreateParams, opts: { quiet: boolean }): Promise<{ operation_id: string; vm: { id: string; name: string } }> {
   try {
-    return await ctx.call(vmCreate, params, 30_000);
+    return await ctx.call("vm.create", params, 30_000);
   } catch (e) {
     const missing = isRpcError(e) && e.code === "not_found" ? /^unknown image "([a-z0-9-]+)"/.exec(e.message)?.[1] : undefined;
     if (params.image !== undefined || missing !== AUTO_BUILD_IMAGE) throw e;
@@ -95,15 +110,15 @@ export async function createVm(ctx: CliContext, params: z.input<typeof vmCreateP
     const buildOpId = opIdFor(ctx, 1);
     let ref;
     try {
-      ref = await ctx.call(imageBuild, { name: AUTO_BUILD_IMAGE }, 30_000, buildOpId);
+      ref = await ctx.call("image.build", { name: AUTO_BUILD_IMAGE }, 30_000, buildOpId);
     } catch (buildErr) {
       // Another client's build finished between our create and this request: the image is there now.
-      if (isRpcError(buildErr) && buildErr.code === "conflict" && /already exists/.test(buildErr.message)) return ctx.call(vmCreate, params, 30_000);
+      if (isRpcError(buildErr) && buildErr.code === "conflict" && /already exists/.test(buildErr.message)) return ctx.call("vm.create", params, 30_000);
       throw buildErr;
     }
     if (!opts.quiet) ctx.stderr.write(`image ${AUTO_BUILD_IMAGE} is not built yet; building it once (${ref.operation_id})\n`);
     const op = await followOperation(ctx, ref.operation_id, `image ${AUTO_BUILD_IMAGE}`, { quiet: opts.quiet, opIdForCalls: buildOpId });
     if (op.state !== "succeeded") throw new Error(`building image ${AUTO_BUILD_IMAGE} failed: ${op.error ?? "unknown error"}; retry with: banger image build`, { cause: e });
-    return ctx.call(vmCreate, params, 30_000);
+    return ctx.call("vm.create", params, 30_000);
   }
 }

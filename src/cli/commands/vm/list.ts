@@ -1,5 +1,4 @@
 import { parseArgs } from "node:util";
-import { vmList } from "../../../rpc/daemon/vm.js";
 import { printJson, type Command } from "../../command.js";
 import { renderTable } from "./common.js";
 
@@ -10,7 +9,7 @@ export const vmListCommand: Command = {
   usage: "banger vm list|ls [--json]",
   async run(args, ctx) {
     const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
-    const { vms } = await ctx.call(vmList, {});
+    const { vms } = await ctx.call("vm.list", {});
     if (values.json === true) printJson(ctx.stdout, vms);
     else if (vms.length === 0) ctx.stdout.write("no VMs; create one with: banger vm run\n");
     else ctx.stdout.write(renderTable(vms));

@@ -1,5 +1,4 @@
 import { parseArgs } from "node:util";
-import { vmLogs } from "../../../rpc/daemon/vm.js";
 import { UsageError, type Command } from "../../command.js";
 
 export interface LogsDeps {
@@ -31,7 +30,7 @@ export function makeVmLogsCommand(deps: LogsDeps = { sleep: (ms) => new Promise(
         stop = ac.signal;
       }
       try {
-        let chunk = await ctx.call(vmLogs, { name, ...(values.tail !== undefined ? { tail_bytes: Number(values.tail) } : {}) });
+        let chunk = await ctx.call("vm.logs", { name, ...(values.tail !== undefined ? { tail_bytes: Number(values.tail) } : {}) });
         for (;;) {
           if (chunk.data !== "") ctx.stdout.write(Buffer.from(chunk.data, "base64").toString("utf8"));
           const more = chunk.next_offset < chunk.size;
@@ -41,7 +40,7 @@ export function makeVmLogsCommand(deps: LogsDeps = { sleep: (ms) => new Promise(
             await deps.sleep(500);
             if (isStopped(stop)) return 0;
           }
-          chunk = await ctx.call(vmLogs, { name, offset: chunk.next_offset });
+          chunk = await ctx.call("vm.logs", { name, offset: chunk.next_offset });
         }
       } finally {
         if (onSigint !== undefined) process.removeListener("SIGINT", onSigint);

@@ -1,10 +1,8 @@
 import { parseArgs } from "node:util";
-import { vmDelete } from "../../../rpc/daemon/vm.js";
-import { quoteForRemoteShell, sshInteractive } from "../../../system/ssh.js";
 import { UsageError, type Command } from "../../command.js";
-import { CREATE_OPTIONS, createParams, createVm, sshArgvFor, waitForVm, type SshExec } from "./common.js";
+import { CREATE_OPTIONS, createParams, createVm, interactiveSsh, quoteRemote, sshArgvFor, waitForVm, type SshExec } from "./common.js";
 
-export function makeVmRunCommand(exec: SshExec = sshInteractive): Command {
+export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
   return {
     path: ["vm", "run"],
     summary: "create a VM, wait until ssh-ready, then open a shell or run CMD in it (--rm deletes it afterwards)",
@@ -20,13 +18,13 @@ export function makeVmRunCommand(exec: SshExec = sshInteractive): Command {
       try {
         const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, "create", { quiet: false });
         if (vm === undefined) return 1;
-        const argv = positionals.length > 0 ? sshArgvFor(vm, { command: [quoteForRemoteShell(positionals)] }) : sshArgvFor(vm);
+        const argv = positionals.length > 0 ? await sshArgvFor(vm, { command: [await quoteRemote(positionals)] }) : await sshArgvFor(vm);
         code = await exec(argv);
         return code;
       } finally {
         if (values.rm === true) {
           try {
-            await ctx.call(vmDelete, { name: ref.vm.name, force: true }, 180_000);
+            await ctx.call("vm.delete", { name: ref.vm.name, force: true }, 180_000);
           } catch (e) {
             ctx.stderr.write(`error: could not delete ${ref.vm.name}: ${e instanceof Error ? e.message : String(e)}; remove it with: banger vm rm --force ${ref.vm.name}\n`);
           }

@@ -1,5 +1,4 @@
 import { parseArgs } from "node:util";
-import { vmGet } from "../../../rpc/daemon/vm.js";
 import { printJson, UsageError, type Command } from "../../command.js";
 import { formatUptime } from "./common.js";
 
@@ -10,7 +9,7 @@ export const vmShowCommand: Command = {
   async run(args, ctx) {
     const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true, allowPositionals: true });
     if (positionals.length !== 1) throw new UsageError("give exactly one VM name");
-    const vm = await ctx.call(vmGet, { name: positionals[0] ?? "" });
+    const vm = await ctx.call("vm.get", { name: positionals[0] ?? "" });
     if (values.json === true) {
       printJson(ctx.stdout, vm);
       return 0;

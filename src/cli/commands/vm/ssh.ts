@@ -1,7 +1,5 @@
-import { vmGet } from "../../../rpc/daemon/vm.js";
-import { quoteForRemoteShell, sshInteractive } from "../../../system/ssh.js";
 import { UsageError, type Command } from "../../command.js";
-import { sshArgvFor, type SshExec } from "./common.js";
+import { interactiveSsh, quoteRemote, sshArgvFor, type SshExec } from "./common.js";
 
 /** Splits `NAME [-- CMD...]` without letting parseArgs eat the command's own flags. */
 export function splitNameAndCommand(args: readonly string[]): { name: string | undefined; command: string[] } {
@@ -14,7 +12,7 @@ export function splitNameAndCommand(args: readonly string[]): { name: string | u
   return { name: before[0], command };
 }
 
-export function makeVmSshCommand(exec: SshExec = sshInteractive): Command {
+export function makeVmSshCommand(exec: SshExec = interactiveSsh): Command {
   return {
     path: ["vm", "ssh"],
     summary: "open a shell in a VM (or run CMD through the guest's shell), host key pinned, no prompts",
@@ -22,14 +20,14 @@ export function makeVmSshCommand(exec: SshExec = sshInteractive): Command {
     async run(args, ctx) {
       const { name, command } = splitNameAndCommand(args);
       if (name === undefined) throw new UsageError("give a VM name");
-      const vm = await ctx.call(vmGet, { name });
+      const vm = await ctx.call("vm.get", { name });
       // ssh semantics: CMD is handed to the guest shell as typed (pipes, globs work).
-      return exec(sshArgvFor(vm, command.length > 0 ? { command: [command.join(" ")] } : {}));
+      return exec(await sshArgvFor(vm, command.length > 0 ? { command: [command.join(" ")] } : {}));
     },
   };
 }
 
-export function makeVmExecCommand(exec: SshExec = sshInteractive): Command {
+export function makeVmExecCommand(exec: SshExec = interactiveSsh): Command {
   return {
     path: ["vm", "exec"],
     summary: "run CMD in a VM non-interactively (argv preserved) and exit with its exit code",
@@ -38,8 +36,8 @@ export function makeVmExecCommand(exec: SshExec = sshInteractive): Command {
       const { name, command } = splitNameAndCommand(args);
       if (name === undefined) throw new UsageError("give a VM name");
       if (command.length === 0) throw new UsageError("give the command after --");
-      const vm = await ctx.call(vmGet, { name });
-      return exec(sshArgvFor(vm, { command: [quoteForRemoteShell(command)], tty: false }));
+      const vm = await ctx.call("vm.get", { name });
+      return exec(await sshArgvFor(vm, { command: [await quoteRemote(command)], tty: false }));
     },
   };
 }

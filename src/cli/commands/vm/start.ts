@@ -1,5 +1,4 @@
 import { parseArgs } from "node:util";
-import { vmRestart, vmStart } from "../../../rpc/daemon/vm.js";
 import { UsageError, type CliContext, type Command } from "../../command.js";
 import { opIdFor, waitForVm } from "./common.js";
 
@@ -13,8 +12,8 @@ async function startLike(kind: "start" | "restart", args: readonly string[], ctx
     const opId = opIdFor(ctx, i);
     try {
       const ref = kind === "start"
-        ? await ctx.call(vmStart, { name }, 30_000, opId)
-        : await ctx.call(vmRestart, { name, ...(values.force === true ? { force: true } : {}) }, 30_000, opId);
+        ? await ctx.call("vm.start", { name }, 30_000, opId)
+        : await ctx.call("vm.restart", { name, ...(values.force === true ? { force: true } : {}) }, 30_000, opId);
       ctx.stderr.write(`${kind === "start" ? "starting" : "restarting"} ${name} (${ref.operation_id})\n`);
       const vm = await waitForVm(ctx, ref.operation_id, name, kind, { quiet: false, opId });
       if (vm === undefined) failed++;

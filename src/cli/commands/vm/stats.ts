@@ -1,5 +1,4 @@
 import { parseArgs } from "node:util";
-import { vmStats } from "../../../rpc/daemon/vm.js";
 import { printJson, UsageError, type Command } from "../../command.js";
 import { formatUptime } from "./common.js";
 
@@ -14,7 +13,7 @@ export const vmStatsCommand: Command = {
   async run(args, ctx) {
     const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true, allowPositionals: true });
     if (positionals.length !== 1) throw new UsageError("give exactly one VM name");
-    const s = await ctx.call(vmStats, { name: positionals[0] ?? "" });
+    const s = await ctx.call("vm.stats", { name: positionals[0] ?? "" });
     if (values.json === true) {
       printJson(ctx.stdout, s);
       return 0;

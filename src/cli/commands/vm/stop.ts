@@ -1,5 +1,4 @@
 import { parseArgs } from "node:util";
-import { vmDelete, vmStop } from "../../../rpc/daemon/vm.js";
 import { UsageError, type CliContext, type Command } from "../../command.js";
 import { opIdFor } from "./common.js";
 
@@ -28,7 +27,7 @@ export const vmStopCommand: Command = {
   summary: "stop VMs gracefully (killed after the stop timeout); --force kills at once",
   usage: "banger vm stop NAME... [--force]",
   run: (args, ctx) => forEachName(args, ctx, async (name, force, opId) => {
-    const vm = await ctx.call(vmStop, { name, ...(force ? { force } : {}) }, STOP_CALL_TIMEOUT_MS, opId);
+    const vm = await ctx.call("vm.stop", { name, ...(force ? { force } : {}) }, STOP_CALL_TIMEOUT_MS, opId);
     return `${vm.name} ${vm.state}`;
   }),
 };
@@ -39,7 +38,7 @@ export const vmDeleteCommand: Command = {
   summary: "delete VMs and everything they own; --force also deletes running or stuck VMs",
   usage: "banger vm delete|rm NAME... [--force]",
   run: (args, ctx) => forEachName(args, ctx, async (name, force, opId) => {
-    const r = await ctx.call(vmDelete, { name, ...(force ? { force } : {}) }, STOP_CALL_TIMEOUT_MS, opId);
+    const r = await ctx.call("vm.delete", { name, ...(force ? { force } : {}) }, STOP_CALL_TIMEOUT_MS, opId);
     return `${r.name} deleted`;
   }),
 };

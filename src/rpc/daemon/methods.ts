@@ -1,0 +1,13 @@
+import type { DescriptorsIn, MethodsByName } from "../descriptor.js";
+import type * as image from "./image.js";
+import type * as operation from "./operation.js";
+import type * as system from "./system.js";
+import type * as vm from "./vm.js";
+
+/**
+ * Every daemon method by name, types only. The CLI calls methods by name with
+ * these types and never loads the zod schemas at runtime (they cost most of
+ * its start-up); the daemon validates params and results against them.
+ */
+export type DaemonMethods = MethodsByName<DescriptorsIn<typeof image | typeof operation | typeof system | typeof vm>>;
+export type DaemonMethodName = keyof DaemonMethods;

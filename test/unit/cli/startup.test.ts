@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { test } from "node:test";
+import { build } from "esbuild";
+import { BROKEN_PIPE_EXIT_CODE } from "../../../src/cli/broken-pipe.js";
+import { BIN } from "../../helpers/stack.js";
+
+/**
+ * `banger vm list --json` must start within ~1.5x a bare `node -e 0`. What
+ * made it slow was what the CLI loads before it does anything: zod (import and
+ * schema construction) and node:child_process / fs/promises / os / Web Crypto.
+ * These tests pin that down: the static import graph of the CLI entry, and the
+ * builtins the shipped bundle really loads while serving a 100-VM list.
+ */
+
+const REPO = resolve(import.meta.dirname, "..", "..", "..", "..");
+const HEAVY_BUILTINS = ["node:child_process", "node:fs/promises", "node:os", "node:crypto", "node:dgram"];
+
+void test("the CLI's static import graph has no zod and no heavy builtins (they load on use)", async () => {
+  const r = await build({ entryPoints: [join(REPO, "src/bin/banger.ts")], absWorkingDir: REPO, bundle: true, write: false, metafile: true, platform: "node", format: "cjs", target: "node20", outfile: "/tmp/s2-unused.cjs", external: ["better-sqlite3", "koffi"], logLevel: "silent" });
+  const inputs = r.metafile.inputs;
+  const staticFiles = new Set<string>();
+  const staticExternals = new Set<string>();
+  const dynamicTargets = new Set<string>();
+  const stack = ["src/bin/banger.ts"];
+  for (let f = stack.pop(); f !== undefined; f = stack.pop()) {
+    if (staticFiles.has(f)) continue;
+    staticFiles.add(f);
+    for (const imp of inputs[f]?.imports ?? []) {
+      if (imp.kind === "dynamic-import") dynamicTargets.add(imp.path);
+      else if (imp.external === true) staticExternals.add(imp.path);
+      else stack.push(imp.path);
+    }
+  }
+  assert.ok(staticFiles.has("src/cli/commands/vm/list.ts"), "the walk reaches the commands (sanity)");
+  assert.deepEqual([...staticFiles].filter((f) => f.includes("node_modules/")), [], "no package (zod, smol-toml) is imported at start");
+  assert.deepEqual([...staticFiles].filter((f) => /^src\/rpc\/(daemon|priv)\/(?!methods\.ts)/.test(f) || f === "src/rpc/envelope.ts" || f === "src/rpc/dispatcher.ts"), [], "no schema module is imported at start");
+  assert.deepEqual([...staticExternals].filter((m) => HEAVY_BUILTINS.includes(m)), []);
+  assert.ok(dynamicTargets.has("src/cli/commands/doctor-run.ts") && dynamicTargets.has("src/system/ssh.ts"), `doctor and ssh load on use: ${[...dynamicTargets].join(" ")}`);
+});
+
+/** A stand-in daemon answering every request with `count` VM views. */
+async function fakeDaemon(t: { after(fn: () => void): void }, count: number): Promise<{ dir: string; socket: string }> {
+  const dir = mkdtempSync("/tmp/s2-startup-");
+  const socket = join(dir, "bangerd.sock");
+  const vms = Array.from({ length: count }, (_, i) => ({ id: i.toString(16).padStart(32, "0"), name: `bench-${i}`, state: "stopped", ip: `172.16.91.${i + 2}` }));
+  const server = createServer((sock) => {
+    sock.once("data", () => { sock.end(JSON.stringify({ ok: true, result: { vms } }) + "\n"); });
+    sock.on("error", () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(socket, r));
+  t.after(() => {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, socket };
+}
+
+function runBanger(args: string[], env: Record<string, string>, opts: { preload?: string; closeStdout?: boolean } = {}): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  const argv = [...(opts.preload !== undefined ? ["-r", opts.preload] : []), BIN.banger, ...args];
+  const child = spawn(process.execPath, argv, { env: { PATH: "/usr/bin:/bin", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  // Closing our end before node has even started makes its first stdout write fail with EPIPE.
+  if (opts.closeStdout === true) child.stdout.destroy();
+  let stdout = "";
+  let stderr = "";
+  if (opts.closeStdout !== true) child.stdout.on("data", (d: Buffer) => { stdout += d.toString("utf8"); });
+  child.stderr.on("data", (d: Buffer) => { stderr += d.toString("utf8"); });
+  return new Promise((r) => child.on("close", (code, signal) => { r({ code, signal, stdout, stderr }); }));
+}
+
+const bundleMissing = existsSync(BIN.banger) ? false : `${BIN.banger} is not built; run npm run build`;
+
+void test("the shipped bundle serves vm list --json without loading child_process, fs/promises, os or crypto", { skip: bundleMissing }, async (t) => {
+  const d = await fakeDaemon(t, 100);
+  const hook = join(d.dir, "loaded.cjs");
+  // Preloaded: at exit, report every builtin the process loaded (process.moduleLoadList is Node's own record).
+  writeFileSync(hook, "process.on('exit',()=>{process.stderr.write('LOADED '+JSON.stringify(process.moduleLoadList)+'\\n')});\n");
+  const r = await runBanger(["vm", "list", "--json"], { HOME: d.dir, BANGER_SOCKET: d.socket, BANGER_STATE_DIR: d.dir, BANGER_RUNTIME_DIR: d.dir }, { preload: hook });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as unknown[]).length, 100);
+  const loaded = JSON.parse(/^LOADED (.*)$/m.exec(r.stderr)?.[1] ?? "[]") as string[];
+  assert.ok(loaded.includes("NativeModule net"), "the record is real (net is loaded for the socket)");
+  const heavy = loaded.filter((m) => /^NativeModule (child_process|fs\/promises|os|crypto|dgram|internal\/crypto\/webcrypto)$/.test(m));
+  assert.deepEqual(heavy, []);
+});
+
+void test("a reader that goes away (vm list --json | head) ends the CLI quietly with the broken-pipe code", { skip: bundleMissing }, async (t) => {
+  const d = await fakeDaemon(t, 100);
+  const r = await runBanger(["vm", "list", "--json"], { HOME: d.dir, BANGER_SOCKET: d.socket, BANGER_STATE_DIR: d.dir, BANGER_RUNTIME_DIR: d.dir }, { closeStdout: true });
+  assert.equal(r.stderr, "", "no stack trace");
+  assert.equal(r.code, BROKEN_PIPE_EXIT_CODE);
+});
