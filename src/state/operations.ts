@@ -73,6 +73,9 @@ export class DuplicateOperationError extends Error {
   override readonly name = "DuplicateOperationError";
 }
 
+/** How long a waiter lets a burst of step changes settle before answering (the end is never delayed). */
+const CHANGE_GATHER_MS = 15;
+
 // One emitter per database connection: the VM and image services each keep their own repository,
 // and a waiter must hear about changes made through either.
 const emitters = new WeakMap<Db, EventEmitter>();
@@ -96,21 +99,26 @@ export class OperationRepository {
    * Resolves with the operation once it has changed past `afterRevision` or
    * finished, or as it is when `timeoutMs` passes or `signal` aborts: a long
    * poll, so followers learn of each step at once without hammering the daemon.
+   * Step changes come in bursts (a group's members start together), so a
+   * change is answered after a short pause that gathers its burst; the end
+   * of the operation is answered at once.
    */
   async waitForChange(id: string, afterRevision: number, timeoutMs: number, signal?: AbortSignal): Promise<OperationRecord | undefined> {
-    const settled = (op: OperationRecord | undefined): boolean => op === undefined || op.state !== "running" || op.revision > afterRevision;
     const first = this.get(id);
-    if (settled(first) || signal?.aborted === true) return first;
+    if (first === undefined || first.state !== "running" || first.revision > afterRevision || signal?.aborted === true) return first;
     const emitter = changes(this.db);
     await new Promise<void>((resolve) => {
+      let gather: NodeJS.Timeout | undefined;
       const done = (): void => {
         clearTimeout(timer);
+        clearTimeout(gather);
         emitter.off(id, onChange);
         signal?.removeEventListener("abort", done);
         resolve();
       };
-      const onChange = (): void => {
-        if (settled(this.get(id))) done();
+      const onChange = (finished: boolean): void => {
+        if (finished) done();
+        else gather ??= setTimeout(done, CHANGE_GATHER_MS);
       };
       const timer = setTimeout(done, timeoutMs);
       emitter.on(id, onChange);
@@ -119,8 +127,8 @@ export class OperationRepository {
     return this.get(id);
   }
 
-  private changed(id: string): void {
-    changes(this.db).emit(id);
+  private changed(id: string, finished: boolean): void {
+    changes(this.db).emit(id, finished);
   }
 
   insert(id: string, kind: string, target: string | null, steps: readonly OperationStep[]): OperationRecord {
@@ -145,13 +153,13 @@ export class OperationRepository {
 
   updateSteps(id: string, steps: readonly OperationStep[]): void {
     statement(this.db, "UPDATE operations SET steps = ?, updated_at = ?, revision = revision + 1 WHERE id = ?").run(JSON.stringify(steps), this.now().toISOString(), id);
-    this.changed(id);
+    this.changed(id, false);
   }
 
   finish(id: string, state: "succeeded" | "failed", outcome: { result?: unknown; error?: string }): void {
     statement(this.db, "UPDATE operations SET state = ?, result = ?, error = ?, updated_at = ?, revision = revision + 1 WHERE id = ?")
       .run(state, outcome.result === undefined ? null : JSON.stringify(outcome.result), outcome.error ?? null, this.now().toISOString(), id);
-    this.changed(id);
+    this.changed(id, true);
   }
 
   /** Operations still `running` when a daemon starts were cut off by its predecessor's exit. */
