@@ -21,7 +21,6 @@ import { median, round, timed, type BenchResult } from "./stats.js";
  */
 export async function benchOrchestration(parallel = 8, rounds = 5): Promise<Record<string, BenchResult>> {
   const perVmWall: number[] = [];
-  const perVmSteps: number[] = [];
   for (let round_ = 0; round_ <= rounds; round_++) {
     const h = makeHarness({ prefix: "bgt-bench-orch-" });
     const socketPath = join(h.dir, "bench.sock");
@@ -32,15 +31,13 @@ export async function benchOrchestration(parallel = 8, rounds = 5): Promise<Reco
         await Promise.all(opIds.map((opId, i) => callMethod(socketPath, vmCreate, { name: `orch-${i}` }, { opId })));
         await h.service.idle();
       });
-      const sums = opIds.map((id) => {
+      for (const id of opIds) {
         const op = h.ops.get(id);
         if (op?.state !== "succeeded") throw new Error(`fake create ${id} did not succeed: ${JSON.stringify(op)}`);
-        return op.steps.filter((s) => s.name !== "wait-ssh").reduce((a, s) => a + (s.elapsed_ms ?? 0), 0);
-      });
+      }
       // Round 0 warms up (JIT, SQLite page cache) and is dropped.
       if (round_ > 0) {
         perVmWall.push(wall / parallel);
-        perVmSteps.push(sums.reduce((a, b) => a + b, 0) / parallel);
       }
     } finally {
       await new Promise((r) => server.close(r));
@@ -49,6 +46,5 @@ export async function benchOrchestration(parallel = 8, rounds = 5): Promise<Reco
   }
   return {
     daemon_orchestration_wall_ms_per_vm: { value: round(median(perVmWall), 2), unit: `ms per VM: wall of ${parallel} parallel vm.create RPCs until all operations done / ${parallel}; real RPC + SQLite, subsystems faked (daemon-only overhead)`, target: 50 },
-    daemon_orchestration_steps_ms_per_vm: { value: round(median(perVmSteps), 2), unit: `ms per VM: sum of recorded step durations excluding wait-ssh, ${parallel} parallel creates, subsystems faked`, target: 50 },
   };
 }

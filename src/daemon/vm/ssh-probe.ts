@@ -8,6 +8,9 @@ import type { SshProbe } from "./deps.js";
  * key. A cheap TCP banner check gates the (slower) real `ssh ... true`, so
  * the loop polls quickly while the guest boots without forking ssh each time.
  */
+/** A connect on a local bridge completes in well under a millisecond once the guest answers ARP. */
+const CONNECT_TIMEOUT_MS = 250;
+
 export interface SshProbeOptions {
   readonly runner: Runner;
   readonly keyPath: string;
@@ -17,7 +20,13 @@ export interface SshProbeOptions {
   readonly sshBin?: string;
 }
 
-export function bannerCheck(ip: string, port: number, timeoutMs: number): Promise<boolean> {
+/**
+ * Whether an SSH server answers on ip:port. The connect gets a short timeout of its own: before the
+ * guest's network is up nothing answers ARP, and the kernel would hold the connect for seconds, so a
+ * long timeout would make readiness lag the guest by up to that much. Once connected, the server
+ * gets longer to send its banner (a TCG guest forks its sshd child slowly).
+ */
+export function bannerCheck(ip: string, port: number, bannerTimeoutMs: number, connectTimeoutMs = CONNECT_TIMEOUT_MS): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect({ host: ip, port });
     let buf = "";
@@ -26,7 +35,11 @@ export function bannerCheck(ip: string, port: number, timeoutMs: number): Promis
       sock.destroy();
       resolve(ok);
     };
-    const timer = setTimeout(() => { done(false); }, timeoutMs);
+    let timer = setTimeout(() => { done(false); }, Math.min(connectTimeoutMs, bannerTimeoutMs));
+    sock.once("connect", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => { done(false); }, bannerTimeoutMs);
+    });
     sock.on("data", (chunk: Buffer) => {
       buf += chunk.toString("latin1");
       if (buf.length >= 4) done(buf.startsWith("SSH-"));
@@ -37,7 +50,7 @@ export function bannerCheck(ip: string, port: number, timeoutMs: number): Promis
 }
 
 export function createSshProbe(opts: SshProbeOptions): SshProbe {
-  const pollMs = opts.pollMs ?? 250;
+  const pollMs = opts.pollMs ?? 100;
   const port = opts.port ?? 22;
   return {
     async waitReady(target, { timeoutMs, signal }) {

@@ -185,6 +185,15 @@ void test("bannerCheck accepts an SSH banner and rejects other services and clos
   assert.equal(await bannerCheck("127.0.0.1", port, 1000), false);
 });
 
+void test("bannerCheck's short connect timeout does not cut short a server that is slow to send its banner", async (t) => {
+  const timers: NodeJS.Timeout[] = [];
+  const slow = createServer((s) => { timers.push(setTimeout(() => { s.end("SSH-2.0-dropbear\r\n"); }, 300)); });
+  t.after(() => { for (const x of timers) clearTimeout(x); slow.close(); });
+  const port = await new Promise<number>((r) => { slow.listen(0, "127.0.0.1", () => { const a = slow.address(); r(typeof a === "object" && a !== null ? a.port : 0); }); });
+  assert.equal(await bannerCheck("127.0.0.1", port, 2000, 50), true, "connected within 50 ms, banner after 300 ms: ready");
+  assert.equal(await bannerCheck("127.0.0.1", port, 100, 50), false, "the banner timeout still bounds the wait");
+});
+
 void test("the ssh probe runs `ssh ... true` once the banner answers, and fails fast on a key mismatch", async (t) => {
   const server = createServer((s) => { s.end("SSH-2.0-OpenSSH_9\r\n"); });
   t.after(() => { server.close(); });
