@@ -62,15 +62,18 @@ interface VmRow {
   started_at: string | null;
 }
 
-function fromRow(row: VmRow): VmRecord {
-  const state = (VM_STATES as readonly string[]).includes(row.state) ? (row.state as VmState) : "error";
-  let handles: VmHandles = {};
+function parseHandles(text: string): VmHandles {
   try {
-    const parsed = vmHandlesSchema.safeParse(JSON.parse(row.handles));
-    if (parsed.success) handles = parsed.data;
+    const parsed = vmHandlesSchema.safeParse(JSON.parse(text));
+    if (parsed.success) return parsed.data;
   } catch {
     // A corrupt handles column must not make the VM unlistable; teardown falls back to handles.json.
   }
+  return {};
+}
+
+function fromRow(row: VmRow, handles: VmHandles): VmRecord {
+  const state = (VM_STATES as readonly string[]).includes(row.state) ? (row.state as VmState) : "error";
   return {
     id: row.id,
     name: row.name,
@@ -100,7 +103,23 @@ export class DuplicateVmNameError extends Error {
 
 /** The `vms` table. Synchronous (better-sqlite3): callers compose calls inside `inTransaction`. */
 export class VmRepository {
+  /**
+   * Parsed handles by VM id and the column text they came from: `vm list` reads every row on
+   * every call, and re-validating unchanged JSON was most of its cost. Frozen, because records
+   * share them.
+   */
+  private readonly handlesCache = new Map<string, { text: string; handles: VmHandles }>();
+
   constructor(private readonly db: Db, private readonly now: () => Date = () => new Date()) {}
+
+  private fromRow(row: VmRow): VmRecord {
+    let cached = this.handlesCache.get(row.id);
+    if (cached?.text !== row.handles) {
+      cached = { text: row.handles, handles: Object.freeze(parseHandles(row.handles)) };
+      this.handlesCache.set(row.id, cached);
+    }
+    return fromRow(row, cached.handles);
+  }
 
   /** Inserts a VM in state `creating`; the UNIQUE name constraint makes concurrent creates of one name safe. */
   insert(vm: NewVm): VmRecord {
@@ -119,16 +138,16 @@ export class VmRepository {
 
   getById(id: string): VmRecord | undefined {
     const row = statement(this.db, "SELECT * FROM vms WHERE id = ?").get(id) as VmRow | undefined;
-    return row === undefined ? undefined : fromRow(row);
+    return row === undefined ? undefined : this.fromRow(row);
   }
 
   getByName(name: string): VmRecord | undefined {
     const row = statement(this.db, "SELECT * FROM vms WHERE name = ?").get(name) as VmRow | undefined;
-    return row === undefined ? undefined : fromRow(row);
+    return row === undefined ? undefined : this.fromRow(row);
   }
 
   list(): VmRecord[] {
-    return (statement(this.db, "SELECT * FROM vms ORDER BY created_at, name").all() as VmRow[]).map(fromRow);
+    return (statement(this.db, "SELECT * FROM vms ORDER BY created_at, name").all() as VmRow[]).map((r) => this.fromRow(r));
   }
 
   names(): Set<string> {
@@ -157,6 +176,7 @@ export class VmRepository {
   }
 
   delete(id: string): boolean {
+    this.handlesCache.delete(id);
     return statement(this.db, "DELETE FROM vms WHERE id = ?").run(id).changes > 0;
   }
 }

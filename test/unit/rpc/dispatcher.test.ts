@@ -11,13 +11,13 @@ const boom = defineMethod("test.boom", z.object({}), z.object({}));
 const typed = defineMethod("test.typed", z.object({}), z.object({}));
 const liar = defineMethod("test.liar", z.object({}), z.object({ n: z.number() }));
 
-function dispatcher(): Dispatcher<null> {
+function dispatcher(options: { checkResults?: boolean } = {}): Dispatcher<null> {
   return new Dispatcher<null>([
     implement(echo, (p) => ({ text: p.text })),
     implement(boom, () => { throw new Error("kaput"); }),
     implement(typed, () => { throw new RpcError("not_found", "no such thing"); }),
     implement(liar, () => ({ n: "nope" }) as unknown as { n: number }),
-  ]);
+  ], options);
 }
 
 async function call(line: string): Promise<Response> {
@@ -74,6 +74,12 @@ test("a typed RpcError passes through; anything else becomes internal", async ()
 test("a handler result that violates its schema is reported, not sent", async () => {
   const e = errorOf(await call(JSON.stringify({ version: 1, method: "test.liar" })));
   assert.equal(e.code, "internal");
+});
+
+test("with result checks off, results are answered as the handler returned them; params are still checked", async () => {
+  const d = dispatcher({ checkResults: false });
+  assert.deepEqual((await d.dispatch(JSON.stringify({ version: 1, method: "test.liar" }), null)).response, { ok: true, result: { n: "nope" } });
+  assert.equal(errorOf((await d.dispatch(JSON.stringify({ version: 1, method: "test.echo", params: { text: 5 } }), null)).response).code, "bad_params");
 });
 
 test("a malformed op id is replaced by a minted one", async () => {
