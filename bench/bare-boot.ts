@@ -1,6 +1,5 @@
 import { spawn } from "node:child_process";
 import { createSshProbe } from "../src/daemon/vm/ssh-probe.js";
-import { systemRunner } from "../src/system/runner.js";
 
 /**
  * Child process of the create benchmark, started INSIDE the bench's network
@@ -13,14 +12,13 @@ interface BareBootArgs {
   readonly qemuArgv: string[];
   readonly ip: string;
   readonly name: string;
-  readonly keyPath: string;
   readonly knownHostsPath: string;
   readonly timeoutMs: number;
 }
 
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? "{}") as BareBootArgs;
-  const probe = createSshProbe({ runner: systemRunner, keyPath: args.keyPath, knownHostsPath: args.knownHostsPath });
+  const probe = createSshProbe({ knownHostsPath: args.knownHostsPath });
   const t0 = process.hrtime.bigint();
   const qemu = spawn(args.qemuArgv[0] ?? "", args.qemuArgv.slice(1), { stdio: ["ignore", "ignore", "inherit"] });
   const exited = new Promise<void>((resolve) => qemu.once("exit", () => { resolve(); }));

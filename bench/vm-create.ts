@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
@@ -60,7 +60,6 @@ interface BareTemplate {
   readonly tap: string;
   readonly rootDisk: string;
   readonly workDisk: string;
-  readonly keyPath: string;
   readonly knownHostsPath: string;
 }
 
@@ -77,7 +76,7 @@ function driveFile(argv: readonly string[], id: string): string {
 
 /**
  * Captures a running banger VM's exact qemu argv (/proc/PID/cmdline), its
- * pinned host key and the install key, then stops it and keeps copies of
+ * pinned host key, then stops it and keeps copies of
  * its prepared (cloned + injected) disks: every bare boot then runs the same
  * kernel, initrd, cmdline (incl. TCG_KERNEL_ARGS), memory, vcpus, MAC/IP,
  * authorized_keys and host key as banger's boots do.
@@ -95,15 +94,12 @@ async function makeBareTemplate(stack: Stack, vm: VmJson, dir: string): Promise<
   if (pinned === undefined) throw new Error(`no pinned host key for ${ip} in ${vm.ssh.known_hosts_path}`);
   const knownHostsPath = join(dir, "known_hosts");
   writeFileSync(knownHostsPath, `${ip} ${pinned.split(" ").slice(1).join(" ")}\n`, { mode: 0o600 });
-  const keyPath = join(dir, "id_ed25519");
-  copyFileSync(vm.ssh.key_path, keyPath);
-  chmodSync(keyPath, 0o600);
   await ok(stack, ["vm", "stop", vm.name]);
   const rootDisk = join(dir, "template-root.ext4");
   const workDisk = join(dir, "template-work.ext4");
   await systemRunner.run(["cp", "--sparse=always", "--reflink=auto", driveFile(argv, "root"), rootDisk]);
   await systemRunner.run(["cp", "--sparse=always", "--reflink=auto", driveFile(argv, "work"), workDisk]);
-  return { argv, ip, tap: vm.tap, rootDisk, workDisk, keyPath, knownHostsPath };
+  return { argv, ip, tap: vm.tap, rootDisk, workDisk, knownHostsPath };
 }
 
 /** One bare boot: fresh disk copies and a fresh tap (untimed), then qemu -> ssh-ready (timed, in the netns). */
@@ -129,7 +125,7 @@ async function bareBoot(t: BareTemplate, ns: NetNs, user: TestUser, dir: string,
   try {
     await ns.run(["ip", "link", "set", t.tap, "master", BRIDGE]);
     await ns.run(["ip", "link", "set", t.tap, "up"]);
-    const args = { qemuArgv: argv, ip: t.ip, name: `bare-${run}`, keyPath: t.keyPath, knownHostsPath: t.knownHostsPath, timeoutMs: BOOT_TIMEOUT_S * 1000 };
+    const args = { qemuArgv: argv, ip: t.ip, name: `bare-${run}`, knownHostsPath: t.knownHostsPath, timeoutMs: BOOT_TIMEOUT_S * 1000 };
     let out: string;
     try {
       out = await runText(systemRunner, ns.exec([process.execPath, BARE_BOOT_JS, JSON.stringify(args)]), { timeoutMs: (BOOT_TIMEOUT_S + 30) * 1000 });

@@ -1,52 +1,21 @@
-import { connect } from "node:net";
-import type { Runner } from "../../system/runner.js";
-import { sshArgv, sshCapture } from "../../system/ssh.js";
+import { readFile } from "node:fs/promises";
 import type { SshProbe } from "./deps.js";
+import { checkHostKey, NotListeningError } from "./ssh-handshake.js";
 
 /**
- * Readiness = the guest's SSH server answers AND presents the pinned host
- * key. A cheap TCP banner check gates the (slower) real `ssh ... true`, so
- * the loop polls quickly while the guest boots without forking ssh each time.
+ * Readiness = the guest's SSH server answers AND proves it holds the pinned
+ * host key, checked in-process by an SSH key exchange (ssh-handshake.ts):
+ * no ssh client is forked per VM, and a poll costs one TCP connect while
+ * nothing listens yet.
  */
 /** A connect on a local bridge completes in well under a millisecond once the guest answers ARP. */
 const CONNECT_TIMEOUT_MS = 250;
 
 export interface SshProbeOptions {
-  readonly runner: Runner;
-  readonly keyPath: string;
+  /** banger's known_hosts, where create pinned the VM's host key before booting it. */
   readonly knownHostsPath: string;
   readonly pollMs?: number;
   readonly port?: number;
-  readonly sshBin?: string;
-}
-
-/**
- * Whether an SSH server answers on ip:port. The connect gets a short timeout of its own: before the
- * guest's network is up nothing answers ARP, and the kernel would hold the connect for seconds, so a
- * long timeout would make readiness lag the guest by up to that much. Once connected, the server
- * gets longer to send its banner (a TCG guest forks its sshd child slowly).
- */
-export function bannerCheck(ip: string, port: number, bannerTimeoutMs: number, connectTimeoutMs = CONNECT_TIMEOUT_MS): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host: ip, port });
-    let buf = "";
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(ok);
-    };
-    let timer = setTimeout(() => { done(false); }, Math.min(connectTimeoutMs, bannerTimeoutMs));
-    sock.once("connect", () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => { done(false); }, bannerTimeoutMs);
-    });
-    sock.on("data", (chunk: Buffer) => {
-      buf += chunk.toString("latin1");
-      if (buf.length >= 4) done(buf.startsWith("SSH-"));
-    });
-    sock.on("error", () => { done(false); });
-    sock.on("close", () => { done(false); });
-  });
 }
 
 export function createSshProbe(opts: SshProbeOptions): SshProbe {
@@ -56,22 +25,39 @@ export function createSshProbe(opts: SshProbeOptions): SshProbe {
     async waitReady(target, { timeoutMs, signal }) {
       const deadline = Date.now() + timeoutMs;
       let last = "the guest's SSH port never answered";
-      const argv = sshArgv({ keyPath: opts.keyPath, knownHostsPath: opts.knownHostsPath, host: target.ip, connectTimeoutS: 5, port }, { command: ["true"], tty: false, ...(opts.sshBin !== undefined ? { sshBin: opts.sshBin } : {}) });
       while (Date.now() < deadline) {
         signal.throwIfAborted();
-        if (await bannerCheck(target.ip, port, Math.min(2000, Math.max(100, deadline - Date.now())))) {
-          const r = await sshCapture(opts.runner, argv, { timeoutMs: Math.max(1000, Math.min(15_000, deadline - Date.now())), signal });
-          if (r.exitCode === 0) return;
-          const err = r.stderr.toString("utf8").trim();
-          last = err !== "" ? `ssh answered but failed: ${err.split("\n").slice(-2).join(" | ")}` : `ssh exited ${r.exitCode}`;
-          // A host key mismatch will not fix itself; fail now rather than at the timeout.
-          if (/host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(err)) throw new Error(`${target.name} (${target.ip}) presented a host key other than the one banger pinned; refusing to trust it`);
+        const pinned = await pinnedKey(opts.knownHostsPath, target.ip);
+        try {
+          const r = await checkHostKey(target.ip, port, pinned, { connectTimeoutMs: CONNECT_TIMEOUT_MS, timeoutMs: Math.max(1000, Math.min(15_000, deadline - Date.now())) });
+          if (r.ok) return;
+          // A different host key will not fix itself; fail now rather than at the timeout.
+          throw new HostKeyMismatchError(`${target.name} (${target.ip}) presented a host key other than the one banger pinned (${r.presented}); refusing to trust it`);
+        } catch (e) {
+          if (e instanceof HostKeyMismatchError) throw e;
+          last = e instanceof NotListeningError ? "the guest's SSH port never answered" : `SSH answered but the key exchange failed: ${e instanceof Error ? e.message : String(e)}`;
         }
         await sleep(pollMs, signal);
       }
       throw new Error(`${target.name} (${target.ip}) was not ssh-ready after ${Math.round(timeoutMs / 1000)} s: ${last}`);
     },
   };
+}
+
+class HostKeyMismatchError extends Error {
+  override readonly name = "HostKeyMismatchError";
+}
+
+/** The host key pinned for `ip` in banger's known_hosts (`name.vm,ip ssh-ed25519 BASE64`), decoded. */
+async function pinnedKey(knownHostsPath: string, ip: string): Promise<Buffer> {
+  const text = await readFile(knownHostsPath, "utf8").catch((e: unknown) => {
+    throw new Error(`cannot read the pinned host keys (${knownHostsPath}): ${e instanceof Error ? e.message : String(e)}`);
+  });
+  for (const line of text.split("\n")) {
+    const [hosts, type, body] = line.trim().split(/\s+/);
+    if (hosts?.split(",").includes(ip) === true && type === "ssh-ed25519" && body !== undefined) return Buffer.from(body, "base64");
+  }
+  throw new Error(`no ssh-ed25519 host key is pinned for ${ip} in ${knownHostsPath}`);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

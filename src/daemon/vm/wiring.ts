@@ -34,14 +34,13 @@ function unwired(subsystem: string): never {
 }
 
 export function daemonVmDeps(env: DaemonEnv, overrides: Partial<VmDeps> = {}): VmDeps {
-  const keyPath = state.sshKey(env.layout.stateDir);
   return {
     images: overrides.images ?? imageService(env),
     network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), detach: () => Promise.resolve() },
     storage: overrides.storage ?? { cloneRoot: () => unwired("storage"), activateRoot: () => unwired("storage"), deactivateRoot: () => Promise.resolve(), destroyRoot: () => Promise.resolve(), createWorkDisk: () => unwired("storage"), destroyWorkDisk: () => Promise.resolve(), injectFiles: () => unwired("storage") },
     vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false) },
     dns: overrides.dns ?? { publish: () => Promise.resolve(), unpublish: () => Promise.resolve() },
-    ssh: overrides.ssh ?? createSshProbe({ runner: env.runner, keyPath, knownHostsPath: state.knownHosts(env.layout.stateDir) }),
+    ssh: overrides.ssh ?? createSshProbe({ knownHostsPath: state.knownHosts(env.layout.stateDir) }),
   };
 }
 

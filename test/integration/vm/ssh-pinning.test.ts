@@ -57,7 +57,7 @@ void test("ssh readiness and exec work against dropbear with the pinned host key
   let serverLog = "";
   server.stderr.on("data", (c: Buffer) => { serverLog += c.toString(); });
 
-  const probe = createSshProbe({ runner: systemRunner, keyPath: install.keyPath, knownHostsPath: knownHosts, port, pollMs: 50 });
+  const probe = createSshProbe({ knownHostsPath: knownHosts, port, pollMs: 50 });
   const t0 = Date.now();
   await probe.waitReady({ ip: "127.0.0.1", name: "pinned" }, { timeoutMs: 15_000, signal: new AbortController().signal }).catch((e: unknown) => {
     throw new Error(`${e instanceof Error ? e.message : String(e)}\ndropbear: ${serverLog}`);

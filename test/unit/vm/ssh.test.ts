@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { state, vmFiles } from "../../../src/paths/paths.js";
 import { ensureInstallKey, generateHostKey, publicKeyBody, renderKnownHosts, resetInstallKeyCache, writeKnownHosts } from "../../../src/daemon/vm/ssh-keys.js";
-import { bannerCheck, createSshProbe } from "../../../src/daemon/vm/ssh-probe.js";
 import { CommandError, FakeRunner, runText, systemRunner } from "../../../src/system/runner.js";
 import { quoteForRemoteShell, sshArgv, sshCapture } from "../../../src/system/ssh.js";
 import { needsCommands, requires } from "../../helpers/requirements.js";
@@ -173,40 +171,3 @@ void test("a failed host key write throws, names the dir, and leaves no temp fil
   assert.deepEqual(readdirSync(vmFiles.hostKeysDir(vmDir)).filter((n) => n.includes(".tmp-")), []);
 });
 
-void test("bannerCheck accepts an SSH banner and rejects other services and closed ports", async (t) => {
-  const servers = [createServer((s) => { s.end("SSH-2.0-dropbear\r\n"); }), createServer((s) => { s.end("HTTP/1.1 400\r\n"); })];
-  t.after(() => { for (const s of servers) s.close(); });
-  const ports = await Promise.all(servers.map((s) => new Promise<number>((r) => { s.listen(0, "127.0.0.1", () => { const a = s.address(); r(typeof a === "object" && a !== null ? a.port : 0); }); })));
-  assert.equal(await bannerCheck("127.0.0.1", ports[0] ?? 0, 1000), true);
-  assert.equal(await bannerCheck("127.0.0.1", ports[1] ?? 0, 1000), false);
-  const closed = createServer();
-  const port = await new Promise<number>((r) => { closed.listen(0, "127.0.0.1", () => { const a = closed.address(); r(typeof a === "object" && a !== null ? a.port : 0); }); });
-  closed.close();
-  assert.equal(await bannerCheck("127.0.0.1", port, 1000), false);
-});
-
-void test("bannerCheck's short connect timeout does not cut short a server that is slow to send its banner", async (t) => {
-  const timers: NodeJS.Timeout[] = [];
-  const slow = createServer((s) => { timers.push(setTimeout(() => { s.end("SSH-2.0-dropbear\r\n"); }, 300)); });
-  t.after(() => { for (const x of timers) clearTimeout(x); slow.close(); });
-  const port = await new Promise<number>((r) => { slow.listen(0, "127.0.0.1", () => { const a = slow.address(); r(typeof a === "object" && a !== null ? a.port : 0); }); });
-  assert.equal(await bannerCheck("127.0.0.1", port, 2000, 50), true, "connected within 50 ms, banner after 300 ms: ready");
-  assert.equal(await bannerCheck("127.0.0.1", port, 100, 50), false, "the banner timeout still bounds the wait");
-});
-
-void test("the ssh probe runs `ssh ... true` once the banner answers, and fails fast on a key mismatch", async (t) => {
-  const server = createServer((s) => { s.end("SSH-2.0-OpenSSH_9\r\n"); });
-  t.after(() => { server.close(); });
-  const port = await new Promise<number>((r) => { server.listen(0, "127.0.0.1", () => { const a = server.address(); r(typeof a === "object" && a !== null ? a.port : 0); }); });
-  let attempts = 0;
-  const ok = new FakeRunner(() => (++attempts < 2 ? new CommandError(["ssh"], 255, null, "", "Connection reset") : undefined));
-  await createSshProbe({ runner: ok, keyPath: "/k/id", knownHostsPath: "/k/kh", port, pollMs: 10 }).waitReady({ ip: "127.0.0.1", name: "p" }, { timeoutMs: 5000, signal: new AbortController().signal });
-  assert.equal(attempts, 2);
-  assert.deepEqual(ok.calls[0]?.argv.slice(-3), ["root@127.0.0.1", "--", "true"]);
-  const bad = new FakeRunner(() => new CommandError(["ssh"], 255, null, "", "Host key verification failed."));
-  const t0 = Date.now();
-  await assert.rejects(createSshProbe({ runner: bad, keyPath: "/k/id", knownHostsPath: "/k/kh", port, pollMs: 10 }).waitReady({ ip: "127.0.0.1", name: "p" }, { timeoutMs: 5000, signal: new AbortController().signal }), /host key other than the one banger pinned/);
-  assert.ok(Date.now() - t0 < 2000);
-  const never = new FakeRunner(() => new CommandError(["ssh"], 255, null, "", "Connection refused"));
-  await assert.rejects(createSshProbe({ runner: never, keyPath: "/k/id", knownHostsPath: "/k/kh", port, pollMs: 10 }).waitReady({ ip: "127.0.0.1", name: "p" }, { timeoutMs: 300, signal: new AbortController().signal }), /was not ssh-ready after 0 s: ssh answered but failed: Connection refused/);
-});
