@@ -61,7 +61,14 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
 
   // One `ip -j addr show` answers "exists? up? addressed?" in the common case where the bridge is
   // already right: create_tap runs this on every VM create, and each fork is paid per VM.
-  const ensureBridge = async (): Promise<boolean> => {
+  // Concurrent creates on a fresh host all find the bridge missing; they share one check-and-fix
+  // rather than racing to `ip link add` it (the loser would fail with "File exists").
+  let bridgeInFlight: Promise<boolean> | undefined;
+  const ensureBridge = (): Promise<boolean> => {
+    bridgeInFlight ??= fixBridge().finally(() => { bridgeInFlight = undefined; });
+    return bridgeInFlight;
+  };
+  const fixBridge = async (): Promise<boolean> => {
     const want = `${gateway}/${net.prefix}`;
     let link = await bridgeLink(runner, bridge);
     let created = false;

@@ -27,7 +27,11 @@ function hostModel(): { responder: FakeResponder; links: Set<string>; nft: { tab
   const responder: FakeResponder = (argv) => {
     const a = argv.join(" ");
     if (a.startsWith("ip link show dev ")) return links.has(argv[4] ?? "") ? {} : missing(argv, `Device "${argv[4] ?? ""}" does not exist.`);
-    if (a.startsWith("ip link add name ")) { links.add(argv[4] ?? ""); return {}; }
+    if (a.startsWith("ip link add name ")) {
+      if (links.has(argv[4] ?? "")) return missing(argv, "RTNETLINK answers: File exists");
+      links.add(argv[4] ?? "");
+      return {};
+    }
     if (argv[0] === "iptables") return missing(argv, "iptables: No chain/target/match by that name.");
     if (a.startsWith("ip tuntap add dev ")) { links.add(argv[4] ?? ""); return {}; }
     if (a.startsWith("ip link del ")) { links.delete(argv[3] ?? ""); return {}; }
@@ -132,6 +136,14 @@ void test("ensure_bridge uses the helper's own config; create_tap makes an owner
   assert.ok(argvs.length <= 4, `a create_tap on a ready bridge costs at most 4 commands, ran: ${argvs.map((a) => a.join(" ")).join("; ")}`);
   assert.deepEqual((await call(d, "priv.delete_tap", { tap_name: "tap-fc-0123abcd" })).result, { tap: "tap-fc-0123abcd", deleted: true });
   assert.deepEqual((await call(d, "priv.delete_tap", { tap_name: "tap-fc-0123abcd" })).result, { tap: "tap-fc-0123abcd", deleted: false }, "idempotent");
+});
+
+void test("concurrent create_tap calls on a fresh host share one bridge setup instead of racing to create it", async () => {
+  const { runner, d } = setup();
+  const taps = Array.from({ length: 8 }, (_, i) => `tap-fc-0000000${i}`);
+  const results = await Promise.all(taps.map((tap_name) => call(d, "priv.create_tap", { tap_name })));
+  assert.deepEqual(results.map((r) => r.ok), taps.map(() => true), JSON.stringify(results.filter((r) => !r.ok)));
+  assert.equal(runner.argvs().filter((a) => a.join(" ") === "ip link add name banger0 type bridge").length, 1);
 });
 
 void test("create_tap removes the tap again when attaching it to the bridge fails", async () => {
