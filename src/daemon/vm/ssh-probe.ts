@@ -8,8 +8,13 @@ import { checkHostKey, NotListeningError } from "./ssh-handshake.js";
  * no ssh client is forked per VM, and a poll costs one TCP connect while
  * nothing listens yet.
  */
-/** A connect on a local bridge completes in well under a millisecond once the guest answers ARP. */
-const CONNECT_TIMEOUT_MS = 250;
+/**
+ * How long one connect may wait for the guest to answer ARP. bangerd-root makes the kernel ask
+ * every 100 ms on banger's bridge (fastNeighbourProbing), so a pending connect is sent the moment
+ * the guest's network is up, and the daemon wakes every few seconds per booting VM, not ten times
+ * a second. The kernel gives up after ~3 s; the loop then starts another.
+ */
+const CONNECT_TIMEOUT_MS = 3_500;
 
 export interface SshProbeOptions {
   /** banger's known_hosts, where create pinned the VM's host key before booting it. */

@@ -59,7 +59,7 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
     knownHostsPath: state.knownHosts(env.layout.stateDir),
     sshReadyTimeoutMs: env.config.vmm.boot_timeout_s * 1000,
     stopTimeoutMs: env.config.vmm.stop_timeout_s * 1000,
-    aliveCheckMs: 500,
+    aliveCheckMs: 1_000,
     installKey: () => ensureInstallKey(env.layout.stateDir),
     hostKey: (vmDir, flavor) => generateHostKey(vmDir, flavor),
   };

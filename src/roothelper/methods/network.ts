@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { bridgeIp, guestRange, ipv4ToInt, parseCidr } from "../../model/ipv4.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
 import { RpcError } from "../../rpc/errors.js";
@@ -24,11 +25,15 @@ import { ifaceName, ipv4, ipv4Cidr, ipv4Port, tapName } from "../validate.js";
 
 /** Routing domain handed to systemd-resolved: only `*.vm` queries go to banger's DNS server. */
 const RESOLVER_ROUTE_DOMAIN = "~vm";
+const NEIGH_RETRANS_MS = 100;
+const NEIGH_SOLICIT = 30;
 const TAP_NAME_RE = /^tap-(fc-[0-9a-f]{8}|pool-[0-9]{1,4})$/;
 
 /** Seams for tests; production uses the real host. */
 export interface NetworkDeps {
   readonly ipForward: IpForward;
+  /** Sets how the kernel resolves guests' addresses on the bridge (see fastNeighbourProbing). */
+  readonly tuneNeighbours: (bridge: string) => Promise<void>;
   /** Why resolver routing cannot be applied here, or undefined when systemd-resolved is usable. */
   readonly resolverUnavailable: () => string | undefined;
 }
@@ -40,6 +45,19 @@ function defaultResolverCheck(): string | undefined {
   return undefined;
 }
 
+/**
+ * ARP on banger's bridge every 100 ms, 30 times, instead of the kernel's default of every second,
+ * 3 times. The daemon waits for a booting guest with one pending connect: the kernel keeps asking
+ * for the guest's address on its own and sends the SYN the moment the guest answers, so readiness
+ * is seen within ~100 ms of the guest's network coming up while the daemon wakes only every ~3 s
+ * per VM. The settings live and die with the bridge (per-interface sysctls).
+ */
+async function fastNeighbourProbing(bridge: string): Promise<void> {
+  const dir = `/proc/sys/net/ipv4/neigh/${bridge}`;
+  await writeFile(`${dir}/retrans_time_ms`, `${NEIGH_RETRANS_MS}\n`);
+  await writeFile(`${dir}/mcast_solicit`, `${NEIGH_SOLICIT}\n`);
+}
+
 export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}): Registration<PeerCred>[] {
   const runner = env.runner;
   // The bridge and CIDR are the helper's own configuration; requests can never move them.
@@ -48,6 +66,7 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
   const net = parseCidr(cidr);
   const gateway = bridgeIp(cidr);
   const resolverUnavailable = deps.resolverUnavailable ?? defaultResolverCheck;
+  const tuneNeighbours = deps.tuneNeighbours ?? fastNeighbourProbing;
   const nat = new NatManager([nftablesBackend(runner), iptablesBackend(runner)], env.config.network.nat_backend, deps.ipForward ?? procIpForward(), () => bridge);
 
   const matchesConfig = (p: { bridge_name?: string | undefined; cidr?: string | undefined }): void => {
@@ -79,6 +98,7 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
     }
     if (!link.addresses.includes(want)) await runner.run(["ip", "addr", "add", want, "dev", bridge]);
     if (!link.up) await runner.run(["ip", "link", "set", bridge, "up"]);
+    await tuneNeighbours(bridge);
     return created;
   };
 

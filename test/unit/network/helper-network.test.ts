@@ -80,7 +80,7 @@ function setup(overrides: Record<string, unknown> = {}, deps: Partial<NetworkDep
   };
   const config = configSchema.parse({ network: { bridge: "banger0", cidr: "172.16.90.0/24", ...overrides } });
   const env = { ownerUid: 1234, ownerGid: 2345, stateDir: "/nonexistent/state", runtimeDir: "/nonexistent/run", config, runner, logger: silentLogger };
-  const d = new Dispatcher<PeerCred>(networkMethods(env, { ipForward: fwd, resolverUnavailable: () => "systemd-resolved is not running", ...deps }));
+  const d = new Dispatcher<PeerCred>(networkMethods(env, { ipForward: fwd, resolverUnavailable: () => "systemd-resolved is not running", tuneNeighbours: () => Promise.resolve(), ...deps }));
   return { runner, d, model, fwd };
 }
 
@@ -139,11 +139,13 @@ void test("ensure_bridge uses the helper's own config; create_tap makes an owner
 });
 
 void test("concurrent create_tap calls on a fresh host share one bridge setup instead of racing to create it", async () => {
-  const { runner, d } = setup();
+  const tuned: string[] = [];
+  const { runner, d } = setup({}, { tuneNeighbours: (bridge) => { tuned.push(bridge); return Promise.resolve(); } });
   const taps = Array.from({ length: 8 }, (_, i) => `tap-fc-0000000${i}`);
   const results = await Promise.all(taps.map((tap_name) => call(d, "priv.create_tap", { tap_name })));
   assert.deepEqual(results.map((r) => r.ok), taps.map(() => true), JSON.stringify(results.filter((r) => !r.ok)));
   assert.equal(runner.argvs().filter((a) => a.join(" ") === "ip link add name banger0 type bridge").length, 1);
+  assert.ok(tuned.length >= 1 && tuned.every((b) => b === "banger0"), "the bridge's ARP probing is tuned whenever it is ensured");
 });
 
 void test("create_tap removes the tap again when attaching it to the bridge fails", async () => {
