@@ -241,6 +241,16 @@ void test("vm logs prints the console log and -f follows appended output", async
   c.out = "";
   assert.equal(await c.run(follow, ["loggy", "-f"]), 0);
   assert.equal(c.out, "line one\nline two\n");
+  // A VM that stops ends -f once its log is drained, without ^C.
+  await h.service.stop("loggy", false, "op-eeeeeeeeeee1");
+  await h.service.idle();
+  writeFileSync(log, "line one\nline two\nbye\n");
+  let waits = 0;
+  const untilStopped = makeVmLogsCommand({ stopSignal: undefined, sleep: () => (++waits > 3 ? Promise.reject(new Error("-f is still following a stopped VM")) : Promise.resolve()) });
+  c.out = "";
+  assert.equal(await c.run(untilStopped, ["loggy", "-f", "--tail", "4"]), 0);
+  assert.equal(c.out, "bye\n");
+  assert.equal(waits, 0, "a stopped VM's log is printed and -f returns at once");
   c.out = "";
   assert.equal(await c.run(vmStatsCommand, ["loggy", "--json"]), 0);
   const stats = JSON.parse(c.out) as { name: string; disk: { work_size_bytes: number } };

@@ -11,10 +11,13 @@ function isStopped(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
 }
 
+/** States in which the console log can still grow; in any other, -f has printed everything and ends (as `docker logs -f` does). */
+const LIVE_STATES = new Set(["creating", "starting", "running", "stopping"]);
+
 export function makeVmLogsCommand(deps: LogsDeps = { sleep: (ms) => new Promise((r) => setTimeout(r, ms)), stopSignal: undefined }): Command {
   return {
     path: ["vm", "logs"],
-    summary: "print a VM's console log; -f follows it",
+    summary: "print a VM's console log; -f follows it until the VM stops",
     usage: "banger vm logs NAME [-f] [--tail BYTES]",
     async run(args, ctx) {
       const { values, positionals } = parseArgs({ args: [...args], options: { follow: { type: "boolean", short: "f" }, tail: { type: "string" } }, strict: true, allowPositionals: true });
@@ -36,7 +39,7 @@ export function makeVmLogsCommand(deps: LogsDeps = { sleep: (ms) => new Promise(
           const more = chunk.next_offset < chunk.size;
           if (!more && values.follow !== true) return 0;
           if (!more) {
-            if (isStopped(stop)) return 0;
+            if (isStopped(stop) || !LIVE_STATES.has(chunk.state)) return 0;
             await deps.sleep(500);
             if (isStopped(stop)) return 0;
           }
