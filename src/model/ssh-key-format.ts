@@ -28,7 +28,8 @@ function checkKey(key: Ed25519Key): void {
   }
 }
 
-function uint32(n: number): Buffer {
+/** SSH wire `uint32`, big-endian. */
+export function uint32(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(n);
   return b;

@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, verify } from "node:crypto";
 import { connect } from "node:net";
-import { sshString } from "../../model/ssh-key-format.js";
+import { sshString, uint32 } from "../../model/ssh-key-format.js";
 
 /**
  * Proves that the SSH server at ip:port holds a given ed25519 host key, by
@@ -26,12 +26,6 @@ const MSG_KEX_ECDH_INIT = 30;
 const MSG_KEX_ECDH_REPLY = 31;
 const MAX_PACKET = 256 * 1024;
 const MAX_PREAMBLE = 16 * 1024;
-
-function uint32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
-}
 
 function nameList(names: string): Buffer {
   return sshString(names);

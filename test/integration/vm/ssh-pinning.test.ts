@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -11,18 +10,9 @@ import { ensureInstallKey, generateHostKey, resetInstallKeyCache, writeKnownHost
 import { createSshProbe } from "../../../src/daemon/vm/ssh-probe.js";
 import { systemRunner } from "../../../src/system/runner.js";
 import { sshArgv, sshCapture, quoteForRemoteShell } from "../../../src/system/ssh.js";
+import { freePort } from "../../helpers/ports.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a !== null ? a.port : 0;
-      s.close(() => { resolve(port); });
-    });
-  });
-}
 
 /**
  * The busybox guest's real SSH path, on loopback: a dropbear server with a

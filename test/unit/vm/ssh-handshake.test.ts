@@ -12,23 +12,8 @@ import { sshString } from "../../../src/model/ssh-key-format.js";
 import { checkHostKey, mpint, NotListeningError, packet, WireReader } from "../../../src/daemon/vm/ssh-handshake.js";
 import { generateHostKey, writeKnownHosts } from "../../../src/daemon/vm/ssh-keys.js";
 import { createSshProbe } from "../../../src/daemon/vm/ssh-probe.js";
+import { freePort, listenLocal } from "../../helpers/ports.js";
 import { needsCommands, requires } from "../../helpers/requirements.js";
-
-function listen(server: Server): Promise<number> {
-  return new Promise((r) => {
-    server.listen(0, "127.0.0.1", () => {
-      const a = server.address();
-      r(typeof a === "object" && a !== null ? a.port : 0);
-    });
-  });
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  const port = await listen(s);
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function blobOf(publicLine: string): Buffer {
   return Buffer.from(publicLine.split(" ")[1] ?? "", "base64");
@@ -118,7 +103,7 @@ void test("a server that presents the pinned key without holding it is refused",
   const pinned = blobOf((await generateHostKey(mkdtempSync(join(tmpdir(), "bgt-hs-")), "systemd")).public);
   const server = impostor(pinned);
   t.after(() => { server.close(); });
-  const port = await listen(server);
+  const port = await listenLocal(server);
   await assert.rejects(checkHostKey("127.0.0.1", port, pinned, { timeoutMs: 3000 }), /signature does not verify/);
 });
 
@@ -132,10 +117,10 @@ void test("no server, a silent server, a non-SSH server and an SSH-1 server each
   const old = createServer((s) => { s.end("SSH-1.5-ancient\r\n"); });
   t.after(() => { for (const s of sockets) s.destroy(); silent.close(); http.close(); old.close(); });
   const t0 = performance.now();
-  await assert.rejects(checkHostKey("127.0.0.1", await listen(silent), pin, { timeoutMs: 300, connectTimeoutMs: 100 }), (e: unknown) => e instanceof Error && !(e instanceof NotListeningError) && /no SSH key exchange .* within 300 ms/.test(e.message));
+  await assert.rejects(checkHostKey("127.0.0.1", await listenLocal(silent), pin, { timeoutMs: 300, connectTimeoutMs: 100 }), (e: unknown) => e instanceof Error && !(e instanceof NotListeningError) && /no SSH key exchange .* within 300 ms/.test(e.message));
   assert.ok(performance.now() - t0 < 2000, "the connect timeout does not cut short a server that accepted");
-  await assert.rejects(checkHostKey("127.0.0.1", await listen(http), pin, { timeoutMs: 1000 }), /closed the connection/);
-  await assert.rejects(checkHostKey("127.0.0.1", await listen(old), pin, { timeoutMs: 1000 }), /speaks SSH-1\.5-ancient, not SSH 2/);
+  await assert.rejects(checkHostKey("127.0.0.1", await listenLocal(http), pin, { timeoutMs: 1000 }), /closed the connection/);
+  await assert.rejects(checkHostKey("127.0.0.1", await listenLocal(old), pin, { timeoutMs: 1000 }), /speaks SSH-1\.5-ancient, not SSH 2/);
 });
 
 void test("the probe waits for a server that starts late, and fails fast on a mismatched pin", { skip: DROPBEAR }, async (t) => {
