@@ -181,7 +181,7 @@ function cpus(): number {
   return availableParallelism();
 }
 
-export async function benchCreate(pairs = 11, parallel = 8): Promise<Record<string, BenchResult>> {
+export async function benchCreate(pairs = 21, parallel = 8): Promise<Record<string, BenchResult>> {
   const user = await ensureTestUser();
   const ns = await createNetNs("bgt-bench");
   const dir = mkdtempSync("/tmp/bgt-bench-bare-");
