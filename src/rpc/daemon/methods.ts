@@ -7,7 +7,7 @@ import type * as vm from "./vm.js";
 /**
  * Every daemon method by name, types only. The CLI calls methods by name with
  * these types and never loads the zod schemas at runtime (they cost most of
- * its start-up); the daemon validates params and results against them.
+ * its start-up); the daemon validates params against them (and, in tests, results).
  */
 export type DaemonMethods = MethodsByName<DescriptorsIn<typeof image | typeof operation | typeof system | typeof vm>>;
 export type DaemonMethodName = keyof DaemonMethods;
