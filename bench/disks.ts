@@ -46,7 +46,7 @@ export async function benchDisks(rounds = 31): Promise<Record<string, BenchResul
     }
     const workMs: number[] = [];
     for (let i = 0; i < 3; i++) {
-      workMs.push(await timed(() => svc.createWorkDisk(vmDir, 8, "ssh-ed25519 AAAAbench bench\n")));
+      workMs.push(await timed(() => svc.createWorkDisk(vmDir, 8, { files: [{ path: "/.ssh/authorized_keys", data: "ssh-ed25519 AAAAbench bench\n", mode: 0o600 }], dirs: [{ path: "/.ssh", mode: 0o700 }] })));
       await svc.releaseVm(vmDir, undefined, "op-bench01");
     }
     const s = median(times.small);
@@ -54,7 +54,7 @@ export async function benchDisks(rounds = 31): Promise<Record<string, BenchResul
     return {
       clone_4g_vs_256m_ratio: { value: Number((b / s).toFixed(3)), unit: "ratio", target: 1.1 },
       clone_4g_ms: { value: Number(b.toFixed(3)), unit: "ms", target: 10 },
-      work_disk_8g_create_ms: { value: Number(median(workMs).toFixed(1)), unit: "ms", target: 500 },
+      work_disk_8g_create_ms: { value: Number(median(workMs).toFixed(1)), unit: "ms (8 GiB work disk with authorized_keys: median of 3 creates, the first of which builds the template the others clone)", target: 500 },
     };
   } finally {
     await fs.destroy();

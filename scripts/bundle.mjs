@@ -24,7 +24,8 @@ for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", [doctorApa
     platform: "node",
     format: "cjs",
     target: "node20",
-    minify: true,
+    // BUNDLE_NO_MINIFY=1 keeps names readable in profiles (perf, --cpu-prof).
+    minify: process.env.BUNDLE_NO_MINIFY === undefined,
     sourcemap: "linked",
     external: ["better-sqlite3", "koffi"],
     logLevel: "warning",

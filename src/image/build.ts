@@ -8,7 +8,7 @@ import type { ImageFlavor } from "../state/images.js";
 import type { Runner } from "../system/runner.js";
 import { bzImageVersion } from "./bzimage.js";
 import { debootstrap, overlayTarArgv, writeDebianOverlay } from "./debian.js";
-import { asTreeRoot, isExt4, makeExt4 } from "./ext4.js";
+import { asTreeRoot, FRESH_FILE_EXT4_OPTIONS, isExt4, makeExt4 } from "./ext4.js";
 import { findKernel } from "./host-kernel.js";
 import { buildInitrd, DEFAULT_BUSYBOX } from "./initrd.js";
 import { writeKernelFiles } from "./kernel-files.js";
@@ -313,7 +313,7 @@ async function buildDebian(req: BuildRequest, ctx: BuildContext, suite: string, 
     await writeFile(tmpImage, "", { mode: 0o666 });
     await chmod(tmpImage, 0o666);
     const sizeKiB = Math.ceil(size / 1024 / 4) * 4;
-    await ctx.runner.run([...prefix, "mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "rootfs", "-d", tree, tmpImage, `${sizeKiB}k`], { timeoutMs: 30 * 60_000, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
+    await ctx.runner.run([...prefix, "mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "rootfs", "-E", FRESH_FILE_EXT4_OPTIONS, "-d", tree, tmpImage, `${sizeKiB}k`], { timeoutMs: 30 * 60_000, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
     await chmod(tmpImage, 0o600);
     await ctx.runner.run(["cp", "--sparse=always", "--", tmpImage, imageFiles.rootfs(out)], { timeoutMs: 30 * 60_000 });
   });

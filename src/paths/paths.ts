@@ -75,6 +75,8 @@ export const state = {
   sshKey: (stateDir: string) => join(stateDir, "ssh", "id_ed25519"),
   knownHosts: (stateDir: string) => join(stateDir, "ssh", "known_hosts"),
   cacheDir: (stateDir: string) => join(stateDir, "cache"),
+  /** Formatted work disks that new VMs' /root disks are cloned from (work-disk-templates.ts). */
+  workDiskTemplatesDir: (stateDir: string) => join(stateDir, "cache", "work-disks"),
   logsDir: (stateDir: string) => join(stateDir, "logs"),
   /** Jailer --chroot-base-dir: inside the state dir so kernels/disks can be hard-linked into jails (same filesystem). */
   jailerBase: (stateDir: string) => join(stateDir, "jail"),
@@ -91,10 +93,6 @@ export const vmFiles = {
   vmmLog: (vmDir: string) => join(vmDir, "vmm.log"),
   metrics: (vmDir: string) => join(vmDir, "metrics.json"),
   handles: (vmDir: string) => join(vmDir, "handles.json"),
-  hostKeysDir: (vmDir: string) => join(vmDir, "hostkeys"),
-  hostKey: (vmDir: string) => join(vmDir, "hostkeys", "ssh_host_ed25519_key"),
-  hostKeyPub: (vmDir: string) => join(vmDir, "hostkeys", "ssh_host_ed25519_key.pub"),
-  hostKeyDropbear: (vmDir: string) => join(vmDir, "hostkeys", "dropbear_ed25519_host_key"),
 } as const;
 
 /** Files inside one image's directory (`state.imageDir`); see the guest contract. */

@@ -45,14 +45,33 @@ interface OperationRow {
   revision: number;
 }
 
+/**
+ * The steps column, which only the tracker writes. Checked by hand rather than with the zod
+ * schema: followers read it on every change of every running operation, and zod's generic
+ * walk was most of that cost. Anything malformed reads as no steps, as before.
+ */
+function parseSteps(text: string): OperationStep[] {
+  const value = safeJson(text);
+  if (!Array.isArray(value)) return [];
+  const steps: OperationStep[] = [];
+  for (const v of value as unknown[]) {
+    if (typeof v !== "object" || v === null) return [];
+    const { name, state, started_at: startedAt, elapsed_ms: elapsedMs, error } = v as Record<string, unknown>;
+    if (typeof name !== "string" || !(STEP_STATES as readonly unknown[]).includes(state)) return [];
+    if (!(startedAt === null || typeof startedAt === "string") || !(elapsedMs === null || typeof elapsedMs === "number")) return [];
+    if (error !== undefined && typeof error !== "string") return [];
+    steps.push({ name, state: state as StepState, started_at: startedAt, elapsed_ms: elapsedMs, ...(error === undefined ? {} : { error }) });
+  }
+  return steps;
+}
+
 function fromRow(row: OperationRow): OperationRecord {
-  const steps = z.array(operationStepSchema).safeParse(safeJson(row.steps));
   return {
     id: row.id,
     kind: row.kind,
     target: row.target,
     state: (OPERATION_STATES as readonly string[]).includes(row.state) ? (row.state as OperationState) : "failed",
-    steps: steps.success ? steps.data : [],
+    steps: parseSteps(row.steps),
     result: row.result === null ? undefined : safeJson(row.result),
     error: row.error,
     createdAt: row.created_at,
@@ -73,8 +92,12 @@ export class DuplicateOperationError extends Error {
   override readonly name = "DuplicateOperationError";
 }
 
-/** How long a waiter lets a burst of step changes settle before answering (the end is never delayed). */
-const CHANGE_GATHER_MS = 15;
+/**
+ * How long a waiter lets a burst of step changes settle before answering (the end is never
+ * delayed): at most ~10 answers a second per follower, each a round trip, however busy the
+ * daemon is; a step line shown 100 ms late is not something a person sees.
+ */
+const CHANGE_GATHER_MS = 100;
 
 // One emitter per database connection: the VM and image services each keep their own repository,
 // and a waiter must hear about changes made through either.

@@ -1,4 +1,4 @@
-import koffi from "koffi";
+import { libc } from "./libc.js";
 import type { Socket } from "node:net";
 
 /** Credentials of the process on the other end of a unix socket, as the kernel reports them. */
@@ -11,18 +11,6 @@ export interface PeerCred {
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 
-// Bound lazily: the CLI never needs libc through FFI, only the two servers do.
-let getsockopt: ((fd: number, level: number, name: number, buf: Buffer, len: number[]) => number) | undefined;
-
-function bind(): NonNullable<typeof getsockopt> {
-  if (getsockopt === undefined) {
-    const libc = koffi.load("libc.so.6");
-    const fn = libc.func("int getsockopt(int fd, int level, int optname, _Out_ uint8_t *optval, _Inout_ uint32_t *optlen)");
-    getsockopt = (fd, level, name, buf, len) => fn(fd, level, name, buf, len) as number;
-  }
-  return getsockopt;
-}
-
 /**
  * SO_PEERCRED for an accepted unix socket. Node has no API for it, so this
  * calls getsockopt(2) through FFI on the socket's file descriptor.
@@ -32,7 +20,7 @@ export function peerCredOf(socket: Socket): PeerCred {
   if (typeof fd !== "number" || fd < 0) throw new Error("socket has no file descriptor");
   const buf = Buffer.alloc(12);
   const len = [12];
-  const rc = bind()(fd, SOL_SOCKET, SO_PEERCRED, buf, len);
+  const rc = libc().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, buf, len);
   if (rc !== 0) throw new Error("getsockopt(SO_PEERCRED) failed");
   return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
 }

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import type { SpawnedChild } from "./posix-spawn.js";
 
 /** What a finished command produced. */
 export interface CommandResult {
@@ -16,6 +16,8 @@ export interface RunOptions {
   readonly signal?: AbortSignal;
   /** Exit codes that count as success besides 0 (e2fsck uses 1 for "fixed"). */
   readonly okExitCodes?: readonly number[];
+  /** Open descriptors the child inherits as fds 3, 4, ... in order (it names them /proc/self/fd/N); the caller closes its own. */
+  readonly extraFds?: readonly number[];
 }
 
 /**
@@ -56,21 +58,16 @@ function lastLines(text: string, n: number): string {
 const MAX_CAPTURE_BYTES = 64 * 1024 * 1024;
 
 export const systemRunner: Runner = {
-  run(argv, options = {}) {
-    const [file, ...args] = argv;
-    if (file === undefined || file === "") {
-      return Promise.reject(new CommandError(argv, null, null, "", "", new Error("empty argv")));
+  async run(argv, options = {}) {
+    // Loaded on first use: the CLI imports this module for CommandError only and must not load FFI.
+    const { posixSpawn } = await import("./posix-spawn.js");
+    let child: SpawnedChild;
+    try {
+      child = posixSpawn(argv, { env: options.env, cwd: options.cwd, extraFds: options.extraFds });
+    } catch (e) {
+      throw new CommandError(argv, null, null, "", "", e);
     }
     return new Promise((resolve, reject) => {
-      const child = spawn(file, args, {
-        shell: false,
-        stdio: ["pipe", "pipe", "pipe"],
-        cwd: options.cwd,
-        env: options.env ?? process.env,
-        signal: options.signal,
-        timeout: options.timeoutMs,
-        killSignal: "SIGKILL",
-      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let outBytes = 0;
@@ -83,25 +80,33 @@ export const systemRunner: Runner = {
         if (errBytes < MAX_CAPTURE_BYTES) err.push(chunk);
         errBytes += chunk.length;
       });
-      let spawnError: unknown;
-      child.on("error", (e) => {
-        spawnError = e;
-      });
+      // A read error ends the stream like EOF does; the exit status tells the story.
+      child.stdout.on("error", () => undefined);
+      child.stderr.on("error", () => undefined);
       child.stdin.on("error", () => {
-        // The child may exit without reading its stdin (EPIPE); its exit status tells the story.
+        // The child may exit without reading its stdin (EPIPE).
       });
-      child.stdin.end(options.stdin);
-      child.on("close", (code, signal) => {
+      if (options.stdin === undefined) child.stdin.end();
+      else child.stdin.end(options.stdin);
+      const kill = (): void => {
+        try {
+          process.kill(child.pid, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      };
+      const timer = options.timeoutMs === undefined ? undefined : setTimeout(kill, options.timeoutMs);
+      const signal = options.signal;
+      if (signal?.aborted === true) kill();
+      signal?.addEventListener("abort", kill, { once: true });
+      void child.exited.then(({ code, signal: killedBy }) => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", kill);
         const stdout = Buffer.concat(out);
         const stderr = Buffer.concat(err);
-        const ok = signal === null && code !== null && (code === 0 || (options.okExitCodes ?? []).includes(code));
-        if (ok && spawnError === undefined) {
-          resolve({ stdout, stderr });
-          return;
-        }
-        // A child that never started reports a negative errno as its "code"; it has no exit code.
-        const exitCode = spawnError !== undefined && (code === null || code < 0) ? null : code;
-        reject(new CommandError(argv, exitCode, signal, stdout.toString("utf8"), stderr.toString("utf8"), spawnError));
+        const ok = killedBy === null && code !== null && (code === 0 || (options.okExitCodes ?? []).includes(code));
+        if (ok) resolve({ stdout, stderr });
+        else reject(new CommandError(argv, code, killedBy, stdout.toString("utf8"), stderr.toString("utf8")));
       });
     });
   },

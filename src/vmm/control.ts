@@ -2,7 +2,7 @@ import { readFileSync, rmSync } from "node:fs";
 import type { HelperClient } from "../daemon/helper-client.js";
 import { privKillProcess, privSignalProcess, privVmmShutdown } from "../rpc/priv/vmm.js";
 import type { Logger } from "../system/log.js";
-import { readProcessStats } from "../system/proc.js";
+import { parseProcStat, readProcessStats, type ProcStat } from "../system/proc.js";
 import { NotRunningError, StalePidError, type StopOptions, type StopResult, type VmmHandle, type VmmRef, type VmmStats } from "./driver.js";
 import { checkVmmIdentity } from "./identity.js";
 
@@ -21,8 +21,33 @@ export interface ControlDeps {
   readonly termGraceMs?: number;
 }
 
+/**
+ * VMMs whose identity (binary + VM id in the cmdline) was verified, by pid and start time. Reading
+ * another process's cmdline walks its memory under its mmap lock, which a TCG guest contends; a
+ * booting VM is checked every second, so after the first full check the pid's start time (a short
+ * field of /proc/PID/stat) says whether it is still the same process.
+ */
+const verified = new Map<string, number>();
+
 export function isRunning(deps: ControlDeps, handle: VmmHandle): boolean {
-  return checkVmmIdentity(handle.pid, handle.vmId, deps.procRoot).ok;
+  const procRoot = deps.procRoot ?? "/proc";
+  const key = `${procRoot}/${handle.pid}:${handle.vmId}`;
+  let st: ProcStat;
+  try {
+    st = parseProcStat(readFileSync(`${procRoot}/${handle.pid}/stat`, "utf8"));
+  } catch {
+    verified.delete(key);
+    return false;
+  }
+  if (st.state === "Z" || st.state === "X") {
+    verified.delete(key);
+    return false;
+  }
+  if (verified.get(key) === st.startTimeTicks) return true;
+  const ok = checkVmmIdentity(handle.pid, handle.vmId, procRoot).ok;
+  if (ok) verified.set(key, st.startTimeTicks);
+  else verified.delete(key);
+  return ok;
 }
 
 /** Read a pidfile: the pid, or undefined when missing/empty/garbage. */

@@ -3,6 +3,23 @@ import { readFileSync } from "node:fs";
 /** The executables banger launches and may therefore signal. */
 export const VMM_EXECUTABLES: ReadonlySet<string> = new Set(["firecracker", "jailer", "qemu-system-x86_64", "qemu-system-x86_64-microvm"]);
 
+/** Linux keeps the first 15 bytes of an executable's name as the process's comm. */
+const VMM_COMMS: ReadonlySet<string> = new Set([...VMM_EXECUTABLES].map((e) => e.slice(0, 15)));
+
+/**
+ * A cheap pre-check for scans of every process: /proc/PID/comm is a field of the process,
+ * while its cmdline is read out of its memory. A process whose comm is not a VMM's name can
+ * still be judged in full by checkVmmIdentity; a process whose comm is one must be.
+ */
+export function mayBeVmm(pid: number, procRoot = "/proc"): boolean {
+  try {
+    // A retitled process (setproctitle style, like the Firecracker test double) has its title, cut to 15 bytes, as comm.
+    return VMM_COMMS.has(readFileSync(`${procRoot}/${pid}/comm`, "utf8").trimEnd().split(" ")[0] ?? "");
+  } catch {
+    return false;
+  }
+}
+
 /**
  * argv from the raw bytes of /proc/PID/cmdline. A process that rewrote its
  * title (setproctitle style, e.g. Node's process.title) has ONE NUL-terminated

@@ -46,6 +46,8 @@ export interface StackOptions {
   readonly stateDir?: string;
   /** Extra node flags for bangerd (e.g. --cpu-prof when profiling a benchmark). */
   readonly daemonNodeFlags?: readonly string[];
+  /** Node flags for bangerd-root (e.g. --perf-basic-prof when profiling). */
+  readonly helperNodeFlags?: readonly string[];
 }
 
 function asUser(user: TestUser, argv: readonly string[], netns?: NetNs): string[] {
@@ -93,7 +95,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   writeFileSync(helperLogFile, "");
   writeFileSync(daemonLogFile, "");
 
-  const helperArgv = [process.execPath, BIN.helper, "--owner", String(user.uid), "--owner-gid", String(user.gid), "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--config", configFile, "--socket", helperSocket];
+  const helperArgv = [process.execPath, ...(opts.helperNodeFlags ?? []), BIN.helper, "--owner", String(user.uid), "--owner-gid", String(user.gid), "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--config", configFile, "--socket", helperSocket];
   const helperCmd = netns !== undefined ? netns.exec(helperArgv) : helperArgv;
   const { openSync } = await import("node:fs");
   const helper = spawn(helperCmd[0] ?? "", helperCmd.slice(1), { stdio: ["ignore", openSync(helperLogFile, "a"), openSync(helperLogFile, "a")], env });

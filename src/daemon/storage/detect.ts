@@ -3,7 +3,6 @@ import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { state } from "../../paths/paths.js";
 import { privStorageCaps } from "../../rpc/priv/disks.js";
-import type { Runner } from "../../system/runner.js";
 import type { HelperClient } from "../helper-client.js";
 import { copyStrategy } from "./copy.js";
 import { dmSnapshotStrategy } from "./dm-snapshot.js";
@@ -102,12 +101,12 @@ async function dmCapability(deps: DetectDeps, hasFile: (p: string) => boolean, w
   }
 }
 
-export function makeStrategy(name: CloneStrategyName, deps: { stateDir: string; runner: Runner; helper?: HelperClient | undefined }): CloneStrategy {
+export function makeStrategy(name: CloneStrategyName, deps: { stateDir: string; helper?: HelperClient | undefined }): CloneStrategy {
   switch (name) {
     case "reflink":
       return reflinkStrategy(deps.stateDir);
     case "copy":
-      return copyStrategy(deps.runner, deps.stateDir);
+      return copyStrategy(deps.stateDir);
     case "dm-snapshot":
       if (deps.helper === undefined) throw new Error("dm-snapshot needs the root helper (bangerd-root); run `banger system install`");
       return dmSnapshotStrategy(deps.helper, deps.stateDir);

@@ -1,7 +1,7 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, posix } from "node:path";
+import { closeSync, writeSync } from "node:fs";
+import { posix } from "node:path";
 import { hasControlChars } from "../../model/text.js";
+import { errnoError, libc } from "../../system/libc.js";
 import { CommandError, type Runner } from "../../system/runner.js";
 
 /**
@@ -119,9 +119,10 @@ export async function writeExt4Files(runner: Runner, imagePath: string, files: r
   }
   if (files.length === 0 && dirs.length === 0) return;
 
-  const tmp = await mkdtemp(join(tmpdir(), "banger-ext4-"));
+  // Each file's bytes reach debugfs as an inherited in-memory file (/proc/self/fd/N): no temp
+  // files on the host, so no key material on a host disk and no inode churn per VM.
+  const fds: number[] = [];
   try {
-    checkGuestPath(tmp); // a host path in the script: same quoting rules
     const lines: string[] = [];
     const explicitDirs = new Map(dirs.map((d) => [d.path, d]));
     const made = new Set<string>();
@@ -139,14 +140,13 @@ export async function writeExt4Files(runner: Runner, imagePath: string, files: r
       }
     };
     for (const d of dirs) mkdirP(d.path);
-    let n = 0;
     for (const f of files) {
       for (const p of parentsOf(f.path)) mkdirP(p);
-      const src = join(tmp, `f${n++}`);
-      await writeFile(src, f.data, { mode: 0o600 });
+      const fd = memoryFile(f.data);
+      fds.push(fd);
       lines.push(
         `rm ${q(f.path)}`,
-        `write ${q(src)} ${q(f.path)}`,
+        `write /proc/self/fd/${2 + fds.length} ${q(f.path)}`,
         `sif ${q(f.path)} mode 0${(0o100000 | f.mode).toString(8)}`,
         `sif ${q(f.path)} uid ${checkId(f.uid, f.path)}`,
         `sif ${q(f.path)} gid ${checkId(f.gid, f.path)}`,
@@ -155,15 +155,28 @@ export async function writeExt4Files(runner: Runner, imagePath: string, files: r
     const script = lines.join("\n") + "\n";
     let stderr: string;
     try {
-      stderr = (await runner.run(["debugfs", "-w", "-f", "-", imagePath], { stdin: script, okExitCodes: [1], timeoutMs: 120_000 })).stderr.toString("utf8");
+      stderr = (await runner.run(["debugfs", "-w", "-f", "-", imagePath], { stdin: script, okExitCodes: [1], timeoutMs: 120_000, extraFds: fds })).stderr.toString("utf8");
     } catch (e) {
       throw new Error(`debugfs could not edit ${imagePath}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     const problems = stderrProblems(stderr);
     if (problems.length > 0) throw new Error(`debugfs failed to write into ${imagePath}: ${problems.join(" | ")}`);
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    for (const fd of fds) closeSync(fd);
   }
+}
+
+function memoryFile(data: Buffer | string): number {
+  const fd = libc().memfdCreate("banger-ext4-file");
+  if (fd < 0) throw errnoError("memfd_create", libc().errno());
+  try {
+    const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  return fd;
 }
 
 /** Reads one file out of an ext4 image. Throws if it does not exist. */

@@ -9,7 +9,9 @@ import { detectCloneStrategy, makeStrategy, type StrategyChoice } from "./detect
 import { readExt4File, writeExt4Files, type Ext4Dir, type Ext4File } from "./ext4.js";
 import { planFileSync } from "./file-sync.js";
 import type { CloneOptions, CloneStrategy, RootDiskHandles } from "./types.js";
-import { createWorkDisk, resizeExt4Image } from "./work-disk.js";
+import { WorkDiskTemplates, type WorkDiskContents } from "./work-disk-templates.js";
+import { resizeExt4Image } from "./work-disk.js";
+import { cloneOrCopy } from "../../system/sparse-copy.js";
 
 export interface StorageDeps {
   readonly stateDir: string;
@@ -31,8 +33,11 @@ export interface CloneRootOptions extends CloneOptions {
  */
 export class StorageService {
   private choicePromise: Promise<StrategyChoice> | undefined;
+  private readonly templates: WorkDiskTemplates;
 
-  constructor(private readonly deps: StorageDeps) {}
+  constructor(private readonly deps: StorageDeps) {
+    this.templates = new WorkDiskTemplates(deps.runner, deps.stateDir);
+  }
 
   get runner(): Runner {
     return this.deps.runner;
@@ -51,7 +56,7 @@ export class StorageService {
   }
 
   private strategyFor(kind: RootDiskHandles["kind"]): CloneStrategy {
-    return makeStrategy(kind, { stateDir: this.deps.stateDir, runner: this.deps.runner, helper: this.deps.helper });
+    return makeStrategy(kind, { stateDir: this.deps.stateDir, helper: this.deps.helper });
   }
 
   /** A VM's own root disk (/dev/vda), optionally grown; nothing is left behind on failure. */
@@ -109,10 +114,14 @@ export class StorageService {
     return Buffer.from(r.data, "base64");
   }
 
-  /** The persistent /root disk (/dev/vdb), with the install's authorized_keys when given. */
-  async createWorkDisk(vmDir: string, sizeGib: number, authorizedKeys?: string): Promise<string> {
+  /** The persistent /root disk (/dev/vdb) holding `contents`: a clone of the matching template. */
+  async createWorkDisk(vmDir: string, sizeGib: number, contents: WorkDiskContents): Promise<string> {
     const path = vmFiles.workDisk(vmDir);
-    await createWorkDisk(this.deps.runner, path, sizeGib, authorizedKeys);
+    try {
+      await cloneOrCopy(await this.templates.get(sizeGib, contents), path);
+    } catch (e) {
+      throw new Error(`creating work disk ${path} failed: ${(e as Error).message}`, { cause: e });
+    }
     return path;
   }
 

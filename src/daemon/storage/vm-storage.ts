@@ -4,7 +4,7 @@ import type { FileSyncEntry } from "../../config/schema.js";
 import type { DaemonEnv } from "../env.js";
 import type { InfoContributor } from "../methods/system.js";
 import type { GuestEdits, ImageInfo, RootDisk, StorageDeps } from "../vm/deps.js";
-import { writeExt4Files } from "./ext4.js";
+import { writeExt4Files, type Ext4Dir, type Ext4File } from "./ext4.js";
 import { StorageService } from "./service.js";
 import { rootDiskHandlesSchema, type RootDiskHandles } from "./types.js";
 
@@ -35,6 +35,13 @@ export function fromRootDisk(root: RootDisk): RootDiskHandles {
   return parsed.data;
 }
 
+function ext4Edits(edits: GuestEdits): { files: Ext4File[]; dirs: Ext4Dir[] } {
+  return {
+    files: edits.files.map((f) => ({ path: f.path, data: f.content, mode: f.mode, uid: f.uid, gid: f.gid })),
+    dirs: edits.dirs.map((d) => ({ path: d.path, mode: d.mode, uid: d.uid, gid: d.gid })),
+  };
+}
+
 function vmIdOf(h: RootDiskHandles): string {
   return h.kind === "dm-snapshot" ? h.dm_name.slice("fc-rootfs-".length) : "";
 }
@@ -58,7 +65,7 @@ export function vmStorage(service: StorageService, opts: VmStorageOptions): Stor
     deactivateRoot: (root, opId) => service.deactivateRoot(fromRootDisk(root), opId),
     destroyRoot: (root, opId) => service.releaseRoot(fromRootDisk(root), opId),
     async createWorkDisk(req, opId) {
-      const path = await service.createWorkDisk(req.vmDir, req.sizeGib);
+      const path = await service.createWorkDisk(req.vmDir, req.sizeGib, ext4Edits(req.contents));
       try {
         await service.syncFiles(undefined, path, opts.fileSync, opts.home, opId);
       } catch (e) {
@@ -71,8 +78,7 @@ export function vmStorage(service: StorageService, opts: VmStorageOptions): Stor
       await rm(path, { force: true });
     },
     async injectFiles(disk, edits: GuestEdits, opId) {
-      const files = edits.files.map((f) => ({ path: f.path, data: f.content, mode: f.mode, uid: f.uid, gid: f.gid }));
-      const dirs = edits.dirs.map((d) => ({ path: d.path, mode: d.mode, uid: d.uid, gid: d.gid }));
+      const { files, dirs } = ext4Edits(edits);
       if (disk.kind === "root") await service.writeRootFiles(fromRootDisk(disk.root), files, dirs, opId);
       else await writeExt4Files(service.runner, disk.path, files, dirs);
     },

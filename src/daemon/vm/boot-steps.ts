@@ -1,4 +1,5 @@
-import { mkdir, open, rm } from "node:fs/promises";
+import { mkdirSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { vmFiles } from "../../paths/paths.js";
 import type { ImageInfo, Lease, RootDisk, VmmHandle } from "./deps.js";
 import { rootDiskEdits, workDiskEdits } from "./guest-files.js";
@@ -38,9 +39,9 @@ function need<T>(value: T | undefined, what: string, step: string): T {
   return value;
 }
 
-/** Steps of one group may each be first to write into the VM's directory; mkdir -p is safe to race. */
-async function ensureVmDir(ctx: BootCtx): Promise<void> {
-  await mkdir(ctx.vmDir, { recursive: true, mode: 0o700 });
+/** Steps of one group may each be first to write into the VM's directory (sync: no thread-pool round trip for a stat). */
+function ensureVmDir(ctx: BootCtx): void {
+  mkdirSync(ctx.vmDir, { recursive: true, mode: 0o700 });
 }
 
 export const leaseStep: BootStep = {
@@ -63,22 +64,18 @@ export const reuseLeaseStep: BootStep = {
   },
 };
 
-export const prepareDirStep: BootStep = {
+export const hostKeyStep: BootStep = {
   name: "host-key",
   async run(ctx) {
-    await ensureVmDir(ctx);
-    ctx.hostKey = await ctx.env.hostKey(ctx.vmDir, ctx.image.flavor);
+    ctx.hostKey = await ctx.env.hostKey(ctx.image.flavor);
     await ctx.env.handles.save(ctx.vmId, { host_key_pub: ctx.hostKey.public, console_log: vmFiles.consoleLog(ctx.vmDir) });
-  },
-  async undo(ctx) {
-    await rm(vmFiles.hostKeysDir(ctx.vmDir), { recursive: true, force: true });
   },
 };
 
 export const cloneRootStep: BootStep = {
   name: "clone-root",
   async run(ctx) {
-    await ensureVmDir(ctx);
+    ensureVmDir(ctx);
     ctx.root = await ctx.env.deps.storage.cloneRoot({ vmId: ctx.vmId, vmDir: ctx.vmDir, image: ctx.image }, ctx.opId);
     await ctx.env.handles.save(ctx.vmId, { root_disk: { ...ctx.root } });
   },
@@ -101,8 +98,9 @@ export const activateRootStep: BootStep = {
 export const workDiskStep: BootStep = {
   name: "work-disk",
   async run(ctx) {
-    await ensureVmDir(ctx);
-    ctx.workDisk = await ctx.env.deps.storage.createWorkDisk({ vmId: ctx.vmId, vmDir: ctx.vmDir, sizeGib: ctx.diskGib }, ctx.opId);
+    ensureVmDir(ctx);
+    const contents = workDiskEdits((await ctx.env.installKey()).publicKey);
+    ctx.workDisk = await ctx.env.deps.storage.createWorkDisk({ vmId: ctx.vmId, vmDir: ctx.vmDir, sizeGib: ctx.diskGib, contents }, ctx.opId);
     await ctx.env.handles.save(ctx.vmId, { work_disk: ctx.workDisk });
   },
   async undo(ctx) {
@@ -113,21 +111,14 @@ export const workDiskStep: BootStep = {
 export const injectStep: BootStep = {
   name: "inject-files",
   async run(ctx) {
-    const installKey = await ctx.env.installKey();
     const identity = {
       name: ctx.name,
       flavor: ctx.image.flavor,
       lease: need(ctx.lease, "a lease", "inject-files"),
       hostKey: need(ctx.hostKey, "a host key", "inject-files"),
-      authorizedKey: installKey.publicKey,
     };
-    const root = need(ctx.root, "a root disk", "inject-files");
-    const workDisk = need(ctx.workDisk, "a work disk", "inject-files");
-    // Two different files: nothing is shared, so neither waits for the other.
-    await Promise.all([
-      ctx.env.deps.storage.injectFiles({ kind: "root", root }, rootDiskEdits(identity), ctx.opId),
-      ctx.env.deps.storage.injectFiles({ kind: "work", path: workDisk }, workDiskEdits(identity), ctx.opId),
-    ]);
+    // The work disk was cloned with the install's key already in it (work-disk step).
+    await ctx.env.deps.storage.injectFiles({ kind: "root", root: need(ctx.root, "a root disk", "inject-files") }, rootDiskEdits(identity), ctx.opId);
   },
 };
 
@@ -263,7 +254,7 @@ export async function consoleTail(path: string, lines = 15, maxBytes = 8192): Pr
  */
 export const CREATE_STEPS: readonly BootEntry[] = [
   leaseStep,
-  { name: "prepare", parallel: [prepareDirStep, cloneRootStep, workDiskStep, networkStep] },
+  { name: "prepare", parallel: [hostKeyStep, cloneRootStep, workDiskStep, networkStep] },
   { name: "configure", parallel: [injectStep, pinHostKeyStep] },
   launchStep,
   waitSshStep,

@@ -87,8 +87,8 @@ export interface StorageDeps {
   deactivateRoot(root: RootDisk, opId: string): Promise<void>;
   /** Removes the root clone and everything it holds. Idempotent. */
   destroyRoot(root: RootDisk, opId: string): Promise<void>;
-  /** Creates the persistent ext4 work disk (mounted at /root in the guest); returns its path. */
-  createWorkDisk(req: { vmId: string; vmDir: string; sizeGib: number }, opId: string): Promise<string>;
+  /** Creates the persistent ext4 work disk (mounted at /root in the guest) holding `contents`; returns its path. */
+  createWorkDisk(req: { vmId: string; vmDir: string; sizeGib: number; contents: GuestEdits }, opId: string): Promise<string>;
   destroyWorkDisk(path: string, opId: string): Promise<void>;
   /** Writes dirs/files into an ext4 disk (root clone or work disk) without mounting it. */
   injectFiles(disk: { kind: "root"; root: RootDisk } | { kind: "work"; path: string }, edits: GuestEdits, opId: string): Promise<void>;

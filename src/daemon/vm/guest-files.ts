@@ -11,8 +11,6 @@ export interface GuestIdentity {
   readonly lease: Lease;
   /** Host key in the format the guest's sshd wants (OpenSSH for systemd images, dropbear for busybox). */
   readonly hostKey: { readonly private: Buffer; readonly public: string };
-  /** The install's `id_ed25519.pub` line. */
-  readonly authorizedKey: string;
 }
 
 const root = (path: string, content: string | Buffer, mode: number): GuestFile => ({ path, content: typeof content === "string" ? Buffer.from(content, "utf8") : content, mode, uid: 0, gid: 0 });
@@ -77,9 +75,12 @@ export function rootDiskEdits(g: GuestIdentity): GuestEdits {
   return { dirs, files };
 }
 
-/** The work disk is mounted at /root, so `/.ssh/authorized_keys` appears as /root/.ssh/authorized_keys. */
-export function workDiskEdits(g: GuestIdentity): GuestEdits {
-  const key = g.authorizedKey.trim();
+/**
+ * What a new work disk holds: the install's public key. The disk is mounted at /root, so
+ * `/.ssh/authorized_keys` appears as /root/.ssh/authorized_keys.
+ */
+export function workDiskEdits(authorizedKey: string): GuestEdits {
+  const key = authorizedKey.trim();
   if (key.includes("\n") || !/^ssh-ed25519 [A-Za-z0-9+/=]+( \S+)?$/.test(key)) throw new Error("the install's public key is not a single ssh-ed25519 line; remove the ssh dir in the state dir to regenerate it");
   return { dirs: [{ path: "/.ssh", mode: 0o700, uid: 0, gid: 0 }], files: [root("/.ssh/authorized_keys", `${key}\n`, 0o600)] };
 }

@@ -18,7 +18,7 @@ export interface LifecycleEnv {
   /** How often wait-ssh checks that the VMM is still alive (a panicking kernel makes it exit). */
   readonly aliveCheckMs: number;
   readonly installKey: () => Promise<InstallKey>;
-  readonly hostKey: (vmDir: string, flavor: "systemd" | "busybox") => Promise<HostKey>;
+  readonly hostKey: (flavor: "systemd" | "busybox") => Promise<HostKey>;
 }
 
 /** Rebuilds banger's known_hosts from every VM that has an IP and a host key (minus `excludeId`). */

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, verify } from "node:crypto";
+import { createHash, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, verify, type KeyPairKeyObjectResult } from "node:crypto";
 import { connect } from "node:net";
 import { sshString, uint32 } from "../../model/ssh-key-format.js";
 
@@ -142,10 +142,19 @@ export class NotListeningError extends Error {
  * another one; rejects when it could not tell (nothing listening, protocol error, timeout).
  */
 export async function checkHostKey(ip: string, port: number, pinnedBlob: Buffer, timeouts: HandshakeTimeouts): Promise<HostKeyCheck> {
-  const ours = generateKeyPairSync("x25519");
-  const qc = Buffer.from(ours.publicKey.export({ format: "jwk" }).x ?? "", "base64url");
-  const clientKexinit = kexinit();
-  const ex = await exchange(ip, port, timeouts, clientKexinit, qc);
+  // Made only once a server answers: while a guest boots, most attempts never get that far.
+  let ours: KeyPairKeyObjectResult | undefined;
+  let qc: Buffer = Buffer.alloc(0);
+  let clientKexinit: Buffer = Buffer.alloc(0);
+  const ex = await exchange(ip, port, timeouts, {
+    kexinit: () => (clientKexinit = kexinit()),
+    ephemeral: () => {
+      ours = generateKeyPairSync("x25519");
+      qc = Buffer.from(ours.publicKey.export({ format: "jwk" }).x ?? "", "base64url");
+      return qc;
+    },
+  });
+  if (ours === undefined) throw new Error("the SSH key exchange ended before our key was sent");
   const r = new WireReader(ex.reply);
   r.byte();
   const ks = r.string();
@@ -168,7 +177,13 @@ export async function checkHostKey(ip: string, port: number, pinnedBlob: Buffer,
   return { ok: true };
 }
 
-function exchange(ip: string, port: number, timeouts: HandshakeTimeouts, clientKexinit: Buffer, qc: Buffer): Promise<Exchange> {
+/** Our side of the exchange, made on demand: the KEXINIT payload on connect, the curve25519 public key on the server's KEXINIT. */
+interface ClientSide {
+  readonly kexinit: () => Buffer;
+  readonly ephemeral: () => Buffer;
+}
+
+function exchange(ip: string, port: number, timeouts: HandshakeTimeouts, client: ClientSide): Promise<Exchange> {
   const { timeoutMs, connectTimeoutMs = timeoutMs } = timeouts;
   return new Promise((resolve, reject) => {
     const sock = connect({ host: ip, port });
@@ -191,7 +206,7 @@ function exchange(ip: string, port: number, timeouts: HandshakeTimeouts, clientK
       clearTimeout(timer);
       timer = setTimeout(() => { finish(new Error(`no SSH key exchange with ${ip}:${port} within ${timeoutMs} ms`)); }, timeoutMs);
       sock.write(`${CLIENT_VERSION}\r\n`);
-      sock.write(packet(clientKexinit));
+      sock.write(packet(client.kexinit()));
     });
     sock.on("error", (e) => { finish(connected ? new Error(`SSH to ${ip}:${port}: ${e.message}`) : new NotListeningError(`SSH to ${ip}:${port}: ${e.message}`)); });
     sock.on("close", () => { finish(new Error(`${ip}:${port} closed the connection during the SSH key exchange`)); });
@@ -227,7 +242,7 @@ function exchange(ip: string, port: number, timeouts: HandshakeTimeouts, clientK
             if (type !== MSG_KEXINIT) throw new Error(`${ip}:${port} sent SSH message ${String(type)} before KEXINIT`);
             checkServerKexinit(payload);
             serverKexinit = Buffer.from(payload);
-            sock.write(packet(Buffer.concat([Buffer.from([MSG_KEX_ECDH_INIT]), sshString(qc)])));
+            sock.write(packet(Buffer.concat([Buffer.from([MSG_KEX_ECDH_INIT]), sshString(client.ephemeral())])));
             continue;
           }
           if (type !== MSG_KEX_ECDH_REPLY) throw new Error(`${ip}:${port} sent SSH message ${String(type)} instead of the key exchange reply`);

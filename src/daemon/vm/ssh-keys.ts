@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { promisify } from "node:util";
 import { dropbearPrivateKey, ed25519PublicLine, opensshPrivateKey } from "../../model/ssh-key-format.js";
 import type { Ed25519Key } from "../../model/ssh-key-format.js";
-import { state, vmFiles } from "../../paths/paths.js";
+import { state } from "../../paths/paths.js";
 
 /**
  * SSH trust without prompts: one ed25519 client key per install, one host
@@ -39,17 +39,18 @@ function randomCheckInt(): number {
  * Write-then-rename so a reader (or the next daemon after a crash) sees the
  * old file or the complete new one, never a truncated private key. The temp
  * name is unique and opened O_EXCL so two writers cannot share it and a
- * planted file or symlink is refused rather than followed; fsync before the
- * rename because without it a power cut can leave the renamed name pointing
- * at an empty file on ext4/xfs.
+ * planted file or symlink is refused rather than followed. `durable` fsyncs
+ * before the rename: without it a power cut can leave the renamed name
+ * pointing at an empty file on ext4/xfs. Files rebuilt from the database on
+ * every change (known_hosts) can skip it.
  */
-async function writeFileAtomic(path: string, data: string | Buffer, mode: number): Promise<void> {
+async function writeFileAtomic(path: string, data: string | Buffer, mode: number, durable = true): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomUUID()}`;
   try {
     const fh = await open(tmp, "wx", mode);
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      if (durable) await fh.sync();
     } finally {
       await fh.close();
     }
@@ -105,31 +106,14 @@ export interface HostKey {
 }
 
 /**
- * A new host key for one VM, kept under the VM dir (OpenSSH form, .pub, and
- * the dropbear form for busybox images) and returned in the form the guest's
- * server reads.
+ * A new host key for one VM, in the form the guest's server reads (dropbear's for busybox
+ * images, OpenSSH's otherwise). Only the guest keeps the private half: it is written into the
+ * root disk and the public half is pinned from the VM's record, so no copy is kept on the host.
  */
-export async function generateHostKey(vmDir: string, flavor: "systemd" | "busybox"): Promise<HostKey> {
-  await mkdir(vmFiles.hostKeysDir(vmDir), { recursive: true, mode: 0o700 });
+export async function generateHostKey(flavor: "systemd" | "busybox"): Promise<HostKey> {
   const key = await newEd25519Key();
-  const openssh = Buffer.from(opensshPrivateKey(key, "banger-host", randomCheckInt()));
-  const pub = ed25519PublicLine(key.publicKey);
-  const writes = [
-    writeFileAtomic(vmFiles.hostKey(vmDir), openssh, 0o600),
-    writeFileAtomic(vmFiles.hostKeyPub(vmDir), `${pub} banger-host\n`, 0o600),
-  ];
-  const dropbear = flavor === "busybox" ? dropbearPrivateKey(key) : undefined;
-  // A dropbear file left by an earlier attempt would hold a different key than the one pinned now.
-  if (dropbear !== undefined) writes.push(writeFileAtomic(vmFiles.hostKeyDropbear(vmDir), dropbear, 0o600));
-  else writes.push(rm(vmFiles.hostKeyDropbear(vmDir), { force: true }));
-  const results = await Promise.allSettled(writes);
-  const failures: unknown[] = [];
-  for (const r of results) if (r.status === "rejected") failures.push(r.reason);
-  if (failures.length > 0) {
-    const why = failures.map((e) => (e instanceof Error ? e.message : String(e))).join("; ");
-    throw new AggregateError(failures, `writing the host key under ${vmFiles.hostKeysDir(vmDir)} failed (check that the state dir is writable and not full): ${why}`);
-  }
-  return { private: dropbear ?? openssh, public: pub };
+  const priv = flavor === "busybox" ? dropbearPrivateKey(key) : Buffer.from(opensshPrivateKey(key, "banger-host", randomCheckInt()));
+  return { private: priv, public: ed25519PublicLine(key.publicKey) };
 }
 
 /** `ssh-ed25519 AAAA... comment` -> `ssh-ed25519 AAAA...`, refusing anything that is not one ed25519 key. */
@@ -159,7 +143,7 @@ let writeChain: Promise<void> = Promise.resolve();
 export function writeKnownHosts(path: string, entries: readonly KnownHost[]): Promise<void> {
   const next = writeChain.then(async () => {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(path, renderKnownHosts(entries), 0o600);
+    await writeFileAtomic(path, renderKnownHosts(entries), 0o600, false);
   });
   writeChain = next.catch(() => undefined);
   return next;

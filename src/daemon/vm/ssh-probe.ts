@@ -30,9 +30,10 @@ export function createSshProbe(opts: SshProbeOptions): SshProbe {
     async waitReady(target, { timeoutMs, signal }) {
       const deadline = Date.now() + timeoutMs;
       let last = "the guest's SSH port never answered";
+      // Pinned before the VMM started, so it cannot change while we wait.
+      const pinned = await pinnedKey(opts.knownHostsPath, target.ip);
       while (Date.now() < deadline) {
         signal.throwIfAborted();
-        const pinned = await pinnedKey(opts.knownHostsPath, target.ip);
         try {
           const r = await checkHostKey(target.ip, port, pinned, { connectTimeoutMs: CONNECT_TIMEOUT_MS, timeoutMs: Math.max(1000, Math.min(15_000, deadline - Date.now())) });
           if (r.ok) return;

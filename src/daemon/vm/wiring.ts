@@ -59,9 +59,11 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
     knownHostsPath: state.knownHosts(env.layout.stateDir),
     sshReadyTimeoutMs: env.config.vmm.boot_timeout_s * 1000,
     stopTimeoutMs: env.config.vmm.stop_timeout_s * 1000,
-    aliveCheckMs: 1_000,
+    // A guest that panics is reported within 2 s instead of at the ssh timeout; each check reads
+    // /proc/PID/stat of a busy VMM, so booting VMs are not checked more often than that.
+    aliveCheckMs: 2_000,
     installKey: () => ensureInstallKey(env.layout.stateDir),
-    hostKey: (vmDir, flavor) => generateHostKey(vmDir, flavor),
+    hostKey: (flavor) => generateHostKey(flavor),
   };
   const service = new VmService({
     env: lifecycle,

@@ -21,6 +21,7 @@ import { procIpForward, type IpForward } from "../nat/ip-forward.js";
 import { iptablesBackend } from "../nat/iptables.js";
 import { NatManager } from "../nat/manager.js";
 import { nftablesBackend } from "../nat/nftables.js";
+import { ioctlLinks, type LinkOps } from "../netdev.js";
 import { ifaceName, ipv4, ipv4Cidr, ipv4Port, tapName } from "../validate.js";
 
 /** Routing domain handed to systemd-resolved: only `*.vm` queries go to banger's DNS server. */
@@ -36,6 +37,8 @@ export interface NetworkDeps {
   readonly tuneNeighbours: (bridge: string) => Promise<void>;
   /** Why resolver routing cannot be applied here, or undefined when systemd-resolved is usable. */
   readonly resolverUnavailable: () => string | undefined;
+  /** In-process link queries and the tap create path; they act on this process's network namespace. */
+  readonly links: LinkOps;
 }
 
 function defaultResolverCheck(): string | undefined {
@@ -65,8 +68,10 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
   const cidr = ipv4Cidr("network.cidr", env.config.network.cidr);
   const net = parseCidr(cidr);
   const gateway = bridgeIp(cidr);
+  const want = `${gateway}/${net.prefix}`;
   const resolverUnavailable = deps.resolverUnavailable ?? defaultResolverCheck;
   const tuneNeighbours = deps.tuneNeighbours ?? fastNeighbourProbing;
+  const links = deps.links ?? ioctlLinks;
   const nat = new NatManager([nftablesBackend(runner), iptablesBackend(runner)], env.config.network.nat_backend, deps.ipForward ?? procIpForward(), () => bridge);
 
   const matchesConfig = (p: { bridge_name?: string | undefined; cidr?: string | undefined }): void => {
@@ -78,17 +83,34 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
     }
   };
 
-  // One `ip -j addr show` answers "exists? up? addressed?" in the common case where the bridge is
-  // already right: create_tap runs this on every VM create, and each fork is paid per VM.
+  // create_tap runs this on every VM create, so the common case (bridge up with banger's address
+  // as its primary one) is answered by ioctls in this process; anything else forks `ip` to check
+  // every address and fix what is wrong.
   // Concurrent creates on a fresh host all find the bridge missing; they share one check-and-fix
-  // rather than racing to `ip link add` it (the loser would fail with "File exists").
+  // rather than racing to `ip link add` it (the loser would fail with "File exists"), and a check
+  // made while a fix is under way waits for it instead of acting on a half-configured bridge.
   let bridgeInFlight: Promise<boolean> | undefined;
-  const ensureBridge = (): Promise<boolean> => {
-    bridgeInFlight ??= fixBridge().finally(() => { bridgeInFlight = undefined; });
-    return bridgeInFlight;
+  // The neighbour sysctls live on the bridge and die with it; re-created, it has a new ifindex.
+  // Tuning once per ifindex keeps two /proc writes off every create while still re-applying them
+  // to a bridge someone deleted and re-created behind the helper's back.
+  let tunedIfindex: number | undefined;
+  const ensureBridge = async (): Promise<boolean> => {
+    let st = bridgeInFlight === undefined ? links.bridgeState(bridge) : undefined;
+    let created = false;
+    if (st === undefined || !st.up || st.cidr !== want) {
+      bridgeInFlight ??= fixBridge().finally(() => { bridgeInFlight = undefined; });
+      created = await bridgeInFlight;
+      st = links.bridgeState(bridge);
+    }
+    if (st !== undefined && st.ifindex !== tunedIfindex) {
+      await tuneNeighbours(bridge);
+      tunedIfindex = st.ifindex;
+    }
+    return created;
   };
+  // `ip -j addr show` rather than bridgeState: it lists every address, so one that is present but
+  // not primary is not added a second time (which would fail with "File exists").
   const fixBridge = async (): Promise<boolean> => {
-    const want = `${gateway}/${net.prefix}`;
     let link = await bridgeLink(runner, bridge);
     let created = false;
     if (link === undefined) {
@@ -98,17 +120,16 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
     }
     if (!link.addresses.includes(want)) await runner.run(["ip", "addr", "add", want, "dev", bridge]);
     if (!link.up) await runner.run(["ip", "link", "set", bridge, "up"]);
-    await tuneNeighbours(bridge);
     return created;
   };
 
   const listTaps = async (): Promise<string[]> => {
-    const links = JSON.parse((await runner.run(["ip", "-j", "link", "show"])).stdout.toString("utf8") || "[]") as { ifname?: unknown }[];
-    return links.map((l) => l.ifname).filter((n): n is string => typeof n === "string" && TAP_NAME_RE.test(n)).sort();
+    const all = JSON.parse((await runner.run(["ip", "-j", "link", "show"])).stdout.toString("utf8") || "[]") as { ifname?: unknown }[];
+    return all.map((l) => l.ifname).filter((n): n is string => typeof n === "string" && TAP_NAME_RE.test(n)).sort();
   };
 
   const deleteTap = async (tap: string): Promise<boolean> => {
-    if (!(await linkExists(runner, tap))) return false;
+    if (!links.exists(tap)) return false;
     await runner.run(["ip", "link", "del", tap]);
     return true;
   };
@@ -116,7 +137,7 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
   const clearResolver = async (): Promise<{ applied: boolean; reason?: string }> => {
     const why = resolverUnavailable();
     if (why !== undefined) return { applied: false, reason: why };
-    if (!(await linkExists(runner, bridge))) return { applied: false, reason: `bridge ${bridge} does not exist; nothing to revert` };
+    if (!links.exists(bridge)) return { applied: false, reason: `bridge ${bridge} does not exist; nothing to revert` };
     await runner.run(["resolvectl", "revert", bridge]);
     return { applied: true };
   };
@@ -133,9 +154,9 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
       await ensureBridge();
       // Re-create rather than adopt: a leftover tap may belong to another uid or be attached elsewhere.
       await deleteTap(tap);
-      await runner.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap", "user", String(env.ownerUid), "group", String(env.ownerGid)]);
+      links.createTap(tap, env.ownerUid, env.ownerGid);
       try {
-        await runner.run(["ip", "link", "set", "dev", tap, "master", bridge, "up"]);
+        links.attachUp(tap, bridge);
       } catch (e) {
         const errors: unknown[] = [e];
         await runner.run(["ip", "link", "del", tap]).catch((u: unknown) => errors.push(u));
@@ -182,7 +203,7 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
       const st = await nat.status();
       return {
         bridge,
-        bridge_exists: await linkExists(runner, bridge),
+        bridge_exists: links.exists(bridge),
         taps: await listTaps(),
         nat: { backend: st.backend, guests: [...st.guests], ip_forward_enabled_by_banger: st.ipForwardOwned },
       };
@@ -204,7 +225,7 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
       await step(async () => { taps = await listTaps(); });
       for (const tap of taps) await step(async () => { if (await deleteTap(tap)) removed.push(tap); });
       await step(async () => {
-        if (await linkExists(runner, bridge)) {
+        if (links.exists(bridge)) {
           await runner.run(["ip", "link", "del", bridge]);
           removed.push(bridge);
         }
@@ -213,17 +234,6 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
       return { removed };
     }),
   ];
-}
-
-async function linkExists(runner: Runner, name: string): Promise<boolean> {
-  try {
-    await runner.run(["ip", "link", "show", "dev", name]);
-    return true;
-  } catch (e) {
-    // iproute2 exits 1 with "does not exist" for a missing device; anything else is a real failure.
-    if (e instanceof CommandError && /does not exist|Cannot find device/i.test(e.stderr)) return false;
-    throw e;
-  }
 }
 
 /** The bridge's admin state and IPv4 addresses (`a.b.c.d/len`), or undefined when it does not exist. */

@@ -25,7 +25,7 @@ import { buildFirecrackerArgv, buildJailerArgv } from "../../vmm/firecracker/arg
 import { buildBootSteps, directPaths, type FcPaths } from "../../vmm/firecracker/boot-steps.js";
 import { applyJail, jailLayout, planJail, removeJail } from "../../vmm/firecracker/jail.js";
 import { resolveBinary } from "../../vmm/binaries.js";
-import { checkVmmIdentity } from "../../vmm/identity.js";
+import { checkVmmIdentity, mayBeVmm } from "../../vmm/identity.js";
 import { ChildFds, openVerified, type OpenMode } from "../../vmm/open-verified.js";
 import { buildKvmProbeArgv, buildQemuArgv, kvmProbeVerdict } from "../../vmm/qemu/argv.js";
 import { CommandError } from "../../system/runner.js";
@@ -118,7 +118,8 @@ function findVmmPid(vmId: string, procRoot = "/proc"): number | null {
   for (const name of readdirSync(procRoot)) {
     if (!/^[0-9]+$/.test(name)) continue;
     const pid = Number(name);
-    if (pid !== process.pid && checkVmmIdentity(pid, vmId, procRoot).ok) return pid;
+    // The short comm first: reading every process's cmdline means reading every process's memory.
+    if (pid !== process.pid && mayBeVmm(pid, procRoot) && checkVmmIdentity(pid, vmId, procRoot).ok) return pid;
   }
   return null;
 }
@@ -141,9 +142,13 @@ function pidExists(pid: number): boolean {
   }
 }
 
-async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 5): Promise<boolean> {
+/**
+ * Polls `cond` from every 5 ms up to every 25 ms: a VMM is usually up within tens of ms, but
+ * under load it can take seconds, and each poll reads /proc.
+ */
+async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  for (let stepMs = 5; Date.now() < deadline; stepMs = Math.min(25, stepMs * 1.5)) {
     if (cond()) return true;
     await new Promise((r) => setTimeout(r, stepMs));
   }

@@ -1,5 +1,5 @@
 import type { IpForward } from "./ip-forward.js";
-import type { NatBackend, NatGuest } from "./types.js";
+import type { NatBackend, NatGuest, NatState } from "./types.js";
 
 export interface NatStatus {
   readonly backend: NatBackend["kind"] | null;
@@ -18,6 +18,14 @@ export interface NatStatus {
 export class NatManager {
   private queue: Promise<unknown> = Promise.resolve();
   private chosen: NatBackend | undefined;
+  /**
+   * What this process last installed or read, while banger's table is known to exist. Every change
+   * goes through this (locked) manager, so it is exact unless someone edits the ruleset by hand; it
+   * saves reading the ruleset back (a second nft fork) when a VM's guest is added. Anything it could
+   * get wrong falls back to a fresh read: adding into a table that is gone fails, and removals and
+   * no-op answers are always decided from the live ruleset.
+   */
+  private known: NatState | undefined;
 
   constructor(
     private readonly backends: readonly NatBackend[],
@@ -50,7 +58,18 @@ export class NatManager {
   enable(guest: NatGuest): Promise<{ changed: boolean; ipForwardOwned: boolean }> {
     return this.locked(async () => {
       const b = await this.backend();
-      const st = await b.state();
+      const known = this.known;
+      if (known !== undefined && !known.guests.some((g) => g.ip === guest.ip)) {
+        try {
+          await b.addGuest(this.bridge(), guest);
+          this.known = { guests: [...known.guests, guest], ipForwardOwned: known.ipForwardOwned };
+          return { changed: true, ipForwardOwned: known.ipForwardOwned };
+        } catch {
+          // The table changed behind our back (e.g. a firewall reload flushed it): look again.
+          this.known = undefined;
+        }
+      }
+      const st = await this.read(b);
       if (st === undefined) {
         const owned = !(await this.ipForward.get());
         if (owned) await this.ipForward.set(true);
@@ -63,6 +82,7 @@ export class NatManager {
           if (owned) await this.ipForward.set(false).catch((u: unknown) => undo.push(u));
           throw undo.length === 1 ? e : new AggregateError(undo, `enabling NAT for ${guest.ip} failed`);
         }
+        this.known = { guests: [guest], ipForwardOwned: owned };
         return { changed: true, ipForwardOwned: owned };
       }
       const existing = st.guests.find((g) => g.ip === guest.ip);
@@ -70,6 +90,7 @@ export class NatManager {
       // Same IP behind another tap (e.g. a re-created VM): replace, so the recorded tap stays truthful.
       if (existing !== undefined) await b.removeGuest(guest.ip);
       await b.addGuest(this.bridge(), guest);
+      this.known = { guests: [...st.guests.filter((g) => g.ip !== guest.ip), guest], ipForwardOwned: st.ipForwardOwned };
       return { changed: true, ipForwardOwned: st.ipForwardOwned };
     });
   }
@@ -77,12 +98,13 @@ export class NatManager {
   disable(ip: string): Promise<{ changed: boolean; ipForwardOwned: boolean }> {
     return this.locked(async () => {
       const b = await this.backend();
-      const st = await b.state();
+      const st = await this.read(b);
       if (st === undefined) return { changed: false, ipForwardOwned: false };
       const present = st.guests.some((g) => g.ip === ip);
       const others = st.guests.filter((g) => g.ip !== ip);
       if (others.length > 0) {
         if (present) await b.removeGuest(ip);
+        this.known = { guests: others, ipForwardOwned: st.ipForwardOwned };
         return { changed: present, ipForwardOwned: st.ipForwardOwned };
       }
       await this.dropEverything(b, st.ipForwardOwned);
@@ -93,6 +115,7 @@ export class NatManager {
   /** Removes banger's NAT from every backend (config may have changed since it was installed). */
   removeAll(): Promise<NatBackend["kind"][]> {
     return this.locked(async () => {
+      this.known = undefined;
       const removed: NatBackend["kind"][] = [];
       const errors: unknown[] = [];
       let owned = false;
@@ -125,7 +148,16 @@ export class NatManager {
     });
   }
 
+  /** The live ruleset's state; `known` follows it. */
+  private async read(b: NatBackend): Promise<NatState | undefined> {
+    this.known = undefined;
+    const st = await b.state();
+    this.known = st;
+    return st;
+  }
+
   private async dropEverything(b: NatBackend, ipForwardOwned: boolean): Promise<void> {
+    this.known = undefined;
     const errors: unknown[] = [];
     await b.removeAll().catch((e: unknown) => errors.push(e));
     if (ipForwardOwned) await this.ipForward.set(false).catch((e: unknown) => errors.push(e));

@@ -63,7 +63,7 @@ void test("booted guest reaches the 'internet' namespace through NAT and the hos
   db.prepare("INSERT INTO vms (id, name, image, vcpus, memory_mib, disk_gib, state, vmm, created_at, updated_at) VALUES (?, 'natguest', 'tiny', 1, 256, 1, 'creating', 'qemu', 'now', 'now')").run(vmId);
   const row = allocateLease(db, vmId, { cidr: CIDR });
   const lease = { ...row, prefix: 24, gateway: bridgeIp(CIDR), nameservers: ["198.51.100.2"] };
-  const edits = rootDiskEdits({ name: "natguest", flavor: "busybox", lease, hostKey: { private: Buffer.alloc(0), public: "" }, authorizedKey: pub });
+  const edits = rootDiskEdits({ name: "natguest", flavor: "busybox", lease, hostKey: { private: Buffer.alloc(0), public: "" } });
   // dropbear makes its own host key (-R) when none is there; this test pins nothing.
   const files = edits.files.filter((f) => !f.path.startsWith("/etc/dropbear/")).map((f) => ({ path: f.path, data: f.content, mode: f.mode, uid: f.uid, gid: f.gid }));
   await writeExt4Files(systemRunner, root, files, edits.dirs);

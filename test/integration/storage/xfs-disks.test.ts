@@ -140,7 +140,7 @@ void test("a VM's disks end to end: clone + resize, work disk, injection, file_s
   const dump = await runText(systemRunner, ["dumpe2fs", "-h", root.path]);
   assert.equal(Number(/Block count:\s+(\d+)/.exec(dump)?.[1]) * Number(/Block size:\s+(\d+)/.exec(dump)?.[1]), 512 * 1024 ** 2, "root disk was not grown");
 
-  const work = await svc.createWorkDisk(dir, 2, "ssh-ed25519 AAAAtest banger\n");
+  const work = await svc.createWorkDisk(dir, 2, { files: [{ path: "/.ssh/authorized_keys", data: "ssh-ed25519 AAAAtest banger\n", mode: 0o600, uid: 0, gid: 0 }], dirs: [{ path: "/.ssh", mode: 0o700, uid: 0, gid: 0 }] });
   await svc.writeRootFiles(
     root,
     [

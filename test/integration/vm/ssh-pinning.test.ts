@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { state, vmFiles } from "../../../src/paths/paths.js";
+import { state } from "../../../src/paths/paths.js";
 import { ensureInstallKey, generateHostKey, resetInstallKeyCache, writeKnownHosts } from "../../../src/daemon/vm/ssh-keys.js";
 import { createSshProbe } from "../../../src/daemon/vm/ssh-probe.js";
 import { systemRunner } from "../../../src/system/runner.js";
@@ -33,7 +33,10 @@ void test("ssh readiness and exec work against dropbear with the pinned host key
   });
   resetInstallKeyCache();
   const install = await ensureInstallKey(stateDir);
-  const hostKey = await generateHostKey(vmDir, "busybox");
+  const hostKey = await generateHostKey("busybox");
+  mkdirSync(vmDir, { recursive: true });
+  const hostKeyFile = join(vmDir, "dropbear_ed25519_host_key");
+  writeFileSync(hostKeyFile, hostKey.private, { mode: 0o600 });
   mkdirSync(join(home, ".ssh"), { recursive: true, mode: 0o700 });
   chmodSync(home, 0o700);
   writeFileSync(join(home, ".ssh", "authorized_keys"), `${install.publicKey}\n`, { mode: 0o600 });
@@ -42,7 +45,7 @@ void test("ssh readiness and exec work against dropbear with the pinned host key
 
   const port = await freePort();
   const helper = fileURLToPath(new URL("./bind-exec.js", import.meta.url));
-  const server = spawn("unshare", ["--mount", "--propagation", "private", "--", process.execPath, helper, home, "/root", "dropbear", "-F", "-E", "-s", "-p", `127.0.0.1:${port}`, "-r", vmFiles.hostKeyDropbear(vmDir), "-P", join(dir, "dropbear.pid")], { stdio: ["ignore", "ignore", "pipe"] });
+  const server = spawn("unshare", ["--mount", "--propagation", "private", "--", process.execPath, helper, home, "/root", "dropbear", "-F", "-E", "-s", "-p", `127.0.0.1:${port}`, "-r", hostKeyFile, "-P", join(dir, "dropbear.pid")], { stdio: ["ignore", "ignore", "pipe"] });
   procs.push(server);
   let serverLog = "";
   server.stderr.on("data", (c: Buffer) => { serverLog += c.toString(); });
@@ -61,7 +64,7 @@ void test("ssh readiness and exec work against dropbear with the pinned host key
   assert.equal(r.stdout.toString(), "a b|it's|");
 
   // Another VM's key pinned for this address: the probe must refuse, quickly, not wait for the timeout.
-  const other = await generateHostKey(join(stateDir, "vms", "w"), "systemd");
+  const other = await generateHostKey("systemd");
   await writeKnownHosts(knownHosts, [{ name: "pinned", ip: "127.0.0.1", publicKey: other.public }]);
   const t1 = Date.now();
   await assert.rejects(probe.waitReady({ ip: "127.0.0.1", name: "pinned" }, { timeoutMs: 15_000, signal: new AbortController().signal }), /host key other than the one banger pinned/);

@@ -4,6 +4,8 @@ import { configSchema } from "../../../src/config/schema.js";
 import { Dispatcher } from "../../../src/rpc/dispatcher.js";
 import { networkMethods, type NetworkDeps } from "../../../src/roothelper/methods/network.js";
 import type { IpForward } from "../../../src/roothelper/nat/ip-forward.js";
+import type { BridgeState, LinkOps } from "../../../src/roothelper/netdev.js";
+import { errnoError } from "../../../src/system/libc.js";
 import { silentLogger } from "../../../src/system/log.js";
 import type { PeerCred } from "../../../src/system/peercred.js";
 import { CommandError, FakeRunner, type FakeResponder } from "../../../src/system/runner.js";
@@ -17,24 +19,76 @@ class FakeIpForward implements IpForward {
   set(on: boolean): Promise<void> { this.on = on; this.writes.push(on); return Promise.resolve(); }
 }
 
+/** The host's links as both `ip` (through the FakeRunner) and the in-process LinkOps see them. */
+interface LinkModel {
+  /** name -> ifindex; a re-created link gets a new index, as in the kernel. */
+  readonly links: Map<string, number>;
+  readonly addrs: Map<string, string[]>;
+  readonly up: Set<string>;
+  readonly taps: Map<string, { uid: number; gid: number; master?: string }>;
+  add(name: string): void;
+}
+
+function linkModel(): LinkModel {
+  let next = 1;
+  const links = new Map<string, number>();
+  return { links, addrs: new Map(), up: new Set(), taps: new Map(), add: (name) => { links.set(name, next++); } };
+}
+
+/** A LinkOps over the model that records each call and can be told to fail one of them. */
+class FakeLinks implements LinkOps {
+  readonly calls: string[] = [];
+  failAttach: Error | undefined;
+  constructor(private readonly m: LinkModel) {}
+  exists(name: string): boolean {
+    this.calls.push(`exists ${name}`);
+    return this.m.links.has(name);
+  }
+  bridgeState(bridge: string): BridgeState | undefined {
+    this.calls.push(`bridgeState ${bridge}`);
+    const ifindex = this.m.links.get(bridge);
+    if (ifindex === undefined) return undefined;
+    const primary = this.m.addrs.get(bridge)?.[0];
+    return { ifindex, up: this.m.up.has(bridge), ...(primary === undefined ? {} : { cidr: primary }) };
+  }
+  createTap(name: string, uid: number, gid: number): void {
+    this.calls.push(`createTap ${name} ${uid} ${gid}`);
+    if (this.m.links.has(name)) throw errnoError(`TUNSETIFF ${name}`, 16);
+    this.m.add(name);
+    this.m.taps.set(name, { uid, gid });
+  }
+  attachUp(tap: string, bridge: string): void {
+    this.calls.push(`attachUp ${tap} ${bridge}`);
+    if (this.failAttach !== undefined) throw this.failAttach;
+    if (!this.m.links.has(bridge)) throw errnoError(`SIOCBRADDIF ${tap} to ${bridge}`, 19);
+    const t = this.m.taps.get(tap);
+    if (t !== undefined) t.master = bridge;
+    this.m.up.add(tap);
+  }
+}
+
 /** A tiny model of `ip link` + `nft` so the handlers' check-then-act paths can be exercised without root. */
-function hostModel(): { responder: FakeResponder; links: Set<string>; nft: { table: boolean; elems: Map<string, string>; marker: boolean } } {
-  const links = new Set<string>();
-  const addrs = new Map<string, string[]>();
-  const up = new Set<string>();
+function hostModel(): { responder: FakeResponder; m: LinkModel; links: Map<string, number>; nft: { table: boolean; elems: Map<string, string>; marker: boolean } } {
+  const m = linkModel();
+  const { links, addrs, up } = m;
   const nft = { table: false, elems: new Map<string, string>(), marker: false };
   const missing = (argv: readonly string[], what: string): Error => new CommandError(argv, 1, null, "", what);
   const responder: FakeResponder = (argv) => {
     const a = argv.join(" ");
-    if (a.startsWith("ip link show dev ")) return links.has(argv[4] ?? "") ? {} : missing(argv, `Device "${argv[4] ?? ""}" does not exist.`);
     if (a.startsWith("ip link add name ")) {
       if (links.has(argv[4] ?? "")) return missing(argv, "RTNETLINK answers: File exists");
-      links.add(argv[4] ?? "");
+      m.add(argv[4] ?? "");
       return {};
     }
     if (argv[0] === "iptables") return missing(argv, "iptables: No chain/target/match by that name.");
-    if (a.startsWith("ip tuntap add dev ")) { links.add(argv[4] ?? ""); return {}; }
-    if (a.startsWith("ip link del ")) { links.delete(argv[3] ?? ""); return {}; }
+    if (a.startsWith("ip link del ")) {
+      const dev = argv[3] ?? "";
+      links.delete(dev);
+      addrs.delete(dev);
+      up.delete(dev);
+      m.taps.delete(dev);
+      return {};
+    }
     if (a.startsWith("ip -j addr show dev ")) {
       const dev = argv[5] ?? "";
       if (!links.has(dev)) return missing(argv, `Device "${dev}" does not exist.`);
@@ -43,7 +97,7 @@ function hostModel(): { responder: FakeResponder; links: Set<string>; nft: { tab
     }
     if (a.startsWith("ip addr add ")) { addrs.set(argv[5] ?? "", [...(addrs.get(argv[5] ?? "") ?? []), argv[3] ?? ""]); return {}; }
     if (a.startsWith("ip link set ") && argv.at(-1) === "up") { up.add(argv[3] === "dev" ? (argv[4] ?? "") : (argv[3] ?? "")); return {}; }
-    if (a === "ip -j link show") return { stdout: Buffer.from(JSON.stringify([...links].map((ifname) => ({ ifname })))) };
+    if (a === "ip -j link show") return { stdout: Buffer.from(JSON.stringify([...links.keys()].map((ifname) => ({ ifname })))) };
     if (a === "nft list tables") return {};
     if (a === "nft -j list table ip banger") {
       if (!nft.table) return missing(argv, "Error: No such file or directory");
@@ -54,16 +108,20 @@ function hostModel(): { responder: FakeResponder; links: Set<string>; nft: { tab
     }
     return {};
   };
-  return { responder, links, nft };
+  return { responder, m, links, nft };
 }
 
-function setup(overrides: Record<string, unknown> = {}, deps: Partial<NetworkDeps> = {}): { runner: FakeRunner; d: Dispatcher<PeerCred>; model: ReturnType<typeof hostModel>; fwd: FakeIpForward } {
+function setup(overrides: Record<string, unknown> = {}, deps: Partial<NetworkDeps> = {}): { runner: FakeRunner; d: Dispatcher<PeerCred>; model: ReturnType<typeof hostModel>; fwd: FakeIpForward; links: FakeLinks } {
   const model = hostModel();
+  const links = new FakeLinks(model.m);
   const fwd = new FakeIpForward();
   // Mirror nft scripts into the model so state() sees what earlier calls did.
   const runner = new FakeRunner((argv) => model.responder(argv));
   const origRun = runner.run.bind(runner);
   runner.run = async (argv, options) => {
+    // Like nft: an element cannot go into a table that is not there.
+    const stdin = String(options?.stdin ?? "");
+    if (argv[0] === "nft" && argv[1] === "-f" && stdin.startsWith("add element") && !model.nft.table) throw new CommandError([...argv], 1, null, "", "Error: Could not process rule: No such file or directory");
     const out = await origRun(argv, options);
     if (argv[0] === "nft" && argv[1] === "-f") {
       for (const line of String(options?.stdin ?? "").split("\n")) {
@@ -80,8 +138,8 @@ function setup(overrides: Record<string, unknown> = {}, deps: Partial<NetworkDep
   };
   const config = configSchema.parse({ network: { bridge: "banger0", cidr: "172.16.90.0/24", ...overrides } });
   const env = { ownerUid: 1234, ownerGid: 2345, stateDir: "/nonexistent/state", runtimeDir: "/nonexistent/run", config, runner, logger: silentLogger };
-  const d = new Dispatcher<PeerCred>(networkMethods(env, { ipForward: fwd, resolverUnavailable: () => "systemd-resolved is not running", tuneNeighbours: () => Promise.resolve(), ...deps }));
-  return { runner, d, model, fwd };
+  const d = new Dispatcher<PeerCred>(networkMethods(env, { ipForward: fwd, resolverUnavailable: () => "systemd-resolved is not running", tuneNeighbours: () => Promise.resolve(), links, ...deps }));
+  return { runner, d, model, fwd, links };
 }
 
 async function call(d: Dispatcher<PeerCred>, method: string, params: unknown): Promise<{ ok: boolean; code?: string; message?: string; result?: unknown }> {
@@ -93,7 +151,7 @@ const BAD_TAPS = ["", "../etc", "tap-fc-x y", "-o", "tap-fc-12345678; rm", "tap-
 const BAD_IPS = ["", "../1.2.3.4", "172.16.90.2\n", "172.16.90.2 -j ACCEPT", "-o", "172.16.90.2; rm", "１７２.16.90.2", "172.16.90.2/24", "172.16.90.256", "1".repeat(300), "172.16.90.2 } ; delete table inet filter ; {"];
 
 void test("every network method refuses injected values with bad_params and runs no command", async () => {
-  const { runner, d } = setup();
+  const { runner, d, links } = setup();
   const cases: [string, Record<string, unknown>][] = [];
   for (const tap of BAD_TAPS) {
     cases.push(["priv.create_tap", { tap_name: tap }], ["priv.delete_tap", { tap_name: tap }], ["priv.ensure_nat", { guest_ip: "172.16.90.2", tap, enable: true }]);
@@ -114,28 +172,77 @@ void test("every network method refuses injected values with bad_params and runs
     assert.equal(r.code, "bad_params", `${method} ${JSON.stringify(params)}: ${r.message ?? ""}`);
   }
   assert.deepEqual(runner.argvs(), [], "no command ran for any refused request");
+  assert.deepEqual(links.calls, [], "no link was looked up or touched for any refused request");
 });
 
-void test("ensure_bridge uses the helper's own config; create_tap makes an owner-owned tap on that bridge", async () => {
-  const { runner, d } = setup();
+void test("ensure_bridge uses the helper's own config; create_tap on a ready bridge makes an owner-owned tap without forking", async () => {
+  const { runner, d, model, links } = setup();
   const r = await call(d, "priv.ensure_bridge", {});
   assert.deepEqual(r.result, { bridge: "banger0", cidr: "172.16.90.0/24", bridge_ip: "172.16.90.1", created: true });
-  assert.deepEqual(runner.argvs().filter((a) => a[1] !== "-j" && !(a[1] === "link" && a[2] === "show")), [
+  assert.deepEqual(runner.argvs().filter((a) => a[1] !== "-j"), [
     ["ip", "link", "add", "name", "banger0", "type", "bridge"],
     ["ip", "addr", "add", "172.16.90.1/24", "dev", "banger0"],
     ["ip", "link", "set", "banger0", "up"],
   ]);
   assert.equal((await call(d, "priv.ensure_bridge", { bridge_name: "banger0", cidr: "172.16.90.0/24" })).ok, true, "matching values are accepted");
   runner.calls.length = 0;
+  links.calls.length = 0;
   const tap = await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });
   assert.deepEqual(tap.result, { tap: "tap-fc-0123abcd", owner_uid: 1234, bridge: "banger0" });
-  const argvs = runner.argvs();
-  assert.ok(argvs.some((a) => a.join(" ") === "ip tuntap add dev tap-fc-0123abcd mode tap user 1234 group 2345"));
-  assert.ok(argvs.some((a) => a.join(" ") === "ip link set dev tap-fc-0123abcd master banger0 up"));
-  assert.equal(argvs.filter((a) => a[1] === "addr" && a[2] === "add").length, 0, "an existing, addressed, up bridge is left alone");
-  assert.ok(argvs.length <= 4, `a create_tap on a ready bridge costs at most 4 commands, ran: ${argvs.map((a) => a.join(" ")).join("; ")}`);
+  assert.deepEqual(runner.argvs(), [], "a create_tap on a ready bridge forks nothing");
+  assert.deepEqual(links.calls, ["bridgeState banger0", "exists tap-fc-0123abcd", "createTap tap-fc-0123abcd 1234 2345", "attachUp tap-fc-0123abcd banger0"]);
+  assert.deepEqual(model.m.taps.get("tap-fc-0123abcd"), { uid: 1234, gid: 2345, master: "banger0" });
+  assert.equal(model.m.up.has("tap-fc-0123abcd"), true);
   assert.deepEqual((await call(d, "priv.delete_tap", { tap_name: "tap-fc-0123abcd" })).result, { tap: "tap-fc-0123abcd", deleted: true });
+  assert.deepEqual(runner.argvs(), [["ip", "link", "del", "tap-fc-0123abcd"]]);
   assert.deepEqual((await call(d, "priv.delete_tap", { tap_name: "tap-fc-0123abcd" })).result, { tap: "tap-fc-0123abcd", deleted: false }, "idempotent");
+  assert.equal(runner.argvs().length, 1, "deleting a missing tap forks nothing");
+});
+
+void test("create_tap re-creates a leftover tap rather than adopting it", async () => {
+  const { runner, d, model, links } = setup();
+  await call(d, "priv.ensure_bridge", {});
+  model.m.add("tap-pool-7");
+  model.m.taps.set("tap-pool-7", { uid: 0, gid: 0, master: "docker0" });
+  runner.calls.length = 0;
+  links.calls.length = 0;
+  assert.equal((await call(d, "priv.create_tap", { tap_name: "tap-pool-7" })).ok, true);
+  assert.deepEqual(runner.argvs(), [["ip", "link", "del", "tap-pool-7"]]);
+  assert.deepEqual(model.m.taps.get("tap-pool-7"), { uid: 1234, gid: 2345, master: "banger0" });
+});
+
+void test("create_tap fixes a missing, down or misaddressed bridge with ip, and only what is wrong", async () => {
+  const cases: { name: string; prepare: (m: LinkModel) => void; want: string[] }[] = [
+    { name: "missing", prepare: () => undefined, want: ["ip link add name banger0 type bridge", "ip addr add 172.16.90.1/24 dev banger0", "ip link set banger0 up"] },
+    { name: "down", prepare: (m) => { m.add("banger0"); m.addrs.set("banger0", ["172.16.90.1/24"]); }, want: ["ip link set banger0 up"] },
+    { name: "unaddressed", prepare: (m) => { m.add("banger0"); m.up.add("banger0"); }, want: ["ip addr add 172.16.90.1/24 dev banger0"] },
+    { name: "other primary address", prepare: (m) => { m.add("banger0"); m.up.add("banger0"); m.addrs.set("banger0", ["10.9.9.1/24"]); }, want: ["ip addr add 172.16.90.1/24 dev banger0"] },
+    { name: "wrong prefix", prepare: (m) => { m.add("banger0"); m.up.add("banger0"); m.addrs.set("banger0", ["172.16.90.1/16"]); }, want: ["ip addr add 172.16.90.1/24 dev banger0"] },
+  ];
+  for (const c of cases) {
+    const tuned: string[] = [];
+    const { runner, d, model } = setup({}, { tuneNeighbours: (bridge) => { tuned.push(bridge); return Promise.resolve(); } });
+    c.prepare(model.m);
+    const r = await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });
+    assert.equal(r.ok, true, `${c.name}: ${r.message ?? ""}`);
+    assert.deepEqual(runner.argvs().map((a) => a.join(" ")), ["ip -j addr show dev banger0", ...c.want], c.name);
+    assert.deepEqual(tuned, ["banger0"], `${c.name}: the fixed bridge's ARP probing is tuned`);
+    assert.equal(model.m.taps.get("tap-fc-0123abcd")?.master, "banger0", c.name);
+  }
+});
+
+void test("the bridge's ARP probing is tuned once per bridge, and again when the bridge is re-created", async () => {
+  const tuned: string[] = [];
+  const { d, model } = setup({}, { tuneNeighbours: (bridge) => { tuned.push(bridge); return Promise.resolve(); } });
+  await call(d, "priv.create_tap", { tap_name: "tap-fc-00000001" });
+  await call(d, "priv.create_tap", { tap_name: "tap-fc-00000002" });
+  await call(d, "priv.ensure_bridge", {});
+  assert.deepEqual(tuned, ["banger0"]);
+  // Someone else deletes and re-creates the bridge, correctly addressed: the sysctls went with the old one.
+  model.m.links.delete("banger0");
+  model.m.add("banger0");
+  await call(d, "priv.create_tap", { tap_name: "tap-fc-00000003" });
+  assert.deepEqual(tuned, ["banger0", "banger0"]);
 });
 
 void test("concurrent create_tap calls on a fresh host share one bridge setup instead of racing to create it", async () => {
@@ -149,15 +256,32 @@ void test("concurrent create_tap calls on a fresh host share one bridge setup in
 });
 
 void test("create_tap removes the tap again when attaching it to the bridge fails", async () => {
-  const { runner, d, model } = setup();
+  const { runner, d, model, links } = setup();
+  links.failAttach = errnoError("SIOCBRADDIF tap-fc-0123abcd to banger0", 1);
+  const r = await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });
+  assert.equal(r.ok, false);
+  assert.equal(r.message, "SIOCBRADDIF tap-fc-0123abcd to banger0: EPERM");
+  assert.ok(runner.argvs().some((a) => a.join(" ") === "ip link del tap-fc-0123abcd"));
+  assert.equal(model.links.has("tap-fc-0123abcd"), false, "no half-configured tap left behind");
+});
+
+void test("create_tap reports both failures when removing the unattached tap fails too", async () => {
+  const { runner, d, model, links } = setup();
+  links.failAttach = errnoError("SIOCBRADDIF tap-fc-0123abcd to banger0", 1);
   runner.run = ((orig) => async (argv, options) => {
-    if (argv.join(" ") === "ip link set dev tap-fc-0123abcd master banger0 up") throw new CommandError(argv, 2, null, "", "RTNETLINK answers: Operation not permitted");
+    if (argv.join(" ") === "ip link del tap-fc-0123abcd") throw new CommandError(argv, 2, null, "", "RTNETLINK answers: Device or resource busy");
     return orig(argv, options);
   })(runner.run.bind(runner));
   const r = await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });
   assert.equal(r.ok, false);
-  assert.match(r.message ?? "", /Operation not permitted/);
-  assert.equal(model.links.has("tap-fc-0123abcd"), false, "no half-configured tap left behind");
+  assert.equal(r.message, "attaching tap-fc-0123abcd to banger0 failed");
+  assert.equal(model.links.has("tap-fc-0123abcd"), true);
+});
+
+void test("a tap that cannot be created fails with the syscall, the name and errno", async () => {
+  const { d, links } = setup();
+  links.createTap = (name) => { throw errnoError(`TUNSETIFF ${name}`, 16); };
+  assert.deepEqual(await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" }), { ok: false, code: "internal", message: "TUNSETIFF tap-fc-0123abcd: EBUSY" });
 });
 
 void test("NAT with nftables: first guest creates the table (and owns ip_forward), last guest removes it and restores ip_forward", async () => {
@@ -187,6 +311,26 @@ void test("NAT with nftables: first guest creates the table (and owns ip_forward
   assert.equal(model.nft.table, false, "last guest gone: one delete table");
   assert.deepEqual(fwd.writes, [true, false], "ip_forward back off because banger turned it on");
   assert.equal((await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.3", tap: "tap-pool-0", enable: false })).ok, true, "idempotent disable");
+});
+
+void test("NAT: a VM's guest is added with one nft run, and a table flushed behind the helper's back is recreated", async () => {
+  const { runner, d, model } = setup();
+  await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-00000001", enable: true });
+  const before = runner.calls.length;
+  assert.deepEqual((await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.3", tap: "tap-fc-00000002", enable: true })).result, { backend: "nftables", changed: true, ip_forward_enabled_by_banger: true });
+  assert.deepEqual(runner.calls.slice(before).map((c) => c.argv.join(" ")), ["nft -f -"], "no read-back of the ruleset per VM");
+  // Someone flushes the ruleset: the next add fails, the helper reads the live state and recreates the table.
+  model.nft.table = false;
+  model.nft.elems.clear();
+  model.nft.marker = false;
+  const r = await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.4", tap: "tap-fc-00000003", enable: true });
+  assert.equal(r.ok, true);
+  assert.equal(model.nft.table, true);
+  assert.deepEqual([...model.nft.elems.keys()], ["172.16.90.4"]);
+  // Removing and no-op answers come from the live ruleset, not from memory.
+  model.nft.elems.delete("172.16.90.4");
+  assert.deepEqual((await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.4", tap: "tap-fc-00000003", enable: true })).result, { backend: "nftables", changed: true, ip_forward_enabled_by_banger: false });
+  assert.deepEqual([...model.nft.elems.keys()], ["172.16.90.4"]);
 });
 
 void test("NAT leaves ip_forward alone when it was already on", async () => {
@@ -229,11 +373,11 @@ void test("teardown removes NAT, every banger tap and the bridge, and only those
   await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });
   await call(d, "priv.create_tap", { tap_name: "tap-pool-3" });
   await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-0123abcd", enable: true });
-  model.links.add("eth0");
-  model.links.add("tap0");
+  model.m.add("eth0");
+  model.m.add("tap0");
   const r = await call(d, "priv.teardown_network", {});
   assert.equal(r.ok, true, r.message);
   assert.deepEqual((r.result as { removed: string[] }).removed.sort(), ["banger0", "nat:nftables", "tap-fc-0123abcd", "tap-pool-3"]);
-  assert.deepEqual([...model.links].sort(), ["eth0", "tap0"]);
+  assert.deepEqual([...model.links.keys()].sort(), ["eth0", "tap0"]);
   assert.equal(model.nft.table, false);
 });

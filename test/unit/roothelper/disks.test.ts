@@ -155,7 +155,7 @@ void test("write_ext4_files / read_ext4_file: image in the state dir (held fd) o
   assert.deepEqual(argv?.slice(0, 4), ["debugfs", "-w", "-f", "-"]);
   assert.match(argv?.[4] ?? "", new RegExp(`^/proc/${process.pid}/fd/\\d+$`));
   const stdin = String(f.runner.calls[0]?.stdin);
-  assert.match(stdin, /^write "[^"]+" "\/etc\/hostname"$/m);
+  assert.match(stdin, /^write \/proc\/self\/fd\/3 "\/etc\/hostname"$/m);
   assert.match(stdin, /^sif "\/root\/.ssh" mode 040700$/m);
 
   const r = await f.call("priv.read_ext4_file", { image_path: img, guest_path: "/etc/hostname" });

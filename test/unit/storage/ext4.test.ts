@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { test } from "node:test";
 import { systemRunner } from "../../../src/system/runner.js";
@@ -92,14 +93,15 @@ void test("guest paths that could escape debugfs quoting or the tree are refused
 });
 
 void test("the debugfs script quotes every path and sets type bits in the mode", async () => {
-  const calls: { argv: string[]; stdin: string }[] = [];
+  const calls: { argv: string[]; stdin: string; contents: string[] }[] = [];
   const runner = {
-    run: (argv: readonly string[], o?: { stdin?: string | Buffer }) => {
-      calls.push({ argv: [...argv], stdin: String(o?.stdin ?? "") });
+    run: (argv: readonly string[], o?: { stdin?: string | Buffer; extraFds?: readonly number[] }) => {
+      // The file contents come as in-memory files the child inherits; read them while they are open.
+      calls.push({ argv: [...argv], stdin: String(o?.stdin ?? ""), contents: (o?.extraFds ?? []).map((fd) => readFileSync(`/proc/self/fd/${fd}`, "utf8")) });
       return Promise.resolve({ stdout: Buffer.alloc(0), stderr: Buffer.from("debugfs 1.47.0 (5-Feb-2023)\n") });
     },
   };
-  await writeExt4Files(runner, "/img", [{ path: "/x y/z", data: "d", mode: 0o640, uid: 3, gid: 4 }], [{ path: "/x y", mode: 0o700 }]);
+  await writeExt4Files(runner, "/img", [{ path: "/x y/z", data: "d", mode: 0o640, uid: 3, gid: 4 }, { path: "/k", data: Buffer.from("secret\n"), mode: 0o600 }], [{ path: "/x y", mode: 0o700 }]);
   assert.equal(calls.length, 1);
   const c = calls[0];
   assert.ok(c !== undefined);
@@ -107,8 +109,10 @@ void test("the debugfs script quotes every path and sets type bits in the mode",
   const lines = c.stdin.trim().split("\n");
   assert.deepEqual(lines.slice(0, 4), ['mkdir "/x y"', 'sif "/x y" mode 040700', 'sif "/x y" uid 0', 'sif "/x y" gid 0']);
   assert.equal(lines[4], 'rm "/x y/z"');
-  assert.match(lines[5] ?? "", /^write "\/tmp\/banger-ext4-[^"]+\/f0" "\/x y\/z"$/);
-  assert.deepEqual(lines.slice(6), ['sif "/x y/z" mode 0100640', 'sif "/x y/z" uid 3', 'sif "/x y/z" gid 4']);
+  assert.equal(lines[5], 'write /proc/self/fd/3 "/x y/z"');
+  assert.deepEqual(lines.slice(6, 9), ['sif "/x y/z" mode 0100640', 'sif "/x y/z" uid 3', 'sif "/x y/z" gid 4']);
+  assert.equal(lines[10], 'write /proc/self/fd/4 "/k"');
+  assert.deepEqual(c.contents, ["d", "secret\n"]);
 });
 
 void test("updateFstab follows the seed rules and is idempotent", () => {

@@ -33,9 +33,9 @@ void test("the lifecycle's StorageDeps: clone, file_sync, inject, work disk, des
   assert.equal((await readExt4File(systemRunner, root.path, "/etc/banner")).toString(), "hi\n");
   assert.deepEqual(await deps.activateRoot(root, "op-test01"), root);
 
-  const work = await deps.createWorkDisk({ vmId: VM, vmDir, sizeGib: 1 }, "op-test01");
+  const contents = { dirs: [{ path: "/.ssh", mode: 0o700, uid: 0, gid: 0 }], files: [{ path: "/.ssh/authorized_keys", content: Buffer.from("k\n"), mode: 0o600, uid: 0, gid: 0 }] };
+  const work = await deps.createWorkDisk({ vmId: VM, vmDir, sizeGib: 1, contents }, "op-test01");
   assert.equal((await readExt4File(systemRunner, work, "/.profile")).toString(), "export A=1\n");
-  await deps.injectFiles({ kind: "work", path: work }, { dirs: [{ path: "/.ssh", mode: 0o700, uid: 0, gid: 0 }], files: [{ path: "/.ssh/authorized_keys", content: Buffer.from("k\n"), mode: 0o600, uid: 0, gid: 0 }] }, "op-test01");
   await deps.injectFiles({ kind: "root", root }, { dirs: [], files: [{ path: "/etc/hostname", content: Buffer.from("tiny-1\n"), mode: 0o644, uid: 0, gid: 0 }] }, "op-test01");
   assert.equal((await readExt4File(systemRunner, root.path, "/etc/hostname")).toString(), "tiny-1\n");
   const ak = await statExt4(systemRunner, work, "/.ssh/authorized_keys");

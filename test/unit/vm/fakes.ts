@@ -66,7 +66,7 @@ export class FakeHost {
         activateRoot: (root: RootDisk) => { this.call("storage.activateRoot"); this.live.add(`root-active:${String(root["vmId"])}`); return Promise.resolve(root); },
         deactivateRoot: (root: RootDisk) => { this.call("storage.deactivateRoot"); this.live.delete(`root-active:${String(root["vmId"])}`); return Promise.resolve(); },
         destroyRoot: (root: RootDisk) => { this.call("storage.destroyRoot"); this.live.delete(`root:${String(root["vmId"])}`); this.live.delete(`root-active:${String(root["vmId"])}`); return Promise.resolve(); },
-        createWorkDisk: (req) => { this.call("storage.createWorkDisk"); this.live.add(`work:${req.vmId}`); return Promise.resolve(join(req.vmDir, `work-${req.vmId}.ext4`)); },
+        createWorkDisk: (req) => { this.call("storage.createWorkDisk"); this.edits.push({ disk: "work", edits: req.contents }); this.live.add(`work:${req.vmId}`); return Promise.resolve(join(req.vmDir, `work-${req.vmId}.ext4`)); },
         destroyWorkDisk: (path) => { this.call("storage.destroyWorkDisk"); const id = /work-([0-9a-f]+)\.ext4$/.exec(path)?.[1] ?? "?"; this.live.delete(`work:${id}`); return Promise.resolve(); },
         injectFiles: (disk, edits) => { this.call(`storage.injectFiles.${disk.kind}`); this.edits.push({ disk: disk.kind, edits }); return Promise.resolve(); },
       },

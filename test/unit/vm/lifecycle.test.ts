@@ -38,8 +38,7 @@ void test("create runs every step in order, ends running, and records handles in
   const calls = h.host.calls;
   assert.equal(calls[0], "network.lease");
   assert.deepEqual(calls.slice(1, 4).sort(), ["network.attach", "storage.cloneRoot", "storage.createWorkDisk"]);
-  assert.deepEqual(calls.slice(4, 6).sort(), ["storage.injectFiles.root", "storage.injectFiles.work"]);
-  assert.deepEqual(calls.slice(6), ["vmm.launch", "ssh.waitReady", "dns.publish"]);
+  assert.deepEqual(calls.slice(4), ["storage.injectFiles.root", "vmm.launch", "ssh.waitReady", "dns.publish"]);
   const mirror = JSON.parse(readFileSync(vmFiles.handles(state.vmDir(h.dir, id)), "utf8")) as { handles: { ip: string; pid: number } };
   assert.equal(mirror.handles.ip, "172.16.90.2");
   assert.equal(mirror.handles.pid, 4242);
@@ -53,7 +52,7 @@ void test("create runs every step in order, ends running, and records handles in
   assert.deepEqual(op.result, { id, name: "web", ip: "172.16.90.2" });
 });
 
-void test("create injects the guest contract files (busybox flavor) and the authorized key into the work disk", async (t) => {
+void test("create injects the guest contract files (busybox flavor); the work disk is made with the authorized key in it", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   await createAndWait(h, { name: "tiny-one" });
@@ -74,7 +73,7 @@ for (const [failingCall, failedStep] of [
   ["network.lease", "lease"],
   ["storage.cloneRoot", "clone-root"],
   ["storage.createWorkDisk", "work-disk"],
-  ["storage.injectFiles.work", "inject-files"],
+  ["storage.injectFiles.root", "inject-files"],
   ["network.attach", "network"],
   ["vmm.launch", "launch-vmm"],
   ["ssh.waitReady", "wait-ssh"],

@@ -35,7 +35,6 @@ const identity: GuestIdentity = {
   flavor: "systemd",
   lease: { ip: "172.16.90.7", mac: "02:FC:00:00:00:07", tap: "tap-fc-00000007", cid: 7, prefix: 24, gateway: "172.16.90.1", nameservers: ["9.9.9.9", "1.1.1.1"] },
   hostKey: { private: Buffer.from("-----BEGIN OPENSSH PRIVATE KEY-----\n"), public: "ssh-ed25519 AAAAhost" },
-  authorizedKey: "ssh-ed25519 AAAAinstall banger",
 };
 
 void test("systemd flavor gets a networkd file matching the MAC and an OpenSSH host key", () => {
@@ -52,8 +51,9 @@ void test("systemd flavor gets a networkd file matching the MAC and an OpenSSH h
 void test("guest config values with newlines or spaces are refused, not written", () => {
   assert.throws(() => rootDiskEdits({ ...identity, name: "web\nevil" }), /not allowed in guest config/);
   assert.throws(() => rootDiskEdits({ ...identity, lease: { ...identity.lease, nameservers: ["1.1.1.1\nDNS=6.6.6.6"] } }), /not allowed/);
-  assert.throws(() => workDiskEdits({ ...identity, authorizedKey: "ssh-ed25519 AAAA\nssh-ed25519 BBBB evil" }), /single ssh-ed25519 line/);
-  assert.throws(() => workDiskEdits({ ...identity, authorizedKey: "command=\"sh\" ssh-ed25519 AAAA" }), /single ssh-ed25519 line/);
+  assert.throws(() => workDiskEdits("ssh-ed25519 AAAA\nssh-ed25519 BBBB evil"), /single ssh-ed25519 line/);
+  assert.throws(() => workDiskEdits("command=\"sh\" ssh-ed25519 AAAA"), /single ssh-ed25519 line/);
+  assert.deepEqual(workDiskEdits("ssh-ed25519 AAAAinstall banger\n").files.map((f) => [f.path, f.content.toString(), f.mode, f.uid]), [["/.ssh/authorized_keys", "ssh-ed25519 AAAAinstall banger\n", 0o600, 0]]);
 });
 
 void test("fstab follows the seed: drops old /home and /var disks, ensures /root, /run and /tmp once", () => {
@@ -113,6 +113,26 @@ void test("operation waits answer on the next change, at once when already past 
     other.finish("op-222222", "succeeded", { result: { ok: 1 } });
     assert.equal((await ops.waitForChange("op-222222", 99, 5_000))?.state, "succeeded", "a finished operation never blocks");
     assert.equal(await ops.waitForChange("op-nothere", 0, 5_000), undefined);
+  } finally {
+    db.close();
+  }
+});
+
+void test("operation steps read back as written; a malformed steps column reads as no steps", () => {
+  const db = openDatabase(":memory:");
+  try {
+    const ops = new OperationRepository(db);
+    const steps = [
+      { name: "lease", state: "succeeded" as const, started_at: "2026-01-01T00:00:00.000Z", elapsed_ms: 3 },
+      { name: "clone-root", state: "failed" as const, started_at: "2026-01-01T00:00:00.001Z", elapsed_ms: 5, error: "disk full" },
+      { name: "launch-vmm", state: "pending" as const, started_at: null, elapsed_ms: null },
+    ];
+    ops.insert("op-333333", "vm.create", "x", steps);
+    assert.deepEqual(ops.get("op-333333")?.steps, steps);
+    for (const bad of ["not json", "{}", "[1]", '[{"name":"a","state":"bogus","started_at":null,"elapsed_ms":null}]', '[{"name":"a","state":"pending","started_at":5,"elapsed_ms":null}]', '[{"name":"a","state":"pending","started_at":null,"elapsed_ms":null,"error":7}]']) {
+      db.prepare("UPDATE operations SET steps = ? WHERE id = 'op-333333'").run(bad);
+      assert.deepEqual(ops.get("op-333333")?.steps, [], bad);
+    }
   } finally {
     db.close();
   }

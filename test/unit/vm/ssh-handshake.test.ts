@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { test } from "node:test";
-import { vmFiles } from "../../../src/paths/paths.js";
 import { sshString } from "../../../src/model/ssh-key-format.js";
 import { checkHostKey, mpint, NotListeningError, packet, WireReader } from "../../../src/daemon/vm/ssh-handshake.js";
 import { generateHostKey, writeKnownHosts } from "../../../src/daemon/vm/ssh-keys.js";
@@ -21,8 +20,9 @@ function blobOf(publicLine: string): Buffer {
 
 /** A real dropbear on loopback with a host key we generated; no auth is ever attempted, so no root is needed. */
 async function startDropbear(dir: string, port: number): Promise<{ proc: ChildProcess; publicKey: string }> {
-  const key = await generateHostKey(join(dir, "vm"), "busybox");
-  const proc = spawn("dropbear", ["-F", "-E", "-R", "-p", `127.0.0.1:${port}`, "-r", vmFiles.hostKeyDropbear(join(dir, "vm")), "-P", join(dir, "dropbear.pid")], { stdio: "ignore" });
+  const key = await generateHostKey("busybox");
+  writeFileSync(join(dir, "host_key"), key.private, { mode: 0o600 });
+  const proc = spawn("dropbear", ["-F", "-E", "-R", "-p", `127.0.0.1:${port}`, "-r", join(dir, "host_key"), "-P", join(dir, "dropbear.pid")], { stdio: "ignore" });
   return { proc, publicKey: key.public };
 }
 
@@ -61,7 +61,7 @@ void test("a real dropbear proves its host key; a different pin is reported as a
   t.after(() => { server.proc.kill("SIGKILL"); rmSync(dir, { recursive: true, force: true }); });
   await untilListening(port);
   assert.deepEqual(await checkHostKey("127.0.0.1", port, blobOf(server.publicKey), { timeoutMs: 5000 }), { ok: true });
-  const other = await generateHostKey(join(dir, "other"), "systemd");
+  const other = await generateHostKey("systemd");
   const r = await checkHostKey("127.0.0.1", port, blobOf(other.public), { timeoutMs: 5000 });
   assert.deepEqual(r, { ok: false, reason: "mismatch", presented: server.publicKey });
 });
@@ -100,7 +100,7 @@ function impostor(claimed: Buffer): Server {
 }
 
 void test("a server that presents the pinned key without holding it is refused", async (t) => {
-  const pinned = blobOf((await generateHostKey(mkdtempSync(join(tmpdir(), "bgt-hs-")), "systemd")).public);
+  const pinned = blobOf((await generateHostKey("systemd")).public);
   const server = impostor(pinned);
   t.after(() => { server.close(); });
   const port = await listenLocal(server);
@@ -127,16 +127,17 @@ void test("the probe waits for a server that starts late, and fails fast on a mi
   const dir = mkdtempSync(join(tmpdir(), "bgt-hs-"));
   const port = await freePort();
   const knownHosts = join(dir, "known_hosts");
-  const key = await generateHostKey(join(dir, "vm"), "busybox");
+  const key = await generateHostKey("busybox");
+  writeFileSync(join(dir, "host_key"), key.private, { mode: 0o600 });
   await writeKnownHosts(knownHosts, [{ name: "late", ip: "127.0.0.1", publicKey: key.public }]);
   const procs: ChildProcess[] = [];
   t.after(() => { for (const p of procs) p.kill("SIGKILL"); rmSync(dir, { recursive: true, force: true }); });
   const probe = createSshProbe({ knownHostsPath: knownHosts, port, pollMs: 20 });
   const ready = probe.waitReady({ ip: "127.0.0.1", name: "late" }, { timeoutMs: 10_000, signal: new AbortController().signal });
   await sleep(300);
-  procs.push(spawn("dropbear", ["-F", "-E", "-R", "-p", `127.0.0.1:${port}`, "-r", vmFiles.hostKeyDropbear(join(dir, "vm")), "-P", join(dir, "dropbear.pid")], { stdio: "ignore" }));
+  procs.push(spawn("dropbear", ["-F", "-E", "-R", "-p", `127.0.0.1:${port}`, "-r", join(dir, "host_key"), "-P", join(dir, "dropbear.pid")], { stdio: "ignore" }));
   await ready;
-  const other = await generateHostKey(join(dir, "other"), "systemd");
+  const other = await generateHostKey("systemd");
   await writeKnownHosts(knownHosts, [{ name: "late", ip: "127.0.0.1", publicKey: other.public }]);
   const t0 = performance.now();
   await assert.rejects(probe.waitReady({ ip: "127.0.0.1", name: "late" }, { timeoutMs: 10_000, signal: new AbortController().signal }), /presented a host key other than the one banger pinned/);
