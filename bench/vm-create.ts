@@ -147,7 +147,7 @@ function consoleSummary(text: string): string {
 }
 
 interface CreateOp {
-  readonly steps: { name: string; elapsed_ms: number | null }[];
+  readonly steps: { name: string; started_at: string | null; elapsed_ms: number | null }[];
   readonly wallMs: number;
 }
 
