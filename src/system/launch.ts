@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawnDetached } from "./posix-spawn.js";
 import { closeSync, constants, fchmodSync, fchownSync, fstatSync, openSync, writeSync } from "node:fs";
 
 export interface DetachedLaunch {
@@ -23,11 +23,12 @@ export interface DetachedLaunch {
 /**
  * Start a long-lived process that outlives its parent: its own session
  * (setsid, so a daemon/helper restart or a terminal hangup never reaches it),
- * stdin from /dev/null, stdout+stderr appended to a log file, and no handles
- * kept by Node (unref) so the parent can exit. Resolves once the exec
- * succeeded (rejects on ENOENT/EACCES), with the child's pid.
+ * stdin from /dev/null, stdout+stderr appended to a log file, and nothing
+ * that keeps the parent from exiting. posix_spawn (posix-spawn.ts), not a fork
+ * of this Node process: one per VM start. Returns once the exec succeeded
+ * (throws on ENOENT/EACCES), with the child's pid.
  */
-export async function launchDetached(opts: DetachedLaunch): Promise<number> {
+export function launchDetached(opts: DetachedLaunch): number {
   const [file, ...args] = opts.argv;
   if (file === undefined || file === "") throw new Error("launchDetached: empty argv");
   const logFd = openSync(opts.logFile, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, 0o640);
@@ -38,21 +39,15 @@ export async function launchDetached(opts: DetachedLaunch): Promise<number> {
     if (opts.logOwner !== undefined && st.uid === process.getuid?.() && st.uid !== opts.logOwner.uid && st.size === 0 && st.nlink === 1) {
       fchownSync(logFd, opts.logOwner.uid, opts.logOwner.gid);
     }
-    const child = spawn(file, args, {
-      shell: false,
-      detached: true,
-      stdio: ["ignore", logFd, logFd, ...(opts.extraFds ?? [])],
-      env: opts.env ?? process.env,
-      cwd: opts.cwd,
-    });
-    const pid = await new Promise<number>((resolve, reject) => {
-      child.once("error", (e) => { reject(new Error(`cannot start ${file}: ${e.message}`, { cause: e })); });
-      child.once("spawn", () => {
-        if (child.pid === undefined) reject(new Error(`cannot start ${file}: no pid`));
-        else resolve(child.pid);
-      });
-    });
-    child.unref();
+    const devNull = openSync("/dev/null", constants.O_RDONLY);
+    let pid: number;
+    try {
+      pid = spawnDetached([file, ...args], { fds: [devNull, logFd, logFd, ...(opts.extraFds ?? [])], env: opts.env ?? process.env, cwd: opts.cwd });
+    } catch (e) {
+      throw new Error(`cannot start ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    } finally {
+      closeSync(devNull);
+    }
     if (opts.pidFile !== undefined) {
       // "wx": a leftover pidfile means the caller skipped stale cleanup; fail loudly rather than guess.
       try {

@@ -30,11 +30,19 @@ export interface SpawnOptions {
   readonly extraFds?: readonly number[] | undefined;
 }
 
+export interface DetachedSpawnOptions {
+  readonly env?: NodeJS.ProcessEnv | undefined;
+  readonly cwd?: string | undefined;
+  /** The child's fds 0, 1, 2, 3... in order. */
+  readonly fds: readonly number[];
+}
+
 const O_CLOEXEC = 0o2000000;
 const F_DUPFD_CLOEXEC = 1030;
 const WNOHANG = 1;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
+const POSIX_SPAWN_SETSID = 0x80;
 const SIGKILL = 9;
 const SIGSTOP = 19;
 const ECHILD = 10;
@@ -107,9 +115,12 @@ function pipe(b: Bindings): [number, number] {
   return [fds.readInt32LE(0), fds.readInt32LE(4)];
 }
 
-/** argv[0] is looked up in PATH like execvp; never a shell. Throws (with the errno name) when the program cannot be started. */
-export function posixSpawn(argv: readonly string[], options: SpawnOptions = {}): SpawnedChild {
-  const b = bindings();
+/**
+ * The spawn itself: `fds` become the child's 0, 1, 2, 3..., everything else
+ * stays behind (close-on-exec). argv[0] is looked up in PATH like execvp;
+ * never a shell. Throws (with the errno name) when the program cannot be started.
+ */
+function spawnWith(b: Bindings, argv: readonly string[], fds: readonly number[], options: { env?: NodeJS.ProcessEnv | undefined; cwd?: string | undefined; setsid?: boolean }): number {
   const [file] = argv;
   if (file === undefined || file === "") throw new Error("empty argv");
   const env = options.env ?? process.env;
@@ -119,14 +130,8 @@ export function posixSpawn(argv: readonly string[], options: SpawnOptions = {}):
   const attr = Buffer.alloc(OPAQUE_BYTES);
   check(b.actionsInit(actions), "posix_spawn_file_actions_init");
   check(b.attrInit(attr), "posix_spawnattr_init");
-  let parentEnds: number[] = [];
   try {
-    const [inR, inW] = pipe(b);
-    const [outR, outW] = pipe(b);
-    const [errR, errW] = pipe(b);
-    parentEnds = [inW, outR, errR];
-    toClose.push(inR, outW, errW);
-    const sources = [inR, outW, errW, ...(options.extraFds ?? [])].map((fd) => {
+    const sources = fds.map((fd) => {
       const high = b.dupCloexec(fd, HIGH_FD);
       if (high < 0) throw new Error(`fcntl(F_DUPFD_CLOEXEC) of fd ${fd} failed (errno ${b.errno()})`);
       toClose.push(high);
@@ -142,7 +147,7 @@ export function posixSpawn(argv: readonly string[], options: SpawnOptions = {}):
     b.sigDel(all, SIGSTOP);
     check(b.setSigMask(attr, none), "posix_spawnattr_setsigmask");
     check(b.setSigDefault(attr, all), "posix_spawnattr_setsigdefault");
-    check(b.setFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK), "posix_spawnattr_setflags");
+    check(b.setFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (options.setsid === true ? POSIX_SPAWN_SETSID : 0)), "posix_spawnattr_setflags");
     const pidBuf = Buffer.alloc(4);
     const rc = b.spawnp(pidBuf, file, actions, attr, [...argv, null], envp);
     if (rc !== 0) {
@@ -151,17 +156,60 @@ export function posixSpawn(argv: readonly string[], options: SpawnOptions = {}):
       e.errno = -rc;
       throw e;
     }
-    const pid = pidBuf.readInt32LE(0);
+    return pidBuf.readInt32LE(0);
+  } finally {
+    for (const fd of toClose) b.close(fd);
+    b.actionsDestroy(actions);
+    b.attrDestroy(attr);
+  }
+}
+
+/** A tool run to completion: pipes for stdin/stdout/stderr, `extraFds` as 3, 4, ... */
+export function posixSpawn(argv: readonly string[], options: SpawnOptions = {}): SpawnedChild {
+  const b = bindings();
+  const childEnds: number[] = [];
+  let parentEnds: number[] = [];
+  try {
+    const [inR, inW] = pipe(b);
+    const [outR, outW] = pipe(b);
+    const [errR, errW] = pipe(b);
+    parentEnds = [inW, outR, errR];
+    childEnds.push(inR, outW, errW);
+    const pid = spawnWith(b, argv, [inR, outW, errW, ...(options.extraFds ?? [])], options);
     const stdin = new Socket({ fd: inW, readable: false, writable: true });
     const stdout = new Socket({ fd: outR, readable: true, writable: false });
     const stderr = new Socket({ fd: errR, readable: true, writable: false });
     parentEnds = [];
     return { pid, stdin, stdout, stderr, exited: reap(b, pid, [stdout, stderr]) };
   } finally {
-    for (const fd of [...toClose, ...parentEnds]) b.close(fd);
-    b.actionsDestroy(actions);
-    b.attrDestroy(attr);
+    for (const fd of [...childEnds, ...parentEnds]) b.close(fd);
   }
+}
+
+/**
+ * A long-lived process in its own session (setsid: a restart of this process or a terminal
+ * hangup never reaches it) that this process does not wait for. It is reaped when it exits
+ * (on SIGCHLD), so it never lingers as a zombie while we run; once we are gone, init does it.
+ */
+export function spawnDetached(argv: readonly string[], options: DetachedSpawnOptions): number {
+  const b = bindings();
+  const pid = spawnWith(b, argv, options.fds, { ...options, setsid: true });
+  detached.add(pid);
+  if (detached.size === 1) process.on("SIGCHLD", reapDetached);
+  reapDetached();
+  return pid;
+}
+
+const detached = new Set<number>();
+
+function reapDetached(): void {
+  const b = bindings();
+  const status = Buffer.alloc(4);
+  for (const pid of detached) {
+    const r = b.waitpid(pid, status, WNOHANG);
+    if (r === pid || (r < 0 && b.errno() === ECHILD)) detached.delete(pid);
+  }
+  if (detached.size === 0) process.off("SIGCHLD", reapDetached);
 }
 
 /** Waits for both output streams to end (the child exited, or closed them), then reaps the child. */

@@ -31,6 +31,15 @@ export class OperationTracker {
       return s;
     };
     let finished = false;
+    // Steps of a group start and end in bursts; one write per burst (per event-loop turn) rather than
+    // one per event. The end of the operation writes any pending change first.
+    let pending: NodeJS.Immediate | undefined;
+    const flush = (): void => {
+      if (pending === undefined) return;
+      clearImmediate(pending);
+      pending = undefined;
+      this.ops.updateSteps(id, steps);
+    };
     return {
       id,
       onProgress: (ev) => {
@@ -61,17 +70,23 @@ export class OperationTracker {
             log.error("undo failed", { step: ev.step, error: s.error });
             break;
         }
-        this.ops.updateSteps(id, steps);
+        pending ??= setImmediate(() => {
+          pending = undefined;
+          this.ops.updateSteps(id, steps);
+        });
       },
       succeed: (result) => {
         if (finished) return;
         finished = true;
+        flush();
         this.ops.finish(id, "succeeded", { result });
         log.info("operation succeeded");
       },
       fail: (error) => {
         if (finished) return;
         finished = true;
+        if (pending !== undefined) clearImmediate(pending);
+        pending = undefined;
         this.ops.updateSteps(id, steps);
         this.ops.finish(id, "failed", { error: errorMessage(error) });
         log.warn("operation failed", { error: errorMessage(error) });

@@ -239,7 +239,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         const f = openSpecFiles(spec, fds);
         const consoleLog = fds.add(verified("console_log", spec.consoleLog, "append", runAs));
         argv = buildQemuArgv(vmmCfg.qemu_bin, { ...spec, kernelPath: f.kernel, initrdPath: f.initrd, rootDisk: f.rootDisk, workDisk: f.workDisk, consoleLog }, runAs);
-        pid = await launchDetached({ argv, logFile: spec.vmmLog, pidFile: spec.pidFile, extraFds: fds.fds, logOwner: runAs });
+        pid = launchDetached({ argv, logFile: spec.vmmLog, pidFile: spec.pidFile, extraFds: fds.fds, logOwner: runAs });
         const started = pid;
         // qemu creates the QMP socket after opening kvm/tap/disks: its appearance means setup succeeded.
         const up = await waitFor(() => existsSync(spec.controlSocket) || !pidExists(started), SOCKET_WAIT_MS);
@@ -304,7 +304,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       let pid: number | undefined;
       try {
         // Firecracker writes the guest serial console to stdout: that is the console log.
-        pid = await launchDetached({ argv, logFile: spec.consoleLog, pidFile: spec.pidFile, extraFds: fds.fds, logOwner: runAs });
+        pid = launchDetached({ argv, logFile: spec.consoleLog, pidFile: spec.pidFile, extraFds: fds.fds, logOwner: runAs });
         const started = pid;
         await waitForApi(apiSocket, SOCKET_WAIT_MS, () => pidExists(started));
         for (const step of steps) {

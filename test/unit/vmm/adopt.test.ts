@@ -35,7 +35,7 @@ function ref(vmId: string, name: string): VmmRef {
 
 async function startVmm(vmId: string, name: string): Promise<number> {
   const r = ref(vmId, name);
-  const pid = await launchDetached({ argv: [DOUBLE, "--api-sock", r.controlSocket, "--id", vmId], logFile: join(dir, `${name}.log`), pidFile: r.pidFile });
+  const pid = launchDetached({ argv: [DOUBLE, "--api-sock", r.controlSocket, "--id", vmId], logFile: join(dir, `${name}.log`), pidFile: r.pidFile });
   pids.push(pid);
   await waitForApi(r.controlSocket, 10_000);
   return pid;

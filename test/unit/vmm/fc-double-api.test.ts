@@ -27,7 +27,7 @@ const DOUBLE_ID = "fedcba9876543210fedcba9876543210";
 
 async function startDouble(name: string, id = DOUBLE_ID): Promise<{ sock: string; pid: number }> {
   const sock = join(dir, `${name}.sock`);
-  const pid = await launchDetached({ argv: [DOUBLE, "--api-sock", sock, "--id", id], logFile: join(dir, `${name}.log`), pidFile: join(dir, `${name}.pid`) });
+  const pid = launchDetached({ argv: [DOUBLE, "--api-sock", sock, "--id", id], logFile: join(dir, `${name}.log`), pidFile: join(dir, `${name}.pid`) });
   pids.push(pid);
   await waitForApi(sock, 10_000);
   return { sock, pid };

@@ -18,7 +18,7 @@ after(() => {
 void test("launchDetached: own session, stdio appended to the log, pidfile written", async () => {
   const log = join(dir, "a.log");
   writeFileSync(log, "previous run\n");
-  const pid = await launchDetached({ argv: ["sh", "-c", "echo out; echo err >&2; exec sleep 30"], logFile: log, pidFile: join(dir, "a.pid") });
+  const pid = launchDetached({ argv: ["sh", "-c", "echo out; echo err >&2; exec sleep 30"], logFile: log, pidFile: join(dir, "a.pid") });
   pids.push(pid);
   assert.equal(readFileSync(join(dir, "a.pid"), "utf8"), `${pid}\n`);
   const raw = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -29,11 +29,11 @@ void test("launchDetached: own session, stdio appended to the log, pidfile writt
   assert.equal(readFileSync(log, "utf8"), "previous run\nout\nerr\n");
 });
 
-void test("launchDetached: a missing binary rejects; a leftover pidfile kills the child and rejects", async () => {
-  await assert.rejects(launchDetached({ argv: [join(dir, "nope")], logFile: join(dir, "b.log") }), /cannot start/);
+void test("launchDetached: a missing binary throws; a leftover pidfile kills the child and throws", () => {
+  assert.throws(() => launchDetached({ argv: [join(dir, "nope")], logFile: join(dir, "b.log") }), /cannot start/);
   writeFileSync(join(dir, "c.pid"), "123\n");
-  await assert.rejects(launchDetached({ argv: ["sleep", "30"], logFile: join(dir, "c.log"), pidFile: join(dir, "c.pid") }), /killed it/);
+  assert.throws(() => launchDetached({ argv: ["sleep", "30"], logFile: join(dir, "c.log"), pidFile: join(dir, "c.pid") }), /killed it/);
   assert.equal(readFileSync(join(dir, "c.pid"), "utf8"), "123\n", "the existing pidfile is not clobbered");
-  await assert.rejects(launchDetached({ argv: [], logFile: join(dir, "d.log") }), /empty argv/);
+  assert.throws(() => launchDetached({ argv: [], logFile: join(dir, "d.log") }), /empty argv/);
   assert.equal(existsSync(join(dir, "d.log")), false);
 });

@@ -37,7 +37,7 @@ void test("stop ladder: a failed graceful request falls through to SIGTERM; file
   const driver = firecrackerDriver({ helper, logger: env.logger, firecrackerBin: "firecracker" });
   const sock = join(runtimeDir, "vm", "api.sock");
   const pidFile = join(runtimeDir, "vm", "vmm.pid");
-  const pid = await launchDetached({ argv: [DOUBLE, "--api-sock", sock, "--id", VM], logFile: join(base, "c.log"), pidFile });
+  const pid = launchDetached({ argv: [DOUBLE, "--api-sock", sock, "--id", VM], logFile: join(base, "c.log"), pidFile });
   pids.push(pid);
   await waitForApi(sock, 10_000);
   const handle = await driver.adopt({ kind: "firecracker", vmId: VM, controlSocket: sock, pidFile });
