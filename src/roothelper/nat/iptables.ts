@@ -91,8 +91,8 @@ export function iptablesBackend(runner: Runner, iptables = "iptables"): NatBacke
       await ipt(["-I", "FORWARD", "1", "-j", FWD_CHAIN]);
       await ipt(["-t", "nat", "-I", "POSTROUTING", "1", "-j", POST_CHAIN]);
     },
-    async addGuest(bridge, guest) {
-      for (const rule of guestRules(bridge, guest)) await ipt(rule);
+    async addGuests(bridge, guests) {
+      for (const guest of guests) for (const rule of guestRules(bridge, guest)) await ipt(rule);
     },
     async removeGuest(ip) {
       const errors: unknown[] = [];

@@ -26,6 +26,11 @@ export class NatManager {
    * no-op answers are always decided from the live ruleset.
    */
   private known: NatState | undefined;
+  /**
+   * New guests waiting to be added in one tool run: VMs created together ask within milliseconds
+   * of each other, and each nft run costs a process. The batch closes when its run starts.
+   */
+  private batch: { readonly guests: NatGuest[]; readonly run: Promise<boolean> } | undefined;
 
   constructor(
     private readonly backends: readonly NatBackend[],
@@ -56,43 +61,67 @@ export class NatManager {
 
   /** Returns whether anything changed. */
   enable(guest: NatGuest): Promise<{ changed: boolean; ipForwardOwned: boolean }> {
-    return this.locked(async () => {
+    const known = this.known;
+    const batched = this.batch?.guests.some((g) => g.ip === guest.ip) === true;
+    if (known === undefined || batched || known.guests.some((g) => g.ip === guest.ip)) return this.locked(() => this.enableNow(guest));
+    const batch = this.openBatch();
+    batch.guests.push(guest);
+    return batch.run.then(
+      (ipForwardOwned) => ({ changed: true, ipForwardOwned }),
+      // The table changed behind our back (e.g. a firewall reload flushed it): each guest looks again.
+      () => this.locked(() => this.enableNow(guest)),
+    );
+  }
+
+  private openBatch(): { readonly guests: NatGuest[]; readonly run: Promise<boolean> } {
+    if (this.batch !== undefined) return this.batch;
+    const guests: NatGuest[] = [];
+    const run = this.locked(async () => {
+      if (this.batch?.guests === guests) this.batch = undefined;
       const b = await this.backend();
       const known = this.known;
-      if (known !== undefined && !known.guests.some((g) => g.ip === guest.ip)) {
-        try {
-          await b.addGuest(this.bridge(), guest);
-          this.known = { guests: [...known.guests, guest], ipForwardOwned: known.ipForwardOwned };
-          return { changed: true, ipForwardOwned: known.ipForwardOwned };
-        } catch {
-          // The table changed behind our back (e.g. a firewall reload flushed it): look again.
-          this.known = undefined;
-        }
+      if (known === undefined || guests.some((g) => known.guests.some((k) => k.ip === g.ip))) throw new Error("NAT state changed; adding one by one");
+      try {
+        await b.addGuests(this.bridge(), guests);
+      } catch (e) {
+        this.known = undefined;
+        throw e;
       }
-      const st = await this.read(b);
-      if (st === undefined) {
-        const owned = !(await this.ipForward.get());
-        if (owned) await this.ipForward.set(true);
-        try {
-          await b.create(this.bridge(), owned, guest);
-        } catch (e) {
-          // Leave the host as we found it: a half-created table/chain set and a forwarding switch nobody owns.
-          const undo: unknown[] = [e];
-          await b.removeAll().catch((u: unknown) => undo.push(u));
-          if (owned) await this.ipForward.set(false).catch((u: unknown) => undo.push(u));
-          throw undo.length === 1 ? e : new AggregateError(undo, `enabling NAT for ${guest.ip} failed`);
-        }
-        this.known = { guests: [guest], ipForwardOwned: owned };
-        return { changed: true, ipForwardOwned: owned };
-      }
-      const existing = st.guests.find((g) => g.ip === guest.ip);
-      if (existing !== undefined && existing.tap === guest.tap) return { changed: false, ipForwardOwned: st.ipForwardOwned };
-      // Same IP behind another tap (e.g. a re-created VM): replace, so the recorded tap stays truthful.
-      if (existing !== undefined) await b.removeGuest(guest.ip);
-      await b.addGuest(this.bridge(), guest);
-      this.known = { guests: [...st.guests.filter((g) => g.ip !== guest.ip), guest], ipForwardOwned: st.ipForwardOwned };
-      return { changed: true, ipForwardOwned: st.ipForwardOwned };
+      this.known = { guests: [...known.guests, ...guests], ipForwardOwned: known.ipForwardOwned };
+      return known.ipForwardOwned;
     });
+    // Callers see the outcome through their own handlers; this copy must not count as unhandled.
+    run.catch(() => undefined);
+    this.batch = { guests, run };
+    return this.batch;
+  }
+
+  /** enable(), decided from the live ruleset; runs under the lock. */
+  private async enableNow(guest: NatGuest): Promise<{ changed: boolean; ipForwardOwned: boolean }> {
+    const b = await this.backend();
+    const st = await this.read(b);
+    if (st === undefined) {
+      const owned = !(await this.ipForward.get());
+      if (owned) await this.ipForward.set(true);
+      try {
+        await b.create(this.bridge(), owned, guest);
+      } catch (e) {
+        // Leave the host as we found it: a half-created table/chain set and a forwarding switch nobody owns.
+        const undo: unknown[] = [e];
+        await b.removeAll().catch((u: unknown) => undo.push(u));
+        if (owned) await this.ipForward.set(false).catch((u: unknown) => undo.push(u));
+        throw undo.length === 1 ? e : new AggregateError(undo, `enabling NAT for ${guest.ip} failed`);
+      }
+      this.known = { guests: [guest], ipForwardOwned: owned };
+      return { changed: true, ipForwardOwned: owned };
+    }
+    const existing = st.guests.find((g) => g.ip === guest.ip);
+    if (existing !== undefined && existing.tap === guest.tap) return { changed: false, ipForwardOwned: st.ipForwardOwned };
+    // Same IP behind another tap (e.g. a re-created VM): replace, so the recorded tap stays truthful.
+    if (existing !== undefined) await b.removeGuest(guest.ip);
+    await b.addGuests(this.bridge(), [guest]);
+    this.known = { guests: [...st.guests.filter((g) => g.ip !== guest.ip), guest], ipForwardOwned: st.ipForwardOwned };
+    return { changed: true, ipForwardOwned: st.ipForwardOwned };
   }
 
   disable(ip: string): Promise<{ changed: boolean; ipForwardOwned: boolean }> {

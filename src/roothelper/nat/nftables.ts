@@ -90,7 +90,7 @@ export function nftablesBackend(runner: Runner, nft = "nft"): NatBackend {
       return parseNftState(out.toString("utf8"));
     },
     create: (bridge, ipForwardOwned, guest) => apply(nftCreateScript(bridge, ipForwardOwned, guest)),
-    addGuest: (_bridge, guest) => apply(nftAddElement(guest) + "\n"),
+    addGuests: (_bridge, guests) => apply(guests.map((g) => `${nftAddElement(g)}\n`).join("")),
     removeGuest: (ip) => apply(nftDeleteElement(ip) + "\n"),
     async removeAll() {
       if ((await this.state()) === undefined) return;

@@ -22,7 +22,8 @@ export interface NatBackend {
   state(): Promise<NatState | undefined>;
   /** Installs banger's table/chains together with the first guest. */
   create(bridge: string, ipForwardOwned: boolean, guest: NatGuest): Promise<void>;
-  addGuest(bridge: string, guest: NatGuest): Promise<void>;
+  /** Adds guests to an installed table/chains, all in one run where the tool allows (nft: one transaction). */
+  addGuests(bridge: string, guests: readonly NatGuest[]): Promise<void>;
   removeGuest(ip: string): Promise<void>;
   /** Removes everything banger installed; a no-op when nothing is there. */
   removeAll(): Promise<void>;

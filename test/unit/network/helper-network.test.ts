@@ -333,6 +333,29 @@ void test("NAT: a VM's guest is added with one nft run, and a table flushed behi
   assert.deepEqual([...model.nft.elems.keys()], ["172.16.90.4"]);
 });
 
+void test("NAT: guests of VMs created together are added in shared nft runs; a failed shared run falls back to one by one", async () => {
+  const { runner, d, model } = setup();
+  await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-00000001", enable: true });
+  const ips = [3, 4, 5, 6, 7, 8].map((n) => `172.16.90.${n}`);
+  const before = runner.calls.length;
+  const results = await Promise.all(ips.map((ip, i) => call(d, "priv.ensure_nat", { guest_ip: ip, tap: `tap-fc-0000001${i}`, enable: true })));
+  assert.ok(results.every((r) => r.ok && (r.result as { changed: boolean }).changed), JSON.stringify(results));
+  const runs = runner.calls.slice(before).filter((c) => c.argv.join(" ") === "nft -f -");
+  assert.ok(runs.length <= 2, `${runs.length} nft runs for ${ips.length} guests`);
+  assert.equal(runner.calls.slice(before).length, runs.length, "no read-back of the ruleset");
+  assert.deepEqual([...model.nft.elems.keys()].sort(), ["172.16.90.2", ...ips].sort());
+
+  // The table is flushed behind the helper's back: the shared run fails, every guest is still added.
+  model.nft.table = false;
+  model.nft.elems.clear();
+  model.nft.marker = false;
+  const more = ["172.16.90.20", "172.16.90.21", "172.16.90.22"];
+  const again = await Promise.all(more.map((ip, i) => call(d, "priv.ensure_nat", { guest_ip: ip, tap: `tap-fc-0000002${i}`, enable: true })));
+  assert.ok(again.every((r) => r.ok), JSON.stringify(again));
+  assert.equal(model.nft.table, true);
+  assert.deepEqual([...model.nft.elems.keys()].sort(), more);
+});
+
 void test("NAT leaves ip_forward alone when it was already on", async () => {
   const { d, fwd } = setup();
   fwd.on = true;
