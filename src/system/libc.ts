@@ -1,4 +1,5 @@
 import koffi, { type LibraryHandle } from "koffi";
+import { constants as osConstants } from "node:os";
 
 /**
  * The few libc calls Node has no API for, bound once through FFI. Each one
@@ -77,14 +78,17 @@ function bind(): Libc {
 
 /** An Error carrying errno's symbolic code (ENXIO, EXDEV, ...), like Node's own fs errors. */
 export function errnoError(what: string, errno: number): NodeJS.ErrnoException {
-  const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+  const code = errnoName(errno);
   const e: NodeJS.ErrnoException = new Error(`${what}: ${code}`);
   e.code = code;
   e.errno = errno;
   return e;
 }
 
-const ERRNO_NAMES: Readonly<Record<number, string>> = {
-  1: "EPERM", 2: "ENOENT", 6: "ENXIO", 9: "EBADF", 12: "ENOMEM", 13: "EACCES", 16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 19: "ENODEV",
-  22: "EINVAL", 24: "EMFILE", 28: "ENOSPC", 38: "ENOSYS", 40: "ELOOP", 95: "EOPNOTSUPP", 99: "EADDRNOTAVAIL",
-};
+let errnoNames: ReadonlyMap<number, string> | undefined;
+
+/** ENOENT for 2, and so on (Node's own table); "errno N" for a number it does not know. */
+export function errnoName(errno: number): string {
+  errnoNames ??= new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+  return errnoNames.get(errno) ?? `errno ${errno}`;
+}

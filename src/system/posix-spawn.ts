@@ -1,6 +1,6 @@
 import { constants as osConstants } from "node:os";
 import { Socket } from "node:net";
-import { libc, libcLibrary } from "./libc.js";
+import { errnoError, libc, libcLibrary } from "./libc.js";
 
 /**
  * Starting a tool with posix_spawn(3) instead of child_process.spawn. libuv
@@ -70,6 +70,9 @@ interface Bindings {
   close(fd: number): number;
   waitpid(pid: number, status: Buffer, options: number): number;
   errno(): number;
+  /** Signal sets for every spawn: none blocked; every catchable one back to its default. */
+  readonly noSignals: Buffer;
+  readonly allSignals: Buffer;
 }
 
 let bound: Bindings | undefined;
@@ -101,7 +104,13 @@ function bindings(): Bindings {
     close: f("int close(int fd)"),
     waitpid: f("int waitpid(int pid, uint8_t *status, int options)"),
     errno: () => libc().errno(),
+    noSignals: Buffer.alloc(OPAQUE_BYTES),
+    allSignals: Buffer.alloc(OPAQUE_BYTES),
   };
+  bound.sigEmpty(bound.noSignals);
+  bound.sigFill(bound.allSignals);
+  bound.sigDel(bound.allSignals, SIGKILL);
+  bound.sigDel(bound.allSignals, SIGSTOP);
   return bound;
 }
 
@@ -111,7 +120,7 @@ function check(rc: number, what: string): void {
 
 function pipe(b: Bindings): [number, number] {
   const fds = Buffer.alloc(8);
-  if (b.pipe2(fds, O_CLOEXEC) !== 0) throw new Error(`pipe2 failed (errno ${b.errno()})`);
+  if (b.pipe2(fds, O_CLOEXEC) !== 0) throw errnoError("pipe2", b.errno());
   return [fds.readInt32LE(0), fds.readInt32LE(4)];
 }
 
@@ -133,29 +142,18 @@ function spawnWith(b: Bindings, argv: readonly string[], fds: readonly number[],
   try {
     const sources = fds.map((fd) => {
       const high = b.dupCloexec(fd, HIGH_FD);
-      if (high < 0) throw new Error(`fcntl(F_DUPFD_CLOEXEC) of fd ${fd} failed (errno ${b.errno()})`);
+      if (high < 0) throw errnoError(`fcntl(F_DUPFD_CLOEXEC) of fd ${fd}`, b.errno());
       toClose.push(high);
       return high;
     });
     sources.forEach((fd, target) => { check(b.addDup2(actions, fd, target), "posix_spawn_file_actions_adddup2"); });
     if (options.cwd !== undefined) check(b.addChdir(actions, options.cwd), "posix_spawn_file_actions_addchdir_np");
-    const none = Buffer.alloc(OPAQUE_BYTES);
-    b.sigEmpty(none);
-    const all = Buffer.alloc(OPAQUE_BYTES);
-    b.sigFill(all);
-    b.sigDel(all, SIGKILL);
-    b.sigDel(all, SIGSTOP);
-    check(b.setSigMask(attr, none), "posix_spawnattr_setsigmask");
-    check(b.setSigDefault(attr, all), "posix_spawnattr_setsigdefault");
+    check(b.setSigMask(attr, b.noSignals), "posix_spawnattr_setsigmask");
+    check(b.setSigDefault(attr, b.allSignals), "posix_spawnattr_setsigdefault");
     check(b.setFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (options.setsid === true ? POSIX_SPAWN_SETSID : 0)), "posix_spawnattr_setflags");
     const pidBuf = Buffer.alloc(4);
     const rc = b.spawnp(pidBuf, file, actions, attr, [...argv, null], envp);
-    if (rc !== 0) {
-      const e: NodeJS.ErrnoException = new Error(`spawn ${file} ${errnoName(rc)}`);
-      e.code = errnoName(rc);
-      e.errno = -rc;
-      throw e;
-    }
+    if (rc !== 0) throw errnoError(`spawn ${file}`, rc);
     return pidBuf.readInt32LE(0);
   } finally {
     for (const fd of toClose) b.close(fd);
@@ -229,10 +227,4 @@ function decodeStatus(status: number): { code: number | null; signal: NodeJS.Sig
   if (sig === 0) return { code: (status >> 8) & 0xff, signal: null };
   const name = Object.entries(osConstants.signals).find(([, n]) => n === sig)?.[0] as NodeJS.Signals | undefined;
   return { code: null, signal: name ?? null };
-}
-
-const ERRNO_BY_NUMBER: Readonly<Record<number, string>> = { 1: "EPERM", 2: "ENOENT", 7: "E2BIG", 8: "ENOEXEC", 11: "EAGAIN", 12: "ENOMEM", 13: "EACCES", 20: "ENOTDIR", 21: "EISDIR", 40: "ELOOP" };
-
-function errnoName(n: number): string {
-  return ERRNO_BY_NUMBER[n] ?? `errno ${n}`;
 }
