@@ -31,7 +31,8 @@ function optValue(field: string, value: string): string {
  * - drives are `if=none` + virtio-blk-device in root-then-work order, so the
  *   guest sees /dev/vda (root) and /dev/vdb (work).
  * - `-runas uid:gid` (qemu >= 7.2 accepts numeric ids) drops privileges after
- *   device setup: the VMM never runs the guest as root.
+ *   device setup: the VMM never runs the guest as root, unless root owns the
+ *   install (see runAsArgs).
  */
 export function buildQemuArgv(qemuBin: string, spec: VmSpec, runAs: RunAs): string[] {
   if (hasControlChars(spec.cmdline)) throw new Error("cmdline: contains a control character");
@@ -60,9 +61,18 @@ export function buildQemuArgv(qemuBin: string, spec: VmSpec, runAs: RunAs): stri
     "-chardev", `file,id=con0,path=${optValue("consoleLog", spec.consoleLog)},append=on`,
     "-serial", "chardev:con0",
     "-qmp", `unix:${optValue("controlSocket", spec.controlSocket)},server=on,wait=off`,
-    "-runas", `${runAs.uid}:${runAs.gid}`,
+    ...runAsArgs(runAs),
   );
   return argv;
+}
+
+/**
+ * `-runas` for an owner other than root. For root there is nothing to drop to, and qemu would
+ * refuse to run: after dropping it checks that setuid(0) now fails, and exits with "Dropping
+ * privileges failed" when it does not.
+ */
+function runAsArgs(runAs: RunAs): string[] {
+  return runAs.uid === 0 ? [] : ["-runas", `${runAs.uid}:${runAs.gid}`];
 }
 
 /**
@@ -80,7 +90,7 @@ export function buildKvmProbeArgv(qemuBin: string, kernelPath: string, runAs: Ru
     "-kernel", optValue("kernelPath", kernelPath),
     "-append", "console=ttyS0 panic=-1 reboot=k root=/dev/banger-probe-none",
     "-serial", "stdio",
-    "-runas", `${runAs.uid}:${runAs.gid}`,
+    ...runAsArgs(runAs),
   ];
 }
 

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { buildFirecrackerArgv, buildJailerArgv } from "../../../src/vmm/firecracker/argv.js";
 import { buildBootSteps, directPaths } from "../../../src/vmm/firecracker/boot-steps.js";
 import { jailLayout, planJail } from "../../../src/vmm/firecracker/jail.js";
-import { buildQemuArgv } from "../../../src/vmm/qemu/argv.js";
+import { buildKvmProbeArgv, buildQemuArgv } from "../../../src/vmm/qemu/argv.js";
 import { sampleSpec, VM_ID } from "./fixtures.js";
 
 const D = `/var/lib/banger/vms/${VM_ID}`;
@@ -40,6 +40,13 @@ void test("qemu argv: kvm uses -cpu host; no initrd means no -initrd", () => {
   assert.equal(argv[argv.indexOf("-accel") + 1], "kvm");
   assert.equal(argv[argv.indexOf("-cpu") + 1], "host");
   assert.equal(argv.includes("-initrd"), false);
+});
+
+void test("qemu argv: an install owned by root gets no -runas (qemu would exit: it cannot drop root to root)", () => {
+  assert.equal(buildQemuArgv("/usr/bin/qemu-system-x86_64", sampleSpec(), { uid: 0, gid: 0 }).includes("-runas"), false);
+  assert.equal(buildKvmProbeArgv("/usr/bin/qemu-system-x86_64", "/k", { uid: 0, gid: 0 }).includes("-runas"), false);
+  const probe = buildKvmProbeArgv("/usr/bin/qemu-system-x86_64", "/k", { uid: 1000, gid: 1001 });
+  assert.equal(probe[probe.indexOf("-runas") + 1], "1000:1001");
 });
 
 void test("qemu argv refuses values that would smuggle qemu options", () => {
