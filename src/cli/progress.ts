@@ -69,13 +69,15 @@ export class ProgressRenderer {
 export async function followOperation(ctx: CliContext, operationId: string, label: string, opts: FollowOptions = {}): Promise<OperationView> {
   const renderer = opts.quiet === true ? undefined : new ProgressRenderer(ctx.stderr, label);
   const waitMs = renderer !== undefined && ctx.stderr.isTTY === true ? SPINNER_TICK_MS : QUIET_WAIT_MS;
-  let op = await ctx.call("operation.get", { id: operationId }, 10_000, opts.opIdForCalls);
+  // A long poll from revision 0 (a new operation's): the daemon answers the moment a step changes, so
+  // the CLI neither lags behind the operation nor keeps the daemon busy answering "nothing new", and
+  // needs no separate operation.get first (an operation that already moved on is answered at once).
+  let revision = 0;
   for (;;) {
+    const op = await ctx.call("operation.wait", { id: operationId, after_revision: revision, timeout_ms: waitMs }, waitMs + 10_000, opts.opIdForCalls);
     renderer?.render(op);
     if (op.state !== "running") return op;
-    // A long poll: the daemon answers the moment a step changes, so the CLI neither lags behind the
-    // operation nor keeps the daemon busy answering "nothing new" many times a second.
-    op = await ctx.call("operation.wait", { id: operationId, after_revision: op.revision, timeout_ms: waitMs }, waitMs + 10_000, opts.opIdForCalls);
+    revision = op.revision;
   }
 }
 

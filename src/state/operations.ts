@@ -94,10 +94,11 @@ export class DuplicateOperationError extends Error {
 
 /**
  * How long a waiter lets a burst of step changes settle before answering (the end is never
- * delayed): at most ~10 answers a second per follower, each a round trip, however busy the
- * daemon is; a step line shown 100 ms late is not something a person sees.
+ * delayed): at most ~4 answers a second per follower, each a round trip, however busy the
+ * daemon is; a step line shown 250 ms late is not something a person sees, and a create's
+ * quick steps then reach the CLI in one or two answers instead of one each.
  */
-const CHANGE_GATHER_MS = 100;
+const CHANGE_GATHER_MS = 250;
 
 // One emitter per database connection: the VM and image services each keep their own repository,
 // and a waiter must hear about changes made through either.
