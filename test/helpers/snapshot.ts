@@ -61,7 +61,12 @@ function liveProcesses(pattern: string): string {
 
 /** `vmmPattern`: a string only this test's VMMs have in their cmdline (e.g. its runtime dir), so other VMs on the host do not count. */
 export async function snapshotHost(ns: NetNs, dirs: { runtimeDir: string; stateDir: string }, vmmPattern: string): Promise<HostSnapshot> {
-  const links = (await ns.run(["ip", "-o", "link", "show"])).split("\n").map((l) => l.replace(/^\d+:\s*/, "").replace(/\s+link\/.*$/, "")).sort().join("\n");
+  // Index and link-layer details vary run to run; so does carrier: a bridge whose last port just left
+  // reports NO-CARRIER and state DOWN a moment later. Which links exist, and their admin flags, is what
+  // a leak changes.
+  const links = (await ns.run(["ip", "-o", "link", "show"])).split("\n")
+    .map((l) => l.replace(/^\d+:\s*/, "").replace(/\s+link\/.*$/, "").replace(/NO-CARRIER,|,LOWER_UP/g, "").replace(/ state \S+/, ""))
+    .sort().join("\n");
   return {
     links,
     ruleset: await ns.run(["nft", "list", "ruleset"]).catch(() => ""),

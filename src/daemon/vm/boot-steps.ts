@@ -227,7 +227,11 @@ export const publishDnsStep: BootStep = {
   },
 };
 
-/** The last lines of the console log, formatted for an error message (empty when there is no log). */
+/**
+ * The last lines of the console log, formatted for an error message (empty when there is no log).
+ * A kernel panic's reason is printed before its stack and register dump, which fill the last
+ * lines; it is named first so the error says why the guest died.
+ */
 export async function consoleTail(path: string, lines = 15, maxBytes = 8192): Promise<string> {
   try {
     const fh = await open(path, "r");
@@ -236,8 +240,11 @@ export async function consoleTail(path: string, lines = 15, maxBytes = 8192): Pr
       const start = Math.max(0, size - maxBytes);
       const buf = Buffer.alloc(size - start);
       await fh.read(buf, 0, buf.length, start);
-      const text = buf.toString("utf8").split("\n").filter((l) => l.trim() !== "").slice(-lines).join("\n");
-      return text === "" ? "" : `; last console lines (${path}):\n${text}`;
+      const all = buf.toString("utf8").split("\n").filter((l) => l.trim() !== "");
+      const tail = all.slice(-lines);
+      const panic = all.findLast((l) => l.includes("Kernel panic - not syncing"));
+      const reason = panic !== undefined && !tail.includes(panic) ? `; the guest kernel panicked: ${panic.replace(/^\[\s*[\d.]+\]\s*/, "").trim()}` : "";
+      return tail.length === 0 ? "" : `${reason}; last console lines (${path}):\n${tail.join("\n")}`;
     } finally {
       await fh.close();
     }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { test, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -136,6 +136,8 @@ async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): P
   await stack.stopDaemon();
   await stack.startDaemon();
   assert.deepEqual(JSON.parse(await ok(stack, ["vm", "list", "--json"])), [], "the interrupted create was unwound");
+
+  if (vmm === "qemu") await panickingKernelScenario(t, stack);
   const after = await snapshotHost(ns, stack, stack.runtimeDir);
   assert.deepEqual(after, before, "teardown leaves links, firewall, loops, processes, sockets and files as they were");
 }
@@ -165,3 +167,25 @@ test("default Debian image: vm run --rm with no --image boots it and prints the 
   assert.match(run.stdout.trim(), /^\d+\.\d+\.\d+-\d+-cloud-amd64$/);
   assert.deepEqual(JSON.parse(await ok(stack, ["vm", "list", "--json"])), []);
 });
+
+/**
+ * A guest whose kernel panics (a root filesystem with no init): the create fails within seconds,
+ * not at the ssh timeout, says why, and leaves no VM behind (the caller's snapshot checks the rest).
+ */
+async function panickingKernelScenario(t: TestContext, stack: Stack): Promise<void> {
+  const tree = mkdtempSync("/tmp/bgt-noinit-");
+  t.after(() => { rmSync(tree, { recursive: true, force: true }); });
+  mkdirSync(join(tree, "etc"));
+  chmodSync(tree, 0o755);
+  chmodSync(join(tree, "etc"), 0o755);
+  await ok(stack, ["image", "build", "--name", "noinit", "--from", tree]);
+  const t0 = Date.now();
+  const r = await stack.cli(["vm", "create", "--image", "noinit", "--name", "e2e-panic"], { timeoutMs: 300_000 });
+  const ms = Date.now() - t0;
+  assert.notEqual(r.code, 0, "a create whose guest panics fails");
+  assert.match(r.stderr, /the VMM exited while e2e-panic was booting; the guest kernel panicked: Kernel panic - not syncing: \S/);
+  assert.match(r.stderr, /\(op-[0-9a-f]+\)/, "the error names its operation");
+  assert.ok(ms < 120_000, `failed after ${ms} ms, well before the ssh timeout`);
+  assert.deepEqual(JSON.parse(await ok(stack, ["vm", "list", "--json"])), [], "the failed create left no VM");
+  await ok(stack, ["image", "rm", "noinit"]);
+}
