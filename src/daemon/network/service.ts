@@ -30,6 +30,14 @@ export function networkService(env: DaemonEnv, opts: { linkExists?: (name: strin
     return { ip: row.ip, mac: row.mac, tap: row.tap, cid: row.cid, prefix, gateway, nameservers: dns.servers };
   };
 
+  const detach = async (lease: Lease, opId: string): Promise<void> => {
+    const errors: unknown[] = [];
+    if (env.config.network.nat) await env.helper.call(privEnsureNat, { guest_ip: lease.ip, tap: lease.tap, enable: false }, opId).catch((e: unknown) => errors.push(e));
+    // Pool taps outlive their VMs: that is the pool's point.
+    if (!isPoolTap(lease.tap)) await env.helper.call(privDeleteTap, { tap_name: lease.tap }, opId).catch((e: unknown) => errors.push(e));
+    if (errors.length > 0) throw new AggregateError(errors, `detaching ${lease.tap} (${lease.ip}) from the host network failed`);
+  };
+
   return {
     lease(vmId) {
       return Promise.resolve(toLease(allocateLease(env.db, vmId, { cidr, tapPoolSize: env.config.network.tap_pool_size })));
@@ -46,18 +54,19 @@ export function networkService(env: DaemonEnv, opts: { linkExists?: (name: strin
         throw new Error(`VM ${vmId} does not hold lease ${lease.ip}/${lease.tap} in the state store; refusing to wire someone else's address`);
       }
       // create_tap makes sure of the bridge itself; a pool tap that is already there skips it, so check the bridge then.
-      if (isPoolTap(lease.tap) && linkExists(lease.tap)) await env.helper.call(privEnsureBridge, {}, opId);
-      else await env.helper.call(privCreateTap, { tap_name: lease.tap }, opId);
-      if (env.config.network.nat) await env.helper.call(privEnsureNat, { guest_ip: lease.ip, tap: lease.tap, enable: true }, opId);
+      const tap = isPoolTap(lease.tap) && linkExists(lease.tap) ? env.helper.call(privEnsureBridge, {}, opId) : env.helper.call(privCreateTap, { tap_name: lease.tap }, opId);
+      // NAT rules name the tap and the guest address, not a live link, so both go at once: the tap is
+      // made by ioctl in a millisecond while NAT waits on an nft run.
+      const nat = env.config.network.nat ? env.helper.call(privEnsureNat, { guest_ip: lease.ip, tap: lease.tap, enable: true }, opId) : undefined;
+      const failures: unknown[] = (await Promise.allSettled([tap, nat])).flatMap((o): unknown[] => (o.status === "rejected" ? [o.reason] : []));
+      if (failures.length === 0) return;
+      // A failed attach is not undone by the create's cleanup stack (only completed steps are), so take
+      // down whichever half did succeed here; detach is idempotent about the half that did not.
+      const cleanup = await detach(lease, opId).then((): unknown[] => [], (e: unknown) => [e]);
+      throw failures.length + cleanup.length === 1 ? failures[0] : new AggregateError([...failures, ...cleanup], `attaching ${lease.tap} (${lease.ip}) failed: ${failures.map((f) => (f instanceof Error ? f.message : String(f))).join("; ")}`);
     },
 
-    async detach(_vmId, lease, opId) {
-      const errors: unknown[] = [];
-      if (env.config.network.nat) await env.helper.call(privEnsureNat, { guest_ip: lease.ip, tap: lease.tap, enable: false }, opId).catch((e: unknown) => errors.push(e));
-      // Pool taps outlive their VMs: that is the pool's point.
-      if (!isPoolTap(lease.tap)) await env.helper.call(privDeleteTap, { tap_name: lease.tap }, opId).catch((e: unknown) => errors.push(e));
-      if (errors.length > 0) throw new AggregateError(errors, `detaching ${lease.tap} (${lease.ip}) from the host network failed`);
-    },
+    detach: (_vmId, lease, opId) => detach(lease, opId),
 
     async ensureTapPool(opId) {
       const created: string[] = [];

@@ -47,7 +47,7 @@ void test("lease -> attach -> detach: bridge, owner tap, NAT, each with the call
   assert.deepEqual(lease, { ip: "172.16.90.2", mac: "02:aa:aa:aa:aa:aa", tap: "tap-fc-aaaaaaaa", cid: 3, prefix: 24, gateway: "172.16.90.1", nameservers: ["192.0.2.53"] });
   await svc.attach(vm, lease, "op-aaaaaa02");
   assert.deepEqual(calls.map((c) => [c.method, c.params, c.opId]), [
-    // create_tap ensures the bridge itself: no separate round trip.
+    // create_tap ensures the bridge itself: no separate round trip. NAT is asked for at the same time.
     ["priv.create_tap", { tap_name: "tap-fc-aaaaaaaa" }, "op-aaaaaa02"],
     ["priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-aaaaaaaa", enable: true }, "op-aaaaaa02"],
   ]);
@@ -68,6 +68,22 @@ void test("attach refuses a lease the VM does not hold", async (t) => {
   await assert.rejects(svc.attach("b".repeat(32), lease, "op-aaaaaa02"), /does not hold lease/);
   assert.deepEqual(calls, []);
 });
+
+for (const failing of ["priv.create_tap", "priv.ensure_nat"]) {
+  void test(`a failed attach (${failing}) takes down the half that worked, and reports the failure`, async (t) => {
+    const { env, calls } = setup(t, {}, failing);
+    const svc = networkService(env);
+    const lease = await svc.lease("a".repeat(32), "op-aaaaaa01");
+    // The fake fails every call of that method, so NAT's own cleanup fails too and is reported beside it.
+    await assert.rejects(svc.attach("a".repeat(32), lease, "op-aaaaaa02"), (e: unknown) => (failing === "priv.create_tap" ? e instanceof RpcError : e instanceof AggregateError && e.errors[0] instanceof RpcError) && (e as Error).message.startsWith(failing === "priv.create_tap" ? `${failing} failed` : `attaching tap-fc-aaaaaaaa (172.16.90.2) failed: ${failing} failed`));
+    assert.deepEqual(calls.map((c) => [c.method, (c.params as { enable?: boolean }).enable]), [
+      ["priv.create_tap", undefined],
+      ["priv.ensure_nat", true],
+      ["priv.ensure_nat", false],
+      ["priv.delete_tap", undefined],
+    ]);
+  });
+}
 
 void test("detach is collect-and-continue: a NAT failure still deletes the tap, and the failure is reported", async (t) => {
   const { env, calls } = setup(t, {}, "priv.ensure_nat");
