@@ -229,8 +229,8 @@ export const publishDnsStep: BootStep = {
 
 /**
  * The last lines of the console log, formatted for an error message (empty when there is no log).
- * A kernel panic's reason is printed before its stack and register dump, which fill the last
- * lines; it is named first so the error says why the guest died.
+ * A kernel panic's reason is printed before its stack and register dump, which usually fill the
+ * last lines; it is named first, always, so the error says why the guest died.
  */
 export async function consoleTail(path: string, lines = 15, maxBytes = 8192): Promise<string> {
   try {
@@ -243,7 +243,7 @@ export async function consoleTail(path: string, lines = 15, maxBytes = 8192): Pr
       const all = buf.toString("utf8").split("\n").filter((l) => l.trim() !== "");
       const tail = all.slice(-lines);
       const panic = all.findLast((l) => l.includes("Kernel panic - not syncing"));
-      const reason = panic !== undefined && !tail.includes(panic) ? `; the guest kernel panicked: ${panic.replace(/^\[\s*[\d.]+\]\s*/, "").trim()}` : "";
+      const reason = panic === undefined ? "" : `; the guest kernel panicked: ${panic.replace(/^\[\s*[\d.]+\]\s*/, "").trim()}`;
       return tail.length === 0 ? "" : `${reason}; last console lines (${path}):\n${tail.join("\n")}`;
     } finally {
       await fh.close();
