@@ -5,7 +5,8 @@
 // user, from $SUDO_USER), then runs `banger vm run --rm -- CMD`. The default image is built on first use.
 // The two daemons keep running afterwards; their logs are under the state dir.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, chownSync } from "node:fs";
+import { mkdirSync, openSync, readFileSync, chownSync } from "node:fs";
+import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -56,9 +57,19 @@ function startDetached(argv, logName) {
   child.unref();
 }
 
+// A socket file is not a server: one left by a daemon that was killed refuses connections (both
+// daemons replace such a file when they start).
+function listening(path) {
+  return new Promise((resolveListening) => {
+    const socket = connect(path);
+    socket.once("connect", () => { socket.destroy(); resolveListening(true); });
+    socket.once("error", () => { resolveListening(false); });
+  });
+}
+
 async function waitFor(path, what) {
   for (let i = 0; i < 100; i++) {
-    if (existsSync(path)) return;
+    if (await listening(path)) return;
     await sleep(100);
   }
   console.error(`quickstart: ${what} did not start; see its log in ${stateDir}`);
@@ -66,12 +77,12 @@ async function waitFor(path, what) {
 }
 
 const helperSocket = "/run/banger-root/helper.sock";
-if (!existsSync(helperSocket)) {
+if (!(await listening(helperSocket))) {
   startDetached([process.execPath, bin("bangerd-root"), "--owner", String(uid), "--owner-gid", String(gid), "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--config", configFile], "bangerd-root.log");
   await waitFor(helperSocket, "bangerd-root");
 }
 const daemonSocket = join(runtimeDir, "bangerd.sock");
-if (!existsSync(daemonSocket)) {
+if (!(await listening(daemonSocket))) {
   startDetached(asOwner([process.execPath, bin("bangerd")]), "bangerd.log");
   await waitFor(daemonSocket, "bangerd");
 }
