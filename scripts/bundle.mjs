@@ -32,3 +32,7 @@ for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", [doctorApa
   });
   chmodSync(outfile, 0o755);
 }
+
+// The Firecracker API double (tests only) is started as a VMM binary: tsc emits it without the
+// execute bit, and tests running as a user other than the checkout's owner cannot add it.
+chmodSync("dist/test/fc-double/firecracker-double.js", 0o755);

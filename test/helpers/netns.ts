@@ -12,6 +12,11 @@ export interface NetNs {
   /** argv prefix that runs a command inside the namespace. */
   exec(argv: readonly string[]): string[];
   run(argv: readonly string[]): Promise<string>;
+  /**
+   * Set a sysctl inside the namespace (`net.ipv4.ip_forward`, "0"). A new namespace copies the
+   * host's IPv4 settings (net.core.devconf_inherit_init_net), so a test sets what it relies on.
+   */
+  sysctl(key: string, value: string): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -25,6 +30,11 @@ export async function createNetNs(prefix = "bgt"): Promise<NetNs> {
     name,
     exec,
     run: (argv) => runText(systemRunner, exec(argv)),
+    async sysctl(key, value) {
+      if (!/^[a-z0-9_]+(\.[a-z0-9_-]+)+$/.test(key)) throw new Error(`not a sysctl name: ${key}`);
+      const path = `/proc/sys/${key.replaceAll(".", "/")}`;
+      await systemRunner.run(exec([process.execPath, "-e", "require('node:fs').writeFileSync(process.argv[1], process.argv[2])", path, value]));
+    },
     async destroy() {
       if (destroyed) return;
       destroyed = true;

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chownSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { MountNs } from "./kvm-stand-in.js";
 import type { NetNs } from "./netns.js";
 import type { TestUser } from "./users.js";
 
@@ -48,6 +49,8 @@ export interface StackOptions {
   readonly daemonNodeFlags?: readonly string[];
   /** Node flags for bangerd-root (e.g. --perf-basic-prof when profiling). */
   readonly helperNodeFlags?: readonly string[];
+  /** Run bangerd inside this mount namespace (e.g. one with a stand-in /dev/kvm). */
+  readonly daemonMountNs?: MountNs;
 }
 
 function asUser(user: TestUser, argv: readonly string[], netns?: NetNs): string[] {
@@ -103,7 +106,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   let daemon: ChildProcess | undefined;
   const startDaemon = async (): Promise<void> => {
-    const cmd = asUser(user, [process.execPath, ...(opts.daemonNodeFlags ?? []), BIN.bangerd], netns);
+    const asOwner = asUser(user, [process.execPath, ...(opts.daemonNodeFlags ?? []), BIN.bangerd], netns);
+    const cmd = opts.daemonMountNs !== undefined ? opts.daemonMountNs.enter(asOwner) : asOwner;
     daemon = spawn(cmd[0] ?? "", cmd.slice(1), { stdio: ["ignore", openSync(daemonLogFile, "a"), openSync(daemonLogFile, "a")], env });
     await waitForSocket(env["BANGER_SOCKET"] ?? "", daemon, daemonLogFile, "bangerd");
   };

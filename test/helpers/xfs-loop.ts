@@ -27,10 +27,20 @@ export async function createXfsLoop(prefix: string, sizeGib: number): Promise<Xf
     destroyed = true;
     const errors: unknown[] = [];
     if (mounted) {
+      // A test that failed half way can leave loop devices (or a dm target over them) on files in
+      // this filesystem; they keep it busy. Take them down first, and report them as the failure
+      // they are, so the host is clean for the next test either way.
+      for (const line of await loopDevices(`${mnt}/`).catch((e: unknown) => { errors.push(e); return []; })) {
+        const dev = line.split(" ")[0] ?? "";
+        errors.push(new Error(`loop device ${dev} was left on ${line.split(" ")[1] ?? "?"}`));
+        await systemRunner.run(["losetup", "--detach", dev]).catch((e: unknown) => errors.push(e));
+      }
       try {
         await systemRunner.run(["umount", mnt]);
       } catch (e) {
         errors.push(e);
+        // Still busy (an open file somewhere): detach it from the tree now, the kernel frees it when the last user goes.
+        await systemRunner.run(["umount", "--lazy", mnt]).catch((e2: unknown) => errors.push(e2));
       }
     }
     if (loop !== "") {

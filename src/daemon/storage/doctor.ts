@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { detectCloneStrategy, probeReflink, REFLINK_ADVICE } from "./detect.js";
 import type { CloneStrategyName } from "./types.js";
@@ -25,7 +25,7 @@ export async function storageDoctorCheck(stateDir: string, configured: "auto" | 
   const probe = (): Promise<string | undefined> => (dir === stateDir ? probeReflink(stateDir) : probeReflink(dir, join(dir, ".banger-clone-probe")));
   const choice = await detectCloneStrategy({ stateDir, configured, opId: "op-doctor0", probeReflink: probe });
   const o1 = choice.strategy !== "copy";
-  const dmNote = existsSync("/dev/mapper/control") ? " (device-mapper present: the daemon may use dm-snapshot)" : "";
+  const dmNote = deviceMapperRegistered() ? " (device-mapper present: the daemon may use dm-snapshot)" : "";
   return {
     name: "clone",
     status: o1 ? "ok" : "warn",
@@ -33,4 +33,17 @@ export async function storageDoctorCheck(stateDir: string, configured: "auto" | 
     ...(o1 ? {} : { fix: choice.advice !== "" ? choice.advice : REFLINK_ADVICE }),
     required: false,
   };
+}
+
+/**
+ * The dm driver registers itself in /proc/misc (readable without root). A
+ * /dev/mapper/control node alone proves nothing: udev or a package's
+ * postinst can make one on a kernel with no dm driver behind it.
+ */
+function deviceMapperRegistered(): boolean {
+  try {
+    return /^\s*\d+ device-mapper$/m.test(readFileSync("/proc/misc", "utf8"));
+  } catch {
+    return false;
+  }
 }

@@ -3,6 +3,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { test, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { CleanupStack } from "../../../src/daemon/vm/steps.js";
+import { mountNsWithKvm } from "../../helpers/kvm-stand-in.js";
 import { createNetNs } from "../../helpers/netns.js";
 import { queryA } from "../../helpers/dns-query.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
@@ -10,7 +12,7 @@ import { snapshotHost } from "../../helpers/snapshot.js";
 import { startStack, type Stack } from "../../helpers/stack.js";
 import { ensureTestUser } from "../../helpers/users.js";
 
-const SKIP = requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft"));
+const SKIP = requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft", "nsenter", "unshare"));
 const DOUBLE = join(resolve(import.meta.dirname, "..", ".."), "fc-double", "firecracker-double.js");
 
 function config(vmm: "qemu" | "firecracker", memoryMib = 256): string {
@@ -44,12 +46,17 @@ for (const vmm of ["qemu", "firecracker"] as const) {
 }
 
 async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): Promise<void> {
-  if (vmm === "firecracker") chmodSync(DOUBLE, 0o755);
   const user = await ensureTestUser();
+  // Undone last-first, after the test, whether it passed or not: the stack before the namespaces it runs in.
+  const cleanup = new CleanupStack();
+  t.after(() => cleanup.run());
   const ns = await createNetNs("bgt-e2e");
-  t.after(() => ns.destroy());
-  const stack = await startStack({ user, netns: ns, config: config(vmm) });
-  t.after(async () => {
+  cleanup.push("netns", () => ns.destroy());
+  // The double boots with TCG, but the daemon refuses firecracker without /dev/kvm: give it one to see.
+  const mountNs = vmm === "firecracker" ? await mountNsWithKvm() : undefined;
+  if (mountNs !== undefined) cleanup.push("mount namespace", () => mountNs.destroy());
+  const stack = await startStack({ user, netns: ns, config: config(vmm), ...(mountNs !== undefined ? { daemonMountNs: mountNs } : {}) });
+  cleanup.push("stack", async () => {
     // Leave nothing behind even when an assertion failed half way.
     await stack.cli(["vm", "rm", "--force", "e2e-a", "e2e-b", "e2e-c"]).catch(() => undefined);
     await stack.stop();

@@ -24,10 +24,14 @@ async function ipForward(ns: NetNs): Promise<string> {
   return ns.run(["cat", "/proc/sys/net/ipv4/ip_forward"]);
 }
 
-for (const backend of ["nftables", "iptables"] as const) {
-  void test(`${backend}: bridge + owner-owned taps with the configured CIDR; NAT present while enabled, gone after; ip link / ruleset identical before and after`, { skip: requires(needsRoot(), needsCommands("ip", "nft", "iptables-save")) }, async (t) => {
+for (const [backend, forwarding] of [["nftables", "0"], ["iptables", "0"], ["nftables", "1"]] as const) {
+  // banger switches forwarding on for its guests and back off after the last one only if it was off;
+  // a host that already forwards (a router, docker, an earlier quickstart) keeps it on.
+  const owned = forwarding === "0";
+  void test(`${backend}, ip_forward=${forwarding} before: bridge + owner-owned taps with the configured CIDR; NAT present while enabled, gone after; ip link / ruleset / forwarding identical before and after`, { skip: requires(needsRoot(), needsCommands("ip", "nft", "iptables-save")) }, async (t) => {
     const ns = await createNetNs("bgt-net");
     t.after(() => ns.destroy());
+    await ns.sysctl("net.ipv4.ip_forward", forwarding);
     if (backend === "iptables") {
       // iptables-nft creates builtin tables/chains lazily on first use and (rightly) nobody deletes them. A real
       // host running iptables already has them; make this namespace look like one before the snapshot.
@@ -40,7 +44,7 @@ for (const backend of ["nftables", "iptables"] as const) {
     const linksBefore = await links(ns);
     const nftBefore = await ns.run(["nft", "list", "ruleset"]);
     const iptBefore = await iptablesSave(ns);
-    assert.equal(await ipForward(ns), "0");
+    assert.equal(await ipForward(ns), forwarding);
 
     const helper = await startHelperInNetns(ns, OWNER, CFG(backend));
     t.after(() => helper.stop());
@@ -78,7 +82,7 @@ for (const backend of ["nftables", "iptables"] as const) {
     }
     const status = await helper.call(privNetworkStatus, {});
     assert.deepEqual(status.taps, ["tap-fc-0000aaaa", "tap-pool-0"]);
-    assert.deepEqual(status.nat, { backend, guests: [{ ip: "172.16.91.3", tap: "tap-pool-0" }, { ip: "172.16.91.2", tap: "tap-fc-0000aaaa" }].sort((a, b) => (backend === "nftables" ? a.ip.localeCompare(b.ip) : b.ip.localeCompare(a.ip))), ip_forward_enabled_by_banger: true });
+    assert.deepEqual(status.nat, { backend, guests: [{ ip: "172.16.91.3", tap: "tap-pool-0" }, { ip: "172.16.91.2", tap: "tap-fc-0000aaaa" }].sort((a, b) => (backend === "nftables" ? a.ip.localeCompare(b.ip) : b.ip.localeCompare(a.ip))), ip_forward_enabled_by_banger: owned });
 
     // "Delete" the first VM: its rules go, the other's stay.
     await helper.call(privEnsureNat, { guest_ip: "172.16.91.2", tap: "tap-fc-0000aaaa", enable: false });
@@ -89,7 +93,7 @@ for (const backend of ["nftables", "iptables"] as const) {
     await helper.call(privDeleteTap, { tap_name: "tap-pool-0" });
     assert.equal(await ns.run(["nft", "list", "ruleset"]), nftBefore, "nft ruleset identical after the last VM");
     assert.equal(await iptablesSave(ns), iptBefore, "iptables-save identical after the last VM");
-    assert.equal(await ipForward(ns), "0", "ip_forward restored");
+    assert.equal(await ipForward(ns), forwarding, "ip_forward restored");
     assert.deepEqual(await helper.call(privRemoveNatAll, {}), { removed: [] });
 
     // Uninstall removes the bridge too: links identical to before.
@@ -100,7 +104,7 @@ for (const backend of ["nftables", "iptables"] as const) {
     assert.equal(await links(ns), linksBefore, "ip link identical after teardown");
     assert.equal(await ns.run(["nft", "list", "ruleset"]), nftBefore);
     assert.equal(await iptablesSave(ns), iptBefore);
-    assert.equal(await ipForward(ns), "0");
+    assert.equal(await ipForward(ns), forwarding);
   });
 }
 

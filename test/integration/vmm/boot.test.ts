@@ -50,7 +50,6 @@ async function makeWorld(kind: string): Promise<World> {
   const runtimeDir = join(base, "run");
   mkdirSync(stateDir, { recursive: true });
   mkdirSync(runtimeDir, { recursive: true });
-  chmodSync(DOUBLE, 0o755);
   const config = join(base, "config.toml");
   writeFileSync(config, `[vmm]\nfirecracker_bin = "${DOUBLE}"\njailer = "never"\nstop_timeout_s = 30\n`);
   const ns = await createNetNs("bgt-vmm");

@@ -1,3 +1,4 @@
+import { mkdtempSync, rmSync } from "node:fs";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildVmSpec, vmmDepsFromDriver } from "../../../src/daemon/vm/vmm-adapter.js";
@@ -32,7 +33,10 @@ void test("qemu gets the bzImage, the QMP socket and the TCG cmdline extra; fire
   assert.deepEqual(f.vsock, { cid: 9, udsPath: "/r/vm/0123456789ab/vsock.sock" });
 });
 
-void test("the adapter round-trips the driver handle through the lifecycle's handle", async () => {
+void test("the adapter round-trips the driver handle through the lifecycle's handle", async (t) => {
+  // launch makes the VM's runtime dir: a temp dir of this test's own, never a path on the host.
+  const run = mkdtempSync("/tmp/bgt-adapter-");
+  t.after(() => { rmSync(run, { recursive: true, force: true }); });
   const seen: { launched?: VmSpec; stopped?: [VmmHandle, StopOptions]; checked?: VmmHandle } = {};
   const driver: VmmDriver = {
     kind: "qemu",
@@ -43,13 +47,13 @@ void test("the adapter round-trips the driver handle through the lifecycle's han
     adopt: () => Promise.reject(new Error("unused")),
     stats: () => Promise.reject(new Error("unused")),
   };
-  const deps = vmmDepsFromDriver(driver, "tcg", "/r");
+  const deps = vmmDepsFromDriver(driver, "tcg", run);
   const h = await deps.launch(spec, "op-abcdef");
   assert.equal(h.pid, 77);
   // What the lifecycle persists and reads back (JSON round trip).
   const back = JSON.parse(JSON.stringify(h)) as typeof h;
   assert.equal(await deps.isAlive(back), true);
-  assert.deepEqual(seen.checked, { kind: "qemu", vmId: spec.vmId, pid: 77, controlSocket: "/r/vm/0123456789ab/qmp.sock", pidFile: "/r/vm/0123456789ab/vmm.pid" });
+  assert.deepEqual(seen.checked, { kind: "qemu", vmId: spec.vmId, pid: 77, controlSocket: `${run}/vm/0123456789ab/qmp.sock`, pidFile: `${run}/vm/0123456789ab/vmm.pid` });
   await deps.stop(back, { timeoutMs: 5000, force: true }, "op-abcdef");
   assert.deepEqual(seen.stopped?.[1], { timeoutMs: 5000, force: true });
   await assert.rejects(deps.stop({ kind: "qemu", pid: 1, controlSocket: "/x" }, { timeoutMs: 1, force: true }, "op-abcdef"), /lacks vmId\/pidFile/);

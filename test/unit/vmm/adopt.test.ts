@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -13,7 +13,6 @@ import { firecrackerDriver } from "../../../src/vmm/firecracker/driver.js";
 import { parseCmdline } from "../../../src/vmm/identity.js";
 
 const DOUBLE = fileURLToPath(new URL("../../fc-double/firecracker-double.js", import.meta.url));
-chmodSync(DOUBLE, 0o755);
 const VM_A = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const VM_B = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -11,7 +11,6 @@ import { buildBootSteps, directPaths } from "../../../src/vmm/firecracker/boot-s
 import { sampleSpec } from "./fixtures.js";
 
 export const DOUBLE = fileURLToPath(new URL("../../fc-double/firecracker-double.js", import.meta.url));
-chmodSync(DOUBLE, 0o755);
 
 const dir = mkdtempSync("/tmp/bgt-vmm-api-");
 const pids: number[] = [];

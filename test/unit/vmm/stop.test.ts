@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { privEnsureSocketAccess, privFindFirecrackerPid, privProcessRunning } from "../../../src/rpc/priv/vmm.js";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -16,7 +16,6 @@ import { inProcessHelper } from "../../helpers/in-process-helper.js";
 import { needsRoot } from "../../helpers/requirements.js";
 
 const DOUBLE = fileURLToPath(new URL("../../fc-double/firecracker-double.js", import.meta.url));
-chmodSync(DOUBLE, 0o755);
 const VM = "cccccccccccccccccccccccccccccccc";
 const base = mkdtempSync("/tmp/bgt-vmm-stop-");
 const runtimeDir = join(base, "run");
