@@ -1,3 +1,4 @@
+import { constants, copyFileSync, existsSync } from "node:fs";
 import Database from "better-sqlite3";
 import { MIGRATIONS } from "./migrations.js";
 
@@ -7,15 +8,76 @@ export type Db = Database.Database;
  * Opens (creating if needed) the state database: WAL for concurrent readers,
  * foreign keys on, a busy timeout so two processes never fail on a lock, and
  * every pending migration applied in one transaction each.
+ *
+ * A database this banger cannot trust is refused before anything writes to
+ * it: one that is not SQLite or fails `quick_check` (a disk that filled or a
+ * host that crashed under a non-WAL copy), and one from a newer banger (its
+ * schema would be misread). The refusal names a copy made beside it, so the
+ * user can move the original away and still has the data. Before migrating a
+ * database forward, a consistent copy of the old version is kept as well.
  */
 export function openDatabase(path: string): Db {
   const db = new Database(path);
-  db.pragma("journal_mode = WAL");
-  db.pragma("foreign_keys = ON");
-  db.pragma("busy_timeout = 5000");
-  db.pragma("synchronous = NORMAL");
-  migrate(db);
-  return db;
+  try {
+    // Reads only: nothing below may change a file that is about to be refused.
+    const current = db.pragma("user_version", { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new StateDbRefusedError(path, `was written by a newer banger (schema version ${current}; this banger knows up to ${MIGRATIONS.length})`, "run that newer banger, or move the database away to start with an empty state");
+    }
+    if (current > 0) {
+      const check = db.pragma("quick_check", { simple: true });
+      if (check !== "ok") throw new StateDbRefusedError(path, `failed its integrity check (${String(check)})`, RESTORE_HINT);
+      if (current < MIGRATIONS.length) db.exec(`VACUUM INTO ${sqlString(freshName(`${path}.schema-v${current}.bak`))}`);
+    }
+    db.pragma("journal_mode = WAL");
+    db.pragma("foreign_keys = ON");
+    db.pragma("busy_timeout = 5000");
+    db.pragma("synchronous = NORMAL");
+    migrate(db);
+    return db;
+  } catch (e) {
+    db.close();
+    if (e instanceof StateDbRefusedError) throw e.withCopy();
+    if (isCorrupt(e)) throw new StateDbRefusedError(path, `is not a readable SQLite database (${(e as Error).message})`, RESTORE_HINT).withCopy();
+    throw e;
+  }
+}
+
+const RESTORE_HINT = "restore a backup of it, or move it away to start with an empty state (images and VMs are then unknown to banger)";
+
+/** The daemon refuses a state database it cannot trust; the message says where a copy of it is. */
+export class StateDbRefusedError extends Error {
+  override readonly name = "StateDbRefusedError";
+  constructor(readonly path: string, readonly problem: string, readonly hint: string, readonly copy?: string) {
+    super(`state database ${path} ${problem}; refusing to start rather than change it. It is left as it was${copy !== undefined ? `, and a copy is at ${copy}` : ""}: ${hint}`);
+  }
+
+  /** Copy the database (and its WAL, which holds committed rows) beside it, never over an existing file. */
+  withCopy(): StateDbRefusedError {
+    const copy = freshName(`${this.path}.refused-${new Date().toISOString().replaceAll(":", "")}`);
+    try {
+      copyFileSync(this.path, copy, constants.COPYFILE_EXCL);
+      if (existsSync(`${this.path}-wal`)) copyFileSync(`${this.path}-wal`, `${copy}-wal`, constants.COPYFILE_EXCL);
+    } catch {
+      return this; // a full disk must not hide the refusal itself
+    }
+    return new StateDbRefusedError(this.path, this.problem, this.hint, copy);
+  }
+}
+
+function isCorrupt(e: unknown): boolean {
+  return e instanceof Database.SqliteError && /^SQLITE_(NOTADB|CORRUPT)/.test(e.code);
+}
+
+/** `base`, or `base.1`, `base.2`, ... : the first name not taken, so no backup is ever overwritten. */
+function freshName(base: string): string {
+  let name = base;
+  for (let i = 1; existsSync(name); i++) name = `${base}.${i}`;
+  return name;
+}
+
+function sqlString(s: string): string {
+  return `'${s.replaceAll("'", "''")}'`;
 }
 
 export function migrate(db: Db): void {

@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { after, test } from "node:test";
+import Database from "better-sqlite3";
+import { MIGRATIONS } from "../../../src/state/migrations.js";
+import { openDatabase, StateDbRefusedError } from "../../../src/state/database.js";
+
+const base = mkdtempSync("/tmp/bgt-statedb-");
+after(() => { rmSync(base, { recursive: true, force: true }); });
+let n = 0;
+const fresh = (): string => mkdtempSync(join(base, `${n++}-`));
+const sha = (p: string): string => createHash("sha256").update(readFileSync(p)).digest("hex");
+
+function refusal(path: string): StateDbRefusedError {
+  let caught: unknown;
+  try {
+    openDatabase(path).close();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof StateDbRefusedError, `expected a refusal, got ${String(caught)}`);
+  return caught;
+}
+
+function assertRefusedWithCopy(path: string, problem: RegExp): void {
+  const before = sha(path);
+  const e = refusal(path);
+  assert.match(e.message, problem);
+  assert.ok(e.message.includes(path), "names the database");
+  assert.ok(e.copy !== undefined && e.message.includes(`a copy is at ${e.copy}`), e.message);
+  assert.equal(sha(e.copy), before, "the copy holds what the database held");
+  assert.equal(sha(path), before, "the database itself is untouched");
+  // A second refusal never overwrites the first copy.
+  const again = refusal(path);
+  assert.notEqual(again.copy, e.copy);
+  assert.equal(sha(e.copy), before);
+}
+
+void test("a file that is not SQLite is refused, left as it was, and copied beside itself", () => {
+  const path = join(fresh(), "banger.db");
+  writeFileSync(path, "this is not a database, it is what a crash left behind\n".repeat(200));
+  assertRefusedWithCopy(path, /is not a readable SQLite database/);
+});
+
+void test("a database with a damaged page is refused", () => {
+  const path = join(fresh(), "banger.db");
+  const db = openDatabase(path);
+  db.exec("CREATE TABLE filler (x TEXT)");
+  const insert = db.prepare("INSERT INTO filler VALUES (?)");
+  for (let i = 0; i < 2000; i++) insert.run(`row ${i} ${"x".repeat(100)}`);
+  db.pragma("wal_checkpoint(TRUNCATE)");
+  db.close();
+  const bytes = readFileSync(path);
+  // Garbage over the middle pages: the header still says SQLite, the b-tree does not hold.
+  bytes.fill(0xa5, 8 * 4096, 24 * 4096);
+  writeFileSync(path, bytes);
+  assertRefusedWithCopy(path, /failed its integrity check|is not a readable SQLite database/);
+});
+
+void test("a database from a newer banger is refused, not migrated or written", () => {
+  const path = join(fresh(), "banger.db");
+  const db = new Database(path);
+  db.exec("CREATE TABLE future (x TEXT)");
+  db.pragma(`user_version = ${MIGRATIONS.length + 5}`);
+  db.close();
+  assertRefusedWithCopy(path, new RegExp(`newer banger \\(schema version ${MIGRATIONS.length + 5}; this banger knows up to ${MIGRATIONS.length}\\)`));
+});
+
+void test("migrating forward keeps a copy of the old version first", () => {
+  const path = join(fresh(), "banger.db");
+  const old = new Database(path);
+  old.exec(MIGRATIONS[0] ?? "");
+  old.pragma("user_version = 1");
+  old.prepare("INSERT INTO images (name, source, kernel_path, rootfs_path, size_bytes, created_at) VALUES ('tiny', 'busybox', '/k', '/r', 1, 'now')").run();
+  old.close();
+  const db = openDatabase(path);
+  assert.equal(db.pragma("user_version", { simple: true }), MIGRATIONS.length);
+  db.close();
+  const backup = new Database(`${path}.schema-v1.bak`, { readonly: true });
+  assert.equal(backup.pragma("user_version", { simple: true }), 1);
+  assert.deepEqual(backup.prepare("SELECT name FROM images").all(), [{ name: "tiny" }]);
+  backup.close();
+  // An up-to-date database is opened as it is: no copy per start.
+  openDatabase(path).close();
+  assert.equal(existsSync(`${path}.schema-v${MIGRATIONS.length}.bak`), false);
+});
+
+void test("bangerd refuses to start on a corrupt database and says where the copy is", () => {
+  const dir = fresh();
+  const state = join(dir, "state");
+  const path = join(state, "banger.db");
+  mkdirSync(state);
+  writeFileSync(path, Buffer.alloc(8192, 0x42));
+  const r = spawnSync(process.execPath, [resolve(import.meta.dirname, "..", "..", "..", "bin", "bangerd.cjs")], {
+    env: { PATH: process.env["PATH"] ?? "", HOME: dir, BANGER_STATE_DIR: state, BANGER_RUNTIME_DIR: join(dir, "run"), BANGER_CONFIG: join(dir, "none.toml"), BANGER_SOCKET: join(dir, "run", "d.sock"), BANGER_HELPER_SOCKET: join(dir, "h.sock") },
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`^bangerd: state database ${path} is not a readable SQLite database .*a copy is at ${path}\\.refused-`, "m"));
+  assert.equal(existsSync(join(dir, "run", "d.sock")), false, "no socket: it did not start serving");
+});
