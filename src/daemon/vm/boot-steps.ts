@@ -166,7 +166,7 @@ export const launchStep: BootStep = {
       consoleLog: vmFiles.consoleLog(ctx.vmDir),
       vmDir: ctx.vmDir,
     }, ctx.opId);
-    await ctx.env.handles.save(ctx.vmId, { vmm_kind: ctx.vmm.kind, pid: ctx.vmm.pid, control_socket: ctx.vmm.controlSocket, vsock_path: ctx.vmm.vsockPath, vmm: { ...ctx.vmm } });
+    await ctx.env.handles.save(ctx.vmId, { vmm_kind: ctx.vmm.kind, pid: ctx.vmm.pid, control_socket: ctx.vmm.controlSocket, vsock_path: ctx.vmm.vsockPath, vmm: { ...ctx.vmm }, boot_id: ctx.env.bootId });
   },
   async undo(ctx) {
     if (ctx.vmm === undefined) return;

@@ -17,6 +17,11 @@ export interface LifecycleEnv {
   readonly stopTimeoutMs: number;
   /** How often wait-ssh checks that the VMM is still alive (a panicking kernel makes it exit). */
   readonly aliveCheckMs: number;
+  /**
+   * This boot of the host (/proc/sys/kernel/random/boot_id), recorded with a VMM's pid: after a
+   * reboot the pid names some other process, which must never be taken for the VM's VMM.
+   */
+  readonly bootId: string;
   readonly installKey: () => Promise<InstallKey>;
   readonly hostKey: (flavor: "systemd" | "busybox") => Promise<HostKey>;
 }

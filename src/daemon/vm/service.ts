@@ -13,7 +13,7 @@ import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
 import { checkVmSize } from "./limits.js";
 import { checkVmName, generateVmName } from "./names.js";
 import { errorMessage, runSteps, StepFailedError, stepNames, type Step } from "./steps.js";
-import { deleteActions, rootDiskOf, runAll, stopActions, vmmHandleOf } from "./teardown.js";
+import { deleteActions, rootDiskOf, runAll, startedBeforeReboot, stopActions, vmmHandleOf } from "./teardown.js";
 
 export interface CreateRequest {
   readonly name?: string | undefined;
@@ -270,16 +270,19 @@ export class VmService {
         }
         if (vm.state !== "running") return;
         const vmm = vmmHandleOf(vm);
-        if (vmm !== undefined && (await this.env.deps.vmm.isAlive(vmm))) {
+        const rebooted = startedBeforeReboot(this.env, vm);
+        if (vmm !== undefined && !rebooted && (await this.env.deps.vmm.isAlive(vmm))) {
           if (vm.handles.ip !== undefined) await this.env.deps.dns.publish(vm.name, vm.handles.ip);
           out.adopted.push(vm.name);
           return;
         }
+        // The VM keeps its lease and disks: `vm start` brings it back with the same IP and /root.
+        const why = rebooted ? `the host rebooted since this VM started; start it again with "banger vm start ${vm.name}"` : "the VMM exited while the daemon was down";
         try {
           await runAll(stopActions(this.env, vm, { force: true, opId }), `cleaning up ${vm.name}`);
-          this.env.vms.setState(vm.id, "stopped", { startedAt: null, lastError: "the VMM exited while the daemon was down" });
+          this.env.vms.setState(vm.id, "stopped", { startedAt: null, lastError: why });
         } catch (e) {
-          this.markError(vm.id, `the VMM exited while the daemon was down, and cleanup failed: ${errorMessage(e)}`);
+          this.markError(vm.id, `${why}, and cleanup failed: ${errorMessage(e)}`);
         }
         out.stopped.push(vm.name);
       });

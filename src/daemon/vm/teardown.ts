@@ -46,17 +46,27 @@ function leaseOf(vm: VmRecord): Lease | undefined {
   return { ip: h.ip, mac: h.mac, tap: h.tap, cid: h.cid ?? 0, prefix: 0, gateway: "", nameservers: [] };
 }
 
+/** True when the VMM was recorded in an earlier boot of the host: its pid now names something else, or nothing. */
+export function startedBeforeReboot(env: LifecycleEnv, vm: VmRecord): boolean {
+  return vm.handles.boot_id !== undefined && vm.handles.boot_id !== env.bootId;
+}
+
+const NO_VMM = { pid: undefined, control_socket: undefined, vsock_path: undefined, vmm: undefined, boot_id: undefined };
+
 /** Everything that only exists while a VM runs: DNS record, VMM, tap + NAT, active disk devices. */
 export function stopActions(env: LifecycleEnv, vm: VmRecord, opts: { force: boolean; opId: string }): TeardownAction[] {
   const { deps } = env;
   const actions: TeardownAction[] = [{ name: "unpublish-dns", run: () => deps.dns.unpublish(vm.name) }];
   const vmm = vmmHandleOf(vm);
-  if (vmm !== undefined) {
+  if (vmm !== undefined && startedBeforeReboot(env, vm)) {
+    // The host rebooted since: the VMM died with it, and its pid may now be an unrelated process.
+    actions.push({ name: "forget-vmm", run: async () => { await env.handles.save(vm.id, NO_VMM); } });
+  } else if (vmm !== undefined) {
     actions.push({
       name: "stop-vmm",
       run: async () => {
         await deps.vmm.stop(vmm, { timeoutMs: env.stopTimeoutMs, force: opts.force }, opts.opId);
-        await env.handles.save(vm.id, { pid: undefined, control_socket: undefined, vsock_path: undefined, vmm: undefined });
+        await env.handles.save(vm.id, NO_VMM);
       },
     });
   }

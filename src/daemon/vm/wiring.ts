@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { state } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
 import { OperationRepository } from "../../state/operations.js";
@@ -62,6 +63,7 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
     // A guest that panics is reported within 2 s instead of at the ssh timeout; each check reads
     // /proc/PID/stat of a busy VMM, so booting VMs are not checked more often than that.
     aliveCheckMs: 2_000,
+    bootId: hostBootId(),
     installKey: () => ensureInstallKey(env.layout.stateDir),
     hostKey: (flavor) => generateHostKey(flavor),
   };
@@ -72,6 +74,10 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
     defaults: { image: env.config.defaults.image, vcpus: env.config.defaults.vcpus, memoryMib: env.config.defaults.memory_mib, diskGib: env.config.defaults.disk_gib },
   });
   return { service, operations, lifecycle };
+}
+
+function hostBootId(): string {
+  return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
 }
 
 /** What the daemon's shutdown needs from the lifecycle. */

@@ -116,7 +116,7 @@ export function addImage(h: { db: Db; dir: string; images: Map<string, ImageInfo
   return info;
 }
 
-export function makeHarness(opts: { sshReadyTimeoutMs?: number; prefix?: string; defaultImage?: string } = {}): Harness {
+export function makeHarness(opts: { sshReadyTimeoutMs?: number; prefix?: string; defaultImage?: string; bootId?: string } = {}): Harness {
   const dir = mkdtempSync(join(tmpdir(), opts.prefix ?? "bgt-vm-"));
   const db = openDatabase(join(dir, "banger.db"));
   const host = new FakeHost();
@@ -133,6 +133,7 @@ export function makeHarness(opts: { sshReadyTimeoutMs?: number; prefix?: string;
     sshReadyTimeoutMs: opts.sshReadyTimeoutMs ?? 2_000,
     stopTimeoutMs: 1_000,
     aliveCheckMs: 20,
+    bootId: opts.bootId ?? "boot-1",
     installKey: () => Promise.resolve({ keyPath: state.sshKey(dir), publicKey: INSTALL_PUB }),
     hostKey: () => Promise.resolve({ private: Buffer.from("PRIVATE"), public: FAKE_PUB }),
   };

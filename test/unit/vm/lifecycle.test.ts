@@ -357,3 +357,32 @@ void test("known_hosts never keeps a key of a VM whose create failed while other
   const lines = readFileSync(state.knownHosts(h.dir), "utf8").trim().split("\n");
   assert.deepEqual(lines.map((l) => l.split(" ")[0]).sort(), running.map((v) => `${v.name}.vm,${v.handles.ip ?? ""}`).sort());
 });
+
+void test("reconcile after a host reboot: running VMs become stopped without touching the recorded pid, keep IP and disks, and start again", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const vm = await createAndWait(h, { name: "survivor" });
+  const before = h.vms.getById(vm.id);
+  assert.equal(before?.handles.boot_id, "boot-1", "the boot id is recorded with the VMM's pid");
+  // A new boot: the recorded pid now names an unrelated process that looks alive.
+  (h.env as { bootId: string }).bootId = "boot-2";
+  (h.env.deps.vmm as { isAlive: VmmDeps["isAlive"] }).isAlive = () => Promise.resolve(true);
+  h.host.live.delete("dns:survivor");
+  h.host.calls.length = 0;
+  const r = await h.service.reconcile(freshOpId());
+  assert.deepEqual(r, { adopted: [], stopped: ["survivor"], interrupted: [] });
+  assert.ok(!h.host.calls.includes("vmm.kill") && !h.host.calls.includes("vmm.stop"), `the stale pid was signalled: ${h.host.calls.join(", ")}`);
+  const after = h.vms.getById(vm.id);
+  assert.equal(after?.state, "stopped");
+  assert.match(after?.lastError ?? "", /host rebooted since this VM started; start it again with "banger vm start survivor"/);
+  assert.equal(after?.handles.pid, undefined);
+  assert.equal(after?.handles.boot_id, undefined);
+  assert.equal(after?.handles.ip, before?.handles.ip, "the lease is kept");
+  assert.equal(after?.handles.work_disk, before?.handles.work_disk, "the work disk is kept");
+  await h.service.start("survivor", freshOpId());
+  await h.service.idle();
+  const restarted = h.vms.getById(vm.id);
+  assert.equal(restarted?.state, "running");
+  assert.equal(restarted?.handles.ip, before?.handles.ip, "same IP after start");
+  assert.equal(restarted?.handles.boot_id, "boot-2");
+});
