@@ -65,6 +65,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.once("SIGINT", stop);
   });
   await daemon.shutdown();
+  vmm.close();
   await dns.close();
   env.db.close();
   logger.info("daemon stopped");

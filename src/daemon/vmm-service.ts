@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { privProbeQemuKvm } from "../rpc/priv/vmm.js";
+import { createPidExitWatcher } from "../system/pid-exit-watcher.js";
 import type { Accel, VmmKind } from "../vmm/driver.js";
 import { createVmmDriver } from "../vmm/factory.js";
 import { hostProbes, selectVmm, type VmmChoice } from "../vmm/select.js";
@@ -14,6 +15,8 @@ const PROBE_TIMEOUT_MS = 20_000;
 export interface VmmService {
   readonly deps: VmmDeps;
   readonly info: InfoContributor;
+  /** Stop watching VMMs for exit (they keep running); the daemon is going away. */
+  close(): void;
 }
 
 /**
@@ -55,11 +58,12 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
   await settle();
   const kind: VmmKind = choice?.kind ?? "qemu";
   const driver = createVmmDriver(kind, { helper: env.helper, logger: env.logger, vmm: env.config.vmm, owner: { uid: env.ownerUid, gid: env.ownerGid }, stateDir: env.layout.stateDir });
+  const exits = createPidExitWatcher((e) => { env.logger.error("VMM exit watch failed", { error: e instanceof Error ? e.message : String(e) }); });
   const adapters = new Map<Accel, VmmDeps>();
   const adapter = (accel: Accel): VmmDeps => {
     let a = adapters.get(accel);
     if (a === undefined) {
-      a = vmmDepsFromDriver(driver, accel, env.layout.runtimeDir);
+      a = vmmDepsFromDriver(driver, accel, env.layout.runtimeDir, exits);
       adapters.set(accel, a);
     }
     return a;
@@ -79,7 +83,9 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
       // Stop and liveness do not depend on the accelerator.
       stop: (handle, opts, opId) => adapter(choice?.accel ?? "tcg").stop(handle, opts, opId),
       isAlive: (handle) => adapter(choice?.accel ?? "tcg").isAlive(handle),
+      watchExit: (handle, onExit) => adapter(choice?.accel ?? "tcg").watchExit(handle, onExit),
     },
+    close: () => { exits.close(); },
     info: () => ({ vmm: choice !== undefined ? { kind: choice.kind, accel: choice.accel, reason: choice.warning !== undefined ? `${choice.reason} (warning: ${choice.warning})` : choice.reason } : { kind, accel: "pending", reason: pending ?? "not decided yet" } }),
   };
 }

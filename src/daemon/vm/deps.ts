@@ -125,6 +125,11 @@ export interface VmmDeps {
   stop(handle: VmmHandle, opts: { timeoutMs: number; force: boolean }, opId: string): Promise<void>;
   /** True while the VMM process behind the handle is alive (pid + cmdline check). */
   isAlive(handle: VmmHandle): Promise<boolean>;
+  /**
+   * Calls `onExit` once when the VMM behind the handle exits (at once if it is already gone, or
+   * its pid names another process). Returns a function that stops watching.
+   */
+  watchExit(handle: VmmHandle, onExit: () => void): () => void;
 }
 
 export interface DnsDeps {

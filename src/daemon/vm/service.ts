@@ -6,7 +6,8 @@ import { inTransaction, type Db } from "../../state/database.js";
 import { DuplicateOperationError } from "../../state/operations.js";
 import { DuplicateVmNameError, type VmRecord, type VmState } from "../../state/vms.js";
 import type { OperationTracker, TrackedOperation } from "../operations/tracker.js";
-import { CREATE_STEPS, START_STEPS, type BootCtx, type BootEntry } from "./boot-steps.js";
+import { newOpId } from "../../rpc/opid.js";
+import { consoleTail, CREATE_STEPS, START_STEPS, type BootCtx, type BootEntry } from "./boot-steps.js";
 import type { ImageInfo } from "./deps.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
@@ -273,6 +274,7 @@ export class VmService {
         const rebooted = startedBeforeReboot(this.env, vm);
         if (vmm !== undefined && !rebooted && (await this.env.deps.vmm.isAlive(vmm))) {
           if (vm.handles.ip !== undefined) await this.env.deps.dns.publish(vm.name, vm.handles.ip);
+          this.watchVmm(vm);
           out.adopted.push(vm.name);
           return;
         }
@@ -319,7 +321,41 @@ export class VmService {
 
   private finishUp(vmId: string, op: TrackedOperation): void {
     const rec = this.env.vms.setState(vmId, "running", { startedAt: new Date().toISOString(), lastError: null });
+    this.watchVmm(rec);
     op.succeed({ id: rec.id, name: rec.name, ip: rec.handles.ip ?? null });
+  }
+
+  /** From now on a VMM that exits on its own (crash, guest poweroff, kill) stops its VM at once. */
+  private watchVmm(vm: VmRecord): void {
+    const vmm = vmmHandleOf(vm);
+    if (vmm === undefined) return;
+    try {
+      this.env.deps.vmm.watchExit(vmm, () => { this.background(vm.id, () => this.vmmExited(vm.id, vmm.pid)); });
+    } catch (e) {
+      this.env.logger.warn("cannot watch the VMM for exit; it is noticed at the next command", { vm: vm.name, pid: vmm.pid, error: errorMessage(e) });
+    }
+  }
+
+  /**
+   * The VMM of a running VM exited without banger asking: release what only a running VM holds
+   * (tap, NAT, DNS record, active disk devices) and record why. Lease and disks stay, so `vm
+   * start` brings it back as it was. A stop, restart or delete in progress owns the VM instead.
+   */
+  private async vmmExited(vmId: string, pid: number): Promise<void> {
+    await this.locks.run(vmId, async () => {
+      const vm = this.env.vms.getById(vmId);
+      if (vm === undefined || vm.state !== "running" || vm.handles.pid !== pid) return;
+      const opId = newOpId();
+      const tail = vm.handles.console_log !== undefined ? await consoleTail(vm.handles.console_log) : "";
+      const why = `the VMM (pid ${pid}) exited on its own${tail}`;
+      this.env.logger.warn("VMM exited on its own", { op_id: opId, vm: vm.name, pid });
+      try {
+        await runAll(stopActions(this.env, vm, { force: true, opId }), `cleaning up ${vm.name}`);
+        this.env.vms.setState(vm.id, "stopped", { startedAt: null, lastError: why });
+      } catch (e) {
+        this.markError(vm.id, `${why}; cleanup failed: ${errorMessage(e)}`);
+      }
+    });
   }
 
   /**

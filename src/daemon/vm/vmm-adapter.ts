@@ -1,6 +1,8 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { runtimeFiles, vmFiles } from "../../paths/paths.js";
 import { BASE_CMDLINE, TCG_KERNEL_ARGS } from "../../image/cmdline.js";
+import type { PidExitWatcher } from "../../system/pid-exit-watcher.js";
+import { checkVmmIdentity } from "../../vmm/identity.js";
 import type { Accel, VmmDriver, VmmHandle as DriverHandle, VmSpec } from "../../vmm/driver.js";
 import type { LaunchSpec, VmmDeps, VmmHandle } from "./deps.js";
 
@@ -43,7 +45,7 @@ function toDriverHandle(h: VmmHandle, kind: VmmDriver["kind"]): DriverHandle {
   return { kind, vmId, pid: h.pid, controlSocket: h.controlSocket, pidFile };
 }
 
-export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, runtimeDir: string): VmmDeps {
+export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, runtimeDir: string, exits: PidExitWatcher): VmmDeps {
   return {
     kind: driver.kind,
     async launch(spec, opId) {
@@ -58,5 +60,10 @@ export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, runtimeDir: s
       rmSync(runtimeFiles.vmDir(runtimeDir, h.vmId), { recursive: true, force: true });
     },
     isAlive: (handle) => driver.isRunning(toDriverHandle(handle, driver.kind)),
+    watchExit(handle, onExit) {
+      const h = toDriverHandle(handle, driver.kind);
+      // Checked after the pidfd is open, so the descriptor is known to hold this VM's VMM.
+      return exits.watch(h.pid, () => checkVmmIdentity(h.pid, h.vmId).ok, onExit);
+    },
   };
 }

@@ -23,6 +23,8 @@ export const INSTALL_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIInstallKeyBodyF
  */
 export class FakeHost {
   readonly calls: string[] = [];
+  /** VM id -> what the lifecycle asked to hear when that VM's VMM exits; tests call it to "kill" the VMM. */
+  readonly exitWatchers = new Map<string, () => void>();
   readonly live = new Set<string>();
   readonly edits: { disk: string; edits: GuestEdits }[] = [];
   failOn = new Set<string>();
@@ -75,6 +77,11 @@ export class FakeHost {
         launch: (spec) => { this.call("vmm.launch"); this.live.add(`vmm:${spec.vmId}`); return Promise.resolve({ kind: "qemu", pid: 4242, controlSocket: `/run/x/${spec.vmId.slice(0, 12)}/qmp.sock`, vmId: spec.vmId }); },
         stop: (h: VmmHandle, opts) => { this.call(opts.force ? "vmm.kill" : "vmm.stop"); this.live.delete(`vmm:${String(h["vmId"])}`); return Promise.resolve(); },
         isAlive: () => Promise.resolve(this.vmmAlive),
+        watchExit: (h: VmmHandle, onExit) => {
+          const vmId = String(h["vmId"]);
+          this.exitWatchers.set(vmId, onExit);
+          return () => { this.exitWatchers.delete(vmId); };
+        },
       },
       dns: {
         publish: (name) => { this.call("dns.publish"); this.live.add(`dns:${name}`); return Promise.resolve(); },

@@ -386,3 +386,39 @@ void test("reconcile after a host reboot: running VMs become stopped without tou
   assert.equal(restarted?.handles.ip, before?.handles.ip, "same IP after start");
   assert.equal(restarted?.handles.boot_id, "boot-2");
 });
+
+void test("a VMM that exits on its own stops its VM at once: reason recorded, tap/NAT/DNS released, lease and disks kept; vm start works", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const vm = await createAndWait(h, { name: "crashy" });
+  const before = h.vms.getById(vm.id);
+  const exited = h.host.exitWatchers.get(vm.id);
+  assert.ok(exited !== undefined, "a running VM's VMM is watched");
+  writeFileSync(before?.handles.console_log ?? "", "Linux version 6.1\nreboot: Power down\n");
+  h.host.calls.length = 0;
+  exited();
+  await h.service.idle();
+  const after = h.vms.getById(vm.id);
+  assert.equal(after?.state, "stopped");
+  assert.match(after?.lastError ?? "", /the VMM \(pid 4242\) exited on its own/);
+  assert.match(after?.lastError ?? "", /reboot: Power down/, "the console's last lines say why");
+  assert.ok(!h.host.live.has(`tap:${vm.id}`) && !h.host.live.has("dns:crashy"), `released: ${[...h.host.live].join(", ")}`);
+  assert.equal(after?.handles.ip, before?.handles.ip, "lease kept");
+  assert.ok(h.host.live.has(`work:${vm.id}`), "work disk kept");
+  await h.service.start("crashy", freshOpId());
+  await h.service.idle();
+  assert.equal(h.vms.getById(vm.id)?.state, "running");
+  assert.equal(h.vms.getById(vm.id)?.handles.ip, before?.handles.ip);
+});
+
+void test("the exit of a VMM that banger itself stopped is not taken for a crash", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const vm = await createAndWait(h, { name: "calm" });
+  const exited = h.host.exitWatchers.get(vm.id);
+  await h.service.stop("calm", false, freshOpId());
+  exited?.();
+  await h.service.idle();
+  assert.equal(h.vms.getById(vm.id)?.state, "stopped");
+  assert.equal(h.vms.getById(vm.id)?.lastError, null);
+});

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildVmSpec, vmmDepsFromDriver } from "../../../src/daemon/vm/vmm-adapter.js";
+import { createPidExitWatcher } from "../../../src/system/pid-exit-watcher.js";
 import type { LaunchSpec } from "../../../src/daemon/vm/deps.js";
 import type { LaunchPlan, StopOptions, VmmDriver, VmmHandle, VmSpec } from "../../../src/vmm/driver.js";
 
@@ -47,7 +48,7 @@ void test("the adapter round-trips the driver handle through the lifecycle's han
     adopt: () => Promise.reject(new Error("unused")),
     stats: () => Promise.reject(new Error("unused")),
   };
-  const deps = vmmDepsFromDriver(driver, "tcg", run);
+  const deps = vmmDepsFromDriver(driver, "tcg", run, createPidExitWatcher(() => undefined));
   const h = await deps.launch(spec, "op-abcdef");
   assert.equal(h.pid, 77);
   // What the lifecycle persists and reads back (JSON round trip).
