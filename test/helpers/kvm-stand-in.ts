@@ -1,4 +1,6 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readlinkSync, rmSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { systemRunner } from "../../src/system/runner.js";
 
@@ -12,9 +14,11 @@ import { systemRunner } from "../../src/system/runner.js";
  * this namespace alone, and the node is a misc device 10:232 with no driver
  * behind it when the host has no KVM (opening it fails; stat sees /dev/kvm).
  *
- * The namespace is kept alive by a bind mount of its nsfs file (as `ip netns`
- * does), so `nsenter --mount=FILE` can exec into it and the daemon's pid stays
- * the node process's. `destroy()` is idempotent and removes every mount and file.
+ * A holder process keeps the namespace alive (an nsfs bind mount, as `ip
+ * netns` uses, is refused inside a mount namespace where `ip netns add` has
+ * made /run/netns shared), and `nsenter` execs into it, so the daemon's pid
+ * stays the node process's. `destroy()` is idempotent: it ends the holder, and
+ * the namespace with its overlay goes when its last process exits.
  */
 export interface MountNs {
   /** argv prefix that runs a command inside the namespace (nsenter execs it). */
@@ -24,37 +28,38 @@ export interface MountNs {
 
 export async function mountNsWithKvm(): Promise<MountNs> {
   const dir = mkdtempSync("/tmp/bgt-mntns-");
-  const nsFile = join(dir, "ns");
   const upper = join(dir, "upper");
   const work = join(dir, "work");
   mkdirSync(upper);
   mkdirSync(work);
-  writeFileSync(nsFile, "");
-  const enter = (argv: readonly string[]): string[] => ["nsenter", `--mount=${nsFile}`, "--", ...argv];
-  let bound = false;
-  let pinned = false;
+  const holder = spawn("unshare", ["--mount", "--propagation", "private", "sleep", "86400"], { stdio: "ignore" });
+  const gone = new Promise<void>((resolve) => holder.once("exit", () => { resolve(); }));
   let destroyed = false;
   const destroy = async (): Promise<void> => {
     if (destroyed) return;
     destroyed = true;
-    const errors: unknown[] = [];
-    // The namespace (and the overlay inside it) goes when its last process exits and this pin is gone.
-    if (pinned) await systemRunner.run(["umount", nsFile]).catch((e: unknown) => errors.push(e));
-    if (bound) await systemRunner.run(["umount", dir]).catch((e: unknown) => errors.push(e));
-    try {
-      rmSync(dir, { recursive: true, force: true });
-    } catch (e) {
-      errors.push(e);
+    if (holder.exitCode === null && holder.signalCode === null) {
+      holder.kill("SIGKILL");
+      await gone;
     }
-    if (errors.length > 0) throw new AggregateError(errors, `removing mount namespace ${dir}`);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let nsPath = "";
+  let nsId = "";
+  const enter = (argv: readonly string[]): string[] => {
+    // Never run a command meant for the namespace in the host's: the holder must still be the one we made.
+    if (holder.exitCode !== null || holder.signalCode !== null || readlinkSync(nsPath) !== nsId) throw new Error(`the mount namespace of ${dir} is gone`);
+    return ["nsenter", `--mount=${nsPath}`, "--", ...argv];
   };
   try {
-    // An nsfs pin may not sit on a shared mount (it would propagate into the namespace it pins).
-    await systemRunner.run(["mount", "--bind", dir, dir]);
-    bound = true;
-    await systemRunner.run(["mount", "--make-private", dir]);
-    await systemRunner.run(["unshare", `--mount=${nsFile}`, "--propagation", "private", "true"]);
-    pinned = true;
+    if (holder.pid === undefined) throw new Error("could not start unshare");
+    nsPath = `/proc/${holder.pid}/ns/mnt`;
+    // Until unshare(2) has run in the holder, its namespace is still ours: wait for it to differ.
+    const ours = readlinkSync("/proc/self/ns/mnt");
+    for (let i = 0; (nsId = readlinkSync(nsPath)) === ours; i++) {
+      if (i > 200 || holder.exitCode !== null) throw new Error("unshare --mount did not make a mount namespace");
+      await sleep(10);
+    }
     await systemRunner.run(enter(["mount", "-t", "overlay", "overlay", "-o", `lowerdir=/dev,upperdir=${upper},workdir=${work}`, "/dev"]));
     // The overlay hides the host's submounts of /dev; give the namespace its own.
     await systemRunner.run(enter(["mount", "-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620", "devpts", "/dev/pts"]));

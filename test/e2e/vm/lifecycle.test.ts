@@ -123,6 +123,31 @@ async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): P
   const dnsAfter = (JSON.parse(await ok(stack, ["system", "status", "--json"])) as { dns: { address: string } }).dns.address;
   assert.deepEqual((await queryA(ns, dnsAfter, "e2e-a.vm")).ips, [list.find((v) => v.name === "e2e-a")?.ip], "DNS records are rebuilt after a restart");
 
+  // A VMM killed behind banger's back (here one adopted by the restarted daemon): its VM is stopped
+  // within 2 s without any command, says why, has released its tap and DNS name, and starts again.
+  await ok(stack, ["vm", "exec", "e2e-c", "--", "sh", "-c", "echo survived > /root/proof && sync"]);
+  const victim = JSON.parse(await ok(stack, ["vm", "show", "e2e-c", "--json"])) as { pid: number; tap: string };
+  const killedAt = Date.now();
+  process.kill(victim.pid, "SIGKILL");
+  let noticedMs = -1;
+  while (noticedMs < 0) {
+    const v = JSON.parse(await ok(stack, ["vm", "show", "e2e-c", "--json"])) as { state: string; last_error: string | null };
+    if (v.state === "stopped") {
+      noticedMs = Date.now() - killedAt;
+      assert.match(v.last_error ?? "", new RegExp(`the VMM \\(pid ${victim.pid}\\) exited on its own`));
+    } else {
+      assert.equal(v.state, "running");
+      assert.ok(Date.now() - killedAt < 10_000, "the killed VMM was never noticed");
+      await sleep(50);
+    }
+  }
+  t.diagnostic(`a killed VMM was noticed after ${noticedMs} ms (including vm show's own start-up)`);
+  assert.ok(noticedMs <= 2000, `noticed after ${noticedMs} ms`);
+  assert.equal((await queryA(ns, dnsAfter, "e2e-c.vm")).rcode, 3, "its DNS name went with it");
+  assert.doesNotMatch(await ns.run(["ip", "-o", "link", "show"]), new RegExp(`\\b${victim.tap}\\b`), "its tap went with it");
+  await ok(stack, ["vm", "start", "e2e-c"], 600_000);
+  assert.equal((await ok(stack, ["vm", "exec", "e2e-c", "--", "cat", "/root/proof"])).trim(), "survived");
+
   // Every live VMM is one the daemon knows about (none orphaned by stop/start or the restart).
   const known = new Set<number>();
   for (const n of names) known.add((JSON.parse(await ok(stack, ["vm", "show", n, "--json"])) as { pid: number }).pid);
