@@ -38,5 +38,5 @@ export function deviceMapper(): string | false {
   if (which("dmsetup") === undefined) return "needs dmsetup (apt-get install dmsetup; .ci/run does)";
   const r = spawnSync("dmsetup", ["version"], { encoding: "utf8", timeout: 10_000 });
   if (r.status === 0 && /^Driver version:/m.test(r.stdout)) return false;
-  return hostLacks("device-mapper", `dmsetup version: ${(r.stderr || r.stdout || String(r.error)).trim().split("\n").pop() ?? ""}`);
+  return hostLacks("device-mapper", `dmsetup version: ${(r.stderr || r.stdout || String(r.error)).trim().split("\n")[0] ?? ""}`);
 }
