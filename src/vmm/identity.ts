@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** The executables banger launches and may therefore signal. */
 export const VMM_EXECUTABLES: ReadonlySet<string> = new Set(["firecracker", "jailer", "qemu-system-x86_64", "qemu-system-x86_64-microvm"]);
@@ -56,4 +56,19 @@ export function checkVmmIdentity(pid: number, mention: string | undefined, procR
   if (!VMM_EXECUTABLES.has(exe)) return { ok: false, reason: "not-vmm", detail: `process ${pid} (${exe || "?"}) is not a VMM` };
   if (mention !== undefined && !argv.some((a) => a.includes(mention))) return { ok: false, reason: "other-vm", detail: `process ${pid} is a VMM but not the one of ${mention}` };
   return { ok: true, argv };
+}
+
+/**
+ * The live VMM whose argv carries `vmId`, found by scanning /proc: how a VM's
+ * VMM is found again when its recorded pid is missing or names another
+ * process now. The short comm is checked first, since reading every
+ * process's cmdline means reading every process's memory.
+ */
+export function findVmmPid(vmId: string, procRoot = "/proc"): number | null {
+  for (const name of readdirSync(procRoot)) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid !== process.pid && mayBeVmm(pid, procRoot) && checkVmmIdentity(pid, vmId, procRoot).ok) return pid;
+  }
+  return null;
 }

@@ -130,6 +130,11 @@ export interface VmmDeps {
    * its pid names another process). Returns a function that stops watching.
    */
   watchExit(handle: VmmHandle, onExit: () => void): () => void;
+  /**
+   * The running VMM of VM `vmId` found without trusting a recorded pid (pidfile, then a /proc
+   * scan for a VMM whose argv carries the id), or undefined when there is none.
+   */
+  find(vmId: string, kind: string): Promise<VmmHandle | undefined>;
 }
 
 export interface DnsDeps {

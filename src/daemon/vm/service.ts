@@ -270,11 +270,15 @@ export class VmService {
           return;
         }
         if (vm.state !== "running") return;
-        const vmm = vmmHandleOf(vm);
+        const recorded = vmmHandleOf(vm);
         const rebooted = startedBeforeReboot(this.env, vm);
-        if (vmm !== undefined && !rebooted && (await this.env.deps.vmm.isAlive(vmm))) {
-          if (vm.handles.ip !== undefined) await this.env.deps.dns.publish(vm.name, vm.handles.ip);
-          this.watchVmm(vm);
+        let adopted = recorded !== undefined && !rebooted && (await this.env.deps.vmm.isAlive(recorded)) ? vm : undefined;
+        // The record may be wrong (pid lost, or naming another process now) while the VMM runs on:
+        // find it by its identity rather than kill or duplicate a live guest.
+        adopted ??= await this.readopt(vm, opId);
+        if (adopted !== undefined) {
+          if (adopted.handles.ip !== undefined) await this.env.deps.dns.publish(adopted.name, adopted.handles.ip);
+          this.watchVmm(adopted);
           out.adopted.push(vm.name);
           return;
         }
@@ -290,6 +294,14 @@ export class VmService {
       });
     }
     return out;
+  }
+
+  /** A VM's VMM found by identity (a /proc scan), recorded as its handle; undefined when there is none. */
+  private async readopt(vm: VmRecord, opId: string): Promise<VmRecord | undefined> {
+    const found = await this.env.deps.vmm.find(vm.id, vm.handles.vmm_kind ?? vm.vmm);
+    if (found === undefined) return undefined;
+    this.env.logger.warn("re-adopted a VMM its record did not point at", { op_id: opId, vm: vm.name, recorded_pid: vm.handles.pid ?? null, pid: found.pid });
+    return this.env.handles.save(vm.id, { vmm_kind: found.kind, pid: found.pid, control_socket: found.controlSocket, vmm: { ...found }, boot_id: this.env.bootId });
   }
 
   private transition(name: string, from: readonly VmState[], to: VmState, verb: string): VmRecord {

@@ -2,7 +2,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { runtimeFiles, vmFiles } from "../../paths/paths.js";
 import { BASE_CMDLINE, TCG_KERNEL_ARGS } from "../../image/cmdline.js";
 import type { PidExitWatcher } from "../../system/pid-exit-watcher.js";
-import { checkVmmIdentity } from "../../vmm/identity.js";
+import { checkVmmIdentity, findVmmPid } from "../../vmm/identity.js";
 import type { Accel, VmmDriver, VmmHandle as DriverHandle, VmSpec } from "../../vmm/driver.js";
 import type { LaunchSpec, VmmDeps, VmmHandle } from "./deps.js";
 
@@ -60,6 +60,13 @@ export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, runtimeDir: s
       rmSync(runtimeFiles.vmDir(runtimeDir, h.vmId), { recursive: true, force: true });
     },
     isAlive: (handle) => driver.isRunning(toDriverHandle(handle, driver.kind)),
+    find(vmId, kind) {
+      if (kind !== driver.kind) return Promise.resolve(undefined);
+      const pid = findVmmPid(vmId);
+      if (pid === null) return Promise.resolve(undefined);
+      const controlSocket = kind === "firecracker" ? runtimeFiles.apiSocket(runtimeDir, vmId) : runtimeFiles.qmpSocket(runtimeDir, vmId);
+      return Promise.resolve({ kind, vmId, pid, controlSocket, pidFile: runtimeFiles.pidFile(runtimeDir, vmId) });
+    },
     watchExit(handle, onExit) {
       const h = toDriverHandle(handle, driver.kind);
       // Checked after the pidfd is open, so the descriptor is known to hold this VM's VMM.

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, rmSync, statSync } from "node:fs";
 import { lchown } from "node:fs/promises";
 import { basename } from "node:path";
 import { state } from "../../paths/paths.js";
@@ -25,7 +25,7 @@ import { buildFirecrackerArgv, buildJailerArgv } from "../../vmm/firecracker/arg
 import { buildBootSteps, directPaths, type FcPaths } from "../../vmm/firecracker/boot-steps.js";
 import { applyJail, jailLayout, planJail, removeJail } from "../../vmm/firecracker/jail.js";
 import { resolveBinary } from "../../vmm/binaries.js";
-import { checkVmmIdentity, mayBeVmm } from "../../vmm/identity.js";
+import { checkVmmIdentity, findVmmPid } from "../../vmm/identity.js";
 import { ChildFds, openVerified, type OpenMode } from "../../vmm/open-verified.js";
 import { buildKvmProbeArgv, buildQemuArgv, kvmProbeVerdict } from "../../vmm/qemu/argv.js";
 import { CommandError } from "../../system/runner.js";
@@ -112,16 +112,6 @@ function clearStale(spec: VmSpec): void {
   const alive = findVmmPid(spec.vmId);
   if (alive !== null) throw new RpcError("conflict", `VM ${spec.vmId} already has a running VMM (pid ${alive}); stop it first`);
   for (const p of [spec.pidFile, spec.controlSocket]) rmSync(p, { force: true });
-}
-
-function findVmmPid(vmId: string, procRoot = "/proc"): number | null {
-  for (const name of readdirSync(procRoot)) {
-    if (!/^[0-9]+$/.test(name)) continue;
-    const pid = Number(name);
-    // The short comm first: reading every process's cmdline means reading every process's memory.
-    if (pid !== process.pid && mayBeVmm(pid, procRoot) && checkVmmIdentity(pid, vmId, procRoot).ok) return pid;
-  }
-  return null;
 }
 
 function alive(pid: number, vmId: string): boolean {

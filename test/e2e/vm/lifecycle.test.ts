@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { test, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -10,7 +11,8 @@ import { queryA } from "../../helpers/dns-query.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 import { snapshotHost } from "../../helpers/snapshot.js";
 import { startStack, type Stack } from "../../helpers/stack.js";
-import { ensureTestUser } from "../../helpers/users.js";
+import { ensureTestUser, type TestUser } from "../../helpers/users.js";
+import Database from "better-sqlite3";
 
 const SKIP = requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft", "nsenter", "unshare"));
 const DOUBLE = join(resolve(import.meta.dirname, "..", ".."), "fc-double", "firecracker-double.js");
@@ -43,6 +45,25 @@ for (const vmm of ["qemu", "firecracker"] as const) {
   test(`tiny image end to end (${vmm}${vmm === "firecracker" ? " via the API double" : ""}): run --rm, three concurrent VMs, DNS, exec, persistence, clean teardown`, { skip: SKIP, timeout: 900_000 }, async (t) => {
     await lifecycleScenario(t, vmm);
   });
+}
+
+/** Rewrites fields of VMs' recorded handles in the (stopped) daemon's database, as a crash or a bug could leave them. */
+function editHandles(stateDir: string, user: TestUser, edits: Record<string, Record<string, number | null>>): void {
+  const path = join(stateDir, "banger.db");
+  const db = new Database(path);
+  for (const [name, fields] of Object.entries(edits)) {
+    const row = db.prepare("SELECT handles FROM vms WHERE name = ?").get(name) as { handles: string } | undefined;
+    assert.ok(row !== undefined, `no VM ${name} in the database`);
+    const handles = JSON.parse(row.handles) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(fields)) {
+      if (v === null) delete handles[k];
+      else handles[k] = v;
+    }
+    db.prepare("UPDATE vms SET handles = ? WHERE name = ?").run(JSON.stringify(handles), name);
+  }
+  db.close();
+  // Written as root: whatever SQLite left beside the database must stay the owner's.
+  for (const f of readdirSync(stateDir).filter((f) => f.startsWith("banger.db"))) chownSync(join(stateDir, f), user.uid, user.gid);
 }
 
 async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): Promise<void> {
@@ -112,14 +133,24 @@ async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): P
   assert.equal(restarted.ip, list.find((v) => v.name === "e2e-b")?.ip, "same IP after stop/start");
   assert.equal((await ok(stack, ["vm", "exec", "e2e-b", "--", "cat", "/root/proof"])).trim(), "kept");
 
-  // VMMs are detached from the daemon: restarting it keeps guests running, re-adopted with the same pid.
-  const pidBefore = (JSON.parse(await ok(stack, ["vm", "show", "e2e-a", "--json"])) as { pid: number }).pid;
+  // VMMs are detached from the daemon: restarting it keeps guests running, re-adopted with the same pid,
+  // also when the record is wrong: e2e-b's pid is deleted from the database, e2e-c's names an
+  // unrelated process (which must survive too).
+  const pidsBefore = new Map<string, number>();
+  for (const n of names) pidsBefore.set(n, (JSON.parse(await ok(stack, ["vm", "show", n, "--json"])) as { pid: number }).pid);
   await stack.stopDaemon();
+  const bystander = spawn("sleep", ["600"], { stdio: "ignore" });
+  cleanup.push("bystander", () => { bystander.kill("SIGKILL"); return Promise.resolve(); });
+  editHandles(stack.stateDir, user, { "e2e-b": { pid: null }, "e2e-c": { pid: bystander.pid ?? 0 } });
   await stack.startDaemon();
-  const adopted = JSON.parse(await ok(stack, ["vm", "show", "e2e-a", "--json"])) as { pid: number; state: string };
-  assert.equal(adopted.state, "running");
-  assert.equal(adopted.pid, pidBefore, "the same VMM process survived the daemon restart");
-  assert.equal((await ok(stack, ["vm", "exec", "e2e-a", "--", "cat", "/etc/hostname"])).trim(), "e2e-a");
+  for (const n of names) {
+    const adopted = JSON.parse(await ok(stack, ["vm", "show", n, "--json"])) as { pid: number; state: string };
+    assert.equal(adopted.state, "running", n);
+    assert.equal(adopted.pid, pidsBefore.get(n), `${n}: the same VMM process survived the daemon restart`);
+    assert.equal((await ok(stack, ["vm", "exec", n, "--", "cat", "/etc/hostname"])).trim(), n);
+  }
+  assert.equal(bystander.exitCode, null, "the unrelated process a stale record pointed at was not signalled");
+  assert.equal(bystander.signalCode, null);
   const dnsAfter = (JSON.parse(await ok(stack, ["system", "status", "--json"])) as { dns: { address: string } }).dns.address;
   assert.deepEqual((await queryA(ns, dnsAfter, "e2e-a.vm")).ips, [list.find((v) => v.name === "e2e-a")?.ip], "DNS records are rebuilt after a restart");
 

@@ -25,6 +25,8 @@ export class FakeHost {
   readonly calls: string[] = [];
   /** VM id -> what the lifecycle asked to hear when that VM's VMM exits; tests call it to "kill" the VMM. */
   readonly exitWatchers = new Map<string, () => void>();
+  /** VM id -> the VMM a /proc scan would find for it. */
+  readonly foundVmms = new Map<string, VmmHandle>();
   readonly live = new Set<string>();
   readonly edits: { disk: string; edits: GuestEdits }[] = [];
   failOn = new Set<string>();
@@ -77,6 +79,7 @@ export class FakeHost {
         launch: (spec) => { this.call("vmm.launch"); this.live.add(`vmm:${spec.vmId}`); return Promise.resolve({ kind: "qemu", pid: 4242, controlSocket: `/run/x/${spec.vmId.slice(0, 12)}/qmp.sock`, vmId: spec.vmId }); },
         stop: (h: VmmHandle, opts) => { this.call(opts.force ? "vmm.kill" : "vmm.stop"); this.live.delete(`vmm:${String(h["vmId"])}`); return Promise.resolve(); },
         isAlive: () => Promise.resolve(this.vmmAlive),
+        find: (vmId: string) => Promise.resolve(this.foundVmms.get(vmId)),
         watchExit: (h: VmmHandle, onExit) => {
           const vmId = String(h["vmId"]);
           this.exitWatchers.set(vmId, onExit);

@@ -422,3 +422,25 @@ void test("the exit of a VMM that banger itself stopped is not taken for a crash
   assert.equal(h.vms.getById(vm.id)?.state, "stopped");
   assert.equal(h.vms.getById(vm.id)?.lastError, null);
 });
+
+void test("reconcile re-adopts a running VMM its record lost or mis-recorded, found by identity, and never stops it", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const lost = await createAndWait(h, { name: "lost" });
+  const wrong = await createAndWait(h, { name: "wrong" });
+  await h.env.handles.save(lost.id, { pid: undefined });
+  await h.env.handles.save(wrong.id, { pid: 1 });
+  (h.env.deps.vmm as { isAlive: VmmDeps["isAlive"] }).isAlive = () => Promise.resolve(false);
+  for (const [vm, pid] of [[lost, 5001], [wrong, 5002]] as const) {
+    h.host.foundVmms.set(vm.id, { kind: "qemu", vmId: vm.id, pid, controlSocket: `/run/x/${vm.id.slice(0, 12)}/qmp.sock`, pidFile: "/run/x/vmm.pid" });
+  }
+  h.host.calls.length = 0;
+  const r = await h.service.reconcile(freshOpId());
+  assert.deepEqual(r.adopted.sort(), ["lost", "wrong"]);
+  assert.deepEqual(r.stopped, []);
+  assert.ok(!h.host.calls.some((c) => c.startsWith("vmm.")), `no VMM was stopped: ${h.host.calls.join(", ")}`);
+  assert.equal(h.vms.getById(lost.id)?.handles.pid, 5001);
+  assert.equal(h.vms.getById(wrong.id)?.handles.pid, 5002);
+  assert.equal(h.vms.getById(wrong.id)?.state, "running");
+  assert.ok(h.host.exitWatchers.has(lost.id), "re-adopted VMMs are watched for exit");
+});
