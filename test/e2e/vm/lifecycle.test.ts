@@ -54,12 +54,9 @@ function editHandles(stateDir: string, user: TestUser, edits: Record<string, Rec
   for (const [name, fields] of Object.entries(edits)) {
     const row = db.prepare("SELECT handles FROM vms WHERE name = ?").get(name) as { handles: string } | undefined;
     assert.ok(row !== undefined, `no VM ${name} in the database`);
-    const handles = JSON.parse(row.handles) as Record<string, unknown>;
-    for (const [k, v] of Object.entries(fields)) {
-      if (v === null) delete handles[k];
-      else handles[k] = v;
-    }
-    db.prepare("UPDATE vms SET handles = ? WHERE name = ?").run(JSON.stringify(handles), name);
+    const handles = Object.entries(JSON.parse(row.handles) as Record<string, unknown>).filter(([k]) => fields[k] !== null);
+    const edited = { ...Object.fromEntries(handles), ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== null)) };
+    db.prepare("UPDATE vms SET handles = ? WHERE name = ?").run(JSON.stringify(edited), name);
   }
   db.close();
   // Written as root: whatever SQLite left beside the database must stay the owner's.
