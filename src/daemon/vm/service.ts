@@ -255,27 +255,41 @@ export class VmService {
   }
 
   /**
-   * Daemon start-up: nothing can be mid-flight any more, so transitional
-   * states become `error` (rm/start retry from the recorded handles); a
-   * `running` VM whose VMM survived gets its DNS record back (the DNS table
-   * lives in memory), one whose VMM died is torn down to `stopped`.
+   * Daemon start-up: nothing can be mid-flight any more. An operation the
+   * previous daemon was killed in is unwound, and the VM's state says so: a
+   * create leaves nothing (it never became usable), a start or stop ends in
+   * `stopped`. A `running` VM whose VMM survived gets its DNS record back (the
+   * DNS table lives in memory) and is watched again; one whose VMM died is
+   * torn down to `stopped`. A VMM is found by its identity before anything is
+   * torn down, so a record that lost its pid never orphans a live guest.
    */
-  async reconcile(opId: string): Promise<{ adopted: string[]; stopped: string[]; interrupted: string[] }> {
-    const out = { adopted: [] as string[], stopped: [] as string[], interrupted: [] as string[] };
-    for (const vm of this.env.vms.list()) {
-      await this.locks.run(vm.id, async () => {
+  async reconcile(opId: string): Promise<{ adopted: string[]; stopped: string[]; interrupted: string[]; failed: string[] }> {
+    const out = { adopted: [] as string[], stopped: [] as string[], interrupted: [] as string[], failed: [] as string[] };
+    for (const listed of this.env.vms.list()) {
+      await this.locks.run(listed.id, async () => {
+        const vm = this.env.vms.getById(listed.id);
+        if (vm === undefined) return;
         if (vm.state === "creating" || vm.state === "starting" || vm.state === "stopping") {
-          this.markError(vm.id, `the daemon restarted while this VM was ${vm.state}; run "banger vm rm --force ${vm.name}"${vm.state === "creating" ? "" : ` or "banger vm start ${vm.name}"`}`);
-          out.interrupted.push(vm.name);
+          const withVmm = (await this.liveVmm(vm, opId)) ?? vm;
+          try {
+            if (vm.state === "creating") {
+              await runAll(deleteActions(this.env, withVmm, { opId }), `unwinding the interrupted create of ${vm.name}`);
+              this.env.vms.delete(vm.id);
+              await this.resyncKnownHosts();
+            } else {
+              await runAll(stopActions(this.env, withVmm, { force: true, opId }), `unwinding the interrupted ${vm.state === "starting" ? "start" : "stop"} of ${vm.name}`);
+              this.env.vms.setState(vm.id, "stopped", { startedAt: null, lastError: `the daemon restarted while this VM was ${vm.state}; it was stopped at start-up${vm.state === "starting" ? `: start it again with "banger vm start ${vm.name}"` : ""}` });
+            }
+            out.interrupted.push(vm.name);
+          } catch (e) {
+            this.markError(vm.id, `the daemon restarted while this VM was ${vm.state}, and unwinding it failed: ${errorMessage(e)}; run "banger vm rm --force ${vm.name}"`);
+            out.failed.push(vm.name);
+          }
           return;
         }
         if (vm.state !== "running") return;
-        const recorded = vmmHandleOf(vm);
         const rebooted = startedBeforeReboot(this.env, vm);
-        let adopted = recorded !== undefined && !rebooted && (await this.env.deps.vmm.isAlive(recorded)) ? vm : undefined;
-        // The record may be wrong (pid lost, or naming another process now) while the VMM runs on:
-        // find it by its identity rather than kill or duplicate a live guest.
-        adopted ??= await this.readopt(vm, opId);
+        const adopted = await this.liveVmm(vm, opId);
         if (adopted !== undefined) {
           if (adopted.handles.ip !== undefined) await this.env.deps.dns.publish(adopted.name, adopted.handles.ip);
           this.watchVmm(adopted);
@@ -287,17 +301,24 @@ export class VmService {
         try {
           await runAll(stopActions(this.env, vm, { force: true, opId }), `cleaning up ${vm.name}`);
           this.env.vms.setState(vm.id, "stopped", { startedAt: null, lastError: why });
+          out.stopped.push(vm.name);
         } catch (e) {
           this.markError(vm.id, `${why}, and cleanup failed: ${errorMessage(e)}`);
+          out.failed.push(vm.name);
         }
-        out.stopped.push(vm.name);
       });
     }
     return out;
   }
 
-  /** A VM's VMM found by identity (a /proc scan), recorded as its handle; undefined when there is none. */
-  private async readopt(vm: VmRecord, opId: string): Promise<VmRecord | undefined> {
+  /**
+   * The VM with a live VMM on record, or undefined when it has none. The record may be wrong (pid
+   * lost, or naming another process now, or from before a reboot) while the VMM runs on: then it is
+   * found by its identity and recorded, rather than a live guest being killed or duplicated.
+   */
+  private async liveVmm(vm: VmRecord, opId: string): Promise<VmRecord | undefined> {
+    const recorded = vmmHandleOf(vm);
+    if (recorded !== undefined && !startedBeforeReboot(this.env, vm) && (await this.env.deps.vmm.isAlive(recorded))) return vm;
     const found = await this.env.deps.vmm.find(vm.id, vm.handles.vmm_kind ?? vm.vmm);
     if (found === undefined) return undefined;
     this.env.logger.warn("re-adopted a VMM its record did not point at", { op_id: opId, vm: vm.name, recorded_pid: vm.handles.pid ?? null, pid: found.pid });

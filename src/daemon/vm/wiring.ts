@@ -49,7 +49,7 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
   const vms = new VmRepository(env.db);
   const operations = new OperationRepository(env.db);
   // Operations cut off by a previous daemon's exit would otherwise read "running" forever.
-  operations.failInterrupted("the daemon restarted while this operation was running");
+  operations.failInterrupted("the daemon restarted while this operation was running; it was unwound at start-up (see the VM's state, or `banger vm list`: an interrupted create leaves no VM)");
   operations.pruneFinished(new Date(Date.now() - 7 * 24 * 3600 * 1000));
   const lifecycle: LifecycleEnv = {
     deps,
@@ -93,7 +93,7 @@ export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}
   const { service, operations } = createVmService(env, daemonVmDeps(env, overrides));
   // Re-publish DNS for surviving VMs and settle states left by a previous daemon; failures are logged, not fatal.
   service.reconcile("op-startup0").then(
-    (r) => { env.logger.info("vm reconcile", { adopted: r.adopted, stopped: r.stopped, interrupted: r.interrupted }); },
+    (r) => { env.logger.info("vm reconcile", { adopted: r.adopted, stopped: r.stopped, interrupted: r.interrupted, failed: r.failed }); },
     (e: unknown) => { env.logger.error("vm reconcile failed", { error: e instanceof Error ? e.message : String(e) }); },
   );
   const closing = new AbortController();

@@ -307,24 +307,30 @@ void test("an op id can only start one operation", async (t) => {
   assert.equal(h.vms.getByName("second"), undefined);
 });
 
-void test("reconcile after a daemon restart: live VMs get DNS back, dead ones are stopped, interrupted ones marked error", async (t) => {
+void test("reconcile after a daemon restart: live VMs get DNS back, dead ones are stopped, interrupted operations are unwound", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const live = await createAndWait(h, { name: "live" });
   const dead = await createAndWait(h, { name: "dead" });
   const mid = await createAndWait(h, { name: "mid" });
+  const booting = await createAndWait(h, { name: "booting" });
   h.vms.setState(mid.id, "creating");
+  h.vms.setState(booting.id, "starting");
   // The DNS table is in memory: a new daemon starts with none.
-  for (const n of ["live", "dead", "mid"]) h.host.live.delete(`dns:${n}`);
-  (h.env.deps.vmm as { isAlive: VmmDeps["isAlive"] }).isAlive = (handle) => Promise.resolve(handle["vmId"] === live.id);
+  for (const n of ["live", "dead", "mid", "booting"]) h.host.live.delete(`dns:${n}`);
+  (h.env.deps.vmm as { isAlive: VmmDeps["isAlive"] }).isAlive = (handle) => Promise.resolve(handle["vmId"] === live.id || handle["vmId"] === mid.id || handle["vmId"] === booting.id);
   const r = await h.service.reconcile(freshOpId());
-  assert.deepEqual(r, { adopted: ["live"], stopped: ["dead"], interrupted: ["mid"] });
+  assert.deepEqual(r, { adopted: ["live"], stopped: ["dead"], interrupted: ["mid", "booting"], failed: [] });
   assert.ok(h.host.live.has("dns:live"));
   assert.ok(!h.host.live.has(`tap:${dead.id}`));
   assert.equal(h.vms.getById(dead.id)?.state, "stopped");
   assert.match(h.vms.getById(dead.id)?.lastError ?? "", /VMM exited while the daemon was down/);
-  assert.equal(h.vms.getById(mid.id)?.state, "error");
-  assert.match(h.vms.getById(mid.id)?.lastError ?? "", /banger vm rm --force mid/);
+  // The interrupted create leaves nothing at all; the interrupted start ends stopped, keeping its disks.
+  assert.equal(h.vms.getById(mid.id), undefined);
+  assert.deepEqual([...h.host.live].filter((x) => x.endsWith(mid.id)), [], "nothing of the interrupted create is left");
+  assert.equal(h.vms.getById(booting.id)?.state, "stopped");
+  assert.match(h.vms.getById(booting.id)?.lastError ?? "", /restarted while this VM was starting; it was stopped at start-up: start it again/);
+  assert.ok(!h.host.live.has(`vmm:${booting.id}`) && h.host.live.has(`work:${booting.id}`));
   assert.equal(h.vms.getById(live.id)?.state, "running");
 });
 
@@ -370,7 +376,7 @@ void test("reconcile after a host reboot: running VMs become stopped without tou
   h.host.live.delete("dns:survivor");
   h.host.calls.length = 0;
   const r = await h.service.reconcile(freshOpId());
-  assert.deepEqual(r, { adopted: [], stopped: ["survivor"], interrupted: [] });
+  assert.deepEqual(r, { adopted: [], stopped: ["survivor"], interrupted: [], failed: [] });
   assert.ok(!h.host.calls.includes("vmm.kill") && !h.host.calls.includes("vmm.stop"), `the stale pid was signalled: ${h.host.calls.join(", ")}`);
   const after = h.vms.getById(vm.id);
   assert.equal(after?.state, "stopped");
