@@ -35,6 +35,8 @@ export interface Stack {
   /** Pids of the running bangerd and bangerd-root (the wrappers that start them exec, so these are the node processes). */
   pids(): { daemon: number | undefined; helper: number | undefined };
   stopDaemon(): Promise<void>;
+  /** SIGKILL bangerd (a crash: no shutdown code runs) and wait until it is gone. */
+  killDaemon(): Promise<void>;
   startDaemon(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -149,6 +151,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     daemonLog: () => readFileSync(daemonLogFile, "utf8"),
     helperLog: () => readFileSync(helperLogFile, "utf8"),
     stopDaemon: () => stopProc(daemon),
+    async killDaemon() {
+      const p = daemon;
+      if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
+      const exited = new Promise<void>((r) => p.once("exit", () => { r(); }));
+      p.kill("SIGKILL");
+      await exited;
+    },
     startDaemon,
     async stop() {
       await stopProc(daemon);
