@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { chownSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { MountNs } from "./kvm-stand-in.js";
+import type { MountNs } from "./mount-ns.js";
 import type { NetNs } from "./netns.js";
 import type { TestUser } from "./users.js";
 
@@ -37,7 +38,11 @@ export interface Stack {
   stopDaemon(): Promise<void>;
   /** SIGKILL bangerd (a crash: no shutdown code runs) and wait until it is gone. */
   killDaemon(): Promise<void>;
-  startDaemon(): Promise<void>;
+  /** Start bangerd again (in `mountNs` when given, else the stack's own). */
+  startDaemon(mountNs?: MountNs): Promise<void>;
+  /** SIGKILL bangerd-root (VMMs it launched live on in their own sessions) and wait until it is gone. */
+  killHelper(): Promise<void>;
+  startHelper(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -60,14 +65,22 @@ function asUser(user: TestUser, argv: readonly string[], netns?: NetNs): string[
   return netns !== undefined ? netns.exec(drop) : drop;
 }
 
-async function waitForSocket(path: string, child: ChildProcess, logFile: string, what: string): Promise<void> {
-  const { existsSync } = await import("node:fs");
+/** Until `path` exists, or (`stale`: a killed process left its socket behind) until it answers a connect. */
+async function waitForSocket(path: string, child: ChildProcess, logFile: string, what: string, stale = false): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    if (existsSync(path)) return;
+    if (stale ? await answers(path) : existsSync(path)) return;
     if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode}): ${readFileSync(logFile, "utf8")}`);
     await sleep(50);
   }
   throw new Error(`${what} did not create ${path}: ${readFileSync(logFile, "utf8")}`);
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(path);
+    c.once("connect", () => { c.destroy(); resolve(true); });
+    c.once("error", () => { resolve(false); });
+  });
 }
 
 export async function startStack(opts: StackOptions): Promise<Stack> {
@@ -103,15 +116,20 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const helperArgv = [process.execPath, ...(opts.helperNodeFlags ?? []), BIN.helper, "--owner", String(user.uid), "--owner-gid", String(user.gid), "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--config", configFile, "--socket", helperSocket];
   const helperCmd = netns !== undefined ? netns.exec(helperArgv) : helperArgv;
   const { openSync } = await import("node:fs");
-  const helper = spawn(helperCmd[0] ?? "", helperCmd.slice(1), { stdio: ["ignore", openSync(helperLogFile, "a"), openSync(helperLogFile, "a")], env });
-  await waitForSocket(helperSocket, helper, helperLogFile, "bangerd-root");
+  let helper: ChildProcess | undefined;
+  const startHelper = async (): Promise<void> => {
+    // A helper that was killed leaves its socket behind; it replaces a stale one itself.
+    helper = spawn(helperCmd[0] ?? "", helperCmd.slice(1), { stdio: ["ignore", openSync(helperLogFile, "a"), openSync(helperLogFile, "a")], env });
+    await waitForSocket(helperSocket, helper, helperLogFile, "bangerd-root", existsSync(helperSocket));
+  };
+  await startHelper();
 
   let daemon: ChildProcess | undefined;
-  const startDaemon = async (): Promise<void> => {
+  const startDaemon = async (mountNs: MountNs | undefined = opts.daemonMountNs): Promise<void> => {
     const asOwner = asUser(user, [process.execPath, ...(opts.daemonNodeFlags ?? []), BIN.bangerd], netns);
-    const cmd = opts.daemonMountNs !== undefined ? opts.daemonMountNs.enter(asOwner) : asOwner;
+    const cmd = mountNs !== undefined ? mountNs.enter(asOwner) : asOwner;
     daemon = spawn(cmd[0] ?? "", cmd.slice(1), { stdio: ["ignore", openSync(daemonLogFile, "a"), openSync(daemonLogFile, "a")], env });
-    await waitForSocket(env["BANGER_SOCKET"] ?? "", daemon, daemonLogFile, "bangerd");
+    await waitForSocket(env["BANGER_SOCKET"] ?? "", daemon, daemonLogFile, "bangerd", existsSync(env["BANGER_SOCKET"] ?? ""));
   };
   const stopProc = async (p: ChildProcess | undefined): Promise<void> => {
     if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
@@ -120,6 +138,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const t = setTimeout(() => p.kill("SIGKILL"), 10_000);
     await exited;
     clearTimeout(t);
+  };
+  const killProc = async (p: ChildProcess | undefined): Promise<void> => {
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.once("exit", () => { r(); }));
+    p.kill("SIGKILL");
+    await exited;
   };
   try {
     await startDaemon();
@@ -147,17 +171,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         child.on("close", (code) => { resolveCli({ code: code ?? -1, stdout, stderr }); });
       });
     },
-    pids: () => ({ daemon: daemon?.exitCode === null ? daemon.pid : undefined, helper: helper.exitCode === null ? helper.pid : undefined }),
+    pids: () => ({ daemon: daemon?.exitCode === null ? daemon.pid : undefined, helper: helper?.exitCode === null ? helper.pid : undefined }),
     daemonLog: () => readFileSync(daemonLogFile, "utf8"),
     helperLog: () => readFileSync(helperLogFile, "utf8"),
     stopDaemon: () => stopProc(daemon),
-    async killDaemon() {
-      const p = daemon;
-      if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
-      const exited = new Promise<void>((r) => p.once("exit", () => { r(); }));
-      p.kill("SIGKILL");
-      await exited;
-    },
+    killDaemon: () => killProc(daemon),
+    killHelper: () => killProc(helper),
+    startHelper,
     startDaemon,
     async stop() {
       await stopProc(daemon);

@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { test, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CleanupStack } from "../../../src/daemon/vm/steps.js";
-import { mountNsWithKvm } from "../../helpers/kvm-stand-in.js";
+import { createMountNs } from "../../helpers/mount-ns.js";
 import { createNetNs } from "../../helpers/netns.js";
 import { queryA } from "../../helpers/dns-query.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
@@ -71,7 +71,7 @@ async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): P
   const ns = await createNetNs("bgt-e2e");
   cleanup.push("netns", () => ns.destroy());
   // The double boots with TCG, but the daemon refuses firecracker without /dev/kvm: give it one to see.
-  const mountNs = vmm === "firecracker" ? await mountNsWithKvm() : undefined;
+  const mountNs = vmm === "firecracker" ? await createMountNs({ withKvm: true }) : undefined;
   if (mountNs !== undefined) cleanup.push("mount namespace", () => mountNs.destroy());
   const stack = await startStack({ user, netns: ns, config: config(vmm), ...(mountNs !== undefined ? { daemonMountNs: mountNs } : {}) });
   cleanup.push("stack", async () => {
