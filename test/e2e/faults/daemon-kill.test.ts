@@ -18,8 +18,17 @@ import { ensureTestUser } from "../../helpers/users.js";
 
 const SKIP = requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft"));
 const PARALLEL = 8;
-/** Delays after the creates were sent: steps before launch, VMMs being spawned, guests booting. */
-const KILL_AFTER_MS = [150, 700, 2500];
+
+/**
+ * When to kill, spread over a create's steps: while the CLIs are still connecting and the first
+ * steps run; once the first VMM has been spawned (others are cloning disks or launching); once
+ * the first guest is up (others still boot).
+ */
+const KILL_POINTS: readonly { readonly what: string; readonly reached: (vms: readonly VmJson[]) => boolean }[] = [
+  { what: "150 ms after the creates were sent", reached: () => true },
+  { what: "the first VMM was spawned", reached: (vms) => vms.some((v) => v.pid !== null) },
+  { what: "the first guest was up", reached: (vms) => vms.some((v) => v.state === "running") },
+];
 
 const CONFIG = `[network]
 bridge = "bgkill0"
@@ -47,7 +56,7 @@ async function list(stack: Stack): Promise<VmJson[]> {
   return JSON.parse(await ok(stack, ["vm", "list", "--json"])) as VmJson[];
 }
 
-void test(`SIGKILL of bangerd during ${PARALLEL} parallel creates, at ${KILL_AFTER_MS.join(", ")} ms: after a restart each VM is running and usable or gone; nothing leaks`, { skip: SKIP, timeout: 1_200_000 }, async (t) => {
+void test(`SIGKILL of bangerd during ${PARALLEL} parallel creates (${KILL_POINTS.map((k) => k.what).join("; ")}): after a restart each VM is running and usable or gone; nothing leaks`, { skip: SKIP, timeout: 1_200_000 }, async (t) => {
   const user = await ensureTestUser();
   const cleanup = new CleanupStack();
   t.after(() => cleanup.run());
@@ -64,11 +73,16 @@ void test(`SIGKILL of bangerd during ${PARALLEL} parallel creates, at ${KILL_AFT
   await ok(stack, ["vm", "run", "--rm", "--image", "tiny", "--", "true"]);
   const before = await snapshotHost(ns, stack, stack.runtimeDir);
 
-  for (const [round, delay] of KILL_AFTER_MS.entries()) {
+  for (const [round, point] of KILL_POINTS.entries()) {
     const names = Array.from({ length: PARALLEL }, (_, i) => `k${round}-${i}`);
     // --no-wait: each CLI returns once its operation exists, so all 8 are in flight in the daemon.
     const sent = Promise.all(names.map((n) => stack.cli(["vm", "create", "--image", "tiny", "--name", n, "--no-wait"])));
-    await sleep(delay);
+    await sleep(150);
+    for (let i = 0; !point.reached(await list(stack)); i++) {
+      assert.ok(i < 3000, `never reached: ${point.what}`);
+      await sleep(20);
+    }
+    const seen = (await list(stack)).map((v) => `${v.name}=${v.state}${v.pid !== null ? "+vmm" : ""}`).join(" ");
     await stack.killDaemon();
     await sent; // CLIs cut off by the kill fail; that is the point
     await stack.startDaemon();
@@ -81,7 +95,7 @@ void test(`SIGKILL of bangerd during ${PARALLEL} parallel creates, at ${KILL_AFT
       vms = await list(stack);
     }
     const states = vms.map((v) => `${v.name}=${v.state}`).join(" ");
-    t.diagnostic(`killed after ${delay} ms: ${vms.length} of ${PARALLEL} VMs kept (${states || "none"})`);
+    t.diagnostic(`killed when ${point.what} (${seen || "no VM yet"}): ${vms.length} of ${PARALLEL} VMs kept (${states || "none"})`);
     for (const v of vms) {
       assert.ok(names.includes(v.name), `unexpected VM ${v.name}`);
       if (v.state === "running") {
@@ -90,6 +104,6 @@ void test(`SIGKILL of bangerd during ${PARALLEL} parallel creates, at ${KILL_AFT
     }
     if (vms.length > 0) await ok(stack, ["vm", "rm", "--force", ...vms.map((v) => v.name)]);
     const after = await snapshotHost(ns, stack, stack.runtimeDir);
-    assert.deepEqual(after, before, `after the kill at ${delay} ms and the deletes, the host is as it was`);
+    assert.deepEqual(after, before, `after the kill when ${point.what} and the deletes, the host is as it was`);
   }
 });
