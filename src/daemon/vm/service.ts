@@ -69,6 +69,8 @@ export class VmService {
   }
 
   /** Resolves when no background operation is running (tests, daemon shutdown). */
+  private readonly retries = new Set<NodeJS.Timeout>();
+
   async idle(): Promise<void> {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
@@ -76,6 +78,41 @@ export class VmService {
   /** Daemon shutdown: abort waits (ssh readiness) so in-flight operations unwind promptly. */
   abortAll(): void {
     for (const ac of this.aborters.values()) ac.abort(new Error("the daemon is shutting down"));
+    for (const t of this.retries) clearTimeout(t);
+    this.retries.clear();
+  }
+
+  /**
+   * A failed operation whose unwinding needed the root helper while it was down (crashed or
+   * restarting): retry the unwinding until it answers again, so the VM still converges to gone
+   * (a create) or stopped (a start) without anyone running `vm rm`. A user who acts on the VM
+   * first takes over: the retry only touches a VM still in `error`.
+   */
+  private retryUnwindLater(vmId: string, what: "create" | "start", attempt = 1): void {
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      this.background(vmId, () => this.locks.run(vmId, async () => {
+        const vm = this.env.vms.getById(vmId);
+        if (vm === undefined || vm.state !== "error") return;
+        const opId = newOpId();
+        try {
+          if (what === "create") {
+            await runAll(deleteActions(this.env, vm, { opId }), `unwinding the failed create of ${vm.name}`);
+            this.env.vms.delete(vm.id);
+            await this.resyncKnownHosts();
+          } else {
+            await runAll(stopActions(this.env, vm, { force: true, opId }), `unwinding the failed start of ${vm.name}`);
+            this.env.vms.setState(vm.id, "stopped", { startedAt: null, lastError: `${vm.lastError ?? "start failed"} (unwound once bangerd-root answered again)` });
+          }
+          this.env.logger.info("unwound a failed operation once the root helper was back", { op_id: opId, vm: vm.name, operation: what, attempt });
+        } catch (e) {
+          if (helperWasDown(e) && attempt < UNWIND_RETRIES) this.retryUnwindLater(vmId, what, attempt + 1);
+          else this.markError(vm.id, `${vm.lastError ?? ""}; unwinding failed again: ${errorMessage(e)}; run "banger vm rm --force ${vm.name}"`);
+        }
+      }));
+    }, UNWIND_RETRY_MS);
+    timer.unref();
+    this.retries.add(timer);
   }
 
   mustGet(name: string): VmRecord {
@@ -156,6 +193,11 @@ export class VmService {
       }
     }
     this.markError(vm.id, errorMessage(e));
+    if (helperWasDown(e)) {
+      this.retryUnwindLater(vm.id, "create");
+      op.fail(new Error(`${errorMessage(e)}; bangerd-root was unreachable, so banger releases what is left of ${vm.name} once it answers again`, { cause: e }));
+      return;
+    }
     op.fail(new Error(`${errorMessage(e)}; some resources could not be released: run "banger vm rm --force ${vm.name}" to retry cleanup`, { cause: e }));
   }
 
@@ -214,6 +256,7 @@ export class VmService {
     const unwound = !(e instanceof StepFailedError) || e.cleanupErrors.length === 0;
     // A cleanly unwound start leaves a stopped VM (disks and lease kept); a dirty one is marked error so rm/stop can retry.
     this.env.vms.setState(vm.id, unwound ? "stopped" : "error", { lastError: errorMessage(e), startedAt: null });
+    if (!unwound && helperWasDown(e)) this.retryUnwindLater(vm.id, "start");
     op.fail(e);
   }
 
@@ -421,4 +464,16 @@ export class VmService {
       });
     this.inflight.add(p);
   }
+}
+
+const UNWIND_RETRY_MS = 2_000;
+/** About ten minutes of retries: a helper down for longer needs a person anyway. */
+const UNWIND_RETRIES = 300;
+
+/** Whether an error (or one it aggregates or was caused by) says the root helper did not answer. */
+export function helperWasDown(e: unknown, depth = 0): boolean {
+  if (depth > 8 || e === null || typeof e !== "object") return false;
+  if (e instanceof RpcError && e.code === "unavailable") return true;
+  if (e instanceof AggregateError && e.errors.some((x) => helperWasDown(x, depth + 1))) return true;
+  return helperWasDown((e as { cause?: unknown }).cause, depth + 1);
 }

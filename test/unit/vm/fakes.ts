@@ -36,9 +36,14 @@ export class FakeHost {
   private nextIp = 2;
   private readonly leases = new Map<string, Lease>();
 
+  /** Like failOn, with the error to throw (e.g. the RpcError of a helper that is down). */
+  readonly failWith = new Map<string, Error>();
+
   private call(name: string): void {
     this.calls.push(name);
     if (this.failOn.has(name)) throw new Error(`injected failure in ${name}`);
+    const e = this.failWith.get(name);
+    if (e !== undefined) throw e;
   }
 
   deps(images: Map<string, ImageInfo>): VmDeps {

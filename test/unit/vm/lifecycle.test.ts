@@ -450,3 +450,25 @@ void test("reconcile re-adopts a running VMM its record lost or mis-recorded, fo
   assert.equal(h.vms.getById(wrong.id)?.state, "running");
   assert.ok(h.host.exitWatchers.has(lost.id), "re-adopted VMMs are watched for exit");
 });
+
+void test("a create that fails because the root helper died is unwound by itself once the helper answers again", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const down = new RpcError("unavailable", "nothing is listening on /run/banger-root/helper.sock");
+  h.host.failWith.set("vmm.launch", down);
+  h.host.failWith.set("network.detach", down);
+  const { vm } = await h.service.create({ name: "orphan" }, freshOpId());
+  await h.service.idle();
+  const failed = h.vms.getById(vm.id);
+  assert.equal(failed?.state, "error", "the helper could not undo the tap: the VM is kept on record");
+  assert.ok(h.host.live.has(`tap:${vm.id}`));
+  // The helper is back: the next retry releases everything and the VM is gone.
+  h.host.failWith.clear();
+  const deadline = Date.now() + 10_000;
+  while (h.vms.getById(vm.id) !== undefined && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    await h.service.idle();
+  }
+  assert.equal(h.vms.getById(vm.id), undefined, "the failed create was unwound without anyone running vm rm");
+  assert.deepEqual([...h.host.live].filter((x) => x.endsWith(vm.id)), [], "nothing of it is left");
+});
