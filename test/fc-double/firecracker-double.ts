@@ -154,7 +154,8 @@ function startInstance(): void {
   if (bootSource.initrd_path !== undefined) argv.push("-initrd", bootSource.initrd_path);
   argv.push("-append", cmdline);
   ordered.forEach((d, i) => {
-    argv.push("-drive", `id=d${i},file=${d.path_on_host ?? ""},format=raw,if=none,readonly=${d.is_read_only === true ? "on" : "off"}`, "-device", `virtio-blk-device,drive=d${i}`);
+    // Firecracker answers a failed host write with an I/O error to the guest; qemu would pause the VM.
+    argv.push("-drive", `id=d${i},file=${d.path_on_host ?? ""},format=raw,if=none,werror=report,rerror=report,readonly=${d.is_read_only === true ? "on" : "off"}`, "-device", `virtio-blk-device,drive=d${i}`);
   });
   [...nets.values()].forEach((n, i) => {
     argv.push("-netdev", `tap,id=n${i},ifname=${n.host_dev_name},script=no,downscript=no`, "-device", `virtio-net-device,netdev=n${i}${n.guest_mac === undefined ? "" : `,mac=${n.guest_mac.toLowerCase()}`}`);

@@ -16,7 +16,16 @@ export interface XfsLoop {
 }
 
 export async function createXfsLoop(prefix: string, sizeGib: number): Promise<XfsLoop> {
-  const dir = await mkdtemp(`/tmp/${prefix}-xfs-`);
+  return createLoopFs(prefix, "xfs", sizeGib * 1024);
+}
+
+/** The same with ext4 (no reflink: VMs get the copy strategy), and sizes small enough to fill in a test. */
+export async function createExt4Loop(prefix: string, sizeMib: number): Promise<XfsLoop> {
+  return createLoopFs(prefix, "ext4", sizeMib);
+}
+
+async function createLoopFs(prefix: string, fsType: "xfs" | "ext4", sizeMib: number): Promise<XfsLoop> {
+  const dir = await mkdtemp(`/tmp/${prefix}-${fsType}-`);
   const img = `${dir}/fs.img`;
   const mnt = `${dir}/mnt`;
   let loop = "";
@@ -59,12 +68,12 @@ export async function createXfsLoop(prefix: string, sizeGib: number): Promise<Xf
   };
   try {
     const fh = await open(img, "wx", 0o600);
-    await fh.truncate(sizeGib * 1024 ** 3);
+    await fh.truncate(sizeMib * 1024 ** 2);
     await fh.close();
-    await systemRunner.run(["mkfs.xfs", "-q", "-m", "reflink=1", img]);
+    await systemRunner.run(fsType === "xfs" ? ["mkfs.xfs", "-q", "-m", "reflink=1", img] : ["mkfs.ext4", "-q", "-F", "-m", "0", img]);
     loop = await runText(systemRunner, ["losetup", "--find", "--show", img]);
     await mkdir(mnt);
-    await systemRunner.run(["mount", "-t", "xfs", loop, mnt]);
+    await systemRunner.run(["mount", "-t", fsType, loop, mnt]);
     mounted = true;
   } catch (e) {
     await destroy().catch(() => undefined);

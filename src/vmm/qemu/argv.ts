@@ -1,6 +1,13 @@
 import type { VmSpec } from "../driver.js";
 import { hasControlChars } from "../../model/text.js";
 
+/**
+ * A full host disk shows the guest a write error (its filesystem reports it, the writer sees EIO)
+ * instead of qemu's default for virtio, which pauses the whole VM on ENOSPC: a paused guest looks
+ * running to banger, answers nothing and says nothing about why.
+ */
+const IO_ERRORS = "werror=report,rerror=report";
+
 /** Who qemu becomes after it has opened /dev/kvm, /dev/net/tun, disks and sockets as root. */
 export interface RunAs {
   readonly uid: number;
@@ -52,9 +59,9 @@ export function buildQemuArgv(qemuBin: string, spec: VmSpec, runAs: RunAs): stri
   if (spec.initrdPath !== undefined) argv.push("-initrd", optValue("initrdPath", spec.initrdPath));
   argv.push(
     "-append", spec.cmdline,
-    "-drive", `id=root,file=${optValue("rootDisk", spec.rootDisk)},format=raw,if=none,cache=writeback`,
+    "-drive", `id=root,file=${optValue("rootDisk", spec.rootDisk)},format=raw,if=none,cache=writeback,${IO_ERRORS}`,
     "-device", "virtio-blk-device,drive=root",
-    "-drive", `id=work,file=${optValue("workDisk", spec.workDisk)},format=raw,if=none,cache=writeback`,
+    "-drive", `id=work,file=${optValue("workDisk", spec.workDisk)},format=raw,if=none,cache=writeback,${IO_ERRORS}`,
     "-device", "virtio-blk-device,drive=work",
     "-netdev", `tap,id=n0,ifname=${optValue("tap", spec.tap)},script=no,downscript=no`,
     "-device", `virtio-net-device,netdev=n0,mac=${optValue("mac", spec.mac)}`,

@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { chownSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { statfs } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { CleanupStack } from "../../../src/daemon/vm/steps.js";
+import { systemRunner } from "../../../src/system/runner.js";
+import { createNetNs } from "../../helpers/netns.js";
+import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
+import { startStack, type Stack } from "../../helpers/stack.js";
+import { ensureTestUser } from "../../helpers/users.js";
+import { createExt4Loop } from "../../helpers/xfs-loop.js";
+
+/*
+ * The state dir on a small filesystem that fills up: an image build, a VM
+ * create (root clone, work disk) and a guest writing to /root each meet a
+ * full disk. Each must fail with an error that says the disk is full, leave
+ * no half-made image or VM, and the daemon must keep serving; once space is
+ * freed everything works again.
+ */
+
+const SKIP = requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft", "fallocate", "losetup", "mount"));
+
+const CONFIG = `[network]
+bridge = "bgfull0"
+cidr = "172.16.98.0/24"
+dns_listen = "127.0.0.1:0"
+upstream_dns = ["172.16.98.1"]
+[vmm]
+kind = "qemu"
+accel = "tcg"
+[defaults]
+memory_mib = 256
+vcpus = 1
+disk_gib = 1
+`;
+
+const FULL = /no space left on device|ENOSPC|disk is full/i;
+
+interface VmJson { name: string; state: string }
+
+async function cli(stack: Stack, args: string[]): Promise<{ code: number; stdout: string; out: string }> {
+  const r = await stack.cli(args, { timeoutMs: 600_000 });
+  return { code: r.code, stdout: r.stdout, out: `${r.stderr}\n${r.stdout}` };
+}
+
+async function ok(stack: Stack, args: string[]): Promise<string> {
+  const r = await cli(stack, args);
+  assert.equal(r.code, 0, `banger ${args.join(" ")} failed (${r.code}):\n${r.out}`);
+  return r.stdout;
+}
+
+void test("a full disk under the state dir during image build, VM create and guest writes: clear errors, nothing half-made, the daemon keeps serving", { skip: SKIP, timeout: 900_000 }, async (t) => {
+  const user = await ensureTestUser();
+  const cleanup = new CleanupStack();
+  t.after(() => cleanup.run());
+  const fs = await createExt4Loop("bgt-full", 384);
+  cleanup.push("filesystem", () => fs.destroy());
+  const stateDir = join(fs.mnt, "state");
+  mkdirSync(stateDir, { mode: 0o700 });
+  chownSync(stateDir, user.uid, user.gid);
+  const ns = await createNetNs("bgt-full");
+  cleanup.push("netns", () => ns.destroy());
+  const stack = await startStack({ user, netns: ns, config: CONFIG, stateDir });
+  cleanup.push("stack", async () => {
+    await stack.cli(["vm", "rm", "--force", "full-a", "full-b"]).catch(() => undefined);
+    await stack.stop();
+  });
+  await ok(stack, ["image", "build", "--name", "tiny", "--from", "busybox"]);
+  await ok(stack, ["vm", "create", "--image", "tiny", "--name", "full-a"]);
+
+  // Fill the filesystem, leaving a little room for the database's own writes.
+  const filler = join(fs.mnt, "filler");
+  const fill = async (leaveMib: number): Promise<void> => {
+    rmSync(filler, { force: true });
+    const s = await statfs(fs.mnt);
+    const free = s.bavail * s.bsize;
+    await systemRunner.run(["fallocate", "-l", String(Math.max(0, free - leaveMib * 1024 * 1024)), filler]);
+  };
+  await fill(2);
+  const vmDirs = (): string[] => readdirSync(join(stateDir, "vms"));
+  const imagesBefore = readdirSync(join(stateDir, "images")).sort();
+  const dirsBefore = vmDirs();
+
+  // An image build: refused for want of space, with no image and no build leftovers.
+  const build = await cli(stack, ["image", "build", "--name", "tiny2", "--from", "busybox"]);
+  assert.notEqual(build.code, 0, build.out);
+  assert.match(build.out, FULL, build.out);
+  assert.deepEqual(readdirSync(join(stateDir, "images")).sort(), imagesBefore, "no half-built image is left");
+  assert.doesNotMatch(await ok(stack, ["image", "list"]), /tiny2/);
+
+  // A VM create: fails in its disk steps, and nothing of it is left.
+  const create = await cli(stack, ["vm", "create", "--image", "tiny", "--name", "full-b"]);
+  assert.notEqual(create.code, 0, create.out);
+  assert.match(create.out, FULL, create.out);
+  assert.deepEqual((JSON.parse(await ok(stack, ["vm", "list", "--json"])) as VmJson[]).map((v) => v.name), ["full-a"]);
+  assert.deepEqual(vmDirs(), dirsBefore, "no VM dir of the failed create is left");
+
+  // A guest writing to /root: the write fails inside the guest (an I/O error), the guest keeps running.
+  await fill(0);
+  const write = await cli(stack, ["vm", "exec", "full-a", "--", "sh", "-c", "dd if=/dev/urandom of=/root/big bs=1M count=64 conv=fsync"]);
+  assert.notEqual(write.code, 0, `the guest's write into a full host disk must fail: ${write.out}`);
+  assert.equal((await ok(stack, ["vm", "exec", "full-a", "--", "echo", "alive"])).trim(), "alive", "the guest still answers");
+  assert.equal((JSON.parse(await ok(stack, ["vm", "show", "full-a", "--json"])) as VmJson).state, "running");
+
+  // Space again: everything works.
+  rmSync(filler, { force: true });
+  await ok(stack, ["vm", "exec", "full-a", "--", "rm", "-f", "/root/big"]);
+  await ok(stack, ["vm", "create", "--image", "tiny", "--name", "full-b"]);
+  await ok(stack, ["vm", "rm", "--force", "full-a", "full-b"]);
+});
