@@ -83,12 +83,13 @@ export class VmService {
   }
 
   /**
-   * A failed operation whose unwinding needed the root helper while it was down (crashed or
-   * restarting): retry the unwinding until it answers again, so the VM still converges to gone
-   * (a create) or stopped (a start) without anyone running `vm rm`. A user who acts on the VM
-   * first takes over: the retry only touches a VM still in `error`.
+   * An operation that needed the root helper while it was down (crashed or restarting) failed at
+   * once; finish what it leaves to do once the helper answers again (retried every 2 s), so the VM
+   * still converges: a failed create or delete to gone, a failed start or stop to stopped, without
+   * anyone running `vm rm`. A user who acts on the VM first takes over: only a VM still in `error`
+   * is touched.
    */
-  private retryUnwindLater(vmId: string, what: "create" | "start", attempt = 1): void {
+  private convergeLater(vmId: string, to: "gone" | "stopped", what: string, attempt = 1): void {
     const timer = setTimeout(() => {
       this.retries.delete(timer);
       this.background(vmId, () => this.locks.run(vmId, async () => {
@@ -96,18 +97,18 @@ export class VmService {
         if (vm === undefined || vm.state !== "error") return;
         const opId = newOpId();
         try {
-          if (what === "create") {
-            await runAll(deleteActions(this.env, vm, { opId }), `unwinding the failed create of ${vm.name}`);
+          if (to === "gone") {
+            await runAll(deleteActions(this.env, vm, { opId }), `finishing the failed ${what} of ${vm.name}`);
             this.env.vms.delete(vm.id);
             await this.resyncKnownHosts();
           } else {
-            await runAll(stopActions(this.env, vm, { force: true, opId }), `unwinding the failed start of ${vm.name}`);
-            this.env.vms.setState(vm.id, "stopped", { startedAt: null, lastError: `${vm.lastError ?? "start failed"} (unwound once bangerd-root answered again)` });
+            await runAll(stopActions(this.env, vm, { force: true, opId }), `finishing the failed ${what} of ${vm.name}`);
+            this.env.vms.setState(vm.id, "stopped", { startedAt: null, lastError: `${vm.lastError ?? `${what} failed`} (stopped once bangerd-root answered again)` });
           }
-          this.env.logger.info("unwound a failed operation once the root helper was back", { op_id: opId, vm: vm.name, operation: what, attempt });
+          this.env.logger.info("finished a failed operation once the root helper was back", { op_id: opId, vm: vm.name, operation: what, attempt });
         } catch (e) {
-          if (helperWasDown(e) && attempt < UNWIND_RETRIES) this.retryUnwindLater(vmId, what, attempt + 1);
-          else this.markError(vm.id, `${vm.lastError ?? ""}; unwinding failed again: ${errorMessage(e)}; run "banger vm rm --force ${vm.name}"`);
+          if (helperWasDown(e) && attempt < UNWIND_RETRIES) this.convergeLater(vmId, to, what, attempt + 1);
+          else this.markError(vm.id, `${vm.lastError ?? ""}; finishing the failed ${what} failed again: ${errorMessage(e)}; run "banger vm rm --force ${vm.name}"`);
         }
       }));
     }, UNWIND_RETRY_MS);
@@ -194,7 +195,7 @@ export class VmService {
     }
     this.markError(vm.id, errorMessage(e));
     if (helperWasDown(e)) {
-      this.retryUnwindLater(vm.id, "create");
+      this.convergeLater(vm.id, "gone", "create");
       op.fail(new Error(`${errorMessage(e)}; bangerd-root was unreachable, so banger releases what is left of ${vm.name} once it answers again`, { cause: e }));
       return;
     }
@@ -256,7 +257,7 @@ export class VmService {
     const unwound = !(e instanceof StepFailedError) || e.cleanupErrors.length === 0;
     // A cleanly unwound start leaves a stopped VM (disks and lease kept); a dirty one is marked error so rm/stop can retry.
     this.env.vms.setState(vm.id, unwound ? "stopped" : "error", { lastError: errorMessage(e), startedAt: null });
-    if (!unwound && helperWasDown(e)) this.retryUnwindLater(vm.id, "start");
+    if (!unwound && helperWasDown(e)) this.convergeLater(vm.id, "stopped", "start");
     op.fail(e);
   }
 
@@ -268,6 +269,10 @@ export class VmService {
         await runAll(stopActions(this.env, fresh, { force, opId }), `stopping ${vm.name}`);
       } catch (e) {
         this.markError(vm.id, errorMessage(e));
+        if (helperWasDown(e)) {
+          this.convergeLater(vm.id, "stopped", "stop");
+          throw new RpcError("unavailable", `${errorMessage(e)}; bangerd-root is not answering: banger finishes stopping ${vm.name} once it is back`);
+        }
         throw new RpcError("operation_failed", `${errorMessage(e)}; the VM is marked error: retry with "banger vm stop --force ${vm.name}"`);
       }
       return this.env.vms.setState(vm.id, "stopped", { startedAt: null, lastError: null });
@@ -289,6 +294,10 @@ export class VmService {
         await runAll(deleteActions(this.env, fresh, { opId }), `deleting ${name}`);
       } catch (e) {
         this.markError(vm.id, errorMessage(e));
+        if (helperWasDown(e)) {
+          this.convergeLater(vm.id, "gone", "delete");
+          throw new RpcError("unavailable", `${errorMessage(e)}; bangerd-root is not answering: banger finishes deleting ${name} once it is back`);
+        }
         throw new RpcError("operation_failed", `${errorMessage(e)}; the VM is kept (state error) so nothing is lost track of: fix the cause and run "banger vm rm --force ${name}" again`);
       }
       this.env.vms.delete(vm.id);

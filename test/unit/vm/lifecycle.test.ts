@@ -472,3 +472,20 @@ void test("a create that fails because the root helper died is unwound by itself
   assert.equal(h.vms.getById(vm.id), undefined, "the failed create was unwound without anyone running vm rm");
   assert.deepEqual([...h.host.live].filter((x) => x.endsWith(vm.id)), [], "nothing of it is left");
 });
+
+void test("a stop asked for while the root helper is down fails at once, typed, and is finished once the helper answers again", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const vm = await createAndWait(h, { name: "later" });
+  h.host.failWith.set("vmm.stop", new RpcError("unavailable", "nothing is listening on /run/banger-root/helper.sock"));
+  await assert.rejects(h.service.stop("later", false, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "unavailable" && /finishes stopping later once it is back/.test(e.message));
+  assert.equal(h.vms.getById(vm.id)?.state, "error");
+  h.host.failWith.clear();
+  const deadline = Date.now() + 10_000;
+  while (h.vms.getById(vm.id)?.state !== "stopped" && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    await h.service.idle();
+  }
+  assert.equal(h.vms.getById(vm.id)?.state, "stopped");
+  assert.ok(!h.host.live.has(`vmm:${vm.id}`) && !h.host.live.has(`tap:${vm.id}`));
+});
