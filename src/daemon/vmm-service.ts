@@ -85,6 +85,7 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
       isAlive: (handle) => adapter(choice?.accel ?? "tcg").isAlive(handle),
       watchExit: (handle, onExit) => adapter(choice?.accel ?? "tcg").watchExit(handle, onExit),
       find: (vmId, vmmKind) => adapter(choice?.accel ?? "tcg").find(vmId, vmmKind),
+      release: (vmId) => adapter(choice?.accel ?? "tcg").release(vmId),
     },
     close: () => { exits.close(); },
     info: () => ({ vmm: choice !== undefined ? { kind: choice.kind, accel: choice.accel, reason: choice.warning !== undefined ? `${choice.reason} (warning: ${choice.warning})` : choice.reason } : { kind, accel: "pending", reason: pending ?? "not decided yet" } }),

@@ -135,6 +135,11 @@ export interface VmmDeps {
    * scan for a VMM whose argv carries the id), or undefined when there is none.
    */
   find(vmId: string, kind: string): Promise<VmmHandle | undefined>;
+  /**
+   * Removes what VM `vmId`'s VMM leaves in the runtime dir (pidfile, control socket, its dir) when
+   * no VMM of that VM runs: a launch cut off before its pid was known leaves them without a handle.
+   */
+  release(vmId: string): Promise<void>;
 }
 
 export interface DnsDeps {

@@ -93,10 +93,12 @@ export class VmService {
     const timer = setTimeout(() => {
       this.retries.delete(timer);
       this.background(vmId, () => this.locks.run(vmId, async () => {
-        const vm = this.env.vms.getById(vmId);
-        if (vm === undefined || vm.state !== "error") return;
+        const recorded = this.env.vms.getById(vmId);
+        if (recorded === undefined || recorded.state !== "error") return;
         const opId = newOpId();
         try {
+          // A VMM whose launch was cut off by the helper's death runs without a pid on record.
+          const vm = (await this.liveVmm(recorded, opId)) ?? recorded;
           if (to === "gone") {
             await runAll(deleteActions(this.env, vm, { opId }), `finishing the failed ${what} of ${vm.name}`);
             this.env.vms.delete(vm.id);
@@ -108,7 +110,7 @@ export class VmService {
           this.env.logger.info("finished a failed operation once the root helper was back", { op_id: opId, vm: vm.name, operation: what, attempt });
         } catch (e) {
           if (helperWasDown(e) && attempt < UNWIND_RETRIES) this.convergeLater(vmId, to, what, attempt + 1);
-          else this.markError(vm.id, `${vm.lastError ?? ""}; finishing the failed ${what} failed again: ${errorMessage(e)}; run "banger vm rm --force ${vm.name}"`);
+          else this.markError(recorded.id, `${recorded.lastError ?? ""}; finishing the failed ${what} failed again: ${errorMessage(e)}; run "banger vm rm --force ${recorded.name}"`);
         }
       }));
     }, UNWIND_RETRY_MS);
@@ -180,9 +182,13 @@ export class VmService {
     const unwound = !(e instanceof StepFailedError) || e.cleanupErrors.length === 0;
     if (unwound) {
       try {
-        // Nothing of the VM remains on the host; drop its dir and record so no half-created VM is listed.
+        // The steps are unwound; drop the VM's dir and record so no half-created VM is listed. A
+        // launch cut off after the VMM was spawned (the helper died before answering) has no pid on
+        // record: find that VMM by its identity and stop it too.
         const fresh = this.env.vms.getById(vm.id) ?? vm;
-        await runAll(deleteActions(this.env, fresh, { opId }).filter((a) => a.name === "remove-vm-dir" || a.name === "release-lease"), "cleanup after failed create");
+        const live = await this.liveVmm(fresh, opId);
+        const wanted = new Set(["remove-vm-dir", "release-lease", "remove-vmm-files", ...(live !== undefined ? ["stop-vmm"] : [])]);
+        await runAll(deleteActions(this.env, live ?? fresh, { opId }).filter((a) => wanted.has(a.name)), "cleanup after failed create");
         this.env.vms.delete(vm.id);
         await this.resyncKnownHosts();
         op.fail(e);

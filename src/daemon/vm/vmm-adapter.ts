@@ -60,6 +60,10 @@ export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, runtimeDir: s
       rmSync(runtimeFiles.vmDir(runtimeDir, h.vmId), { recursive: true, force: true });
     },
     isAlive: (handle) => driver.isRunning(toDriverHandle(handle, driver.kind)),
+    release(vmId) {
+      if (findVmmPid(vmId) === null) rmSync(runtimeFiles.vmDir(runtimeDir, vmId), { recursive: true, force: true });
+      return Promise.resolve();
+    },
     find(vmId, kind) {
       if (kind !== driver.kind) return Promise.resolve(undefined);
       const pid = findVmmPid(vmId);

@@ -39,7 +39,7 @@ export function daemonVmDeps(env: DaemonEnv, overrides: Partial<VmDeps> = {}): V
     images: overrides.images ?? imageService(env),
     network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), detach: () => Promise.resolve() },
     storage: overrides.storage ?? { cloneRoot: () => unwired("storage"), activateRoot: () => unwired("storage"), deactivateRoot: () => Promise.resolve(), destroyRoot: () => Promise.resolve(), createWorkDisk: () => unwired("storage"), destroyWorkDisk: () => Promise.resolve(), injectFiles: () => unwired("storage") },
-    vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false), watchExit: () => () => undefined, find: () => Promise.resolve(undefined) },
+    vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false), watchExit: () => () => undefined, find: () => Promise.resolve(undefined), release: () => Promise.resolve() },
     dns: overrides.dns ?? { publish: () => Promise.resolve(), unpublish: () => Promise.resolve() },
     ssh: overrides.ssh ?? createSshProbe({ knownHostsPath: state.knownHosts(env.layout.stateDir) }),
   };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chownSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -56,6 +56,9 @@ void test("a full disk under the state dir during image build, VM create and gue
   t.after(() => cleanup.run());
   const fs = await createExt4Loop("bgt-full", 384);
   cleanup.push("filesystem", () => fs.destroy());
+  // The daemon runs as the owner: it must be able to reach its state dir on the mount.
+  chmodSync(fs.dir, 0o755);
+  chmodSync(fs.mnt, 0o755);
   const stateDir = join(fs.mnt, "state");
   mkdirSync(stateDir, { mode: 0o700 });
   chownSync(stateDir, user.uid, user.gid);

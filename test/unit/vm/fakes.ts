@@ -85,6 +85,7 @@ export class FakeHost {
         stop: (h: VmmHandle, opts) => { this.call(opts.force ? "vmm.kill" : "vmm.stop"); this.live.delete(`vmm:${String(h["vmId"])}`); return Promise.resolve(); },
         isAlive: () => Promise.resolve(this.vmmAlive),
         find: (vmId: string) => Promise.resolve(this.foundVmms.get(vmId)),
+        release: () => Promise.resolve(),
         watchExit: (h: VmmHandle, onExit) => {
           const vmId = String(h["vmId"]);
           this.exitWatchers.set(vmId, onExit);
