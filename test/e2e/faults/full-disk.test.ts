@@ -69,6 +69,12 @@ void test("a full disk under the state dir during image build, VM create and gue
     await stack.cli(["vm", "rm", "--force", "full-a", "full-b"]).catch(() => undefined);
     await stack.stop();
   });
+  // A failure here is most often the daemon's: keep the end of its log with the failure.
+  let passed = false;
+  cleanup.push("daemon log on failure", () => {
+    if (!passed) process.stderr.write(`bangerd log (end):\n${stack.daemonLog().split("\n").slice(-40).join("\n")}\n`);
+    return Promise.resolve();
+  });
   await ok(stack, ["image", "build", "--name", "tiny", "--from", "busybox"]);
   await ok(stack, ["vm", "create", "--image", "tiny", "--name", "full-a"]);
 
@@ -111,4 +117,5 @@ void test("a full disk under the state dir during image build, VM create and gue
   await ok(stack, ["vm", "exec", "full-a", "--", "rm", "-f", "/root/big"]);
   await ok(stack, ["vm", "create", "--image", "tiny", "--name", "full-b"]);
   await ok(stack, ["vm", "rm", "--force", "full-a", "full-b"]);
+  passed = true;
 });
