@@ -115,6 +115,22 @@ function changes(db: Db): EventEmitter {
   return e;
 }
 
+/**
+ * Outcomes that could not be written (the disk under the state dir is full), per connection: a
+ * client following the operation must still learn how it ended instead of waiting on a record
+ * that says `running`. They live as long as the daemon; a restart marks such operations failed.
+ */
+const unsaved = new WeakMap<Db, Map<string, OperationRecord>>();
+
+function unsavedOf(db: Db): Map<string, OperationRecord> {
+  let m = unsaved.get(db);
+  if (m === undefined) {
+    m = new Map();
+    unsaved.set(db, m);
+  }
+  return m;
+}
+
 /** The `operations` table: progress of long-running requests, readable by `operation.get` after the fact. */
 export class OperationRepository {
   constructor(private readonly db: Db, private readonly now: () => Date = () => new Date()) {}
@@ -171,6 +187,8 @@ export class OperationRepository {
   }
 
   get(id: string): OperationRecord | undefined {
+    const kept = unsavedOf(this.db).get(id);
+    if (kept !== undefined) return kept;
     const row = statement(this.db, "SELECT * FROM operations WHERE id = ?").get(id) as OperationRow | undefined;
     return row === undefined ? undefined : fromRow(row);
   }
@@ -180,9 +198,21 @@ export class OperationRepository {
     this.changed(id, false);
   }
 
+  /**
+   * Records how the operation ended. When that write fails, the outcome is still served from memory
+   * (and followers are told) before the error is rethrown for the caller to log.
+   */
   finish(id: string, state: "succeeded" | "failed", outcome: { result?: unknown; error?: string }): void {
-    statement(this.db, "UPDATE operations SET state = ?, result = ?, error = ?, updated_at = ?, revision = revision + 1 WHERE id = ?")
-      .run(state, outcome.result === undefined ? null : JSON.stringify(outcome.result), outcome.error ?? null, this.now().toISOString(), id);
+    const ts = this.now().toISOString();
+    try {
+      statement(this.db, "UPDATE operations SET state = ?, result = ?, error = ?, updated_at = ?, revision = revision + 1 WHERE id = ?")
+        .run(state, outcome.result === undefined ? null : JSON.stringify(outcome.result), outcome.error ?? null, ts, id);
+    } catch (e) {
+      const last = this.get(id);
+      if (last !== undefined) unsavedOf(this.db).set(id, { ...last, state, result: outcome.result, error: outcome.error ?? null, updatedAt: ts, revision: last.revision + 1 });
+      this.changed(id, true);
+      throw e;
+    }
     this.changed(id, true);
   }
 

@@ -30,6 +30,16 @@ export class OperationTracker {
       }
       return s;
     };
+    // A record that cannot be written (the disk under the state dir is full) must not take the daemon
+    // down: progress writes run from timers, where a throw would be uncaught. The operation goes on;
+    // its end is written when the disk allows.
+    const write = (what: string, fn: () => void): void => {
+      try {
+        fn();
+      } catch (e) {
+        log.error(`could not record ${what}`, { error: errorMessage(e) });
+      }
+    };
     let finished = false;
     // Steps of a group start and end in bursts; one write per burst (per event-loop turn) rather than
     // one per event. The end of the operation writes any pending change first.
@@ -38,7 +48,7 @@ export class OperationTracker {
       if (pending === undefined) return;
       clearImmediate(pending);
       pending = undefined;
-      this.ops.updateSteps(id, steps);
+      write("operation progress", () => { this.ops.updateSteps(id, steps); });
     };
     return {
       id,
@@ -72,14 +82,14 @@ export class OperationTracker {
         }
         pending ??= setImmediate(() => {
           pending = undefined;
-          this.ops.updateSteps(id, steps);
+          write("operation progress", () => { this.ops.updateSteps(id, steps); });
         });
       },
       succeed: (result) => {
         if (finished) return;
         finished = true;
         flush();
-        this.ops.finish(id, "succeeded", { result });
+        write("the operation's success", () => { this.ops.finish(id, "succeeded", { result }); });
         log.info("operation succeeded");
       },
       fail: (error) => {
@@ -87,8 +97,8 @@ export class OperationTracker {
         finished = true;
         if (pending !== undefined) clearImmediate(pending);
         pending = undefined;
-        this.ops.updateSteps(id, steps);
-        this.ops.finish(id, "failed", { error: errorMessage(error) });
+        write("operation progress", () => { this.ops.updateSteps(id, steps); });
+        write("the operation's failure", () => { this.ops.finish(id, "failed", { error: errorMessage(error) }); });
         log.warn("operation failed", { error: errorMessage(error) });
       },
     };
