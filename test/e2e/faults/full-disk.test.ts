@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from "node:fs";
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -80,11 +80,25 @@ void test("a full disk under the state dir during image build, VM create and gue
 
   // Fill the filesystem, leaving a little room for the database's own writes.
   const filler = join(fs.mnt, "filler");
+  const freeBytes = async (): Promise<number> => {
+    const s = await statfs(fs.mnt);
+    return s.bavail * s.bsize;
+  };
   const fill = async (leaveMib: number): Promise<void> => {
     rmSync(filler, { force: true });
-    const s = await statfs(fs.mnt);
-    const free = s.bavail * s.bsize;
-    await systemRunner.run(["fallocate", "-l", String(Math.max(0, free - leaveMib * 1024 * 1024)), filler]);
+    rmSync(`${filler}.top`, { force: true });
+    // fallocate the bulk (its own extent metadata needs a little room), then top up by writing.
+    await systemRunner.run(["fallocate", "-l", String(Math.max(0, (await freeBytes()) - (leaveMib + 4) * 1024 * 1024)), filler]);
+    const fd = openSync(`${filler}.top`, "w");
+    const chunk = Buffer.alloc(64 * 1024, 0x5a);
+    try {
+      while ((await freeBytes()) > leaveMib * 1024 * 1024) writeSync(fd, chunk);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOSPC") throw e;
+    } finally {
+      fsyncSync(fd);
+      closeSync(fd);
+    }
   };
   await fill(2);
   const vmDirs = (): string[] => readdirSync(join(stateDir, "vms"));
@@ -114,6 +128,7 @@ void test("a full disk under the state dir during image build, VM create and gue
 
   // Space again: everything works.
   rmSync(filler, { force: true });
+  rmSync(`${filler}.top`, { force: true });
   await ok(stack, ["vm", "exec", "full-a", "--", "rm", "-f", "/root/big"]);
   await ok(stack, ["vm", "create", "--image", "tiny", "--name", "full-b"]);
   await ok(stack, ["vm", "rm", "--force", "full-a", "full-b"]);
