@@ -8,6 +8,7 @@ import { startStack, type CliOptions, type Stack } from "../test/helpers/stack.j
 import { ensureTestUser, type TestUser } from "../test/helpers/users.js";
 import { nodeStartCpuMs } from "./child-cpu.js";
 import { createOps, fixedCostBreakdown, type TimedCreate } from "./create-ops.js";
+import { cpuMs, processStartedAt } from "./proc.js";
 import { info, median, note, round, timed, type BenchResult } from "./stats.js";
 
 const BRIDGE = "bgbench0";
@@ -147,21 +148,6 @@ function consoleSummary(text: string): string {
   return `${text.split("\n").length} lines, last kernel timestamp ${stamps.at(-1) ?? "?"} s`;
 }
 
-/** USER_HZ: the unit of /proc/PID/stat's times, 100 on every Linux ABI banger runs on. */
-const CLOCK_TICKS_PER_S = 100;
-
-/** CPU time (user + system) of these processes and of their children they have reaped (forked tools), in ms. */
-function cpuMs(pids: readonly number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    // Fields after "(comm) ": state ppid ... utime(12th) stime cutime cstime.
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-    ticks += [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
-  }
-  if (!Number.isFinite(ticks)) throw new Error(`unreadable /proc/PID/stat for ${pids.join(", ")}`);
-  return (ticks * 1000) / CLOCK_TICKS_PER_S;
-}
-
 /**
  * CPU time of some processes sampled every 20 ms, so the CPU of a span can be read back
  * afterwards (between two wall-clock times, interpolated).
@@ -246,7 +232,10 @@ export async function benchCreate(pairs = 41, parallel = 8): Promise<Record<stri
       const runBanger = async (): Promise<number> => {
         const cliStart = Date.now();
         const ms = await timed(() => create(name));
-        timedCreates.push({ name, cliStart, cliExit: Date.now() });
+        const cliExit = Date.now();
+        const vm = JSON.parse(await ok(s, ["vm", "show", name, "--json"])) as VmJson;
+        if (vm.pid === null) throw new Error(`${name} is running without a VMM pid`);
+        timedCreates.push({ name, cliStart, cliExit, vmmSpawned: processStartedAt(vm.pid) });
         note(`banger ${i}: guest console ${consoleSummary(await ok(s, ["vm", "logs", name]))}`);
         await remove(name);
         return ms;

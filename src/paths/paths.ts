@@ -71,6 +71,8 @@ export const state = {
   vmDir: (stateDir: string, vmId: string) => join(stateDir, "vms", vmId),
   /** Scratch file the storage detector clones to learn whether this filesystem can reflink (a pid suffix is added). */
   cloneProbe: (stateDir: string) => join(stateDir, "vms", ".clone-probe"),
+  /** Disk copies made ahead for the next VM create (spare-copies.ts): beside the VM dirs, so they can be hard-linked into one. */
+  spareCopiesDir: (stateDir: string) => join(stateDir, "vms", ".spares"),
   sshDir: (stateDir: string) => join(stateDir, "ssh"),
   sshKey: (stateDir: string) => join(stateDir, "ssh", "id_ed25519"),
   knownHosts: (stateDir: string) => join(stateDir, "ssh", "known_hosts"),
