@@ -71,14 +71,14 @@ export const state = {
   vmDir: (stateDir: string, vmId: string) => join(stateDir, "vms", vmId),
   /** Scratch file the storage detector clones to learn whether this filesystem can reflink (a pid suffix is added). */
   cloneProbe: (stateDir: string) => join(stateDir, "vms", ".clone-probe"),
-  /** Disk copies made ahead for the next VM create (spare-copies.ts): beside the VM dirs, so they can be hard-linked into one. */
-  spareCopiesDir: (stateDir: string) => join(stateDir, "vms", ".spares"),
   sshDir: (stateDir: string) => join(stateDir, "ssh"),
   sshKey: (stateDir: string) => join(stateDir, "ssh", "id_ed25519"),
   knownHosts: (stateDir: string) => join(stateDir, "ssh", "known_hosts"),
   cacheDir: (stateDir: string) => join(stateDir, "cache"),
   /** Formatted work disks that new VMs' /root disks are cloned from (work-disk-templates.ts). */
   workDiskTemplatesDir: (stateDir: string) => join(stateDir, "cache", "work-disks"),
+  /** Disk copies made ahead for the next VM create (spare-copies.ts), hard-linked into a VM's dir (one state dir, one filesystem). */
+  spareCopiesDir: (stateDir: string) => join(stateDir, "cache", "spares"),
   logsDir: (stateDir: string) => join(stateDir, "logs"),
   /** Jailer --chroot-base-dir: inside the state dir so kernels/disks can be hard-linked into jails (same filesystem). */
   jailerBase: (stateDir: string) => join(stateDir, "jail"),

@@ -16,9 +16,10 @@ interface Spare {
  * VM create takes it by a hard link instead of copying on its critical path: the copy (~6 MB for the
  * tiny image, ~4 MB of work-disk metadata, a few tens of ms on a slow host) runs while the last VM's
  * guest boots. A spare is used only when its source is the very file it was copied from, unchanged
- * (device, inode, size, mtime, ctime); anything else is copied as before. Spares live under the VMs'
- * directory (one filesystem, so the link works), cost the disk space of one copy per source, and are
- * dropped at daemon start: a half-made one of a daemon that died is never taken.
+ * (device, inode, size, mtime, ctime); anything else is copied as before. Spares live in the state
+ * dir's cache (the VM dirs' filesystem, so the link works; on another one a copy is made after all),
+ * cost the disk space of one copy per source, and are dropped at daemon start: a half-made one of a
+ * daemon that died is never taken.
  */
 export class SpareCopies {
   private readonly spares = new Map<string, Spare>();
