@@ -22,7 +22,7 @@ export function createOps(stateDir: string, names: readonly string[]): Map<strin
 }
 
 /** When a step ended (ms since the epoch), or NaN when it did not run. */
-export function stepEnd(op: CreateOp, name: string): number {
+function stepEnd(op: CreateOp, name: string): number {
   const s = op.steps.find((x) => x.name === name);
   return s?.started_at == null || s.elapsed_ms === null ? NaN : Date.parse(s.started_at) + s.elapsed_ms;
 }

@@ -14,7 +14,7 @@ import { info, median, note, round, timed, type BenchResult } from "./stats.js";
 const BRIDGE = "bgbench0";
 const BOOT_TIMEOUT_S = 600;
 const BARE_BOOT_JS = resolve(import.meta.dirname, "bare-boot.js");
-/** Runs of `node -e 0` for the CPU reference: one run's CPU varies by a few ms, so the median needs a score of them. */
+/** Runs of `node -e 0` for the CPU reference: one run's CPU varies by ±10% here, so the median needs a score of them. */
 const NODE_RUNS = 21;
 
 /** Why the create benchmarks cannot run here, or false. */
