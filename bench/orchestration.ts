@@ -9,7 +9,7 @@ import { serveUnix } from "../src/rpc/unix-server.js";
 import { silentLogger } from "../src/system/log.js";
 import { systemRunner } from "../src/system/runner.js";
 import { makeHarness } from "../test/unit/vm/fakes.js";
-import { median, round, timed, type BenchResult } from "./stats.js";
+import { info, median, round, timed, type BenchResult } from "./stats.js";
 
 /**
  * The daemon's own orchestration cost for vm.create, with every host
@@ -45,6 +45,7 @@ export async function benchOrchestration(parallel = 8, rounds = 5): Promise<Reco
     }
   }
   return {
-    daemon_orchestration_wall_ms_per_vm: { value: round(median(perVmWall), 2), unit: `ms per VM: wall of ${parallel} parallel vm.create RPCs until all operations done / ${parallel}; real RPC + SQLite, subsystems faked (daemon-only overhead)`, target: 50 },
+    // Informational: a few ms of in-process work with nothing measured beside it to divide by.
+    daemon_orchestration_wall_ms_per_vm: info(round(median(perVmWall), 2), `ms per VM: wall of ${parallel} parallel vm.create RPCs until all operations done / ${parallel}; real RPC + SQLite, subsystems faked (daemon-only overhead)`),
   };
 }

@@ -54,7 +54,7 @@ async function main(): Promise<number> {
   const doc = `${JSON.stringify(results, null, 2)}\n`;
   writeFileSync(RESULTS, doc);
   process.stdout.write(doc);
-  for (const [k, v] of Object.entries(results)) if (v.value > v.target) note(`MISS ${k}: ${v.value} > target ${v.target} (${v.unit})`);
+  for (const [k, v] of Object.entries(results)) if (v.target !== null && v.value > v.target) note(`MISS ${k}: ${v.value} > target ${v.target} (${v.unit})`);
   return failed === 0 ? 0 : 1;
 }
 

@@ -1,8 +1,17 @@
-/** Shape of one entry in bench/results.json. */
+/**
+ * Shape of one entry in bench/results.json. Only ratios of two things measured side by side in the
+ * same run carry a target: an absolute time or size measures the machine as much as banger, so it is
+ * reported for information (target null) and never judged.
+ */
 export interface BenchResult {
   value: number;
   unit: string;
-  target: number;
+  target: number | null;
+}
+
+/** An informational figure: reported beside the ratios, judged by none. */
+export function info(value: number, unit: string): BenchResult {
+  return { value, unit, target: null };
 }
 
 export function median(xs: readonly number[]): number {

@@ -77,6 +77,8 @@ export const state = {
   cacheDir: (stateDir: string) => join(stateDir, "cache"),
   /** Formatted work disks that new VMs' /root disks are cloned from (work-disk-templates.ts). */
   workDiskTemplatesDir: (stateDir: string) => join(stateDir, "cache", "work-disks"),
+  /** Disk copies made ahead for the next VM create (spare-copies.ts), hard-linked into a VM's dir (one state dir, one filesystem). */
+  spareCopiesDir: (stateDir: string) => join(stateDir, "cache", "spares"),
   logsDir: (stateDir: string) => join(stateDir, "logs"),
   /** Jailer --chroot-base-dir: inside the state dir so kernels/disks can be hard-linked into jails (same filesystem). */
   jailerBase: (stateDir: string) => join(stateDir, "jail"),

@@ -30,9 +30,20 @@ export function networkService(env: DaemonEnv, opts: { linkExists?: (name: strin
     return { ip: row.ip, mac: row.mac, tap: row.tap, cid: row.cid, prefix, gateway, nameservers: dns.servers };
   };
 
+  const removeNat = async (lease: Lease, opId: string): Promise<void> => {
+    if (env.config.network.nat) await env.helper.call(privEnsureNat, { guest_ip: lease.ip, tap: lease.tap, enable: false }, opId);
+  };
+
+  const mustHold = (vmId: string, lease: Lease): void => {
+    const held = getLease(env.db, vmId);
+    if (held === undefined || held.ip !== lease.ip || held.tap !== lease.tap) {
+      throw new Error(`VM ${vmId} does not hold lease ${lease.ip}/${lease.tap} in the state store; refusing to wire someone else's address`);
+    }
+  };
+
   const detach = async (lease: Lease, opId: string): Promise<void> => {
     const errors: unknown[] = [];
-    if (env.config.network.nat) await env.helper.call(privEnsureNat, { guest_ip: lease.ip, tap: lease.tap, enable: false }, opId).catch((e: unknown) => errors.push(e));
+    await removeNat(lease, opId).catch((e: unknown) => errors.push(e));
     // Pool taps outlive their VMs: that is the pool's point.
     if (!isPoolTap(lease.tap)) await env.helper.call(privDeleteTap, { tap_name: lease.tap }, opId).catch((e: unknown) => errors.push(e));
     if (errors.length > 0) throw new AggregateError(errors, `detaching ${lease.tap} (${lease.ip}) from the host network failed`);
@@ -49,22 +60,26 @@ export function networkService(env: DaemonEnv, opts: { linkExists?: (name: strin
     },
 
     async attach(vmId, lease, opId) {
-      const held = getLease(env.db, vmId);
-      if (held === undefined || held.ip !== lease.ip || held.tap !== lease.tap) {
-        throw new Error(`VM ${vmId} does not hold lease ${lease.ip}/${lease.tap} in the state store; refusing to wire someone else's address`);
-      }
-      // create_tap makes sure of the bridge itself; a pool tap that is already there skips it, so check the bridge then.
-      const tap = isPoolTap(lease.tap) && linkExists(lease.tap) ? env.helper.call(privEnsureBridge, {}, opId) : env.helper.call(privCreateTap, { tap_name: lease.tap }, opId);
-      // NAT rules name the tap and the guest address, not a live link, so both go at once: the tap is
-      // made by ioctl in a millisecond while NAT waits on an nft run.
-      const nat = env.config.network.nat ? env.helper.call(privEnsureNat, { guest_ip: lease.ip, tap: lease.tap, enable: true }, opId) : undefined;
-      const failures: unknown[] = (await Promise.allSettled([tap, nat])).flatMap((o): unknown[] => (o.status === "rejected" ? [o.reason] : []));
-      if (failures.length === 0) return;
-      // A failed attach is not undone by the create's cleanup stack (only completed steps are), so take
-      // down whichever half did succeed here; detach is idempotent about the half that did not.
-      const cleanup = await detach(lease, opId).then((): unknown[] => [], (e: unknown) => [e]);
-      throw failures.length + cleanup.length === 1 ? failures[0] : new AggregateError([...failures, ...cleanup], `attaching ${lease.tap} (${lease.ip}) failed: ${failures.map((f) => (f instanceof Error ? f.message : String(f))).join("; ")}`);
+      mustHold(vmId, lease);
+      // create_tap makes sure of the bridge itself (and removes a tap it could not attach); a pool tap
+      // that is already there skips it, so check the bridge then.
+      await (isPoolTap(lease.tap) && linkExists(lease.tap) ? env.helper.call(privEnsureBridge, {}, opId) : env.helper.call(privCreateTap, { tap_name: lease.tap }, opId));
     },
+
+    async addNat(vmId, lease, opId) {
+      if (!env.config.network.nat) return;
+      mustHold(vmId, lease);
+      try {
+        await env.helper.call(privEnsureNat, { guest_ip: lease.ip, tap: lease.tap, enable: true }, opId);
+      } catch (e) {
+        // A failed step is not undone by the create's cleanup stack (only completed steps are), and a
+        // backend that runs several commands (iptables) can fail half-way: take down what did land.
+        const cleanup = await removeNat(lease, opId).then((): unknown[] => [], (c: unknown) => [c]);
+        throw cleanup.length === 0 ? e : new AggregateError([e, ...cleanup], `adding NAT for ${lease.ip} (${lease.tap}) failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    },
+
+    removeNat: (_vmId, lease, opId) => removeNat(lease, opId),
 
     detach: (_vmId, lease, opId) => detach(lease, opId),
 

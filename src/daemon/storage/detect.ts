@@ -7,6 +7,7 @@ import type { HelperClient } from "../helper-client.js";
 import { copyStrategy } from "./copy.js";
 import { dmSnapshotStrategy } from "./dm-snapshot.js";
 import { reflinkStrategy } from "./reflink.js";
+import type { Copier } from "./spare-copies.js";
 import type { CloneStrategy, CloneStrategyName } from "./types.js";
 
 export interface StrategyChoice {
@@ -101,12 +102,12 @@ async function dmCapability(deps: DetectDeps, hasFile: (p: string) => boolean, w
   }
 }
 
-export function makeStrategy(name: CloneStrategyName, deps: { stateDir: string; helper?: HelperClient | undefined }): CloneStrategy {
+export function makeStrategy(name: CloneStrategyName, deps: { stateDir: string; helper?: HelperClient | undefined; copy?: Copier | undefined }): CloneStrategy {
   switch (name) {
     case "reflink":
       return reflinkStrategy(deps.stateDir);
     case "copy":
-      return copyStrategy(deps.stateDir);
+      return copyStrategy(deps.stateDir, deps.copy);
     case "dm-snapshot":
       if (deps.helper === undefined) throw new Error("dm-snapshot needs the root helper (bangerd-root); run `banger system install`");
       return dmSnapshotStrategy(deps.helper, deps.stateDir);

@@ -1,6 +1,6 @@
 import { rm } from "node:fs/promises";
 import type { FileSyncEntry } from "../../config/schema.js";
-import { vmFiles } from "../../paths/paths.js";
+import { state, vmFiles } from "../../paths/paths.js";
 import { privReadExt4File, privWriteExt4Files } from "../../rpc/priv/disks.js";
 import type { SystemInfo } from "../../rpc/daemon/system.js";
 import type { Runner } from "../../system/runner.js";
@@ -11,7 +11,8 @@ import { planFileSync } from "./file-sync.js";
 import type { CloneOptions, CloneStrategy, RootDiskHandles } from "./types.js";
 import { WorkDiskTemplates, type WorkDiskContents } from "./work-disk-templates.js";
 import { resizeExt4Image } from "./work-disk.js";
-import { cloneOrCopy } from "../../system/sparse-copy.js";
+import { cloneOrCopy, sparseCopy } from "../../system/sparse-copy.js";
+import { SpareCopies } from "./spare-copies.js";
 
 export interface StorageDeps {
   readonly stateDir: string;
@@ -34,9 +35,16 @@ export interface CloneRootOptions extends CloneOptions {
 export class StorageService {
   private choicePromise: Promise<StrategyChoice> | undefined;
   private readonly templates: WorkDiskTemplates;
+  private readonly spares: SpareCopies;
 
   constructor(private readonly deps: StorageDeps) {
     this.templates = new WorkDiskTemplates(deps.runner, deps.stateDir);
+    this.spares = new SpareCopies(state.spareCopiesDir(deps.stateDir));
+  }
+
+  /** Resolves when no disk copy is being made ahead for the next create (tests, benchmarks). */
+  idle(): Promise<void> {
+    return this.spares.idle();
   }
 
   get runner(): Runner {
@@ -56,7 +64,7 @@ export class StorageService {
   }
 
   private strategyFor(kind: RootDiskHandles["kind"]): CloneStrategy {
-    return makeStrategy(kind, { stateDir: this.deps.stateDir, helper: this.deps.helper });
+    return makeStrategy(kind, { stateDir: this.deps.stateDir, helper: this.deps.helper, copy: (src, dst) => this.spares.take(src, dst, sparseCopy) });
   }
 
   /** A VM's own root disk (/dev/vda), optionally grown; nothing is left behind on failure. */
@@ -118,7 +126,7 @@ export class StorageService {
   async createWorkDisk(vmDir: string, sizeGib: number, contents: WorkDiskContents): Promise<string> {
     const path = vmFiles.workDisk(vmDir);
     try {
-      await cloneOrCopy(await this.templates.get(sizeGib, contents), path);
+      await this.spares.take(await this.templates.get(sizeGib, contents), path, cloneOrCopy);
     } catch (e) {
       throw new Error(`creating work disk ${path} failed: ${(e as Error).message}`, { cause: e });
     }

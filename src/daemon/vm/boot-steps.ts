@@ -150,6 +150,21 @@ export const networkStep: BootStep = {
   },
 };
 
+/**
+ * NAT only carries the guest's own outbound traffic, which nothing waits for before the guest is
+ * ssh-ready (readiness is probed from the host over the bridge): so it runs beside launch-vmm, off
+ * the path to qemu's spawn, and its nft run is hidden in qemu's own start-up.
+ */
+export const natStep: BootStep = {
+  name: "nat",
+  async run(ctx) {
+    await ctx.env.deps.network.addNat(ctx.vmId, need(ctx.lease, "a lease", "nat"), ctx.opId);
+  },
+  async undo(ctx) {
+    if (ctx.lease !== undefined) await ctx.env.deps.network.removeNat(ctx.vmId, ctx.lease, ctx.opId);
+  },
+};
+
 export const launchStep: BootStep = {
   name: "launch-vmm",
   async run(ctx) {
@@ -263,7 +278,7 @@ export const CREATE_STEPS: readonly BootEntry[] = [
   leaseStep,
   { name: "prepare", parallel: [hostKeyStep, cloneRootStep, workDiskStep, networkStep] },
   { name: "configure", parallel: [injectStep, pinHostKeyStep] },
-  launchStep,
+  { name: "start", parallel: [launchStep, natStep] },
   waitSshStep,
   publishDnsStep,
 ];
@@ -272,7 +287,7 @@ export const CREATE_STEPS: readonly BootEntry[] = [
 export const START_STEPS: readonly BootEntry[] = [
   reuseLeaseStep,
   { name: "prepare", parallel: [activateRootStep, repinHostKeyStep, networkStep] },
-  launchStep,
+  { name: "start", parallel: [launchStep, natStep] },
   waitSshStep,
   publishDnsStep,
 ];

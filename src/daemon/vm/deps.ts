@@ -42,9 +42,13 @@ export interface NetworkDeps {
   lease(vmId: string, opId: string): Promise<Lease>;
   /** Frees the lease row. Idempotent. */
   release(vmId: string, opId: string): Promise<void>;
-  /** Creates the tap (or takes one from the pool), attaches it to the bridge, and adds NAT for the guest IP. */
+  /** Creates the tap (or takes one from the pool) and attaches it to the bridge: what the VMM needs to start. */
   attach(vmId: string, lease: Lease, opId: string): Promise<void>;
-  /** Reverses attach. Idempotent: absent tap/rules are not errors. */
+  /** Adds NAT for the guest IP (a no-op when NAT is off); nothing of it is left behind when it fails. */
+  addNat(vmId: string, lease: Lease, opId: string): Promise<void>;
+  /** Reverses addNat. Idempotent. */
+  removeNat(vmId: string, lease: Lease, opId: string): Promise<void>;
+  /** Reverses attach and addNat. Idempotent: absent tap/rules are not errors. */
   detach(vmId: string, lease: Lease, opId: string): Promise<void>;
 }
 

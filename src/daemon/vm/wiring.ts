@@ -37,7 +37,7 @@ function unwired(subsystem: string): never {
 export function daemonVmDeps(env: DaemonEnv, overrides: Partial<VmDeps> = {}): VmDeps {
   return {
     images: overrides.images ?? imageService(env),
-    network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), detach: () => Promise.resolve() },
+    network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), addNat: () => unwired("network"), removeNat: () => Promise.resolve(), detach: () => Promise.resolve() },
     storage: overrides.storage ?? { cloneRoot: () => unwired("storage"), activateRoot: () => unwired("storage"), deactivateRoot: () => Promise.resolve(), destroyRoot: () => Promise.resolve(), createWorkDisk: () => unwired("storage"), destroyWorkDisk: () => Promise.resolve(), injectFiles: () => unwired("storage") },
     vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false), watchExit: () => () => undefined, find: () => Promise.resolve(undefined), release: () => Promise.resolve() },
     dns: overrides.dns ?? { publish: () => Promise.resolve(), unpublish: () => Promise.resolve() },

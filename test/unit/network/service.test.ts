@@ -39,15 +39,16 @@ function setup(t: { after: (fn: () => void) => void }, network: Record<string, u
   return { env, calls };
 }
 
-void test("lease -> attach -> detach: bridge, owner tap, NAT, each with the caller's op id; lease stays until release", async (t) => {
+void test("lease -> attach -> addNat -> detach: bridge, owner tap, NAT, each with the caller's op id; lease stays until release", async (t) => {
   const { env, calls } = setup(t);
   const svc = networkService(env);
   const vm = "a".repeat(32);
   const lease = await svc.lease(vm, "op-aaaaaa01");
   assert.deepEqual(lease, { ip: "172.16.90.2", mac: "02:aa:aa:aa:aa:aa", tap: "tap-fc-aaaaaaaa", cid: 3, prefix: 24, gateway: "172.16.90.1", nameservers: ["192.0.2.53"] });
   await svc.attach(vm, lease, "op-aaaaaa02");
+  await svc.addNat(vm, lease, "op-aaaaaa02");
   assert.deepEqual(calls.map((c) => [c.method, c.params, c.opId]), [
-    // create_tap ensures the bridge itself: no separate round trip. NAT is asked for at the same time.
+    // create_tap ensures the bridge itself: no separate round trip.
     ["priv.create_tap", { tap_name: "tap-fc-aaaaaaaa" }, "op-aaaaaa02"],
     ["priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-aaaaaaaa", enable: true }, "op-aaaaaa02"],
   ]);
@@ -61,29 +62,23 @@ void test("lease -> attach -> detach: bridge, owner tap, NAT, each with the call
   await svc.release(vm, "op-aaaaaa06");
 });
 
-void test("attach refuses a lease the VM does not hold", async (t) => {
+void test("attach and addNat refuse a lease the VM does not hold", async (t) => {
   const { env, calls } = setup(t);
   const svc = networkService(env);
   const lease = await svc.lease("a".repeat(32), "op-aaaaaa01");
   await assert.rejects(svc.attach("b".repeat(32), lease, "op-aaaaaa02"), /does not hold lease/);
+  await assert.rejects(svc.addNat("b".repeat(32), lease, "op-aaaaaa02"), /does not hold lease/);
   assert.deepEqual(calls, []);
 });
 
-for (const failing of ["priv.create_tap", "priv.ensure_nat"]) {
-  void test(`a failed attach (${failing}) takes down the half that worked, and reports the failure`, async (t) => {
-    const { env, calls } = setup(t, {}, failing);
-    const svc = networkService(env);
-    const lease = await svc.lease("a".repeat(32), "op-aaaaaa01");
-    // The fake fails every call of that method, so NAT's own cleanup fails too and is reported beside it.
-    await assert.rejects(svc.attach("a".repeat(32), lease, "op-aaaaaa02"), (e: unknown) => (failing === "priv.create_tap" ? e instanceof RpcError : e instanceof AggregateError && e.errors[0] instanceof RpcError) && (e as Error).message.startsWith(failing === "priv.create_tap" ? `${failing} failed` : `attaching tap-fc-aaaaaaaa (172.16.90.2) failed: ${failing} failed`));
-    assert.deepEqual(calls.map((c) => [c.method, (c.params as { enable?: boolean }).enable]), [
-      ["priv.create_tap", undefined],
-      ["priv.ensure_nat", true],
-      ["priv.ensure_nat", false],
-      ["priv.delete_tap", undefined],
-    ]);
-  });
-}
+void test("a failed addNat takes down what did land, and reports both failures", async (t) => {
+  const { env, calls } = setup(t, {}, "priv.ensure_nat");
+  const svc = networkService(env);
+  const lease = await svc.lease("a".repeat(32), "op-aaaaaa01");
+  // The fake fails every call of that method, so the cleanup fails too and is reported beside it.
+  await assert.rejects(svc.addNat("a".repeat(32), lease, "op-aaaaaa02"), (e: unknown) => e instanceof AggregateError && e.errors[0] instanceof RpcError && e.message.startsWith("adding NAT for 172.16.90.2 (tap-fc-aaaaaaaa) failed: priv.ensure_nat failed"));
+  assert.deepEqual(calls.map((c) => [c.method, (c.params as { enable?: boolean }).enable]), [["priv.ensure_nat", true], ["priv.ensure_nat", false]]);
+});
 
 void test("detach is collect-and-continue: a NAT failure still deletes the tap, and the failure is reported", async (t) => {
   const { env, calls } = setup(t, {}, "priv.ensure_nat");
@@ -104,6 +99,7 @@ void test("nat = false: no NAT calls; tap pool: pool taps are reused, not create
   const lease = await svc.lease("a".repeat(32), "op-aaaaaa03");
   assert.equal(lease.tap, "tap-pool-0");
   await svc.attach("a".repeat(32), lease, "op-aaaaaa04");
+  await svc.addNat("a".repeat(32), lease, "op-aaaaaa04");
   await svc.detach("a".repeat(32), lease, "op-aaaaaa05");
   assert.deepEqual(calls.map((c) => c.method), ["priv.ensure_bridge"], "existing pool tap: no create, no NAT, no delete");
 });

@@ -63,7 +63,9 @@ export class FakeHost {
         },
         release: (vmId) => { this.call("network.release"); this.leases.delete(vmId); this.live.delete(`lease:${vmId}`); return Promise.resolve(); },
         attach: (vmId) => { this.call("network.attach"); this.live.add(`tap:${vmId}`); return Promise.resolve(); },
-        detach: (vmId) => { this.call("network.detach"); this.live.delete(`tap:${vmId}`); return Promise.resolve(); },
+        addNat: (vmId) => { this.call("network.addNat"); this.live.add(`nat:${vmId}`); return Promise.resolve(); },
+        removeNat: (vmId) => { this.call("network.removeNat"); this.live.delete(`nat:${vmId}`); return Promise.resolve(); },
+        detach: (vmId) => { this.call("network.detach"); this.live.delete(`tap:${vmId}`); this.live.delete(`nat:${vmId}`); return Promise.resolve(); },
       },
       storage: {
         cloneRoot: (req) => {

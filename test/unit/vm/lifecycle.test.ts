@@ -38,7 +38,9 @@ void test("create runs every step in order, ends running, and records handles in
   const calls = h.host.calls;
   assert.equal(calls[0], "network.lease");
   assert.deepEqual(calls.slice(1, 4).sort(), ["network.attach", "storage.cloneRoot", "storage.createWorkDisk"]);
-  assert.deepEqual(calls.slice(4), ["storage.injectFiles.root", "vmm.launch", "ssh.waitReady", "dns.publish"]);
+  assert.equal(calls[4], "storage.injectFiles.root");
+  assert.deepEqual(calls.slice(5, 7).sort(), ["network.addNat", "vmm.launch"]);
+  assert.deepEqual(calls.slice(7), ["ssh.waitReady", "dns.publish"]);
   const mirror = JSON.parse(readFileSync(vmFiles.handles(state.vmDir(h.dir, id)), "utf8")) as { handles: { ip: string; pid: number } };
   assert.equal(mirror.handles.ip, "172.16.90.2");
   assert.equal(mirror.handles.pid, 4242);
@@ -75,6 +77,7 @@ for (const [failingCall, failedStep] of [
   ["storage.createWorkDisk", "work-disk"],
   ["storage.injectFiles.root", "inject-files"],
   ["network.attach", "network"],
+  ["network.addNat", "nat"],
   ["vmm.launch", "launch-vmm"],
   ["ssh.waitReady", "wait-ssh"],
   ["dns.publish", "publish-dns"],
@@ -247,7 +250,7 @@ void test("restart stops then boots again as one operation", async (t) => {
   await h.service.restart("again", false, opId);
   await h.service.idle();
   assert.equal(h.vms.getById(id)?.state, "running");
-  assert.deepEqual(h.ops.get(opId)?.steps.map((s) => s.name), ["stop", "lease", "activate-root", "pin-host-key", "network", "launch-vmm", "wait-ssh", "publish-dns"]);
+  assert.deepEqual(h.ops.get(opId)?.steps.map((s) => s.name), ["stop", "lease", "activate-root", "pin-host-key", "network", "launch-vmm", "nat", "wait-ssh", "publish-dns"]);
   assert.ok(h.host.calls.indexOf("vmm.stop") < h.host.calls.indexOf("vmm.launch"));
 });
 
@@ -272,8 +275,8 @@ void test("delete is collect-and-continue: one failing teardown action does not 
   const { id } = await createAndWait(h, { name: "messy" });
   h.host.failOn.add("network.detach");
   await assert.rejects(h.service.delete("messy", true, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "operation_failed" && /detach-network: injected failure/.test(e.message));
-  // Everything else was still torn down.
-  assert.deepEqual([...h.host.live], [`tap:${id}`]);
+  // Everything else was still torn down (the failed detach leaves its tap and NAT).
+  assert.deepEqual([...h.host.live], [`tap:${id}`, `nat:${id}`]);
   assert.equal(h.vms.getById(id)?.state, "error");
   h.host.failOn.clear();
   await h.service.delete("messy", true, freshOpId());
