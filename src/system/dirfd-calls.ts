@@ -2,7 +2,7 @@ import { errnoError, libc, libcLibrary } from "./libc.js";
 
 /**
  * The descriptor-relative calls the root helper acts through (openat2,
- * unlinkat, mkdirat, mknodat, linkat, renameat2) and the pidfd calls it
+ * unlinkat, mkdirat, mknodat, linkat, fchownat, renameat2) and the pidfd calls it
  * signals through. Node has none of them: its fs API takes names, and a name
  * in a directory the owner can write is re-resolved by the kernel at every
  * use. Each call throws an errno-coded Error instead of returning -1.
@@ -18,6 +18,7 @@ const SYS_OPENAT2 = 437;
 export const AT_FDCWD = -100;
 export const AT_REMOVEDIR = 0x200;
 export const AT_EMPTY_PATH = 0x1000;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const RENAME_EXCHANGE = 2;
 
 /** openat2(2) resolve flags. */
@@ -38,6 +39,8 @@ export interface DirfdCalls {
   mknodat(dirFd: number, name: string, mode: number, dev: bigint): void;
   linkat(oldDirFd: number, oldName: string, newDirFd: number, newName: string, flags: number): void;
   renameat2(oldDirFd: number, oldName: string, newDirFd: number, newName: string, flags: number): void;
+  /** fchownat(2); with AT_SYMLINK_NOFOLLOW a symlink itself, never what it points to. */
+  fchownat(dirFd: number, name: string, uid: number, gid: number, flags: number): void;
   pidfdOpen(pid: number): number;
   /** pidfd_send_signal(2) with no siginfo; signal 0 only asks whether the process is still there. */
   pidfdSendSignal(pidFd: number, signal: number): void;
@@ -57,6 +60,7 @@ function bind(): DirfdCalls {
   const mkdirat = lib.func("int mkdirat(int dirfd, const char *path, uint32_t mode)");
   const mknodat = lib.func("int mknodat(int dirfd, const char *path, uint32_t mode, uint64_t dev)");
   const linkat = lib.func("int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)");
+  const fchownat = lib.func("int fchownat(int dirfd, const char *path, uint32_t owner, uint32_t group, int flags)");
   const renameat2 = lib.func("int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)");
   const ok = (what: string, rc: unknown): number => {
     const n = Number(rc);
@@ -77,6 +81,7 @@ function bind(): DirfdCalls {
     mknodat: (dirFd, name, mode, dev) => void ok(`mknodat ${name}`, mknodat(dirFd, name, mode, dev)),
     linkat: (oldDirFd, oldName, newDirFd, newName, flags) => void ok(`linkat ${newName}`, linkat(oldDirFd, oldName, newDirFd, newName, flags)),
     renameat2: (oldDirFd, oldName, newDirFd, newName, flags) => void ok(`renameat2 ${oldName}`, renameat2(oldDirFd, oldName, newDirFd, newName, flags)),
+    fchownat: (dirFd, name, uid, gid, flags) => void ok(`fchownat ${name}`, fchownat(dirFd, name, uid, gid, flags)),
     pidfdOpen: (pid) => ok(`pidfd_open ${pid}`, syscall(SYS_PIDFD_OPEN, "int", pid, "unsigned int", 0)),
     pidfdSendSignal: (pidFd, signal) => void ok(`pidfd_send_signal ${signal}`, syscall(SYS_PIDFD_SEND_SIGNAL, "int", pidFd, "int", signal, "void *", null, "unsigned int", 0)),
   };

@@ -83,6 +83,14 @@ export function openParent(n: Named): { dirFd: number; leaf: string } {
 export interface RegularRule {
   /** The uid the file must belong to (the owner: root never edits root's own files for a request). */
   readonly uid: number;
+  /**
+   * Accept more than one link. Only for files the helper merely READS that
+   * must be the owner's anyway (kernels, initrds): a jail holds a second link
+   * to its VM's kernel while that VM runs, and a link to the owner's own
+   * file gives nothing. Anything written to, or handed on writable, must
+   * have exactly one.
+   */
+  readonly linked?: boolean;
 }
 
 /**
@@ -90,8 +98,8 @@ export interface RegularRule {
  * `access`. The type is judged on an O_PATH descriptor first, so a FIFO,
  * socket or device in its place is refused without being opened; the file
  * is then reopened through that descriptor's /proc/self/fd magic link, which
- * names the inode already checked, not a path. One link: a hard link the
- * owner made to someone else's file is refused.
+ * names the inode already checked, not a path. One link (unless
+ * rule.linked): a hard link the owner made to someone else's file is refused.
  */
 export function openRegular(n: Named, access: Access, rule: RegularRule, at?: { dirFd: number; leaf: string }): { fd: number; stat: Stats } {
   const entry = openEntry(n, at);
@@ -106,7 +114,7 @@ export function openRegular(n: Named, access: Access, rule: RegularRule, at?: { 
 
 export function checkRegular(n: Named, st: Stats, rule: RegularRule): void {
   if (!st.isFile()) throw bad(n, `is a ${kindOf(st)}, not a regular file`);
-  if (st.nlink !== 1) throw bad(n, `has ${st.nlink} hard links; only a file with one link is accepted`);
+  if (st.nlink !== 1 && rule.linked !== true) throw bad(n, `has ${st.nlink} hard links; only a file with one link is accepted`);
   if (st.uid !== rule.uid) throw bad(n, `is owned by uid ${st.uid}, not uid ${rule.uid}`);
 }
 

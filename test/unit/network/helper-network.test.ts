@@ -1,14 +1,18 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { after, test } from "node:test";
 import { configSchema } from "../../../src/config/schema.js";
 import { Dispatcher } from "../../../src/rpc/dispatcher.js";
 import { networkMethods, type NetworkDeps } from "../../../src/roothelper/methods/network.js";
 import type { IpForward } from "../../../src/roothelper/nat/ip-forward.js";
 import type { BridgeState, LinkOps } from "../../../src/roothelper/netdev.js";
 import { errnoError } from "../../../src/system/libc.js";
-import { silentLogger } from "../../../src/system/log.js";
 import type { PeerCred } from "../../../src/system/peercred.js";
 import { CommandError, FakeRunner, type FakeResponder } from "../../../src/system/runner.js";
+import { testHelperEnv } from "../../helpers/helper-env.js";
+
+const dirs = mkdtempSync("/tmp/bgt-net-env-");
+after(() => { rmSync(dirs, { recursive: true, force: true }); });
 
 const PEER: PeerCred = { pid: 1, uid: 0, gid: 0 };
 
@@ -137,7 +141,7 @@ function setup(overrides: Record<string, unknown> = {}, deps: Partial<NetworkDep
     return out;
   };
   const config = configSchema.parse({ network: { bridge: "banger0", cidr: "172.16.90.0/24", ...overrides } });
-  const env = { ownerUid: 1234, ownerGid: 2345, stateDir: "/nonexistent/state", runtimeDir: "/nonexistent/run", config, runner, logger: silentLogger };
+  const env = testHelperEnv({ ownerUid: 1234, ownerGid: 2345, stateDir: `${dirs}/state`, runtimeDir: `${dirs}/run`, config, runner });
   const d = new Dispatcher<PeerCred>(networkMethods(env, { ipForward: fwd, resolverUnavailable: () => "systemd-resolved is not running", tuneNeighbours: () => Promise.resolve(), links, ...deps }));
   return { runner, d, model, fwd, links };
 }
