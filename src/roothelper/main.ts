@@ -1,5 +1,5 @@
 import { chmodSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseConfig } from "../config/load.js";
 import { SYSTEM_CONFIG_FILE, SYSTEM_RUNTIME_DIR, SYSTEM_STATE_DIR, DEFAULT_HELPER_SOCKET } from "../paths/paths.js";
@@ -59,18 +59,20 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   process.umask(0o077);
   const logger = createLogger(process.stderr, { proc: "bangerd-root" });
+  const socketDir = dirname(values.socket);
+  mkdirSync(socketDir, { recursive: true, mode: 0o711 });
+  // The owner must traverse this root-owned dir to reach the socket; the socket itself is 0600 and owner-owned.
+  chmodSync(socketDir, 0o711);
+  const recordsDir = join(socketDir, "vmms");
+  mkdirSync(recordsDir, { recursive: true, mode: 0o700 });
   let env: HelperEnv;
   try {
-    env = trustedEnv(values.config, ownerUid, ownerGid, values["state-dir"], values["runtime-dir"], logger);
+    env = trustedEnv(values.config, ownerUid, ownerGid, values["state-dir"], values["runtime-dir"], recordsDir, logger);
   } catch (e) {
     if (!(e instanceof TrustError)) throw e;
     process.stderr.write(`bangerd-root: refusing to start: ${e.message}\n`);
     return 1;
   }
-  const socketDir = dirname(values.socket);
-  mkdirSync(socketDir, { recursive: true, mode: 0o711 });
-  // The owner must traverse this root-owned dir to reach the socket; the socket itself is 0600 and owner-owned.
-  chmodSync(socketDir, 0o711);
   const server = await serveUnix({
     socketPath: values.socket,
     dispatcher: new Dispatcher(helperMethods(env)),
@@ -92,11 +94,12 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 /**
  * Everything the helper trusts, checked once before it listens: its config
- * and the VMM binaries must be root's alone (fs/trust.ts), and the managed
- * roots must be real directories of root or the owner (fs/managed-root.ts).
+ * and the VMM binaries must be root's alone (fs/trust.ts), the managed
+ * roots must be real directories of root or the owner (fs/managed-root.ts),
+ * and the launch records' directory root's own.
  * Any failure is a TrustError naming the file and the rule.
  */
-function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stateDir: string, runtimeDir: string, logger: HelperEnv["logger"]): HelperEnv {
+function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stateDir: string, runtimeDir: string, recordsDir: string, logger: HelperEnv["logger"]): HelperEnv {
   const config = parseConfig(readTrustedConfig(configPath) ?? "", configPath);
   return {
     ownerUid,
@@ -110,6 +113,7 @@ function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stat
     },
     runner: systemRunner,
     logger,
-    vmms: new VmmProcesses(ownerUid),
+    // Root's alone (root-owned, reached without symlinks): what it says decides which root processes may be signalled.
+    vmms: new VmmProcesses(ownerUid, openManagedRoot("launch records", recordsDir, 0)),
   };
 }

@@ -1,9 +1,11 @@
-import { closeSync, readFileSync } from "node:fs";
+import { closeSync, constants, readFileSync, writeSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { RpcError } from "../rpc/errors.js";
 import { dirfdCalls } from "../system/dirfd-calls.js";
 import { parseProcStat } from "../system/proc.js";
 import { checkVmmIdentity } from "../vmm/identity.js";
+import { RESOLVE } from "./fs/beneath.js";
+import type { ManagedRoot } from "./fs/managed-root.js";
 
 /**
  * Which processes the helper may signal, and the descriptors it signals
@@ -14,22 +16,65 @@ import { checkVmmIdentity } from "../vmm/identity.js";
  * - A VMM this helper launched is tracked by the pidfd opened right after
  *   spawning it (the helper is its parent and reaps it only on SIGCHLD, so
  *   the pid cannot have been reused in between).
- * - Any other pid (a VMM launched before a helper restart) is signalled
- *   only if every one of its uids is the owner's: then the owner could
- *   signal it anyway, and the helper grants nothing. Its identity is read
- *   from /proc AFTER opening the pidfd and confirmed by signal 0 through
- *   that pidfd: if the process is still alive then, the /proc reads were of
- *   it, not of a successor.
+ * - A VMM launched by an earlier run of the helper (VMMs outlive helper
+ *   restarts) is recognised by the record the helper wrote when it launched
+ *   it, in a root-only directory: its pid and its start time, which a later
+ *   process with the same pid cannot share.
+ * - Any other pid is signalled only if every one of its uids is the
+ *   owner's: then the owner could signal it anyway, and the helper grants
+ *   nothing.
+ * What is read from /proc is read AFTER opening the pidfd and confirmed by
+ * signal 0 through that pidfd: if the process is still alive then, the
+ * reads were of it, not of a successor.
  */
 export class VmmProcesses {
   private readonly launched = new Map<number, { readonly vmId: string; readonly pidFd: number }>();
 
-  constructor(private readonly ownerUid: number, private readonly procRoot = "/proc") {}
+  /**
+   * `records`: a root-only directory (opened and checked at start) for the
+   * launch records that let a restarted helper recognise its VMMs; without
+   * it only this run's launches are known.
+   */
+  constructor(private readonly ownerUid: number, private readonly records?: ManagedRoot, private readonly procRoot = "/proc") {}
 
-  /** Right after spawning: keep a pidfd of the child. */
+  /** Right after spawning: keep a pidfd of the child, and record it for a helper restart. */
   track(pid: number, vmId: string): void {
     this.sweep();
-    this.launched.set(pid, { vmId, pidFd: dirfdCalls().pidfdOpen(pid) });
+    const pidFd = dirfdCalls().pidfdOpen(pid);
+    this.launched.set(pid, { vmId, pidFd });
+    if (this.records === undefined) return;
+    const fd = dirfdCalls().openat2(this.records.fd, vmId, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600, RESOLVE);
+    try {
+      writeSync(fd, `${pid} ${this.startTime(pid)}\n`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Whether the record of an earlier launch of `vmId` names this very process (pid and start time). */
+  private recorded(pid: number, vmId: string): boolean {
+    if (this.records === undefined) return false;
+    let text: string;
+    try {
+      const fd = dirfdCalls().openat2(this.records.fd, vmId, constants.O_RDONLY | constants.O_NOFOLLOW, 0, RESOLVE);
+      try {
+        text = readFileSync(fd, "utf8");
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      return false;
+    }
+    const [recPid, recStart] = text.trim().split(" ");
+    return Number(recPid) === pid && recStart === String(this.startTime(pid));
+  }
+
+  private startTime(pid: number): number | undefined {
+    try {
+      return parseProcStat(readFileSync(`${this.procRoot}/${pid}/stat`, "utf8")).startTimeTicks;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Whether a VMM this helper launched is still running (not exited, not a zombie). */
@@ -90,10 +135,11 @@ export class VmmProcesses {
     try {
       const verdict = checkVmmIdentity(pid, vmId, this.procRoot);
       const uids = this.uidsOf(pid);
+      const ours = this.recorded(pid, vmId);
       // After the reads: still the process the pidfd names, so they described it.
       if (!this.alive(fd, pid)) throw new RpcError("not_found", `${field}: process ${pid} has exited`);
       if (!verdict.ok) throw new RpcError(verdict.reason === "gone" ? "not_found" : "bad_params", `${field}: ${verdict.detail}`);
-      if (uids.length === 0 || uids.some((u) => u !== this.ownerUid)) {
+      if (!ours && (uids.length === 0 || uids.some((u) => u !== this.ownerUid))) {
         throw new RpcError("bad_params", `${field}: process ${pid} runs as uid ${uids.join("/")}; the helper signals only VMMs it launched or processes running wholly as the owner (uid ${this.ownerUid})`);
       }
       return { fd, borrowed: false };
