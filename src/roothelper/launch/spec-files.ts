@@ -22,6 +22,11 @@ export class LaunchFiles {
 
   constructor(private readonly env: HelperEnv) {}
 
+  /** A descriptor opened elsewhere for this launch, closed with the rest. */
+  hold(fd: number): void {
+    this.open.push(fd);
+  }
+
   private keep<T extends Held | number>(h: T): T {
     this.open.push(typeof h === "number" ? h : h.fd);
     return h;
@@ -87,6 +92,27 @@ export class LaunchFiles {
   close(): void {
     for (const fd of this.open.splice(0)) closeSync(fd);
   }
+}
+
+/**
+ * The socket a VMM bound at `leaf` in the verified directory, as an O_PATH
+ * descriptor the helper connects through (`/proc/self/fd/N`): the owner may
+ * replace the name by a symlink to some other root socket afterwards, but the
+ * helper never connects by name. `uid`: who bound it (root for a root VMM, the
+ * owner for a jailed one), so a socket the owner slipped in first is not
+ * taken for the VMM's. Undefined while there is no such socket yet.
+ */
+export function boundSocket(n: Named, dirFd: number, leaf: string, uid: number): number | undefined {
+  let fd: number;
+  try {
+    fd = openBeneath(n, dirFd, leaf, O_PATH | constants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  const st = fstatSync(fd);
+  if (st.isSocket() && st.uid === uid) return fd;
+  closeSync(fd);
+  return undefined;
 }
 
 /** Whether `leaf` in the verified directory is a socket now (the VMM has bound it). */

@@ -26,10 +26,10 @@ import { buildKvmProbeArgv, buildQemuArgv, kvmProbeVerdict } from "../../vmm/qem
 import { qmpCtrlAltDel } from "../../vmm/qemu/qmp.js";
 import type { HelperEnv } from "../env.js";
 import { ChildFds } from "../fs/child-fds.js";
-import { named, openEntry } from "../fs/beneath.js";
+import { named, openEntry, type Named } from "../fs/beneath.js";
 import { relativeTo } from "../fs/managed-root.js";
 import { removeJailTree, stageJail, type JailEntry } from "../launch/jail-stage.js";
-import { LaunchFiles, socketBound, type Held } from "../launch/spec-files.js";
+import { boundSocket, LaunchFiles, socketBound, type Held } from "../launch/spec-files.js";
 import * as v from "../validate.js";
 
 /** How long a freshly spawned VMM gets to create its control socket. */
@@ -229,13 +229,14 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       const done: string[] = [];
       let pid: number | undefined;
       let argv: readonly string[];
-      let apiSocket: string;
       try {
         // A previous jail holds second links to this VM's disks, which the disks' one-link rule would refuse.
         if (jailerBin !== undefined) removeJailTree(env.roots.state, basename(firecrackerBin), spec.vmId);
         const held = openSpec(spec, files);
         const pidFd = files.pidFile(spec.pidFile);
         let paths: FcPaths;
+        /** Where the API socket will be: a verified directory and the name firecracker binds in it. */
+        let api: { readonly n: Named; readonly dirFd: number; readonly leaf: string };
         // Firecracker writes the guest serial console to stdout: that is the console log.
         const consoleLog = files.log("console_log", spec.consoleLog);
         if (jailerBin !== undefined) {
@@ -247,11 +248,11 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
           stageJail(env.roots.state, basename(firecrackerBin), spec.vmId, entries, runAs);
           argv = buildJailerArgv({ jailerBin, firecrackerBin, vmId: spec.vmId, uid: env.ownerUid, gid: env.ownerGid, chrootBaseDir: layout.chrootBaseDir, apiSocketInJail: layout.apiSocketInJail });
           paths = plan.paths;
-          apiSocket = layout.apiSocketHost;
+          api = files.socket("api_socket", layout.apiSocketHost, env.roots.state);
         } else {
           // No jailer: firecracker keeps root, so only the helper ever talks to its API (see rpc/priv/vmm.ts),
           // and it is named descriptors we opened and verified instead of paths.
-          const api = files.socket("api_socket", spec.controlSocket);
+          api = files.socket("api_socket", spec.controlSocket);
           const vsock = spec.vsock === undefined ? undefined : files.socket("vsock_path", spec.vsock.udsPath);
           const metrics = spec.metricsPath === undefined ? undefined : fds.add(files.log("metrics_path", spec.metricsPath));
           paths = {
@@ -262,12 +263,19 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
             vsockUds: vsock === undefined ? undefined : `${fds.add(vsock.dirFd)}/${vsock.leaf}`,
           };
           argv = buildFirecrackerArgv(firecrackerBin, { apiSocket: `${fds.add(api.dirFd)}/${api.leaf}`, vmId: spec.vmId });
-          // The helper's own way to the socket: through its descriptor of the verified directory.
-          apiSocket = `/proc/self/fd/${api.dirFd}/${api.leaf}`;
         }
         pid = launchDetached({ argv, logFd: consoleLog, pidFd, extraFds: fds.fds });
         env.vmms.track(pid, spec.vmId);
         const started = pid;
+        let sockFd: number | undefined;
+        const binder = jailerBin !== undefined ? env.ownerUid : 0;
+        await waitFor(() => {
+          sockFd = boundSocket(api.n, api.dirFd, api.leaf, binder);
+          return sockFd !== undefined || !env.vmms.launchedAlive(started);
+        }, SOCKET_WAIT_MS);
+        if (sockFd === undefined) throw new Error(`firecracker exited, or never bound its API socket; see ${spec.consoleLog}`);
+        files.hold(sockFd);
+        const apiSocket = `/proc/self/fd/${sockFd}`;
         await waitForApi(apiSocket, SOCKET_WAIT_MS, () => env.vmms.launchedAlive(started));
         for (const step of buildBootSteps(spec, paths)) {
           try {
@@ -285,7 +293,8 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         files.close();
       }
       log.info("firecracker launched", { pid, jailed: jailerBin !== undefined, steps: done });
-      return { pid, argv: [...argv], jailed: jailerBin !== undefined, steps: done, api_socket: jailerBin !== undefined ? apiSocket : spec.controlSocket };
+      const apiSocket = jailerBin !== undefined ? jailLayout(env.roots.state.path, firecrackerBin, spec.vmId).apiSocketHost : spec.controlSocket;
+      return { pid, argv: [...argv], jailed: jailerBin !== undefined, steps: done, api_socket: apiSocket };
     }),
 
     implement(privProbeQemuKvm, async (p) => {
