@@ -163,7 +163,7 @@ void test("every network method refuses injected values with bad_params and runs
   for (const ip of BAD_IPS) cases.push(["priv.ensure_nat", { guest_ip: ip, tap: "tap-fc-12345678", enable: true }]);
   // Addresses that parse but are not guests of the configured network: outside it, the network address, the bridge, broadcast.
   for (const ip of ["10.0.0.2", "172.16.90.0", "172.16.90.1", "172.16.90.255", "0.0.0.0"]) cases.push(["priv.ensure_nat", { guest_ip: ip, tap: "tap-fc-12345678", enable: false }]);
-  for (const server of ["", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:53\n", "127.0.0.1:53 --interface eth0", "../x:53", "[::1]:53", "-o:53"]) cases.push(["priv.sync_resolver_routing", { server_addr: server }]);
+  for (const server of ["", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:10054", "172.16.90.1:53", "127.0.0.1:70000", "127.0.0.1:53\n", "127.0.0.1:53 --interface eth0", "../x:53", "[::1]:53", "-o:53"]) cases.push(["priv.sync_resolver_routing", { server_addr: server }]);
   for (const bridge of ["eth0", "banger0\n", "banger0 ", "../banger0", "-o", "docker0"]) {
     cases.push(["priv.ensure_bridge", { bridge_name: bridge }], ["priv.sync_resolver_routing", { bridge_name: bridge, server_addr: "127.0.0.1:10053" }], ["priv.clear_resolver_routing", { bridge_name: bridge }]);
   }
@@ -389,10 +389,10 @@ void test("resolver routing is a reported no-op without systemd-resolved, and us
   const on = setup({}, { resolverUnavailable: () => undefined });
   assert.deepEqual((await call(on.d, "priv.sync_resolver_routing", { bridge_name: "banger0", server_addr: "127.0.0.1:10053" })).result, { applied: true });
   assert.deepEqual(on.runner.argvs(), [
-    ["resolvectl", "dns", "banger0", "127.0.0.1:10053"],
     ["resolvectl", "domain", "banger0", "~vm"],
     ["resolvectl", "default-route", "banger0", "no"],
-  ]);
+    ["resolvectl", "dns", "banger0", "127.0.0.1:10053"],
+  ], "no window in which the bridge's DNS server could answer every host lookup");
 });
 
 void test("teardown removes NAT, every banger tap and the bridge, and only those", async () => {
