@@ -112,7 +112,7 @@ export function openRegular(n: Named, access: Access, rule: RegularRule, at?: { 
   }
 }
 
-export function checkRegular(n: Named, st: Stats, rule: RegularRule): void {
+function checkRegular(n: Named, st: Stats, rule: RegularRule): void {
   if (!st.isFile()) throw bad(n, `is a ${kindOf(st)}, not a regular file`);
   if (st.nlink !== 1 && rule.linked !== true) throw bad(n, `has ${st.nlink} hard links; only a file with one link is accepted`);
   if (st.uid !== rule.uid) throw bad(n, `is owned by uid ${st.uid}, not uid ${rule.uid}`);
