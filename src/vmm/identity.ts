@@ -7,17 +7,13 @@ export const VMM_EXECUTABLES: ReadonlySet<string> = new Set(["firecracker", "jai
 const VMM_COMMS: ReadonlySet<string> = new Set([...VMM_EXECUTABLES].map((e) => e.slice(0, 15)));
 
 /**
- * A cheap pre-check for scans of every process: /proc/PID/comm is a field of the process,
- * while its cmdline is read out of its memory. A process whose comm is not a VMM's name can
- * still be judged in full by checkVmmIdentity; a process whose comm is one must be.
+ * A cheap pre-check for scans of every process, on the text of /proc/PID/comm: a field of the
+ * process, while its cmdline is read out of its memory. A process whose comm is not a VMM's name
+ * can still be judged in full by checkVmmIdentity; a process whose comm is one must be.
  */
-export function mayBeVmm(pid: number, procRoot = "/proc"): boolean {
-  try {
-    // A retitled process (setproctitle style, like the Firecracker test double) has its title, cut to 15 bytes, as comm.
-    return VMM_COMMS.has(readFileSync(`${procRoot}/${pid}/comm`, "utf8").trimEnd().split(" ")[0] ?? "");
-  } catch {
-    return false;
-  }
+export function isVmmComm(comm: string): boolean {
+  // A retitled process (setproctitle style, like the Firecracker test double) has its title, cut to 15 bytes, as comm.
+  return VMM_COMMS.has(comm.trimEnd().split(" ")[0] ?? "");
 }
 
 /**

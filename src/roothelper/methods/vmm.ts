@@ -1,4 +1,5 @@
-import { closeSync, readdirSync } from "node:fs";
+import { closeSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { state } from "../../paths/paths.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
@@ -21,7 +22,7 @@ import { fcRequest, waitForApi } from "../../vmm/firecracker/api-client.js";
 import { buildFirecrackerArgv, buildJailerArgv } from "../../vmm/firecracker/argv.js";
 import { buildBootSteps, directPaths, type FcPaths } from "../../vmm/firecracker/boot-steps.js";
 import { jailLayout, planJail } from "../../vmm/firecracker/jail.js";
-import { checkVmmIdentity, mayBeVmm } from "../../vmm/identity.js";
+import { checkVmmIdentity, isVmmComm } from "../../vmm/identity.js";
 import { buildKvmProbeArgv, buildQemuArgv, kvmProbeVerdict } from "../../vmm/qemu/argv.js";
 import { qmpCtrlAltDel } from "../../vmm/qemu/qmp.js";
 import type { HelperEnv } from "../env.js";
@@ -87,15 +88,24 @@ function validateCommon(env: HelperEnv, p: CommonParams, controlSocket: string, 
   };
 }
 
-/** A running VMM of THIS VM makes launching again a conflict (two VMMs on one disk). */
-function refuseIfRunning(vmId: string, procRoot = "/proc"): void {
-  for (const name of readdirSync(procRoot)) {
+/**
+ * A running VMM of THIS VM makes launching again a conflict (two VMMs on one disk). Read
+ * asynchronously: a scan of every process is the largest piece of a launch, and the helper's event
+ * loop must stay free to answer other requests (priv.ping) meanwhile.
+ */
+async function refuseIfRunning(vmId: string, procRoot = "/proc"): Promise<void> {
+  for (const name of await readdir(procRoot)) {
     if (!/^[0-9]+$/.test(name)) continue;
     const pid = Number(name);
+    if (pid === process.pid) continue;
     // The short comm first: reading every process's cmdline means reading every process's memory.
-    if (pid !== process.pid && mayBeVmm(pid, procRoot) && checkVmmIdentity(pid, vmId, procRoot).ok) {
-      throw new RpcError("conflict", `VM ${vmId} already has a running VMM (pid ${pid}); stop it first`);
+    let comm: string;
+    try {
+      comm = await readFile(`${procRoot}/${pid}/comm`, "utf8");
+    } catch {
+      continue;
     }
+    if (isVmmComm(comm) && checkVmmIdentity(pid, vmId, procRoot).ok) throw new RpcError("conflict", `VM ${vmId} already has a running VMM (pid ${pid}); stop it first`);
   }
 }
 
@@ -176,7 +186,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         // A comma in a path would start a new qemu sub-option: a request problem, not an internal one.
         throw new RpcError("bad_params", e instanceof Error ? e.message : String(e));
       }
-      refuseIfRunning(spec.vmId);
+      await refuseIfRunning(spec.vmId);
       const log = env.logger.child({ op_id: ctx.opId, vm_id: spec.vmId });
       // qemu opens files as root (before -runas): hand it descriptors we opened and verified, never paths.
       const files = new LaunchFiles(env);
@@ -218,7 +228,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         metricsPath: p.metrics_path,
         vsock: p.vsock_cid === undefined && p.vsock_path === undefined ? undefined : { cid: v.intInRange("vsock_cid", p.vsock_cid ?? -1, 3, 0xfffffffe), udsPath: p.vsock_path ?? "" },
       };
-      refuseIfRunning(spec.vmId);
+      await refuseIfRunning(spec.vmId);
       const jailerBin = vmmCfg.jailer === "never" ? undefined : env.binaries.jailer;
       if (vmmCfg.jailer === "always" && jailerBin === undefined) throw new RpcError("operation_failed", `vmm.jailer = "always" but ${vmmCfg.jailer_bin} was not found; install firecracker's jailer or set vmm.jailer`);
       const firecrackerBin = env.binaries.firecracker;
@@ -351,9 +361,9 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       return { exited: await env.vmms.kill("pid", p.pid, vmId, KILL_WAIT_MS) };
     }),
 
-    implement(privCleanupJailerChroot, (p) => {
+    implement(privCleanupJailerChroot, async (p) => {
       const vmId = v.vmId("vm_id", p.vm_id);
-      refuseIfRunning(vmId);
+      await refuseIfRunning(vmId);
       const exec = env.binaries.firecracker ?? vmmCfg.firecracker_bin;
       return { removed: removeJailTree(env.roots.state, basename(exec), vmId) };
     }),

@@ -166,7 +166,7 @@ async function pinger(): Promise<void> {
   }
 }
 
-async function send(a: Attack, n: number, concurrency = 3): Promise<Record<string, number>> {
+async function send(a: Attack, n: number, concurrency = 2): Promise<Record<string, number>> {
   const outcomes: Record<string, number> = {};
   let left = n;
   const worker = async (): Promise<void> => {
