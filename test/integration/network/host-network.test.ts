@@ -28,6 +28,9 @@ for (const backend of ["nftables", "iptables"] as const) {
   void test(`${backend}: bridge + owner-owned taps with the configured CIDR; NAT present while enabled, gone after; ip link / ruleset identical before and after`, { skip: requires(needsRoot(), needsCommands("ip", "nft", "iptables-save")) }, async (t) => {
     const ns = await createNetNs("bgt-net");
     t.after(() => ns.destroy());
+    // A fresh namespace's ip_forward follows the host's defaults (1 on some kernels): start from the
+    // state this test is about, a host that does not forward, rather than from whatever the host had.
+    await ns.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"]);
     if (backend === "iptables") {
       // iptables-nft creates builtin tables/chains lazily on first use and (rightly) nobody deletes them. A real
       // host running iptables already has them; make this namespace look like one before the snapshot.
