@@ -254,12 +254,13 @@ before(async () => {
   chmodSync(helper.dir, 0o711);
   await layout();
   // A process of the owner that looks like this VM's qemu (sh copied under qemu's name, argv naming the VM).
+  // It waits in the `read` builtin on an open pipe: no child process to outlive it when it is killed.
   const fake = join(base, "bin");
   mkdirSync(fake, { mode: 0o755 });
   copyFileSync("/bin/sh", join(fake, "qemu-system-x86_64"));
   chmodSync(join(fake, "qemu-system-x86_64"), 0o755);
-  const argv = asUser(owner, [join(fake, "qemu-system-x86_64"), "-c", "sleep 600; :", `banger-${VM2}`]);
-  lookAlike = spawn(argv[0] ?? "", argv.slice(1), { stdio: "ignore" });
+  const argv = asUser(owner, [join(fake, "qemu-system-x86_64"), "-c", "read x", `banger-${VM2}`]);
+  lookAlike = spawn(argv[0] ?? "", argv.slice(1), { stdio: ["pipe", "ignore", "ignore"] });
   children.push(lookAlike);
   pinging = true;
   void pinger();
@@ -267,7 +268,13 @@ before(async () => {
 
 after(async () => {
   pinging = false;
-  for (const c of children) c.kill("SIGKILL");
+  await Promise.all(children.map((c) => new Promise<void>((r) => {
+    if (c.exitCode !== null || c.signalCode !== null) r();
+    else {
+      c.once("exit", () => { r(); });
+      c.kill("SIGKILL");
+    }
+  })));
   for (const s of servers) s.close();
   await helper?.stop();
   await ns?.destroy();
@@ -333,11 +340,11 @@ void test("hard links, FIFOs, sockets and device nodes where regular files are e
 void test("signals: another uid's look-alike VMM is never signalled; the owner's own is (it could signal it itself)", { skip, timeout: 60_000 }, async () => {
   assert.ok(helper !== undefined && lookAlike?.pid !== undefined);
   const fake = join(base, "bin", "qemu-system-x86_64");
-  const argv = asUser(other, [fake, "-c", "sleep 600; :", `banger-${VM2}`]);
-  const foreign = spawn(argv[0] ?? "", argv.slice(1), { stdio: "ignore" });
+  const argv = asUser(other, [fake, "-c", "read x", `banger-${VM2}`]);
+  const foreign = spawn(argv[0] ?? "", argv.slice(1), { stdio: ["pipe", "ignore", "ignore"] });
   children.push(foreign);
-  const rootArgv = [fake, "-c", "sleep 600; :", `banger-${VM2}`];
-  const rootOwned = spawn(rootArgv[0] ?? "", rootArgv.slice(1), { stdio: "ignore" });
+  const rootArgv = [fake, "-c", "read x", `banger-${VM2}`];
+  const rootOwned = spawn(rootArgv[0] ?? "", rootArgv.slice(1), { stdio: ["pipe", "ignore", "ignore"] });
   children.push(rootOwned);
   await new Promise((r) => setTimeout(r, 300));
   for (const victim of [foreign, rootOwned]) {

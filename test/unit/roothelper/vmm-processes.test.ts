@@ -16,9 +16,9 @@ const exe = join(base, "qemu-system-x86_64");
 copyFileSync("/bin/sh", exe);
 chmodSync(exe, 0o755);
 
-/** A root process that looks like VM's qemu: sh under qemu's name, the VM id in its argv. */
+/** A root process that looks like VM's qemu: sh under qemu's name, the VM id in its argv, waiting in `read` (no child to outlive it). */
 function lookAlike(vmId: string): ReturnType<typeof spawn> {
-  return spawn(exe, ["-c", "sleep 60; :", `banger-${vmId}`], { stdio: "ignore" });
+  return spawn(exe, ["-c", "read x", `banger-${vmId}`], { stdio: ["pipe", "ignore", "ignore"] });
 }
 
 function refused(fn: () => unknown, re: RegExp): void {
