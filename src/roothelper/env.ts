@@ -1,6 +1,8 @@
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../system/log.js";
 import type { Runner } from "../system/runner.js";
+import type { ManagedRoot } from "./fs/managed-root.js";
+import type { VmmProcesses } from "./vmm-processes.js";
 
 /**
  * What every privileged method may rely on. All of it comes from the helper's
@@ -9,10 +11,16 @@ import type { Runner } from "../system/runner.js";
 export interface HelperEnv {
   readonly ownerUid: number;
   readonly ownerGid: number;
-  /** Managed roots: request paths must resolve inside these. */
-  readonly stateDir: string;
-  readonly runtimeDir: string;
+  /** Managed roots, opened and checked once at start: request paths are resolved only beneath these descriptors. */
+  readonly roots: { readonly state: ManagedRoot; readonly runtime: ManagedRoot };
   readonly config: Config;
   readonly runner: Runner;
   readonly logger: Logger;
+  /**
+   * VMM binaries resolved once at start (real paths that passed the trust
+   * anchor rules in fs/trust.ts); undefined when not installed.
+   */
+  readonly binaries: { readonly qemu?: string | undefined; readonly firecracker?: string | undefined; readonly jailer?: string | undefined };
+  /** The VMMs the helper may signal, and the pidfds it signals them through. */
+  readonly vmms: VmmProcesses;
 }

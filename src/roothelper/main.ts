@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { loadConfig } from "../config/load.js";
+import { parseConfig } from "../config/load.js";
 import { SYSTEM_CONFIG_FILE, SYSTEM_RUNTIME_DIR, SYSTEM_STATE_DIR, DEFAULT_HELPER_SOCKET } from "../paths/paths.js";
 import { Dispatcher } from "../rpc/dispatcher.js";
 import { serveUnix } from "../rpc/unix-server.js";
@@ -9,6 +9,9 @@ import { createLogger } from "../system/log.js";
 import { systemRunner } from "../system/runner.js";
 import { VERSION } from "../version.js";
 import type { HelperEnv } from "./env.js";
+import { openManagedRoot, TrustError } from "./fs/managed-root.js";
+import { readTrustedConfig, trustedBinary } from "./fs/trust.js";
+import { VmmProcesses } from "./vmm-processes.js";
 import { helperMethods } from "./registry.js";
 
 const USAGE = `usage: bangerd-root --owner UID [--owner-gid GID] [--state-dir DIR] [--runtime-dir DIR] [--config FILE] [--socket PATH]
@@ -56,19 +59,20 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   process.umask(0o077);
   const logger = createLogger(process.stderr, { proc: "bangerd-root" });
-  const env: HelperEnv = {
-    ownerUid,
-    ownerGid,
-    stateDir: values["state-dir"],
-    runtimeDir: values["runtime-dir"],
-    config: loadConfig(values.config),
-    runner: systemRunner,
-    logger,
-  };
   const socketDir = dirname(values.socket);
   mkdirSync(socketDir, { recursive: true, mode: 0o711 });
   // The owner must traverse this root-owned dir to reach the socket; the socket itself is 0600 and owner-owned.
   chmodSync(socketDir, 0o711);
+  const recordsDir = join(socketDir, "vmms");
+  mkdirSync(recordsDir, { recursive: true, mode: 0o700 });
+  let env: HelperEnv;
+  try {
+    env = trustedEnv(values.config, ownerUid, ownerGid, values["state-dir"], values["runtime-dir"], recordsDir, logger);
+  } catch (e) {
+    if (!(e instanceof TrustError)) throw e;
+    process.stderr.write(`bangerd-root: refusing to start: ${e.message}\n`);
+    return 1;
+  }
   const server = await serveUnix({
     socketPath: values.socket,
     dispatcher: new Dispatcher(helperMethods(env)),
@@ -76,7 +80,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     allowedUids: [ownerUid],
     socketOwner: { uid: ownerUid, gid: ownerGid },
   });
-  logger.info("root helper listening", { socket: values.socket, owner_uid: ownerUid, version: VERSION, state_dir: env.stateDir, runtime_dir: env.runtimeDir });
+  logger.info("root helper listening", { socket: values.socket, owner_uid: ownerUid, version: VERSION, state_dir: env.roots.state.path, runtime_dir: env.roots.runtime.path });
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       server.close(() => { resolve(); });
@@ -86,4 +90,30 @@ export async function main(argv: readonly string[]): Promise<number> {
   });
   logger.info("root helper stopped");
   return 0;
+}
+
+/**
+ * Everything the helper trusts, checked once before it listens: its config
+ * and the VMM binaries must be root's alone (fs/trust.ts), the managed
+ * roots must be real directories of root or the owner (fs/managed-root.ts),
+ * and the launch records' directory root's own.
+ * Any failure is a TrustError naming the file and the rule.
+ */
+function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stateDir: string, runtimeDir: string, recordsDir: string, logger: HelperEnv["logger"]): HelperEnv {
+  const config = parseConfig(readTrustedConfig(configPath) ?? "", configPath);
+  return {
+    ownerUid,
+    ownerGid,
+    roots: { state: openManagedRoot("state dir", stateDir, ownerUid), runtime: openManagedRoot("runtime dir", runtimeDir, ownerUid) },
+    config,
+    binaries: {
+      qemu: trustedBinary("vmm.qemu_bin", config.vmm.qemu_bin),
+      firecracker: trustedBinary("vmm.firecracker_bin", config.vmm.firecracker_bin),
+      jailer: config.vmm.jailer === "never" ? undefined : trustedBinary("vmm.jailer_bin", config.vmm.jailer_bin),
+    },
+    runner: systemRunner,
+    logger,
+    // Root's alone (root-owned, reached without symlinks): what it says decides which root processes may be signalled.
+    vmms: new VmmProcesses(ownerUid, openManagedRoot("launch records", recordsDir, 0)),
+  };
 }

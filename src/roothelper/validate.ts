@@ -1,14 +1,10 @@
-import { lstatSync } from "node:fs";
-import { isAbsolute, normalize, sep } from "node:path";
-import { hasControlChars } from "../model/text.js";
 import { RpcError } from "../rpc/errors.js";
-import { checkVmmIdentity } from "../vmm/identity.js";
 
 /**
  * Validators for every value that crosses into the root helper. Each throws
  * RpcError("bad_params") naming the field; none trusts the daemon. Identifiers
- * are checked with anchored regexes and length limits, paths component by
- * component with lstat so a symlink anywhere is refused.
+ * are checked with anchored regexes and length limits. Paths are not judged
+ * here: fs/beneath.ts reaches them by descriptor.
  */
 
 function bad(field: string, why: string): RpcError {
@@ -78,49 +74,6 @@ export function ipv4Port(field: string, value: string): string {
   if (idx <= 0 || !/^[1-9][0-9]{0,4}$/.test(port) || Number(port) > 65535) throw bad(field, `${JSON.stringify(value)} is not IPv4:PORT`);
   ipv4(field, value.slice(0, idx));
   return value;
-}
-
-/**
- * A path that must be absolute, already normalized, free of control chars,
- * inside one of `roots`, and with no symlink at any component below the root
- * (the roots themselves come from the helper's own flags, not the request).
- * With `mustExist: false` missing trailing components are allowed (creation).
- */
-export function managedPath(field: string, value: string, roots: readonly string[], opts: { mustExist?: boolean } = {}): string {
-  if (value.length === 0 || value.length > 4096) throw bad(field, "path is empty or too long");
-  if (hasControlChars(value)) throw bad(field, "path contains control characters");
-  if (!isAbsolute(value)) throw bad(field, `${JSON.stringify(value)} must be absolute`);
-  if (normalize(value) !== value || value.endsWith(sep) || value.split(sep).includes("..")) throw bad(field, `${JSON.stringify(value)} is not a normalized path`);
-  const root = roots.find((r) => value.startsWith(r + sep));
-  if (root === undefined) throw bad(field, `${JSON.stringify(value)} is outside banger-managed directories`);
-  const rel = value.slice(root.length + 1).split(sep);
-  let cur = root;
-  for (let i = 0; i < rel.length; i++) {
-    cur = cur + sep + (rel[i] ?? "");
-    let st;
-    try {
-      st = lstatSync(cur);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT" && opts.mustExist === false) return value;
-      throw bad(field, `${JSON.stringify(cur)} does not exist`);
-    }
-    if (st.isSymbolicLink()) throw bad(field, `${JSON.stringify(cur)} is a symlink; refusing to follow it`);
-  }
-  return value;
-}
-
-/**
- * A PID the helper may signal: it must exist and its argv[0] basename must be
- * a VMM, and (when given) its cmdline must mention this VM's control socket
- * (or VM id), so a stale pid reused by an unrelated process is refused.
- * The cmdline rules live in vmm/identity.ts so the daemon judges the same way.
- */
-export function vmmPid(field: string, pid: number, socketPath?: string, procRoot = "/proc"): number {
-  if (!Number.isSafeInteger(pid) || pid <= 1) throw bad(field, `${pid} is not a valid pid`);
-  const verdict = checkVmmIdentity(pid, socketPath, procRoot);
-  if (verdict.ok) return pid;
-  if (verdict.reason === "gone") throw new RpcError("not_found", `${field}: ${verdict.detail}`);
-  throw bad(field, verdict.detail);
 }
 
 /** An integer in [min, max] (vCPU counts, memory sizes, vsock CIDs). */

@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
 
 /** The executables banger launches and may therefore signal. */
 export const VMM_EXECUTABLES: ReadonlySet<string> = new Set(["firecracker", "jailer", "qemu-system-x86_64", "qemu-system-x86_64-microvm"]);
@@ -7,17 +8,13 @@ export const VMM_EXECUTABLES: ReadonlySet<string> = new Set(["firecracker", "jai
 const VMM_COMMS: ReadonlySet<string> = new Set([...VMM_EXECUTABLES].map((e) => e.slice(0, 15)));
 
 /**
- * A cheap pre-check for scans of every process: /proc/PID/comm is a field of the process,
- * while its cmdline is read out of its memory. A process whose comm is not a VMM's name can
- * still be judged in full by checkVmmIdentity; a process whose comm is one must be.
+ * A cheap pre-check for scans of every process, on the text of /proc/PID/comm: a field of the
+ * process, while its cmdline is read out of its memory. A process whose comm is not a VMM's name
+ * can still be judged in full by checkVmmIdentity; a process whose comm is one must be.
  */
-export function mayBeVmm(pid: number, procRoot = "/proc"): boolean {
-  try {
-    // A retitled process (setproctitle style, like the Firecracker test double) has its title, cut to 15 bytes, as comm.
-    return VMM_COMMS.has(readFileSync(`${procRoot}/${pid}/comm`, "utf8").trimEnd().split(" ")[0] ?? "");
-  } catch {
-    return false;
-  }
+export function isVmmComm(comm: string): boolean {
+  // A retitled process (setproctitle style, like the Firecracker test double) has its title, cut to 15 bytes, as comm.
+  return VMM_COMMS.has(comm.trimEnd().split(" ")[0] ?? "");
 }
 
 /**
@@ -59,16 +56,25 @@ export function checkVmmIdentity(pid: number, mention: string | undefined, procR
 }
 
 /**
- * The live VMM whose argv carries `vmId`, found by scanning /proc: how a VM's
- * VMM is found again when its recorded pid is missing or names another
- * process now. The short comm is checked first, since reading every
- * process's cmdline means reading every process's memory.
+ * The live VMM whose argv carries `vmId`, found by scanning /proc: how a
+ * launch refuses a second VMM on one VM's disks, and how a VM's VMM is found
+ * again when its recorded pid is missing or names another process now. The
+ * short comm is checked first, since reading every process's cmdline means
+ * reading every process's memory. Asynchronous: a scan of every process is
+ * long enough to matter to an event loop that must keep answering.
  */
-export function findVmmPid(vmId: string, procRoot = "/proc"): number | null {
-  for (const name of readdirSync(procRoot)) {
+export async function findVmmPid(vmId: string, procRoot = "/proc"): Promise<number | null> {
+  for (const name of await readdir(procRoot)) {
     if (!/^[0-9]+$/.test(name)) continue;
     const pid = Number(name);
-    if (pid !== process.pid && mayBeVmm(pid, procRoot) && checkVmmIdentity(pid, vmId, procRoot).ok) return pid;
+    if (pid === process.pid) continue;
+    let comm: string;
+    try {
+      comm = await readFile(`${procRoot}/${pid}/comm`, "utf8");
+    } catch {
+      continue;
+    }
+    if (isVmmComm(comm) && checkVmmIdentity(pid, vmId, procRoot).ok) return pid;
   }
   return null;
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,6 +28,11 @@ export async function startHelperInNetns(ns: NetNs, owner: { uid: number; gid: n
   const socket = join(dir, "h.sock");
   const config = join(dir, "config.toml");
   writeFileSync(config, configToml);
+  // The helper opens its managed roots at start and refuses to run without them.
+  for (const d of ["state", "run"]) {
+    mkdirSync(join(dir, d), { mode: 0o700 });
+    chownSync(join(dir, d), owner.uid, owner.gid);
+  }
   const child: ChildProcess = spawn("ip", ["netns", "exec", ns.name, process.execPath, HELPER_BIN, "--owner", String(owner.uid), "--owner-gid", String(owner.gid), "--state-dir", join(dir, "state"), "--runtime-dir", join(dir, "run"), "--config", config, "--socket", socket], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (c: Buffer) => { stderr += c.toString("utf8"); });

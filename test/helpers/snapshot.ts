@@ -1,6 +1,8 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import { parseProcStat } from "../../src/system/proc.js";
 import { runText, systemRunner } from "../../src/system/runner.js";
+import { isVmmComm } from "../../src/vmm/identity.js";
 import type { NetNs } from "./netns.js";
 
 /**
@@ -40,27 +42,30 @@ function listFiles(dir: string, skip: (rel: string) => boolean): string[] {
 }
 
 /**
- * Live processes whose cmdline contains `pattern`. Zombies are left out: a VMM killed a moment ago
- * is a zombie until its parent (the helper) reaps it, and it holds nothing but a pid.
+ * Live VMM processes inside the network namespace `ns` (a VMM's argv names its files and sockets by
+ * descriptor, so no path of the test's identifies it; its namespace does). Zombies are left out: a
+ * VMM killed a moment ago is a zombie until its parent (the helper) reaps it, and it holds nothing but
+ * a pid. A VMM's own VMM child (the Firecracker double boots its guest with qemu) is part of it.
  */
-function liveProcesses(pattern: string): string {
-  const out: string[] = [];
-  for (const pid of readdirSync("/proc").filter((d) => /^[0-9]+$/.test(d))) {
+function liveVmms(ns: NetNs): string {
+  const nsIno = statSync(`/run/netns/${ns.name}`).ino;
+  const found = new Map<number, { ppid: number; line: string }>();
+  for (const pid of readdirSync("/proc").filter((d) => /^[0-9]+$/.test(d)).map(Number)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      if (statSync(`/proc/${pid}/ns/net`).ino !== nsIno || !isVmmComm(readFileSync(`/proc/${pid}/comm`, "utf8"))) continue;
+      const st = parseProcStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
+      if (st.state === "Z") continue;
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
-      // banger's own processes (node) mention the same dirs; only VMMs count here.
-      if (cmdline.includes(pattern) && !/^(\S*\/)?node(js)? /.test(cmdline)) out.push(`${pid} ${cmdline}`);
+      found.set(pid, { ppid: st.ppid, line: `${pid} ${cmdline}` });
     } catch {
       // exited while we looked
     }
   }
-  return out.join("\n");
+  return [...found.values()].filter((p) => !found.has(p.ppid)).map((p) => p.line).join("\n");
 }
 
-/** `vmmPattern`: a string only this test's VMMs have in their cmdline (e.g. its runtime dir), so other VMs on the host do not count. */
-export async function snapshotHost(ns: NetNs, dirs: { runtimeDir: string; stateDir: string }, vmmPattern: string): Promise<HostSnapshot> {
+/** VMMs are those inside `ns`, so other VMs on the host do not count. */
+export async function snapshotHost(ns: NetNs, dirs: { runtimeDir: string; stateDir: string }): Promise<HostSnapshot> {
   // Index and link-layer details vary run to run; so does carrier: a bridge whose last port just left
   // reports NO-CARRIER and state DOWN a moment later. Which links exist, and their admin flags, is what
   // a leak changes.
@@ -72,7 +77,7 @@ export async function snapshotHost(ns: NetNs, dirs: { runtimeDir: string; stateD
     ruleset: await ns.run(["nft", "list", "ruleset"]).catch(() => ""),
     iptables: (await ns.run(["iptables-save"]).catch(() => "")).split("\n").filter((l) => !l.startsWith("#")).join("\n"),
     loops: await runText(systemRunner, ["losetup", "-a"]),
-    vmmProcesses: liveProcesses(vmmPattern),
+    vmmProcesses: liveVmms(ns),
     runtimeFiles: listFiles(dirs.runtimeDir, () => false),
     // The database, installed keys, images and the cached vmm probe legitimately persist.
     stateFiles: listFiles(dirs.stateDir, (rel) => /^(banger\.db.*|images(\/.*)?|ssh(\/.*)?|cache(\/.*)?|vmm-probe\.json|logs(\/.*)?)$/.test(rel)),

@@ -1,12 +1,12 @@
 import { rm } from "node:fs/promises";
 import type { FileSyncEntry } from "../../config/schema.js";
 import { state, vmFiles } from "../../paths/paths.js";
-import { privReadExt4File, privWriteExt4Files } from "../../rpc/priv/disks.js";
+import { privWriteExt4Files } from "../../rpc/priv/disks.js";
 import type { SystemInfo } from "../../rpc/daemon/system.js";
 import type { Runner } from "../../system/runner.js";
 import type { HelperClient } from "../helper-client.js";
 import { detectCloneStrategy, makeStrategy, type StrategyChoice } from "./detect.js";
-import { readExt4File, writeExt4Files, type Ext4Dir, type Ext4File } from "./ext4.js";
+import { writeExt4Files, type Ext4Dir, type Ext4File } from "./ext4.js";
 import { planFileSync } from "./file-sync.js";
 import type { CloneOptions, CloneStrategy, RootDiskHandles } from "./types.js";
 import { WorkDiskTemplates, type WorkDiskContents } from "./work-disk-templates.js";
@@ -113,13 +113,6 @@ export class StorageService {
       opId,
       120_000,
     );
-  }
-
-  async readRootFile(handles: RootDiskHandles, guestPath: string, opId: string): Promise<Buffer> {
-    if (handles.kind !== "dm-snapshot") return readExt4File(this.deps.runner, handles.path, guestPath);
-    if (this.deps.helper === undefined) throw new Error("reading from a dm-snapshot root disk needs the root helper");
-    const r = await this.deps.helper.call(privReadExt4File, { image_path: handles.dm_dev, guest_path: guestPath }, opId, 120_000);
-    return Buffer.from(r.data, "base64");
   }
 
   /** The persistent /root disk (/dev/vdb) holding `contents`: a clone of the matching template. */

@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { open } from "node:fs/promises";
+import { stripTerminalControls } from "../../model/text.js";
 import { vmFiles } from "../../paths/paths.js";
 import type { ImageInfo, Lease, RootDisk, VmmHandle } from "./deps.js";
 import { rootDiskEdits, workDiskEdits } from "./guest-files.js";
@@ -255,7 +256,8 @@ export async function consoleTail(path: string, lines = 15, maxBytes = 8192): Pr
       const start = Math.max(0, size - maxBytes);
       const buf = Buffer.alloc(size - start);
       await fh.read(buf, 0, buf.length, start);
-      const all = buf.toString("utf8").split("\n").filter((l) => l.trim() !== "");
+      // Guest bytes reach the user's terminal in this error: no escape sequence of theirs survives.
+      const all = buf.toString("utf8").split("\n").map(stripTerminalControls).filter((l) => l.trim() !== "");
       const tail = all.slice(-lines);
       const panic = all.findLast((l) => l.includes("Kernel panic - not syncing"));
       const reason = panic === undefined ? "" : `; the guest kernel panicked: ${panic.replace(/^\[\s*[\d.]+\]\s*/, "").trim()}`;

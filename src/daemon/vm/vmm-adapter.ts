@@ -60,16 +60,15 @@ export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, runtimeDir: s
       rmSync(runtimeFiles.vmDir(runtimeDir, h.vmId), { recursive: true, force: true });
     },
     isAlive: (handle) => driver.isRunning(toDriverHandle(handle, driver.kind)),
-    release(vmId) {
-      if (findVmmPid(vmId) === null) rmSync(runtimeFiles.vmDir(runtimeDir, vmId), { recursive: true, force: true });
-      return Promise.resolve();
+    async release(vmId) {
+      if ((await findVmmPid(vmId)) === null) rmSync(runtimeFiles.vmDir(runtimeDir, vmId), { recursive: true, force: true });
     },
-    find(vmId, kind) {
-      if (kind !== driver.kind) return Promise.resolve(undefined);
-      const pid = findVmmPid(vmId);
-      if (pid === null) return Promise.resolve(undefined);
+    async find(vmId, kind) {
+      if (kind !== driver.kind) return undefined;
+      const pid = await findVmmPid(vmId);
+      if (pid === null) return undefined;
       const controlSocket = kind === "firecracker" ? runtimeFiles.apiSocket(runtimeDir, vmId) : runtimeFiles.qmpSocket(runtimeDir, vmId);
-      return Promise.resolve({ kind, vmId, pid, controlSocket, pidFile: runtimeFiles.pidFile(runtimeDir, vmId) });
+      return { kind, vmId, pid, controlSocket, pidFile: runtimeFiles.pidFile(runtimeDir, vmId) };
     },
     watchExit(handle, onExit) {
       const h = toDriverHandle(handle, driver.kind);

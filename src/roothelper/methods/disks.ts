@@ -1,13 +1,11 @@
-import { accessSync, constants, fstatSync, openSync, closeSync, readlinkSync, realpathSync, statSync } from "node:fs";
-import { sep } from "node:path";
-import { checkGuestPath, readExt4File, writeExt4Files, type Ext4Dir, type Ext4File } from "../../daemon/storage/ext4.js";
+import { accessSync, closeSync, constants, readlinkSync } from "node:fs";
+import { checkGuestPath, writeExt4Files, type Ext4Dir, type Ext4File } from "../../daemon/storage/ext4.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
 import { RpcError } from "../../rpc/errors.js";
 import {
   privCleanupDmSnapshot,
   privCreateDmSnapshot,
   privFsckSnapshot,
-  privReadExt4File,
   privRemoveDmSnapshot,
   privStorageCaps,
   privWriteExt4Files,
@@ -16,6 +14,9 @@ import type { PeerCred } from "../../system/peercred.js";
 import { runText, type Runner } from "../../system/runner.js";
 import { cleanupDmSnapshot, createDmSnapshot, fsckSnapshot, removeDmTarget } from "../dmsnap.js";
 import type { HelperEnv } from "../env.js";
+import { named, openRegular } from "../fs/beneath.js";
+import { openDmDevice } from "../fs/dm-device.js";
+import { relativeTo } from "../fs/managed-root.js";
 import * as v from "../validate.js";
 
 function bad(field: string, why: string): RpcError {
@@ -27,72 +28,49 @@ function failed(what: string, e: unknown): RpcError {
 }
 
 /**
- * A state-dir file opened by the helper itself, handed to commands as
- * /proc/<helper pid>/fd/N. The path was validated (no symlink anywhere), but
- * the owner controls the state dir and could swap a component for a symlink
- * between our check and the command's open(); a magic fd link always names
- * the inode we opened and re-checked, so root never edits or attaches
- * anything else (e.g. a host disk).
+ * A file or device opened by the helper itself, handed to commands as
+ * /proc/<helper pid>/fd/N: the magic link always names the inode that was
+ * opened and checked, so the tool (losetup, debugfs) acts on it whatever the
+ * owner renames afterwards.
  */
 interface HeldFile {
   readonly procPath: string;
   close(): void;
 }
 
-function holdManagedFile(field: string, path: string, root: string, writable: boolean): HeldFile {
-  v.managedPath(field, path, [root]);
-  let fd: number;
-  try {
-    fd = openSync(path, (writable ? constants.O_RDWR : constants.O_RDONLY) | constants.O_NOFOLLOW);
-  } catch (e) {
-    throw bad(field, `cannot open ${JSON.stringify(path)}: ${(e as Error).message}`);
-  }
-  try {
-    if (!fstatSync(fd).isFile()) throw bad(field, `${JSON.stringify(path)} is not a regular file`);
-    const procPath = `/proc/${process.pid}/fd/${fd}`;
-    const real = readlinkSync(procPath);
-    // Compare with the root's own real path: the root may legitimately sit behind a symlink (e.g. /var -> /data/var).
-    if (!real.startsWith(realpathSync(root) + sep)) throw bad(field, `${JSON.stringify(path)} resolved to ${JSON.stringify(real)}, outside ${root}`);
-    return {
-      procPath,
-      close: () => {
-        closeSync(fd);
-      },
-    };
-  } catch (e) {
-    closeSync(fd);
-    throw e;
-  }
+function hold(fd: number): HeldFile {
+  return {
+    procPath: `/proc/${process.pid}/fd/${fd}`,
+    close: () => {
+      closeSync(fd);
+    },
+  };
 }
 
-/** `image_path` of an ext4 edit: a regular file in the state dir, or a banger dm snapshot device. */
-function holdImage(field: string, path: string, env: HelperEnv, writable: boolean): HeldFile {
-  if (path.startsWith("/dev/mapper/")) {
-    v.dmDevicePath(field, path);
-    try {
-      if (!statSync(path).isBlockDevice()) throw bad(field, `${path} is not a block device`);
-    } catch (e) {
-      if (e instanceof RpcError) throw e;
-      throw new RpcError("not_found", `${field}: ${path} does not exist`);
-    }
-    return {
-      procPath: path,
-      close: () => {
-        // nothing held: /dev/mapper is root's, not the owner's
-      },
-    };
-  }
-  return holdManagedFile(field, path, env.stateDir, writable);
+/** The owner's single-link regular file beneath the state dir (beneath.ts rules). */
+function holdStateFile(env: HelperEnv, field: string, path: string, access: "read" | "readwrite"): HeldFile {
+  return hold(openRegular(named(field, path, env.roots.state), access, { uid: env.ownerUid }).fd);
+}
+
+/** `image_path` of an ext4 edit: the owner's regular file in the state dir, or a banger dm snapshot device. */
+function holdImage(field: string, path: string, env: HelperEnv): HeldFile {
+  if (path.startsWith("/dev/")) return hold(openDmDevice(field, path, "readwrite").fd);
+  return holdStateFile(env, field, path, "readwrite");
 }
 
 /**
  * The real path a loop's sysfs backing_file must show for it to be ours.
- * Only compared against, never opened; the file may already be deleted.
+ * Only compared against, never opened; the file may already be deleted. The
+ * state dir's real path is read from its descriptor, so renaming it (or a
+ * parent) cannot make another file's loop look like this VM's.
  */
-function backingPath(field: string, p: string, stateDir: string): string | undefined {
+function backingPath(field: string, p: string, env: HelperEnv): string | undefined {
   if (p === "") return undefined;
-  v.managedPath(field, p, [stateDir], { mustExist: false });
-  return realpathSync(stateDir) + p.slice(stateDir.length);
+  return `${stateRealPath(env)}/${relativeTo(field, p, env.roots.state)}`;
+}
+
+function stateRealPath(env: HelperEnv): string {
+  return readlinkSync(`/proc/self/fd/${env.roots.state.fd}`);
 }
 
 function guestPath(field: string, p: string): string {
@@ -141,9 +119,9 @@ export function diskMethods(env: HelperEnv): Registration<PeerCred>[] {
   return [
     implement(privCreateDmSnapshot, async (p) => {
       v.dmName("dm_name", p.dm_name);
-      const base = holdManagedFile("rootfs_path", p.rootfs_path, env.stateDir, false);
+      const base = holdStateFile(env, "rootfs_path", p.rootfs_path, "read");
       try {
-        const cow = holdManagedFile("cow_path", p.cow_path, env.stateDir, true);
+        const cow = holdStateFile(env, "cow_path", p.cow_path, "readwrite");
         try {
           return await createDmSnapshot(env.runner, base.procPath, cow.procPath, p.dm_name);
         } catch (e) {
@@ -163,11 +141,11 @@ export function diskMethods(env: HelperEnv): Registration<PeerCred>[] {
         v.dmDevicePath("dm_dev", p.dm_dev);
         if (p.dm_name !== "" && p.dm_dev !== `/dev/mapper/${p.dm_name}`) throw bad("dm_dev", `${p.dm_dev} does not belong to ${p.dm_name}`);
       }
-      const expected = { base: backingPath("rootfs_path", p.rootfs_path, env.stateDir), cow: backingPath("cow_path", p.cow_path, env.stateDir) };
+      const expected = { base: backingPath("rootfs_path", p.rootfs_path, env), cow: backingPath("cow_path", p.cow_path, env) };
       const dmNameToRemove = p.dm_name !== "" ? p.dm_name : p.dm_dev.slice("/dev/mapper/".length);
       const handles = { base_loop: p.base_loop, cow_loop: p.cow_loop, dm_name: dmNameToRemove, dm_dev: p.dm_dev };
       try {
-        await cleanupDmSnapshot(env.runner, handles, { stateDir: realpathSync(env.stateDir), expectedBacking: expected });
+        await cleanupDmSnapshot(env.runner, handles, { stateDir: stateRealPath(env), expectedBacking: expected });
       } catch (e) {
         throw failed("releasing dm snapshot", e);
       }
@@ -200,7 +178,7 @@ export function diskMethods(env: HelperEnv): Registration<PeerCred>[] {
       });
       if (total > MAX_WRITE_BYTES) throw bad("files", `${total} bytes is more than the ${MAX_WRITE_BYTES} allowed per call`);
       const dirs: Ext4Dir[] = p.dirs.map((d, i) => ({ path: guestPath(`dirs[${i}].guest_path`, d.guest_path), mode: perm(`dirs[${i}].mode`, d.mode), uid: id(`dirs[${i}].uid`, d.uid), gid: id(`dirs[${i}].gid`, d.gid) }));
-      const image = holdImage("image_path", p.image_path, env, true);
+      const image = holdImage("image_path", p.image_path, env);
       try {
         await writeExt4Files(env.runner, image.procPath, files, dirs);
       } catch (e) {
@@ -209,17 +187,6 @@ export function diskMethods(env: HelperEnv): Registration<PeerCred>[] {
         image.close();
       }
       return {};
-    }),
-    implement(privReadExt4File, async (p) => {
-      const gp = guestPath("guest_path", p.guest_path);
-      const image = holdImage("image_path", p.image_path, env, false);
-      try {
-        return { data: (await readExt4File(env.runner, image.procPath, gp)).toString("base64") };
-      } catch (e) {
-        throw failed(`reading ${gp} from ${p.image_path}`, e);
-      } finally {
-        image.close();
-      }
     }),
     implement(privStorageCaps, () => dmSnapshotCapability(env.runner)),
   ];

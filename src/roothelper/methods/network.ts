@@ -185,12 +185,15 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
     implement(privSyncResolverRouting, async (p) => {
       matchesConfig(p);
       const server = ipv4Port("server_addr", p.server_addr);
+      // Where host lookups of *.vm go is the helper's to decide: only its own configured DNS address.
+      if (server !== env.config.network.dns_listen) throw new RpcError("bad_params", `server_addr: ${server} is not the configured network.dns_listen ${env.config.network.dns_listen}`);
       const why = resolverUnavailable();
       if (why !== undefined) return { applied: false, reason: `${why}; NAME.vm resolves only by querying ${server} directly` };
-      await runner.run(["resolvectl", "dns", bridge, server]);
+      // Routing first: once the bridge has a DNS server, a link without `~vm` and with a default
+      // route would answer every host lookup, so it is never given one before that is ruled out.
       await runner.run(["resolvectl", "domain", bridge, RESOLVER_ROUTE_DOMAIN]);
-      // Never let the bridge become the default route for all names: only ~vm goes there.
       await runner.run(["resolvectl", "default-route", bridge, "no"]);
+      await runner.run(["resolvectl", "dns", bridge, server]);
       return { applied: true };
     }),
 

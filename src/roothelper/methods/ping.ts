@@ -10,8 +10,8 @@ export function pingMethods(env: HelperEnv): Registration<PeerCred>[] {
       version: VERSION,
       pid: process.pid,
       owner_uid: env.ownerUid,
-      state_dir: env.stateDir,
-      runtime_dir: env.runtimeDir,
+      state_dir: env.roots.state.path,
+      runtime_dir: env.roots.runtime.path,
     })),
   ];
 }

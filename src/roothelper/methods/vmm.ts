@@ -1,36 +1,35 @@
-import { existsSync, lstatSync, readFileSync, rmSync, statSync } from "node:fs";
-import { lchown } from "node:fs/promises";
+import { closeSync } from "node:fs";
 import { basename } from "node:path";
 import { state } from "../../paths/paths.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
 import { RpcError } from "../../rpc/errors.js";
 import {
   privCleanupJailerChroot,
-  privEnsureSocketAccess,
-  privFindFirecrackerPid,
   privKillProcess,
   privLaunchFirecracker,
   privLaunchQemu,
   privProbeQemuKvm,
-  privProcessRunning,
   privSignalProcess,
   privVmmShutdown,
   SIGNAL_ALLOW_LIST,
 } from "../../rpc/priv/vmm.js";
 import { launchDetached } from "../../system/launch.js";
 import type { PeerCred } from "../../system/peercred.js";
+import { CommandError } from "../../system/runner.js";
 import type { VmSpec } from "../../vmm/driver.js";
 import { fcRequest, waitForApi } from "../../vmm/firecracker/api-client.js";
 import { buildFirecrackerArgv, buildJailerArgv } from "../../vmm/firecracker/argv.js";
 import { buildBootSteps, directPaths, type FcPaths } from "../../vmm/firecracker/boot-steps.js";
-import { applyJail, jailLayout, planJail, removeJail } from "../../vmm/firecracker/jail.js";
-import { resolveBinary } from "../../vmm/binaries.js";
-import { checkVmmIdentity, findVmmPid } from "../../vmm/identity.js";
-import { ChildFds, openVerified, type OpenMode } from "../../vmm/open-verified.js";
+import { jailLayout, planJail } from "../../vmm/firecracker/jail.js";
+import { findVmmPid } from "../../vmm/identity.js";
 import { buildKvmProbeArgv, buildQemuArgv, kvmProbeVerdict } from "../../vmm/qemu/argv.js";
-import { CommandError } from "../../system/runner.js";
 import { qmpCtrlAltDel } from "../../vmm/qemu/qmp.js";
 import type { HelperEnv } from "../env.js";
+import { ChildFds } from "../fs/child-fds.js";
+import { named, openEntry, type Named } from "../fs/beneath.js";
+import { relativeTo } from "../fs/managed-root.js";
+import { removeJailTree, stageJail, type JailEntry } from "../launch/jail-stage.js";
+import { boundSocket, LaunchFiles, socketBound, type Held } from "../launch/spec-files.js";
 import * as v from "../validate.js";
 
 /** How long a freshly spawned VMM gets to create its control socket. */
@@ -53,83 +52,49 @@ interface CommonParams {
   vmm_log: string;
 }
 
-function regularFile(field: string, path: string): string {
-  if (!lstatSync(path).isFile()) throw new RpcError("bad_params", `${field}: ${JSON.stringify(path)} is not a regular file`);
-  return path;
-}
-
-/** A disk: a regular file in the state dir, or a banger dm snapshot device. */
-function diskPath(env: HelperEnv, field: string, path: string): string {
-  if (path.startsWith("/dev/")) return v.dmDevicePath(field, path);
-  return regularFile(field, v.managedPath(field, path, [env.stateDir]));
-}
-
-/** A file the VMM or helper will create: inside `roots`, no symlink on the way, a regular file if it already exists. */
-function newFile(field: string, path: string, roots: readonly string[]): string {
-  v.managedPath(field, path, roots, { mustExist: false });
-  if (existsSync(path) && !lstatSync(path).isFile()) throw new RpcError("bad_params", `${field}: ${JSON.stringify(path)} exists and is not a regular file`);
-  return path;
-}
-
-/** A socket path the VMM will bind: inside the runtime dir, short enough for sun_path, a socket if present (clearStale removes it). */
-function socketPath(field: string, path: string, env: HelperEnv): string {
-  v.managedPath(field, path, [env.runtimeDir], { mustExist: false });
-  if (existsSync(path) && !lstatSync(path).isSocket()) throw new RpcError("bad_params", `${field}: ${JSON.stringify(path)} exists and is not a socket`);
-  if (Buffer.byteLength(path) > 107) throw new RpcError("bad_params", `${field}: ${JSON.stringify(path)} is longer than the 107-byte unix socket limit`);
-  return path;
-}
-
-/** Validate every field shared by both launch methods and turn them into a VmSpec. */
+/** The string fields of a launch, validated (paths are only string-checked here: LaunchFiles opens them). */
 function validateCommon(env: HelperEnv, p: CommonParams, controlSocket: string, accel: "kvm" | "tcg"): VmSpec {
   const vmId = v.vmId("vm_id", p.vm_id);
-  const kernelPath = regularFile("kernel_path", v.managedPath("kernel_path", p.kernel_path, [env.stateDir]));
-  const initrdPath = p.initrd_path === undefined ? undefined : regularFile("initrd_path", v.managedPath("initrd_path", p.initrd_path, [env.stateDir]));
+  const { state: stateRoot, runtime } = env.roots;
+  for (const [field, path, root] of [
+    ["kernel_path", p.kernel_path, stateRoot],
+    ["initrd_path", p.initrd_path, stateRoot],
+    ["root_disk", p.root_disk.startsWith("/dev/") ? undefined : p.root_disk, stateRoot],
+    ["work_disk", p.work_disk.startsWith("/dev/") ? undefined : p.work_disk, stateRoot],
+    ["pid_file", p.pid_file, runtime],
+    ["console_log", p.console_log, stateRoot],
+    ["vmm_log", p.vmm_log, stateRoot],
+  ] as const) {
+    if (path !== undefined) relativeTo(field, path, root);
+  }
   return {
     vmId,
     name: vmId,
     vcpus: v.intInRange("vcpus", p.vcpus, 1, 32),
     memoryMib: v.intInRange("memory_mib", p.memory_mib, 128, 65536),
-    kernelPath,
-    initrdPath,
+    kernelPath: p.kernel_path,
+    initrdPath: p.initrd_path,
     cmdline: v.kernelCmdline("cmdline", p.cmdline),
-    rootDisk: diskPath(env, "root_disk", p.root_disk),
-    workDisk: diskPath(env, "work_disk", p.work_disk),
+    rootDisk: p.root_disk,
+    workDisk: p.work_disk,
     tap: v.tapName("tap_name", p.tap_name),
     mac: v.macAddress("mac", p.mac),
-    controlSocket: socketPath("control socket", controlSocket, env),
-    pidFile: newFile("pid_file", p.pid_file, [env.runtimeDir]),
-    consoleLog: newFile("console_log", p.console_log, [env.stateDir]),
-    vmmLog: newFile("vmm_log", p.vmm_log, [env.stateDir]),
+    controlSocket,
+    pidFile: p.pid_file,
+    consoleLog: p.console_log,
+    vmmLog: p.vmm_log,
     accel,
   };
 }
 
 /**
- * Leftovers of a previous run (pidfile, control socket) are removed, unless a
- * VMM of THIS VM is still alive: then launching again is a conflict.
+ * A running VMM of THIS VM makes launching again a conflict (two VMMs on one disk). Read
+ * asynchronously: a scan of every process is the largest piece of a launch, and the helper's event
+ * loop must stay free to answer other requests (priv.ping) meanwhile.
  */
-function clearStale(spec: VmSpec): void {
-  const alive = findVmmPid(spec.vmId);
-  if (alive !== null) throw new RpcError("conflict", `VM ${spec.vmId} already has a running VMM (pid ${alive}); stop it first`);
-  for (const p of [spec.pidFile, spec.controlSocket]) rmSync(p, { force: true });
-}
-
-function alive(pid: number, vmId: string): boolean {
-  return checkVmmIdentity(pid, vmId).ok;
-}
-
-/**
- * Liveness of a child THIS helper just spawned. Identity is not checked here:
- * a VMM may rewrite its title after exec; the pid cannot be recycled while the
- * helper (its parent) has not reaped it.
- */
-function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/^\S+ \([^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
+async function refuseIfRunning(vmId: string): Promise<void> {
+  const pid = await findVmmPid(vmId);
+  if (pid !== null) throw new RpcError("conflict", `VM ${vmId} already has a running VMM (pid ${pid}); stop it first`);
 }
 
 /**
@@ -145,61 +110,37 @@ async function waitFor(cond: () => boolean, timeoutMs: number): Promise<boolean>
   return cond();
 }
 
-/** Real, effective, saved and fs uids from /proc/PID/status (empty when the process is gone). */
-function uidsOf(pid: number): number[] {
-  try {
-    const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("Uid:")) ?? "";
-    return line.split(/\s+/).slice(1).filter((x) => x !== "").map(Number);
-  } catch {
-    return [];
-  }
+/** Kernel, initrd and disks of a spec, opened and checked. */
+interface SpecHeld {
+  readonly kernel: Held;
+  readonly initrd: Held | undefined;
+  readonly rootDisk: Held;
+  readonly workDisk: Held;
 }
 
-/** openVerified, with failures reported as bad_params naming the field. */
-function verified(field: string, path: string, mode: OpenMode, owner?: { uid: number; gid: number }): number {
-  try {
-    return openVerified(field, path, mode, { allowLinkedDevice: path.startsWith("/dev/mapper/"), owner }).fd;
-  } catch (e) {
-    throw new RpcError("bad_params", e instanceof Error ? e.message : String(e));
-  }
-}
-
-interface OpenedFiles {
-  readonly kernel: string;
-  readonly initrd: string | undefined;
-  readonly rootDisk: string;
-  readonly workDisk: string;
-}
-
-/** Kernel, initrd and disks of a spec as /proc/self/fd paths of verified descriptors. */
-function openSpecFiles(spec: VmSpec, fds: ChildFds): OpenedFiles {
+function openSpec(spec: VmSpec, files: LaunchFiles): SpecHeld {
   return {
-    kernel: fds.add(verified("kernel_path", spec.kernelPath, "read")),
-    initrd: spec.initrdPath === undefined ? undefined : fds.add(verified("initrd_path", spec.initrdPath, "read")),
-    rootDisk: fds.add(verified("root_disk", spec.rootDisk, "readwrite")),
-    workDisk: fds.add(verified("work_disk", spec.workDisk, "readwrite")),
+    kernel: files.image("kernel_path", spec.kernelPath),
+    initrd: spec.initrdPath === undefined ? undefined : files.image("initrd_path", spec.initrdPath),
+    rootDisk: files.disk("root_disk", spec.rootDisk),
+    workDisk: files.disk("work_disk", spec.workDisk),
   };
 }
 
-/** Undo a failed launch: kill what was started, remove its files; report every failure. */
-async function abortLaunch(pid: number | undefined, vmId: string, files: readonly string[]): Promise<void> {
-  const errors: unknown[] = [];
-  if (pid !== undefined && pidExists(pid)) {
-    try {
-      process.kill(pid, "SIGKILL");
-      await waitFor(() => !pidExists(pid), KILL_WAIT_MS);
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  for (const f of files) {
-    try {
-      rmSync(f, { force: true });
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  if (errors.length > 0) throw new AggregateError(errors, `cleanup after failed launch of ${vmId} failed`);
+/** The spec's files as the child sees them: /proc/self/fd paths of the descriptors handed to it. */
+function childPaths(held: SpecHeld, fds: ChildFds): Pick<VmSpec, "kernelPath" | "initrdPath" | "rootDisk" | "workDisk"> {
+  return {
+    kernelPath: fds.add(held.kernel.fd),
+    initrdPath: held.initrd === undefined ? undefined : fds.add(held.initrd.fd),
+    rootDisk: fds.add(held.rootDisk.fd),
+    workDisk: fds.add(held.workDisk.fd),
+  };
+}
+
+function heldFor(source: ReadonlyMap<string, Held>, path: string): Held {
+  const h = source.get(path);
+  if (h === undefined) throw new Error(`jail plan names ${path}, which was not opened`);
+  return h;
 }
 
 function failure(what: string, e: unknown): RpcError {
@@ -209,39 +150,60 @@ function failure(what: string, e: unknown): RpcError {
 export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
   const runAs = { uid: env.ownerUid, gid: env.ownerGid };
   const vmmCfg = env.config.vmm;
+  const qemuBin = (): string => {
+    if (env.binaries.qemu === undefined) throw new RpcError("operation_failed", `${vmmCfg.qemu_bin} was not found when the helper started`);
+    return env.binaries.qemu;
+  };
+
+  /** Undo a failed launch: kill what was started (through its pidfd); report every failure. */
+  const abortLaunch = async (pid: number | undefined, vmId: string): Promise<void> => {
+    if (pid === undefined || !env.vmms.launchedAlive(pid)) return;
+    try {
+      await env.vmms.kill("pid", pid, vmId, KILL_WAIT_MS);
+    } catch (e) {
+      throw new AggregateError([e], `cleanup after failed launch of ${vmId} failed`);
+    }
+  };
 
   return [
     implement(privLaunchQemu, async (p, ctx) => {
       const spec = validateCommon(env, p, p.qmp_socket, p.accel);
-      let argv: string[];
       try {
-        argv = buildQemuArgv(vmmCfg.qemu_bin, spec, runAs);
+        buildQemuArgv(qemuBin(), spec, runAs);
       } catch (e) {
         // A comma in a path would start a new qemu sub-option: a request problem, not an internal one.
         throw new RpcError("bad_params", e instanceof Error ? e.message : String(e));
       }
-      clearStale(spec);
+      await refuseIfRunning(spec.vmId);
       const log = env.logger.child({ op_id: ctx.opId, vm_id: spec.vmId });
       // qemu opens files as root (before -runas): hand it descriptors we opened and verified, never paths.
+      const files = new LaunchFiles(env);
       const fds = new ChildFds();
       let pid: number | undefined;
+      let argv: string[];
       try {
-        const f = openSpecFiles(spec, fds);
-        const consoleLog = fds.add(verified("console_log", spec.consoleLog, "append", runAs));
-        argv = buildQemuArgv(vmmCfg.qemu_bin, { ...spec, kernelPath: f.kernel, initrdPath: f.initrd, rootDisk: f.rootDisk, workDisk: f.workDisk, consoleLog }, runAs);
-        pid = launchDetached({ argv, logFile: spec.vmmLog, pidFile: spec.pidFile, extraFds: fds.fds, logOwner: runAs });
+        const held = openSpec(spec, files);
+        const consoleLog = fds.add(files.log("console_log", spec.consoleLog));
+        const vmmLog = files.log("vmm_log", spec.vmmLog);
+        const pidFd = files.pidFile(spec.pidFile);
+        const qmp = files.socket("qmp_socket", spec.controlSocket);
+        const controlSocket = `${fds.add(qmp.dirFd)}/${qmp.leaf}`;
+        argv = buildQemuArgv(qemuBin(), { ...spec, ...childPaths(held, fds), consoleLog, controlSocket }, runAs);
+        pid = launchDetached({ argv, logFd: vmmLog, pidFd, extraFds: fds.fds });
+        env.vmms.track(pid, spec.vmId);
         const started = pid;
         // qemu creates the QMP socket after opening kvm/tap/disks: its appearance means setup succeeded.
-        const up = await waitFor(() => existsSync(spec.controlSocket) || !pidExists(started), SOCKET_WAIT_MS);
-        if (!up || !pidExists(started)) throw new Error(`qemu exited during setup; see ${spec.vmmLog}`);
+        const up = await waitFor(() => socketBound(qmp.n, qmp.dirFd, qmp.leaf) || !env.vmms.launchedAlive(started), SOCKET_WAIT_MS);
+        if (!up || !env.vmms.launchedAlive(started)) throw new Error(`qemu exited during setup; see ${spec.vmmLog}`);
         // -runas takes effect just before the guest starts; do not report success while the VMM is still root.
-        const dropped = await waitFor(() => !pidExists(started) || uidsOf(started).every((u) => u === env.ownerUid), SOCKET_WAIT_MS);
-        if (!dropped || !pidExists(started)) throw new Error(`qemu did not drop to uid ${env.ownerUid} (or exited); see ${spec.vmmLog}`);
+        const dropped = await waitFor(() => !env.vmms.launchedAlive(started) || env.vmms.uidsOf(started).every((u) => u === env.ownerUid), SOCKET_WAIT_MS);
+        if (!dropped || !env.vmms.launchedAlive(started)) throw new Error(`qemu did not drop to uid ${env.ownerUid} (or exited); see ${spec.vmmLog}`);
       } catch (e) {
-        await abortLaunch(pid, spec.vmId, [spec.pidFile, spec.controlSocket]);
+        await abortLaunch(pid, spec.vmId);
+        files.discard();
         throw e instanceof RpcError ? e : failure(`launching qemu for ${spec.vmId}`, e);
       } finally {
-        fds.closeAll();
+        files.close();
       }
       log.info("qemu launched", { pid, accel: spec.accel });
       return { pid, argv };
@@ -251,53 +213,69 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       const base = validateCommon(env, p, p.api_socket, "kvm");
       const spec: VmSpec = {
         ...base,
-        metricsPath: p.metrics_path === undefined ? undefined : newFile("metrics_path", p.metrics_path, [env.stateDir]),
-        vsock:
-          p.vsock_cid === undefined && p.vsock_path === undefined
-            ? undefined
-            : { cid: v.intInRange("vsock_cid", p.vsock_cid ?? -1, 3, 0xfffffffe), udsPath: socketPath("vsock_path", p.vsock_path ?? "", env) },
+        metricsPath: p.metrics_path,
+        vsock: p.vsock_cid === undefined && p.vsock_path === undefined ? undefined : { cid: v.intInRange("vsock_cid", p.vsock_cid ?? -1, 3, 0xfffffffe), udsPath: p.vsock_path ?? "" },
       };
-      clearStale(spec);
-      const jailerBin = vmmCfg.jailer === "never" ? undefined : resolveBinary(vmmCfg.jailer_bin);
+      await refuseIfRunning(spec.vmId);
+      const jailerBin = vmmCfg.jailer === "never" ? undefined : env.binaries.jailer;
       if (vmmCfg.jailer === "always" && jailerBin === undefined) throw new RpcError("operation_failed", `vmm.jailer = "always" but ${vmmCfg.jailer_bin} was not found; install firecracker's jailer or set vmm.jailer`);
+      const firecrackerBin = env.binaries.firecracker;
+      if (firecrackerBin === undefined) throw new RpcError("operation_failed", `${vmmCfg.firecracker_bin} was not found when the helper started`);
       const log = env.logger.child({ op_id: ctx.opId, vm_id: spec.vmId });
-      let argv: readonly string[];
-      let paths: FcPaths;
-      let apiSocket: string;
-      const cleanupFiles = [spec.pidFile, spec.controlSocket];
+      const files = new LaunchFiles(env);
       const fds = new ChildFds();
-      if (jailerBin !== undefined) {
-        const layout = jailLayout(env.stateDir, vmmCfg.firecracker_bin, spec.vmId);
-        v.managedPath("jail", layout.vmDir, [env.stateDir], { mustExist: false });
-        if (existsSync(layout.vmDir)) await removeJail(layout.vmDir);
-        const plan = planJail(spec, layout, (f) => statSync(f).isBlockDevice());
-        await applyJail(plan, env.ownerUid, env.ownerGid, env.runner);
-        argv = buildJailerArgv({ jailerBin, firecrackerBin: vmmCfg.firecracker_bin, vmId: spec.vmId, uid: env.ownerUid, gid: env.ownerGid, chrootBaseDir: layout.chrootBaseDir, apiSocketInJail: layout.apiSocketInJail });
-        paths = plan.paths;
-        apiSocket = layout.apiSocketHost;
-      } else {
-        // No jailer: firecracker keeps root, so only the helper ever talks to its API (see rpc/priv/vmm.ts).
-        argv = buildFirecrackerArgv(vmmCfg.firecracker_bin, { apiSocket: spec.controlSocket, vmId: spec.vmId });
-        // Root firecracker opens what the API names: name descriptors we opened and verified instead of paths.
-        paths = {
-          ...directPaths(spec),
-          ...openSpecFiles(spec, fds),
-          logPath: fds.add(verified("vmm_log", spec.vmmLog, "append", runAs)),
-          metricsPath: spec.metricsPath === undefined ? undefined : fds.add(verified("metrics_path", spec.metricsPath, "append", runAs)),
-        };
-        apiSocket = spec.controlSocket;
-        if (spec.vsock !== undefined) cleanupFiles.push(spec.vsock.udsPath);
-        for (const f of cleanupFiles) rmSync(f, { force: true });
-      }
-      const steps = buildBootSteps(spec, paths);
       const done: string[] = [];
       let pid: number | undefined;
+      let argv: readonly string[];
       try {
+        // A previous jail holds second links to this VM's disks, which the disks' one-link rule would refuse.
+        if (jailerBin !== undefined) removeJailTree(env.roots.state, basename(firecrackerBin), spec.vmId);
+        const held = openSpec(spec, files);
+        const pidFd = files.pidFile(spec.pidFile);
+        let paths: FcPaths;
+        /** Where the API socket will be: a verified directory and the name firecracker binds in it. */
+        let api: { readonly n: Named; readonly dirFd: number; readonly leaf: string };
         // Firecracker writes the guest serial console to stdout: that is the console log.
-        pid = launchDetached({ argv, logFile: spec.consoleLog, pidFile: spec.pidFile, extraFds: fds.fds, logOwner: runAs });
+        const consoleLog = files.log("console_log", spec.consoleLog);
+        if (jailerBin !== undefined) {
+          const layout = jailLayout(env.roots.state.path, firecrackerBin, spec.vmId);
+          const plan = planJail(spec, layout, (f) => f.startsWith("/dev/"));
+          const source = new Map<string, Held>([[spec.kernelPath, held.kernel], [spec.rootDisk, held.rootDisk], [spec.workDisk, held.workDisk]]);
+          if (spec.initrdPath !== undefined && held.initrd !== undefined) source.set(spec.initrdPath, held.initrd);
+          const entries: JailEntry[] = plan.ops.flatMap((op) => (op.op === "mkdir" ? [] : [{ name: basename(op.to), source: heldFor(source, op.from) }]));
+          stageJail(env.roots.state, basename(firecrackerBin), spec.vmId, entries, runAs);
+          argv = buildJailerArgv({ jailerBin, firecrackerBin, vmId: spec.vmId, uid: env.ownerUid, gid: env.ownerGid, chrootBaseDir: layout.chrootBaseDir, apiSocketInJail: layout.apiSocketInJail });
+          paths = plan.paths;
+          api = files.socket("api_socket", layout.apiSocketHost, env.roots.state);
+        } else {
+          // No jailer: firecracker keeps root, so only the helper ever talks to its API (see rpc/priv/vmm.ts),
+          // and it is named descriptors we opened and verified instead of paths.
+          api = files.socket("api_socket", spec.controlSocket);
+          const vsock = spec.vsock === undefined ? undefined : files.socket("vsock_path", spec.vsock.udsPath);
+          const metrics = spec.metricsPath === undefined ? undefined : fds.add(files.log("metrics_path", spec.metricsPath));
+          paths = {
+            ...directPaths(spec),
+            ...(({ kernelPath, initrdPath, rootDisk, workDisk }) => ({ kernel: kernelPath, initrd: initrdPath, rootDisk, workDisk }))(childPaths(held, fds)),
+            logPath: fds.add(files.log("vmm_log", spec.vmmLog)),
+            metricsPath: metrics,
+            vsockUds: vsock === undefined ? undefined : `${fds.add(vsock.dirFd)}/${vsock.leaf}`,
+          };
+          argv = buildFirecrackerArgv(firecrackerBin, { apiSocket: `${fds.add(api.dirFd)}/${api.leaf}`, vmId: spec.vmId });
+        }
+        pid = launchDetached({ argv, logFd: consoleLog, pidFd, extraFds: fds.fds });
+        env.vmms.track(pid, spec.vmId);
         const started = pid;
-        await waitForApi(apiSocket, SOCKET_WAIT_MS, () => pidExists(started));
-        for (const step of steps) {
+        let sockFd: number | undefined;
+        const binder = jailerBin !== undefined ? env.ownerUid : 0;
+        await waitFor(() => {
+          sockFd = boundSocket(api.n, api.dirFd, api.leaf, binder);
+          return sockFd !== undefined || !env.vmms.launchedAlive(started);
+        }, SOCKET_WAIT_MS);
+        if (sockFd === undefined) throw new Error(`firecracker exited, or never bound its API socket; see ${spec.consoleLog}`);
+        files.hold(sockFd);
+        const apiSocket = `/proc/self/fd/${sockFd}`;
+        await waitForApi(apiSocket, SOCKET_WAIT_MS, () => env.vmms.launchedAlive(started));
+        for (const step of buildBootSteps(spec, paths)) {
           try {
             await fcRequest(apiSocket, step.method, step.path, step.body);
           } catch (e) {
@@ -306,89 +284,76 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
           done.push(step.name);
         }
       } catch (e) {
-        await abortLaunch(pid, spec.vmId, cleanupFiles);
-        throw failure(`launching firecracker for ${spec.vmId}`, e);
+        await abortLaunch(pid, spec.vmId);
+        files.discard();
+        throw e instanceof RpcError ? e : failure(`launching firecracker for ${spec.vmId}`, e);
       } finally {
-        fds.closeAll();
+        files.close();
       }
       log.info("firecracker launched", { pid, jailed: jailerBin !== undefined, steps: done });
+      const apiSocket = jailerBin !== undefined ? jailLayout(env.roots.state.path, firecrackerBin, spec.vmId).apiSocketHost : spec.controlSocket;
       return { pid, argv: [...argv], jailed: jailerBin !== undefined, steps: done, api_socket: apiSocket };
     }),
 
     implement(privProbeQemuKvm, async (p) => {
-      const kernel = regularFile("kernel_path", v.managedPath("kernel_path", p.kernel_path, [env.stateDir]));
       const timeoutMs = v.intInRange("timeout_ms", p.timeout_ms, 1000, 60_000);
+      const files = new LaunchFiles(env);
       const started = Date.now();
-      // Only a kernel is read (validated, inside the state dir), so a path is acceptable here; qemu drops with -runas.
-      const argv = buildKvmProbeArgv(vmmCfg.qemu_bin, kernel, runAs);
       try {
-        const { stdout } = await env.runner.run(argv, { timeoutMs });
+        const kernel = files.image("kernel_path", p.kernel_path);
+        // qemu gets the verified kernel as fd 3; it drops with -runas.
+        const argv = buildKvmProbeArgv(qemuBin(), "/proc/self/fd/3", runAs);
+        const { stdout } = await env.runner.run(argv, { timeoutMs, extraFds: [kernel.fd] });
         return kvmProbeVerdict(stdout.toString("utf8"), Date.now() - started);
       } catch (e) {
+        if (e instanceof RpcError) throw e;
         // A timeout (SIGKILL) or qemu refusing -accel kvm: not usable, say why.
         const out = e instanceof CommandError ? `${e.stdout}\n${e.stderr.trim() === "" ? e.message : e.stderr}` : String(e);
         return { ...kvmProbeVerdict(out, Date.now() - started), ok: false };
+      } finally {
+        files.close();
       }
     }),
 
     implement(privVmmShutdown, async (p) => {
       const vmId = v.vmId("vm_id", p.vm_id);
-      const roots = [env.runtimeDir, state.jailerBase(env.stateDir)];
-      const sock = v.managedPath("control_socket", p.control_socket, roots);
-      if (!lstatSync(sock).isSocket()) throw new RpcError("bad_params", `control_socket: ${JSON.stringify(sock)} is not a socket`);
-      v.vmmPid("pid", p.pid, vmId);
+      const root = p.control_socket.startsWith(state.jailerBase(env.roots.state.path) + "/") ? env.roots.state : env.roots.runtime;
+      const n = named("control_socket", p.control_socket, root);
+      // The pid must be this VM's VMM and one the helper may signal; the socket is then reached by descriptor.
+      env.vmms.signal("pid", p.pid, vmId, 0);
+      const entry = openEntry(n);
       try {
-        if (p.kind === "qemu") {
-          v.vmmPid("pid", p.pid, sock);
-          await qmpCtrlAltDel(sock);
-        } else {
-          await fcRequest(sock, "PUT", "/actions", { action_type: "SendCtrlAltDel" });
-        }
+        if (!entry.stat.isSocket()) throw new RpcError("bad_params", `control_socket: ${p.control_socket} is a not a socket`);
+        // connect() through the O_PATH descriptor's magic link reaches exactly the socket inode checked.
+        const sock = `/proc/self/fd/${entry.fd}`;
+        if (p.kind === "qemu") await qmpCtrlAltDel(sock);
+        else await fcRequest(sock, "PUT", "/actions", { action_type: "SendCtrlAltDel" });
       } catch (e) {
-        throw failure(`asking ${vmId} to shut down`, e);
+        throw e instanceof RpcError ? e : failure(`asking ${vmId} to shut down`, e);
+      } finally {
+        closeSync(entry.fd);
       }
       return { sent: true };
     }),
 
     implement(privSignalProcess, (p) => {
       const vmId = v.vmId("vm_id", p.vm_id);
-      if (!(SIGNAL_ALLOW_LIST as readonly string[]).includes(p.signal)) throw new RpcError("bad_params", `signal: ${JSON.stringify(p.signal)} is not one of ${SIGNAL_ALLOW_LIST.join(", ")}`);
-      const pid = v.vmmPid("pid", p.pid, vmId);
-      process.kill(pid, p.signal);
+      const signal = SIGNAL_ALLOW_LIST.find((s) => s === p.signal);
+      if (signal === undefined) throw new RpcError("bad_params", `signal: ${JSON.stringify(p.signal)} is not one of ${SIGNAL_ALLOW_LIST.join(", ")}`);
+      env.vmms.signal("pid", p.pid, vmId, signal);
       return { sent: true };
     }),
 
     implement(privKillProcess, async (p) => {
       const vmId = v.vmId("vm_id", p.vm_id);
-      const pid = v.vmmPid("pid", p.pid, vmId);
-      process.kill(pid, "SIGKILL");
-      return { exited: await waitFor(() => !alive(pid, vmId), KILL_WAIT_MS) };
-    }),
-
-    implement(privProcessRunning, (p) => {
-      const vmId = v.vmId("vm_id", p.vm_id);
-      if (!Number.isSafeInteger(p.pid) || p.pid <= 1) throw new RpcError("bad_params", `pid: ${p.pid} is not a valid pid`);
-      return { running: alive(p.pid, vmId) };
-    }),
-
-    implement(privFindFirecrackerPid, (p) => ({ pid: findVmmPid(v.vmId("vm_id", p.vm_id)) })),
-
-    implement(privEnsureSocketAccess, async (p) => {
-      const roots = [env.runtimeDir, state.jailerBase(env.stateDir)];
-      const sock = v.managedPath("socket_path", p.socket_path, roots);
-      if (!lstatSync(sock).isSocket()) throw new RpcError("bad_params", `socket_path: ${JSON.stringify(sock)} is not a socket`);
-      // lchown acts on the entry itself: a leaf swapped for a symlink after the check is not followed.
-      await lchown(sock, env.ownerUid, env.ownerGid);
-      return { path: sock };
+      return { exited: await env.vmms.kill("pid", p.pid, vmId, KILL_WAIT_MS) };
     }),
 
     implement(privCleanupJailerChroot, async (p) => {
       const vmId = v.vmId("vm_id", p.vm_id);
-      const dir = state.jailerVmDir(env.stateDir, basename(vmmCfg.firecracker_bin), vmId);
-      v.managedPath("vm_id", dir, [env.stateDir], { mustExist: false });
-      const running = findVmmPid(vmId);
-      if (running !== null) throw new RpcError("conflict", `VM ${vmId} still has a running VMM (pid ${running}); stop it before removing its jail`);
-      return { removed: await removeJail(dir) };
+      await refuseIfRunning(vmId);
+      const exec = env.binaries.firecracker ?? vmmCfg.firecracker_bin;
+      return { removed: removeJailTree(env.roots.state, basename(exec), vmId) };
     }),
   ];
 }

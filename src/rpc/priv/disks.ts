@@ -71,11 +71,5 @@ export const privWriteExt4Files = defineMethod(
   empty,
 );
 
-export const privReadExt4File = defineMethod(
-  "priv.read_ext4_file",
-  z.object({ image_path: z.string(), guest_path: z.string() }).strict(),
-  z.object({ data: z.string().describe("base64") }),
-);
-
 /** Whether this host can do dm-snapshot root disks (device-mapper + dmsetup usable by the helper). */
 export const privStorageCaps = defineMethod("priv.storage_caps", empty, z.object({ dm_snapshot: z.boolean(), reason: z.string() }));

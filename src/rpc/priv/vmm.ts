@@ -76,26 +76,6 @@ export const privKillProcess = defineMethod(
   z.object({ exited: z.boolean() }),
 );
 
-export const privProcessRunning = defineMethod(
-  "priv.process_running",
-  z.object({ pid, vm_id: str }).strict(),
-  z.object({ running: z.boolean() }),
-);
-
-/** Scan /proc for the VMM whose argv carries this VM id (recovery when the pidfile is lost). */
-export const privFindFirecrackerPid = defineMethod(
-  "priv.find_firecracker_pid",
-  z.object({ vm_id: str }).strict(),
-  z.object({ pid: pid.nullable() }),
-);
-
-/** chown a socket the VMM created as root to the owner (0600), never following a symlink. */
-export const privEnsureSocketAccess = defineMethod(
-  "priv.ensure_socket_access",
-  z.object({ socket_path: str }).strict(),
-  z.object({ path: z.string() }),
-);
-
 /** Remove a VM's jailer directory; the path is derived by the helper from vm_id, symlinks are never followed. */
 export const privCleanupJailerChroot = defineMethod(
   "priv.cleanup_jailer_chroot",

@@ -1,6 +1,6 @@
 import type { HelperClient } from "../../daemon/helper-client.js";
 import { launchFields } from "../launch-fields.js";
-import { privLaunchFirecracker } from "../../rpc/priv/vmm.js";
+import { privCleanupJailerChroot, privLaunchFirecracker } from "../../rpc/priv/vmm.js";
 import type { Logger } from "../../system/log.js";
 import * as control from "../control.js";
 import type { LaunchPlan, VmmDriver, VmmHandle, VmSpec } from "../driver.js";
@@ -55,7 +55,12 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
       );
       return { kind: "firecracker", vmId: spec.vmId, pid: res.pid, controlSocket: res.api_socket, pidFile: spec.pidFile };
     },
-    stop: (handle, options, opId) => control.stop(c, handle, options, opId),
+    async stop(handle, options, opId) {
+      const r = await control.stop(c, handle, options, opId);
+      // The jail holds root-owned hard links to the VM's disks: it goes when the VMM does, or it outlives `vm rm` with their space.
+      if (deps.jailer !== undefined) await deps.helper.call(privCleanupJailerChroot, { vm_id: handle.vmId }, opId);
+      return r;
+    },
     isRunning: (handle) => Promise.resolve(control.isRunning(c, handle)),
     adopt: (ref) => Promise.resolve().then(() => control.adopt(c, { ...ref, kind: "firecracker" })),
     stats: (handle) => control.stats(c, handle),

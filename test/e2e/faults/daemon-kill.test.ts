@@ -71,7 +71,7 @@ void test(`SIGKILL of bangerd during ${PARALLEL} parallel creates (${KILL_POINTS
   await ok(stack, ["image", "build", "--name", "tiny", "--from", "busybox"]);
   // The bridge outlives VMs by design: make it before the snapshot.
   await ok(stack, ["vm", "run", "--rm", "--image", "tiny", "--", "true"]);
-  const before = await snapshotHost(ns, stack, stack.runtimeDir);
+  const before = await snapshotHost(ns, stack);
 
   for (const [round, point] of KILL_POINTS.entries()) {
     const names = Array.from({ length: PARALLEL }, (_, i) => `k${round}-${i}`);
@@ -103,7 +103,7 @@ void test(`SIGKILL of bangerd during ${PARALLEL} parallel creates (${KILL_POINTS
       }
     }
     if (vms.length > 0) await ok(stack, ["vm", "rm", "--force", ...vms.map((v) => v.name)]);
-    const after = await snapshotHost(ns, stack, stack.runtimeDir);
+    const after = await snapshotHost(ns, stack);
     assert.deepEqual(after, before, `after the kill when ${point.what} and the deletes, the host is as it was`);
   }
 });

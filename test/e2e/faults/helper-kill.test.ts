@@ -57,7 +57,7 @@ void test(`SIGKILL of bangerd-root during ${PARALLEL} parallel creates: typed er
   });
   await ok(stack, ["image", "build", "--name", "tiny", "--from", "busybox"]);
   await ok(stack, ["vm", "run", "--rm", "--image", "tiny", "--", "true"]);
-  const before = await snapshotHost(ns, stack, stack.runtimeDir);
+  const before = await snapshotHost(ns, stack);
   await ok(stack, ["vm", "create", "--image", "tiny", "--name", "h-stop"]);
 
   const sent = Promise.all(names.map((n) => stack.cli(["vm", "create", "--image", "tiny", "--name", n, "--no-wait"])));
@@ -87,5 +87,5 @@ void test(`SIGKILL of bangerd-root during ${PARALLEL} parallel creates: typed er
     assert.equal((await ok(stack, ["vm", "exec", v.name, "--", "cat", "/etc/hostname"])).trim(), v.name, `${v.name} is usable`);
   }
   await ok(stack, ["vm", "rm", "--force", ...vms.map((v) => v.name)]);
-  assert.deepEqual(await snapshotHost(ns, stack, stack.runtimeDir), before, "nothing is left");
+  assert.deepEqual(await snapshotHost(ns, stack), before, "nothing is left");
 });

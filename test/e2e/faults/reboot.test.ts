@@ -58,7 +58,7 @@ void test("after a host reboot, VMs recorded as running are stopped with the rea
   });
   await ok(stack, ["image", "build", "--name", "tiny", "--from", "busybox"]);
   await ok(stack, ["vm", "run", "--rm", "--image", "tiny", "--", "true"]);
-  const before = await snapshotHost(ns, stack, stack.runtimeDir);
+  const before = await snapshotHost(ns, stack);
 
   const names = ["boot-a", "boot-b"];
   for (const n of names) {
@@ -95,5 +95,5 @@ void test("after a host reboot, VMs recorded as running are stopped with the rea
     assert.equal((await ok(stack, ["vm", "exec", n, "--", "cat", "/root/proof"])).trim(), `${n}-data`, `${n}: same /root after the reboot`);
   }
   await ok(stack, ["vm", "rm", "--force", ...names]);
-  assert.deepEqual(await snapshotHost(ns, stack, stack.runtimeDir), before, "the host is as it was before the VMs");
+  assert.deepEqual(await snapshotHost(ns, stack), before, "the host is as it was before the VMs");
 });

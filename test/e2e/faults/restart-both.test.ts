@@ -54,7 +54,7 @@ void test(`SIGKILL of both bangerd and bangerd-root with ${COUNT} VMs running: a
   });
   await ok(stack, ["image", "build", "--name", "tiny", "--from", "busybox"]);
   await ok(stack, ["vm", "run", "--rm", "--image", "tiny", "--", "true"]);
-  const before = await snapshotHost(ns, stack, stack.runtimeDir);
+  const before = await snapshotHost(ns, stack);
 
   const created = await Promise.all(names.map((n) => stack.cli(["vm", "create", "--image", "tiny", "--name", n], { timeoutMs: 900_000 })));
   for (const [i, r] of created.entries()) assert.equal(r.code, 0, `create ${names[i] ?? "?"}: ${r.stderr}`);
@@ -77,5 +77,5 @@ void test(`SIGKILL of both bangerd and bangerd-root with ${COUNT} VMs running: a
   // The restarted helper still knows these VMMs as its own: a graceful stop and a forced delete both work.
   await ok(stack, ["vm", "stop", names[0] ?? ""]);
   await ok(stack, ["vm", "rm", "--force", ...names]);
-  assert.deepEqual(await snapshotHost(ns, stack, stack.runtimeDir), before, "nothing is left");
+  assert.deepEqual(await snapshotHost(ns, stack), before, "nothing is left");
 });

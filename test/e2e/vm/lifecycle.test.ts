@@ -92,7 +92,7 @@ async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): P
   assert.deepEqual(JSON.parse(await ok(stack, ["vm", "list", "--json"])), []);
 
   // The bridge now exists (it outlives VMs by design); everything else must come and go with them.
-  const before = await snapshotHost(ns, stack, stack.runtimeDir);
+  const before = await snapshotHost(ns, stack);
 
   // Three at once.
   const names = ["e2e-a", "e2e-b", "e2e-c"];
@@ -179,7 +179,7 @@ async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): P
   // Every live VMM is one the daemon knows about (none orphaned by stop/start or the restart).
   const known = new Set<number>();
   for (const n of names) known.add((JSON.parse(await ok(stack, ["vm", "show", n, "--json"])) as { pid: number }).pid);
-  const liveLines = (await snapshotHost(ns, stack, stack.runtimeDir)).vmmProcesses.split("\n").filter((l) => l !== "");
+  const liveLines = (await snapshotHost(ns, stack)).vmmProcesses.split("\n").filter((l) => l !== "");
   const live = liveLines.map((l) => Number(l.split(" ")[0]));
   assert.deepEqual(live.sort(), [...known].sort(), `live VMM pids are exactly the VMs' recorded pids:\n${liveLines.map((l) => l.slice(0, 90)).join("\n")}\n${await ok(stack, ["vm", "list", "--json"])}\n${stack.daemonLog().split("\n").filter((l) => /warn|error|fail/.test(l)).join("\n")}`);
 
@@ -198,7 +198,7 @@ async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): P
   assert.deepEqual(JSON.parse(await ok(stack, ["vm", "list", "--json"])), [], "the interrupted create was unwound");
 
   if (vmm === "qemu") await panickingKernelScenario(t, stack);
-  const after = await snapshotHost(ns, stack, stack.runtimeDir);
+  const after = await snapshotHost(ns, stack);
   assert.deepEqual(after, before, "teardown leaves links, firewall, loops, processes, sockets and files as they were");
 }
 

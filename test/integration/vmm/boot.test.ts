@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -85,7 +85,7 @@ async function makeVm(w: World, vmId: string, kind: "qemu" | "firecracker"): Pro
   mkdirSync(imgDir, { recursive: true });
   for (const f of [img.kernel, img.vmlinux, img.initrd]) {
     const to = join(imgDir, f.split("/").pop() ?? "");
-    if (!existsSync(to)) linkSync(f, to);
+    if (!existsSync(to)) copyFileSync(f, to);
   }
   const vmDir = state.vmDir(w.stateDir, vmId);
   mkdirSync(vmDir, { recursive: true });
@@ -99,6 +99,8 @@ async function makeVm(w: World, vmId: string, kind: "qemu" | "firecracker"): Pro
   await w.ns.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"]);
   await w.ns.run(["ip", "link", "set", tap, "master", "br0"]);
   await w.ns.run(["ip", "link", "set", tap, "up"]);
+  // As the owner's daemon would have made them: the helper acts only on the owner's own files.
+  await systemRunner.run(["chown", "-R", `${w.user.uid}:${w.user.gid}`, w.stateDir, w.runtimeDir]);
   return {
     vmId,
     name: "bgt-vmm",

@@ -1,14 +1,18 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { after, test } from "node:test";
 import { configSchema } from "../../../src/config/schema.js";
 import { Dispatcher } from "../../../src/rpc/dispatcher.js";
 import { networkMethods, type NetworkDeps } from "../../../src/roothelper/methods/network.js";
 import type { IpForward } from "../../../src/roothelper/nat/ip-forward.js";
 import type { BridgeState, LinkOps } from "../../../src/roothelper/netdev.js";
 import { errnoError } from "../../../src/system/libc.js";
-import { silentLogger } from "../../../src/system/log.js";
 import type { PeerCred } from "../../../src/system/peercred.js";
 import { CommandError, FakeRunner, type FakeResponder } from "../../../src/system/runner.js";
+import { testHelperEnv } from "../../helpers/helper-env.js";
+
+const dirs = mkdtempSync("/tmp/bgt-net-env-");
+after(() => { rmSync(dirs, { recursive: true, force: true }); });
 
 const PEER: PeerCred = { pid: 1, uid: 0, gid: 0 };
 
@@ -137,7 +141,7 @@ function setup(overrides: Record<string, unknown> = {}, deps: Partial<NetworkDep
     return out;
   };
   const config = configSchema.parse({ network: { bridge: "banger0", cidr: "172.16.90.0/24", ...overrides } });
-  const env = { ownerUid: 1234, ownerGid: 2345, stateDir: "/nonexistent/state", runtimeDir: "/nonexistent/run", config, runner, logger: silentLogger };
+  const env = testHelperEnv({ ownerUid: 1234, ownerGid: 2345, stateDir: `${dirs}/state`, runtimeDir: `${dirs}/run`, config, runner });
   const d = new Dispatcher<PeerCred>(networkMethods(env, { ipForward: fwd, resolverUnavailable: () => "systemd-resolved is not running", tuneNeighbours: () => Promise.resolve(), links, ...deps }));
   return { runner, d, model, fwd, links };
 }
@@ -159,7 +163,7 @@ void test("every network method refuses injected values with bad_params and runs
   for (const ip of BAD_IPS) cases.push(["priv.ensure_nat", { guest_ip: ip, tap: "tap-fc-12345678", enable: true }]);
   // Addresses that parse but are not guests of the configured network: outside it, the network address, the bridge, broadcast.
   for (const ip of ["10.0.0.2", "172.16.90.0", "172.16.90.1", "172.16.90.255", "0.0.0.0"]) cases.push(["priv.ensure_nat", { guest_ip: ip, tap: "tap-fc-12345678", enable: false }]);
-  for (const server of ["", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:53\n", "127.0.0.1:53 --interface eth0", "../x:53", "[::1]:53", "-o:53"]) cases.push(["priv.sync_resolver_routing", { server_addr: server }]);
+  for (const server of ["", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:10054", "172.16.90.1:53", "127.0.0.1:70000", "127.0.0.1:53\n", "127.0.0.1:53 --interface eth0", "../x:53", "[::1]:53", "-o:53"]) cases.push(["priv.sync_resolver_routing", { server_addr: server }]);
   for (const bridge of ["eth0", "banger0\n", "banger0 ", "../banger0", "-o", "docker0"]) {
     cases.push(["priv.ensure_bridge", { bridge_name: bridge }], ["priv.sync_resolver_routing", { bridge_name: bridge, server_addr: "127.0.0.1:10053" }], ["priv.clear_resolver_routing", { bridge_name: bridge }]);
   }
@@ -385,10 +389,10 @@ void test("resolver routing is a reported no-op without systemd-resolved, and us
   const on = setup({}, { resolverUnavailable: () => undefined });
   assert.deepEqual((await call(on.d, "priv.sync_resolver_routing", { bridge_name: "banger0", server_addr: "127.0.0.1:10053" })).result, { applied: true });
   assert.deepEqual(on.runner.argvs(), [
-    ["resolvectl", "dns", "banger0", "127.0.0.1:10053"],
     ["resolvectl", "domain", "banger0", "~vm"],
     ["resolvectl", "default-route", "banger0", "no"],
-  ]);
+    ["resolvectl", "dns", "banger0", "127.0.0.1:10053"],
+  ], "no window in which the bridge's DNS server could answer every host lookup");
 });
 
 void test("teardown removes NAT, every banger tap and the bridge, and only those", async () => {

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { test } from "node:test";
-import { parseConfig } from "../../../src/config/load.js";
 import { Dispatcher } from "../../../src/rpc/dispatcher.js";
 import { dmSnapshotCapability, diskMethods } from "../../../src/roothelper/methods/disks.js";
-import { createLogger } from "../../../src/system/log.js";
 import type { PeerCred } from "../../../src/system/peercred.js";
 import { FakeRunner, systemRunner } from "../../../src/system/runner.js";
-import { statExt4 } from "../../../src/daemon/storage/ext4.js";
+import { readExt4File, statExt4 } from "../../../src/daemon/storage/ext4.js";
+import { testHelperEnv } from "../../helpers/helper-env.js";
 import { needsCommands } from "../../helpers/requirements.js";
 
 interface Fixture {
@@ -35,7 +34,8 @@ function fixture(t: { after: (fn: () => void) => void }): Fixture {
     return undefined;
   });
   const d = new Dispatcher<PeerCred>(
-    diskMethods({ ownerUid: 1000, ownerGid: 1000, stateDir: state, runtimeDir: `${root}/run`, config: parseConfig(""), runner, logger: createLogger({ write: () => true }) }),
+    // Owner root: the fixture's files are root's (the uid rule itself is tested in fs-beneath.test.ts).
+    diskMethods(testHelperEnv({ ownerUid: 0, stateDir: state, runtimeDir: `${root}/run`, runner })),
   );
   return {
     state,
@@ -85,7 +85,8 @@ void test("create_dm_snapshot refuses injection and paths outside the state dir 
   ];
   for (const p of cases) {
     const r = await f.call("priv.create_dm_snapshot", p);
-    assert.equal(r.code, "bad_params", JSON.stringify(p) + " -> " + String(r.message));
+    // A name that is not there is not_found: it is only ever resolved beneath the state dir's descriptor, never passed on.
+    assert.ok(r.code === "bad_params" || r.code === "not_found", JSON.stringify(p) + " -> " + String(r.message));
   }
   assert.deepEqual(f.runner.argvs(), []);
 });
@@ -121,7 +122,7 @@ void test("cleanup/remove/fsck validate loops, dm names and devices", async (t) 
   ]);
 });
 
-void test("write_ext4_files / read_ext4_file: image in the state dir (held fd) or fc-rootfs-* only; guest paths and data checked", async (t) => {
+void test("write_ext4_files: image in the state dir (held fd) or fc-rootfs-* only; guest paths and data checked", async (t) => {
   const f = fixture(t);
   const img = `${f.state}/images/default/rootfs.ext4`;
   symlinkSync("/etc", `${f.state}/vms/v1/etc-link`);
@@ -144,9 +145,6 @@ void test("write_ext4_files / read_ext4_file: image in the state dir (held fd) o
     const r = await f.call("priv.write_ext4_files", p);
     assert.equal(r.code, "bad_params", `${JSON.stringify(p)} -> ${String(r.message)}`);
   }
-  for (const p of [{ image_path: img, guest_path: "/a b\n" }, { image_path: "/etc/shadow", guest_path: "/x" }]) {
-    assert.equal((await f.call("priv.read_ext4_file", p)).code, "bad_params");
-  }
   assert.deepEqual(f.runner.argvs(), []);
 
   const w = await f.call("priv.write_ext4_files", { image_path: img, files: [file({ uid: 0, gid: 0 })], dirs: [{ guest_path: "/root/.ssh", mode: 0o700 }] });
@@ -157,10 +155,6 @@ void test("write_ext4_files / read_ext4_file: image in the state dir (held fd) o
   const stdin = String(f.runner.calls[0]?.stdin);
   assert.match(stdin, /^write \/proc\/self\/fd\/3 "\/etc\/hostname"$/m);
   assert.match(stdin, /^sif "\/root\/.ssh" mode 040700$/m);
-
-  const r = await f.call("priv.read_ext4_file", { image_path: img, guest_path: "/etc/hostname" });
-  assert.equal(r.ok, true, r.message);
-  assert.equal(Buffer.from((r.result as { data: string }).data, "base64").toString(), "abc");
 });
 
 void test("storage_caps: no /dev/mapper/control -> dm-snapshot unavailable, with the reason", async () => {
@@ -173,7 +167,7 @@ void test("storage_caps: no /dev/mapper/control -> dm-snapshot unavailable, with
   assert.deepEqual(yes, { dm_snapshot: true, reason: "device-mapper and dmsetup are available" });
 });
 
-void test("write/read_ext4_file for real: debugfs edits the image through the helper's held fd", { skip: needsCommands("mkfs.ext4", "debugfs") }, async (t) => {
+void test("write_ext4_files for real: debugfs edits the image through the helper's held fd", { skip: needsCommands("mkfs.ext4", "debugfs") }, async (t) => {
   const root = mkdtempSync("/tmp/bgt-disk-helper-");
   t.after(() => {
     rmSync(root, { recursive: true, force: true });
@@ -182,16 +176,14 @@ void test("write/read_ext4_file for real: debugfs edits the image through the he
   const img = `${root}/state/vms/v1/root.ext4`;
   await systemRunner.run(["truncate", "-s", "16M", img]);
   await systemRunner.run(["mkfs.ext4", "-F", "-q", img]);
-  const d = new Dispatcher<PeerCred>(diskMethods({ ownerUid: 1000, ownerGid: 1000, stateDir: `${root}/state`, runtimeDir: `${root}/run`, config: parseConfig(""), runner: systemRunner, logger: createLogger({ write: () => true }) }));
+  const d = new Dispatcher<PeerCred>(diskMethods(testHelperEnv({ ownerUid: 0, stateDir: `${root}/state`, runtimeDir: `${root}/run`, runner: systemRunner })));
   const call = async (method: string, params: unknown): Promise<unknown> => {
     const { response } = await d.dispatch(JSON.stringify({ version: 1, method, params }), { pid: 1, uid: 1000, gid: 1000 });
     if (!response.ok) throw new Error(`${response.error.code}: ${response.error.message}`);
     return response.result;
   };
   await call("priv.write_ext4_files", { image_path: img, files: [{ guest_path: "/etc/ssh/ssh_host_ed25519_key", data: Buffer.from("KEY\n").toString("base64"), mode: 0o600 }], dirs: [{ guest_path: "/etc/ssh", mode: 0o755 }] });
-  const r = (await call("priv.read_ext4_file", { image_path: img, guest_path: "/etc/ssh/ssh_host_ed25519_key" })) as { data: string };
-  assert.equal(Buffer.from(r.data, "base64").toString(), "KEY\n");
+  assert.equal((await readExt4File(systemRunner, img, "/etc/ssh/ssh_host_ed25519_key")).toString(), "KEY\n");
   const st = await statExt4(systemRunner, img, "/etc/ssh/ssh_host_ed25519_key");
   assert.deepEqual([st.mode, st.uid, st.gid], [0o600, 0, 0]);
-  await assert.rejects(call("priv.read_ext4_file", { image_path: img, guest_path: "/nope" }), /operation_failed: .*does not exist/);
 });

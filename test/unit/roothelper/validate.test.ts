@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { RpcError } from "../../../src/rpc/errors.js";
+import { named, openRegular } from "../../../src/roothelper/fs/beneath.js";
+import { openManagedRoot, relativeTo } from "../../../src/roothelper/fs/managed-root.js";
 import * as v from "../../../src/roothelper/validate.js";
 
 function refused(fn: () => unknown, code = "bad_params"): void {
@@ -43,7 +45,7 @@ test("IPv4 parsing is strict", () => {
   for (const bad of ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "localhost:53"]) refused(() => v.ipv4Port("server_addr", bad));
 });
 
-test("managed paths: inside roots, normalized, no symlink anywhere", (t) => {
+test("managed paths: inside the root, normalized, and what they name decided by descriptor (no symlink anywhere)", (t) => {
   const root = mkdtempSync(join(tmpdir(), "bgt-validate-"));
   t.after(() => { rmSync(root, { recursive: true, force: true }); });
   const state = join(root, "state");
@@ -52,9 +54,12 @@ test("managed paths: inside roots, normalized, no symlink anywhere", (t) => {
   mkdirSync(join(root, "outside"));
   symlinkSync(join(root, "outside"), join(state, "vms", "link"));
   symlinkSync("/etc/shadow", join(state, "vms", "a", "evil.ext4"));
+  const stateRoot = openManagedRoot("state dir", state, 0);
+  const uid = process.getuid?.() ?? 0;
+  const open = (p: string): void => { closeSync(openRegular(named("p", p, stateRoot), "read", { uid }).fd); };
 
-  assert.equal(v.managedPath("p", join(state, "vms", "a", "root.ext4"), [state]), join(state, "vms", "a", "root.ext4"));
-  v.managedPath("p", join(state, "vms", "a", "new.ext4"), [state], { mustExist: false });
+  open(join(state, "vms", "a", "root.ext4"));
+  assert.equal(relativeTo("p", join(state, "vms", "a", "new.ext4"), stateRoot), "vms/a/new.ext4");
   for (const bad of [
     "relative/path",
     join(state, "..", "outside", "x"),
@@ -65,15 +70,9 @@ test("managed paths: inside roots, normalized, no symlink anywhere", (t) => {
     join(root, "outside", "x"),
     state,
     state + "-evil/x",
-    join(state, "vms", "link", "x"),
-    join(state, "vms", "a", "evil.ext4"),
-    join(state, "vms", "a", "missing.ext4"),
-  ]) refused(() => v.managedPath("p", bad, [state]));
-});
-
-test("vmmPid refuses non-VMM processes and foreign sockets", () => {
-  refused(() => v.vmmPid("pid", process.pid));
-  refused(() => v.vmmPid("pid", 1));
-  refused(() => v.vmmPid("pid", -5));
-  refused(() => v.vmmPid("pid", 0x7ffffff0), "not_found");
+  ]) refused(() => relativeTo("p", bad, stateRoot));
+  refused(() => { open(join(state, "vms", "link", "x")); });
+  refused(() => { open(join(state, "vms", "a", "evil.ext4")); });
+  refused(() => { open(join(state, "vms", "a", "missing.ext4")); }, "not_found");
+  closeSync(stateRoot.fd);
 });

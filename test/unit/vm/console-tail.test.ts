@@ -26,3 +26,14 @@ void test("console tail: the last lines, and a kernel panic's reason even when i
   assert.match(short, /^; the guest kernel panicked: Kernel panic - not syncing: VFS: Unable to mount root fs; last console lines/, "named even when it is among the last lines");
   assert.match(short, /Unable to mount root fs$/);
 });
+
+void test("console tail: a guest's escape sequences and control characters never reach the terminal", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "bgt-console-"));
+  t.after(() => { rmSync(dir, { recursive: true, force: true }); });
+  const log = join(dir, "console.log");
+  writeFileSync(log, "ok \x1b[2J\x1b[31mred\x1b[0m\r\n\x1b]0;owned\x07title \x1b]52;c;ZXZpbA==\x1b\\clip\x9b31m\x07\x08end\tx\n");
+  const tail = await consoleTail(log);
+  assert.equal(tail.split("\n").slice(1).join("\n"), "ok red\ntitle clip31mend\tx");
+  // eslint-disable-next-line no-control-regex -- looking for control characters is the point
+  assert.doesNotMatch(tail, /[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -34,7 +34,7 @@ function ref(vmId: string, name: string): VmmRef {
 
 async function startVmm(vmId: string, name: string): Promise<number> {
   const r = ref(vmId, name);
-  const pid = launchDetached({ argv: [DOUBLE, "--api-sock", r.controlSocket, "--id", vmId], logFile: join(dir, `${name}.log`), pidFile: r.pidFile });
+  const pid = launchDetached({ argv: [DOUBLE, "--api-sock", r.controlSocket, "--id", vmId], logFd: openSync(join(dir, `${name}.log`), "a"), pidFd: openSync(r.pidFile, "wx") });
   pids.push(pid);
   await waitForApi(r.controlSocket, 10_000);
   return pid;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -26,7 +26,7 @@ const DOUBLE_ID = "fedcba9876543210fedcba9876543210";
 
 async function startDouble(name: string, id = DOUBLE_ID): Promise<{ sock: string; pid: number }> {
   const sock = join(dir, `${name}.sock`);
-  const pid = launchDetached({ argv: [DOUBLE, "--api-sock", sock, "--id", id], logFile: join(dir, `${name}.log`), pidFile: join(dir, `${name}.pid`) });
+  const pid = launchDetached({ argv: [DOUBLE, "--api-sock", sock, "--id", id], logFd: openSync(join(dir, `${name}.log`), "a"), pidFd: openSync(join(dir, `${name}.pid`), "wx") });
   pids.push(pid);
   await waitForApi(sock, 10_000);
   return { sock, pid };

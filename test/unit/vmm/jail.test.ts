@@ -1,31 +1,48 @@
 import assert from "node:assert/strict";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { openManagedRoot } from "../../../src/roothelper/fs/managed-root.js";
+import { removeJailTree, stageJail } from "../../../src/roothelper/launch/jail-stage.js";
+import type { Held } from "../../../src/roothelper/launch/spec-files.js";
+import { jailLayout } from "../../../src/vmm/firecracker/jail.js";
 import { runText, systemRunner } from "../../../src/system/runner.js";
-import { applyJail, jailLayout, planJail, removeJail } from "../../../src/vmm/firecracker/jail.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
-import { sampleSpec, VM_ID } from "./fixtures.js";
+import { VM_ID } from "./fixtures.js";
 
 const base = mkdtempSync("/tmp/bgt-vmm-jail-");
 after(() => { rmSync(base, { recursive: true, force: true }); });
 
-void test("jail staging hard-links files, mknods block devices, chowns to the owner; removal leaves originals", { skip: requires(needsRoot(), needsCommands("losetup")) }, async (t) => {
+void test("jail staging by descriptor: hard links of the verified inodes, block nodes from the device's rdev, chowned to the owner; removal leaves originals", { skip: requires(needsRoot(), needsCommands("losetup")) }, async (t) => {
   const stateDir = join(base, "state");
   mkdirSync(join(stateDir, "vms"), { recursive: true });
-  const files = { kernelPath: join(stateDir, "vmlinux"), initrdPath: join(stateDir, "initrd"), workDisk: join(stateDir, "vms", "work.ext4") };
-  for (const f of Object.values(files)) writeFileSync(f, "data");
-  // A loop device of our own stands in for a dm device: a block node whose major:minor must be reproduced.
+  chownSync(stateDir, 4242, 4343);
+  const kernelPath = join(stateDir, "vmlinux");
+  const workDisk = join(stateDir, "vms", "work.ext4");
+  for (const f of [kernelPath, workDisk]) writeFileSync(f, "data");
+  const held = (p: string): Held => {
+    const fd = openSync(p, "r");
+    return { fd, stat: fstatSync(fd) };
+  };
+  // A loop device of the test's own stands in for a dm device: a block node whose major:minor must be reproduced.
   const backing = join(base, "loop.img");
   writeFileSync(backing, Buffer.alloc(1 << 20));
   const loop = await runText(systemRunner, ["losetup", "--find", "--show", backing]);
   t.after(() => systemRunner.run(["losetup", "--detach", loop]));
-  const spec = sampleSpec({ ...files, rootDisk: loop });
+  const kernel = held(kernelPath);
+  const work = held(workDisk);
+  const dev = held(loop);
+  const root = openManagedRoot("state dir", stateDir, 4242);
   const layout = jailLayout(stateDir, "/usr/bin/firecracker", VM_ID);
-  const plan = planJail(spec, layout, (p) => statSync(p).isBlockDevice());
-  await applyJail(plan, 4242, 4343, systemRunner);
-  assert.equal(statSync(join(layout.root, "vmlinux")).ino, statSync(files.kernelPath).ino, "hard link, not a copy");
+  // A leftover jail with a symlink out of it: removed, never followed.
+  mkdirSync(join(layout.root), { recursive: true });
+  symlinkSync(base, join(layout.root, "escape"));
+  assert.equal(removeJailTree(root, "firecracker", VM_ID), true);
+  stageJail(root, "firecracker", VM_ID, [{ name: "vmlinux", source: kernel }, { name: "rootfs", source: dev }, { name: "work", source: work }], { uid: 4242, gid: 4343 });
+  for (const h of [kernel, work, dev]) closeSync(h.fd);
+  assert.equal(statSync(join(layout.root, "vmlinux")).ino, statSync(kernelPath).ino, "hard link, not a copy");
   assert.equal(statSync(join(layout.root, "work")).uid, 0, "hard links are never chowned: that would chown the original inode");
+  assert.equal(existsSync(join(layout.root, "escape")), false);
   assert.equal(lstatSync(layout.root).uid, 4242);
   assert.equal(lstatSync(layout.root).mode & 0o777, 0o700);
   assert.equal(lstatSync(layout.vmDir).mode & 0o777, 0o711, "parents traversable, not listable");
@@ -35,8 +52,19 @@ void test("jail staging hard-links files, mknods block devices, chowns to the ow
   assert.equal(node.rdev, statSync(loop).rdev, "same major:minor as the host device");
   assert.equal(node.uid, 4242);
   assert.equal(node.mode & 0o777, 0o600);
-  assert.equal(await removeJail(layout.vmDir), true);
+  assert.equal(removeJailTree(root, "firecracker", VM_ID), true);
   assert.equal(existsSync(layout.vmDir), false);
-  assert.equal(statSync(files.kernelPath).nlink, 1, "originals keep their data");
-  assert.equal(await removeJail(layout.vmDir), false);
+  assert.equal(statSync(kernelPath).nlink, 1, "originals keep their data");
+  assert.equal(removeJailTree(root, "firecracker", VM_ID), false);
+  closeSync(root.fd);
+});
+
+void test("jail staging refuses parents the owner made", { skip: needsRoot() }, () => {
+  const stateDir = join(base, "state2");
+  mkdirSync(join(stateDir, "jail"), { recursive: true });
+  chownSync(stateDir, 4242, 4343);
+  chownSync(join(stateDir, "jail"), 4242, 4343);
+  const root = openManagedRoot("state dir", stateDir, 4242);
+  assert.throws(() => { stageJail(root, "firecracker", VM_ID, [], { uid: 4242, gid: 4343 }); }, /state2\/jail is owned by uid 4242, not root/);
+  closeSync(root.fd);
 });

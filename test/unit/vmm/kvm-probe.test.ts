@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { configSchema } from "../../../src/config/schema.js";
 import { privProbeQemuKvm } from "../../../src/rpc/priv/vmm.js";
-import type { HelperEnv } from "../../../src/roothelper/env.js";
 import { vmmMethods } from "../../../src/roothelper/methods/vmm.js";
-import { createLogger } from "../../../src/system/log.js";
 import { FakeRunner, systemRunner, type Runner } from "../../../src/system/runner.js";
 import { helperKvmProbe } from "../../../src/vmm/select.js";
+import { testHelperEnv } from "../../helpers/helper-env.js";
 import { inProcessHelper } from "../../helpers/in-process-helper.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 
@@ -19,12 +17,12 @@ const kernel = join(stateDir, "vmlinuz");
 after(() => { rmSync(base, { recursive: true, force: true }); });
 
 function helperWith(runner: Runner) {
-  const env: HelperEnv = { ownerUid: 1000, ownerGid: 1000, stateDir, runtimeDir: join(base, "run"), config: configSchema.parse({}), runner, logger: createLogger({ write: () => true }) };
-  return inProcessHelper(vmmMethods(env));
+  return inProcessHelper(vmmMethods(testHelperEnv({ stateDir, runtimeDir: join(base, "run"), runner })));
 }
 
 void test("kvm probe: argv and verdicts (fake qemu)", async () => {
   copyFileSync("/proc/self/cmdline", kernel);
+  chownSync(kernel, 1000, 1000);
   const booted = new FakeRunner(() => ({ stdout: Buffer.from("Linux version 6.1\nVFS: Unable to mount root fs\nKernel panic - not syncing: VFS\n") }));
   const h = helperWith(booted);
   assert.equal(await helperKvmProbe(h, kernel, "op-000000000001")(), true);
@@ -41,6 +39,7 @@ void test("kvm probe: argv and verdicts (fake qemu)", async () => {
 const hostKernel = existsSync("/boot") ? readdirSync("/boot").find((f) => f.startsWith("vmlinuz-")) : undefined;
 void test("kvm probe on this host (real qemu): a verdict either way, and no KVM means not usable", { skip: requires(needsRoot(), needsCommands("qemu-system-x86_64"), hostKernel === undefined ? "needs a kernel in /boot (apt-get install linux-image-cloud-amd64; .ci/run does)" : false) }, async (t) => {
   copyFileSync(join("/boot", hostKernel ?? ""), kernel);
+  chownSync(kernel, 1000, 1000);
   const r = await helperWith(systemRunner).call(privProbeQemuKvm, { kernel_path: kernel, timeout_ms: 20_000 }, "op-000000000001");
   t.diagnostic(`kvm probe: ok=${r.ok} in ${r.elapsed_ms} ms: ${r.detail}`);
   assert.equal(typeof r.ok, "boolean");

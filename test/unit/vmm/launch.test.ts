@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,7 +18,11 @@ after(() => {
 void test("launchDetached: own session, stdio appended to the log, pidfile written", async () => {
   const log = join(dir, "a.log");
   writeFileSync(log, "previous run\n");
-  const pid = launchDetached({ argv: ["sh", "-c", "echo out; echo err >&2; exec sleep 30"], logFile: log, pidFile: join(dir, "a.pid") });
+  const logFd = openSync(log, "a");
+  const pidFd = openSync(join(dir, "a.pid"), "wx");
+  const pid = launchDetached({ argv: ["sh", "-c", "echo out; echo err >&2; exec sleep 30"], logFd, pidFd });
+  closeSync(logFd);
+  closeSync(pidFd);
   pids.push(pid);
   assert.equal(readFileSync(join(dir, "a.pid"), "utf8"), `${pid}\n`);
   const raw = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -29,11 +33,12 @@ void test("launchDetached: own session, stdio appended to the log, pidfile writt
   assert.equal(readFileSync(log, "utf8"), "previous run\nout\nerr\n");
 });
 
-void test("launchDetached: a missing binary throws; a leftover pidfile kills the child and throws", () => {
-  assert.throws(() => launchDetached({ argv: [join(dir, "nope")], logFile: join(dir, "b.log") }), /cannot start/);
-  writeFileSync(join(dir, "c.pid"), "123\n");
-  assert.throws(() => launchDetached({ argv: ["sleep", "30"], logFile: join(dir, "c.log"), pidFile: join(dir, "c.pid") }), /killed it/);
-  assert.equal(readFileSync(join(dir, "c.pid"), "utf8"), "123\n", "the existing pidfile is not clobbered");
-  assert.throws(() => launchDetached({ argv: [], logFile: join(dir, "d.log") }), /empty argv/);
-  assert.equal(existsSync(join(dir, "d.log")), false);
+void test("launchDetached: a missing binary or an empty argv throws; an unwritable pidfile kills the child and throws", () => {
+  const logFd = openSync(join(dir, "b.log"), "a");
+  assert.throws(() => launchDetached({ argv: [join(dir, "nope")], logFd }), /cannot start/);
+  assert.throws(() => launchDetached({ argv: [], logFd }), /empty argv/);
+  const readOnly = openSync(join(dir, "b.log"), "r");
+  assert.throws(() => launchDetached({ argv: ["sleep", "30"], logFd, pidFd: readOnly }), /killed it/);
+  closeSync(readOnly);
+  closeSync(logFd);
 });

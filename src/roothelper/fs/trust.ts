@@ -1,0 +1,87 @@
+import { closeSync, constants, fstatSync, readFileSync, realpathSync, type Stats } from "node:fs";
+import { sep } from "node:path";
+import { AT_FDCWD, dirfdCalls, O_PATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from "../../system/dirfd-calls.js";
+import { resolveBinary } from "../../vmm/binaries.js";
+import { TrustError } from "./managed-root.js";
+
+/**
+ * Trust anchors: what decides what root executes or how it behaves must be
+ * root's alone. A file qualifies when it is a regular file owned by root,
+ * not writable by group or others, and every directory from / down to it is
+ * root-owned and not writable by group or others (or sticky, like /tmp,
+ * where nobody may rename another user's entries). It is judged at its
+ * real path, walked one component at a time by descriptor with no symlink
+ * followed, so the checked path is the one used afterwards: nobody but
+ * root can change what it names. (The Go original's validateRootExecutable,
+ * extended to the directories.)
+ */
+function checkRootOwned(label: string, realPath: string, rule: (st: Stats) => string | undefined): number {
+  const parts = realPath.split(sep).filter((c) => c !== "");
+  const calls = dirfdCalls();
+  let fd = calls.openat2(AT_FDCWD, "/", O_PATH | constants.O_DIRECTORY, 0, 0);
+  let at = "/";
+  try {
+    for (let i = 0; ; i++) {
+      const st = fstatSync(fd);
+      const last = i === parts.length;
+      if (!last) {
+        if (st.uid !== 0) throw new TrustError(`${label} ${realPath}: directory ${at} is owned by uid ${st.uid}; every directory above a trusted file must be root's`);
+        if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) throw new TrustError(`${label} ${realPath}: directory ${at} is writable by group or others; every directory above a trusted file must be writable only by root`);
+      } else {
+        const why = rule(st);
+        if (why !== undefined) throw new TrustError(`${label} ${realPath}: ${why}`);
+        return fd;
+      }
+      const name = parts[i] ?? "";
+      const next = calls.openat2(fd, name, O_PATH | constants.O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+      closeSync(fd);
+      fd = next;
+      at = at === "/" ? `/${name}` : `${at}/${name}`;
+    }
+  } catch (e) {
+    closeSync(fd);
+    if (e instanceof TrustError) throw e;
+    throw new TrustError(`${label} ${realPath}: cannot be checked: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+function rootFileRule(st: Stats): string | undefined {
+  if (!st.isFile()) return "is not a regular file";
+  if (st.uid !== 0) return `is owned by uid ${st.uid}; it must be owned by root`;
+  if ((st.mode & 0o022) !== 0) return "is writable by group or others; it must be writable only by root";
+  return undefined;
+}
+
+/**
+ * The helper's config text, read through the descriptor that was checked.
+ * undefined when there is no file at all (defaults apply: nothing to trust).
+ */
+export function readTrustedConfig(path: string): string | undefined {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new TrustError(`config ${path}: cannot be resolved: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const pathFd = checkRootOwned("config", real, rootFileRule);
+  try {
+    return readFileSync(`/proc/self/fd/${pathFd}`, "utf8");
+  } finally {
+    closeSync(pathFd);
+  }
+}
+
+/**
+ * A VMM binary named by the config, found the way execvp would (PATH) and
+ * judged at its real path, which is what the helper then executes: a
+ * symlink the owner controls is never re-read. undefined when it is not
+ * installed; a TrustError when it is there but not root's alone.
+ */
+export function trustedBinary(label: string, name: string): string | undefined {
+  const found = resolveBinary(name);
+  if (found === undefined) return undefined;
+  const real = realpathSync(found);
+  closeSync(checkRootOwned(label, real, (st) => rootFileRule(st) ?? ((st.mode & 0o111) === 0 ? "is not executable" : undefined)));
+  return real;
+}

@@ -1,0 +1,362 @@
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chownSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { MethodDescriptor } from "../../../src/rpc/descriptor.js";
+import { privWriteExt4Files } from "../../../src/rpc/priv/disks.js";
+import { privPing } from "../../../src/rpc/priv/ping.js";
+import { privCleanupJailerChroot, privKillProcess, privLaunchFirecracker, privLaunchQemu, privProbeQemuKvm, privSignalProcess, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
+import { callMethod } from "../../../src/rpc/unix-client.js";
+import { runText, systemRunner } from "../../../src/system/runner.js";
+import { startHelperInNetns, type NetnsHelper } from "../../helpers/helper-in-netns.js";
+import { createNetNs, type NetNs } from "../../helpers/netns.js";
+import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
+import { ensureTestUser, type TestUser } from "../../helpers/users.js";
+
+/*
+ * The owner attacks the root helper (issue 14's Acceptance). The helper runs
+ * as root in its own network (and, through `ip netns exec`, mount)
+ * namespace; a throwaway owner user owns the state and runtime dirs. For
+ * each method that touches the filesystem: (a) every managed root and
+ * intermediate directory is replaced by a symlink to a canary directory;
+ * (b) an owner process swaps such a directory with a symlink to the canary
+ * (renameat2 RENAME_EXCHANGE in a loop) during 300 requests; (c) hard links,
+ * FIFOs, sockets and device nodes stand where regular files are expected.
+ * After each, the canary tree (root-owned files and a socket, a root-only
+ * ext4 image, a loop block device node) must be identical, no connection may
+ * have reached the canary's socket, and priv.ping must have been answered
+ * within 100 ms throughout.
+ */
+
+const VM = "ad".repeat(16);
+/** The look-alike VMM's VM: another id, so launches for VM are not refused as a conflict with it. */
+const VM2 = "be".repeat(16);
+const ID12 = VM.slice(0, 12);
+const REQUESTS = 300;
+const RACER = join(fileURLToPath(new URL("../../helpers/exchange-racer.js", import.meta.url)));
+const skip = requires(needsRoot(), needsCommands("mkfs.ext4", "debugfs", "losetup", "setpriv", "useradd", "userdel", "mknod"));
+
+let base = "";
+let owner: TestUser;
+let other: TestUser;
+let ns: NetNs | undefined;
+let helper: NetnsHelper | undefined;
+let canary = "";
+let canaryHits = 0;
+let loopDev = "";
+const servers: Server[] = [];
+const children: ChildProcess[] = [];
+let state = "";
+let run = "";
+
+function asUser(u: { uid: number; gid: number }, argv: readonly string[]): string[] {
+  return ["setpriv", `--reuid=${u.uid}`, `--regid=${u.gid}`, "--clear-groups", "--", ...argv];
+}
+
+async function listen(path: string, onConnect: () => void = () => undefined): Promise<Server> {
+  const s = createServer((c) => { onConnect(); c.destroy(); });
+  await new Promise<void>((r) => s.listen(path, r));
+  servers.push(s);
+  return s;
+}
+
+/** Everything about the canary tree an escape could change: entries, types, owners, modes, sizes, device numbers, contents. */
+function snapshot(dir: string): string {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d).sort()) {
+      const p = join(d, e);
+      const st = lstatSync(p);
+      const sum = st.isFile() ? createHash("sha256").update(readFileSync(p)).digest("hex") : "";
+      out.push(`${p.slice(dir.length)} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? st.size : 0} ${st.rdev} ${st.nlink} ${sum}`);
+      if (st.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return out.join("\n");
+}
+
+function ownerDir(p: string): void {
+  mkdirSync(p, { recursive: true });
+  chownSync(p, owner.uid, owner.gid);
+}
+
+function ownerFile(p: string, data: string | Buffer = ""): void {
+  writeFileSync(p, data);
+  chownSync(p, owner.uid, owner.gid);
+}
+
+async function ownerImage(p: string): Promise<void> {
+  await systemRunner.run(["truncate", "-s", "4M", p]);
+  await systemRunner.run(["mkfs.ext4", "-q", "-F", p]);
+  chownSync(p, owner.uid, owner.gid);
+}
+
+/** The owner's VM files, as the daemon lays them out (recreated before every attack: a launch that got through may change them). */
+async function layout(): Promise<void> {
+  ownerDir(join(state, "images", "tiny"));
+  for (const f of ["vmlinuz", "initrd.img"]) ownerFile(join(state, "images", "tiny", f), "kernel");
+  ownerDir(join(state, "vms", VM));
+  for (const f of ["root.ext4", "work.ext4"]) {
+    const p = join(state, "vms", VM, f);
+    if (!existsSync(p) || !lstatSync(p).isFile() || lstatSync(p).nlink !== 1) {
+      rmSync(p, { force: true });
+      await ownerImage(p);
+    }
+  }
+  ownerDir(join(run, "vm", ID12));
+  // vmm_shutdown's target; a launch removes a stale control socket, so it is put back each time.
+  if (!existsSync(join(run, "vm", ID12, "qmp.sock"))) await listen(join(run, "vm", ID12, "qmp.sock"));
+  mkdirSync(join(state, "jail", "true", VM, "root"), { recursive: true });
+  chmodSync(join(state, "jail"), 0o711);
+  writeFileSync(join(state, "jail", "true", VM, "root", "leftover"), "");
+}
+
+const launchFields = (): Record<string, unknown> => ({
+  vm_id: VM,
+  vcpus: 1,
+  memory_mib: 256,
+  kernel_path: join(state, "images", "tiny", "vmlinuz"),
+  initrd_path: join(state, "images", "tiny", "initrd.img"),
+  cmdline: "console=ttyS0",
+  root_disk: join(state, "vms", VM, "root.ext4"),
+  work_disk: join(state, "vms", VM, "work.ext4"),
+  tap_name: "tap-fc-adadadad",
+  mac: "06:00:ac:10:00:02",
+  pid_file: join(run, "vm", ID12, "vmm.pid"),
+  console_log: join(state, "vms", VM, "console.log"),
+  vmm_log: join(state, "vms", VM, "vmm.log"),
+});
+
+interface Attack {
+  readonly method: MethodDescriptor;
+  readonly params: () => Record<string, unknown>;
+  /** Directories on the way to what the method touches: each is replaced, and raced, in turn. */
+  readonly dirs: () => readonly string[];
+}
+
+let lookAlike: ChildProcess | undefined;
+
+const ATTACKS: Attack[] = [
+  { method: privLaunchQemu, params: () => ({ ...launchFields(), qmp_socket: join(run, "vm", ID12, "qmp.sock"), accel: "tcg" }), dirs: () => [state, run, join(state, "vms"), join(state, "vms", VM), join(run, "vm", ID12)] },
+  { method: privLaunchFirecracker, params: () => ({ ...launchFields(), api_socket: join(run, "vm", ID12, "api.sock"), metrics_path: join(state, "vms", VM, "metrics.json") }), dirs: () => [state, join(state, "images", "tiny"), join(state, "vms", VM), join(run, "vm", ID12)] },
+  { method: privProbeQemuKvm, params: () => ({ kernel_path: join(state, "images", "tiny", "vmlinuz"), timeout_ms: 1000 }), dirs: () => [state, join(state, "images"), join(state, "images", "tiny")] },
+  { method: privWriteExt4Files, params: () => ({ image_path: join(state, "vms", VM, "root.ext4"), files: [{ guest_path: "/etc/hostname", data: Buffer.from("x\n").toString("base64"), mode: 0o644 }] }), dirs: () => [state, join(state, "vms"), join(state, "vms", VM)] },
+  { method: privVmmShutdown, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "qemu", control_socket: join(run, "vm", ID12, "qmp.sock") }), dirs: () => [run, join(run, "vm"), join(run, "vm", ID12)] },
+  { method: privCleanupJailerChroot, params: () => ({ vm_id: VM }), dirs: () => [state, join(state, "jail")] },
+];
+
+const pings: number[] = [];
+let pinging = false;
+
+async function pinger(): Promise<void> {
+  while (pinging && helper !== undefined) {
+    const t0 = performance.now();
+    try {
+      await callMethod(helper.socket, privPing, {}, { timeoutMs: 5000 });
+      pings.push(performance.now() - t0);
+    } catch {
+      pings.push(Infinity);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function send(a: Attack, n: number, concurrency = 2): Promise<Record<string, number>> {
+  const outcomes: Record<string, number> = {};
+  let left = n;
+  const worker = async (): Promise<void> => {
+    while (left-- > 0 && helper !== undefined) {
+      let key = "ok";
+      try {
+        await callMethod(helper.socket, a.method, a.params() as never, { timeoutMs: 30_000 });
+      } catch (e) {
+        key = e instanceof Error && "code" in e ? String(e.code) : "error";
+      }
+      outcomes[key] = (outcomes[key] ?? 0) + 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return outcomes;
+}
+
+/** Swap `dir` with a symlink to the canary for good, run `fn`, put it back. */
+async function replaced<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  renameSync(dir, `${dir}.real`);
+  symlinkSync(canary, dir);
+  try {
+    return await fn();
+  } finally {
+    rmSync(dir);
+    renameSync(`${dir}.real`, dir);
+  }
+}
+
+/** An owner process (root when the owner may not rename `dir`) exchanging `dir` and a symlink to the canary in a loop while `fn` runs. */
+async function raced<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const link = `${dir}.swap`;
+  symlinkSync(canary, link);
+  // The owner races what it may rename; a directory it may not (a root), root races, to test the helper's side anyway.
+  const byOwner = statSync(join(dir, "..")).uid === owner.uid && statSync(dir).uid === owner.uid;
+  const argv = byOwner ? asUser(owner, [process.execPath, RACER, dir, link]) : [process.execPath, RACER, dir, link];
+  const racer = spawn(argv[0] ?? "", argv.slice(1), { stdio: "ignore" });
+  children.push(racer);
+  try {
+    return await fn();
+  } finally {
+    const gone = new Promise((r) => racer.once("exit", r));
+    racer.kill("SIGKILL");
+    await gone;
+    // Whichever name the real directory ended up under, it goes back to `dir`.
+    if (lstatSync(dir).isSymbolicLink()) {
+      rmSync(dir);
+      renameSync(link, dir);
+    } else {
+      rmSync(link);
+    }
+  }
+}
+
+before(async () => {
+  if (skip !== false) return;
+  owner = await ensureTestUser("bgt-adv-owner");
+  other = await ensureTestUser("bgt-adv-other");
+  base = mkdtempSync("/tmp/bgt-adv-");
+  chmodSync(base, 0o755);
+  // The canary: what root must never touch on the owner's behalf. Named like the files the methods use, so a redirected lookup would find them.
+  canary = join(base, "canary");
+  mkdirSync(canary, { mode: 0o755 });
+  for (const f of ["vmlinuz", "initrd.img", "console.log", "vmm.log", "vmm.pid", "metrics.json", "secret"]) writeFileSync(join(canary, f), "root's\n", { mode: 0o600 });
+  for (const f of ["root.ext4", "work.ext4"]) {
+    await systemRunner.run(["truncate", "-s", "4M", join(canary, f)]);
+    await systemRunner.run(["mkfs.ext4", "-q", "-F", join(canary, f)]);
+    chmodSync(join(canary, f), 0o600);
+  }
+  loopDev = (await runText(systemRunner, ["losetup", "--find", "--show", "--read-only", join(canary, "root.ext4")])).trim();
+  const rdev = statSync(loopDev).rdev;
+  await systemRunner.run(["mknod", "-m", "0600", join(canary, "loop"), "b", String(Math.floor(rdev / 256) & 0xfff), String((rdev & 0xff) | ((rdev >> 12) & 0xfff00))]);
+  for (const s of ["qmp.sock", "api.sock"]) await listen(join(canary, s), () => { canaryHits++; });
+  mkdirSync(join(canary, "true", VM, "root"), { recursive: true });
+  writeFileSync(join(canary, "true", VM, "root", "keep"), "keep");
+  mkdirSync(join(canary, "tiny"));
+  writeFileSync(join(canary, "tiny", "vmlinuz"), "root's kernel");
+
+  ns = await createNetNs("bgt-adv");
+  // Only root-owned binaries may be configured: /usr/bin/true stands in for every VMM, so launches get as far as exec.
+  helper = await startHelperInNetns(ns, owner, `[vmm]\nqemu_bin = "/usr/bin/true"\nfirecracker_bin = "/usr/bin/true"\njailer = "never"\n`);
+  state = join(helper.dir, "state");
+  run = join(helper.dir, "run");
+  // The helper's dir is root's 0700; the owner must reach its own roots, as it can in production.
+  chmodSync(helper.dir, 0o711);
+  await layout();
+  // A process of the owner that looks like this VM's qemu (sh copied under qemu's name, argv naming the VM).
+  // It waits in the `read` builtin on an open pipe: no child process to outlive it when it is killed.
+  const fake = join(base, "bin");
+  mkdirSync(fake, { mode: 0o755 });
+  copyFileSync("/bin/sh", join(fake, "qemu-system-x86_64"));
+  chmodSync(join(fake, "qemu-system-x86_64"), 0o755);
+  const argv = asUser(owner, [join(fake, "qemu-system-x86_64"), "-c", "read x", `banger-${VM2}`]);
+  lookAlike = spawn(argv[0] ?? "", argv.slice(1), { stdio: ["pipe", "ignore", "ignore"] });
+  children.push(lookAlike);
+  pinging = true;
+  void pinger();
+});
+
+after(async () => {
+  pinging = false;
+  await Promise.all(children.map((c) => new Promise<void>((r) => {
+    if (c.exitCode !== null || c.signalCode !== null) r();
+    else {
+      c.once("exit", () => { r(); });
+      c.kill("SIGKILL");
+    }
+  })));
+  for (const s of servers) s.close();
+  await helper?.stop();
+  await ns?.destroy();
+  if (loopDev !== "") await systemRunner.run(["losetup", "-d", loopDev]).catch(() => undefined);
+  if (base !== "") rmSync(base, { recursive: true, force: true });
+  for (const u of ["bgt-adv-owner", "bgt-adv-other"]) await systemRunner.run(["userdel", "-r", u]).catch(() => undefined);
+});
+
+for (const a of ATTACKS) {
+  void test(`${a.method.name}: managed roots and intermediate dirs replaced by, and raced with, symlinks to a canary`, { skip, timeout: 600_000 }, async (t) => {
+    const before = snapshot(canary);
+    pings.length = 0;
+    for (const dir of a.dirs()) {
+      await layout();
+      const r = await replaced(dir, () => send(a, 5, 1));
+      t.diagnostic(`${dir.slice(base.length)} replaced: ${JSON.stringify(r)}`);
+      assert.equal(snapshot(canary), before, `canary changed with ${dir} replaced`);
+    }
+    const racedDir = a.dirs().at(-1) ?? state;
+    await layout();
+    const r = await raced(racedDir, () => send(a, REQUESTS));
+    t.diagnostic(`${racedDir.slice(base.length)} raced over ${REQUESTS} requests: ${JSON.stringify(r)}`);
+    assert.equal(snapshot(canary), before, `canary changed while ${racedDir} was raced`);
+    assert.equal(canaryHits, 0, "no request reached the canary's sockets");
+    assertPings(t);
+  });
+}
+
+/** priv.ping, sent every 20 ms by the pinger throughout, answered within 100 ms each time (the helper's event loop never blocked on an attack). */
+function assertPings(t: { diagnostic: (m: string) => void }): void {
+  const sorted = [...pings].sort((x, y) => x - y);
+  t.diagnostic(`priv.ping over ${sorted.length}: median ${(sorted[Math.floor(sorted.length / 2)] ?? 0).toFixed(1)} ms, slowest ${sorted.slice(-3).map((x) => x.toFixed(1)).join(", ")} ms`);
+  assert.ok(sorted.length > 0 && (sorted.at(-1) ?? Infinity) < 100, "priv.ping answered within 100 ms throughout");
+}
+
+void test("hard links, FIFOs, sockets and device nodes where regular files are expected are refused without blocking", { skip, timeout: 120_000 }, async (t) => {
+  const before = snapshot(canary);
+  pings.length = 0;
+  const vmDir = join(state, "vms", VM);
+  const plant = async (name: string, how: "hardlink" | "fifo" | "socket" | "device"): Promise<void> => {
+    const p = join(vmDir, name);
+    rmSync(p, { force: true });
+    if (how === "hardlink") linkSync(join(canary, "secret"), p);
+    else if (how === "fifo") await systemRunner.run(["mkfifo", p]);
+    else if (how === "socket") await listen(p);
+    else await systemRunner.run(["mknod", p, "b", ...(await runText(systemRunner, ["stat", "-c", "%t %T", loopDev])).trim().split(" ").map((h) => String(parseInt(h, 16)))]);
+  };
+  for (const how of ["hardlink", "fifo", "socket", "device"] as const) {
+    await layout();
+    for (const [name, a] of [["root.ext4", ATTACKS[3]], ["work.ext4", ATTACKS[0]], ["console.log", ATTACKS[0]], ["vmm.log", ATTACKS[1]]] as const) {
+      await plant(name, how);
+      const t0 = performance.now();
+      const r = await send(a as Attack, 1, 1);
+      assert.ok(performance.now() - t0 < 5000, `${how} at ${name} answered at once`);
+      assert.equal(r["ok"], undefined, `${how} at ${name} was refused: ${JSON.stringify(r)}`);
+      rmSync(join(vmDir, name), { force: true });
+    }
+  }
+  assert.equal(snapshot(canary), before);
+  assertPings(t);
+});
+
+void test("signals: another uid's look-alike VMM is never signalled; the owner's own is (it could signal it itself)", { skip, timeout: 60_000 }, async () => {
+  assert.ok(helper !== undefined && lookAlike?.pid !== undefined);
+  const fake = join(base, "bin", "qemu-system-x86_64");
+  const argv = asUser(other, [fake, "-c", "read x", `banger-${VM2}`]);
+  const foreign = spawn(argv[0] ?? "", argv.slice(1), { stdio: ["pipe", "ignore", "ignore"] });
+  children.push(foreign);
+  const rootArgv = [fake, "-c", "read x", `banger-${VM2}`];
+  const rootOwned = spawn(rootArgv[0] ?? "", rootArgv.slice(1), { stdio: ["pipe", "ignore", "ignore"] });
+  children.push(rootOwned);
+  await new Promise((r) => setTimeout(r, 300));
+  for (const victim of [foreign, rootOwned]) {
+    for (const signal of ["SIGSTOP", "SIGKILL", "SIGTERM"]) {
+      await assert.rejects(callMethod(helper.socket, privSignalProcess, { pid: victim.pid ?? 0, vm_id: VM2, signal }, { timeoutMs: 5000 }), /runs as uid/);
+    }
+    await assert.rejects(callMethod(helper.socket, privKillProcess, { pid: victim.pid ?? 0, vm_id: VM2 }, { timeoutMs: 5000 }), /runs as uid/);
+    const st = readFileSync(`/proc/${victim.pid ?? 0}/stat`, "utf8");
+    assert.match(st.slice(st.lastIndexOf(")") + 2), /^S /, "still running, not stopped");
+  }
+  // A pid that no longer names a process (what a recycled pid was before it was reused) is not_found.
+  const gone = spawn("true");
+  await new Promise((r) => gone.once("exit", r));
+  await assert.rejects(callMethod(helper.socket, privSignalProcess, { pid: gone.pid ?? 0, vm_id: VM2, signal: "SIGTERM" }, { timeoutMs: 5000 }), /does not exist|has exited|not a VMM/);
+});

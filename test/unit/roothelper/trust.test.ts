@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { readTrustedConfig, trustedBinary } from "../../../src/roothelper/fs/trust.js";
+import { needsRoot } from "../../helpers/requirements.js";
+
+const OWNER = 4242;
+const HELPER = fileURLToPath(new URL("../../../src/bin/bangerd-root.js", import.meta.url));
+const base = mkdtempSync("/tmp/bgt-trust-");
+chmodSync(base, 0o755);
+after(() => { rmSync(base, { recursive: true, force: true }); });
+
+/** Start the real helper with these paths; it must refuse before it listens. */
+function start(config: string, stateDir: string, runtimeDir: string): { code: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [HELPER, "--owner", String(OWNER), "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--config", config, "--socket", join(base, "sock", "h.sock")], { encoding: "utf8", timeout: 20_000 });
+  return { code: r.status, stderr: r.stderr };
+}
+
+function ownerDir(p: string): string {
+  mkdirSync(p, { recursive: true });
+  chownSync(p, OWNER, OWNER);
+  return p;
+}
+
+void test("config and VMM binaries must be root's alone, every directory above them included", { skip: needsRoot() }, () => {
+  const good = join(base, "good.toml");
+  writeFileSync(good, "[vmm]\nqemu_bin = \"/usr/bin/true\"\n", { mode: 0o644 });
+  assert.match(readTrustedConfig(good) ?? "", /qemu_bin/);
+  assert.equal(readTrustedConfig(join(base, "missing.toml")), undefined, "no file: defaults, nothing to trust");
+  const owned = join(base, "owned.toml");
+  writeFileSync(owned, "");
+  chownSync(owned, OWNER, OWNER);
+  assert.throws(() => readTrustedConfig(owned), /config .*owned\.toml: is owned by uid 4242; it must be owned by root/);
+  const writable = join(base, "writable.toml");
+  writeFileSync(writable, "");
+  chmodSync(writable, 0o666);
+  assert.throws(() => readTrustedConfig(writable), /writable\.toml: is writable by group or others/);
+  const ownersDir = ownerDir(join(base, "home"));
+  writeFileSync(join(ownersDir, "config.toml"), "", { mode: 0o644 });
+  assert.throws(() => readTrustedConfig(join(ownersDir, "config.toml")), /directory .*home is owned by uid 4242; every directory above a trusted file must be root's/);
+  // A symlink from a place the owner controls is judged at its target, and the target is what is used.
+  symlinkSync(good, join(ownersDir, "link.toml"));
+  assert.match(readTrustedConfig(join(ownersDir, "link.toml")) ?? "", /qemu_bin/);
+
+  assert.equal(trustedBinary("vmm.qemu_bin", "/usr/bin/true"), "/usr/bin/true");
+  assert.equal(trustedBinary("vmm.firecracker_bin", "banger-no-such-binary"), undefined, "not installed: unavailable, not an error");
+  const ownerBin = join(ownersDir, "qemu");
+  copyFileSync("/usr/bin/true", ownerBin);
+  chmodSync(ownerBin, 0o755);
+  assert.throws(() => trustedBinary("vmm.qemu_bin", ownerBin), /vmm\.qemu_bin .*home\/qemu: directory .*home is owned by uid 4242/);
+  const rootDirBin = join(base, "bin", "qemu");
+  mkdirSync(join(base, "bin"), { mode: 0o755 });
+  copyFileSync("/usr/bin/true", rootDirBin);
+  chmodSync(rootDirBin, 0o775);
+  assert.throws(() => trustedBinary("vmm.qemu_bin", rootDirBin), /bin\/qemu: is writable by group or others/);
+  chmodSync(rootDirBin, 0o755);
+  chownSync(rootDirBin, OWNER, OWNER);
+  assert.throws(() => trustedBinary("vmm.qemu_bin", rootDirBin), /bin\/qemu: is owned by uid 4242; it must be owned by root/);
+});
+
+void test("bangerd-root refuses to start, naming the file and the rule", { skip: needsRoot() }, () => {
+  const state = ownerDir(join(base, "s", "state"));
+  const run = ownerDir(join(base, "s", "run"));
+  const cfg = join(base, "ok.toml");
+  writeFileSync(cfg, "", { mode: 0o644 });
+  const ownerCfg = join(ownerDir(join(base, "s", "cfg")), "config.toml");
+  writeFileSync(ownerCfg, "", { mode: 0o644 });
+  chownSync(ownerCfg, OWNER, OWNER);
+  let r = start(ownerCfg, state, run);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /refusing to start: config .*cfg\/config\.toml: (is owned by uid 4242|directory .* is owned by uid 4242)/);
+
+  const ownerBin = join(base, "s", "cfg", "firecracker");
+  copyFileSync("/usr/bin/true", ownerBin);
+  chmodSync(ownerBin, 0o755);
+  const binCfg = join(base, "bin.toml");
+  writeFileSync(binCfg, `[vmm]\nfirecracker_bin = "${ownerBin}"\n`, { mode: 0o644 });
+  r = start(binCfg, state, run);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /refusing to start: vmm\.firecracker_bin .*cfg\/firecracker: directory .* is owned by uid 4242/);
+
+  symlinkSync(state, join(base, "s", "state-link"));
+  r = start(cfg, join(base, "s", "state-link"), run);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /refusing to start: state dir .*state-link: a component of the path is a symlink/);
+
+  const foreign = join(base, "s", "foreign");
+  mkdirSync(foreign);
+  chownSync(foreign, 777, 777);
+  r = start(cfg, state, foreign);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /refusing to start: runtime dir .*foreign: is owned by uid 777; a managed root must be owned by root or the owner/);
+});

@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { closeSync, copyFileSync, chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { RpcError } from "../../../src/rpc/errors.js";
+import { openManagedRoot } from "../../../src/roothelper/fs/managed-root.js";
+import { VmmProcesses } from "../../../src/roothelper/vmm-processes.js";
+import { needsRoot } from "../../helpers/requirements.js";
+
+const VM = "ab".repeat(16);
+const OTHER_VM = "cd".repeat(16);
+const base = mkdtempSync("/tmp/bgt-vmm-procs-");
+after(() => { rmSync(base, { recursive: true, force: true }); });
+const exe = join(base, "qemu-system-x86_64");
+copyFileSync("/bin/sh", exe);
+chmodSync(exe, 0o755);
+
+/** A root process that looks like VM's qemu: sh under qemu's name, the VM id in its argv, waiting in `read` (no child to outlive it). */
+function lookAlike(vmId: string): ReturnType<typeof spawn> {
+  return spawn(exe, ["-c", "read x", `banger-${vmId}`], { stdio: ["pipe", "ignore", "ignore"] });
+}
+
+function refused(fn: () => unknown, re: RegExp): void {
+  assert.throws(fn, (e: unknown) => e instanceof RpcError && re.test(e.message));
+}
+
+void test("a root VMM is signalled only when this helper, or an earlier run of it, launched it", { skip: needsRoot() }, async () => {
+  const records = openManagedRoot("launch records", mkdtempSync(join(base, "records-")), 0);
+  const launched = lookAlike(VM);
+  const stranger = lookAlike(VM);
+  await new Promise((r) => setTimeout(r, 200));
+  const pid = launched.pid ?? 0;
+  new VmmProcesses(4242, records).track(pid, VM);
+  // A restarted helper: a new instance, the same records.
+  const restarted = new VmmProcesses(4242, records);
+  restarted.signal("pid", pid, VM, 0);
+  refused(() => { restarted.signal("pid", pid, OTHER_VM, "SIGTERM"); }, /not the one of/);
+  refused(() => { restarted.signal("pid", stranger.pid ?? 0, VM, "SIGSTOP"); }, /runs as uid 0\/0\/0\/0; the helper signals only VMMs it launched/);
+  assert.equal(await restarted.kill("pid", pid, VM, 5000), true);
+  // The pid is gone now; whatever gets it next is judged afresh (its start time differs from the record's).
+  refused(() => { restarted.signal("pid", pid, VM, "SIGTERM"); }, /does not exist|has exited/);
+  stranger.kill("SIGKILL");
+  closeSync(records.fd);
+});
