@@ -42,6 +42,7 @@ export interface Stack {
   startDaemon(mountNs?: MountNs): Promise<void>;
   /** SIGKILL bangerd-root (VMMs it launched live on in their own sessions) and wait until it is gone. */
   killHelper(): Promise<void>;
+  /** Start bangerd-root again; nothing when it runs. */
   startHelper(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -129,6 +130,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const { openSync } = await import("node:fs");
   let helper: ChildProcess | undefined;
   const startHelper = async (): Promise<void> => {
+    if (helper !== undefined && helper.exitCode === null && helper.signalCode === null) return;
     // A helper that was killed leaves its socket behind; it replaces a stale one itself.
     helper = spawn(helperCmd[0] ?? "", helperCmd.slice(1), { stdio: ["ignore", openSync(helperLogFile, "a"), openSync(helperLogFile, "a")], env });
     await waitForSocket(helperSocket, helper, helperLogFile, "bangerd-root", existsSync(helperSocket));

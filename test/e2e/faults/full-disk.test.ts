@@ -3,13 +3,11 @@ import { chmodSync, chownSync, closeSync, fsyncSync, mkdirSync, openSync, readdi
 import { statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CleanupStack } from "../../../src/daemon/vm/steps.js";
 import { systemRunner } from "../../../src/system/runner.js";
-import { createNetNs } from "../../helpers/netns.js";
-import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
-import { startStack, type Stack } from "../../helpers/stack.js";
-import { ensureTestUser } from "../../helpers/users.js";
+import { needsCommands, requires } from "../../helpers/requirements.js";
+import type { Stack } from "../../helpers/stack.js";
 import { createExt4Loop } from "../../helpers/xfs-loop.js";
+import { FAULT_SKIP, ok, startFaultWorld, type VmJson } from "./fault-stack.js";
 
 /*
  * The state dir on a small filesystem that fills up: an image build, a VM
@@ -19,55 +17,27 @@ import { createExt4Loop } from "../../helpers/xfs-loop.js";
  * freed everything works again.
  */
 
-const SKIP = requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft", "fallocate", "losetup", "mount"));
-
-const CONFIG = `[network]
-bridge = "bgfull0"
-cidr = "172.16.98.0/24"
-dns_listen = "127.0.0.1:0"
-upstream_dns = ["172.16.98.1"]
-[vmm]
-kind = "qemu"
-accel = "tcg"
-[defaults]
-memory_mib = 256
-vcpus = 1
-disk_gib = 1
-`;
-
 const FULL = /no space left on device|ENOSPC|disk is full/i;
-
-interface VmJson { name: string; state: string }
 
 async function cli(stack: Stack, args: string[]): Promise<{ code: number; stdout: string; out: string }> {
   const r = await stack.cli(args, { timeoutMs: 600_000 });
   return { code: r.code, stdout: r.stdout, out: `${r.stderr}\n${r.stdout}` };
 }
 
-async function ok(stack: Stack, args: string[]): Promise<string> {
-  const r = await cli(stack, args);
-  assert.equal(r.code, 0, `banger ${args.join(" ")} failed (${r.code}):\n${r.out}`);
-  return r.stdout;
-}
-
-void test("a full disk under the state dir during image build, VM create and guest writes: clear errors, nothing half-made, the daemon keeps serving", { skip: SKIP, timeout: 900_000 }, async (t) => {
-  const user = await ensureTestUser();
-  const cleanup = new CleanupStack();
-  t.after(() => cleanup.run());
-  const fs = await createExt4Loop("bgt-full", 384);
-  cleanup.push("filesystem", () => fs.destroy());
-  // The daemon runs as the owner: it must be able to reach its state dir on the mount.
-  chmodSync(fs.dir, 0o755);
-  chmodSync(fs.mnt, 0o755);
-  const stateDir = join(fs.mnt, "state");
-  mkdirSync(stateDir, { mode: 0o700 });
-  chownSync(stateDir, user.uid, user.gid);
-  const ns = await createNetNs("bgt-full");
-  cleanup.push("netns", () => ns.destroy());
-  const stack = await startStack({ user, netns: ns, config: CONFIG, stateDir });
-  cleanup.push("stack", async () => {
-    await stack.cli(["vm", "rm", "--force", "full-a", "full-b"]).catch(() => undefined);
-    await stack.stop();
+void test("a full disk under the state dir during image build, VM create and guest writes: clear errors, nothing half-made, the daemon keeps serving", { skip: requires(FAULT_SKIP, needsCommands("fallocate", "losetup", "mount")), timeout: 900_000 }, async (t) => {
+  let fsMnt = "";
+  let stateDir = "";
+  const { stack, cleanup } = await startFaultWorld(t, "full", 98, async (user, undo) => {
+    const fs = await createExt4Loop("bgt-full", 384);
+    undo.push("filesystem", () => fs.destroy());
+    // The daemon runs as the owner: it must be able to reach its state dir on the mount.
+    chmodSync(fs.dir, 0o755);
+    chmodSync(fs.mnt, 0o755);
+    fsMnt = fs.mnt;
+    stateDir = join(fs.mnt, "state");
+    mkdirSync(stateDir, { mode: 0o700 });
+    chownSync(stateDir, user.uid, user.gid);
+    return { stateDir };
   });
   // A failure here is most often the daemon's: keep the end of its log with the failure.
   let passed = false;
@@ -75,13 +45,12 @@ void test("a full disk under the state dir during image build, VM create and gue
     if (!passed) process.stderr.write(`bangerd log (end):\n${stack.daemonLog().split("\n").slice(-40).join("\n")}\n`);
     return Promise.resolve();
   });
-  await ok(stack, ["image", "build", "--name", "tiny", "--from", "busybox"]);
   await ok(stack, ["vm", "create", "--image", "tiny", "--name", "full-a"]);
 
   // Fill the filesystem, leaving a little room for the database's own writes.
-  const filler = join(fs.mnt, "filler");
+  const filler = join(fsMnt, "filler");
   const freeBytes = async (): Promise<number> => {
-    const s = await statfs(fs.mnt);
+    const s = await statfs(fsMnt);
     return s.bavail * s.bsize;
   };
   const fill = async (leaveMib: number): Promise<void> => {

@@ -2,13 +2,10 @@ import assert from "node:assert/strict";
 import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CleanupStack } from "../../../src/daemon/vm/steps.js";
 import { createMountNs } from "../../helpers/mount-ns.js";
-import { createNetNs } from "../../helpers/netns.js";
-import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
+import { needsCommands, requires } from "../../helpers/requirements.js";
 import { snapshotHost } from "../../helpers/snapshot.js";
-import { startStack, type Stack } from "../../helpers/stack.js";
-import { ensureTestUser } from "../../helpers/users.js";
+import { FAULT_SKIP, ok, showVm, startFaultWorld, type VmJson } from "./fault-stack.js";
 
 /*
  * A simulated host reboot: both daemons and every VMM die at once, taps,
@@ -19,46 +16,8 @@ import { ensureTestUser } from "../../helpers/users.js";
  * the same /root.
  */
 
-const SKIP = requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft", "nsenter", "unshare"));
-
-const CONFIG = `[network]
-bridge = "bgboot0"
-cidr = "172.16.95.0/24"
-dns_listen = "127.0.0.1:0"
-upstream_dns = ["172.16.95.1"]
-[vmm]
-kind = "qemu"
-accel = "tcg"
-[defaults]
-memory_mib = 256
-vcpus = 1
-disk_gib = 1
-`;
-
-interface VmJson { name: string; state: string; ip: string | null; pid: number | null; tap: string | null; last_error: string | null }
-
-async function ok(stack: Stack, args: string[], timeoutMs = 600_000): Promise<string> {
-  const r = await stack.cli(args, { timeoutMs });
-  assert.equal(r.code, 0, `banger ${args.join(" ")} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
-  return r.stdout;
-}
-
-const show = async (stack: Stack, name: string): Promise<VmJson> => JSON.parse(await ok(stack, ["vm", "show", name, "--json"])) as VmJson;
-
-void test("after a host reboot, VMs recorded as running are stopped with the reason and start again with the same IP and /root", { skip: SKIP, timeout: 900_000 }, async (t) => {
-  const user = await ensureTestUser();
-  const cleanup = new CleanupStack();
-  t.after(() => cleanup.run());
-  const ns = await createNetNs("bgt-boot");
-  cleanup.push("netns", () => ns.destroy());
-  const stack = await startStack({ user, netns: ns, config: CONFIG });
-  cleanup.push("stack", async () => {
-    await stack.cli(["vm", "rm", "--force", "boot-a", "boot-b"]).catch(() => undefined);
-    await stack.stop();
-  });
-  await ok(stack, ["image", "build", "--name", "tiny", "--from", "busybox"]);
-  await ok(stack, ["vm", "run", "--rm", "--image", "tiny", "--", "true"]);
-  const before = await snapshotHost(ns, stack);
+void test("after a host reboot, VMs recorded as running are stopped with the reason and start again with the same IP and /root", { skip: requires(FAULT_SKIP, needsCommands("nsenter", "unshare")), timeout: 900_000 }, async (t) => {
+  const { ns, stack, before, cleanup } = await startFaultWorld(t, "boot", 95);
 
   const names = ["boot-a", "boot-b"];
   for (const n of names) {
@@ -66,7 +25,7 @@ void test("after a host reboot, VMs recorded as running are stopped with the rea
     await ok(stack, ["vm", "exec", n, "--", "sh", "-c", `echo ${n}-data > /root/proof && sync`]);
   }
   const was = new Map<string, VmJson>();
-  for (const n of names) was.set(n, await show(stack, n));
+  for (const n of names) was.set(n, await showVm(stack, n));
 
   // The reboot: everything that lived in memory or in the kernel is gone.
   await stack.stopDaemon();
@@ -82,14 +41,14 @@ void test("after a host reboot, VMs recorded as running are stopped with the rea
   await stack.startDaemon(newBoot);
 
   for (const n of names) {
-    const v = await show(stack, n);
+    const v = await showVm(stack, n);
     assert.equal(v.state, "stopped", `${n} after the reboot`);
     assert.match(v.last_error ?? "", new RegExp(`host rebooted since this VM started; start it again with "banger vm start ${n}"`));
     assert.equal(v.ip, was.get(n)?.ip, `${n} keeps its lease while stopped`);
   }
   for (const n of names) {
     await ok(stack, ["vm", "start", n]);
-    const v = await show(stack, n);
+    const v = await showVm(stack, n);
     assert.equal(v.state, "running");
     assert.equal(v.ip, was.get(n)?.ip, `${n}: same IP after the reboot`);
     assert.equal((await ok(stack, ["vm", "exec", n, "--", "cat", "/root/proof"])).trim(), `${n}-data`, `${n}: same /root after the reboot`);
