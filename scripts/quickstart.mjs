@@ -63,7 +63,10 @@ const helperHome = "/usr/local/lib/banger";
 rmSync(helperHome, { recursive: true, force: true });
 mkdirSync(join(helperHome, "bin"), { recursive: true, mode: 0o755 });
 cpSync(join(repo, "dist", "bin", "bangerd-root.cjs"), join(helperHome, "bin", "bangerd-root.cjs"));
-cpSync(join(repo, "node_modules", "koffi"), join(helperHome, "node_modules", "koffi"), { recursive: true, dereference: false, verbatimSymlinks: true });
+// koffi's native code ships in a per-platform package beside it (@koromix/koffi-linux-x64).
+for (const dep of ["koffi", ...readdirSync(join(repo, "node_modules", "@koromix")).filter((d) => d.startsWith("koffi-")).map((d) => join("@koromix", d))]) {
+  cpSync(join(repo, "node_modules", dep), join(helperHome, "node_modules", dep), { recursive: true, dereference: false, verbatimSymlinks: true });
+}
 (function onlyRootWrites(p) {
   const st = lstatSync(p);
   if (st.isSymbolicLink()) return;
