@@ -12,6 +12,11 @@ import { toVmView } from "../vm/view.js";
 
 export interface VmMethodsEnv {
   readonly service: VmService;
+  /**
+   * Settles when the start-up reconcile has: until then the records may still say `running` for a
+   * VM whose VMM died with the host or the previous daemon, so every vm.* answer waits for it.
+   */
+  readonly reconciled: Promise<void>;
   readonly stateDir: string;
   readonly runner: Runner;
 }
@@ -22,23 +27,24 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
   const paths = { stateDir: env.stateDir, knownHostsPath: state.knownHosts(env.stateDir), keyPath: state.sshKey(env.stateDir) };
   const view = (vm: VmRecord): ReturnType<typeof toVmView> => toVmView(vm, paths);
   const s = env.service;
+  const after = <T>(fn: () => T | Promise<T>): Promise<T> => env.reconciled.then(fn);
   return [
-    implement(vmCreate, (p, ctx) => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib }, ctx.opId)),
-    implement(vmStart, (p, ctx) => s.start(p.name, ctx.opId)),
-    implement(vmRestart, (p, ctx) => s.restart(p.name, p.force ?? false, ctx.opId)),
-    implement(vmStop, async (p, ctx) => view(await s.stop(p.name, p.force ?? false, ctx.opId))),
-    implement(vmDelete, async (p, ctx) => {
+    implement(vmCreate, (p, ctx) => after(() => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib }, ctx.opId))),
+    implement(vmStart, (p, ctx) => after(() => s.start(p.name, ctx.opId))),
+    implement(vmRestart, (p, ctx) => after(() => s.restart(p.name, p.force ?? false, ctx.opId))),
+    implement(vmStop, (p, ctx) => after(async () => view(await s.stop(p.name, p.force ?? false, ctx.opId)))),
+    implement(vmDelete, (p, ctx) => after(async () => {
       const vm = await s.delete(p.name, p.force ?? false, ctx.opId);
       return { id: vm.id, name: vm.name, deleted: true as const };
-    }),
-    implement(vmList, () => ({ vms: s.list().map(view) })),
-    implement(vmGet, (p) => view(s.mustGet(p.name))),
-    implement(vmLogs, async (p) => {
+    })),
+    implement(vmList, () => after(() => ({ vms: s.list().map(view) }))),
+    implement(vmGet, (p) => after(() => view(s.mustGet(p.name)))),
+    implement(vmLogs, (p) => after(async () => {
       const vm = s.mustGet(p.name);
       const chunk = await readLogChunk(consoleLogPath(env.stateDir, vm), { offset: p.offset, maxBytes: p.max_bytes, tailBytes: p.tail_bytes });
       return { path: chunk.path, data: chunk.data.toString("base64"), offset: chunk.offset, next_offset: chunk.nextOffset, size: chunk.size, state: vm.state };
-    }),
-    implement(vmStats, async (p) => {
+    })),
+    implement(vmStats, (p) => after(async () => {
       const vm = s.mustGet(p.name);
       const st = await readVmStats(vm);
       return {
@@ -52,13 +58,13 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
         memory_mib: vm.memoryMib,
         disk: { root_allocated_bytes: st.rootAllocatedBytes, work_allocated_bytes: st.workAllocatedBytes, work_size_bytes: st.workSizeBytes },
       };
-    }),
-    implement(vmExec, async (p) => {
+    })),
+    implement(vmExec, (p) => after(async () => {
       const vm = s.mustGet(p.name);
       if (vm.state !== "running" || vm.handles.ip === undefined) throw new RpcError("conflict", `VM ${vm.name} is ${vm.state}; start it first (banger vm start ${vm.name})`);
       const argv = sshArgv({ keyPath: paths.keyPath, knownHostsPath: paths.knownHostsPath, host: vm.handles.ip }, { command: [quoteForRemoteShell(p.command)], tty: false });
       const r = await sshCapture(env.runner, argv, { timeoutMs: (p.timeout_s ?? 600) * 1000 });
       return { exit_code: r.exitCode, stdout: r.stdout.subarray(0, EXEC_CAPTURE_LIMIT).toString("utf8"), stderr: r.stderr.subarray(0, EXEC_CAPTURE_LIMIT).toString("utf8") };
-    }),
+    })),
   ];
 }

@@ -92,12 +92,12 @@ export interface LifecycleShutdown {
 export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}): Registration<PeerCred>[] & LifecycleShutdown {
   const { service, operations } = createVmService(env, daemonVmDeps(env, overrides));
   // Re-publish DNS for surviving VMs and settle states left by a previous daemon; failures are logged, not fatal.
-  service.reconcile("op-startup0").then(
+  const reconciled = service.reconcile("op-startup0").then(
     (r) => { env.logger.info("vm reconcile", { adopted: r.adopted, stopped: r.stopped, interrupted: r.interrupted, failed: r.failed }); },
     (e: unknown) => { env.logger.error("vm reconcile failed", { error: e instanceof Error ? e.message : String(e) }); },
   );
   const closing = new AbortController();
-  const methods = [...vmMethods({ service, stateDir: env.layout.stateDir, runner: env.runner }), ...operationMethods(operations, closing.signal)];
+  const methods = [...vmMethods({ service, reconciled, stateDir: env.layout.stateDir, runner: env.runner }), ...operationMethods(operations, closing.signal)];
   // A create waiting for ssh when the daemon stops is aborted and unwound (tap, NAT, disks, lease)
   // rather than left half-made for the next daemon to mark as failed. Running VMs are not touched.
   return Object.assign(methods, {
