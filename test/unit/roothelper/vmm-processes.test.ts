@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { closeSync, copyFileSync, chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { closeSync, copyFileSync, chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { RpcError } from "../../../src/rpc/errors.js";
@@ -42,4 +42,38 @@ void test("a root VMM is signalled only when this helper, or an earlier run of i
   refused(() => { restarted.signal("pid", pid, VM, "SIGTERM"); }, /does not exist|has exited/);
   stranger.kill("SIGKILL");
   closeSync(records.fd);
+});
+
+void test("a recycled pid is never signalled: the launched VMM exits and a root look-alike of the same VM gets its pid", { skip: needsRoot(), timeout: 30_000 }, async () => {
+  const records = openManagedRoot("launch records", mkdtempSync(join(base, "records-")), 0);
+  const first = lookAlike(VM);
+  await new Promise((r) => setTimeout(r, 200));
+  const pid = first.pid ?? 0;
+  const helper = new VmmProcesses(4242, records);
+  helper.track(pid, VM);
+  first.kill("SIGKILL");
+  await new Promise((r) => first.once("exit", r));
+  // Recycle the pid for real: ns_last_pid makes the kernel hand out `pid` next (other forks may
+  // take it first on a busy host, hence the retries).
+  let reused: ReturnType<typeof spawn> | undefined;
+  for (let i = 0; i < 100 && reused === undefined; i++) {
+    writeFileSync("/proc/sys/kernel/ns_last_pid", String(pid - 1));
+    const child = lookAlike(VM);
+    if (child.pid === pid) reused = child;
+    else child.kill("SIGKILL");
+  }
+  assert.ok(reused !== undefined, `pid ${pid} was handed out again`);
+  try {
+    await new Promise((r) => setTimeout(r, 200));
+    // Same argv, same VM id, same pid, root: only the start time in the record tells them apart.
+    for (const judge of [helper, new VmmProcesses(4242, records)]) {
+      refused(() => { judge.signal("pid", pid, VM, "SIGTERM"); }, /runs as uid 0\/0\/0\/0; the helper signals only VMMs it launched/);
+      await assert.rejects(judge.kill("pid", pid, VM, 1000), /runs as uid 0\/0\/0\/0/);
+    }
+    assert.equal(reused.exitCode, null);
+    assert.equal(reused.signalCode, null);
+  } finally {
+    reused.kill("SIGKILL");
+    closeSync(records.fd);
+  }
 });
