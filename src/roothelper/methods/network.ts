@@ -4,14 +4,11 @@ import { bridgeIp, guestRange, ipv4ToInt, parseCidr } from "../../model/ipv4.js"
 import { implement, type Registration } from "../../rpc/dispatcher.js";
 import { RpcError } from "../../rpc/errors.js";
 import {
-  privClearResolverRouting,
   privCreateTap,
   privDeleteTap,
   privEnsureBridge,
   privEnsureNat,
   privNetworkStatus,
-  privRemoveNatAll,
-  privSyncResolverRouting,
   privTeardownNetwork,
 } from "../../rpc/priv/network.js";
 import type { PeerCred } from "../../system/peercred.js";
@@ -90,10 +87,12 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
   // rather than racing to `ip link add` it (the loser would fail with "File exists"), and a check
   // made while a fix is under way waits for it instead of acting on a half-configured bridge.
   let bridgeInFlight: Promise<boolean> | undefined;
-  // The neighbour sysctls live on the bridge and die with it; re-created, it has a new ifindex.
-  // Tuning once per ifindex keeps two /proc writes off every create while still re-applying them
-  // to a bridge someone deleted and re-created behind the helper's back.
+  // The neighbour sysctls and systemd-resolved's per-link settings live on the bridge and die with
+  // it; re-created, it has a new ifindex. Applying them once per ifindex keeps /proc writes and
+  // resolvectl off every create while still re-applying them to a bridge someone deleted and
+  // re-created behind the helper's back.
   let tunedIfindex: number | undefined;
+  let resolver: { applied: boolean; reason?: string } = { applied: false, reason: "the bridge has not been set up yet" };
   const ensureBridge = async (): Promise<boolean> => {
     let st = bridgeInFlight === undefined ? links.bridgeState(bridge) : undefined;
     let created = false;
@@ -104,9 +103,30 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
     }
     if (st !== undefined && st.ifindex !== tunedIfindex) {
       await tuneNeighbours(bridge);
+      resolver = await routeVmDomain();
       tunedIfindex = st.ifindex;
     }
     return created;
+  };
+  // Host lookups of NAME.vm go to banger's DNS through systemd-resolved when it runs. The server is
+  // the helper's own configured address, never a request's. Routing first: once the bridge has a
+  // DNS server, a link without `~vm` and with a default route would answer every host lookup, so
+  // it never gets one before that is ruled out. A failure costs only host-side name lookups, so
+  // it is reported (ensure_bridge's `resolver`), not fatal to the create that set up the bridge.
+  const routeVmDomain = async (): Promise<{ applied: boolean; reason?: string }> => {
+    const server = ipv4Port("network.dns_listen", env.config.network.dns_listen);
+    const direct = `NAME.vm resolves only by querying ${server} directly`;
+    if (server.endsWith(":0")) return { applied: false, reason: `network.dns_listen ${server} has no fixed port; ${direct}` };
+    const why = resolverUnavailable();
+    if (why !== undefined) return { applied: false, reason: `${why}; ${direct}` };
+    try {
+      await runner.run(["resolvectl", "domain", bridge, RESOLVER_ROUTE_DOMAIN]);
+      await runner.run(["resolvectl", "default-route", bridge, "no"]);
+      await runner.run(["resolvectl", "dns", bridge, server]);
+      return { applied: true };
+    } catch (e) {
+      return { applied: false, reason: `${e instanceof Error ? e.message : String(e)}; ${direct}` };
+    }
   };
   // `ip -j addr show` rather than bridgeState: it lists every address, so one that is present but
   // not primary is not added a second time (which would fail with "File exists").
@@ -146,7 +166,7 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
     implement(privEnsureBridge, async (p) => {
       matchesConfig(p);
       const created = await ensureBridge();
-      return { bridge, cidr, bridge_ip: gateway, created };
+      return { bridge, cidr, bridge_ip: gateway, created, resolver };
     }),
 
     implement(privCreateTap, async (p) => {
@@ -178,28 +198,6 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
       if (ipv4ToInt(ip) < range.first || ipv4ToInt(ip) > range.last) throw new RpcError("bad_params", `guest_ip: ${ip} is not a guest address inside ${cidr}`);
       const r = p.enable ? await nat.enable({ ip, tap }) : await nat.disable(ip);
       return { backend: (await nat.backend()).kind, changed: r.changed, ip_forward_enabled_by_banger: r.ipForwardOwned };
-    }),
-
-    implement(privRemoveNatAll, async () => ({ removed: await nat.removeAll() })),
-
-    implement(privSyncResolverRouting, async (p) => {
-      matchesConfig(p);
-      const server = ipv4Port("server_addr", p.server_addr);
-      // Where host lookups of *.vm go is the helper's to decide: only its own configured DNS address.
-      if (server !== env.config.network.dns_listen) throw new RpcError("bad_params", `server_addr: ${server} is not the configured network.dns_listen ${env.config.network.dns_listen}`);
-      const why = resolverUnavailable();
-      if (why !== undefined) return { applied: false, reason: `${why}; NAME.vm resolves only by querying ${server} directly` };
-      // Routing first: once the bridge has a DNS server, a link without `~vm` and with a default
-      // route would answer every host lookup, so it is never given one before that is ruled out.
-      await runner.run(["resolvectl", "domain", bridge, RESOLVER_ROUTE_DOMAIN]);
-      await runner.run(["resolvectl", "default-route", bridge, "no"]);
-      await runner.run(["resolvectl", "dns", bridge, server]);
-      return { applied: true };
-    }),
-
-    implement(privClearResolverRouting, async (p) => {
-      matchesConfig(p);
-      return clearResolver();
     }),
 
     implement(privNetworkStatus, async () => {

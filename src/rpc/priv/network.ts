@@ -11,7 +11,8 @@ import { defineMethod } from "../descriptor.js";
 const field = z.string().max(256);
 const empty = z.object({}).strict();
 
-const bridgeResult = z.object({ bridge: z.string(), cidr: z.string(), bridge_ip: z.string(), created: z.boolean() });
+/** `resolver`: whether host lookups of NAME.vm are routed to banger's DNS (systemd-resolved), or why not. */
+const bridgeResult = z.object({ bridge: z.string(), cidr: z.string(), bridge_ip: z.string(), created: z.boolean(), resolver: z.object({ applied: z.boolean(), reason: z.string().optional() }) });
 
 /** Bridge name and CIDR come from the helper's own config; a request may only repeat them. */
 export const privEnsureBridge = defineMethod("priv.ensure_bridge", z.object({ bridge_name: field.optional(), cidr: field.optional() }).strict(), bridgeResult);
@@ -27,15 +28,6 @@ export const privEnsureNat = defineMethod(
   z.object({ guest_ip: field, tap: field, enable: z.boolean() }).strict(),
   z.object({ backend: natBackendKind, changed: z.boolean(), ip_forward_enabled_by_banger: z.boolean() }),
 );
-
-/** Uninstall/recovery: drop banger's NAT table/chains (both backends) and restore ip_forward if banger set it. */
-export const privRemoveNatAll = defineMethod("priv.remove_nat_all", empty, z.object({ removed: z.array(natBackendKind) }));
-
-const resolverResult = z.object({ applied: z.boolean(), reason: z.string().optional() });
-
-export const privSyncResolverRouting = defineMethod("priv.sync_resolver_routing", z.object({ bridge_name: field.optional(), server_addr: field }).strict(), resolverResult);
-
-export const privClearResolverRouting = defineMethod("priv.clear_resolver_routing", z.object({ bridge_name: field.optional() }).strict(), resolverResult);
 
 export const natGuestSchema = z.object({ ip: z.string(), tap: z.string() });
 

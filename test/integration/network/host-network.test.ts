@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { privCreateTap, privDeleteTap, privEnsureBridge, privEnsureNat, privNetworkStatus, privRemoveNatAll, privTeardownNetwork } from "../../../src/rpc/priv/network.js";
+import { privCreateTap, privDeleteTap, privEnsureBridge, privEnsureNat, privNetworkStatus, privTeardownNetwork } from "../../../src/rpc/priv/network.js";
 import { RpcError } from "../../../src/rpc/errors.js";
 import { createNetNs, type NetNs } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
@@ -51,7 +51,10 @@ for (const [backend, forwarding] of [["nftables", "0"], ["iptables", "0"], ["nft
 
     // The request may repeat the configured values but never change them.
     await assert.rejects(helper.call(privEnsureBridge, { cidr: "10.0.0.0/24" }), (e: unknown) => e instanceof RpcError && e.code === "bad_params");
-    assert.deepEqual(await helper.call(privEnsureBridge, {}), { bridge: "bgtbr0", cidr: "172.16.91.0/24", bridge_ip: "172.16.91.1", created: true });
+    // `resolver` reports on the host's systemd-resolved, which this namespace's bridge is not part of.
+    const { resolver, ...bridge } = await helper.call(privEnsureBridge, {});
+    assert.deepEqual(bridge, { bridge: "bgtbr0", cidr: "172.16.91.0/24", bridge_ip: "172.16.91.1", created: true });
+    assert.equal(typeof resolver.applied, "boolean");
     assert.equal((await helper.call(privEnsureBridge, {})).created, false, "idempotent");
     assert.match(await ns.run(["ip", "-4", "-o", "addr", "show", "dev", "bgtbr0"]), /inet 172\.16\.91\.1\/24 /);
 
@@ -94,7 +97,6 @@ for (const [backend, forwarding] of [["nftables", "0"], ["iptables", "0"], ["nft
     assert.equal(await ns.run(["nft", "list", "ruleset"]), nftBefore, "nft ruleset identical after the last VM");
     assert.equal(await iptablesSave(ns), iptBefore, "iptables-save identical after the last VM");
     assert.equal(await ipForward(ns), forwarding, "ip_forward restored");
-    assert.deepEqual(await helper.call(privRemoveNatAll, {}), { removed: [] });
 
     // Uninstall removes the bridge too: links identical to before.
     await helper.call(privCreateTap, { tap_name: "tap-pool-1" });
@@ -120,6 +122,6 @@ void test("iptables fallback leaves foreign rules and chains untouched", { skip:
   await helper.call(privEnsureNat, { guest_ip: "172.16.91.2", tap: "tap-fc-0000aaaa", enable: true });
   const during = await iptablesSave(ns);
   assert.match(during, /-A FORWARD -j OTHER-TOOL/);
-  await helper.call(privRemoveNatAll, {});
-  assert.equal(await iptablesSave(ns), before);
+  await helper.call(privEnsureNat, { guest_ip: "172.16.91.2", tap: "tap-fc-0000aaaa", enable: false });
+  assert.equal(await iptablesSave(ns), before, "the last guest's rules gone, banger's chains go too; the other tool's stay");
 });

@@ -163,13 +163,12 @@ void test("every network method refuses injected values with bad_params and runs
   for (const ip of BAD_IPS) cases.push(["priv.ensure_nat", { guest_ip: ip, tap: "tap-fc-12345678", enable: true }]);
   // Addresses that parse but are not guests of the configured network: outside it, the network address, the bridge, broadcast.
   for (const ip of ["10.0.0.2", "172.16.90.0", "172.16.90.1", "172.16.90.255", "0.0.0.0"]) cases.push(["priv.ensure_nat", { guest_ip: ip, tap: "tap-fc-12345678", enable: false }]);
-  for (const server of ["", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:10054", "172.16.90.1:53", "127.0.0.1:70000", "127.0.0.1:53\n", "127.0.0.1:53 --interface eth0", "../x:53", "[::1]:53", "-o:53"]) cases.push(["priv.sync_resolver_routing", { server_addr: server }]);
   for (const bridge of ["eth0", "banger0\n", "banger0 ", "../banger0", "-o", "docker0"]) {
-    cases.push(["priv.ensure_bridge", { bridge_name: bridge }], ["priv.sync_resolver_routing", { bridge_name: bridge, server_addr: "127.0.0.1:10053" }], ["priv.clear_resolver_routing", { bridge_name: bridge }]);
+    cases.push(["priv.ensure_bridge", { bridge_name: bridge }]);
   }
   for (const cidr of ["10.0.0.0/8", "172.16.90.0/25", "172.16.90.0/24\n", "../24"]) cases.push(["priv.ensure_bridge", { cidr }]);
   // Wrong types and extra fields never reach a handler.
-  cases.push(["priv.create_tap", { tap_name: ["tap-fc-12345678"] }], ["priv.create_tap", { tap_name: "tap-fc-12345678", user: "0" }], ["priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-12345678", enable: "yes" }], ["priv.remove_nat_all", { table: "filter" }], ["priv.teardown_network", { bridge: "eth0" }]);
+  cases.push(["priv.create_tap", { tap_name: ["tap-fc-12345678"] }], ["priv.create_tap", { tap_name: "tap-fc-12345678", user: "0" }], ["priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-12345678", enable: "yes" }], ["priv.ensure_bridge", { server_addr: "10.0.0.1:53" }], ["priv.teardown_network", { bridge: "eth0" }]);
   for (const [method, params] of cases) {
     const r = await call(d, method, params);
     assert.equal(r.ok, false, `${method} ${JSON.stringify(params)} must be refused`);
@@ -182,7 +181,7 @@ void test("every network method refuses injected values with bad_params and runs
 void test("ensure_bridge uses the helper's own config; create_tap on a ready bridge makes an owner-owned tap without forking", async () => {
   const { runner, d, model, links } = setup();
   const r = await call(d, "priv.ensure_bridge", {});
-  assert.deepEqual(r.result, { bridge: "banger0", cidr: "172.16.90.0/24", bridge_ip: "172.16.90.1", created: true });
+  assert.deepEqual(r.result, { bridge: "banger0", cidr: "172.16.90.0/24", bridge_ip: "172.16.90.1", created: true, resolver: { applied: false, reason: "systemd-resolved is not running; NAME.vm resolves only by querying 127.0.0.1:10053 directly" } });
   assert.deepEqual(runner.argvs().filter((a) => a[1] !== "-j"), [
     ["ip", "link", "add", "name", "banger0", "type", "bridge"],
     ["ip", "addr", "add", "172.16.90.1/24", "dev", "banger0"],
@@ -380,19 +379,29 @@ void test("a failing nft create leaves nothing behind and gives ip_forward back"
   assert.deepEqual(fwd.writes, [true, false]);
 });
 
-void test("resolver routing is a reported no-op without systemd-resolved, and uses resolvectl with it", async () => {
+void test("host lookups of NAME.vm are routed once per bridge: a reported no-op without systemd-resolved, resolvectl (routing before the server) with it", async () => {
   const off = setup();
-  const r = await call(off.d, "priv.sync_resolver_routing", { server_addr: "127.0.0.1:10053" });
-  assert.equal(r.ok, true);
-  assert.deepEqual(r.result, { applied: false, reason: "systemd-resolved is not running; NAME.vm resolves only by querying 127.0.0.1:10053 directly" });
-  assert.deepEqual(off.runner.argvs(), []);
+  const r = await call(off.d, "priv.ensure_bridge", {});
+  assert.equal(r.ok, true, r.message);
+  assert.deepEqual((r.result as { resolver: unknown }).resolver, { applied: false, reason: "systemd-resolved is not running; NAME.vm resolves only by querying 127.0.0.1:10053 directly" });
+  assert.deepEqual(off.runner.argvs().filter((a) => a[0] === "resolvectl"), []);
   const on = setup({}, { resolverUnavailable: () => undefined });
-  assert.deepEqual((await call(on.d, "priv.sync_resolver_routing", { bridge_name: "banger0", server_addr: "127.0.0.1:10053" })).result, { applied: true });
-  assert.deepEqual(on.runner.argvs(), [
+  assert.deepEqual(((await call(on.d, "priv.ensure_bridge", {})).result as { resolver: unknown }).resolver, { applied: true });
+  await call(on.d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });
+  await call(on.d, "priv.ensure_bridge", {});
+  assert.deepEqual(on.runner.argvs().filter((a) => a[0] === "resolvectl"), [
     ["resolvectl", "domain", "banger0", "~vm"],
     ["resolvectl", "default-route", "banger0", "no"],
     ["resolvectl", "dns", "banger0", "127.0.0.1:10053"],
-  ], "no window in which the bridge's DNS server could answer every host lookup");
+  ], "once for the bridge, and no window in which its DNS server could answer every host lookup");
+  const failing = setup({}, { resolverUnavailable: () => undefined });
+  failing.runner.run = ((orig) => async (argv, options) => {
+    if (argv[0] === "resolvectl") throw new CommandError(argv, 1, null, "", "Failed to set DNS configuration: Unit dbus-org.freedesktop.resolve1.service not found.");
+    return orig(argv, options);
+  })(failing.runner.run.bind(failing.runner));
+  const f = await call(failing.d, "priv.ensure_bridge", {});
+  assert.equal(f.ok, true, "a resolver failure costs host lookups only, not the bridge");
+  assert.match(JSON.stringify((f.result as { resolver: unknown }).resolver), /"applied":false,"reason":".*resolvectl domain banger0 ~vm.*NAME.vm resolves only by querying 127.0.0.1:10053 directly/);
 });
 
 void test("teardown removes NAT, every banger tap and the bridge, and only those", async () => {
