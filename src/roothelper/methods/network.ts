@@ -114,12 +114,14 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
   // it never gets one before that is ruled out. A failure costs only host-side name lookups, so
   // it is reported (ensure_bridge's `resolver`), not fatal to the create that set up the bridge.
   const routeVmDomain = async (): Promise<{ applied: boolean; reason?: string }> => {
-    const server = ipv4Port("network.dns_listen", env.config.network.dns_listen);
-    const direct = `NAME.vm resolves only by querying ${server} directly`;
-    if (server.endsWith(":0")) return { applied: false, reason: `network.dns_listen ${server} has no fixed port; ${direct}` };
+    const configured = env.config.network.dns_listen;
+    const direct = `NAME.vm resolves only by querying ${configured} directly`;
+    // Port 0: the daemon binds whichever port is free, which the helper cannot know.
+    if (configured.endsWith(":0")) return { applied: false, reason: `network.dns_listen ${configured} has no fixed port; ${direct}` };
     const why = resolverUnavailable();
     if (why !== undefined) return { applied: false, reason: `${why}; ${direct}` };
     try {
+      const server = ipv4Port("network.dns_listen", configured);
       await runner.run(["resolvectl", "domain", bridge, RESOLVER_ROUTE_DOMAIN]);
       await runner.run(["resolvectl", "default-route", bridge, "no"]);
       await runner.run(["resolvectl", "dns", bridge, server]);

@@ -394,6 +394,8 @@ void test("host lookups of NAME.vm are routed once per bridge: a reported no-op 
     ["resolvectl", "default-route", "banger0", "no"],
     ["resolvectl", "dns", "banger0", "127.0.0.1:10053"],
   ], "once for the bridge, and no window in which its DNS server could answer every host lookup");
+  const unknownPort = setup({ dns_listen: "127.0.0.1:0" }, { resolverUnavailable: () => undefined });
+  assert.deepEqual(((await call(unknownPort.d, "priv.ensure_bridge", {})).result as { resolver: unknown }).resolver, { applied: false, reason: "network.dns_listen 127.0.0.1:0 has no fixed port; NAME.vm resolves only by querying 127.0.0.1:0 directly" });
   const failing = setup({}, { resolverUnavailable: () => undefined });
   failing.runner.run = ((orig) => async (argv, options) => {
     if (argv[0] === "resolvectl") throw new CommandError(argv, 1, null, "", "Failed to set DNS configuration: Unit dbus-org.freedesktop.resolve1.service not found.");
