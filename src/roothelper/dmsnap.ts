@@ -101,7 +101,7 @@ function isGone(e: unknown): boolean {
   return e instanceof CommandError && /No such device|not found|does not exist|No such file/i.test(e.stderr);
 }
 
-export async function removeDmTarget(runner: Runner, name: string): Promise<void> {
+async function removeDmTarget(runner: Runner, name: string): Promise<void> {
   try {
     // --retry: udev may still hold the device open for a moment after the VMM exits.
     await runner.run(["dmsetup", "remove", "--retry", name]);

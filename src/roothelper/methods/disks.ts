@@ -6,13 +6,12 @@ import {
   privCleanupDmSnapshot,
   privCreateDmSnapshot,
   privFsckSnapshot,
-  privRemoveDmSnapshot,
   privStorageCaps,
   privWriteExt4Files,
 } from "../../rpc/priv/disks.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { runText, type Runner } from "../../system/runner.js";
-import { cleanupDmSnapshot, createDmSnapshot, fsckSnapshot, removeDmTarget } from "../dmsnap.js";
+import { cleanupDmSnapshot, createDmSnapshot, fsckSnapshot } from "../dmsnap.js";
 import type { HelperEnv } from "../env.js";
 import { named, openRegular } from "../fs/beneath.js";
 import { openDmDevice } from "../fs/dm-device.js";
@@ -148,15 +147,6 @@ export function diskMethods(env: HelperEnv): Registration<PeerCred>[] {
         await cleanupDmSnapshot(env.runner, handles, { stateDir: stateRealPath(env), expectedBacking: expected });
       } catch (e) {
         throw failed("releasing dm snapshot", e);
-      }
-      return {};
-    }),
-    implement(privRemoveDmSnapshot, async (p) => {
-      const name = p.target.startsWith("/dev/mapper/") ? v.dmDevicePath("target", p.target).slice("/dev/mapper/".length) : v.dmName("target", p.target);
-      try {
-        await removeDmTarget(env.runner, name);
-      } catch (e) {
-        throw failed(`removing dm target ${name}`, e);
       }
       return {};
     }),
