@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { sep } from "node:path";
 import { CommandError, runText, type Runner } from "../system/runner.js";
 import type { DmSnapshotHandles } from "../rpc/priv/disks.js";
@@ -139,7 +139,39 @@ async function detachLoop(runner: Runner, loop: string, opts: CleanupOptions, ex
   }
 }
 
-/** e2fsck -fy of the snapshot before boot; exit 1 means "errors fixed", which is fine. */
-export async function fsckSnapshot(runner: Runner, dmDev: string): Promise<void> {
-  await runner.run(["e2fsck", "-fy", dmDev], { okExitCodes: [1], timeoutMs: 10 * 60_000 });
+/**
+ * Why block device `rdev` is not the snapshot `name` this helper made of the
+ * owner's files (undefined when it is): a dm target of that name stacked
+ * only on loop devices whose backing files lie in `stateDir` (the state
+ * dir's real path). Another owner's snapshot (another helper, another state
+ * dir) and any other dm device fail it. Read from sysfs for the device
+ * number of a descriptor the caller holds open, so the number cannot be
+ * given to another device meanwhile, nor its loops detached.
+ */
+export function notOwnSnapshot(rdev: number, name: string, stateDir: string, sysRoot = "/sys"): string | undefined {
+  const dev = `${sysRoot}/dev/block/${(rdev >>> 8) & 0xfff}:${(rdev & 0xff) | ((rdev >>> 12) & 0xfff00)}`;
+  let dmName: string;
+  let slaves: string[];
+  try {
+    dmName = readFileSync(`${dev}/dm/name`, "utf8").trim();
+    slaves = readdirSync(`${dev}/slaves`);
+  } catch {
+    return "is not a device-mapper device";
+  }
+  if (dmName !== name) return `is dm target ${dmName}, not ${name}`;
+  if (slaves.length === 0) return "has no underlying devices";
+  for (const s of slaves) {
+    if (!/^loop[0-9]+$/.test(s)) return `is stacked on ${s}, not only on loop devices`;
+    const backing = loopBackingFile(`/dev/${s}`, sysRoot);
+    if (backing === undefined || !backing.startsWith(stateDir + sep)) return `is stacked on /dev/${s}, backed by ${backing ?? "nothing"}, not by a file in ${stateDir}`;
+  }
+  return undefined;
+}
+
+/**
+ * e2fsck -fy of the snapshot before boot, on a descriptor the caller opened
+ * (e2fsck gets it as fd 3); exit 1 means "errors fixed", which is fine.
+ */
+export async function fsckSnapshot(runner: Runner, deviceFd: number): Promise<void> {
+  await runner.run(["e2fsck", "-fy", "/proc/self/fd/3"], { okExitCodes: [1], timeoutMs: 10 * 60_000, extraFds: [deviceFd] });
 }
