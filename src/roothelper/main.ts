@@ -6,6 +6,7 @@ import { SYSTEM_CONFIG_FILE, SYSTEM_RUNTIME_DIR, SYSTEM_STATE_DIR, DEFAULT_HELPE
 import { Dispatcher } from "../rpc/dispatcher.js";
 import { serveUnix } from "../rpc/unix-server.js";
 import { createLogger } from "../system/log.js";
+import { dirfdCalls } from "../system/dirfd-calls.js";
 import { systemRunner } from "../system/runner.js";
 import { VERSION } from "../version.js";
 import type { HelperEnv } from "./env.js";
@@ -59,6 +60,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (process.getuid?.() !== 0) process.stderr.write("bangerd-root: warning: not running as root; privileged methods will fail\n");
 
   process.umask(0o077);
+  // Descriptors whoever started the helper left open without close-on-exec
+  // would reach every child, the owner-run parsers and VMMs included: only
+  // what a method hands over (extraFds) may.
+  dirfdCalls().cloexecFrom(3);
   const logger = createLogger(process.stderr, { proc: "bangerd-root" });
   const socketDir = dirname(values.socket);
   mkdirSync(socketDir, { recursive: true, mode: 0o711 });
