@@ -1,5 +1,5 @@
-import { readdirSync, readFileSync } from "node:fs";
 import { sep } from "node:path";
+import { loopBackingFile } from "./fs/dm-device.js";
 import { CommandError, runText, type Runner } from "../system/runner.js";
 import type { DmSnapshotHandles } from "../rpc/priv/disks.js";
 
@@ -110,17 +110,6 @@ async function removeDmTarget(runner: Runner, name: string): Promise<void> {
   }
 }
 
-/** The backing file of /dev/loopN per sysfs, or undefined when the device is not attached. */
-export function loopBackingFile(loop: string, sysRoot = "/sys"): string | undefined {
-  const n = loop.slice("/dev/".length);
-  try {
-    // The kernel appends " (deleted)" once the file is unlinked; it is still the same file.
-    return readFileSync(`${sysRoot}/block/${n}/loop/backing_file`, "utf8").trim().replace(/ \(deleted\)$/, "");
-  } catch {
-    return undefined;
-  }
-}
-
 async function detachLoop(runner: Runner, loop: string, opts: CleanupOptions, expected: string | undefined): Promise<void> {
   if (opts.stateDir !== undefined) {
     const backing = loopBackingFile(loop, opts.sysRoot);
@@ -137,35 +126,6 @@ async function detachLoop(runner: Runner, loop: string, opts: CleanupOptions, ex
   } catch (e) {
     if (!isGone(e)) throw e;
   }
-}
-
-/**
- * Why block device `rdev` is not the snapshot `name` this helper made of the
- * owner's files (undefined when it is): a dm target of that name stacked
- * only on loop devices whose backing files lie in `stateDir` (the state
- * dir's real path). Another owner's snapshot (another helper, another state
- * dir) and any other dm device fail it. Read from sysfs for the device
- * number of a descriptor the caller holds open, so the number cannot be
- * given to another device meanwhile, nor its loops detached.
- */
-export function notOwnSnapshot(rdev: number, name: string, stateDir: string, sysRoot = "/sys"): string | undefined {
-  const dev = `${sysRoot}/dev/block/${(rdev >>> 8) & 0xfff}:${(rdev & 0xff) | ((rdev >>> 12) & 0xfff00)}`;
-  let dmName: string;
-  let slaves: string[];
-  try {
-    dmName = readFileSync(`${dev}/dm/name`, "utf8").trim();
-    slaves = readdirSync(`${dev}/slaves`);
-  } catch {
-    return "is not a device-mapper device";
-  }
-  if (dmName !== name) return `is dm target ${dmName}, not ${name}`;
-  if (slaves.length === 0) return "has no underlying devices";
-  for (const s of slaves) {
-    if (!/^loop[0-9]+$/.test(s)) return `is stacked on ${s}, not only on loop devices`;
-    const backing = loopBackingFile(`/dev/${s}`, sysRoot);
-    if (backing === undefined || !backing.startsWith(stateDir + sep)) return `is stacked on /dev/${s}, backed by ${backing ?? "nothing"}, not by a file in ${stateDir}`;
-  }
-  return undefined;
 }
 
 /**

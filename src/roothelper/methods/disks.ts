@@ -1,4 +1,4 @@
-import { accessSync, closeSync, constants, fchownSync, readlinkSync } from "node:fs";
+import { accessSync, closeSync, constants, fchownSync } from "node:fs";
 import { checkGuestPath, writeExt4Files, type Ext4Dir, type Ext4File } from "../../daemon/storage/ext4.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
 import { RpcError } from "../../rpc/errors.js";
@@ -11,11 +11,11 @@ import {
 } from "../../rpc/priv/disks.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { runText, type Runner } from "../../system/runner.js";
-import { cleanupDmSnapshot, createDmSnapshot, fsckSnapshot, notOwnSnapshot } from "../dmsnap.js";
+import { cleanupDmSnapshot, createDmSnapshot, fsckSnapshot } from "../dmsnap.js";
 import type { HelperEnv } from "../env.js";
 import { named, openRegular } from "../fs/beneath.js";
 import { openDmDevice } from "../fs/dm-device.js";
-import { relativeTo } from "../fs/managed-root.js";
+import { realPathOf, relativeTo } from "../fs/managed-root.js";
 import * as v from "../validate.js";
 
 function bad(field: string, why: string): RpcError {
@@ -55,19 +55,17 @@ function holdStateFile(env: HelperEnv, field: string, path: string, access: "rea
 
 /**
  * A banger dm snapshot device for a parser: opened by the helper, checked to
- * be this owner's own snapshot (dmsnap.ts notOwnSnapshot), and its node
- * given to the owner (fchown of the descriptor), because the parser, no
- * longer root, reopens it through /proc/self/fd/3 and that open checks the
- * node's permissions. This grants the owner nothing: the snapshot is made
- * of its own image (read-only) and its own COW file, which it can read and
- * write directly, and its VMM is handed the same device read-write to boot
- * it. The node goes away with the device.
+ * be this owner's own snapshot (fs/dm-device.ts), and its node given to the
+ * owner (fchown of the descriptor), because the parser, no longer root,
+ * reopens it through /proc/self/fd/3 and that open checks the node's
+ * permissions. This grants the owner nothing: the snapshot is made of its
+ * own image (read-only) and its own COW file, which it can read and write
+ * directly, and its VMM is handed the same device read-write to boot it.
+ * The node goes away with the device.
  */
 function holdOwnSnapshot(env: HelperEnv, field: string, path: string): HeldFile {
-  const { fd, stat } = openDmDevice(field, path, "readwrite");
+  const { fd, stat } = openDmDevice(field, path, "readwrite", env.roots.state);
   try {
-    const why = notOwnSnapshot(stat.rdev, path.slice("/dev/mapper/".length), stateRealPath(env));
-    if (why !== undefined) throw bad(field, `${path} ${why}: only this owner's own VM snapshots are edited or checked`);
     if (stat.uid !== env.ownerUid) fchownSync(fd, env.ownerUid, stat.gid);
     return hold(fd);
   } catch (e) {
@@ -90,11 +88,7 @@ function holdImage(field: string, path: string, env: HelperEnv): HeldFile {
  */
 function backingPath(field: string, p: string, env: HelperEnv): string | undefined {
   if (p === "") return undefined;
-  return `${stateRealPath(env)}/${relativeTo(field, p, env.roots.state)}`;
-}
-
-function stateRealPath(env: HelperEnv): string {
-  return readlinkSync(`/proc/self/fd/${env.roots.state.fd}`);
+  return `${realPathOf(env.roots.state)}/${relativeTo(field, p, env.roots.state)}`;
 }
 
 function guestPath(field: string, p: string): string {
@@ -169,7 +163,7 @@ export function diskMethods(env: HelperEnv): Registration<PeerCred>[] {
       const dmNameToRemove = p.dm_name !== "" ? p.dm_name : p.dm_dev.slice("/dev/mapper/".length);
       const handles = { base_loop: p.base_loop, cow_loop: p.cow_loop, dm_name: dmNameToRemove, dm_dev: p.dm_dev };
       try {
-        await cleanupDmSnapshot(env.runner, handles, { stateDir: stateRealPath(env), expectedBacking: expected });
+        await cleanupDmSnapshot(env.runner, handles, { stateDir: realPathOf(env.roots.state), expectedBacking: expected });
       } catch (e) {
         throw failed("releasing dm snapshot", e);
       }
