@@ -57,6 +57,19 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /**
+     * What the root helper runs to parse ext4 it did not write (debugfs,
+     * e2fsck): as the owner, through setpriv. Read by the helper from its
+     * root-owned config only; each must be root's alone (roothelper/fs/trust.ts).
+     */
+    tools: z
+      .object({
+        setpriv_bin: z.string().min(1).default("setpriv").describe("util-linux setpriv: drops to the owner with no_new_privs before a parser runs"),
+        debugfs_bin: z.string().min(1).default("debugfs"),
+        e2fsck_bin: z.string().min(1).default("e2fsck"),
+      })
+      .strict()
+      .default({}),
     file_sync: z.array(fileSyncEntry).default([]),
   })
   .strict();

@@ -53,6 +53,7 @@ interface ToolSpec {
 const TOOLS: readonly ToolSpec[] = [
   { name: "qemu", commands: ["qemu-system-x86_64"], pkg: "qemu-system-x86", why: "boots guests when Firecracker or KVM is unavailable", required: false },
   { name: "e2fsprogs", commands: ["mkfs.ext4", "debugfs", "e2fsck", "resize2fs"], pkg: "e2fsprogs", why: "makes and edits ext4 disks without mounting them", required: true },
+  { name: "setpriv", commands: ["setpriv"], pkg: "util-linux", why: "the root helper runs debugfs/e2fsck on guest disks as you, never as root, through it", required: true },
   { name: "iproute2", commands: ["ip"], pkg: "iproute2", why: "creates the bridge and taps", required: true },
   { name: "ssh", commands: ["ssh"], pkg: "openssh-client", why: "connects to guests (`vm ssh`, `vm exec`, the readiness check)", required: true },
   { name: "mmdebstrap", commands: ["mmdebstrap"], pkg: "mmdebstrap", why: "builds the default Debian image", required: true },

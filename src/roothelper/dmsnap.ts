@@ -1,5 +1,5 @@
-import { readFileSync } from "node:fs";
 import { sep } from "node:path";
+import { loopBackingFile } from "./fs/dm-device.js";
 import { CommandError, runText, type Runner } from "../system/runner.js";
 import type { DmSnapshotHandles } from "../rpc/priv/disks.js";
 
@@ -101,23 +101,12 @@ function isGone(e: unknown): boolean {
   return e instanceof CommandError && /No such device|not found|does not exist|No such file/i.test(e.stderr);
 }
 
-export async function removeDmTarget(runner: Runner, name: string): Promise<void> {
+async function removeDmTarget(runner: Runner, name: string): Promise<void> {
   try {
     // --retry: udev may still hold the device open for a moment after the VMM exits.
     await runner.run(["dmsetup", "remove", "--retry", name]);
   } catch (e) {
     if (!isGone(e)) throw e;
-  }
-}
-
-/** The backing file of /dev/loopN per sysfs, or undefined when the device is not attached. */
-export function loopBackingFile(loop: string, sysRoot = "/sys"): string | undefined {
-  const n = loop.slice("/dev/".length);
-  try {
-    // The kernel appends " (deleted)" once the file is unlinked; it is still the same file.
-    return readFileSync(`${sysRoot}/block/${n}/loop/backing_file`, "utf8").trim().replace(/ \(deleted\)$/, "");
-  } catch {
-    return undefined;
   }
 }
 
@@ -139,7 +128,10 @@ async function detachLoop(runner: Runner, loop: string, opts: CleanupOptions, ex
   }
 }
 
-/** e2fsck -fy of the snapshot before boot; exit 1 means "errors fixed", which is fine. */
-export async function fsckSnapshot(runner: Runner, dmDev: string): Promise<void> {
-  await runner.run(["e2fsck", "-fy", dmDev], { okExitCodes: [1], timeoutMs: 10 * 60_000 });
+/**
+ * e2fsck -fy of the snapshot before boot, on a descriptor the caller opened
+ * (e2fsck gets it as fd 3); exit 1 means "errors fixed", which is fine.
+ */
+export async function fsckSnapshot(runner: Runner, deviceFd: number): Promise<void> {
+  await runner.run(["e2fsck", "-fy", "/proc/self/fd/3"], { okExitCodes: [1], timeoutMs: 10 * 60_000, extraFds: [deviceFd] });
 }

@@ -15,6 +15,8 @@ export interface HelperEnv {
   readonly roots: { readonly state: ManagedRoot; readonly runtime: ManagedRoot };
   readonly config: Config;
   readonly runner: Runner;
+  /** Runs debugfs/e2fsck as the owner with no_new_privs (owner-parsers.ts): every parse of ext4 goes through it, never through `runner`. */
+  readonly parserRunner: Runner;
   readonly logger: Logger;
   /**
    * VMM binaries resolved once at start (real paths that passed the trust

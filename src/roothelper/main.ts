@@ -6,11 +6,13 @@ import { SYSTEM_CONFIG_FILE, SYSTEM_RUNTIME_DIR, SYSTEM_STATE_DIR, DEFAULT_HELPE
 import { Dispatcher } from "../rpc/dispatcher.js";
 import { serveUnix } from "../rpc/unix-server.js";
 import { createLogger } from "../system/log.js";
+import { dirfdCalls } from "../system/dirfd-calls.js";
 import { systemRunner } from "../system/runner.js";
 import { VERSION } from "../version.js";
 import type { HelperEnv } from "./env.js";
 import { openManagedRoot, TrustError } from "./fs/managed-root.js";
 import { readTrustedConfig, trustedBinary } from "./fs/trust.js";
+import { ownerParserRunner } from "./owner-parsers.js";
 import { VmmProcesses } from "./vmm-processes.js";
 import { helperMethods } from "./registry.js";
 
@@ -58,6 +60,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (process.getuid?.() !== 0) process.stderr.write("bangerd-root: warning: not running as root; privileged methods will fail\n");
 
   process.umask(0o077);
+  // Descriptors whoever started the helper left open without close-on-exec
+  // would reach every child, the owner-run parsers and VMMs included: only
+  // what a method hands over (extraFds) may.
+  dirfdCalls().cloexecFrom(3);
   const logger = createLogger(process.stderr, { proc: "bangerd-root" });
   const socketDir = dirname(values.socket);
   mkdirSync(socketDir, { recursive: true, mode: 0o711 });
@@ -93,10 +99,10 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 /**
- * Everything the helper trusts, checked once before it listens: its config
- * and the VMM binaries must be root's alone (fs/trust.ts), the managed
- * roots must be real directories of root or the owner (fs/managed-root.ts),
- * and the launch records' directory root's own.
+ * Everything the helper trusts, checked once before it listens: its config,
+ * the VMM binaries, setpriv and the parsers it runs must be root's alone
+ * (fs/trust.ts), the managed roots must be real directories of root or the
+ * owner (fs/managed-root.ts), and the launch records' directory root's own.
  * Any failure is a TrustError naming the file and the rule.
  */
 function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stateDir: string, runtimeDir: string, recordsDir: string, logger: HelperEnv["logger"]): HelperEnv {
@@ -112,6 +118,11 @@ function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stat
       jailer: config.vmm.jailer === "never" ? undefined : trustedBinary("vmm.jailer_bin", config.vmm.jailer_bin),
     },
     runner: systemRunner,
+    parserRunner: ownerParserRunner(
+      systemRunner,
+      { setpriv: trustedBinary("tools.setpriv_bin", config.tools.setpriv_bin), debugfs: trustedBinary("tools.debugfs_bin", config.tools.debugfs_bin), e2fsck: trustedBinary("tools.e2fsck_bin", config.tools.e2fsck_bin) },
+      { uid: ownerUid, gid: ownerGid },
+    ),
     logger,
     // Root's alone (root-owned, reached without symlinks): what it says decides which root processes may be signalled.
     vmms: new VmmProcesses(ownerUid, openManagedRoot("launch records", recordsDir, 0)),

@@ -2,17 +2,19 @@ import { errnoError, libc, libcLibrary } from "./libc.js";
 
 /**
  * The descriptor-relative calls the root helper acts through (openat2,
- * unlinkat, mkdirat, mknodat, linkat, fchownat, renameat2) and the pidfd calls it
- * signals through. Node has none of them: its fs API takes names, and a name
+ * unlinkat, mkdirat, mknodat, linkat, fchownat, renameat2), the pidfd calls it
+ * signals through, and close_range for what it inherited. Node has none of them: its fs API takes names, and a name
  * in a directory the owner can write is re-resolved by the kernel at every
  * use. Each call throws an errno-coded Error instead of returning -1.
- * openat2 and the pidfd calls go through syscall(2): glibc 2.36 has no
- * openat2 wrapper, and these numbers are the same on every architecture
+ * openat2, close_range and the pidfd calls go through syscall(2): glibc 2.36
+ * has no openat2 wrapper, and these numbers are the same on every architecture
  * (they were allocated after the tables were unified, 424 and up).
  */
 
 const SYS_PIDFD_SEND_SIGNAL = 424;
 const SYS_PIDFD_OPEN = 434;
+const SYS_CLOSE_RANGE = 436;
+const CLOSE_RANGE_CLOEXEC = 4;
 const SYS_OPENAT2 = 437;
 
 export const AT_FDCWD = -100;
@@ -44,6 +46,8 @@ export interface DirfdCalls {
   pidfdOpen(pid: number): number;
   /** pidfd_send_signal(2) with no siginfo; signal 0 only asks whether the process is still there. */
   pidfdSendSignal(pidFd: number, signal: number): void;
+  /** close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every descriptor from `first` up is closed at the next exec. */
+  cloexecFrom(first: number): void;
 }
 
 let bound: DirfdCalls | undefined;
@@ -84,5 +88,6 @@ function bind(): DirfdCalls {
     fchownat: (dirFd, name, uid, gid, flags) => void ok(`fchownat ${name}`, fchownat(dirFd, name, uid, gid, flags)),
     pidfdOpen: (pid) => ok(`pidfd_open ${pid}`, syscall(SYS_PIDFD_OPEN, "int", pid, "unsigned int", 0)),
     pidfdSendSignal: (pidFd, signal) => void ok(`pidfd_send_signal ${signal}`, syscall(SYS_PIDFD_SEND_SIGNAL, "int", pidFd, "int", signal, "void *", null, "unsigned int", 0)),
+    cloexecFrom: (first) => void ok(`close_range ${first}`, syscall(SYS_CLOSE_RANGE, "unsigned int", first, "unsigned int", 0xffffffff, "unsigned int", CLOSE_RANGE_CLOEXEC)),
   };
 }

@@ -122,6 +122,8 @@ export async function runText(runner: Runner, argv: readonly string[], options?:
 export interface RecordedCall {
   readonly argv: readonly string[];
   readonly stdin?: string | Buffer | undefined;
+  readonly env?: NodeJS.ProcessEnv | undefined;
+  readonly extraFds?: readonly number[] | undefined;
 }
 
 export type FakeResponder = (argv: readonly string[]) => Partial<CommandResult> | Error | undefined;
@@ -136,7 +138,7 @@ export class FakeRunner implements Runner {
   constructor(private readonly responder: FakeResponder = () => undefined) {}
 
   run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
-    this.calls.push({ argv: [...argv], stdin: options.stdin });
+    this.calls.push({ argv: [...argv], stdin: options.stdin, env: options.env, extraFds: options.extraFds });
     const answer = this.responder(argv);
     if (answer instanceof Error) return Promise.reject(answer);
     return Promise.resolve({ stdout: answer?.stdout ?? Buffer.alloc(0), stderr: answer?.stderr ?? Buffer.alloc(0) });

@@ -2,6 +2,7 @@ import { chownSync, mkdirSync } from "node:fs";
 import { configSchema, type Config } from "../../src/config/schema.js";
 import type { HelperEnv } from "../../src/roothelper/env.js";
 import { openManagedRoot } from "../../src/roothelper/fs/managed-root.js";
+import { ownerParserRunner } from "../../src/roothelper/owner-parsers.js";
 import { VmmProcesses } from "../../src/roothelper/vmm-processes.js";
 import { createLogger } from "../../src/system/log.js";
 import { FakeRunner, type Runner } from "../../src/system/runner.js";
@@ -11,6 +12,7 @@ import { FakeRunner, type Runner } from "../../src/system/runner.js";
  * (created here and given to the owner when missing) opened as managed
  * roots. Binaries are the config's names as they are: tests use fakes and
  * doubles, which the trust-anchor checks of a real start would refuse.
+ * Parsers go through the same setpriv wrapping as in production, on `runner`.
  */
 export function testHelperEnv(o: { readonly stateDir: string; readonly runtimeDir: string; readonly ownerUid?: number; readonly ownerGid?: number; readonly config?: Config; readonly runner?: Runner }): HelperEnv {
   const ownerUid = o.ownerUid ?? 1000;
@@ -20,13 +22,15 @@ export function testHelperEnv(o: { readonly stateDir: string; readonly runtimeDi
     chownSync(d, ownerUid, ownerGid);
   }
   const config = o.config ?? configSchema.parse({});
+  const runner = o.runner ?? new FakeRunner();
   return {
     ownerUid,
     ownerGid,
     roots: { state: openManagedRoot("state dir", o.stateDir, ownerUid), runtime: openManagedRoot("runtime dir", o.runtimeDir, ownerUid) },
     config,
     binaries: { qemu: config.vmm.qemu_bin, firecracker: config.vmm.firecracker_bin, jailer: config.vmm.jailer === "never" ? undefined : config.vmm.jailer_bin },
-    runner: o.runner ?? new FakeRunner(),
+    runner,
+    parserRunner: ownerParserRunner(runner, { setpriv: config.tools.setpriv_bin, debugfs: config.tools.debugfs_bin, e2fsck: config.tools.e2fsck_bin }, { uid: ownerUid, gid: ownerGid }),
     logger: createLogger({ write: () => true }),
     vmms: new VmmProcesses(ownerUid),
   };

@@ -23,7 +23,7 @@ export interface NetnsHelper {
  * bridge/tap/nft/iptables/sysctl change it makes stays in that namespace.
  * The socket lives in a temp dir, reachable from the test's own namespace.
  */
-export async function startHelperInNetns(ns: NetNs, owner: { uid: number; gid: number }, configToml: string): Promise<NetnsHelper> {
+export async function startHelperInNetns(ns: NetNs, owner: { uid: number; gid: number }, configToml: string, opts: { readonly strayFd?: boolean } = {}): Promise<NetnsHelper> {
   const dir = mkdtempSync(join(tmpdir(), "bgt-net-helper-"));
   const socket = join(dir, "h.sock");
   const config = join(dir, "config.toml");
@@ -33,7 +33,10 @@ export async function startHelperInNetns(ns: NetNs, owner: { uid: number; gid: n
     mkdirSync(join(dir, d), { mode: 0o700 });
     chownSync(join(dir, d), owner.uid, owner.gid);
   }
-  const child: ChildProcess = spawn("ip", ["netns", "exec", ns.name, process.execPath, HELPER_BIN, "--owner", String(owner.uid), "--owner-gid", String(owner.gid), "--state-dir", join(dir, "state"), "--runtime-dir", join(dir, "run"), "--config", config, "--socket", socket], { stdio: ["ignore", "ignore", "pipe"] });
+  const child: ChildProcess = spawn("ip", ["netns", "exec", ns.name, process.execPath, HELPER_BIN, "--owner", String(owner.uid), "--owner-gid", String(owner.gid), "--state-dir", join(dir, "state"), "--runtime-dir", join(dir, "run"), "--config", config, "--socket", socket], {
+    // strayFd: fd 9 left open without close-on-exec, as a careless parent might; nothing the helper runs may inherit it.
+    stdio: ["ignore", "ignore", "pipe", ...(opts.strayFd === true ? [...Array<"ignore">(6).fill("ignore"), "pipe" as const] : [])],
+  });
   let stderr = "";
   child.stderr?.on("data", (c: Buffer) => { stderr += c.toString("utf8"); });
   const exited = new Promise<void>((r) => child.once("exit", () => { r(); }));

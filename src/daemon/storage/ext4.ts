@@ -41,6 +41,14 @@ export interface Ext4Stat {
 
 const MAX_GUEST_PATH = 1024;
 
+/**
+ * The image to edit: a path, or a descriptor already open on it (with a
+ * name for messages). A descriptor reaches debugfs as its fd 3, named
+ * /proc/self/fd/3, so debugfs never looks the image up by name: the root
+ * helper's way of editing exactly the inode it checked.
+ */
+export type Ext4Image = string | { readonly fd: number; readonly name: string };
+
 
 /** Throws unless `p` is a guest path we can put into a debugfs script verbatim. */
 export function checkGuestPath(p: string): string {
@@ -103,7 +111,7 @@ function stderrProblems(stderr: string): string[] {
  * created 0755 root:root; `dirs` lets the caller choose mode/owner of
  * specific directories (e.g. /.ssh 0700), applied whether or not they existed.
  */
-export async function writeExt4Files(runner: Runner, imagePath: string, files: readonly Ext4File[], dirs: readonly Ext4Dir[] = []): Promise<void> {
+export async function writeExt4Files(runner: Runner, image: Ext4Image, files: readonly Ext4File[], dirs: readonly Ext4Dir[] = []): Promise<void> {
   for (const f of files) {
     checkGuestPath(f.path);
     if (f.path === "/") throw new Error("cannot write a file at /");
@@ -119,6 +127,9 @@ export async function writeExt4Files(runner: Runner, imagePath: string, files: r
   }
   if (files.length === 0 && dirs.length === 0) return;
 
+  const imageFds = typeof image === "string" ? [] : [image.fd];
+  const imagePath = typeof image === "string" ? image : image.name;
+  const target = typeof image === "string" ? image : "/proc/self/fd/3";
   // Each file's bytes reach debugfs as an inherited in-memory file (/proc/self/fd/N): no temp
   // files on the host, so no key material on a host disk and no inode churn per VM.
   const fds: number[] = [];
@@ -146,7 +157,7 @@ export async function writeExt4Files(runner: Runner, imagePath: string, files: r
       fds.push(fd);
       lines.push(
         `rm ${q(f.path)}`,
-        `write /proc/self/fd/${2 + fds.length} ${q(f.path)}`,
+        `write /proc/self/fd/${2 + imageFds.length + fds.length} ${q(f.path)}`,
         `sif ${q(f.path)} mode 0${(0o100000 | f.mode).toString(8)}`,
         `sif ${q(f.path)} uid ${checkId(f.uid, f.path)}`,
         `sif ${q(f.path)} gid ${checkId(f.gid, f.path)}`,
@@ -155,7 +166,7 @@ export async function writeExt4Files(runner: Runner, imagePath: string, files: r
     const script = lines.join("\n") + "\n";
     let stderr: string;
     try {
-      stderr = (await runner.run(["debugfs", "-w", "-f", "-", imagePath], { stdin: script, okExitCodes: [1], timeoutMs: 120_000, extraFds: fds })).stderr.toString("utf8");
+      stderr = (await runner.run(["debugfs", "-w", "-f", "-", target], { stdin: script, okExitCodes: [1], timeoutMs: 120_000, extraFds: [...imageFds, ...fds] })).stderr.toString("utf8");
     } catch (e) {
       throw new Error(`debugfs could not edit ${imagePath}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, readlinkSync, type Stats } from "node:fs";
 import { isAbsolute, normalize, sep } from "node:path";
 import { hasControlChars } from "../../model/text.js";
 import { RpcError } from "../../rpc/errors.js";
@@ -17,6 +17,16 @@ export interface ManagedRoot {
   /** O_PATH descriptor of the directory, held for the helper's lifetime. */
   readonly fd: number;
   readonly stat: Stats;
+}
+
+/**
+ * Where `root` really is now, read from its descriptor: for comparing with
+ * paths the kernel reports (a loop's backing file), never for opening.
+ * Renaming the directory or a parent changes the answer, not which
+ * directory it describes.
+ */
+export function realPathOf(root: ManagedRoot): string {
+  return readlinkSync(`/proc/self/fd/${root.fd}`);
 }
 
 /** Thrown when the helper must not start; the message names the file and the rule it breaks. */

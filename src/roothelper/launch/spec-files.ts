@@ -37,9 +37,9 @@ export class LaunchFiles {
     return this.keep(openRegular(named(field, path, this.env.roots.state), "read", { uid: this.env.ownerUid, linked: true }));
   }
 
-  /** A disk: the owner's regular file beneath the state dir, or a banger dm snapshot device. */
+  /** A disk: the owner's regular file beneath the state dir, or its own banger dm snapshot device. */
   disk(field: string, path: string): Held {
-    if (path.startsWith("/dev/")) return this.keep(openDmDevice(field, path, "readwrite"));
+    if (path.startsWith("/dev/")) return this.keep(openDmDevice(field, path, "readwrite", this.env.roots.state));
     return this.keep(openRegular(named(field, path, this.env.roots.state), "readwrite", { uid: this.env.ownerUid }));
   }
 

@@ -1,4 +1,4 @@
-import { accessSync, closeSync, constants, readlinkSync } from "node:fs";
+import { accessSync, closeSync, constants, fchownSync } from "node:fs";
 import { checkGuestPath, writeExt4Files, type Ext4Dir, type Ext4File } from "../../daemon/storage/ext4.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
 import { RpcError } from "../../rpc/errors.js";
@@ -6,17 +6,16 @@ import {
   privCleanupDmSnapshot,
   privCreateDmSnapshot,
   privFsckSnapshot,
-  privRemoveDmSnapshot,
   privStorageCaps,
   privWriteExt4Files,
 } from "../../rpc/priv/disks.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { runText, type Runner } from "../../system/runner.js";
-import { cleanupDmSnapshot, createDmSnapshot, fsckSnapshot, removeDmTarget } from "../dmsnap.js";
+import { cleanupDmSnapshot, createDmSnapshot, fsckSnapshot } from "../dmsnap.js";
 import type { HelperEnv } from "../env.js";
 import { named, openRegular } from "../fs/beneath.js";
 import { openDmDevice } from "../fs/dm-device.js";
-import { relativeTo } from "../fs/managed-root.js";
+import { realPathOf, relativeTo } from "../fs/managed-root.js";
 import * as v from "../validate.js";
 
 function bad(field: string, why: string): RpcError {
@@ -28,18 +27,20 @@ function failed(what: string, e: unknown): RpcError {
 }
 
 /**
- * A file or device opened by the helper itself, handed to commands as
- * /proc/<helper pid>/fd/N: the magic link always names the inode that was
- * opened and checked, so the tool (losetup, debugfs) acts on it whatever the
- * owner renames afterwards.
+ * A file or device opened by the helper itself. Root's tools (losetup) get
+ * it as /proc/<helper pid>/fd/N, parsers (running as the owner) inherit `fd`:
+ * either way the magic link names the inode that was opened and checked, so
+ * the tool acts on it whatever the owner renames afterwards.
  */
 interface HeldFile {
+  readonly fd: number;
   readonly procPath: string;
   close(): void;
 }
 
 function hold(fd: number): HeldFile {
   return {
+    fd,
     procPath: `/proc/${process.pid}/fd/${fd}`,
     close: () => {
       closeSync(fd);
@@ -52,9 +53,30 @@ function holdStateFile(env: HelperEnv, field: string, path: string, access: "rea
   return hold(openRegular(named(field, path, env.roots.state), access, { uid: env.ownerUid }).fd);
 }
 
-/** `image_path` of an ext4 edit: the owner's regular file in the state dir, or a banger dm snapshot device. */
+/**
+ * A banger dm snapshot device for a parser: opened by the helper, checked to
+ * be this owner's own snapshot (fs/dm-device.ts), and its node given to the
+ * owner (fchown of the descriptor), because the parser, no longer root,
+ * reopens it through /proc/self/fd/3 and that open checks the node's
+ * permissions. This grants the owner nothing: the snapshot is made of its
+ * own image (read-only) and its own COW file, which it can read and write
+ * directly, and its VMM is handed the same device read-write to boot it.
+ * The node goes away with the device.
+ */
+function holdOwnSnapshot(env: HelperEnv, field: string, path: string): HeldFile {
+  const { fd, stat } = openDmDevice(field, path, "readwrite", env.roots.state);
+  try {
+    if (stat.uid !== env.ownerUid) fchownSync(fd, env.ownerUid, stat.gid);
+    return hold(fd);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+/** `image_path` of an ext4 edit: the owner's regular file in the state dir, or its own dm snapshot device. */
 function holdImage(field: string, path: string, env: HelperEnv): HeldFile {
-  if (path.startsWith("/dev/")) return hold(openDmDevice(field, path, "readwrite").fd);
+  if (path.startsWith("/dev/")) return holdOwnSnapshot(env, field, path);
   return holdStateFile(env, field, path, "readwrite");
 }
 
@@ -66,11 +88,7 @@ function holdImage(field: string, path: string, env: HelperEnv): HeldFile {
  */
 function backingPath(field: string, p: string, env: HelperEnv): string | undefined {
   if (p === "") return undefined;
-  return `${stateRealPath(env)}/${relativeTo(field, p, env.roots.state)}`;
-}
-
-function stateRealPath(env: HelperEnv): string {
-  return readlinkSync(`/proc/self/fd/${env.roots.state.fd}`);
+  return `${realPathOf(env.roots.state)}/${relativeTo(field, p, env.roots.state)}`;
 }
 
 function guestPath(field: string, p: string): string {
@@ -145,27 +163,20 @@ export function diskMethods(env: HelperEnv): Registration<PeerCred>[] {
       const dmNameToRemove = p.dm_name !== "" ? p.dm_name : p.dm_dev.slice("/dev/mapper/".length);
       const handles = { base_loop: p.base_loop, cow_loop: p.cow_loop, dm_name: dmNameToRemove, dm_dev: p.dm_dev };
       try {
-        await cleanupDmSnapshot(env.runner, handles, { stateDir: stateRealPath(env), expectedBacking: expected });
+        await cleanupDmSnapshot(env.runner, handles, { stateDir: realPathOf(env.roots.state), expectedBacking: expected });
       } catch (e) {
         throw failed("releasing dm snapshot", e);
       }
       return {};
     }),
-    implement(privRemoveDmSnapshot, async (p) => {
-      const name = p.target.startsWith("/dev/mapper/") ? v.dmDevicePath("target", p.target).slice("/dev/mapper/".length) : v.dmName("target", p.target);
-      try {
-        await removeDmTarget(env.runner, name);
-      } catch (e) {
-        throw failed(`removing dm target ${name}`, e);
-      }
-      return {};
-    }),
     implement(privFsckSnapshot, async (p) => {
-      v.dmDevicePath("dm_dev", p.dm_dev);
+      const device = holdOwnSnapshot(env, "dm_dev", p.dm_dev);
       try {
-        await fsckSnapshot(env.runner, p.dm_dev);
+        await fsckSnapshot(env.parserRunner, device.fd);
       } catch (e) {
         throw failed(`fsck of ${p.dm_dev}`, e);
+      } finally {
+        device.close();
       }
       return {};
     }),
@@ -180,7 +191,7 @@ export function diskMethods(env: HelperEnv): Registration<PeerCred>[] {
       const dirs: Ext4Dir[] = p.dirs.map((d, i) => ({ path: guestPath(`dirs[${i}].guest_path`, d.guest_path), mode: perm(`dirs[${i}].mode`, d.mode), uid: id(`dirs[${i}].uid`, d.uid), gid: id(`dirs[${i}].gid`, d.gid) }));
       const image = holdImage("image_path", p.image_path, env);
       try {
-        await writeExt4Files(env.runner, image.procPath, files, dirs);
+        await writeExt4Files(env.parserRunner, { fd: image.fd, name: p.image_path }, files, dirs);
       } catch (e) {
         throw failed(`writing files into ${p.image_path}`, e);
       } finally {

@@ -47,9 +47,6 @@ export const privCleanupDmSnapshot = defineMethod(
   empty,
 );
 
-/** `target`: a dm name (fc-rootfs-*) or its /dev/mapper path. */
-export const privRemoveDmSnapshot = defineMethod("priv.remove_dm_snapshot", z.object({ target: z.string() }).strict(), empty);
-
 export const privFsckSnapshot = defineMethod("priv.fsck_snapshot", z.object({ dm_dev: z.string() }).strict(), empty);
 
 const ext4WriteSchema = z

@@ -16,7 +16,7 @@ function probe(present: readonly string[], devices: Record<string, number> = {})
   };
 }
 
-const ALL = ["qemu-system-x86_64", "mkfs.ext4", "debugfs", "e2fsck", "resize2fs", "ip", "ssh", "mmdebstrap", "newuidmap", "newgidmap", "busybox", "dropbear", "lz4", "cpio", "dmsetup", "losetup", "resolvectl", "nft"];
+const ALL = ["qemu-system-x86_64", "setpriv", "mkfs.ext4", "debugfs", "e2fsck", "resize2fs", "ip", "ssh", "mmdebstrap", "newuidmap", "newgidmap", "busybox", "dropbear", "lz4", "cpio", "dmsetup", "losetup", "resolvectl", "nft"];
 
 test("a complete host passes; every missing piece comes with its fix", () => {
   const cfg = parseConfig("");
@@ -25,9 +25,10 @@ test("a complete host passes; every missing piece comes with its fix", () => {
 
   const bare = runChecks(cfg, probe([], {}));
   const missing = bare.filter((c) => c.status === "missing").map((c) => c.name).sort();
-  assert.deepEqual(missing, ["busybox", "e2fsprogs", "iproute2", "mmdebstrap", "nat", "qemu", "ssh", "tun"]);
+  assert.deepEqual(missing, ["busybox", "e2fsprogs", "iproute2", "mmdebstrap", "nat", "qemu", "setpriv", "ssh", "tun"]);
   for (const c of bare.filter((x) => x.status !== "ok")) assert.ok(c.fix !== undefined && c.fix.length > 0, `${c.name} has a fix`);
   assert.match(bare.find((c) => c.name === "e2fsprogs")?.fix ?? "", /apt-get install -y e2fsprogs/);
+  assert.match(bare.find((c) => c.name === "setpriv")?.fix ?? "", /apt-get install -y util-linux/);
 });
 
 test("qemu is only required when Firecracker+KVM cannot be used", () => {
@@ -60,6 +61,7 @@ test("banger doctor --json tells the truth about this machine", async () => {
   };
   expectPresent("qemu", ["qemu-system-x86_64"]);
   expectPresent("e2fsprogs", ["mkfs.ext4", "debugfs", "e2fsck", "resize2fs"]);
+  expectPresent("setpriv", ["setpriv"]);
   expectPresent("mmdebstrap", ["mmdebstrap"]);
   expectPresent("busybox", ["busybox"]);
   expectPresent("firecracker", ["firecracker"]);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { test } from "node:test";
 import { cleanupDmSnapshot, createDmSnapshot, fsckSnapshot, withAllocationLock } from "../../../src/roothelper/dmsnap.js";
-import { CommandError, FakeRunner } from "../../../src/system/runner.js";
+import { CommandError, FakeRunner, type RunOptions } from "../../../src/system/runner.js";
 
 // dm-snapshot cannot run on the development machine (no device-mapper): these
 // tests pin the exact command sequences the root helper runs.
@@ -103,13 +103,13 @@ void test("cleanup: collect-and-continue; already-gone pieces are fine; loops no
   await cleanupDmSnapshot(r4, { base_loop: "/dev/loop7", cow_loop: "/dev/loop8", dm_name: "fc-rootfs-0123456789abcdef", dm_dev: "" }, { stateDir: "/state", sysRoot: sys });
 });
 
-void test("fsck: e2fsck -fy; exit 1 (fixed) is success, 4 is failure", async () => {
+void test("fsck: e2fsck -fy of the held device (its fd 3); exit 1 (fixed) is success, 4 is failure", async () => {
   const seen: unknown[] = [];
-  const r = { run: (argv: readonly string[], o?: { okExitCodes?: readonly number[] }) => { seen.push([argv, o?.okExitCodes]); return Promise.resolve({ stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) }); } };
-  await fsckSnapshot(r, "/dev/mapper/fc-rootfs-0123456789abcdef");
-  assert.deepEqual(seen, [[["e2fsck", "-fy", "/dev/mapper/fc-rootfs-0123456789abcdef"], [1]]]);
+  const r = { run: (argv: readonly string[], o?: RunOptions) => { seen.push([argv, o?.okExitCodes, o?.extraFds]); return Promise.resolve({ stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) }); } };
+  await fsckSnapshot(r, 42);
+  assert.deepEqual(seen, [[["e2fsck", "-fy", "/proc/self/fd/3"], [1], [42]]]);
   const r2 = new FakeRunner(() => new CommandError(["e2fsck"], 4, null, "", "uncorrected errors"));
-  await assert.rejects(fsckSnapshot(r2, "/dev/mapper/fc-rootfs-0123456789abcdef"), /uncorrected/);
+  await assert.rejects(fsckSnapshot(r2, 42), /uncorrected/);
 });
 
 void test("allocation lock serializes concurrent creates (no interleaved losetup --find)", async () => {
