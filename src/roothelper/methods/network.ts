@@ -123,9 +123,13 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
     return created;
   };
 
+  // This install's taps: banger-named and on its bridge, or on none and owned by its owner (a create
+  // cut off between making the tap and attaching it). Other installs on the host use the same names
+  // on their own bridges, for their own owners: neither status nor teardown may count theirs.
   const listTaps = async (): Promise<string[]> => {
-    const all = JSON.parse((await runner.run(["ip", "-j", "link", "show"])).stdout.toString("utf8") || "[]") as { ifname?: unknown }[];
-    return all.map((l) => l.ifname).filter((n): n is string => typeof n === "string" && TAP_NAME_RE.test(n)).sort();
+    const all = JSON.parse((await runner.run(["ip", "-j", "-d", "link", "show"])).stdout.toString("utf8") || "[]") as { ifname?: unknown; master?: unknown; linkinfo?: { info_data?: { user?: unknown } } }[];
+    const ours = (l: (typeof all)[number]): boolean => l.master === undefined ? l.linkinfo?.info_data?.user === env.ownerUid : l.master === bridge;
+    return all.filter(ours).map((l) => l.ifname).filter((n): n is string => typeof n === "string" && TAP_NAME_RE.test(n)).sort();
   };
 
   const deleteTap = async (tap: string): Promise<boolean> => {
