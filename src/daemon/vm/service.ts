@@ -13,6 +13,7 @@ import { KeyedMutex } from "./keyed-mutex.js";
 import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
 import { checkVmSize } from "./limits.js";
 import { checkVmName, generateVmName } from "./names.js";
+import { sweepOrphans, type OrphanSweep } from "./orphans.js";
 import { errorMessage, runSteps, StepFailedError, stepNames, type Step } from "./steps.js";
 import { deleteActions, rootDiskOf, runAll, startedBeforeReboot, stopActions, vmmHandleOf } from "./teardown.js";
 
@@ -32,6 +33,14 @@ export interface VmServiceOptions {
   readonly hostCpus?: number;
   readonly createSteps?: readonly BootEntry[];
   readonly startSteps?: readonly BootEntry[];
+}
+
+/** What start-up found: VMs by how they were settled, then what no VM claims (see orphans.ts). */
+export interface ReconcileResult extends OrphanSweep {
+  readonly adopted: string[];
+  readonly stopped: string[];
+  readonly interrupted: string[];
+  readonly failed: string[];
 }
 
 export interface OperationRef {
@@ -321,7 +330,7 @@ export class VmService {
    * torn down to `stopped`. A VMM is found by its identity before anything is
    * torn down, so a record that lost its pid never orphans a live guest.
    */
-  async reconcile(opId: string): Promise<{ adopted: string[]; stopped: string[]; interrupted: string[]; failed: string[] }> {
+  async reconcile(opId: string): Promise<ReconcileResult> {
     const out = { adopted: [] as string[], stopped: [] as string[], interrupted: [] as string[], failed: [] as string[] };
     for (const listed of this.env.vms.list()) {
       await this.locks.run(listed.id, async () => {
@@ -366,7 +375,8 @@ export class VmService {
         }
       });
     }
-    return out;
+    // Only now does every VM record say what it holds; anything else banger has on the host is an orphan.
+    return { ...out, ...(await sweepOrphans(this.env, opId)) };
   }
 
   /**

@@ -323,7 +323,7 @@ void test("reconcile after a daemon restart: live VMs get DNS back, dead ones ar
   for (const n of ["live", "dead", "mid", "booting"]) h.host.live.delete(`dns:${n}`);
   (h.env.deps.vmm as { isAlive: VmmDeps["isAlive"] }).isAlive = (handle) => Promise.resolve(handle["vmId"] === live.id || handle["vmId"] === mid.id || handle["vmId"] === booting.id);
   const r = await h.service.reconcile(freshOpId());
-  assert.deepEqual(r, { adopted: ["live"], stopped: ["dead"], interrupted: ["mid", "booting"], failed: [] });
+  assert.deepEqual(r, { adopted: ["live"], stopped: ["dead"], interrupted: ["mid", "booting"], failed: [], orphans: [], unchecked: [] });
   assert.ok(h.host.live.has("dns:live"));
   assert.ok(!h.host.live.has(`tap:${dead.id}`));
   assert.equal(h.vms.getById(dead.id)?.state, "stopped");
@@ -379,7 +379,7 @@ void test("reconcile after a host reboot: running VMs become stopped without tou
   h.host.live.delete("dns:survivor");
   h.host.calls.length = 0;
   const r = await h.service.reconcile(freshOpId());
-  assert.deepEqual(r, { adopted: [], stopped: ["survivor"], interrupted: [], failed: [] });
+  assert.deepEqual(r, { adopted: [], stopped: ["survivor"], interrupted: [], failed: [], orphans: [], unchecked: [] });
   assert.ok(!h.host.calls.includes("vmm.kill") && !h.host.calls.includes("vmm.stop"), `the stale pid was signalled: ${h.host.calls.join(", ")}`);
   const after = h.vms.getById(vm.id);
   assert.equal(after?.state, "stopped");
