@@ -269,14 +269,15 @@ void test("delete refuses a running VM without --force, and with it removes ever
   await assert.rejects(h.service.delete("gone", false, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "not_found");
 });
 
-void test("delete is collect-and-continue: one failing teardown action does not stop the others", async (t) => {
+void test("delete is collect-and-continue in its stop phase, and keeps disks and lease while that phase has failed", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const { id } = await createAndWait(h, { name: "messy" });
   h.host.failOn.add("network.detach");
   await assert.rejects(h.service.delete("messy", true, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "operation_failed" && /detach-network: injected failure/.test(e.message));
-  // Everything else was still torn down (the failed detach leaves its tap and NAT).
-  assert.deepEqual([...h.host.live], [`tap:${id}`, `nat:${id}`]);
+  // The rest of what runs was still torn down (the failed detach leaves its tap and NAT); the
+  // address is not released while the network may still carry it, nor the disks, until a retry.
+  assert.deepEqual([...h.host.live].sort(), [`lease:${id}`, `nat:${id}`, `root:${id}`, `tap:${id}`, `work:${id}`]);
   assert.equal(h.vms.getById(id)?.state, "error");
   h.host.failOn.clear();
   await h.service.delete("messy", true, freshOpId());
@@ -491,4 +492,38 @@ void test("a stop asked for while the root helper is down fails at once, typed, 
   }
   assert.equal(h.vms.getById(vm.id)?.state, "stopped");
   assert.ok(!h.host.live.has(`vmm:${vm.id}`) && !h.host.live.has(`tap:${vm.id}`));
+});
+
+void test("a delete asked for while the root helper is down keeps disks and lease, fails typed, and is finished once the helper answers again", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const vm = await createAndWait(h, { name: "doomed" });
+  h.host.failWith.set("vmm.kill", new RpcError("unavailable", "nothing is listening on /run/banger-root/helper.sock"));
+  await assert.rejects(h.service.delete("doomed", true, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "unavailable" && /finishes deleting doomed once it is back/.test(e.message));
+  // The VMM may still run: its address must not go to another VM, nor its disks away under it.
+  assert.ok(h.host.live.has(`lease:${vm.id}`) && h.host.live.has(`work:${vm.id}`), [...h.host.live].join(", "));
+  h.host.failWith.clear();
+  const deadline = Date.now() + 10_000;
+  while (h.vms.getById(vm.id) !== undefined && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    await h.service.idle();
+  }
+  assert.equal(h.vms.getById(vm.id), undefined, "the delete was finished without anyone running vm rm again");
+  assert.deepEqual([...h.host.live].filter((x) => x.endsWith(vm.id) || x.endsWith("doomed")), [], "nothing of it is left");
+});
+
+void test("a start whose launch the root helper's death cut off stops the VMM it may have spawned, found by identity", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const vm = await createAndWait(h, { name: "cutoff" });
+  await h.service.stop("cutoff", true, freshOpId());
+  h.host.failWith.set("vmm.launch", new RpcError("unavailable", "/run/banger-root/helper.sock closed the connection without answering"));
+  // The helper spawned the VMM and died before answering: the pid never reached the record.
+  h.host.foundVmms.set(vm.id, { kind: "qemu", vmId: vm.id, pid: 5003, controlSocket: `/run/x/${vm.id.slice(0, 12)}/qmp.sock`, pidFile: "/run/x/vmm.pid" });
+  h.host.calls.length = 0;
+  await h.service.start("cutoff", freshOpId());
+  await h.service.idle();
+  assert.ok(h.host.calls.includes("vmm.kill"), `the spawned VMM was stopped: ${h.host.calls.join(", ")}`);
+  assert.equal(h.vms.getById(vm.id)?.state, "stopped");
+  assert.equal(h.vms.getById(vm.id)?.handles.pid, undefined);
 });
