@@ -326,7 +326,10 @@ export class VmService {
       if (fresh === undefined) return vm; // a failed create already removed it
       this.env.vms.setState(vm.id, "stopping");
       try {
-        await deleteVm(this.env, fresh, { opId }, `deleting ${name}`);
+        // A VMM the record lost (a launch cut off by the helper's death) is found by its identity,
+        // so deleting the VM never leaves its guest running with no record of it.
+        const withVmm = (await this.liveVmm(fresh, opId)) ?? fresh;
+        await deleteVm(this.env, withVmm, { opId }, `deleting ${name}`);
       } catch (e) {
         this.markError(vm.id, errorMessage(e));
         if (helperWasDown(e)) {
