@@ -16,6 +16,15 @@ async function createAndWait(h: Harness, req: Parameters<Harness["service"]["cre
   return { opId, name: ref.vm.name, id: ref.vm.id };
 }
 
+/** Lets the 2 s helper-down retries run (up to 10 s) until `done`; the caller asserts the outcome. */
+async function retriedUntil(h: Harness, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done() && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    await h.service.idle();
+  }
+}
+
 /** CREATE_STEPS as phases: a group's members share one phase and may run in any order. */
 const PHASES: readonly (readonly string[])[] = CREATE_STEPS.map((e) => ("parallel" in e ? e.parallel.map((s) => s.name) : [e.name]));
 
@@ -468,11 +477,7 @@ void test("a create that fails because the root helper died is unwound by itself
   assert.ok(h.host.live.has(`tap:${vm.id}`));
   // The helper is back: the next retry releases everything and the VM is gone.
   h.host.failWith.clear();
-  const deadline = Date.now() + 10_000;
-  while (h.vms.getById(vm.id) !== undefined && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    await h.service.idle();
-  }
+  await retriedUntil(h, () => h.vms.getById(vm.id) === undefined);
   assert.equal(h.vms.getById(vm.id), undefined, "the failed create was unwound without anyone running vm rm");
   assert.deepEqual([...h.host.live].filter((x) => x.endsWith(vm.id)), [], "nothing of it is left");
 });
@@ -485,11 +490,7 @@ void test("a stop asked for while the root helper is down fails at once, typed, 
   await assert.rejects(h.service.stop("later", false, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "unavailable" && /finishes stopping later once it is back/.test(e.message));
   assert.equal(h.vms.getById(vm.id)?.state, "error");
   h.host.failWith.clear();
-  const deadline = Date.now() + 10_000;
-  while (h.vms.getById(vm.id)?.state !== "stopped" && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    await h.service.idle();
-  }
+  await retriedUntil(h, () => h.vms.getById(vm.id)?.state === "stopped");
   assert.equal(h.vms.getById(vm.id)?.state, "stopped");
   assert.ok(!h.host.live.has(`vmm:${vm.id}`) && !h.host.live.has(`tap:${vm.id}`));
 });
@@ -503,11 +504,7 @@ void test("a delete asked for while the root helper is down keeps disks and leas
   // The VMM may still run: its address must not go to another VM, nor its disks away under it.
   assert.ok(h.host.live.has(`lease:${vm.id}`) && h.host.live.has(`work:${vm.id}`), [...h.host.live].join(", "));
   h.host.failWith.clear();
-  const deadline = Date.now() + 10_000;
-  while (h.vms.getById(vm.id) !== undefined && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    await h.service.idle();
-  }
+  await retriedUntil(h, () => h.vms.getById(vm.id) === undefined);
   assert.equal(h.vms.getById(vm.id), undefined, "the delete was finished without anyone running vm rm again");
   assert.deepEqual([...h.host.live].filter((x) => x.endsWith(vm.id) || x.endsWith("doomed")), [], "nothing of it is left");
 });
