@@ -20,7 +20,7 @@ export interface DaemonServices {
 /** The daemon's dispatch table, with every subsystem wired into the VM lifecycle, and how to wind it down. */
 export function daemonMethods(env: DaemonEnv, services: DaemonServices): { methods: Registration<PeerCred>[] } & LifecycleShutdown {
   const storage = daemonStorage(env);
-  const contributors = [services.vmmInfo, storage.info, networkInfoContributor(env.config, () => services.dns.address())];
   const lifecycle = lifecycleMethods(env, { network: networkService(env), storage: storage.deps, dns: services.dns, vmm: services.vmm });
+  const contributors = [services.vmmInfo, storage.info, networkInfoContributor(env.config, () => services.dns.address()), lifecycle.startupInfo];
   return { methods: [...systemMethods(env, contributors), ...lifecycle, ...imageMethods(env)], stopServing: () => { lifecycle.stopServing(); }, shutdown: () => lifecycle.shutdown() };
 }

@@ -1,14 +1,15 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { privProbeQemuKvm } from "../rpc/priv/vmm.js";
+import { privKillProcess, privProbeQemuKvm } from "../rpc/priv/vmm.js";
 import { createPidExitWatcher } from "../system/pid-exit-watcher.js";
 import type { Accel, VmmKind } from "../vmm/driver.js";
 import { createVmmDriver } from "../vmm/factory.js";
+import { listBangerVmms } from "../vmm/identity.js";
 import { hostProbes, selectVmm, type VmmChoice } from "../vmm/select.js";
 import type { DaemonEnv } from "./env.js";
 import type { InfoContributor } from "./methods/system.js";
 import type { VmmDeps } from "./vm/deps.js";
-import { vmmDepsFromDriver } from "./vm/vmm-adapter.js";
+import { vmmDepsFromDriver, type DriverVmmDeps } from "./vm/vmm-adapter.js";
 
 const PROBE_TIMEOUT_MS = 20_000;
 
@@ -59,8 +60,8 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
   const kind: VmmKind = choice?.kind ?? "qemu";
   const driver = createVmmDriver(kind, { helper: env.helper, logger: env.logger, vmm: env.config.vmm, owner: { uid: env.ownerUid, gid: env.ownerGid }, stateDir: env.layout.stateDir });
   const exits = createPidExitWatcher((e) => { env.logger.error("VMM exit watch failed", { error: e instanceof Error ? e.message : String(e) }); });
-  const adapters = new Map<Accel, VmmDeps>();
-  const adapter = (accel: Accel): VmmDeps => {
+  const adapters = new Map<Accel, DriverVmmDeps>();
+  const adapter = (accel: Accel): DriverVmmDeps => {
     let a = adapters.get(accel);
     if (a === undefined) {
       a = vmmDepsFromDriver(driver, accel, env.layout.runtimeDir, exits);
@@ -86,6 +87,12 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
       watchExit: (handle, onExit) => adapter(choice?.accel ?? "tcg").watchExit(handle, onExit),
       find: (vmId, vmmKind) => adapter(choice?.accel ?? "tcg").find(vmId, vmmKind),
       release: (vmId) => adapter(choice?.accel ?? "tcg").release(vmId),
+      listAll: () => listBangerVmms(),
+      async killOrphan(vmm, opId) {
+        const { exited } = await env.helper.call(privKillProcess, { pid: vmm.pid, vm_id: vmm.vmId, launched_only: true }, opId);
+        if (!exited) throw new Error(`VMM pid ${vmm.pid} survived SIGKILL (stuck in the kernel?); check /proc/${vmm.pid}/status`);
+        await adapter(choice?.accel ?? "tcg").release(vmm.vmId);
+      },
     },
     close: () => { exits.close(); },
     info: () => ({ vmm: choice !== undefined ? { kind: choice.kind, accel: choice.accel, reason: choice.warning !== undefined ? `${choice.reason} (warning: ${choice.warning})` : choice.reason } : { kind, accel: "pending", reason: pending ?? "not decided yet" } }),

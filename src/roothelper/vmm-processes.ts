@@ -90,10 +90,10 @@ export class VmmProcesses {
     });
   }
 
-  /** SIGKILL, then wait (bounded) until the process has exited; whether it did. */
-  async kill(field: string, pid: number, vmId: string, timeoutMs: number): Promise<boolean> {
+  /** SIGKILL, then wait (bounded) until the process has exited; whether it did. `launchedOnly`: see pidfdFor. */
+  async kill(field: string, pid: number, vmId: string, timeoutMs: number, launchedOnly = false): Promise<boolean> {
     let gone = false;
-    await this.withPidfdAsync(field, pid, vmId, async (fd) => {
+    await this.withPidfdAsync(field, pid, vmId, launchedOnly, async (fd) => {
       dirfdCalls().pidfdSendSignal(fd, osConstants.signals.SIGKILL);
       const deadline = Date.now() + timeoutMs;
       while (!(gone = !this.alive(fd, pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -102,7 +102,7 @@ export class VmmProcesses {
   }
 
   private withPidfd(field: string, pid: number, vmId: string, use: (fd: number) => void): void {
-    const { fd, borrowed } = this.pidfdFor(field, pid, vmId);
+    const { fd, borrowed } = this.pidfdFor(field, pid, vmId, false);
     try {
       use(fd);
     } finally {
@@ -110,8 +110,8 @@ export class VmmProcesses {
     }
   }
 
-  private async withPidfdAsync(field: string, pid: number, vmId: string, use: (fd: number) => Promise<void>): Promise<void> {
-    const { fd, borrowed } = this.pidfdFor(field, pid, vmId);
+  private async withPidfdAsync(field: string, pid: number, vmId: string, launchedOnly: boolean, use: (fd: number) => Promise<void>): Promise<void> {
+    const { fd, borrowed } = this.pidfdFor(field, pid, vmId, launchedOnly);
     try {
       await use(fd);
     } finally {
@@ -119,7 +119,13 @@ export class VmmProcesses {
     }
   }
 
-  private pidfdFor(field: string, pid: number, vmId: string): { fd: number; borrowed: boolean } {
+  /**
+   * `launchedOnly`: refuse a process that is not one of the helper's own launches even when it runs
+   * wholly as the owner. The owner's look-alike is then not refused for safety (the owner could
+   * signal it) but for correctness: the daemon asks this for a VMM no VM of its own claims, and only
+   * a launch record proves that VMM is this install's rather than another of the owner's.
+   */
+  private pidfdFor(field: string, pid: number, vmId: string, launchedOnly: boolean): { fd: number; borrowed: boolean } {
     if (!Number.isSafeInteger(pid) || pid <= 1) throw new RpcError("bad_params", `${field}: ${pid} is not a valid pid`);
     const t = this.launched.get(pid);
     if (t !== undefined && this.alive(t.pidFd, pid)) {
@@ -139,6 +145,7 @@ export class VmmProcesses {
       // After the reads: still the process the pidfd names, so they described it.
       if (!this.alive(fd, pid)) throw new RpcError("not_found", `${field}: process ${pid} has exited`);
       if (!verdict.ok) throw new RpcError(verdict.reason === "gone" ? "not_found" : "bad_params", `${field}: ${verdict.detail}`);
+      if (launchedOnly && !ours) throw new RpcError("bad_params", `${field}: process ${pid} is not a VMM this helper launched (no launch record of ${vmId}); it is left alone`);
       if (!ours && (uids.length === 0 || uids.some((u) => u !== this.ownerUid))) {
         throw new RpcError("bad_params", `${field}: process ${pid} runs as uid ${uids.join("/")}; the helper signals only VMMs it launched or processes running wholly as the owner (uid ${this.ownerUid})`);
       }

@@ -56,14 +56,11 @@ export function checkVmmIdentity(pid: number, mention: string | undefined, procR
 }
 
 /**
- * The live VMM whose argv carries `vmId`, found by scanning /proc: how a
- * launch refuses a second VMM on one VM's disks, and how a VM's VMM is found
- * again when its recorded pid is missing or names another process now. The
- * short comm is checked first, since reading every process's cmdline means
- * reading every process's memory. Asynchronous: a scan of every process is
- * long enough to matter to an event loop that must keep answering.
+ * Processes whose comm is a VMM's name, from a scan of /proc. The short comm is checked first,
+ * since reading every process's cmdline means reading every process's memory. Asynchronous: a
+ * scan of every process is long enough to matter to an event loop that must keep answering.
  */
-export async function findVmmPid(vmId: string, procRoot = "/proc"): Promise<number | null> {
+async function* vmmCandidates(procRoot: string): AsyncGenerator<number> {
   for (const name of await readdir(procRoot)) {
     if (!/^[0-9]+$/.test(name)) continue;
     const pid = Number(name);
@@ -74,7 +71,57 @@ export async function findVmmPid(vmId: string, procRoot = "/proc"): Promise<numb
     } catch {
       continue;
     }
-    if (isVmmComm(comm) && checkVmmIdentity(pid, vmId, procRoot).ok) return pid;
+    if (isVmmComm(comm)) yield pid;
+  }
+}
+
+/**
+ * The live VMM whose argv carries `vmId`, found by scanning /proc: how a
+ * launch refuses a second VMM on one VM's disks, and how a VM's VMM is found
+ * again when its recorded pid is missing or names another process now.
+ */
+export async function findVmmPid(vmId: string, procRoot = "/proc"): Promise<number | null> {
+  for await (const pid of vmmCandidates(procRoot)) {
+    if (checkVmmIdentity(pid, vmId, procRoot).ok) return pid;
   }
   return null;
+}
+
+const VM_ID_RE = /^[0-9a-f]{32}$/;
+
+/**
+ * The banger VM id a VMM's argv carries, or undefined: qemu is launched with `-name banger-<id>`,
+ * Firecracker (and the jailer) with `--id <id>`. Anything else is not a VMM banger launched.
+ */
+export function bangerVmIdOf(argv: readonly string[]): string | undefined {
+  for (const [i, a] of argv.entries()) {
+    const named = /^banger-([0-9a-f]{32})$/.exec(a)?.[1];
+    if (named !== undefined && argv[i - 1] === "-name") return named;
+    const next = argv[i + 1];
+    if (a === "--id" && next !== undefined && VM_ID_RE.test(next)) return next;
+  }
+  return undefined;
+}
+
+export interface BangerVmm {
+  readonly pid: number;
+  readonly vmId: string;
+  readonly kind: "qemu" | "firecracker";
+}
+
+/**
+ * Every live VMM carrying a banger VM id (the daemon's start-up looks for ones no VM claims). A
+ * process judged here is only a candidate: the root helper decides, from its own launch records,
+ * whether it may be signalled.
+ */
+export async function listBangerVmms(procRoot = "/proc"): Promise<BangerVmm[]> {
+  const out: BangerVmm[] = [];
+  for await (const pid of vmmCandidates(procRoot)) {
+    const verdict = checkVmmIdentity(pid, undefined, procRoot);
+    if (!verdict.ok) continue;
+    const vmId = bangerVmIdOf(verdict.argv);
+    const exe = (verdict.argv[0] ?? "").split("/").pop() ?? "";
+    if (vmId !== undefined) out.push({ pid, vmId, kind: exe.startsWith("qemu") ? "qemu" : "firecracker" });
+  }
+  return out;
 }

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { bridgeIp, parseCidr } from "../../model/ipv4.js";
-import { privCreateTap, privDeleteTap, privEnsureBridge, privEnsureNat } from "../../rpc/priv/network.js";
+import { privCreateTap, privDeleteTap, privEnsureBridge, privEnsureNat, privNetworkStatus, privRemoveNatAll } from "../../rpc/priv/network.js";
 import type { DaemonEnv } from "../env.js";
 import type { Lease, NetworkDeps } from "../vm/deps.js";
 import { allocateLease, getLease, poolTapName, releaseLease } from "./lease.js";
@@ -82,6 +82,25 @@ export function networkService(env: DaemonEnv, opts: { linkExists?: (name: strin
     removeNat: (_vmId, lease, opId) => removeNat(lease, opId),
 
     detach: (_vmId, lease, opId) => detach(lease, opId),
+
+    async hostView(opId) {
+      const st = await env.helper.call(privNetworkStatus, {}, opId);
+      const size = env.config.network.tap_pool_size;
+      const pooled = new Set(Array.from({ length: size }, (_, i) => poolTapName(i)));
+      return { taps: st.taps.filter((t) => !pooled.has(t)), natGuests: st.nat.guests, natInstalled: st.nat.backend !== null };
+    },
+
+    async deleteTap(tap, opId) {
+      await env.helper.call(privDeleteTap, { tap_name: tap }, opId);
+    },
+
+    async removeNatGuest(guest, opId) {
+      await env.helper.call(privEnsureNat, { guest_ip: guest.ip, tap: guest.tap, enable: false }, opId);
+    },
+
+    async removeAllNat(opId) {
+      await env.helper.call(privRemoveNatAll, {}, opId);
+    },
 
     async ensureTapPool(opId) {
       const created: string[] = [];

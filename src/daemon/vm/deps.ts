@@ -50,6 +50,28 @@ export interface NetworkDeps {
   removeNat(vmId: string, lease: Lease, opId: string): Promise<void>;
   /** Reverses attach and addNat. Idempotent: absent tap/rules are not errors. */
   detach(vmId: string, lease: Lease, opId: string): Promise<void>;
+  /** banger's host network as the root helper sees it: what start-up compares with the VMs' claims. */
+  hostView(opId: string): Promise<HostNetwork>;
+  /** Deletes a tap no VM claims. Idempotent. */
+  deleteTap(tap: string, opId: string): Promise<void>;
+  /** Removes the NAT of a guest address no VM claims. Idempotent. */
+  removeNatGuest(guest: NatGuest, opId: string): Promise<void>;
+  /** Removes all of banger's NAT (every backend's table/chains) and turns ip_forward back off if banger turned it on. */
+  removeAllNat(opId: string): Promise<void>;
+}
+
+export interface NatGuest {
+  readonly ip: string;
+  readonly tap: string;
+}
+
+export interface HostNetwork {
+  /** This install's banger taps, less the pool taps the config keeps (the pool outlives its VMs). */
+  readonly taps: readonly string[];
+  /** Guests banger's NAT masquerades. */
+  readonly natGuests: readonly NatGuest[];
+  /** Whether banger's NAT table/chains exist at all (they may hold no guest). */
+  readonly natInstalled: boolean;
 }
 
 /** Opaque record of how a VM's root disk was cloned (file path, or dm/loop names). Persisted in handles. */
@@ -139,11 +161,24 @@ export interface VmmDeps {
    * scan for a VMM whose argv carries the id), or undefined when there is none.
    */
   find(vmId: string, kind: string): Promise<VmmHandle | undefined>;
+  /** Every live VMM whose argv carries a banger VM id (a /proc scan), claimed or not. */
+  listAll(): Promise<readonly FoundVmm[]>;
+  /**
+   * Kills a VMM no VM claims, through the root helper, which refuses unless it launched that VMM
+   * (so another install's is never touched), then removes its runtime files.
+   */
+  killOrphan(vmm: FoundVmm, opId: string): Promise<void>;
   /**
    * Removes what VM `vmId`'s VMM leaves in the runtime dir (pidfile, control socket, its dir) when
    * no VMM of that VM runs: a launch cut off before its pid was known leaves them without a handle.
    */
   release(vmId: string): Promise<void>;
+}
+
+export interface FoundVmm {
+  readonly pid: number;
+  readonly vmId: string;
+  readonly kind: string;
 }
 
 export interface DnsDeps {

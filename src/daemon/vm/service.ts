@@ -13,8 +13,9 @@ import { KeyedMutex } from "./keyed-mutex.js";
 import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
 import { checkVmSize } from "./limits.js";
 import { checkVmName, generateVmName } from "./names.js";
+import { sweepOrphans, type OrphanSweep } from "./orphans.js";
 import { errorMessage, runSteps, StepFailedError, stepNames, type Step } from "./steps.js";
-import { deleteActions, rootDiskOf, runAll, startedBeforeReboot, stopActions, vmmHandleOf } from "./teardown.js";
+import { deleteVm, rootDiskOf, runAll, startedBeforeReboot, stopActions, vmmHandleOf } from "./teardown.js";
 
 export interface CreateRequest {
   readonly name?: string | undefined;
@@ -32,6 +33,14 @@ export interface VmServiceOptions {
   readonly hostCpus?: number;
   readonly createSteps?: readonly BootEntry[];
   readonly startSteps?: readonly BootEntry[];
+}
+
+/** What start-up found: VMs by how they were settled, then what no VM claims (see orphans.ts). */
+export interface ReconcileResult extends OrphanSweep {
+  readonly adopted: string[];
+  readonly stopped: string[];
+  readonly interrupted: string[];
+  readonly failed: string[];
 }
 
 export interface OperationRef {
@@ -100,7 +109,7 @@ export class VmService {
           // A VMM whose launch was cut off by the helper's death runs without a pid on record.
           const vm = (await this.liveVmm(recorded, opId)) ?? recorded;
           if (to === "gone") {
-            await runAll(deleteActions(this.env, vm, { opId }), `finishing the failed ${what} of ${vm.name}`);
+            await deleteVm(this.env, vm, { opId }, `finishing the failed ${what} of ${vm.name}`);
             this.env.vms.delete(vm.id);
             await this.resyncKnownHosts();
           } else {
@@ -188,13 +197,18 @@ export class VmService {
         const fresh = this.env.vms.getById(vm.id) ?? vm;
         const live = await this.liveVmm(fresh, opId);
         const wanted = new Set(["remove-vm-dir", "release-lease", "remove-vmm-files", ...(live !== undefined ? ["stop-vmm"] : [])]);
-        await runAll(deleteActions(this.env, live ?? fresh, { opId }).filter((a) => wanted.has(a.name)), "cleanup after failed create");
+        await deleteVm(this.env, live ?? fresh, { opId, only: wanted }, "cleanup after failed create");
         this.env.vms.delete(vm.id);
         await this.resyncKnownHosts();
         op.fail(e);
         return;
       } catch (cleanupErr) {
         this.markError(vm.id, `${errorMessage(e)}; ${errorMessage(cleanupErr)}`);
+        if (helperWasDown(cleanupErr)) {
+          this.convergeLater(vm.id, "gone", "create");
+          op.fail(new AggregateError([e, cleanupErr], `${errorMessage(e)}; ${errorMessage(cleanupErr)}; ${releasedLater(vm.name)}`));
+          return;
+        }
         op.fail(new AggregateError([e, cleanupErr], `${errorMessage(e)}; ${errorMessage(cleanupErr)}; run "banger vm rm --force ${vm.name}" to retry cleanup`));
         return;
       }
@@ -202,7 +216,7 @@ export class VmService {
     this.markError(vm.id, errorMessage(e));
     if (helperWasDown(e)) {
       this.convergeLater(vm.id, "gone", "create");
-      op.fail(new Error(`${errorMessage(e)}; bangerd-root was unreachable, so banger releases what is left of ${vm.name} once it answers again`, { cause: e }));
+      op.fail(new Error(`${errorMessage(e)}; ${releasedLater(vm.name)}`, { cause: e }));
       return;
     }
     op.fail(new Error(`${errorMessage(e)}; some resources could not be released: run "banger vm rm --force ${vm.name}" to retry cleanup`, { cause: e }));
@@ -217,7 +231,7 @@ export class VmService {
       try {
         await this.locks.run(vm.id, () => this.bootExisting(vm, image, op, opId));
       } catch (e) {
-        this.afterFailedStart(vm, e, op);
+        await this.afterFailedStart(vm, e, op, opId);
         return;
       }
       this.finishUp(vm.id, op);
@@ -243,7 +257,7 @@ export class VmService {
       try {
         await this.locks.run(vm.id, () => this.bootExisting(this.env.vms.getById(vm.id) ?? vm, image, op, opId, steps));
       } catch (e) {
-        this.afterFailedStart(vm, e, op);
+        await this.afterFailedStart(vm, e, op, opId);
         return;
       }
       this.finishUp(vm.id, op);
@@ -259,8 +273,23 @@ export class VmService {
     await runSteps(steps, ctx, op.onProgress);
   }
 
-  private afterFailedStart(vm: VmRecord, e: unknown, op: TrackedOperation): void {
-    const unwound = !(e instanceof StepFailedError) || e.cleanupErrors.length === 0;
+  private async afterFailedStart(vm: VmRecord, e: unknown, op: TrackedOperation, opId: string): Promise<void> {
+    let unwound = !(e instanceof StepFailedError) || e.cleanupErrors.length === 0;
+    if (unwound && helperWasDown(e)) {
+      // A launch cut off by the helper's death may have spawned a VMM whose pid never reached the
+      // record, so no undo knows of it: find it by its identity, or `stopped` would hide a live
+      // guest (and the next start would be refused as a second VMM on the same disks).
+      const fresh = this.env.vms.getById(vm.id) ?? vm;
+      const live = await this.liveVmm(fresh, opId).catch(() => undefined);
+      if (live !== undefined) {
+        try {
+          await runAll(stopActions(this.env, live, { force: true, opId }), `stopping the VMM of the failed start of ${vm.name}`);
+        } catch (stopErr) {
+          unwound = false;
+          this.env.logger.warn("a VMM spawned by a cut-off launch could not be stopped yet", { op_id: opId, vm: vm.name, pid: live.handles.pid ?? null, error: errorMessage(stopErr) });
+        }
+      }
+    }
     // A cleanly unwound start leaves a stopped VM (disks and lease kept); a dirty one is marked error so rm/stop can retry.
     this.env.vms.setState(vm.id, unwound ? "stopped" : "error", { lastError: errorMessage(e), startedAt: null });
     if (!unwound && helperWasDown(e)) this.convergeLater(vm.id, "stopped", "start");
@@ -297,7 +326,10 @@ export class VmService {
       if (fresh === undefined) return vm; // a failed create already removed it
       this.env.vms.setState(vm.id, "stopping");
       try {
-        await runAll(deleteActions(this.env, fresh, { opId }), `deleting ${name}`);
+        // A VMM the record lost (a launch cut off by the helper's death) is found by its identity,
+        // so deleting the VM never leaves its guest running with no record of it.
+        const withVmm = (await this.liveVmm(fresh, opId)) ?? fresh;
+        await deleteVm(this.env, withVmm, { opId }, `deleting ${name}`);
       } catch (e) {
         this.markError(vm.id, errorMessage(e));
         if (helperWasDown(e)) {
@@ -321,7 +353,7 @@ export class VmService {
    * torn down to `stopped`. A VMM is found by its identity before anything is
    * torn down, so a record that lost its pid never orphans a live guest.
    */
-  async reconcile(opId: string): Promise<{ adopted: string[]; stopped: string[]; interrupted: string[]; failed: string[] }> {
+  async reconcile(opId: string): Promise<ReconcileResult> {
     const out = { adopted: [] as string[], stopped: [] as string[], interrupted: [] as string[], failed: [] as string[] };
     for (const listed of this.env.vms.list()) {
       await this.locks.run(listed.id, async () => {
@@ -331,7 +363,7 @@ export class VmService {
           const withVmm = (await this.liveVmm(vm, opId)) ?? vm;
           try {
             if (vm.state === "creating") {
-              await runAll(deleteActions(this.env, withVmm, { opId }), `unwinding the interrupted create of ${vm.name}`);
+              await deleteVm(this.env, withVmm, { opId }, `unwinding the interrupted create of ${vm.name}`);
               this.env.vms.delete(vm.id);
               await this.resyncKnownHosts();
             } else {
@@ -366,7 +398,8 @@ export class VmService {
         }
       });
     }
-    return out;
+    // Only now does every VM record say what it holds; anything else banger has on the host is an orphan.
+    return { ...out, ...(await sweepOrphans(this.env, opId)) };
   }
 
   /**
@@ -482,6 +515,8 @@ export class VmService {
 }
 
 const UNWIND_RETRY_MS = 2_000;
+
+const releasedLater = (name: string): string => `bangerd-root was unreachable, so banger releases what is left of ${name} once it answers again`;
 /** About ten minutes of retries: a helper down for longer needs a person anyway. */
 const UNWIND_RETRIES = 300;
 

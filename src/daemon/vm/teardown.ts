@@ -78,10 +78,10 @@ export function stopActions(env: LifecycleEnv, vm: VmRecord, opts: { force: bool
   return actions;
 }
 
-/** Stop actions plus everything the VM owns for good: disks, lease, VM dir, known_hosts entry. */
-export function deleteActions(env: LifecycleEnv, vm: VmRecord, opts: { opId: string }): TeardownAction[] {
+/** Everything the VM owns for good: disks, lease, VM dir, known_hosts entry. */
+function ownedActions(env: LifecycleEnv, vm: VmRecord, opts: { opId: string }): TeardownAction[] {
   const { deps } = env;
-  const actions = stopActions(env, vm, { force: true, opId: opts.opId });
+  const actions: TeardownAction[] = [];
   const root = rootDiskOf(vm);
   if (root !== undefined) actions.push({ name: "destroy-root", run: () => deps.storage.destroyRoot(root, opts.opId) });
   const work = vm.handles.work_disk;
@@ -92,4 +92,17 @@ export function deleteActions(env: LifecycleEnv, vm: VmRecord, opts: { opId: str
     { name: "remove-vm-dir", run: () => rm(state.vmDir(env.stateDir, vm.id), { recursive: true, force: true }) },
   );
   return actions;
+}
+
+/**
+ * Deletes a VM in two phases, each collect-and-continue: first what only a running VM has (stop
+ * actions), then what it owns for good. The second waits for the first to succeed: a VMM that could
+ * not be stopped (the root helper down) may still be using its disks and its address, and a lease
+ * released under a live guest would go to the next VM while the old guest still answers on it (and
+ * the old VM's later NAT removal would take the new one's rule). `only`: run just these actions.
+ */
+export async function deleteVm(env: LifecycleEnv, vm: VmRecord, opts: { opId: string; only?: ReadonlySet<string> }, what: string): Promise<void> {
+  const pick = (actions: TeardownAction[]): TeardownAction[] => (opts.only === undefined ? actions : actions.filter((a) => opts.only?.has(a.name) === true));
+  await runAll(pick(stopActions(env, vm, { force: true, opId: opts.opId })), what);
+  await runAll(pick(ownedActions(env, vm, opts)), what);
 }

@@ -45,7 +45,10 @@ function toDriverHandle(h: VmmHandle, kind: VmmDriver["kind"]): DriverHandle {
   return { kind, vmId, pid: h.pid, controlSocket: h.controlSocket, pidFile };
 }
 
-export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, runtimeDir: string, exits: PidExitWatcher): VmmDeps {
+/** What one driver answers for, per accelerator; the host-wide scan for orphans is the VMM service's. */
+export type DriverVmmDeps = Omit<VmmDeps, "listAll" | "killOrphan">;
+
+export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, runtimeDir: string, exits: PidExitWatcher): DriverVmmDeps {
   return {
     kind: driver.kind,
     async launch(spec, opId) {

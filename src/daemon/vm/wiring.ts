@@ -5,7 +5,9 @@ import { OperationRepository } from "../../state/operations.js";
 import { VmRepository } from "../../state/vms.js";
 import type { Registration } from "../../rpc/dispatcher.js";
 import type { PeerCred } from "../../system/peercred.js";
+import type { SystemInfo } from "../../rpc/daemon/system.js";
 import type { DaemonEnv } from "../env.js";
+import type { InfoContributor } from "../methods/system.js";
 import { imageService } from "../methods/image.js";
 import { operationMethods } from "../methods/operation.js";
 import { vmMethods } from "../methods/vm.js";
@@ -37,9 +39,9 @@ function unwired(subsystem: string): never {
 export function daemonVmDeps(env: DaemonEnv, overrides: Partial<VmDeps> = {}): VmDeps {
   return {
     images: overrides.images ?? imageService(env),
-    network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), addNat: () => unwired("network"), removeNat: () => Promise.resolve(), detach: () => Promise.resolve() },
+    network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), addNat: () => unwired("network"), removeNat: () => Promise.resolve(), detach: () => Promise.resolve(), hostView: () => Promise.resolve({ taps: [], natGuests: [], natInstalled: false }), deleteTap: () => Promise.resolve(), removeNatGuest: () => Promise.resolve(), removeAllNat: () => Promise.resolve() },
     storage: overrides.storage ?? { cloneRoot: () => unwired("storage"), activateRoot: () => unwired("storage"), deactivateRoot: () => Promise.resolve(), destroyRoot: () => Promise.resolve(), createWorkDisk: () => unwired("storage"), destroyWorkDisk: () => Promise.resolve(), injectFiles: () => unwired("storage") },
-    vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false), watchExit: () => () => undefined, find: () => Promise.resolve(undefined), release: () => Promise.resolve() },
+    vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false), watchExit: () => () => undefined, find: () => Promise.resolve(undefined), release: () => Promise.resolve(), listAll: () => Promise.resolve([]), killOrphan: () => unwired("vmm") },
     dns: overrides.dns ?? { publish: () => Promise.resolve(), unpublish: () => Promise.resolve() },
     ssh: overrides.ssh ?? createSshProbe({ knownHostsPath: state.knownHosts(env.layout.stateDir) }),
   };
@@ -89,18 +91,28 @@ export interface LifecycleShutdown {
 }
 
 /** The vm.* and operation.* methods, built on the deps above: one line in the daemon registry. */
-export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}): Registration<PeerCred>[] & LifecycleShutdown {
+export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}): Registration<PeerCred>[] & LifecycleShutdown & { readonly startupInfo: InfoContributor } {
   const { service, operations } = createVmService(env, daemonVmDeps(env, overrides));
-  // Re-publish DNS for surviving VMs and settle states left by a previous daemon; failures are logged, not fatal.
+  // Re-publish DNS for surviving VMs, settle states left by a previous daemon and clear orphans;
+  // failures are logged and shown by `banger system status`, not fatal.
+  let startup: NonNullable<SystemInfo["startup"]> = { done: false, adopted: [], stopped: [], interrupted: [], failed: [], orphans: [], unchecked: [] };
   const reconciled = service.reconcile("op-startup0").then(
-    (r) => { env.logger.info("vm reconcile", { adopted: r.adopted, stopped: r.stopped, interrupted: r.interrupted, failed: r.failed }); },
-    (e: unknown) => { env.logger.error("vm reconcile failed", { error: e instanceof Error ? e.message : String(e) }); },
+    (r) => {
+      startup = { done: true, ...r };
+      env.logger.info("vm reconcile", { op_id: "op-startup0", adopted: r.adopted, stopped: r.stopped, interrupted: r.interrupted, failed: r.failed, orphans: r.orphans.length, unchecked: r.unchecked });
+    },
+    (e: unknown) => {
+      const error = e instanceof Error ? e.message : String(e);
+      startup = { ...startup, done: true, error };
+      env.logger.error("vm reconcile failed", { op_id: "op-startup0", error });
+    },
   );
   const closing = new AbortController();
   const methods = [...vmMethods({ service, reconciled, stateDir: env.layout.stateDir, runner: env.runner }), ...operationMethods(operations, closing.signal)];
   // A create waiting for ssh when the daemon stops is aborted and unwound (tap, NAT, disks, lease)
   // rather than left half-made for the next daemon to mark as failed. Running VMs are not touched.
   return Object.assign(methods, {
+    startupInfo: () => ({ startup }),
     stopServing() {
       closing.abort();
     },

@@ -9,7 +9,7 @@ import {
   privEnsureBridge,
   privEnsureNat,
   privNetworkStatus,
-  privTeardownNetwork,
+  privRemoveNatAll,
 } from "../../rpc/priv/network.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { CommandError, type Runner } from "../../system/runner.js";
@@ -145,23 +145,19 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
     return created;
   };
 
+  // This install's taps: banger-named and on its bridge, or on none and owned by its owner (a create
+  // cut off between making the tap and attaching it). Other installs on the host use the same names
+  // on their own bridges, for their own owners: neither status nor teardown may count theirs.
   const listTaps = async (): Promise<string[]> => {
-    const all = JSON.parse((await runner.run(["ip", "-j", "link", "show"])).stdout.toString("utf8") || "[]") as { ifname?: unknown }[];
-    return all.map((l) => l.ifname).filter((n): n is string => typeof n === "string" && TAP_NAME_RE.test(n)).sort();
+    const all = JSON.parse((await runner.run(["ip", "-j", "-d", "link", "show"])).stdout.toString("utf8") || "[]") as { ifname?: unknown; master?: unknown; linkinfo?: { info_data?: { user?: unknown } } }[];
+    const ours = (l: (typeof all)[number]): boolean => l.master === undefined ? l.linkinfo?.info_data?.user === env.ownerUid : l.master === bridge;
+    return all.filter(ours).map((l) => l.ifname).filter((n): n is string => typeof n === "string" && TAP_NAME_RE.test(n)).sort();
   };
 
   const deleteTap = async (tap: string): Promise<boolean> => {
     if (!links.exists(tap)) return false;
     await runner.run(["ip", "link", "del", tap]);
     return true;
-  };
-
-  const clearResolver = async (): Promise<{ applied: boolean; reason?: string }> => {
-    const why = resolverUnavailable();
-    if (why !== undefined) return { applied: false, reason: why };
-    if (!links.exists(bridge)) return { applied: false, reason: `bridge ${bridge} does not exist; nothing to revert` };
-    await runner.run(["resolvectl", "revert", bridge]);
-    return { applied: true };
   };
 
   return [
@@ -212,30 +208,7 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
       };
     }),
 
-    implement(privTeardownNetwork, async () => {
-      const removed: string[] = [];
-      const errors: unknown[] = [];
-      const step = async (fn: () => Promise<void>): Promise<void> => {
-        try {
-          await fn();
-        } catch (e) {
-          errors.push(e);
-        }
-      };
-      await step(async () => { removed.push(...(await nat.removeAll()).map((k) => `nat:${k}`)); });
-      await step(async () => { if ((await clearResolver()).applied) removed.push("resolver"); });
-      let taps: string[] = [];
-      await step(async () => { taps = await listTaps(); });
-      for (const tap of taps) await step(async () => { if (await deleteTap(tap)) removed.push(tap); });
-      await step(async () => {
-        if (links.exists(bridge)) {
-          await runner.run(["ip", "link", "del", bridge]);
-          removed.push(bridge);
-        }
-      });
-      if (errors.length > 0) throw new AggregateError(errors, `network teardown failed (${errors.length} step(s)); removed: ${removed.join(", ") || "nothing"}`);
-      return { removed };
-    }),
+    implement(privRemoveNatAll, async () => ({ removed: await nat.removeAll() })),
   ];
 }
 

@@ -346,7 +346,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
 
     implement(privKillProcess, async (p) => {
       const vmId = v.vmId("vm_id", p.vm_id);
-      return { exited: await env.vmms.kill("pid", p.pid, vmId, KILL_WAIT_MS) };
+      return { exited: await env.vmms.kill("pid", p.pid, vmId, KILL_WAIT_MS, p.launched_only === true) };
     }),
 
     implement(privCleanupJailerChroot, async (p) => {

@@ -19,6 +19,17 @@ export const systemInfoResult = z.object({
   storage: z.object({ clone_strategy: z.string(), reason: z.string(), advice: z.string().optional() }).optional(),
   network: z.object({ bridge: z.string(), cidr: z.string(), bridge_ip: z.string() }).optional(),
   dns: z.object({ address: z.string() }).optional(),
+  /** What the daemon's start-up settled (`done` false while it still runs), and the orphans it found. */
+  startup: z.object({
+    done: z.boolean(),
+    adopted: z.array(z.string()),
+    stopped: z.array(z.string()),
+    interrupted: z.array(z.string()),
+    failed: z.array(z.string()),
+    orphans: z.array(z.object({ kind: z.enum(["vmm", "tap", "nat", "vm-dir"]), what: z.string(), action: z.enum(["killed", "deleted", "removed", "kept", "left"]), detail: z.string().optional() })),
+    unchecked: z.array(z.string()),
+    error: z.string().optional(),
+  }).optional(),
 });
 export const systemInfo = defineMethod("system.info", z.object({}).strict(), systemInfoResult);
 export type SystemInfo = z.output<typeof systemInfoResult>;

@@ -29,6 +29,9 @@ export const privEnsureNat = defineMethod(
   z.object({ backend: natBackendKind, changed: z.boolean(), ip_forward_enabled_by_banger: z.boolean() }),
 );
 
+/** No VM needs NAT: drop banger's NAT table/chains (both backends) and give ip_forward back if banger set it. */
+export const privRemoveNatAll = defineMethod("priv.remove_nat_all", empty, z.object({ removed: z.array(natBackendKind) }));
+
 export const natGuestSchema = z.object({ ip: z.string(), tap: z.string() });
 
 /** What banger currently has on the host network (doctor, tests). */
@@ -42,6 +45,3 @@ export const privNetworkStatus = defineMethod(
     nat: z.object({ backend: natBackendKind.nullable(), guests: z.array(natGuestSchema), ip_forward_enabled_by_banger: z.boolean() }),
   }),
 );
-
-/** Uninstall: NAT, resolver routing, every banger tap, then the bridge; collect-and-continue. */
-export const privTeardownNetwork = defineMethod("priv.teardown_network", empty, z.object({ removed: z.array(z.string()) }));

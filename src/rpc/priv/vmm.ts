@@ -69,10 +69,14 @@ export const privSignalProcess = defineMethod(
   z.object({ sent: z.boolean() }),
 );
 
-/** SIGKILL, then wait (bounded) until the process is gone. */
+/**
+ * SIGKILL, then wait (bounded) until the process is gone. `launched_only`: only a VMM this helper
+ * launched (this run, or an earlier one by its launch record), never one merely running as the
+ * owner: how the daemon removes a VMM no VM claims, which may be another banger install's.
+ */
 export const privKillProcess = defineMethod(
   "priv.kill_process",
-  z.object({ pid, vm_id: str }).strict(),
+  z.object({ pid, vm_id: str, launched_only: z.boolean().optional() }).strict(),
   z.object({ exited: z.boolean() }),
 );
 

@@ -355,6 +355,13 @@ void test("signals: another uid's look-alike VMM is never signalled; the owner's
     const st = readFileSync(`/proc/${victim.pid ?? 0}/stat`, "utf8");
     assert.match(st.slice(st.lastIndexOf(")") + 2), /^S /, "still running, not stopped");
   }
+  // The daemon's orphan sweep asks for the helper's own launches only: then even the owner's own
+  // look-alike is refused (it may be another banger install's VMM), and lives on.
+  for (const victim of [lookAlike, foreign, rootOwned]) {
+    await assert.rejects(callMethod(helper.socket, privKillProcess, { pid: victim.pid ?? 0, vm_id: VM2, launched_only: true }, { timeoutMs: 5000 }), /not a VMM this helper launched|runs as uid/);
+    const st = readFileSync(`/proc/${victim.pid ?? 0}/stat`, "utf8");
+    assert.match(st.slice(st.lastIndexOf(")") + 2), /^S /, "still running");
+  }
   // A pid that no longer names a process (what a recycled pid was before it was reused) is not_found.
   const gone = spawn("true");
   await new Promise((r) => gone.once("exit", r));

@@ -101,7 +101,13 @@ function hostModel(): { responder: FakeResponder; m: LinkModel; links: Map<strin
     }
     if (a.startsWith("ip addr add ")) { addrs.set(argv[5] ?? "", [...(addrs.get(argv[5] ?? "") ?? []), argv[3] ?? ""]); return {}; }
     if (a.startsWith("ip link set ") && argv.at(-1) === "up") { up.add(argv[3] === "dev" ? (argv[4] ?? "") : (argv[3] ?? "")); return {}; }
-    if (a === "ip -j link show") return { stdout: Buffer.from(JSON.stringify([...links.keys()].map((ifname) => ({ ifname })))) };
+    if (a === "ip -j -d link show") {
+      const shown = [...links.keys()].map((ifname) => {
+        const tap = m.taps.get(ifname);
+        return tap === undefined ? { ifname } : { ifname, ...(tap.master !== undefined ? { master: tap.master } : {}), linkinfo: { info_kind: "tun", info_data: { type: "tap", user: tap.uid } } };
+      });
+      return { stdout: Buffer.from(JSON.stringify(shown)) };
+    }
     if (a === "nft list tables") return {};
     if (a === "nft -j list table ip banger") {
       if (!nft.table) return missing(argv, "Error: No such file or directory");
@@ -168,7 +174,7 @@ void test("every network method refuses injected values with bad_params and runs
   }
   for (const cidr of ["10.0.0.0/8", "172.16.90.0/25", "172.16.90.0/24\n", "../24"]) cases.push(["priv.ensure_bridge", { cidr }]);
   // Wrong types and extra fields never reach a handler.
-  cases.push(["priv.create_tap", { tap_name: ["tap-fc-12345678"] }], ["priv.create_tap", { tap_name: "tap-fc-12345678", user: "0" }], ["priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-12345678", enable: "yes" }], ["priv.ensure_bridge", { server_addr: "10.0.0.1:53" }], ["priv.teardown_network", { bridge: "eth0" }]);
+  cases.push(["priv.create_tap", { tap_name: ["tap-fc-12345678"] }], ["priv.create_tap", { tap_name: "tap-fc-12345678", user: "0" }], ["priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-12345678", enable: "yes" }], ["priv.ensure_bridge", { server_addr: "10.0.0.1:53" }], ["priv.remove_nat_all", { table: "filter" }]);
   for (const [method, params] of cases) {
     const r = await call(d, method, params);
     assert.equal(r.ok, false, `${method} ${JSON.stringify(params)} must be refused`);
@@ -406,16 +412,34 @@ void test("host lookups of NAME.vm are routed once per bridge: a reported no-op 
   assert.match(JSON.stringify((f.result as { resolver: unknown }).resolver), /"applied":false,"reason":".*resolvectl domain banger0 ~vm.*NAME.vm resolves only by querying 127.0.0.1:10053 directly/);
 });
 
-void test("teardown removes NAT, every banger tap and the bridge, and only those", async () => {
+/** Taps of another banger install on the same host: same names, its own bridge or owner. */
+function plantForeignTaps(model: ReturnType<typeof hostModel>): void {
+  model.m.add("other0");
+  model.m.add("tap-fc-0000f0f0");
+  model.m.taps.set("tap-fc-0000f0f0", { uid: 1234, gid: 2345, master: "other0" });
+  model.m.add("tap-fc-0000f1f1");
+  model.m.taps.set("tap-fc-0000f1f1", { uid: 999, gid: 999 });
+}
+
+void test("network status lists this install's taps only: on its bridge, or on none and owned by its owner", async () => {
   const { d, model } = setup();
   await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });
-  await call(d, "priv.create_tap", { tap_name: "tap-pool-3" });
+  model.m.add("tap-fc-0000aaaa");
+  model.m.taps.set("tap-fc-0000aaaa", { uid: 1234, gid: 2345 });
+  plantForeignTaps(model);
+  const r = await call(d, "priv.network_status", {});
+  assert.deepEqual((r.result as { taps: string[] }).taps, ["tap-fc-0000aaaa", "tap-fc-0123abcd"]);
+});
+
+void test("remove_nat_all removes banger's NAT and nothing else", async () => {
+  const { d, model } = setup();
+  await call(d, "priv.create_tap", { tap_name: "tap-fc-0123abcd" });
   await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-0123abcd", enable: true });
-  model.m.add("eth0");
-  model.m.add("tap0");
-  const r = await call(d, "priv.teardown_network", {});
+  plantForeignTaps(model);
+  const links = [...model.links.keys()].sort();
+  const r = await call(d, "priv.remove_nat_all", {});
   assert.equal(r.ok, true, r.message);
-  assert.deepEqual((r.result as { removed: string[] }).removed.sort(), ["banger0", "nat:nftables", "tap-fc-0123abcd", "tap-pool-3"]);
-  assert.deepEqual([...model.links.keys()].sort(), ["eth0", "tap0"]);
+  assert.deepEqual(r.result, { removed: ["nftables"] });
   assert.equal(model.nft.table, false);
+  assert.deepEqual([...model.links.keys()].sort(), links, "taps and bridge are left alone");
 });

@@ -6,7 +6,7 @@ import { openDatabase, type Db } from "../../../src/state/database.js";
 import { OperationRepository } from "../../../src/state/operations.js";
 import { VmRepository } from "../../../src/state/vms.js";
 import { state } from "../../../src/paths/paths.js";
-import type { GuestEdits, ImageInfo, Lease, RootDisk, VmDeps, VmmHandle } from "../../../src/daemon/vm/deps.js";
+import type { FoundVmm, GuestEdits, ImageInfo, Lease, NatGuest, RootDisk, VmDeps, VmmHandle } from "../../../src/daemon/vm/deps.js";
 import { HandleStore } from "../../../src/daemon/vm/handles.js";
 import type { LifecycleEnv } from "../../../src/daemon/vm/lifecycle-env.js";
 import { OperationTracker } from "../../../src/daemon/operations/tracker.js";
@@ -35,6 +35,13 @@ export class FakeHost {
   vmmAlive = true;
   private nextIp = 2;
   private readonly leases = new Map<string, Lease>();
+
+  /** What a host scan finds besides the VMs' own: VMMs, taps and NAT guests no VM claims. */
+  readonly strayVmms: FoundVmm[] = [];
+  readonly strayTaps = new Set<string>();
+  readonly strayNat: NatGuest[] = [];
+  /** banger's NAT table exists even with no guest in it. */
+  emptyNatTable = false;
 
   /** Like failOn, with the error to throw (e.g. the RpcError of a helper that is down). */
   readonly failWith = new Map<string, Error>();
@@ -66,6 +73,21 @@ export class FakeHost {
         addNat: (vmId) => { this.call("network.addNat"); this.live.add(`nat:${vmId}`); return Promise.resolve(); },
         removeNat: (vmId) => { this.call("network.removeNat"); this.live.delete(`nat:${vmId}`); return Promise.resolve(); },
         detach: (vmId) => { this.call("network.detach"); this.live.delete(`tap:${vmId}`); this.live.delete(`nat:${vmId}`); return Promise.resolve(); },
+        hostView: () => {
+          this.call("network.hostView");
+          const held = (what: string): Lease[] => [...this.leases].filter(([id]) => this.live.has(`${what}:${id}`)).map(([, l]) => l);
+          const natGuests = [...held("nat").map((l) => ({ ip: l.ip, tap: l.tap })), ...this.strayNat];
+          return Promise.resolve({ taps: [...held("tap").map((l) => l.tap), ...this.strayTaps], natGuests, natInstalled: natGuests.length > 0 || this.emptyNatTable });
+        },
+        deleteTap: (tap) => { this.call("network.deleteTap"); this.strayTaps.delete(tap); return Promise.resolve(); },
+        removeNatGuest: (g) => { this.call("network.removeNatGuest"); this.strayNat.splice(0, this.strayNat.length, ...this.strayNat.filter((x) => x.ip !== g.ip)); return Promise.resolve(); },
+        removeAllNat: () => {
+          this.call("network.removeAllNat");
+          this.strayNat.length = 0;
+          this.emptyNatTable = false;
+          for (const x of [...this.live]) if (x.startsWith("nat:")) this.live.delete(x);
+          return Promise.resolve();
+        },
       },
       storage: {
         cloneRoot: (req) => {
@@ -88,6 +110,12 @@ export class FakeHost {
         isAlive: () => Promise.resolve(this.vmmAlive),
         find: (vmId: string) => Promise.resolve(this.foundVmms.get(vmId)),
         release: () => Promise.resolve(),
+        listAll: () => Promise.resolve([...[...this.live].filter((x) => x.startsWith("vmm:")).map((x) => ({ pid: 4242, vmId: x.slice(4), kind: "qemu" })), ...this.strayVmms]),
+        killOrphan: (vmm) => {
+          this.call("vmm.killOrphan");
+          this.strayVmms.splice(0, this.strayVmms.length, ...this.strayVmms.filter((x) => x.vmId !== vmm.vmId));
+          return Promise.resolve();
+        },
         watchExit: (h: VmmHandle, onExit) => {
           const vmId = String(h["vmId"]);
           this.exitWatchers.set(vmId, onExit);

@@ -16,6 +16,15 @@ async function createAndWait(h: Harness, req: Parameters<Harness["service"]["cre
   return { opId, name: ref.vm.name, id: ref.vm.id };
 }
 
+/** Lets the 2 s helper-down retries run (up to 10 s) until `done`; the caller asserts the outcome. */
+async function retriedUntil(h: Harness, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done() && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    await h.service.idle();
+  }
+}
+
 /** CREATE_STEPS as phases: a group's members share one phase and may run in any order. */
 const PHASES: readonly (readonly string[])[] = CREATE_STEPS.map((e) => ("parallel" in e ? e.parallel.map((s) => s.name) : [e.name]));
 
@@ -269,14 +278,15 @@ void test("delete refuses a running VM without --force, and with it removes ever
   await assert.rejects(h.service.delete("gone", false, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "not_found");
 });
 
-void test("delete is collect-and-continue: one failing teardown action does not stop the others", async (t) => {
+void test("delete is collect-and-continue in its stop phase, and keeps disks and lease while that phase has failed", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   const { id } = await createAndWait(h, { name: "messy" });
   h.host.failOn.add("network.detach");
   await assert.rejects(h.service.delete("messy", true, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "operation_failed" && /detach-network: injected failure/.test(e.message));
-  // Everything else was still torn down (the failed detach leaves its tap and NAT).
-  assert.deepEqual([...h.host.live], [`tap:${id}`, `nat:${id}`]);
+  // The rest of what runs was still torn down (the failed detach leaves its tap and NAT); the
+  // address is not released while the network may still carry it, nor the disks, until a retry.
+  assert.deepEqual([...h.host.live].sort(), [`lease:${id}`, `nat:${id}`, `root:${id}`, `tap:${id}`, `work:${id}`]);
   assert.equal(h.vms.getById(id)?.state, "error");
   h.host.failOn.clear();
   await h.service.delete("messy", true, freshOpId());
@@ -323,7 +333,7 @@ void test("reconcile after a daemon restart: live VMs get DNS back, dead ones ar
   for (const n of ["live", "dead", "mid", "booting"]) h.host.live.delete(`dns:${n}`);
   (h.env.deps.vmm as { isAlive: VmmDeps["isAlive"] }).isAlive = (handle) => Promise.resolve(handle["vmId"] === live.id || handle["vmId"] === mid.id || handle["vmId"] === booting.id);
   const r = await h.service.reconcile(freshOpId());
-  assert.deepEqual(r, { adopted: ["live"], stopped: ["dead"], interrupted: ["mid", "booting"], failed: [] });
+  assert.deepEqual(r, { adopted: ["live"], stopped: ["dead"], interrupted: ["mid", "booting"], failed: [], orphans: [], unchecked: [] });
   assert.ok(h.host.live.has("dns:live"));
   assert.ok(!h.host.live.has(`tap:${dead.id}`));
   assert.equal(h.vms.getById(dead.id)?.state, "stopped");
@@ -379,7 +389,7 @@ void test("reconcile after a host reboot: running VMs become stopped without tou
   h.host.live.delete("dns:survivor");
   h.host.calls.length = 0;
   const r = await h.service.reconcile(freshOpId());
-  assert.deepEqual(r, { adopted: [], stopped: ["survivor"], interrupted: [], failed: [] });
+  assert.deepEqual(r, { adopted: [], stopped: ["survivor"], interrupted: [], failed: [], orphans: [], unchecked: [] });
   assert.ok(!h.host.calls.includes("vmm.kill") && !h.host.calls.includes("vmm.stop"), `the stale pid was signalled: ${h.host.calls.join(", ")}`);
   const after = h.vms.getById(vm.id);
   assert.equal(after?.state, "stopped");
@@ -467,11 +477,7 @@ void test("a create that fails because the root helper died is unwound by itself
   assert.ok(h.host.live.has(`tap:${vm.id}`));
   // The helper is back: the next retry releases everything and the VM is gone.
   h.host.failWith.clear();
-  const deadline = Date.now() + 10_000;
-  while (h.vms.getById(vm.id) !== undefined && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    await h.service.idle();
-  }
+  await retriedUntil(h, () => h.vms.getById(vm.id) === undefined);
   assert.equal(h.vms.getById(vm.id), undefined, "the failed create was unwound without anyone running vm rm");
   assert.deepEqual([...h.host.live].filter((x) => x.endsWith(vm.id)), [], "nothing of it is left");
 });
@@ -484,11 +490,37 @@ void test("a stop asked for while the root helper is down fails at once, typed, 
   await assert.rejects(h.service.stop("later", false, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "unavailable" && /finishes stopping later once it is back/.test(e.message));
   assert.equal(h.vms.getById(vm.id)?.state, "error");
   h.host.failWith.clear();
-  const deadline = Date.now() + 10_000;
-  while (h.vms.getById(vm.id)?.state !== "stopped" && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    await h.service.idle();
-  }
+  await retriedUntil(h, () => h.vms.getById(vm.id)?.state === "stopped");
   assert.equal(h.vms.getById(vm.id)?.state, "stopped");
   assert.ok(!h.host.live.has(`vmm:${vm.id}`) && !h.host.live.has(`tap:${vm.id}`));
+});
+
+void test("a delete asked for while the root helper is down keeps disks and lease, fails typed, and is finished once the helper answers again", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const vm = await createAndWait(h, { name: "doomed" });
+  h.host.failWith.set("vmm.kill", new RpcError("unavailable", "nothing is listening on /run/banger-root/helper.sock"));
+  await assert.rejects(h.service.delete("doomed", true, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "unavailable" && /finishes deleting doomed once it is back/.test(e.message));
+  // The VMM may still run: its address must not go to another VM, nor its disks away under it.
+  assert.ok(h.host.live.has(`lease:${vm.id}`) && h.host.live.has(`work:${vm.id}`), [...h.host.live].join(", "));
+  h.host.failWith.clear();
+  await retriedUntil(h, () => h.vms.getById(vm.id) === undefined);
+  assert.equal(h.vms.getById(vm.id), undefined, "the delete was finished without anyone running vm rm again");
+  assert.deepEqual([...h.host.live].filter((x) => x.endsWith(vm.id) || x.endsWith("doomed")), [], "nothing of it is left");
+});
+
+void test("a start whose launch the root helper's death cut off stops the VMM it may have spawned, found by identity", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const vm = await createAndWait(h, { name: "cutoff" });
+  await h.service.stop("cutoff", true, freshOpId());
+  h.host.failWith.set("vmm.launch", new RpcError("unavailable", "/run/banger-root/helper.sock closed the connection without answering"));
+  // The helper spawned the VMM and died before answering: the pid never reached the record.
+  h.host.foundVmms.set(vm.id, { kind: "qemu", vmId: vm.id, pid: 5003, controlSocket: `/run/x/${vm.id.slice(0, 12)}/qmp.sock`, pidFile: "/run/x/vmm.pid" });
+  h.host.calls.length = 0;
+  await h.service.start("cutoff", freshOpId());
+  await h.service.idle();
+  assert.ok(h.host.calls.includes("vmm.kill"), `the spawned VMM was stopped: ${h.host.calls.join(", ")}`);
+  assert.equal(h.vms.getById(vm.id)?.state, "stopped");
+  assert.equal(h.vms.getById(vm.id)?.handles.pid, undefined);
 });

@@ -10,7 +10,7 @@ import { launchDetached } from "../../../src/system/launch.js";
 import { NotRunningError, StalePidError, type VmmRef } from "../../../src/vmm/driver.js";
 import { waitForApi } from "../../../src/vmm/firecracker/api-client.js";
 import { firecrackerDriver } from "../../../src/vmm/firecracker/driver.js";
-import { parseCmdline } from "../../../src/vmm/identity.js";
+import { bangerVmIdOf, listBangerVmms, parseCmdline } from "../../../src/vmm/identity.js";
 
 const DOUBLE = fileURLToPath(new URL("../../fc-double/firecracker-double.js", import.meta.url));
 const VM_A = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -44,6 +44,21 @@ void test("parseCmdline: NUL-separated argv, and a setproctitle-rewritten one", 
   assert.deepEqual(parseCmdline("qemu-system-x86_64\0-qmp\0unix:/x.sock\0"), ["qemu-system-x86_64", "-qmp", "unix:/x.sock"]);
   assert.deepEqual(parseCmdline("firecracker --api-sock /x.sock --id abc\0\0\0\0"), ["firecracker", "--api-sock", "/x.sock", "--id", "abc"]);
   assert.deepEqual(parseCmdline(""), []);
+});
+
+void test("bangerVmIdOf: the VM id of qemu's -name banger-ID or Firecracker's --id ID, nothing else", () => {
+  assert.equal(bangerVmIdOf(["qemu-system-x86_64", "-name", `banger-${VM_A}`, "-M", "microvm"]), VM_A);
+  assert.equal(bangerVmIdOf(["firecracker", "--api-sock", "/x.sock", "--id", VM_B]), VM_B);
+  assert.equal(bangerVmIdOf(["qemu-system-x86_64", "-name", "other-vm", "-append", `banger-${VM_A}`]), undefined, "the id must be the -name value");
+  assert.equal(bangerVmIdOf(["firecracker", "--id", "short"]), undefined);
+  assert.equal(bangerVmIdOf(["qemu-system-x86_64", "-name", `banger-${VM_A.toUpperCase()}`]), undefined);
+});
+
+void test("listBangerVmms finds a running VMM by the id in its argv", async () => {
+  const vmId = "c".repeat(32);
+  const pid = await startVmm(vmId, "scan");
+  assert.deepEqual((await listBangerVmms()).filter((v) => v.pid === pid), [{ pid, vmId, kind: "firecracker" }]);
+  process.kill(pid, "SIGKILL");
 });
 
 void test("a restarted caller re-adopts a running VMM from its pidfile", async () => {

@@ -40,7 +40,18 @@ export const systemStatusCommand: Command = {
     if (info.storage !== undefined) lines.push(["clone", `${info.storage.clone_strategy}: ${info.storage.reason}`]);
     if (info.network !== undefined) lines.push(["bridge", `${info.network.bridge} ${info.network.cidr} (host ${info.network.bridge_ip})`]);
     if (info.dns !== undefined) lines.push(["dns", info.dns.address]);
+    if (info.startup !== undefined) lines.push(...startupLines(info.startup));
     for (const [k, v] of lines) ctx.stdout.write(`${(k + ":").padEnd(13)}${v}\n`);
     return info.helper.reachable ? 0 : 1;
   },
 };
+
+/** What the daemon's start-up settled, and every orphan it found (each with what was done about it). */
+function startupLines(s: NonNullable<SystemInfo["startup"]>): [string, string][] {
+  if (!s.done) return [["start-up", "still settling the VMs a previous daemon left"]];
+  const counts = ([["re-adopted", s.adopted], ["stopped", s.stopped], ["unwound", s.interrupted], ["failed", s.failed]] as const).map(([what, names]) => `${names.length} ${what}${names.length > 0 ? ` (${names.join(", ")})` : ""}`);
+  const lines: [string, string][] = [["start-up", s.error !== undefined ? `failed: ${s.error}` : `VMs: ${counts.join(", ")}; ${s.orphans.length} orphan(s)`]];
+  for (const o of s.orphans) lines.push(["orphan", `${o.kind} ${o.what}: ${o.action}${o.detail !== undefined ? ` (${o.detail})` : ""}`]);
+  for (const u of s.unchecked) lines.push(["unchecked", u]);
+  return lines;
+}
