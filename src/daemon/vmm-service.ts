@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { privProbeQemuKvm } from "../rpc/priv/vmm.js";
 import { createPidExitWatcher } from "../system/pid-exit-watcher.js";
 import type { Accel, VmmKind } from "../vmm/driver.js";
@@ -63,7 +63,7 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
   const adapter = (accel: Accel): VmmDeps => {
     let a = adapters.get(accel);
     if (a === undefined) {
-      a = vmmDepsFromDriver(driver, accel, env.layout.runtimeDir, exits);
+      a = vmmDepsFromDriver(driver, accel, dirname(env.layout.helperSocket), exits);
       adapters.set(accel, a);
     }
     return a;
@@ -85,7 +85,7 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
       isAlive: (handle) => adapter(choice?.accel ?? "tcg").isAlive(handle),
       watchExit: (handle, onExit) => adapter(choice?.accel ?? "tcg").watchExit(handle, onExit),
       find: (vmId, vmmKind) => adapter(choice?.accel ?? "tcg").find(vmId, vmmKind),
-      release: (vmId) => adapter(choice?.accel ?? "tcg").release(vmId),
+      release: (vmId, opId) => adapter(choice?.accel ?? "tcg").release(vmId, opId),
     },
     close: () => { exits.close(); },
     info: () => ({ vmm: choice !== undefined ? { kind: choice.kind, accel: choice.accel, reason: choice.warning !== undefined ? `${choice.reason} (warning: ${choice.warning})` : choice.reason } : { kind, accel: "pending", reason: pending ?? "not decided yet" } }),

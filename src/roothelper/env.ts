@@ -3,6 +3,7 @@ import type { Logger } from "../system/log.js";
 import type { Runner } from "../system/runner.js";
 import type { ManagedRoot } from "./fs/managed-root.js";
 import type { VmmProcesses } from "./vmm-processes.js";
+import type { VmmRunDirs } from "./vmm-run-dirs.js";
 
 /**
  * What every privileged method may rely on. All of it comes from the helper's
@@ -11,8 +12,10 @@ import type { VmmProcesses } from "./vmm-processes.js";
 export interface HelperEnv {
   readonly ownerUid: number;
   readonly ownerGid: number;
-  /** Managed roots, opened and checked once at start: request paths are resolved only beneath these descriptors. */
-  readonly roots: { readonly state: ManagedRoot; readonly runtime: ManagedRoot };
+  /** The owner's state dir, opened and checked once at start: request paths are resolved only beneath its descriptor. */
+  readonly roots: { readonly state: ManagedRoot };
+  /** The helper's own root-owned per-VM directories, where what it creates for VMMs lives. */
+  readonly vmmRunDirs: VmmRunDirs;
   readonly config: Config;
   readonly runner: Runner;
   readonly logger: Logger;

@@ -1,6 +1,6 @@
 import type { HelperClient } from "../../daemon/helper-client.js";
 import { launchFields } from "../launch-fields.js";
-import { privCleanupJailerChroot, privLaunchFirecracker } from "../../rpc/priv/vmm.js";
+import { privLaunchFirecracker } from "../../rpc/priv/vmm.js";
 import type { Logger } from "../../system/log.js";
 import * as control from "../control.js";
 import type { LaunchPlan, VmmDriver, VmmHandle, VmSpec } from "../driver.js";
@@ -46,21 +46,16 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
         privLaunchFirecracker,
         {
           ...launchFields(spec),
-          api_socket: spec.controlSocket,
           ...(spec.metricsPath === undefined ? {} : { metrics_path: spec.metricsPath }),
-          ...(spec.vsock === undefined ? {} : { vsock_cid: spec.vsock.cid, vsock_path: spec.vsock.udsPath }),
+          ...(spec.vsock === undefined ? {} : { vsock_cid: spec.vsock.cid }),
         },
         opId,
         60_000,
       );
-      return { kind: "firecracker", vmId: spec.vmId, pid: res.pid, controlSocket: res.api_socket, pidFile: spec.pidFile };
+      return { kind: "firecracker", vmId: spec.vmId, pid: res.pid, controlSocket: res.control_socket, pidFile: res.pid_file };
     },
-    async stop(handle, options, opId) {
-      const r = await control.stop(c, handle, options, opId);
-      // The jail holds root-owned hard links to the VM's disks: it goes when the VMM does, or it outlives `vm rm` with their space.
-      if (deps.jailer !== undefined) await deps.helper.call(privCleanupJailerChroot, { vm_id: handle.vmId }, opId);
-      return r;
-    },
+    stop: (handle, options, opId) => control.stop(c, handle, options, opId),
+    release: (vmId, opId) => control.release(c, vmId, opId),
     isRunning: (handle) => Promise.resolve(control.isRunning(c, handle)),
     adopt: (ref) => Promise.resolve().then(() => control.adopt(c, { ...ref, kind: "firecracker" })),
     stats: (handle) => control.stats(c, handle),
