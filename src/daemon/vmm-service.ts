@@ -57,7 +57,7 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
   };
   await settle();
   const kind: VmmKind = choice?.kind ?? "qemu";
-  const driver = createVmmDriver(kind, { helper: env.helper, logger: env.logger, vmm: env.config.vmm, owner: { uid: env.ownerUid, gid: env.ownerGid }, stateDir: env.layout.stateDir });
+  const driver = createVmmDriver(kind, { helper: env.helper, logger: env.logger, vmm: env.config.vmm, owner: { uid: env.ownerUid, gid: env.ownerGid } });
   const exits = createPidExitWatcher((e) => { env.logger.error("VMM exit watch failed", { error: e instanceof Error ? e.message : String(e) }); });
   const adapters = new Map<Accel, VmmDeps>();
   const adapter = (accel: Accel): VmmDeps => {

@@ -80,10 +80,15 @@ export const state = {
   /** Disk copies made ahead for the next VM create (spare-copies.ts), hard-linked into a VM's dir (one state dir, one filesystem). */
   spareCopiesDir: (stateDir: string) => join(stateDir, "cache", "spares"),
   logsDir: (stateDir: string) => join(stateDir, "logs"),
-  /** Jailer --chroot-base-dir: inside the state dir so kernels/disks can be hard-linked into jails (same filesystem). */
-  jailerBase: (stateDir: string) => join(stateDir, "jail"),
-  /** The jailer's per-VM directory: <base>/<basename(exec-file)>/<id> (its chroot is `root/` inside). */
-  jailerVmDir: (stateDir: string, execName: string, vmId: string) => join(stateDir, "jail", execName, vmId),
+} as const;
+
+/**
+ * The jailer's tree, beneath vmm.jail_dir (its --chroot-base-dir, root's alone and outside the
+ * owner's state dir, so no name on the way is one the owner can change): a per-VM directory
+ * <jail dir>/<basename(exec-file)>/<id>, its chroot `root/` inside.
+ */
+export const jailFiles = {
+  vmDir: (jailDir: string, execName: string, vmId: string) => join(jailDir, execName, vmId),
 } as const;
 
 /** Files inside one VM's directory (state dir side). */

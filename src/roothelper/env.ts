@@ -12,8 +12,12 @@ import type { VmmRunDirs } from "./vmm-run-dirs.js";
 export interface HelperEnv {
   readonly ownerUid: number;
   readonly ownerGid: number;
-  /** The owner's state dir, opened and checked once at start: request paths are resolved only beneath its descriptor. */
-  readonly roots: { readonly state: ManagedRoot };
+  /**
+   * Opened and checked once at start. `state`: the owner's state dir; request paths are resolved
+   * only beneath its descriptor. `jail`: vmm.jail_dir, root's alone (fs/trust.ts trustedDir), when
+   * the jailer is used.
+   */
+  readonly roots: { readonly state: ManagedRoot; readonly jail?: ManagedRoot | undefined };
   /** The helper's own root-owned per-VM directories, where what it creates for VMMs lives. */
   readonly vmmRunDirs: VmmRunDirs;
   readonly config: Config;

@@ -10,7 +10,7 @@ import { systemRunner } from "../system/runner.js";
 import { VERSION } from "../version.js";
 import type { HelperEnv } from "./env.js";
 import { openManagedRoot, openRootOnlyDir, TrustError } from "./fs/managed-root.js";
-import { readTrustedConfig, trustedBinary } from "./fs/trust.js";
+import { readTrustedConfig, trustedBinary, trustedDir } from "./fs/trust.js";
 import { VmmProcesses } from "./vmm-processes.js";
 import { VmmRunDirs } from "./vmm-run-dirs.js";
 import { helperMethods } from "./registry.js";
@@ -97,7 +97,8 @@ export async function main(argv: readonly string[]): Promise<number> {
  * Everything the helper trusts, checked once before it listens: its config
  * and the VMM binaries must be root's alone (fs/trust.ts), the managed
  * root must be a real directory of root or the owner (fs/managed-root.ts),
- * and the VMMs' run directories root's own, writable by nobody else.
+ * the VMMs' run directories root's own, writable by nobody else, and so is
+ * the jail dir (with every directory above it) when the jailer is used.
  * Any failure is a TrustError naming the file and the rule.
  */
 function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stateDir: string, vmmDir: string, logger: HelperEnv["logger"]): HelperEnv {
@@ -105,16 +106,18 @@ function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stat
   // Root's alone (root-owned, 0711, reached without symlinks): pidfiles, sockets and the launch records that
   // decide which root processes may be signalled live here. The owner may traverse it to read a pidfile.
   const vmmRunDirs = new VmmRunDirs(openRootOnlyDir("VMM run dirs", vmmDir, 0o711));
+  const jailer = config.vmm.jailer === "never" ? undefined : trustedBinary("vmm.jailer_bin", config.vmm.jailer_bin);
   return {
     ownerUid,
     ownerGid,
-    roots: { state: openManagedRoot("state dir", stateDir, ownerUid) },
+    // The jailer resolves its --chroot-base-dir by name as root: only a directory that is root's all the way down will do.
+    roots: { state: openManagedRoot("state dir", stateDir, ownerUid), jail: jailer === undefined ? undefined : trustedDir("vmm.jail_dir", config.vmm.jail_dir) },
     vmmRunDirs,
     config,
     binaries: {
       qemu: trustedBinary("vmm.qemu_bin", config.vmm.qemu_bin),
       firecracker: trustedBinary("vmm.firecracker_bin", config.vmm.firecracker_bin),
-      jailer: config.vmm.jailer === "never" ? undefined : trustedBinary("vmm.jailer_bin", config.vmm.jailer_bin),
+      jailer,
     },
     runner: systemRunner,
     logger,

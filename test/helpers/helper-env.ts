@@ -3,6 +3,7 @@ import { configSchema, type Config } from "../../src/config/schema.js";
 import { helperVmFiles } from "../../src/paths/paths.js";
 import type { HelperEnv } from "../../src/roothelper/env.js";
 import { openManagedRoot, openRootOnlyDir } from "../../src/roothelper/fs/managed-root.js";
+import { trustedDir } from "../../src/roothelper/fs/trust.js";
 import { VmmProcesses } from "../../src/roothelper/vmm-processes.js";
 import { VmmRunDirs } from "../../src/roothelper/vmm-run-dirs.js";
 import { createLogger } from "../../src/system/log.js";
@@ -12,10 +13,10 @@ import { FakeRunner, type Runner } from "../../src/system/runner.js";
  * A HelperEnv for in-process tests, built like main.ts builds it: the state
  * dir (created here and given to the owner) opened as a managed root, and
  * `helperDir`/vm (created root's, 0711: the tests run as root) as the VMMs'
- * run directories. Binaries are the config's names as they are: tests use fakes and
+ * run directories, and `jailDir` (made root's when missing) as the jail dir. Binaries are the config's names as they are: tests use fakes and
  * doubles, which the trust-anchor checks of a real start would refuse.
  */
-export function testHelperEnv(o: { readonly stateDir: string; readonly helperDir: string; readonly ownerUid?: number; readonly ownerGid?: number; readonly config?: Config; readonly runner?: Runner }): HelperEnv {
+export function testHelperEnv(o: { readonly stateDir: string; readonly helperDir: string; readonly jailDir?: string; readonly ownerUid?: number; readonly ownerGid?: number; readonly config?: Config; readonly runner?: Runner }): HelperEnv {
   const ownerUid = o.ownerUid ?? 1000;
   const ownerGid = o.ownerGid ?? ownerUid;
   mkdirSync(o.stateDir, { recursive: true });
@@ -27,7 +28,7 @@ export function testHelperEnv(o: { readonly stateDir: string; readonly helperDir
   return {
     ownerUid,
     ownerGid,
-    roots: { state: openManagedRoot("state dir", o.stateDir, ownerUid) },
+    roots: { state: openManagedRoot("state dir", o.stateDir, ownerUid), jail: o.jailDir === undefined ? undefined : trustedDir("vmm.jail_dir", o.jailDir) },
     vmmRunDirs,
     config,
     binaries: { qemu: config.vmm.qemu_bin, firecracker: config.vmm.firecracker_bin, jailer: config.vmm.jailer === "never" ? undefined : config.vmm.jailer_bin },

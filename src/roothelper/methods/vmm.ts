@@ -27,7 +27,7 @@ import { qmpCtrlAltDel } from "../../vmm/qemu/qmp.js";
 import type { HelperEnv } from "../env.js";
 import { ChildFds } from "../fs/child-fds.js";
 import { named, openEntry } from "../fs/beneath.js";
-import { relativeTo } from "../fs/managed-root.js";
+import { relativeTo, type ManagedRoot } from "../fs/managed-root.js";
 import { removeJailTree, stageJail, type JailEntry } from "../launch/jail-stage.js";
 import { boundSocket, LaunchFiles, socketBound, type Held, type VmmSocket } from "../launch/spec-files.js";
 import * as v from "../validate.js";
@@ -221,6 +221,9 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       await refuseIfRunning(spec.vmId);
       const jailerBin = vmmCfg.jailer === "never" ? undefined : env.binaries.jailer;
       if (vmmCfg.jailer === "always" && jailerBin === undefined) throw new RpcError("operation_failed", `vmm.jailer = "always" but ${vmmCfg.jailer_bin} was not found; install firecracker's jailer or set vmm.jailer`);
+      // Opened at start whenever the jailer binary was found (main.ts); never the owner's state dir.
+      const jailRoot = env.roots.jail;
+      if (jailerBin !== undefined && jailRoot === undefined) throw new RpcError("internal", "the jailer is configured but vmm.jail_dir was not opened at start");
       const firecrackerBin = env.binaries.firecracker;
       if (firecrackerBin === undefined) throw new RpcError("operation_failed", `${vmmCfg.firecracker_bin} was not found when the helper started`);
       const log = env.logger.child({ op_id: ctx.opId, vm_id: spec.vmId });
@@ -229,9 +232,11 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       const done: string[] = [];
       let pid: number | undefined;
       let argv: readonly string[];
+      /** The jail dir this launch staged a jail in, removed again when the launch fails (it holds links to the disks). */
+      let staged: ManagedRoot | undefined;
       try {
         // A previous jail holds second links to this VM's disks, which the disks' one-link rule would refuse.
-        if (jailerBin !== undefined) removeJailTree(env.roots.state, basename(firecrackerBin), spec.vmId);
+        if (jailRoot !== undefined && jailerBin !== undefined) removeJailTree(jailRoot, basename(firecrackerBin), spec.vmId);
         const held = openSpec(spec, files);
         const run = files.runDir(spec.vmId);
         const pidFd = files.pidFile(run);
@@ -240,16 +245,17 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         let api: VmmSocket;
         // Firecracker writes the guest serial console to stdout: that is the console log.
         const consoleLog = files.log("console_log", spec.consoleLog);
-        if (jailerBin !== undefined) {
-          const layout = jailLayout(env.roots.state.path, firecrackerBin, spec.vmId);
+        if (jailerBin !== undefined && jailRoot !== undefined) {
+          const layout = jailLayout(jailRoot.path, firecrackerBin, spec.vmId);
           const plan = planJail(spec, layout, (f) => f.startsWith("/dev/"));
           const source = new Map<string, Held>([[spec.kernelPath, held.kernel], [spec.rootDisk, held.rootDisk], [spec.workDisk, held.workDisk]]);
           if (spec.initrdPath !== undefined && held.initrd !== undefined) source.set(spec.initrdPath, held.initrd);
           const entries: JailEntry[] = plan.ops.flatMap((op) => (op.op === "mkdir" ? [] : [{ name: basename(op.to), source: heldFor(source, op.from) }]));
-          stageJail(env.roots.state, basename(firecrackerBin), spec.vmId, entries, runAs);
+          staged = jailRoot;
+          stageJail(jailRoot, basename(firecrackerBin), spec.vmId, entries, runAs);
           argv = buildJailerArgv({ jailerBin, firecrackerBin, vmId: spec.vmId, uid: env.ownerUid, gid: env.ownerGid, chrootBaseDir: layout.chrootBaseDir, apiSocketInJail: layout.apiSocketInJail });
           paths = plan.paths;
-          api = files.socket("api_socket", layout.apiSocketHost, env.roots.state);
+          api = files.socket("api_socket", layout.apiSocketHost, jailRoot);
         } else {
           // No jailer: firecracker keeps root, so only the helper ever talks to its API (see rpc/priv/vmm.ts),
           // and it is named descriptors we opened and verified instead of paths.
@@ -289,12 +295,19 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       } catch (e) {
         await abortLaunch(pid, spec.vmId);
         files.discard();
+        if (staged !== undefined) {
+          try {
+            removeJailTree(staged, basename(firecrackerBin), spec.vmId);
+          } catch {
+            // cleanup_vmm and the next launch of this VM remove it again
+          }
+        }
         throw e instanceof RpcError ? e : failure(`launching firecracker for ${spec.vmId}`, e);
       } finally {
         files.close();
       }
       log.info("firecracker launched", { pid, jailed: jailerBin !== undefined, steps: done });
-      const apiSocket = jailerBin !== undefined ? jailLayout(env.roots.state.path, firecrackerBin, spec.vmId).apiSocketHost : spec.controlSocket;
+      const apiSocket = staged !== undefined ? jailLayout(staged.path, firecrackerBin, spec.vmId).apiSocketHost : spec.controlSocket;
       return { pid, argv: [...argv], jailed: jailerBin !== undefined, steps: done, pid_file: spec.pidFile, control_socket: apiSocket };
     }),
 
@@ -354,7 +367,9 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       await refuseIfRunning(vmId);
       const exec = env.binaries.firecracker ?? vmmCfg.firecracker_bin;
       // Both are attempted: a jail left by a failed removal of the run dir must not outlive the VM.
-      const results = [() => env.vmmRunDirs.remove(vmId), () => removeJailTree(env.roots.state, basename(exec), vmId)].map((remove) => {
+      const jailRoot = env.roots.jail;
+      const removals = [() => env.vmmRunDirs.remove(vmId), ...(jailRoot === undefined ? [] : [() => removeJailTree(jailRoot, basename(exec), vmId)])];
+      const results = removals.map((remove) => {
         try {
           return { removed: remove() };
         } catch (e) {
@@ -378,9 +393,10 @@ function openControlSocket(env: HelperEnv, vmId: string, kind: "qemu" | "firecra
   try {
     entry = openEntry(env.vmmRunDirs.named("control_socket", vmId, leaf));
   } catch (e) {
-    if (!(e instanceof RpcError && e.code === "not_found" && kind === "firecracker")) throw e;
+    const jailRoot = env.roots.jail;
+    if (!(e instanceof RpcError && e.code === "not_found" && kind === "firecracker" && jailRoot !== undefined)) throw e;
     const exec = env.binaries.firecracker ?? env.config.vmm.firecracker_bin;
-    entry = openEntry(named("control_socket", jailLayout(env.roots.state.path, exec, vmId).apiSocketHost, env.roots.state));
+    entry = openEntry(named("control_socket", jailLayout(jailRoot.path, exec, vmId).apiSocketHost, jailRoot));
   }
   if (!entry.stat.isSocket()) {
     closeSync(entry.fd);

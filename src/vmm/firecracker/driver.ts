@@ -13,7 +13,7 @@ export interface FirecrackerDriverDeps {
   readonly logger: Logger;
   readonly firecrackerBin: string;
   /** Set when the helper will use the jailer (select.ts decides with the same config). */
-  readonly jailer?: { readonly jailerBin: string; readonly stateDir: string; readonly uid: number; readonly gid: number } | undefined;
+  readonly jailer?: { readonly jailerBin: string; readonly jailDir: string; readonly uid: number; readonly gid: number } | undefined;
   readonly procRoot?: string;
 }
 
@@ -32,7 +32,7 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
       if (j === undefined) {
         return { kind: "firecracker", argv: buildFirecrackerArgv(deps.firecrackerBin, { apiSocket: spec.controlSocket, vmId: spec.vmId }), apiSteps: buildBootSteps(spec, directPaths(spec)) };
       }
-      const layout = jailLayout(j.stateDir, deps.firecrackerBin, spec.vmId);
+      const layout = jailLayout(j.jailDir, deps.firecrackerBin, spec.vmId);
       // Planning only: device-ness is decided by the helper at launch; /dev paths are the dm devices.
       const plan = planJail(spec, layout, (p) => p.startsWith("/dev/"));
       return {

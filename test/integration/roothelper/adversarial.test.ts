@@ -53,6 +53,8 @@ const children: ChildProcess[] = [];
 let state = "";
 /** The helper's root-owned per-VM run dirs (next to its socket). */
 let vmmDir = "";
+/** vmm.jail_dir: root's, so only root (the test) can replace or race anything above a chroot. */
+let jailDir = "";
 
 function asUser(u: { uid: number; gid: number }, argv: readonly string[]): string[] {
   return ["setpriv", `--reuid=${u.uid}`, `--regid=${u.gid}`, "--clear-groups", "--", ...argv];
@@ -109,11 +111,11 @@ async function layout(): Promise<void> {
       await ownerImage(p);
     }
   }
-  mkdirSync(join(state, "jail", "true", VM, "root"), { recursive: true });
-  chmodSync(join(state, "jail"), 0o711);
-  writeFileSync(join(state, "jail", "true", VM, "root", "leftover"), "");
+  // A leftover jail of VM (root's parents, the chroot the owner's, as staging leaves it).
+  ownerDir(join(jailDir, "true", VM, "root"));
+  writeFileSync(join(jailDir, "true", VM, "root", "leftover"), "");
   // vmm_shutdown's target for a Firecracker with no socket in the helper's own dir: a jailed one's, in its (owner's) chroot.
-  const jailed = join(state, "jail", "true", VM2, "root");
+  const jailed = join(jailDir, "true", VM2, "root");
   ownerDir(jailed);
   if (!existsSync(join(jailed, "api.sock"))) await listen(join(jailed, "api.sock"));
 }
@@ -144,11 +146,11 @@ let lookAlike: ChildProcess | undefined;
 
 const ATTACKS: Attack[] = [
   { method: privLaunchQemu, params: () => ({ ...launchFields(), accel: "tcg" }), dirs: () => [state, join(state, "vms"), join(state, "vms", VM)] },
-  { method: privLaunchFirecracker, params: () => ({ ...launchFields(), metrics_path: join(state, "vms", VM, "metrics.json"), vsock_cid: 3 }), dirs: () => [state, join(state, "images", "tiny"), join(state, "vms", VM)] },
+  { method: privLaunchFirecracker, params: () => ({ ...launchFields(), metrics_path: join(state, "vms", VM, "metrics.json"), vsock_cid: 3 }), dirs: () => [state, jailDir, join(jailDir, "true"), join(state, "images", "tiny"), join(state, "vms", VM)] },
   { method: privProbeQemuKvm, params: () => ({ kernel_path: join(state, "images", "tiny", "vmlinuz"), timeout_ms: 1000 }), dirs: () => [state, join(state, "images"), join(state, "images", "tiny")] },
   { method: privWriteExt4Files, params: () => ({ image_path: join(state, "vms", VM, "root.ext4"), files: [{ guest_path: "/etc/hostname", data: Buffer.from("x\n").toString("base64"), mode: 0o644 }] }), dirs: () => [state, join(state, "vms"), join(state, "vms", VM)] },
-  { method: privVmmShutdown, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "firecracker" }), dirs: () => [state, join(state, "jail", "true", VM2), join(state, "jail", "true", VM2, "root")] },
-  { method: privCleanupVmm, params: () => ({ vm_id: VM }), dirs: () => [state, join(state, "jail")] },
+  { method: privVmmShutdown, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "firecracker" }), dirs: () => [jailDir, join(jailDir, "true"), join(jailDir, "true", VM2), join(jailDir, "true", VM2, "root")] },
+  { method: privCleanupVmm, params: () => ({ vm_id: VM }), dirs: () => [jailDir, join(jailDir, "true"), join(jailDir, "true", VM, "root")] },
 ];
 
 const pings: number[] = [];
@@ -248,7 +250,9 @@ before(async () => {
 
   ns = await createNetNs("bgt-adv");
   // Only root-owned binaries may be configured: /usr/bin/true stands in for every VMM, so launches get as far as exec.
-  helper = await startHelperInNetns(ns, owner, `[vmm]\nqemu_bin = "/usr/bin/true"\nfirecracker_bin = "/usr/bin/true"\njailer = "never"\n`);
+  // Firecracker runs jailed: the jail dir is root's all the way down (the helper refuses it otherwise), on /tmp like the state dir.
+  jailDir = join(base, "jail");
+  helper = await startHelperInNetns(ns, owner, `[vmm]\nqemu_bin = "/usr/bin/true"\nfirecracker_bin = "/usr/bin/true"\njailer = "always"\njailer_bin = "/usr/bin/true"\njail_dir = "${jailDir}"\n`);
   state = join(helper.dir, "state");
   vmmDir = helperVmFiles.vmsDir(helper.dir);
   // The helper's dir is root's 0700; the owner must reach its own roots, as it can in production.
@@ -306,8 +310,9 @@ for (const a of ATTACKS) {
   });
 }
 
-void test("the helper's VMM run dirs are root's: the owner can create, rename or remove nothing in them", { skip, timeout: 60_000 }, async () => {
+void test("the helper's VMM run dirs and the jail's parents are root's: the owner can create, rename or remove nothing in them", { skip, timeout: 60_000 }, async () => {
   assert.ok(helper !== undefined);
+  await layout();
   const st = statSync(vmmDir);
   assert.ok(st.uid === 0 && (st.mode & 0o022) === 0, `${vmmDir} is root's and writable by nobody else`);
   // A run dir as a launch leaves it while its VMM runs (made here by root, as the helper makes it).
@@ -315,7 +320,9 @@ void test("the helper's VMM run dirs are root's: the owner can create, rename or
   mkdirSync(vmRun, { mode: 0o711 });
   writeFileSync(join(vmRun, "vmm.pid"), "1\n", { mode: 0o644 });
   try {
-    for (const argv of [["mkdir", join(vmmDir, VM)], ["ln", "-s", canary, join(vmmDir, VM)], ["touch", join(vmRun, "qmp.sock")], ["mv", vmRun, join(vmmDir, "x")], ["rm", "-f", join(vmRun, "vmm.pid")], ["mkfifo", join(vmRun, "launch")]]) {
+    for (const argv of [["mkdir", join(vmmDir, VM)], ["ln", "-s", canary, join(vmmDir, VM)], ["touch", join(vmRun, "qmp.sock")], ["mv", vmRun, join(vmmDir, "x")], ["rm", "-f", join(vmRun, "vmm.pid")], ["mkfifo", join(vmRun, "launch")],
+      // What the jailer resolves by name as root (--chroot-base-dir and below, up to the chroot): nothing the owner can change.
+      ["mv", join(jailDir, "true", VM, "root"), join(jailDir, "true", VM, "x")], ["ln", "-s", canary, join(jailDir, "true", VM2 + "x")], ["mv", join(jailDir, "true"), join(jailDir, "x")]]) {
       await assert.rejects(systemRunner.run(asUser(owner, argv)), `the owner cannot ${argv.join(" ")}`);
     }
     assert.equal(readFileSync(join(vmRun, "vmm.pid"), "utf8"), "1\n", "the owner may read the pidfile");
@@ -349,7 +356,7 @@ void test("hard links, FIFOs, sockets and device nodes where regular files are e
   };
   for (const how of ["hardlink", "fifo", "socket", "device"] as const) {
     await layout();
-    for (const [name, a] of [["root.ext4", ATTACKS[3]], ["work.ext4", ATTACKS[0]], ["console.log", ATTACKS[0]], ["vmm.log", ATTACKS[1]]] as const) {
+    for (const [name, a] of [["root.ext4", ATTACKS[3]], ["work.ext4", ATTACKS[0]], ["console.log", ATTACKS[1]], ["vmm.log", ATTACKS[0]]] as const) {
       await plant(name, how);
       const t0 = performance.now();
       const r = await send(a as Attack, 1, 1);

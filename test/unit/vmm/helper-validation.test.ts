@@ -4,7 +4,7 @@ import { chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, 
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { configSchema } from "../../../src/config/schema.js";
-import { helperVmFiles, state } from "../../../src/paths/paths.js";
+import { helperVmFiles } from "../../../src/paths/paths.js";
 import { RpcError } from "../../../src/rpc/errors.js";
 import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privSignalProcess, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
 import { vmmMethods } from "../../../src/roothelper/methods/vmm.js";
@@ -37,7 +37,7 @@ after(() => {
 });
 
 const runner = new FakeRunner();
-const helper = inProcessHelper(vmmMethods(testHelperEnv({ stateDir, helperDir, runner, config: configSchema.parse({ vmm: { qemu_bin: "/nonexistent/qemu", firecracker_bin: "/nonexistent/firecracker", jailer: "never" } }) })));
+const helper = inProcessHelper(vmmMethods(testHelperEnv({ stateDir, helperDir, jailDir: join(base, "jail"), runner, config: configSchema.parse({ vmm: { qemu_bin: "/nonexistent/qemu", firecracker_bin: "/nonexistent/firecracker", jailer: "never" } }) })));
 
 const good = {
   vm_id: VM_ID,
@@ -134,8 +134,8 @@ void test("signals: only VMM pids of THIS VM, only allow-listed signals", async 
 });
 
 void test("cleanup_vmm removes the VM's run dir and jail by descriptor and never follows symlinks", async () => {
-  // A jail dir swapped for a symlink to somewhere precious.
-  const jailParent = join(state.jailerBase(stateDir), "firecracker");
+  // A jail dir swapped for a symlink to somewhere precious (by root: the jail dir is root's all the way down).
+  const jailParent = join(base, "jail", "firecracker");
   mkdirSync(jailParent, { recursive: true });
   const victim = join(base, "victim");
   mkdirSync(victim);
