@@ -123,7 +123,7 @@ if (!(await listening(helperSocket))) {
   mkdirSync("/var/log/banger", { recursive: true, mode: 0o700 });
   const log = openSync("/var/log/banger/bangerd-root.log", "a", 0o600);
   // Root's own config, not the owner's: the helper refuses a config file anyone but root can write.
-  startDetached([process.execPath, join(helperHome, "bin", "bangerd-root.cjs"), "--owner", String(uid), "--owner-gid", String(gid), "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--config", "/etc/banger/config.toml"], log, { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" });
+  startDetached([process.execPath, join(helperHome, "bin", "bangerd-root.cjs"), "--owner", String(uid), "--owner-gid", String(gid), "--state-dir", stateDir, "--config", "/etc/banger/config.toml"], log, { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" });
   await waitFor(helperSocket, "bangerd-root", "/var/log/banger/bangerd-root.log");
 }
 const daemonSocket = join(runtimeDir, "bangerd.sock");

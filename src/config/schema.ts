@@ -39,6 +39,11 @@ export const configSchema = z
         /** How long VM create/start waits for the guest to be ssh-ready (TCG boots of many VMs at once are slow). */
         boot_timeout_s: z.number().int().min(5).max(3600).default(180),
         jailer: z.enum(["auto", "always", "never"]).default("auto").describe("run firecracker under the jailer: auto = when jailer_bin is found"),
+        jail_dir: z
+          .string()
+          .regex(/^(\/[A-Za-z0-9._-]+)+$/, "must be an absolute path of plain names, e.g. /srv/jailer")
+          .default("/srv/jailer")
+          .describe("the jailer's --chroot-base-dir: root's alone (the helper refuses it otherwise), on the state dir's filesystem, since jails hard-link a VM's disks"),
       })
       .strict()
       .default({}),

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.js";
 import { resolveLayout, state } from "../paths/paths.js";
@@ -12,6 +12,7 @@ import type { DaemonEnv } from "./env.js";
 import { DnsServer } from "./dns/server.js";
 import { unixHelperClient } from "./helper-client.js";
 import { daemonMethods } from "./registry.js";
+import { ensureRuntimeDir, RuntimeDirError } from "./runtime-dir.js";
 import { createVmmService } from "./vmm-service.js";
 
 const USAGE = `usage: bangerd [--system]
@@ -37,9 +38,14 @@ export async function main(argv: readonly string[]): Promise<number> {
   const logger = createLogger(process.stderr, { proc: "bangerd" });
   const config = loadConfig(layout.configFile);
   mkdirSync(layout.stateDir, { recursive: true, mode: 0o700 });
-  mkdirSync(layout.runtimeDir, { recursive: true, mode: 0o700 });
-  chmodSync(layout.runtimeDir, 0o700);
   const uid = process.getuid?.() ?? 0;
+  try {
+    ensureRuntimeDir(layout.runtimeDir, uid);
+  } catch (e) {
+    if (!(e instanceof RuntimeDirError)) throw e;
+    process.stderr.write(`bangerd: ${e.message}\n`);
+    return 1;
+  }
   const env: DaemonEnv = {
     layout,
     config,

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { privKillProcess, privProbeQemuKvm } from "../rpc/priv/vmm.js";
 import { createPidExitWatcher } from "../system/pid-exit-watcher.js";
 import type { Accel, VmmKind } from "../vmm/driver.js";
@@ -58,13 +58,13 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
   };
   await settle();
   const kind: VmmKind = choice?.kind ?? "qemu";
-  const driver = createVmmDriver(kind, { helper: env.helper, logger: env.logger, vmm: env.config.vmm, owner: { uid: env.ownerUid, gid: env.ownerGid }, stateDir: env.layout.stateDir });
+  const driver = createVmmDriver(kind, { helper: env.helper, logger: env.logger, vmm: env.config.vmm, owner: { uid: env.ownerUid, gid: env.ownerGid } });
   const exits = createPidExitWatcher((e) => { env.logger.error("VMM exit watch failed", { error: e instanceof Error ? e.message : String(e) }); });
   const adapters = new Map<Accel, DriverVmmDeps>();
   const adapter = (accel: Accel): DriverVmmDeps => {
     let a = adapters.get(accel);
     if (a === undefined) {
-      a = vmmDepsFromDriver(driver, accel, env.layout.runtimeDir, exits);
+      a = vmmDepsFromDriver(driver, accel, dirname(env.layout.helperSocket), exits);
       adapters.set(accel, a);
     }
     return a;
@@ -86,12 +86,12 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
       isAlive: (handle) => adapter(choice?.accel ?? "tcg").isAlive(handle),
       watchExit: (handle, onExit) => adapter(choice?.accel ?? "tcg").watchExit(handle, onExit),
       find: (vmId, vmmKind) => adapter(choice?.accel ?? "tcg").find(vmId, vmmKind),
-      release: (vmId) => adapter(choice?.accel ?? "tcg").release(vmId),
+      release: (vmId, opId) => adapter(choice?.accel ?? "tcg").release(vmId, opId),
       listAll: () => listBangerVmms(),
       async killOrphan(vmm, opId) {
         const { exited } = await env.helper.call(privKillProcess, { pid: vmm.pid, vm_id: vmm.vmId, launched_only: true }, opId);
         if (!exited) throw new Error(`VMM pid ${vmm.pid} survived SIGKILL (stuck in the kernel?); check /proc/${vmm.pid}/status`);
-        await adapter(choice?.accel ?? "tcg").release(vmm.vmId);
+        await adapter(choice?.accel ?? "tcg").release(vmm.vmId, opId);
       },
     },
     close: () => { exits.close(); },

@@ -9,7 +9,7 @@ export interface Layout {
   readonly mode: "user" | "system";
   /** Persistent state: database, images, per-VM disks. */
   readonly stateDir: string;
-  /** Sockets, pidfiles and other things that vanish at reboot (0700). */
+  /** The daemon's socket and other things of the owner's that vanish at reboot (0700, the owner's, checked by daemon/runtime-dir.ts). */
   readonly runtimeDir: string;
   readonly configFile: string;
   /** The owner daemon's socket. */
@@ -80,10 +80,15 @@ export const state = {
   /** Disk copies made ahead for the next VM create (spare-copies.ts), hard-linked into a VM's dir (one state dir, one filesystem). */
   spareCopiesDir: (stateDir: string) => join(stateDir, "cache", "spares"),
   logsDir: (stateDir: string) => join(stateDir, "logs"),
-  /** Jailer --chroot-base-dir: inside the state dir so kernels/disks can be hard-linked into jails (same filesystem). */
-  jailerBase: (stateDir: string) => join(stateDir, "jail"),
-  /** The jailer's per-VM directory: <base>/<basename(exec-file)>/<id> (its chroot is `root/` inside). */
-  jailerVmDir: (stateDir: string, execName: string, vmId: string) => join(stateDir, "jail", execName, vmId),
+} as const;
+
+/**
+ * The jailer's tree, beneath vmm.jail_dir (its --chroot-base-dir, root's alone and outside the
+ * owner's state dir, so no name on the way is one the owner can change): a per-VM directory
+ * <jail dir>/<basename(exec-file)>/<id>, its chroot `root/` inside.
+ */
+export const jailFiles = {
+  vmDir: (jailDir: string, execName: string, vmId: string) => join(jailDir, execName, vmId),
 } as const;
 
 /** Files inside one VM's directory (state dir side). */
@@ -107,11 +112,28 @@ export const imageFiles = {
   rootfs: (imageDir: string) => join(imageDir, "rootfs.ext4"),
 } as const;
 
-/** Per-VM files inside the runtime dir; kept short for the 108-byte sun_path limit. */
-export const runtimeFiles = {
-  vmDir: (runtimeDir: string, vmId: string) => join(runtimeDir, "vm", vmId.slice(0, 12)),
-  apiSocket: (runtimeDir: string, vmId: string) => join(runtimeDir, "vm", vmId.slice(0, 12), "api.sock"),
-  qmpSocket: (runtimeDir: string, vmId: string) => join(runtimeDir, "vm", vmId.slice(0, 12), "qmp.sock"),
-  vsockSocket: (runtimeDir: string, vmId: string) => join(runtimeDir, "vm", vmId.slice(0, 12), "vsock.sock"),
-  pidFile: (runtimeDir: string, vmId: string) => join(runtimeDir, "vm", vmId.slice(0, 12), "vmm.pid"),
+/**
+ * The root helper's own per-VM directories, <helper dir>/vm/<vm id>/, next to
+ * its socket (the helper dir is root's; see roothelper/vmm-run-dirs.ts): what
+ * root creates for a VMM lives there, where the owner can write nothing. The
+ * helper picks these names from the VM id; the daemon only reads the pidfile
+ * (the dirs are 0711, the pidfile 0644) and shows the socket paths.
+ */
+export const helperVmFiles = {
+  vmsDir: (helperDir: string) => join(helperDir, "vm"),
+  vmDir: (helperDir: string, vmId: string) => join(helperDir, "vm", vmId),
+  pidFile: (helperDir: string, vmId: string) => join(helperDir, "vm", vmId, HELPER_VM_LEAVES.pidFile),
+  qmpSocket: (helperDir: string, vmId: string) => join(helperDir, "vm", vmId, HELPER_VM_LEAVES.qmpSocket),
+  apiSocket: (helperDir: string, vmId: string) => join(helperDir, "vm", vmId, HELPER_VM_LEAVES.apiSocket),
+  vsockSocket: (helperDir: string, vmId: string) => join(helperDir, "vm", vmId, HELPER_VM_LEAVES.vsockSocket),
+} as const;
+
+/** The entries of one helper VM directory, by name (the helper creates them beneath its descriptor of the directory). */
+export const HELPER_VM_LEAVES = {
+  pidFile: "vmm.pid",
+  /** pid and start time of the VMM the helper launched, for a restarted helper (vmm-processes.ts); root-only. */
+  launchRecord: "launch",
+  qmpSocket: "qmp.sock",
+  apiSocket: "api.sock",
+  vsockSocket: "vsock.sock",
 } as const;

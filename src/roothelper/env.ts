@@ -3,6 +3,7 @@ import type { Logger } from "../system/log.js";
 import type { Runner } from "../system/runner.js";
 import type { ManagedRoot } from "./fs/managed-root.js";
 import type { VmmProcesses } from "./vmm-processes.js";
+import type { VmmRunDirs } from "./vmm-run-dirs.js";
 
 /**
  * What every privileged method may rely on. All of it comes from the helper's
@@ -11,8 +12,14 @@ import type { VmmProcesses } from "./vmm-processes.js";
 export interface HelperEnv {
   readonly ownerUid: number;
   readonly ownerGid: number;
-  /** Managed roots, opened and checked once at start: request paths are resolved only beneath these descriptors. */
-  readonly roots: { readonly state: ManagedRoot; readonly runtime: ManagedRoot };
+  /**
+   * Opened and checked once at start. `state`: the owner's state dir; request paths are resolved
+   * only beneath its descriptor. `jail`: vmm.jail_dir, root's alone (fs/trust.ts trustedDir), when
+   * the jailer is used.
+   */
+  readonly roots: { readonly state: ManagedRoot; readonly jail?: ManagedRoot | undefined };
+  /** The helper's own root-owned per-VM directories, where what it creates for VMMs lives. */
+  readonly vmmRunDirs: VmmRunDirs;
   readonly config: Config;
   readonly runner: Runner;
   /** Runs debugfs/e2fsck as the owner with no_new_privs (owner-parsers.ts): every parse of ext4 goes through it, never through `runner`. */

@@ -1,8 +1,8 @@
 import { chmodSync, mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { parseConfig } from "../config/load.js";
-import { SYSTEM_CONFIG_FILE, SYSTEM_RUNTIME_DIR, SYSTEM_STATE_DIR, DEFAULT_HELPER_SOCKET } from "../paths/paths.js";
+import { SYSTEM_CONFIG_FILE, SYSTEM_STATE_DIR, DEFAULT_HELPER_SOCKET, helperVmFiles } from "../paths/paths.js";
 import { Dispatcher } from "../rpc/dispatcher.js";
 import { serveUnix } from "../rpc/unix-server.js";
 import { createLogger } from "../system/log.js";
@@ -10,16 +10,18 @@ import { dirfdCalls } from "../system/dirfd-calls.js";
 import { systemRunner } from "../system/runner.js";
 import { VERSION } from "../version.js";
 import type { HelperEnv } from "./env.js";
-import { openManagedRoot, TrustError } from "./fs/managed-root.js";
-import { readTrustedConfig, trustedBinary } from "./fs/trust.js";
+import { openManagedRoot, openRootOnlyDir, TrustError } from "./fs/managed-root.js";
+import { readTrustedConfig, trustedBinary, trustedDir } from "./fs/trust.js";
 import { ownerParserRunner } from "./owner-parsers.js";
 import { VmmProcesses } from "./vmm-processes.js";
+import { VmmRunDirs } from "./vmm-run-dirs.js";
 import { helperMethods } from "./registry.js";
 
-const USAGE = `usage: bangerd-root --owner UID [--owner-gid GID] [--state-dir DIR] [--runtime-dir DIR] [--config FILE] [--socket PATH]
+const USAGE = `usage: bangerd-root --owner UID [--owner-gid GID] [--state-dir DIR] [--config FILE] [--socket PATH]
 
 The root helper: the only banger process that runs as root. Its managed
-roots and owner come from these flags, never from a request.`;
+root (the owner's state dir) and owner come from these flags, never from a
+request. What it creates for VMMs lives next to its socket, in vm/.`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let values;
@@ -30,7 +32,6 @@ export async function main(argv: readonly string[]): Promise<number> {
         owner: { type: "string" },
         "owner-gid": { type: "string" },
         "state-dir": { type: "string", default: SYSTEM_STATE_DIR },
-        "runtime-dir": { type: "string", default: SYSTEM_RUNTIME_DIR },
         config: { type: "string", default: SYSTEM_CONFIG_FILE },
         socket: { type: "string", default: process.env["BANGER_HELPER_SOCKET"] ?? DEFAULT_HELPER_SOCKET },
         help: { type: "boolean", short: "h" },
@@ -51,7 +52,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const ownerGid = values["owner-gid"] !== undefined ? Number(values["owner-gid"]) : ownerUid;
-  for (const [flag, dir] of [["--state-dir", values["state-dir"]], ["--runtime-dir", values["runtime-dir"]], ["--socket", values.socket]] as const) {
+  for (const [flag, dir] of [["--state-dir", values["state-dir"]], ["--socket", values.socket]] as const) {
     if (!dir.startsWith("/")) {
       process.stderr.write(`bangerd-root: ${flag} must be an absolute path\n`);
       return 2;
@@ -69,11 +70,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   mkdirSync(socketDir, { recursive: true, mode: 0o711 });
   // The owner must traverse this root-owned dir to reach the socket; the socket itself is 0600 and owner-owned.
   chmodSync(socketDir, 0o711);
-  const recordsDir = join(socketDir, "vmms");
-  mkdirSync(recordsDir, { recursive: true, mode: 0o700 });
+  const vmmDir = helperVmFiles.vmsDir(socketDir);
+  mkdirSync(vmmDir, { recursive: true, mode: 0o711 });
   let env: HelperEnv;
   try {
-    env = trustedEnv(values.config, ownerUid, ownerGid, values["state-dir"], values["runtime-dir"], recordsDir, logger);
+    env = trustedEnv(values.config, ownerUid, ownerGid, values["state-dir"], vmmDir, logger);
   } catch (e) {
     if (!(e instanceof TrustError)) throw e;
     process.stderr.write(`bangerd-root: refusing to start: ${e.message}\n`);
@@ -86,7 +87,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     allowedUids: [ownerUid],
     socketOwner: { uid: ownerUid, gid: ownerGid },
   });
-  logger.info("root helper listening", { socket: values.socket, owner_uid: ownerUid, version: VERSION, state_dir: env.roots.state.path, runtime_dir: env.roots.runtime.path });
+  logger.info("root helper listening", { socket: values.socket, owner_uid: ownerUid, version: VERSION, state_dir: env.roots.state.path, vmm_dir: env.vmmRunDirs.root.path });
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       server.close(() => { resolve(); });
@@ -101,21 +102,29 @@ export async function main(argv: readonly string[]): Promise<number> {
 /**
  * Everything the helper trusts, checked once before it listens: its config,
  * the VMM binaries, setpriv and the parsers it runs must be root's alone
- * (fs/trust.ts), the managed roots must be real directories of root or the
- * owner (fs/managed-root.ts), and the launch records' directory root's own.
+ * (fs/trust.ts), the managed root must be a real directory of root or the
+ * owner (fs/managed-root.ts), the VMMs' run directories root's own, writable
+ * by nobody else, and so is the jail dir (with every directory above it)
+ * when the jailer is used.
  * Any failure is a TrustError naming the file and the rule.
  */
-function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stateDir: string, runtimeDir: string, recordsDir: string, logger: HelperEnv["logger"]): HelperEnv {
+function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stateDir: string, vmmDir: string, logger: HelperEnv["logger"]): HelperEnv {
   const config = parseConfig(readTrustedConfig(configPath) ?? "", configPath);
+  // Root's alone (root-owned, 0711, reached without symlinks): pidfiles, sockets and the launch records that
+  // decide which root processes may be signalled live here. The owner may traverse it to read a pidfile.
+  const vmmRunDirs = new VmmRunDirs(openRootOnlyDir("VMM run dirs", vmmDir, 0o711));
+  const jailer = config.vmm.jailer === "never" ? undefined : trustedBinary("vmm.jailer_bin", config.vmm.jailer_bin);
   return {
     ownerUid,
     ownerGid,
-    roots: { state: openManagedRoot("state dir", stateDir, ownerUid), runtime: openManagedRoot("runtime dir", runtimeDir, ownerUid) },
+    // The jailer resolves its --chroot-base-dir by name as root: only a directory that is root's all the way down will do.
+    roots: { state: openManagedRoot("state dir", stateDir, ownerUid), jail: jailer === undefined ? undefined : trustedDir("vmm.jail_dir", config.vmm.jail_dir) },
+    vmmRunDirs,
     config,
     binaries: {
       qemu: trustedBinary("vmm.qemu_bin", config.vmm.qemu_bin),
       firecracker: trustedBinary("vmm.firecracker_bin", config.vmm.firecracker_bin),
-      jailer: config.vmm.jailer === "never" ? undefined : trustedBinary("vmm.jailer_bin", config.vmm.jailer_bin),
+      jailer,
     },
     runner: systemRunner,
     parserRunner: ownerParserRunner(
@@ -124,7 +133,6 @@ function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stat
       { uid: ownerUid, gid: ownerGid },
     ),
     logger,
-    // Root's alone (root-owned, reached without symlinks): what it says decides which root processes may be signalled.
-    vmms: new VmmProcesses(ownerUid, openManagedRoot("launch records", recordsDir, 0)),
+    vmms: new VmmProcesses(ownerUid, vmmRunDirs.root),
   };
 }

@@ -1,11 +1,17 @@
 import { closeSync, constants, readFileSync, writeSync } from "node:fs";
 import { constants as osConstants } from "node:os";
+import { HELPER_VM_LEAVES } from "../paths/paths.js";
 import { RpcError } from "../rpc/errors.js";
 import { dirfdCalls } from "../system/dirfd-calls.js";
 import { parseProcStat } from "../system/proc.js";
 import { checkVmmIdentity } from "../vmm/identity.js";
 import { RESOLVE } from "./fs/beneath.js";
 import type { ManagedRoot } from "./fs/managed-root.js";
+
+/** The launch record of `vmId`, beneath the run directories' root. */
+function recordOf(vmId: string): string {
+  return `${vmId}/${HELPER_VM_LEAVES.launchRecord}`;
+}
 
 /**
  * Which processes the helper may signal, and the descriptors it signals
@@ -18,8 +24,8 @@ import type { ManagedRoot } from "./fs/managed-root.js";
  *   the pid cannot have been reused in between).
  * - A VMM launched by an earlier run of the helper (VMMs outlive helper
  *   restarts) is recognised by the record the helper wrote when it launched
- *   it, in a root-only directory: its pid and its start time, which a later
- *   process with the same pid cannot share.
+ *   it, in the VM's root-owned run directory (vmm-run-dirs.ts), 0600: its pid
+ *   and its start time, which a later process with the same pid cannot share.
  * - Any other pid is signalled only if every one of its uids is the
  *   owner's: then the owner could signal it anyway, and the helper grants
  *   nothing.
@@ -31,9 +37,10 @@ export class VmmProcesses {
   private readonly launched = new Map<number, { readonly vmId: string; readonly pidFd: number }>();
 
   /**
-   * `records`: a root-only directory (opened and checked at start) for the
-   * launch records that let a restarted helper recognise its VMMs; without
-   * it only this run's launches are known.
+   * `records`: the VMMs' root-owned run directories (opened and checked at
+   * start); the record of a launch is <vm id>/launch in there, which lets a
+   * restarted helper recognise its VMMs. Without it only this run's launches
+   * are known.
    */
   constructor(private readonly ownerUid: number, private readonly records?: ManagedRoot, private readonly procRoot = "/proc") {}
 
@@ -43,7 +50,7 @@ export class VmmProcesses {
     const pidFd = dirfdCalls().pidfdOpen(pid);
     this.launched.set(pid, { vmId, pidFd });
     if (this.records === undefined) return;
-    const fd = dirfdCalls().openat2(this.records.fd, vmId, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600, RESOLVE);
+    const fd = dirfdCalls().openat2(this.records.fd, recordOf(vmId), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600, RESOLVE);
     try {
       writeSync(fd, `${pid} ${this.startTime(pid)}\n`);
     } finally {
@@ -56,7 +63,7 @@ export class VmmProcesses {
     if (this.records === undefined) return false;
     let text: string;
     try {
-      const fd = dirfdCalls().openat2(this.records.fd, vmId, constants.O_RDONLY | constants.O_NOFOLLOW, 0, RESOLVE);
+      const fd = dirfdCalls().openat2(this.records.fd, recordOf(vmId), constants.O_RDONLY | constants.O_NOFOLLOW, 0, RESOLVE);
       try {
         text = readFileSync(fd, "utf8");
       } finally {

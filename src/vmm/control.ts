@@ -1,6 +1,6 @@
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import type { HelperClient } from "../daemon/helper-client.js";
-import { privKillProcess, privSignalProcess, privVmmShutdown } from "../rpc/priv/vmm.js";
+import { privCleanupVmm, privKillProcess, privSignalProcess, privVmmShutdown } from "../rpc/priv/vmm.js";
 import type { Logger } from "../system/log.js";
 import { parseProcStat, readProcessStats, type ProcStat } from "../system/proc.js";
 import { NotRunningError, StalePidError, type StopOptions, type StopResult, type VmmHandle, type VmmRef, type VmmStats } from "./driver.js";
@@ -87,46 +87,46 @@ async function waitGone(deps: ControlDeps, handle: VmmHandle, timeoutMs: number)
   return !isRunning(deps, handle);
 }
 
-/** Remove the pidfile and control socket; every removal is attempted, failures are joined. */
-export function removeRuntimeFiles(handle: VmmRef): void {
-  const errors: unknown[] = [];
-  for (const f of [handle.pidFile, handle.controlSocket]) {
-    try {
-      rmSync(f, { force: true });
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  if (errors.length > 0) throw new AggregateError(errors, `could not remove runtime files of VM ${handle.vmId}`);
+/**
+ * Have the helper remove what it keeps for VM `vmId`'s VMM (its root-owned run directory with the
+ * pidfile and sockets, a jail with root-owned hard links to the VM's disks) once that VMM is gone:
+ * the daemon cannot, and must not be able to, remove root's files. The helper refuses while a VMM of
+ * the VM runs.
+ */
+export async function release(deps: ControlDeps, vmId: string, opId: string): Promise<void> {
+  await deps.helper.call(privCleanupVmm, { vm_id: vmId }, opId);
 }
 
 export async function stop(deps: ControlDeps, handle: VmmHandle, options: StopOptions, opId: string): Promise<StopResult> {
   const started = Date.now();
+  const how = await bringDown(deps, handle, options, opId);
+  await release(deps, handle.vmId, opId);
+  return { how, elapsedMs: Date.now() - started };
+}
+
+/** The stop ladder: graceful request, SIGTERM, SIGKILL, each only while the VMM still runs. */
+async function bringDown(deps: ControlDeps, handle: VmmHandle, options: StopOptions, opId: string): Promise<StopResult["how"]> {
   const log = deps.logger.child({ op_id: opId, vm_id: handle.vmId });
-  const result = (how: StopResult["how"]): StopResult => {
-    removeRuntimeFiles(handle);
-    return { how, elapsedMs: Date.now() - started };
-  };
-  if (!isRunning(deps, handle)) return result("not-running");
+  if (!isRunning(deps, handle)) return "not-running";
   if (options.force !== true) {
     try {
-      await deps.helper.call(privVmmShutdown, { pid: handle.pid, vm_id: handle.vmId, kind: handle.kind, control_socket: handle.controlSocket }, opId);
-      if (await waitGone(deps, handle, options.timeoutMs)) return result("graceful");
+      await deps.helper.call(privVmmShutdown, { pid: handle.pid, vm_id: handle.vmId, kind: handle.kind }, opId);
+      if (await waitGone(deps, handle, options.timeoutMs)) return "graceful";
       log.warn("guest did not shut down in time; sending SIGTERM", { timeout_ms: options.timeoutMs });
     } catch (e) {
       // The VMM may be wedged or already exiting; fall through to signals rather than give up.
       log.warn("graceful shutdown request failed; sending SIGTERM", { error: e });
     }
-    if (!isRunning(deps, handle)) return result("graceful");
+    if (!isRunning(deps, handle)) return "graceful";
     try {
       await deps.helper.call(privSignalProcess, { pid: handle.pid, vm_id: handle.vmId, signal: "SIGTERM" }, opId);
-      if (await waitGone(deps, handle, deps.termGraceMs ?? 3000)) return result("terminated");
+      if (await waitGone(deps, handle, deps.termGraceMs ?? 3000)) return "terminated";
     } catch (e) {
       log.warn("SIGTERM failed; sending SIGKILL", { error: e });
     }
   }
-  if (!isRunning(deps, handle)) return result("terminated");
+  if (!isRunning(deps, handle)) return "terminated";
   const { exited } = await deps.helper.call(privKillProcess, { pid: handle.pid, vm_id: handle.vmId }, opId);
   if (!exited && isRunning(deps, handle)) throw new Error(`VMM pid ${handle.pid} of VM ${handle.vmId} survived SIGKILL (stuck in the kernel?); check /proc/${handle.pid}/status`);
-  return result("killed");
+  return "killed";
 }

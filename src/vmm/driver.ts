@@ -48,7 +48,11 @@ export interface VmSpec {
   readonly tap: string;
   /** Guest MAC, lowercase aa:bb:cc:dd:ee:ff. */
   readonly mac: string;
-  /** Firecracker API socket or qemu QMP socket (runtimeFiles.apiSocket / qmpSocket). */
+  /**
+   * Firecracker API socket or qemu QMP socket, and the pidfile: where the root helper puts them, in
+   * its own root-owned directory of the VM (paths.helperVmFiles). Shown, never sent: the helper picks
+   * these from the VM id, and only it connects to the socket.
+   */
   readonly controlSocket: string;
   readonly pidFile: string;
   /** Guest serial console output. */
@@ -117,7 +121,10 @@ export interface VmmDriver {
   readonly kind: VmmKind;
   buildLaunch(spec: VmSpec): LaunchPlan;
   launch(spec: VmSpec, opId: string): Promise<VmmHandle>;
+  /** Stops the VMM and has the helper remove what it kept for it (release). */
   stop(handle: VmmHandle, options: StopOptions, opId: string): Promise<StopResult>;
+  /** Once no VMM of `vmId` runs: the helper removes its run directory (pidfile, sockets) and jail. Idempotent. */
+  release(vmId: string, opId: string): Promise<void>;
   /** True only when handle.pid is alive AND its cmdline names this VM's control socket. */
   isRunning(handle: VmmHandle): Promise<boolean>;
   /** Re-attach from the pidfile; throws StalePidError if it names another process, NotRunningError if none. */

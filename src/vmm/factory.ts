@@ -12,7 +12,6 @@ export interface DriverFactoryDeps {
   readonly vmm: Config["vmm"];
   /** The owner uid/gid the VMM drops to (the helper uses its own flags; this is for buildLaunch display). */
   readonly owner: { readonly uid: number; readonly gid: number };
-  readonly stateDir: string;
 }
 
 /** The driver for a kind picked by select.ts, wired to the root helper. */
@@ -23,6 +22,6 @@ export function createVmmDriver(kind: VmmKind, deps: DriverFactoryDeps): VmmDriv
     helper: deps.helper,
     logger: deps.logger,
     firecrackerBin: deps.vmm.firecracker_bin,
-    jailer: jailerBin === undefined ? undefined : { jailerBin, stateDir: deps.stateDir, uid: deps.owner.uid, gid: deps.owner.gid },
+    jailer: jailerBin === undefined ? undefined : { jailerBin, jailDir: deps.vmm.jail_dir, uid: deps.owner.uid, gid: deps.owner.gid },
   });
 }

@@ -14,7 +14,6 @@ export function launchFields(spec: VmSpec): VmLaunchFields {
     work_disk: spec.workDisk,
     tap_name: spec.tap,
     mac: spec.mac,
-    pid_file: spec.pidFile,
     console_log: spec.consoleLog,
     vmm_log: spec.vmmLog,
   };

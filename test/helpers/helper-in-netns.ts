@@ -28,12 +28,10 @@ export async function startHelperInNetns(ns: NetNs, owner: { uid: number; gid: n
   const socket = join(dir, "h.sock");
   const config = join(dir, "config.toml");
   writeFileSync(config, configToml);
-  // The helper opens its managed roots at start and refuses to run without them.
-  for (const d of ["state", "run"]) {
-    mkdirSync(join(dir, d), { mode: 0o700 });
-    chownSync(join(dir, d), owner.uid, owner.gid);
-  }
-  const child: ChildProcess = spawn("ip", ["netns", "exec", ns.name, process.execPath, HELPER_BIN, "--owner", String(owner.uid), "--owner-gid", String(owner.gid), "--state-dir", join(dir, "state"), "--runtime-dir", join(dir, "run"), "--config", config, "--socket", socket], {
+  // The helper opens its managed root at start and refuses to run without it.
+  mkdirSync(join(dir, "state"), { mode: 0o700 });
+  chownSync(join(dir, "state"), owner.uid, owner.gid);
+  const child: ChildProcess = spawn("ip", ["netns", "exec", ns.name, process.execPath, HELPER_BIN, "--owner", String(owner.uid), "--owner-gid", String(owner.gid), "--state-dir", join(dir, "state"), "--config", config, "--socket", socket], {
     // strayFd: fd 9 left open without close-on-exec, as a careless parent might; nothing the helper runs may inherit it.
     stdio: ["ignore", "ignore", "pipe", ...(opts.strayFd === true ? [...Array<"ignore">(6).fill("ignore"), "pipe" as const] : [])],
   });

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
+import { helperVmFiles } from "../../src/paths/paths.js";
 import { parseProcStat } from "../../src/system/proc.js";
 import { runText, systemRunner } from "../../src/system/runner.js";
 import { isVmmComm } from "../../src/vmm/identity.js";
@@ -8,7 +9,8 @@ import type { NetNs } from "./netns.js";
 /**
  * What a VM could leave behind on the host, captured before and after a test
  * so teardown can be asserted exactly: links and firewall in the namespace,
- * loop devices, VMM processes, sockets and files under the runtime and state dirs.
+ * loop devices, VMM processes, sockets and files under the runtime and state dirs and in the
+ * helper's VMM run dirs.
  */
 export interface HostSnapshot {
   readonly links: string;
@@ -18,6 +20,8 @@ export interface HostSnapshot {
   readonly vmmProcesses: string;
   readonly runtimeFiles: string[];
   readonly stateFiles: string[];
+  /** What the helper keeps for running VMMs (pidfile, sockets, launch record): nothing once they are gone. */
+  readonly helperVmFiles: string[];
 }
 
 function listFiles(dir: string, skip: (rel: string) => boolean): string[] {
@@ -65,7 +69,7 @@ function liveVmms(ns: NetNs): string {
 }
 
 /** VMMs are those inside `ns`, so other VMs on the host do not count. */
-export async function snapshotHost(ns: NetNs, dirs: { runtimeDir: string; stateDir: string }): Promise<HostSnapshot> {
+export async function snapshotHost(ns: NetNs, dirs: { runtimeDir: string; stateDir: string; helperDir: string }): Promise<HostSnapshot> {
   // Index and link-layer details vary run to run; so does carrier: a bridge whose last port just left
   // reports NO-CARRIER and state DOWN a moment later. Which links exist, and their admin flags, is what
   // a leak changes.
@@ -81,5 +85,6 @@ export async function snapshotHost(ns: NetNs, dirs: { runtimeDir: string; stateD
     runtimeFiles: listFiles(dirs.runtimeDir, () => false),
     // The database, installed keys, images and the cached vmm probe legitimately persist.
     stateFiles: listFiles(dirs.stateDir, (rel) => /^(banger\.db.*|images(\/.*)?|ssh(\/.*)?|cache(\/.*)?|vmm-probe\.json|logs(\/.*)?)$/.test(rel)),
+    helperVmFiles: listFiles(helperVmFiles.vmsDir(dirs.helperDir), () => false),
   };
 }

@@ -29,6 +29,8 @@ export interface Stack {
   readonly base: string;
   readonly stateDir: string;
   readonly runtimeDir: string;
+  /** The helper's socket dir, root's; its vm/ holds the VMMs' run dirs. */
+  readonly helperDir: string;
   readonly env: Record<string, string>;
   cli(args: readonly string[], opts?: CliOptions): Promise<CliResult>;
   daemonLog(): string;
@@ -125,7 +127,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   writeFileSync(helperLogFile, "");
   writeFileSync(daemonLogFile, "");
 
-  const helperArgv = [process.execPath, ...(opts.helperNodeFlags ?? []), BIN.helper, "--owner", String(user.uid), "--owner-gid", String(user.gid), "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--config", configFile, "--socket", helperSocket];
+  const helperArgv = [process.execPath, ...(opts.helperNodeFlags ?? []), BIN.helper, "--owner", String(user.uid), "--owner-gid", String(user.gid), "--state-dir", stateDir, "--config", configFile, "--socket", helperSocket];
   const helperCmd = netns !== undefined ? netns.exec(helperArgv) : helperArgv;
   const { openSync } = await import("node:fs");
   let helper: ChildProcess | undefined;
@@ -169,6 +171,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     base,
     stateDir,
     runtimeDir,
+    helperDir,
     env,
     cli(args, o = {}) {
       const cmd = asUser(user, [process.execPath, BIN.banger, ...args], o.hostNetns === true ? undefined : netns);

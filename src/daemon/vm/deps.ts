@@ -169,10 +169,11 @@ export interface VmmDeps {
    */
   killOrphan(vmm: FoundVmm, opId: string): Promise<void>;
   /**
-   * Removes what VM `vmId`'s VMM leaves in the runtime dir (pidfile, control socket, its dir) when
-   * no VMM of that VM runs: a launch cut off before its pid was known leaves them without a handle.
+   * Has the root helper remove what it keeps for VM `vmId`'s VMM (its run dir with pidfile and
+   * sockets, its jail) when no VMM of that VM runs: a launch cut off before its pid was known
+   * leaves them without a handle. Idempotent.
    */
-  release(vmId: string): Promise<void>;
+  release(vmId: string, opId: string): Promise<void>;
 }
 
 export interface FoundVmm {

@@ -70,7 +70,7 @@ export function stopActions(env: LifecycleEnv, vm: VmRecord, opts: { force: bool
       },
     });
   }
-  actions.push({ name: "remove-vmm-files", run: () => deps.vmm.release(vm.id) });
+  actions.push({ name: "remove-vmm-files", run: () => deps.vmm.release(vm.id, opts.opId) });
   const lease = leaseOf(vm);
   if (lease !== undefined) actions.push({ name: "detach-network", run: () => deps.network.detach(vm.id, lease, opts.opId) });
   const root = rootDiskOf(vm);

@@ -1,5 +1,4 @@
-import { mkdirSync, rmSync } from "node:fs";
-import { runtimeFiles, vmFiles } from "../../paths/paths.js";
+import { helperVmFiles, vmFiles } from "../../paths/paths.js";
 import { BASE_CMDLINE, TCG_KERNEL_ARGS } from "../../image/cmdline.js";
 import type { PidExitWatcher } from "../../system/pid-exit-watcher.js";
 import { checkVmmIdentity, findVmmPid } from "../../vmm/identity.js";
@@ -9,10 +8,12 @@ import type { LaunchSpec, VmmDeps, VmmHandle } from "./deps.js";
 /**
  * Adapts a VMM driver (src/vmm) to the lifecycle's VmmDeps: turns the
  * lifecycle's LaunchSpec into the driver's VmSpec (kernel flavour per VMM,
- * guest-contract cmdline, runtime socket/pidfile paths) and carries the
- * driver's handle through handles.json unchanged so stop/isAlive get it back.
+ * guest-contract cmdline, where the helper will keep the VMM's socket and
+ * pidfile) and carries the driver's handle through handles.json unchanged so
+ * stop/isAlive get it back. `helperDir`: the directory of the helper's socket,
+ * next to which it keeps its per-VM directories (paths.helperVmFiles).
  */
-export function buildVmSpec(spec: LaunchSpec, kind: VmmDriver["kind"], accel: Accel, runtimeDir: string): VmSpec {
+export function buildVmSpec(spec: LaunchSpec, kind: VmmDriver["kind"], accel: Accel, helperDir: string): VmSpec {
   const kernelPath = kind === "firecracker" ? spec.image.vmlinuxPath ?? spec.image.kernelPath : spec.image.kernelPath;
   // TCG needs the TSC frequency up front or microvm boots can hang calibrating (see image/cmdline.ts).
   const cmdline = accel === "tcg" ? `${BASE_CMDLINE} ${TCG_KERNEL_ARGS}` : BASE_CMDLINE;
@@ -28,14 +29,19 @@ export function buildVmSpec(spec: LaunchSpec, kind: VmmDriver["kind"], accel: Ac
     workDisk: spec.workDiskPath,
     tap: spec.lease.tap,
     mac: spec.lease.mac.toLowerCase(),
-    controlSocket: kind === "firecracker" ? runtimeFiles.apiSocket(runtimeDir, spec.vmId) : runtimeFiles.qmpSocket(runtimeDir, spec.vmId),
-    pidFile: runtimeFiles.pidFile(runtimeDir, spec.vmId),
+    controlSocket: controlSocketOf(kind, helperDir, spec.vmId),
+    pidFile: helperVmFiles.pidFile(helperDir, spec.vmId),
     consoleLog: spec.consoleLog,
     vmmLog: vmFiles.vmmLog(spec.vmDir),
     metricsPath: kind === "firecracker" ? vmFiles.metrics(spec.vmDir) : undefined,
     accel,
-    vsock: kind === "firecracker" ? { cid: spec.lease.cid, udsPath: runtimeFiles.vsockSocket(runtimeDir, spec.vmId) } : undefined,
+    // Shown only: the daemon asks for the device, the helper puts its socket in its own dir (or the jail).
+    vsock: kind === "firecracker" ? { cid: spec.lease.cid, udsPath: helperVmFiles.vsockSocket(helperDir, spec.vmId) } : undefined,
   };
+}
+
+function controlSocketOf(kind: VmmDriver["kind"], helperDir: string, vmId: string): string {
+  return kind === "firecracker" ? helperVmFiles.apiSocket(helperDir, vmId) : helperVmFiles.qmpSocket(helperDir, vmId);
 }
 
 function toDriverHandle(h: VmmHandle, kind: VmmDriver["kind"]): DriverHandle {
@@ -48,30 +54,26 @@ function toDriverHandle(h: VmmHandle, kind: VmmDriver["kind"]): DriverHandle {
 /** What one driver answers for, per accelerator; the host-wide scan for orphans is the VMM service's. */
 export type DriverVmmDeps = Omit<VmmDeps, "listAll" | "killOrphan">;
 
-export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, runtimeDir: string, exits: PidExitWatcher): DriverVmmDeps {
+export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, helperDir: string, exits: PidExitWatcher): DriverVmmDeps {
   return {
     kind: driver.kind,
     async launch(spec, opId) {
-      // The helper writes the pidfile and the VMM its sockets here; the owner's 0700 dir keeps them private.
-      mkdirSync(runtimeFiles.vmDir(runtimeDir, spec.vmId), { recursive: true, mode: 0o700 });
-      const h = await driver.launch(buildVmSpec(spec, driver.kind, accel, runtimeDir), opId);
+      const h = await driver.launch(buildVmSpec(spec, driver.kind, accel, helperDir), opId);
       return { ...h };
     },
     async stop(handle, opts, opId) {
-      const h = toDriverHandle(handle, driver.kind);
-      await driver.stop(h, { timeoutMs: opts.timeoutMs, force: opts.force }, opId);
-      rmSync(runtimeFiles.vmDir(runtimeDir, h.vmId), { recursive: true, force: true });
+      await driver.stop(toDriverHandle(handle, driver.kind), { timeoutMs: opts.timeoutMs, force: opts.force }, opId);
     },
     isAlive: (handle) => driver.isRunning(toDriverHandle(handle, driver.kind)),
-    async release(vmId) {
-      if ((await findVmmPid(vmId)) === null) rmSync(runtimeFiles.vmDir(runtimeDir, vmId), { recursive: true, force: true });
+    async release(vmId, opId) {
+      // A VMM still running keeps its files (the helper would refuse anyway); the VM's stop deals with it.
+      if ((await findVmmPid(vmId)) === null) await driver.release(vmId, opId);
     },
     async find(vmId, kind) {
       if (kind !== driver.kind) return undefined;
       const pid = await findVmmPid(vmId);
       if (pid === null) return undefined;
-      const controlSocket = kind === "firecracker" ? runtimeFiles.apiSocket(runtimeDir, vmId) : runtimeFiles.qmpSocket(runtimeDir, vmId);
-      return { kind, vmId, pid, controlSocket, pidFile: runtimeFiles.pidFile(runtimeDir, vmId) };
+      return { kind, vmId, pid, controlSocket: controlSocketOf(kind, helperDir, vmId), pidFile: helperVmFiles.pidFile(helperDir, vmId) };
     },
     watchExit(handle, onExit) {
       const h = toDriverHandle(handle, driver.kind);

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, readlinkSync, type Stats } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, readlinkSync, type Stats } from "node:fs";
 import { isAbsolute, normalize, sep } from "node:path";
 import { hasControlChars } from "../../model/text.js";
 import { RpcError } from "../../rpc/errors.js";
@@ -39,10 +39,14 @@ export class TrustError extends Error {}
  * by root or by the owner: anyone else could rename things inside it.
  */
 export function openManagedRoot(label: string, path: string, ownerUid: number): ManagedRoot {
+  return openChecked(label, path, ownerUid, O_PATH);
+}
+
+function openChecked(label: string, path: string, ownerUid: number, access: number): ManagedRoot {
   if (!isAbsolute(path) || normalize(path) !== path || (path.endsWith(sep) && path !== sep)) throw new TrustError(`${label} ${path}: must be an absolute, normalized path`);
   let fd: number;
   try {
-    fd = dirfdCalls().openat2(AT_FDCWD, path, O_PATH | constants.O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+    fd = dirfdCalls().openat2(AT_FDCWD, path, access | constants.O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ELOOP") throw new TrustError(`${label} ${path}: a component of the path is a symlink; a managed root must be reached without symlinks`);
@@ -55,6 +59,19 @@ export function openManagedRoot(label: string, path: string, ownerUid: number): 
     throw new TrustError(`${label} ${path}: is owned by uid ${stat.uid}; a managed root must be owned by root or the owner (uid ${ownerUid})`);
   }
   return { path, fd, stat };
+}
+
+/**
+ * A directory of root's own (the VMMs' run directories), which the helper
+ * made: reached with no symlink on the way, owned by root, and then given
+ * `mode` through its descriptor (never chmod by name: a symlink planted in
+ * its place would hand root's chmod to its target), so nobody else can
+ * write in it. The descriptor is O_RDONLY, not O_PATH, for that fchmod.
+ */
+export function openRootOnlyDir(label: string, path: string, mode: number): ManagedRoot {
+  const root = openChecked(label, path, 0, constants.O_RDONLY);
+  fchmodSync(root.fd, mode);
+  return { ...root, stat: fstatSync(root.fd) };
 }
 
 /**

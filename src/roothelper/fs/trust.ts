@@ -1,8 +1,8 @@
 import { closeSync, constants, fstatSync, readFileSync, realpathSync, type Stats } from "node:fs";
-import { sep } from "node:path";
+import { isAbsolute, normalize, sep } from "node:path";
 import { AT_FDCWD, dirfdCalls, O_PATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from "../../system/dirfd-calls.js";
 import { resolveBinary } from "../../vmm/binaries.js";
-import { TrustError } from "./managed-root.js";
+import { TrustError, type ManagedRoot } from "./managed-root.js";
 
 /**
  * Trust anchors: what decides what root executes or how it behaves must be
@@ -15,7 +15,7 @@ import { TrustError } from "./managed-root.js";
  * root can change what it names. (The Go original's validateRootExecutable,
  * extended to the directories.)
  */
-function checkRootOwned(label: string, realPath: string, rule: (st: Stats) => string | undefined): number {
+function checkRootOwned(label: string, realPath: string, rule: (st: Stats) => string | undefined, createMissing = false): number {
   const parts = realPath.split(sep).filter((c) => c !== "");
   const calls = dirfdCalls();
   let fd = calls.openat2(AT_FDCWD, "/", O_PATH | constants.O_DIRECTORY, 0, 0);
@@ -33,7 +33,16 @@ function checkRootOwned(label: string, realPath: string, rule: (st: Stats) => st
         return fd;
       }
       const name = parts[i] ?? "";
-      const next = calls.openat2(fd, name, O_PATH | constants.O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+      const open = (): number => calls.openat2(fd, name, O_PATH | constants.O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+      let next: number;
+      try {
+        next = open();
+      } catch (e) {
+        // Made only in a directory that has just passed the check above, relative to its descriptor.
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT" || !createMissing) throw e;
+        calls.mkdirat(fd, name, 0o711);
+        next = open();
+      }
       closeSync(fd);
       fd = next;
       at = at === "/" ? `/${name}` : `${at}/${name}`;
@@ -50,6 +59,27 @@ function rootFileRule(st: Stats): string | undefined {
   if (st.uid !== 0) return `is owned by uid ${st.uid}; it must be owned by root`;
   if ((st.mode & 0o022) !== 0) return "is writable by group or others; it must be writable only by root";
   return undefined;
+}
+
+/**
+ * A directory root acts in by name through another program (the jailer's
+ * --chroot-base-dir): root's alone like a trust anchor, every directory from
+ * / down to it included, so no name on the way is one the owner can change.
+ * It is walked from / by descriptor (a symlink anywhere is refused, not
+ * followed), and missing components are created root's 0711 on the way
+ * (each inside a directory that has just passed the check). Returns it as a
+ * managed root (an O_PATH descriptor held for the helper's lifetime).
+ */
+export function trustedDir(label: string, path: string): ManagedRoot {
+  if (!isAbsolute(path) || normalize(path) !== path || path === sep || path.endsWith(sep)) throw new TrustError(`${label} ${path}: must be an absolute, normalized path`);
+  const rule = (st: Stats): string | undefined => {
+    if (!st.isDirectory()) return "is not a directory";
+    if (st.uid !== 0) return `is owned by uid ${st.uid}; it must be owned by root`;
+    if ((st.mode & 0o022) !== 0) return "is writable by group or others; it must be writable only by root";
+    return undefined;
+  };
+  const fd = checkRootOwned(label, path, rule, true);
+  return { path, fd, stat: fstatSync(fd) };
 }
 
 /**

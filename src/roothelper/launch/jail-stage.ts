@@ -17,8 +17,8 @@ const S_IFBLK = 0o060000;
 /**
  * Open (creating when missing) each directory of `names` beneath `root`,
  * one level at a time: each must be a directory owned by root (the owner
- * must not be able to rename inside the jail's parents), kept 0711 so the
- * owner's daemon can still reach sockets below. Returns the last one.
+ * must not be able to rename inside the jail's parents), kept 0711 (only
+ * traversable: nobody but root lists or changes them). Returns the last one.
  */
 function rootOwnedDirs(startFd: number, label: string, names: readonly string[]): number {
   const calls = dirfdCalls();
@@ -43,8 +43,9 @@ function rootOwnedDirs(startFd: number, label: string, names: readonly string[])
 }
 
 /**
- * The seeds' jail for one VM, <state>/jail/<exec>/<vmId>/root, staged by
- * descriptor, after removeJailTree has removed any previous one. The
+ * The seeds' jail for one VM, <jail dir>/<exec>/<vmId>/root, staged by
+ * descriptor beneath the jail dir (vmm.jail_dir, root's all the way down),
+ * after removeJailTree has removed any previous one. The
  * chroot is filled while it is still root's and 0700 (so the owner can
  * swap nothing inside it), with hard links made from the verified
  * descriptors (linkat AT_EMPTY_PATH: exactly the inode that was checked)
@@ -54,11 +55,11 @@ function rootOwnedDirs(startFd: number, label: string, names: readonly string[])
  */
 export function stageJail(root: ManagedRoot, execName: string, vmId: string, entries: readonly JailEntry[], owner: { uid: number; gid: number }): void {
   const calls = dirfdCalls();
-  const execFd = rootOwnedDirs(root.fd, root.path, ["jail", execName]);
+  const execFd = rootOwnedDirs(root.fd, root.path, [execName]);
   let vmFd: number | undefined;
   let chrootFd: number | undefined;
   try {
-    vmFd = rootOwnedDirs(execFd, `${root.path}/jail/${execName}`, [vmId]);
+    vmFd = rootOwnedDirs(execFd, `${root.path}/${execName}`, [vmId]);
     // EEXIST when a previous jail is still there: removeJailTree comes first.
     calls.mkdirat(vmFd, "root", 0o700);
     chrootFd = calls.openat2(vmFd, "root", constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW, 0, RESOLVE);
@@ -70,7 +71,7 @@ export function stageJail(root: ManagedRoot, execName: string, vmId: string, ent
         try {
           calls.linkat(e.source.fd, "", chrootFd, e.name, AT_EMPTY_PATH);
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === "EXDEV") throw new RpcError("operation_failed", `cannot hard-link ${e.name} into the jail: it is on another filesystem than the state dir's jail/ folder`);
+          if ((err as NodeJS.ErrnoException).code === "EXDEV") throw new RpcError("operation_failed", `cannot hard-link ${e.name} into the jail: the state dir and vmm.jail_dir ${root.path} are on different filesystems; set vmm.jail_dir to a root-owned directory on the state dir's filesystem, or vmm.jailer = "never"`);
           throw err;
         }
       }
@@ -81,14 +82,14 @@ export function stageJail(root: ManagedRoot, execName: string, vmId: string, ent
   }
 }
 
-/** Remove a VM's jail (<state>/jail/<exec>/<vmId>) by descriptor; whether it existed. */
+/** Remove a VM's jail (<jail dir>/<exec>/<vmId>) by descriptor; whether it existed. */
 export function removeJailTree(root: ManagedRoot, execName: string, vmId: string): boolean {
   let execFd: number;
   try {
-    execFd = dirfdCalls().openat2(root.fd, `jail/${execName}`, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW, 0, RESOLVE);
+    execFd = dirfdCalls().openat2(root.fd, execName, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW, 0, RESOLVE);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw new RpcError("bad_params", `jail: ${root.path}/jail/${execName} cannot be opened beneath the state dir: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new RpcError("bad_params", `jail: ${root.path}/${execName} cannot be opened beneath the jail dir: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   try {
     return removeTree(execFd, vmId);

@@ -1,9 +1,27 @@
 import { closeSync, constants, fstatSync, type Stats } from "node:fs";
-import { RpcError } from "../../rpc/errors.js";
+import { HELPER_VM_LEAVES } from "../../paths/paths.js";
 import { dirfdCalls, O_PATH } from "../../system/dirfd-calls.js";
 import { RESOLVE, named, openBeneath, openOwnedLog, openParent, openRegular, removeStale, createExclusive, type Named } from "../fs/beneath.js";
 import { openDmDevice } from "../fs/dm-device.js";
+import type { ManagedRoot } from "../fs/managed-root.js";
 import type { HelperEnv } from "../env.js";
+
+/** A socket a VMM binds: a verified directory, the name in it, and where that is for messages. */
+export interface VmmSocket {
+  readonly n: Named;
+  readonly dirFd: number;
+  readonly leaf: string;
+}
+
+/** The root-owned directory of one launch's VMM (LaunchFiles.runDir). */
+export interface RunDir {
+  readonly fd: number;
+  /** The path of an entry, for messages and for what a launch reports. */
+  path(leaf: string): string;
+  named(field: string, leaf: string): Named;
+  /** A socket the VMM binds in this directory. */
+  socket(field: string, leaf: string): VmmSocket;
+}
 
 /** An open descriptor and what fstat said about it when it was checked. */
 export interface Held {
@@ -19,6 +37,8 @@ export class LaunchFiles {
   private readonly open: number[] = [];
   /** What this launch created or had the VMM bind, to remove when it fails: a verified directory and a name in it. */
   private readonly made: { readonly dirFd: number; readonly leaf: string; readonly kind: (st: Stats) => boolean }[] = [];
+  /** The VM whose root-owned run directory this launch made. */
+  private runDirOf: string | undefined;
 
   constructor(private readonly env: HelperEnv) {}
 
@@ -48,26 +68,35 @@ export class LaunchFiles {
     return this.keep(openOwnedLog(named(field, path, this.env.roots.state), { uid: this.env.ownerUid, gid: this.env.ownerGid }));
   }
 
-  /** The pidfile, beneath the runtime dir: a leftover regular file is removed, then a new root-owned 0644 one created. */
-  pidFile(path: string): number {
-    const n = named("pid_file", path, this.env.roots.runtime);
-    removeStale(n, (st) => st.isFile());
-    const fd = this.keep(createExclusive(n, 0o644));
-    const { dirFd, leaf } = openParent(n);
-    this.made.push({ dirFd: this.keep(dirFd), leaf, kind: (st) => st.isFile() });
-    return fd;
+  /**
+   * The root-owned directory of this launch's VMM (vmm-run-dirs.ts), fresh:
+   * its pidfile is created here, and its sockets are bound here. Removed
+   * again, whole, when the launch fails.
+   */
+  runDir(vmId: string): RunDir {
+    const dirs = this.env.vmmRunDirs;
+    const fd = this.keep(dirs.fresh(vmId));
+    this.runDirOf = vmId;
+    return {
+      fd,
+      path: (leaf) => dirs.path(vmId, leaf),
+      named: (field, leaf) => dirs.named(field, vmId, leaf),
+      socket: (field, leaf) => ({ n: dirs.named(field, vmId, leaf), dirFd: fd, leaf }),
+    };
+  }
+
+  /** The pidfile in the launch's directory: created (O_EXCL) root-owned and 0644, so the owner's daemon can read it by name. */
+  pidFile(run: RunDir): number {
+    return this.keep(createExclusive(run.named("pid_file", HELPER_VM_LEAVES.pidFile), 0o644));
   }
 
   /**
-   * A unix socket the VMM will bind, beneath the runtime dir (or `root`):
-   * a leftover socket is removed, and the VMM is given the name inside a
-   * descriptor of the verified directory (`/proc/self/fd/N/leaf`, N one of
-   * `childFds`), so its unlink() and bind() act in that directory whatever
-   * the owner renames. `dirFd` is the helper's own copy, for its own waits
-   * and connects.
+   * A unix socket the VMM will bind beneath `root` (a jailed Firecracker's
+   * API socket, inside its jail): a leftover socket is removed, and the
+   * directory is kept as a verified descriptor for the helper's waits and
+   * connects.
    */
-  socket(field: string, path: string, root = this.env.roots.runtime): { readonly n: Named; readonly dirFd: number; readonly leaf: string } {
-    if (Buffer.byteLength(path) > 107) throw new RpcError("bad_params", `${field}: ${JSON.stringify(path)} is longer than the 107-byte unix socket limit`);
+  socket(field: string, path: string, root: ManagedRoot): VmmSocket {
     const n = named(field, path, root);
     removeStale(n, (st) => st.isSocket());
     const { dirFd, leaf } = openParent(n);
@@ -75,8 +104,15 @@ export class LaunchFiles {
     return { n, dirFd, leaf };
   }
 
-  /** After a failed launch: remove the pidfile and sockets of this launch, by name in their verified directories only. */
+  /** After a failed launch: remove the launch's directory and the sockets it had bound elsewhere, by name in their verified directories only. */
   discard(): void {
+    if (this.runDirOf !== undefined) {
+      try {
+        this.env.vmmRunDirs.remove(this.runDirOf);
+      } catch {
+        // reported by the next launch or cleanup of this VM, which removes it again
+      }
+    }
     for (const m of this.made.splice(0)) {
       try {
         const fd = dirfdCalls().openat2(m.dirFd, m.leaf, O_PATH | constants.O_NOFOLLOW, 0, RESOLVE);

@@ -11,7 +11,7 @@ export function pingMethods(env: HelperEnv): Registration<PeerCred>[] {
       pid: process.pid,
       owner_uid: env.ownerUid,
       state_dir: env.roots.state.path,
-      runtime_dir: env.roots.runtime.path,
+      vmm_dir: env.vmmRunDirs.root.path,
     })),
   ];
 }

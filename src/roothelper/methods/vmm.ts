@@ -1,10 +1,10 @@
 import { closeSync } from "node:fs";
 import { basename } from "node:path";
-import { state } from "../../paths/paths.js";
+import { HELPER_VM_LEAVES } from "../../paths/paths.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
 import { RpcError } from "../../rpc/errors.js";
 import {
-  privCleanupJailerChroot,
+  privCleanupVmm,
   privKillProcess,
   privLaunchFirecracker,
   privLaunchQemu,
@@ -26,10 +26,10 @@ import { buildKvmProbeArgv, buildQemuArgv, kvmProbeVerdict } from "../../vmm/qem
 import { qmpCtrlAltDel } from "../../vmm/qemu/qmp.js";
 import type { HelperEnv } from "../env.js";
 import { ChildFds } from "../fs/child-fds.js";
-import { named, openEntry, type Named } from "../fs/beneath.js";
-import { relativeTo } from "../fs/managed-root.js";
+import { named, openEntry } from "../fs/beneath.js";
+import { relativeTo, type ManagedRoot } from "../fs/managed-root.js";
 import { removeJailTree, stageJail, type JailEntry } from "../launch/jail-stage.js";
-import { boundSocket, LaunchFiles, socketBound, type Held } from "../launch/spec-files.js";
+import { boundSocket, LaunchFiles, socketBound, type Held, type VmmSocket } from "../launch/spec-files.js";
 import * as v from "../validate.js";
 
 /** How long a freshly spawned VMM gets to create its control socket. */
@@ -47,21 +47,22 @@ interface CommonParams {
   work_disk: string;
   tap_name: string;
   mac: string;
-  pid_file: string;
   console_log: string;
   vmm_log: string;
 }
 
-/** The string fields of a launch, validated (paths are only string-checked here: LaunchFiles opens them). */
-function validateCommon(env: HelperEnv, p: CommonParams, controlSocket: string, accel: "kvm" | "tcg"): VmSpec {
+/**
+ * The string fields of a launch, validated (paths are only string-checked here: LaunchFiles opens
+ * them). The pidfile and control socket are the helper's own, in the VM's run directory.
+ */
+function validateCommon(env: HelperEnv, p: CommonParams, controlLeaf: string, accel: "kvm" | "tcg"): VmSpec {
   const vmId = v.vmId("vm_id", p.vm_id);
-  const { state: stateRoot, runtime } = env.roots;
+  const stateRoot = env.roots.state;
   for (const [field, path, root] of [
     ["kernel_path", p.kernel_path, stateRoot],
     ["initrd_path", p.initrd_path, stateRoot],
     ["root_disk", p.root_disk.startsWith("/dev/") ? undefined : p.root_disk, stateRoot],
     ["work_disk", p.work_disk.startsWith("/dev/") ? undefined : p.work_disk, stateRoot],
-    ["pid_file", p.pid_file, runtime],
     ["console_log", p.console_log, stateRoot],
     ["vmm_log", p.vmm_log, stateRoot],
   ] as const) {
@@ -79,8 +80,8 @@ function validateCommon(env: HelperEnv, p: CommonParams, controlSocket: string, 
     workDisk: p.work_disk,
     tap: v.tapName("tap_name", p.tap_name),
     mac: v.macAddress("mac", p.mac),
-    controlSocket,
-    pidFile: p.pid_file,
+    controlSocket: env.vmmRunDirs.path(vmId, controlLeaf),
+    pidFile: env.vmmRunDirs.path(vmId, HELPER_VM_LEAVES.pidFile),
     consoleLog: p.console_log,
     vmmLog: p.vmm_log,
     accel,
@@ -167,7 +168,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
 
   return [
     implement(privLaunchQemu, async (p, ctx) => {
-      const spec = validateCommon(env, p, p.qmp_socket, p.accel);
+      const spec = validateCommon(env, p, HELPER_VM_LEAVES.qmpSocket, p.accel);
       try {
         buildQemuArgv(qemuBin(), spec, runAs);
       } catch (e) {
@@ -185,8 +186,9 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         const held = openSpec(spec, files);
         const consoleLog = fds.add(files.log("console_log", spec.consoleLog));
         const vmmLog = files.log("vmm_log", spec.vmmLog);
-        const pidFd = files.pidFile(spec.pidFile);
-        const qmp = files.socket("qmp_socket", spec.controlSocket);
+        const run = files.runDir(spec.vmId);
+        const pidFd = files.pidFile(run);
+        const qmp = run.socket("qmp_socket", HELPER_VM_LEAVES.qmpSocket);
         const controlSocket = `${fds.add(qmp.dirFd)}/${qmp.leaf}`;
         argv = buildQemuArgv(qemuBin(), { ...spec, ...childPaths(held, fds), consoleLog, controlSocket }, runAs);
         pid = launchDetached({ argv, logFd: vmmLog, pidFd, extraFds: fds.fds });
@@ -206,19 +208,22 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         files.close();
       }
       log.info("qemu launched", { pid, accel: spec.accel });
-      return { pid, argv };
+      return { pid, argv, pid_file: spec.pidFile, control_socket: spec.controlSocket };
     }),
 
     implement(privLaunchFirecracker, async (p, ctx) => {
-      const base = validateCommon(env, p, p.api_socket, "kvm");
+      const base = validateCommon(env, p, HELPER_VM_LEAVES.apiSocket, "kvm");
       const spec: VmSpec = {
         ...base,
         metricsPath: p.metrics_path,
-        vsock: p.vsock_cid === undefined && p.vsock_path === undefined ? undefined : { cid: v.intInRange("vsock_cid", p.vsock_cid ?? -1, 3, 0xfffffffe), udsPath: p.vsock_path ?? "" },
+        vsock: p.vsock_cid === undefined ? undefined : { cid: v.intInRange("vsock_cid", p.vsock_cid, 3, 0xfffffffe), udsPath: env.vmmRunDirs.path(base.vmId, HELPER_VM_LEAVES.vsockSocket) },
       };
       await refuseIfRunning(spec.vmId);
       const jailerBin = vmmCfg.jailer === "never" ? undefined : env.binaries.jailer;
       if (vmmCfg.jailer === "always" && jailerBin === undefined) throw new RpcError("operation_failed", `vmm.jailer = "always" but ${vmmCfg.jailer_bin} was not found; install firecracker's jailer or set vmm.jailer`);
+      // Opened at start whenever the jailer binary was found (main.ts); never the owner's state dir.
+      const jailRoot = env.roots.jail;
+      if (jailerBin !== undefined && jailRoot === undefined) throw new RpcError("internal", "the jailer is configured but vmm.jail_dir was not opened at start");
       const firecrackerBin = env.binaries.firecracker;
       if (firecrackerBin === undefined) throw new RpcError("operation_failed", `${vmmCfg.firecracker_bin} was not found when the helper started`);
       const log = env.logger.child({ op_id: ctx.opId, vm_id: spec.vmId });
@@ -227,31 +232,35 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       const done: string[] = [];
       let pid: number | undefined;
       let argv: readonly string[];
+      /** The jail dir this launch staged a jail in, removed again when the launch fails (it holds links to the disks). */
+      let staged: ManagedRoot | undefined;
       try {
         // A previous jail holds second links to this VM's disks, which the disks' one-link rule would refuse.
-        if (jailerBin !== undefined) removeJailTree(env.roots.state, basename(firecrackerBin), spec.vmId);
+        if (jailRoot !== undefined && jailerBin !== undefined) removeJailTree(jailRoot, basename(firecrackerBin), spec.vmId);
         const held = openSpec(spec, files);
-        const pidFd = files.pidFile(spec.pidFile);
+        const run = files.runDir(spec.vmId);
+        const pidFd = files.pidFile(run);
         let paths: FcPaths;
         /** Where the API socket will be: a verified directory and the name firecracker binds in it. */
-        let api: { readonly n: Named; readonly dirFd: number; readonly leaf: string };
+        let api: VmmSocket;
         // Firecracker writes the guest serial console to stdout: that is the console log.
         const consoleLog = files.log("console_log", spec.consoleLog);
-        if (jailerBin !== undefined) {
-          const layout = jailLayout(env.roots.state.path, firecrackerBin, spec.vmId);
+        if (jailerBin !== undefined && jailRoot !== undefined) {
+          const layout = jailLayout(jailRoot.path, firecrackerBin, spec.vmId);
           const plan = planJail(spec, layout, (f) => f.startsWith("/dev/"));
           const source = new Map<string, Held>([[spec.kernelPath, held.kernel], [spec.rootDisk, held.rootDisk], [spec.workDisk, held.workDisk]]);
           if (spec.initrdPath !== undefined && held.initrd !== undefined) source.set(spec.initrdPath, held.initrd);
           const entries: JailEntry[] = plan.ops.flatMap((op) => (op.op === "mkdir" ? [] : [{ name: basename(op.to), source: heldFor(source, op.from) }]));
-          stageJail(env.roots.state, basename(firecrackerBin), spec.vmId, entries, runAs);
+          staged = jailRoot;
+          stageJail(jailRoot, basename(firecrackerBin), spec.vmId, entries, runAs);
           argv = buildJailerArgv({ jailerBin, firecrackerBin, vmId: spec.vmId, uid: env.ownerUid, gid: env.ownerGid, chrootBaseDir: layout.chrootBaseDir, apiSocketInJail: layout.apiSocketInJail });
           paths = plan.paths;
-          api = files.socket("api_socket", layout.apiSocketHost, env.roots.state);
+          api = files.socket("api_socket", layout.apiSocketHost, jailRoot);
         } else {
           // No jailer: firecracker keeps root, so only the helper ever talks to its API (see rpc/priv/vmm.ts),
           // and it is named descriptors we opened and verified instead of paths.
-          api = files.socket("api_socket", spec.controlSocket);
-          const vsock = spec.vsock === undefined ? undefined : files.socket("vsock_path", spec.vsock.udsPath);
+          api = run.socket("api_socket", HELPER_VM_LEAVES.apiSocket);
+          const vsock = spec.vsock === undefined ? undefined : run.socket("vsock", HELPER_VM_LEAVES.vsockSocket);
           const metrics = spec.metricsPath === undefined ? undefined : fds.add(files.log("metrics_path", spec.metricsPath));
           paths = {
             ...directPaths(spec),
@@ -286,13 +295,20 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       } catch (e) {
         await abortLaunch(pid, spec.vmId);
         files.discard();
+        if (staged !== undefined) {
+          try {
+            removeJailTree(staged, basename(firecrackerBin), spec.vmId);
+          } catch {
+            // cleanup_vmm and the next launch of this VM remove it again
+          }
+        }
         throw e instanceof RpcError ? e : failure(`launching firecracker for ${spec.vmId}`, e);
       } finally {
         files.close();
       }
       log.info("firecracker launched", { pid, jailed: jailerBin !== undefined, steps: done });
-      const apiSocket = jailerBin !== undefined ? jailLayout(env.roots.state.path, firecrackerBin, spec.vmId).apiSocketHost : spec.controlSocket;
-      return { pid, argv: [...argv], jailed: jailerBin !== undefined, steps: done, api_socket: apiSocket };
+      const apiSocket = staged !== undefined ? jailLayout(staged.path, firecrackerBin, spec.vmId).apiSocketHost : spec.controlSocket;
+      return { pid, argv: [...argv], jailed: jailerBin !== undefined, steps: done, pid_file: spec.pidFile, control_socket: apiSocket };
     }),
 
     implement(privProbeQemuKvm, async (p) => {
@@ -317,13 +333,10 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
 
     implement(privVmmShutdown, async (p) => {
       const vmId = v.vmId("vm_id", p.vm_id);
-      const root = p.control_socket.startsWith(state.jailerBase(env.roots.state.path) + "/") ? env.roots.state : env.roots.runtime;
-      const n = named("control_socket", p.control_socket, root);
       // The pid must be this VM's VMM and one the helper may signal; the socket is then reached by descriptor.
       env.vmms.signal("pid", p.pid, vmId, 0);
-      const entry = openEntry(n);
+      const entry = openControlSocket(env, vmId, p.kind);
       try {
-        if (!entry.stat.isSocket()) throw new RpcError("bad_params", `control_socket: ${p.control_socket} is a not a socket`);
         // connect() through the O_PATH descriptor's magic link reaches exactly the socket inode checked.
         const sock = `/proc/self/fd/${entry.fd}`;
         if (p.kind === "qemu") await qmpCtrlAltDel(sock);
@@ -349,11 +362,45 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       return { exited: await env.vmms.kill("pid", p.pid, vmId, KILL_WAIT_MS, p.launched_only === true) };
     }),
 
-    implement(privCleanupJailerChroot, async (p) => {
+    implement(privCleanupVmm, async (p) => {
       const vmId = v.vmId("vm_id", p.vm_id);
       await refuseIfRunning(vmId);
       const exec = env.binaries.firecracker ?? vmmCfg.firecracker_bin;
-      return { removed: removeJailTree(env.roots.state, basename(exec), vmId) };
+      // Both are attempted: a jail left by a failed removal of the run dir must not outlive the VM.
+      const jailRoot = env.roots.jail;
+      const removals = [() => env.vmmRunDirs.remove(vmId), ...(jailRoot === undefined ? [] : [() => removeJailTree(jailRoot, basename(exec), vmId)])];
+      const results = removals.map((remove) => {
+        try {
+          return { removed: remove() };
+        } catch (e) {
+          return { error: e };
+        }
+      });
+      const errors = results.flatMap((r) => ("error" in r ? [r.error] : []));
+      if (errors.length > 0) throw failure(`cleaning up after the VMM of ${vmId}`, new AggregateError(errors, errors.map((e) => (e instanceof Error ? e.message : String(e))).join("; ")));
+      return { removed: results.some((r) => "removed" in r && r.removed) };
     }),
   ];
+}
+
+/**
+ * The control socket of `vmId`'s VMM as an O_PATH descriptor of a socket: the helper's own, in the
+ * VM's run directory (qemu's QMP, an unjailed Firecracker's API), else a jailed Firecracker's, in its jail.
+ */
+function openControlSocket(env: HelperEnv, vmId: string, kind: "qemu" | "firecracker"): { fd: number } {
+  const leaf = kind === "qemu" ? HELPER_VM_LEAVES.qmpSocket : HELPER_VM_LEAVES.apiSocket;
+  let entry;
+  try {
+    entry = openEntry(env.vmmRunDirs.named("control_socket", vmId, leaf));
+  } catch (e) {
+    const jailRoot = env.roots.jail;
+    if (!(e instanceof RpcError && e.code === "not_found" && kind === "firecracker" && jailRoot !== undefined)) throw e;
+    const exec = env.binaries.firecracker ?? env.config.vmm.firecracker_bin;
+    entry = openEntry(named("control_socket", jailLayout(jailRoot.path, exec, vmId).apiSocketHost, jailRoot));
+  }
+  if (!entry.stat.isSocket()) {
+    closeSync(entry.fd);
+    throw new RpcError("bad_params", `control_socket of ${vmId} is not a socket`);
+  }
+  return entry;
 }

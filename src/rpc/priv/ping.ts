@@ -9,6 +9,7 @@ export const privPing = defineMethod(
     pid: z.number().int(),
     owner_uid: z.number().int(),
     state_dir: z.string(),
-    runtime_dir: z.string(),
+    /** The helper's root-owned directory of per-VM run directories. */
+    vmm_dir: z.string(),
   }),
 );

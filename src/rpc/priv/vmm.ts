@@ -12,6 +12,11 @@ import { defineMethod } from "../descriptor.js";
  * Firecracker is also CONFIGURED by the helper (the full boot sequence over
  * its API) because an unjailed firecracker runs as root and would open any
  * path the API names.
+ *
+ * No request names a file the helper creates: the pidfile and the sockets a
+ * VMM binds live in the helper's own root-owned directory of that VM
+ * (roothelper/vmm-run-dirs.ts), named by the helper from vm_id and reported
+ * back as outputs.
  */
 
 const str = z.string().max(4096);
@@ -28,7 +33,6 @@ export const vmFields = {
   work_disk: str,
   tap_name: str,
   mac: str,
-  pid_file: str,
   console_log: str,
   vmm_log: str,
 };
@@ -36,28 +40,30 @@ export const vmFields = {
 /** The launch fields both VMMs share, filled from a driver's VmSpec. */
 export type VmLaunchFields = z.input<z.ZodObject<typeof vmFields>>;
 
+/** Where the helper put what it made for the VMM: for the daemon's records and messages; it never has to connect. */
+const launchedFiles = { pid_file: z.string(), control_socket: z.string() };
+
 export const privLaunchQemu = defineMethod(
   "priv.launch_qemu",
-  z.object({ ...vmFields, qmp_socket: str, accel: z.enum(["kvm", "tcg"]) }).strict(),
-  z.object({ pid, argv: z.array(z.string()) }),
+  z.object({ ...vmFields, accel: z.enum(["kvm", "tcg"]) }).strict(),
+  z.object({ pid, argv: z.array(z.string()), ...launchedFiles }),
 );
 
 export const privLaunchFirecracker = defineMethod(
   "priv.launch_firecracker",
   z.object({
     ...vmFields,
-    api_socket: str,
     metrics_path: str.optional(),
+    /** A vsock device with this guest CID; its socket is the helper's (or, jailed, in the jail). */
     vsock_cid: z.number().int().optional(),
-    vsock_path: str.optional(),
   }).strict(),
-  z.object({ pid, argv: z.array(z.string()), jailed: z.boolean(), steps: z.array(z.string()), api_socket: z.string() }),
+  z.object({ pid, argv: z.array(z.string()), jailed: z.boolean(), steps: z.array(z.string()), ...launchedFiles }),
 );
 
-/** Ask the guest to shut down (ctrl-alt-del via QMP or Firecracker's SendCtrlAltDel). */
+/** Ask the guest to shut down (ctrl-alt-del via QMP or Firecracker's SendCtrlAltDel), over the control socket the helper keeps for vm_id. */
 export const privVmmShutdown = defineMethod(
   "priv.vmm_shutdown",
-  z.object({ pid, vm_id: str, kind: z.enum(["qemu", "firecracker"]), control_socket: str }).strict(),
+  z.object({ pid, vm_id: str, kind: z.enum(["qemu", "firecracker"]) }).strict(),
   z.object({ sent: z.boolean() }),
 );
 
@@ -80,9 +86,13 @@ export const privKillProcess = defineMethod(
   z.object({ exited: z.boolean() }),
 );
 
-/** Remove a VM's jailer directory; the path is derived by the helper from vm_id, symlinks are never followed. */
-export const privCleanupJailerChroot = defineMethod(
-  "priv.cleanup_jailer_chroot",
+/**
+ * Once no VMM of vm_id runs: remove what the helper keeps for it (its run
+ * directory, its jail). Paths derived by the helper from vm_id; removal by
+ * descriptor, symlinks never followed. A running VMM of the VM is a conflict.
+ */
+export const privCleanupVmm = defineMethod(
+  "priv.cleanup_vmm",
   z.object({ vm_id: str }).strict(),
   z.object({ removed: z.boolean() }),
 );

@@ -1,6 +1,6 @@
 import type { HelperClient } from "../../daemon/helper-client.js";
 import { launchFields } from "../launch-fields.js";
-import { privCleanupJailerChroot, privLaunchFirecracker } from "../../rpc/priv/vmm.js";
+import { privLaunchFirecracker } from "../../rpc/priv/vmm.js";
 import type { Logger } from "../../system/log.js";
 import * as control from "../control.js";
 import type { LaunchPlan, VmmDriver, VmmHandle, VmSpec } from "../driver.js";
@@ -13,7 +13,7 @@ export interface FirecrackerDriverDeps {
   readonly logger: Logger;
   readonly firecrackerBin: string;
   /** Set when the helper will use the jailer (select.ts decides with the same config). */
-  readonly jailer?: { readonly jailerBin: string; readonly stateDir: string; readonly uid: number; readonly gid: number } | undefined;
+  readonly jailer?: { readonly jailerBin: string; readonly jailDir: string; readonly uid: number; readonly gid: number } | undefined;
   readonly procRoot?: string;
 }
 
@@ -32,7 +32,7 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
       if (j === undefined) {
         return { kind: "firecracker", argv: buildFirecrackerArgv(deps.firecrackerBin, { apiSocket: spec.controlSocket, vmId: spec.vmId }), apiSteps: buildBootSteps(spec, directPaths(spec)) };
       }
-      const layout = jailLayout(j.stateDir, deps.firecrackerBin, spec.vmId);
+      const layout = jailLayout(j.jailDir, deps.firecrackerBin, spec.vmId);
       // Planning only: device-ness is decided by the helper at launch; /dev paths are the dm devices.
       const plan = planJail(spec, layout, (p) => p.startsWith("/dev/"));
       return {
@@ -46,21 +46,16 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
         privLaunchFirecracker,
         {
           ...launchFields(spec),
-          api_socket: spec.controlSocket,
           ...(spec.metricsPath === undefined ? {} : { metrics_path: spec.metricsPath }),
-          ...(spec.vsock === undefined ? {} : { vsock_cid: spec.vsock.cid, vsock_path: spec.vsock.udsPath }),
+          ...(spec.vsock === undefined ? {} : { vsock_cid: spec.vsock.cid }),
         },
         opId,
         60_000,
       );
-      return { kind: "firecracker", vmId: spec.vmId, pid: res.pid, controlSocket: res.api_socket, pidFile: spec.pidFile };
+      return { kind: "firecracker", vmId: spec.vmId, pid: res.pid, controlSocket: res.control_socket, pidFile: res.pid_file };
     },
-    async stop(handle, options, opId) {
-      const r = await control.stop(c, handle, options, opId);
-      // The jail holds root-owned hard links to the VM's disks: it goes when the VMM does, or it outlives `vm rm` with their space.
-      if (deps.jailer !== undefined) await deps.helper.call(privCleanupJailerChroot, { vm_id: handle.vmId }, opId);
-      return r;
-    },
+    stop: (handle, options, opId) => control.stop(c, handle, options, opId),
+    release: (vmId, opId) => control.release(c, vmId, opId),
     isRunning: (handle) => Promise.resolve(control.isRunning(c, handle)),
     adopt: (ref) => Promise.resolve().then(() => control.adopt(c, { ...ref, kind: "firecracker" })),
     stats: (handle) => control.stats(c, handle),

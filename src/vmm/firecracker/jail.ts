@@ -1,19 +1,21 @@
 import { basename, join } from "node:path";
-import { state } from "../../paths/paths.js";
+import { jailFiles } from "../../paths/paths.js";
 import type { VmSpec } from "../driver.js";
 import type { FcPaths } from "./boot-steps.js";
 
 /**
- * The seeds' jailer design: a per-VM chroot under the state dir (same
- * filesystem as images and disks, so kernel/initrd/disk files are HARD-LINKED,
- * not copied), block devices (dm snapshots) recreated with mknod, everything
- * owned by the owner uid the jailer drops to. The jailer itself copies the
+ * The seeds' jailer design: a per-VM chroot whose kernel/initrd/disk files
+ * are HARD-LINKED, not copied (so the jail dir must be on the state dir's
+ * filesystem), block devices (dm snapshots) recreated with mknod, the chroot
+ * owned by the owner uid the jailer drops to. Unlike the seeds, the jail dir
+ * is not inside the state dir: the jailer resolves it by name as root, so
+ * every component of it must be root's (vmm.jail_dir, checked by the helper). The jailer itself copies the
  * firecracker binary and creates /dev/kvm and /dev/net/tun inside. This is
  * the plan only; the root helper stages it by descriptor
  * (roothelper/launch/jail-stage.ts).
  */
 export interface JailLayout {
-  /** <stateDir>/jail/<exec>/<vmId>: what cleanup removes. */
+  /** <jailDir>/<exec>/<vmId>: what cleanup removes. */
   readonly vmDir: string;
   /** The chroot: <vmDir>/root. */
   readonly root: string;
@@ -23,11 +25,11 @@ export interface JailLayout {
   readonly chrootBaseDir: string;
 }
 
-export function jailLayout(stateDir: string, firecrackerBin: string, vmId: string): JailLayout {
-  const vmDir = state.jailerVmDir(stateDir, basename(firecrackerBin), vmId);
+export function jailLayout(jailDir: string, firecrackerBin: string, vmId: string): JailLayout {
+  const vmDir = jailFiles.vmDir(jailDir, basename(firecrackerBin), vmId);
   const root = join(vmDir, "root");
   // Short in-jail names keep <root>/api.sock under the 108-byte sun_path limit.
-  return { vmDir, root, apiSocketHost: join(root, "api.sock"), apiSocketInJail: "/api.sock", chrootBaseDir: state.jailerBase(stateDir) };
+  return { vmDir, root, apiSocketHost: join(root, "api.sock"), apiSocketInJail: "/api.sock", chrootBaseDir: jailDir };
 }
 
 export type JailOp =

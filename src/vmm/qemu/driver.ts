@@ -26,17 +26,14 @@ export function qemuDriver(deps: QemuDriverDeps): VmmDriver {
     async launch(spec, opId): Promise<VmmHandle> {
       const res = await deps.helper.call(
         privLaunchQemu,
-        {
-          ...launchFields(spec),
-          qmp_socket: spec.controlSocket,
-          accel: spec.accel,
-        },
+        { ...launchFields(spec), accel: spec.accel },
         opId,
         30_000,
       );
-      return { kind: "qemu", vmId: spec.vmId, pid: res.pid, controlSocket: spec.controlSocket, pidFile: spec.pidFile };
+      return { kind: "qemu", vmId: spec.vmId, pid: res.pid, controlSocket: res.control_socket, pidFile: res.pid_file };
     },
     stop: (handle, options, opId) => control.stop(c, handle, options, opId),
+    release: (vmId, opId) => control.release(c, vmId, opId),
     isRunning: (handle) => Promise.resolve(control.isRunning(c, handle)),
     adopt: (ref) => Promise.resolve().then(() => control.adopt(c, { ...ref, kind: "qemu" })),
     stats: (handle) => control.stats(c, handle),

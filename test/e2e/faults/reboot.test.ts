@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { helperVmFiles } from "../../../src/paths/paths.js";
 import { createMountNs } from "../../helpers/mount-ns.js";
 import { needsCommands, requires } from "../../helpers/requirements.js";
 import { snapshotHost } from "../../helpers/snapshot.js";
@@ -34,7 +35,10 @@ void test("after a host reboot, VMs recorded as running are stopped with the rea
   for (const v of was.values()) await ns.run(["ip", "link", "del", v.tap ?? ""]);
   await ns.run(["ip", "link", "del", "bgboot0"]);
   await ns.run(["nft", "flush", "ruleset"]);
-  for (const f of readdirSync(stack.runtimeDir)) rmSync(join(stack.runtimeDir, f), { recursive: true, force: true });
+  // Both live on tmpfs (/run): the daemon's runtime dir and the helper's VMM run dirs.
+  for (const dir of [stack.runtimeDir, helperVmFiles.vmsDir(stack.helperDir)]) {
+    for (const f of readdirSync(dir)) rmSync(join(dir, f), { recursive: true, force: true });
+  }
   const newBoot = await createMountNs({ withBootId: "00000000-0000-4000-8000-00000000b007" });
   cleanup.push("mount namespace", () => newBoot.destroy());
   await stack.startHelper();

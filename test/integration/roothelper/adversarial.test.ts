@@ -7,9 +7,10 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { MethodDescriptor } from "../../../src/rpc/descriptor.js";
+import { helperVmFiles } from "../../../src/paths/paths.js";
 import { privWriteExt4Files } from "../../../src/rpc/priv/disks.js";
 import { privPing } from "../../../src/rpc/priv/ping.js";
-import { privCleanupJailerChroot, privKillProcess, privLaunchFirecracker, privLaunchQemu, privProbeQemuKvm, privSignalProcess, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
+import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privProbeQemuKvm, privSignalProcess, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
 import { callMethod } from "../../../src/rpc/unix-client.js";
 import { runText, systemRunner } from "../../../src/system/runner.js";
 import { startHelperInNetns, type NetnsHelper } from "../../helpers/helper-in-netns.js";
@@ -20,7 +21,7 @@ import { ensureTestUser, type TestUser } from "../../helpers/users.js";
 /*
  * The owner attacks the root helper (issue 14's Acceptance). The helper runs
  * as root in its own network (and, through `ip netns exec`, mount)
- * namespace; a throwaway owner user owns the state and runtime dirs. For
+ * namespace; a throwaway owner user owns the state dir. For
  * each method that touches the filesystem: (a) every managed root and
  * intermediate directory is replaced by a symlink to a canary directory;
  * (b) an owner process swaps such a directory with a symlink to the canary
@@ -35,7 +36,6 @@ import { ensureTestUser, type TestUser } from "../../helpers/users.js";
 const VM = "ad".repeat(16);
 /** The look-alike VMM's VM: another id, so launches for VM are not refused as a conflict with it. */
 const VM2 = "be".repeat(16);
-const ID12 = VM.slice(0, 12);
 const REQUESTS = 300;
 const RACER = join(fileURLToPath(new URL("../../helpers/exchange-racer.js", import.meta.url)));
 const skip = requires(needsRoot(), needsCommands("mkfs.ext4", "debugfs", "losetup", "setpriv", "useradd", "userdel", "mknod"));
@@ -51,7 +51,10 @@ let loopDev = "";
 const servers: Server[] = [];
 const children: ChildProcess[] = [];
 let state = "";
-let run = "";
+/** The helper's root-owned per-VM run dirs (next to its socket). */
+let vmmDir = "";
+/** vmm.jail_dir: root's, so only root (the test) can replace or race anything above a chroot. */
+let jailDir = "";
 
 function asUser(u: { uid: number; gid: number }, argv: readonly string[]): string[] {
   return ["setpriv", `--reuid=${u.uid}`, `--regid=${u.gid}`, "--clear-groups", "--", ...argv];
@@ -108,12 +111,13 @@ async function layout(): Promise<void> {
       await ownerImage(p);
     }
   }
-  ownerDir(join(run, "vm", ID12));
-  // vmm_shutdown's target; a launch removes a stale control socket, so it is put back each time.
-  if (!existsSync(join(run, "vm", ID12, "qmp.sock"))) await listen(join(run, "vm", ID12, "qmp.sock"));
-  mkdirSync(join(state, "jail", "true", VM, "root"), { recursive: true });
-  chmodSync(join(state, "jail"), 0o711);
-  writeFileSync(join(state, "jail", "true", VM, "root", "leftover"), "");
+  // A leftover jail of VM (root's parents, the chroot the owner's, as staging leaves it).
+  ownerDir(join(jailDir, "true", VM, "root"));
+  writeFileSync(join(jailDir, "true", VM, "root", "leftover"), "");
+  // vmm_shutdown's target for a Firecracker with no socket in the helper's own dir: a jailed one's, in its (owner's) chroot.
+  const jailed = join(jailDir, "true", VM2, "root");
+  ownerDir(jailed);
+  if (!existsSync(join(jailed, "api.sock"))) await listen(join(jailed, "api.sock"));
 }
 
 const launchFields = (): Record<string, unknown> => ({
@@ -127,7 +131,6 @@ const launchFields = (): Record<string, unknown> => ({
   work_disk: join(state, "vms", VM, "work.ext4"),
   tap_name: "tap-fc-adadadad",
   mac: "06:00:ac:10:00:02",
-  pid_file: join(run, "vm", ID12, "vmm.pid"),
   console_log: join(state, "vms", VM, "console.log"),
   vmm_log: join(state, "vms", VM, "vmm.log"),
 });
@@ -142,12 +145,13 @@ interface Attack {
 let lookAlike: ChildProcess | undefined;
 
 const ATTACKS: Attack[] = [
-  { method: privLaunchQemu, params: () => ({ ...launchFields(), qmp_socket: join(run, "vm", ID12, "qmp.sock"), accel: "tcg" }), dirs: () => [state, run, join(state, "vms"), join(state, "vms", VM), join(run, "vm", ID12)] },
-  { method: privLaunchFirecracker, params: () => ({ ...launchFields(), api_socket: join(run, "vm", ID12, "api.sock"), metrics_path: join(state, "vms", VM, "metrics.json") }), dirs: () => [state, join(state, "images", "tiny"), join(state, "vms", VM), join(run, "vm", ID12)] },
+  { method: privLaunchQemu, params: () => ({ ...launchFields(), accel: "tcg" }), dirs: () => [state, join(state, "vms"), join(state, "vms", VM)] },
+  { method: privLaunchFirecracker, params: () => ({ ...launchFields(), metrics_path: join(state, "vms", VM, "metrics.json"), vsock_cid: 3 }), dirs: () => [state, jailDir, join(jailDir, "true"), join(state, "images", "tiny"), join(state, "vms", VM)] },
   { method: privProbeQemuKvm, params: () => ({ kernel_path: join(state, "images", "tiny", "vmlinuz"), timeout_ms: 1000 }), dirs: () => [state, join(state, "images"), join(state, "images", "tiny")] },
   { method: privWriteExt4Files, params: () => ({ image_path: join(state, "vms", VM, "root.ext4"), files: [{ guest_path: "/etc/hostname", data: Buffer.from("x\n").toString("base64"), mode: 0o644 }] }), dirs: () => [state, join(state, "vms"), join(state, "vms", VM)] },
-  { method: privVmmShutdown, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "qemu", control_socket: join(run, "vm", ID12, "qmp.sock") }), dirs: () => [run, join(run, "vm"), join(run, "vm", ID12)] },
-  { method: privCleanupJailerChroot, params: () => ({ vm_id: VM }), dirs: () => [state, join(state, "jail")] },
+  { method: privVmmShutdown, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "firecracker" }), dirs: () => [jailDir, join(jailDir, "true"), join(jailDir, "true", VM2), join(jailDir, "true", VM2, "root")] },
+  // Raced: the directory cleanup removes the VM's jail beneath (the jail itself goes, so it cannot be the one swapped).
+  { method: privCleanupVmm, params: () => ({ vm_id: VM }), dirs: () => [jailDir, join(jailDir, "true")] },
 ];
 
 const pings: number[] = [];
@@ -247,9 +251,11 @@ before(async () => {
 
   ns = await createNetNs("bgt-adv");
   // Only root-owned binaries may be configured: /usr/bin/true stands in for every VMM, so launches get as far as exec.
-  helper = await startHelperInNetns(ns, owner, `[vmm]\nqemu_bin = "/usr/bin/true"\nfirecracker_bin = "/usr/bin/true"\njailer = "never"\n`);
+  // Firecracker runs jailed: the jail dir is root's all the way down (the helper refuses it otherwise), on /tmp like the state dir.
+  jailDir = join(base, "jail");
+  helper = await startHelperInNetns(ns, owner, `[vmm]\nqemu_bin = "/usr/bin/true"\nfirecracker_bin = "/usr/bin/true"\njailer = "always"\njailer_bin = "/usr/bin/true"\njail_dir = "${jailDir}"\n`);
   state = join(helper.dir, "state");
-  run = join(helper.dir, "run");
+  vmmDir = helperVmFiles.vmsDir(helper.dir);
   // The helper's dir is root's 0700; the owner must reach its own roots, as it can in production.
   chmodSync(helper.dir, 0o711);
   await layout();
@@ -299,9 +305,36 @@ for (const a of ATTACKS) {
     t.diagnostic(`${racedDir.slice(base.length)} raced over ${REQUESTS} requests: ${JSON.stringify(r)}`);
     assert.equal(snapshot(canary), before, `canary changed while ${racedDir} was raced`);
     assert.equal(canaryHits, 0, "no request reached the canary's sockets");
+    // Every launch failed (the VMM binary is /usr/bin/true): none leaves a run dir behind.
+    assert.deepEqual(readdirSync(vmmDir), [], "no VMM run dir left behind");
     assertPings(t);
   });
 }
+
+void test("the helper's VMM run dirs and the jail's parents are root's: the owner can create, rename or remove nothing in them", { skip, timeout: 60_000 }, async () => {
+  assert.ok(helper !== undefined);
+  await layout();
+  const st = statSync(vmmDir);
+  assert.ok(st.uid === 0 && (st.mode & 0o022) === 0, `${vmmDir} is root's and writable by nobody else`);
+  // A run dir as a launch leaves it while its VMM runs (made here by root, as the helper makes it).
+  const vmRun = join(vmmDir, VM2);
+  mkdirSync(vmRun, { mode: 0o711 });
+  writeFileSync(join(vmRun, "vmm.pid"), "1\n", { mode: 0o644 });
+  try {
+    for (const argv of [["mkdir", join(vmmDir, VM)], ["ln", "-s", canary, join(vmmDir, VM)], ["touch", join(vmRun, "qmp.sock")], ["mv", vmRun, join(vmmDir, "x")], ["rm", "-f", join(vmRun, "vmm.pid")], ["mkfifo", join(vmRun, "launch")],
+      // What the jailer resolves by name as root (--chroot-base-dir and below, up to the chroot): nothing the owner can change.
+      ["mv", join(jailDir, "true", VM, "root"), join(jailDir, "true", VM, "x")], ["ln", "-s", canary, join(jailDir, "true", VM2 + "x")], ["mv", join(jailDir, "true"), join(jailDir, "x")]]) {
+      await assert.rejects(systemRunner.run(asUser(owner, argv)), `the owner cannot ${argv.join(" ")}`);
+    }
+    assert.equal(readFileSync(join(vmRun, "vmm.pid"), "utf8"), "1\n", "the owner may read the pidfile");
+    assert.deepEqual(readdirSync(vmmDir), [VM2]);
+    // cleanup_vmm removes it once no VMM of that VM runs; the look-alike is the owner's sh, named like a VMM of VM2.
+    await assert.rejects(callMethod(helper.socket, privCleanupVmm, { vm_id: VM2 }, { timeoutMs: 5000 }), /already has a running VMM/);
+    assert.deepEqual(await callMethod(helper.socket, privCleanupVmm, { vm_id: VM }, { timeoutMs: 5000 }), { removed: true }, "the jail leftover of VM");
+  } finally {
+    rmSync(vmRun, { recursive: true, force: true });
+  }
+});
 
 /** priv.ping, sent every 20 ms by the pinger throughout, answered within 100 ms each time (the helper's event loop never blocked on an attack). */
 function assertPings(t: { diagnostic: (m: string) => void }): void {
@@ -324,7 +357,7 @@ void test("hard links, FIFOs, sockets and device nodes where regular files are e
   };
   for (const how of ["hardlink", "fifo", "socket", "device"] as const) {
     await layout();
-    for (const [name, a] of [["root.ext4", ATTACKS[3]], ["work.ext4", ATTACKS[0]], ["console.log", ATTACKS[0]], ["vmm.log", ATTACKS[1]]] as const) {
+    for (const [name, a] of [["root.ext4", ATTACKS[3]], ["work.ext4", ATTACKS[0]], ["console.log", ATTACKS[1]], ["vmm.log", ATTACKS[0]]] as const) {
       await plant(name, how);
       const t0 = performance.now();
       const r = await send(a as Attack, 1, 1);

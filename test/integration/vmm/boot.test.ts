@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { unixHelperClient } from "../../../src/daemon/helper-client.js";
 import { writeExt4Files } from "../../../src/daemon/storage/ext4.js";
 import { TCG_KERNEL_ARGS } from "../../../src/image/cmdline.js";
-import { runtimeFiles, state, vmFiles } from "../../../src/paths/paths.js";
+import { helperVmFiles, state, vmFiles } from "../../../src/paths/paths.js";
 import { newOpId } from "../../../src/rpc/opid.js";
 import { createLogger } from "../../../src/system/log.js";
 import { systemRunner } from "../../../src/system/runner.js";
@@ -30,7 +30,6 @@ const logger = createLogger({ write: () => true });
 interface World {
   readonly base: string;
   readonly stateDir: string;
-  readonly runtimeDir: string;
   readonly ns: NetNs;
   readonly user: TestUser;
   readonly helperSocket: string;
@@ -47,9 +46,7 @@ async function makeWorld(kind: string): Promise<World> {
   const base = mkdtempSync(`/tmp/bgt-vmm-${kind}-`);
   chmodSync(base, 0o755);
   const stateDir = join(base, "state");
-  const runtimeDir = join(base, "run");
   mkdirSync(stateDir, { recursive: true });
-  mkdirSync(runtimeDir, { recursive: true });
   const config = join(base, "config.toml");
   writeFileSync(config, `[vmm]\nfirecracker_bin = "${DOUBLE}"\njailer = "never"\nstop_timeout_s = 30\n`);
   const ns = await createNetNs("bgt-vmm");
@@ -60,7 +57,7 @@ async function makeWorld(kind: string): Promise<World> {
   const logFile = join(base, "helper.log");
   const startHelper = async (): Promise<ChildProcess> => {
     rmSync(helperSocket, { force: true });
-    const argv = ns.exec([process.execPath, HELPER_BIN, "--owner", String(user.uid), "--owner-gid", String(user.gid), "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--config", config, "--socket", helperSocket]);
+    const argv = ns.exec([process.execPath, HELPER_BIN, "--owner", String(user.uid), "--owner-gid", String(user.gid), "--state-dir", stateDir, "--config", config, "--socket", helperSocket]);
     const child = spawn(argv[0] ?? "", argv.slice(1), { stdio: ["ignore", openSync(logFile, "a"), openSync(logFile, "a")] });
     for (let i = 0; i < 200 && !existsSync(helperSocket); i++) {
       if (child.exitCode !== null) throw new Error(`bangerd-root exited: ${readFileSync(logFile, "utf8")}`);
@@ -68,7 +65,7 @@ async function makeWorld(kind: string): Promise<World> {
     }
     return child;
   };
-  const world: World = { base, stateDir, runtimeDir, ns, user, helperSocket, helper: await startHelper(), startHelper };
+  const world: World = { base, stateDir, ns, user, helperSocket, helper: await startHelper(), startHelper };
   return world;
 }
 
@@ -94,13 +91,12 @@ async function makeVm(w: World, vmId: string, kind: "qemu" | "firecracker"): Pro
   await writeExt4Files(systemRunner, vmFiles.rootDisk(vmDir), [{ path: "/etc/banger/network", data: net, mode: 0o644 }]);
   await systemRunner.run(["truncate", "-s", "16M", vmFiles.workDisk(vmDir)]);
   await systemRunner.run(["mkfs.ext4", "-q", "-F", vmFiles.workDisk(vmDir)]);
-  mkdirSync(runtimeFiles.vmDir(w.runtimeDir, vmId), { recursive: true });
   const tap = `tap-fc-${vmId.slice(0, 8)}`;
   await w.ns.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"]);
   await w.ns.run(["ip", "link", "set", tap, "master", "br0"]);
   await w.ns.run(["ip", "link", "set", tap, "up"]);
   // As the owner's daemon would have made them: the helper acts only on the owner's own files.
-  await systemRunner.run(["chown", "-R", `${w.user.uid}:${w.user.gid}`, w.stateDir, w.runtimeDir]);
+  await systemRunner.run(["chown", "-R", `${w.user.uid}:${w.user.gid}`, w.stateDir]);
   return {
     vmId,
     name: "bgt-vmm",
@@ -114,8 +110,9 @@ async function makeVm(w: World, vmId: string, kind: "qemu" | "firecracker"): Pro
     workDisk: vmFiles.workDisk(vmDir),
     tap,
     mac: GUEST_MAC,
-    controlSocket: kind === "qemu" ? runtimeFiles.qmpSocket(w.runtimeDir, vmId) : runtimeFiles.apiSocket(w.runtimeDir, vmId),
-    pidFile: runtimeFiles.pidFile(w.runtimeDir, vmId),
+    // Where the helper (its socket is in base) keeps them: shown in the spec, never sent.
+    controlSocket: kind === "qemu" ? helperVmFiles.qmpSocket(w.base, vmId) : helperVmFiles.apiSocket(w.base, vmId),
+    pidFile: helperVmFiles.pidFile(w.base, vmId),
     consoleLog: vmFiles.consoleLog(vmDir),
     vmmLog: vmFiles.vmmLog(vmDir),
     metricsPath: kind === "firecracker" ? vmFiles.metrics(vmDir) : undefined,
@@ -181,7 +178,13 @@ async function scenario(t: { diagnostic(msg: string): void }, kind: "qemu" | "fi
     // The helper runs with umask 077 as root; the owner's daemon must still read these.
     assert.equal(statSync(spec.consoleLog).uid, w.user.uid, "console log handed to the owner");
     assert.equal(statSync(kind === "qemu" ? spec.vmmLog : spec.consoleLog).uid, w.user.uid, "VMM log handed to the owner");
+    assert.equal(handle.pidFile, spec.pidFile);
+    assert.equal(handle.controlSocket, spec.controlSocket);
     assert.equal(statSync(spec.pidFile).mode & 0o004, 0o004, "pidfile world-readable for adoption");
+    for (const p of [helperVmFiles.vmDir(w.base, vmId), spec.pidFile, spec.controlSocket]) {
+      const st = statSync(p);
+      assert.ok(st.uid === 0 && (st.mode & 0o022) === 0, `${p} is root's and writable by nobody else`);
+    }
     await waitForConsole(spec, "banger: tiny guest ready", 0, 90_000);
     const readyMs = Date.now() - t0;
     await ping(w);
@@ -220,7 +223,7 @@ async function scenario(t: { diagnostic(msg: string): void }, kind: "qemu" | "fi
     // Nothing left behind: no VMM (nor the double's qemu child), no socket, no pidfile.
     for (let i = 0; i < 50 && processesUnder(w.base).length > 0; i++) await sleep(100);
     assert.deepEqual(processesUnder(w.base), []);
-    assert.deepEqual(readdirSync(runtimeFiles.vmDir(w.runtimeDir, vmId)), []);
+    assert.equal(existsSync(helperVmFiles.vmDir(w.base, vmId)), false, "the helper removed the VM's run dir");
     // Stopping again is a no-op, not an error.
     assert.equal((await driver.stop(h2, { timeoutMs: 1000 }, newOpId())).how, "not-running");
   } finally {

@@ -147,7 +147,7 @@ function setup(overrides: Record<string, unknown> = {}, deps: Partial<NetworkDep
     return out;
   };
   const config = configSchema.parse({ network: { bridge: "banger0", cidr: "172.16.90.0/24", ...overrides } });
-  const env = testHelperEnv({ ownerUid: 1234, ownerGid: 2345, stateDir: `${dirs}/state`, runtimeDir: `${dirs}/run`, config, runner });
+  const env = testHelperEnv({ ownerUid: 1234, ownerGid: 2345, stateDir: `${dirs}/state`, helperDir: `${dirs}/run`, config, runner });
   const d = new Dispatcher<PeerCred>(networkMethods(env, { ipForward: fwd, resolverUnavailable: () => "systemd-resolved is not running", tuneNeighbours: () => Promise.resolve(), links, ...deps }));
   return { runner, d, model, fwd, links };
 }

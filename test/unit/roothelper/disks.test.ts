@@ -35,7 +35,7 @@ function fixture(t: { after: (fn: () => void) => void }): Fixture {
   });
   const d = new Dispatcher<PeerCred>(
     // Owner root: the fixture's files are root's (the uid rule itself is tested in fs-beneath.test.ts).
-    diskMethods(testHelperEnv({ ownerUid: 0, stateDir: state, runtimeDir: `${root}/run`, runner })),
+    diskMethods(testHelperEnv({ ownerUid: 0, stateDir: state, helperDir: `${root}/run`, runner })),
   );
   return {
     state,
@@ -169,7 +169,7 @@ void test("write_ext4_files for real: debugfs edits the image through the helper
   const img = `${root}/state/vms/v1/root.ext4`;
   await systemRunner.run(["truncate", "-s", "16M", img]);
   await systemRunner.run(["mkfs.ext4", "-F", "-q", img]);
-  const d = new Dispatcher<PeerCred>(diskMethods(testHelperEnv({ ownerUid: 0, stateDir: `${root}/state`, runtimeDir: `${root}/run`, runner: systemRunner })));
+  const d = new Dispatcher<PeerCred>(diskMethods(testHelperEnv({ ownerUid: 0, stateDir: `${root}/state`, helperDir: `${root}/run`, runner: systemRunner })));
   const call = async (method: string, params: unknown): Promise<unknown> => {
     const { response } = await d.dispatch(JSON.stringify({ version: 1, method, params }), { pid: 1, uid: 1000, gid: 1000 });
     if (!response.ok) throw new Error(`${response.error.code}: ${response.error.message}`);

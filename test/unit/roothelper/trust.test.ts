@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -14,8 +14,8 @@ chmodSync(base, 0o755);
 after(() => { rmSync(base, { recursive: true, force: true }); });
 
 /** Start the real helper with these paths; it must refuse before it listens. */
-function start(config: string, stateDir: string, runtimeDir: string): { code: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, [HELPER, "--owner", String(OWNER), "--state-dir", stateDir, "--runtime-dir", runtimeDir, "--config", config, "--socket", join(base, "sock", "h.sock")], { encoding: "utf8", timeout: 20_000 });
+function start(config: string, stateDir: string, socketDir = join(base, "sock")): { code: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [HELPER, "--owner", String(OWNER), "--state-dir", stateDir, "--config", config, "--socket", join(socketDir, "h.sock")], { encoding: "utf8", timeout: 20_000 });
   return { code: r.status, stderr: r.stderr };
 }
 
@@ -63,13 +63,12 @@ void test("config and VMM binaries must be root's alone, every directory above t
 
 void test("bangerd-root refuses to start, naming the file and the rule", { skip: needsRoot() }, () => {
   const state = ownerDir(join(base, "s", "state"));
-  const run = ownerDir(join(base, "s", "run"));
   const cfg = join(base, "ok.toml");
   writeFileSync(cfg, "", { mode: 0o644 });
   const ownerCfg = join(ownerDir(join(base, "s", "cfg")), "config.toml");
   writeFileSync(ownerCfg, "", { mode: 0o644 });
   chownSync(ownerCfg, OWNER, OWNER);
-  let r = start(ownerCfg, state, run);
+  let r = start(ownerCfg, state);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /refusing to start: config .*cfg\/config\.toml: (is owned by uid 4242|directory .* is owned by uid 4242)/);
 
@@ -78,19 +77,37 @@ void test("bangerd-root refuses to start, naming the file and the rule", { skip:
   chmodSync(ownerBin, 0o755);
   const binCfg = join(base, "bin.toml");
   writeFileSync(binCfg, `[vmm]\nfirecracker_bin = "${ownerBin}"\n`, { mode: 0o644 });
-  r = start(binCfg, state, run);
+  r = start(binCfg, state);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /refusing to start: vmm\.firecracker_bin .*cfg\/firecracker: directory .* is owned by uid 4242/);
 
   symlinkSync(state, join(base, "s", "state-link"));
-  r = start(cfg, join(base, "s", "state-link"), run);
+  r = start(cfg, join(base, "s", "state-link"));
   assert.equal(r.code, 1);
   assert.match(r.stderr, /refusing to start: state dir .*state-link: a component of the path is a symlink/);
 
   const foreign = join(base, "s", "foreign");
   mkdirSync(foreign);
   chownSync(foreign, 777, 777);
-  r = start(cfg, state, foreign);
+  r = start(cfg, foreign);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /refusing to start: runtime dir .*foreign: is owned by uid 777; a managed root must be owned by root or the owner/);
+  assert.match(r.stderr, /refusing to start: state dir .*foreign: is owned by uid 777; a managed root must be owned by root or the owner/);
+
+  // The VMMs' run dirs next to the socket must be root's: one the owner made first, or a symlink, is refused (and never chmodded).
+  const squatted = join(base, "s", "sock-squatted");
+  mkdirSync(squatted, { mode: 0o755 });
+  ownerDir(join(squatted, "vm"));
+  chmodSync(join(squatted, "vm"), 0o700);
+  r = start(cfg, state, squatted);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /refusing to start: VMM run dirs .*sock-squatted\/vm: is owned by uid 4242; a managed root must be owned by root/);
+  const linked = join(base, "s", "sock-linked");
+  mkdirSync(linked, { mode: 0o755 });
+  const elsewhere = join(base, "s", "elsewhere");
+  mkdirSync(elsewhere, { mode: 0o755 });
+  symlinkSync(elsewhere, join(linked, "vm"));
+  r = start(cfg, state, linked);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /refusing to start: VMM run dirs .*sock-linked\/vm: a component of the path is a symlink/);
+  assert.equal(statSync(elsewhere).mode & 0o777, 0o755, "the symlink's target was not chmodded");
 });

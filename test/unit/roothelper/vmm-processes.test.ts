@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { closeSync, copyFileSync, chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { RpcError } from "../../../src/rpc/errors.js";
@@ -26,7 +26,10 @@ function refused(fn: () => unknown, re: RegExp): void {
 }
 
 void test("a root VMM is signalled only when this helper, or an earlier run of it, launched it", { skip: needsRoot() }, async () => {
-  const records = openManagedRoot("launch records", mkdtempSync(join(base, "records-")), 0);
+  const recordsDir = mkdtempSync(join(base, "records-"));
+  // The record is <vm id>/launch in the VM's run dir, which a launch has made.
+  mkdirSync(join(recordsDir, VM));
+  const records = openManagedRoot("VMM run dirs", recordsDir, 0);
   const launched = lookAlike(VM);
   const stranger = lookAlike(VM);
   await new Promise((r) => setTimeout(r, 200));

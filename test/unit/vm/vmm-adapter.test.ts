@@ -1,4 +1,3 @@
-import { mkdtempSync, rmSync } from "node:fs";
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildVmSpec, vmmDepsFromDriver } from "../../../src/daemon/vm/vmm-adapter.js";
@@ -22,22 +21,21 @@ const spec: LaunchSpec = {
 void test("qemu gets the bzImage, the QMP socket and the TCG cmdline extra; firecracker gets vmlinux, API socket and vsock", () => {
   const q = buildVmSpec(spec, "qemu", "tcg", "/r");
   assert.equal(q.kernelPath, "/s/images/tiny/vmlinuz");
-  assert.equal(q.controlSocket, "/r/vm/0123456789ab/qmp.sock");
-  assert.equal(q.pidFile, "/r/vm/0123456789ab/vmm.pid");
+  assert.equal(q.controlSocket, "/r/vm/0123456789abcdef0123456789abcdef/qmp.sock");
+  assert.equal(q.pidFile, "/r/vm/0123456789abcdef0123456789abcdef/vmm.pid");
   assert.equal(q.cmdline, "console=ttyS0 reboot=k panic=1 pci=off root=/dev/vda rootfstype=ext4 rw tsc_early_khz=2000000");
   assert.equal(q.mac, "02:fc:aa:bb:cc:dd");
   assert.equal(q.vsock, undefined);
   const f = buildVmSpec(spec, "firecracker", "kvm", "/r");
   assert.equal(f.kernelPath, "/s/images/tiny/vmlinux");
-  assert.equal(f.controlSocket, "/r/vm/0123456789ab/api.sock");
+  assert.equal(f.controlSocket, "/r/vm/0123456789abcdef0123456789abcdef/api.sock");
   assert.doesNotMatch(f.cmdline, /tsc_early/);
-  assert.deepEqual(f.vsock, { cid: 9, udsPath: "/r/vm/0123456789ab/vsock.sock" });
+  assert.deepEqual(f.vsock, { cid: 9, udsPath: "/r/vm/0123456789abcdef0123456789abcdef/vsock.sock" });
 });
 
-void test("the adapter round-trips the driver handle through the lifecycle's handle", async (t) => {
-  // launch makes the VM's runtime dir: a temp dir of this test's own, never a path on the host.
-  const run = mkdtempSync("/tmp/bgt-adapter-");
-  t.after(() => { rmSync(run, { recursive: true, force: true }); });
+void test("the adapter round-trips the driver handle through the lifecycle's handle", async () => {
+  // Where the helper keeps its per-VM dirs: only named here, nothing is made there by the daemon.
+  const run = "/nonexistent/helper-dir";
   const seen: { launched?: VmSpec; stopped?: [VmmHandle, StopOptions]; checked?: VmmHandle } = {};
   const driver: VmmDriver = {
     kind: "qemu",
@@ -45,6 +43,7 @@ void test("the adapter round-trips the driver handle through the lifecycle's han
     launch: (s) => { seen.launched = s; return Promise.resolve({ kind: "qemu", vmId: s.vmId, pid: 77, controlSocket: s.controlSocket, pidFile: s.pidFile }); },
     stop: (h, o) => { seen.stopped = [h, o]; return Promise.resolve({ how: "graceful", elapsedMs: 1 }); },
     isRunning: (h) => { seen.checked = h; return Promise.resolve(true); },
+    release: () => Promise.reject(new Error("unused")),
     adopt: () => Promise.reject(new Error("unused")),
     stats: () => Promise.reject(new Error("unused")),
   };
@@ -54,7 +53,7 @@ void test("the adapter round-trips the driver handle through the lifecycle's han
   // What the lifecycle persists and reads back (JSON round trip).
   const back = JSON.parse(JSON.stringify(h)) as typeof h;
   assert.equal(await deps.isAlive(back), true);
-  assert.deepEqual(seen.checked, { kind: "qemu", vmId: spec.vmId, pid: 77, controlSocket: `${run}/vm/0123456789ab/qmp.sock`, pidFile: `${run}/vm/0123456789ab/vmm.pid` });
+  assert.deepEqual(seen.checked, { kind: "qemu", vmId: spec.vmId, pid: 77, controlSocket: `${run}/vm/0123456789abcdef0123456789abcdef/qmp.sock`, pidFile: `${run}/vm/0123456789abcdef0123456789abcdef/vmm.pid` });
   await deps.stop(back, { timeoutMs: 5000, force: true }, "op-abcdef");
   assert.deepEqual(seen.stopped?.[1], { timeoutMs: 5000, force: true });
   await assert.rejects(deps.stop({ kind: "qemu", pid: 1, controlSocket: "/x" }, { timeoutMs: 1, force: true }, "op-abcdef"), /lacks vmId\/pidFile/);

@@ -105,10 +105,10 @@ void test("firecracker boot steps: names, order and bodies are pinned", () => {
 
 void test("jail plan: hard links for files, mknod for dm devices, in-jail paths for the API", () => {
   const spec = sampleSpec({ rootDisk: "/dev/mapper/fc-rootfs-0123456789abcdef" });
-  const layout = jailLayout("/var/lib/banger", "/usr/bin/firecracker", VM_ID);
-  assert.equal(layout.root, `/var/lib/banger/jail/firecracker/${VM_ID}/root`);
-  assert.equal(layout.apiSocketHost, `/var/lib/banger/jail/firecracker/${VM_ID}/root/api.sock`);
-  assert.ok(Buffer.byteLength(layout.apiSocketHost) < 108, "host-side socket path fits sun_path");
+  const layout = jailLayout("/srv/jailer", "/usr/bin/firecracker", VM_ID);
+  assert.equal(layout.chrootBaseDir, "/srv/jailer");
+  assert.equal(layout.root, `/srv/jailer/firecracker/${VM_ID}/root`);
+  assert.equal(layout.apiSocketHost, `/srv/jailer/firecracker/${VM_ID}/root/api.sock`);
   const plan = planJail(spec, layout, (p) => p.startsWith("/dev/"));
   assert.deepEqual(plan.ops, [
     { op: "mkdir", path: layout.root },

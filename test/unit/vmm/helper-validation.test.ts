@@ -4,9 +4,9 @@ import { chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, 
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { configSchema } from "../../../src/config/schema.js";
-import { state } from "../../../src/paths/paths.js";
+import { helperVmFiles } from "../../../src/paths/paths.js";
 import { RpcError } from "../../../src/rpc/errors.js";
-import { privCleanupJailerChroot, privKillProcess, privLaunchFirecracker, privLaunchQemu, privSignalProcess, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
+import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privSignalProcess, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
 import { vmmMethods } from "../../../src/roothelper/methods/vmm.js";
 import { FakeRunner } from "../../../src/system/runner.js";
 import { testHelperEnv } from "../../helpers/helper-env.js";
@@ -15,11 +15,9 @@ import { VM_ID } from "./fixtures.js";
 
 const base = mkdtempSync("/tmp/bgt-vmm-val-");
 const stateDir = join(base, "state");
-const runtimeDir = join(base, "run");
+const helperDir = join(base, "helper");
 const vmDir = join(stateDir, "vms", VM_ID);
-const rtDir = join(runtimeDir, "vm", VM_ID.slice(0, 12));
 mkdirSync(vmDir, { recursive: true });
-mkdirSync(rtDir, { recursive: true });
 mkdirSync(join(stateDir, "images", "tiny"), { recursive: true });
 for (const f of ["images/tiny/vmlinuz", "images/tiny/initrd.img", `vms/${VM_ID}/root.ext4`, `vms/${VM_ID}/work.ext4`, `vms/${VM_ID}/a,b.ext4`]) {
   writeFileSync(join(stateDir, f), "");
@@ -39,7 +37,7 @@ after(() => {
 });
 
 const runner = new FakeRunner();
-const helper = inProcessHelper(vmmMethods(testHelperEnv({ stateDir, runtimeDir, runner, config: configSchema.parse({ vmm: { qemu_bin: "/nonexistent/qemu", firecracker_bin: "/nonexistent/firecracker", jailer: "never" } }) })));
+const helper = inProcessHelper(vmmMethods(testHelperEnv({ stateDir, helperDir, jailDir: join(base, "jail"), runner, config: configSchema.parse({ vmm: { qemu_bin: "/nonexistent/qemu", firecracker_bin: "/nonexistent/firecracker", jailer: "never" } }) })));
 
 const good = {
   vm_id: VM_ID,
@@ -52,11 +50,11 @@ const good = {
   work_disk: join(vmDir, "work.ext4"),
   tap_name: "tap-fc-01234567",
   mac: "06:00:ac:10:00:02",
-  pid_file: join(rtDir, "vmm.pid"),
   console_log: join(vmDir, "console.log"),
   vmm_log: join(vmDir, "vmm.log"),
 };
-const qemuGood = { ...good, qmp_socket: join(rtDir, "qmp.sock"), accel: "tcg" as const };
+const qemuGood = { ...good, accel: "tcg" as const };
+const pidFile = helperVmFiles.pidFile(helperDir, VM_ID);
 
 async function refused(p: Promise<unknown>, field: RegExp, code = "bad_params"): Promise<void> {
   await assert.rejects(p, (e: unknown) => e instanceof RpcError && e.code === code && field.test(e.message));
@@ -85,10 +83,8 @@ const INJECTIONS: [keyof typeof good, unknown, RegExp][] = [
   ["mac", "06:00:AC:10:00:02", /mac/],
   ["mac", "07:00:ac:10:00:02", /mac/],
   ["mac", "06:00:ac:10:00:02,netdev=x", /mac/],
-  ["pid_file", "/etc/cron.d/x", /pid_file/],
-  ["pid_file", join(runtimeDir, "vm/../../x"), /pid_file/],
   ["console_log", join(vmDir, "evil-link.ext4"), /console_log.*symlink/],
-  ["console_log", join(runtimeDir, "c.log"), /console_log/],
+  ["console_log", join(helperDir, "c.log"), /console_log/],
   ["vmm_log", "/var/log/../../etc/passwd", /vmm_log/],
 ];
 
@@ -96,28 +92,32 @@ void test("priv.launch_qemu refuses every smuggled field before anything runs", 
   for (const [field, value, re] of INJECTIONS) {
     await refused(helper.call(privLaunchQemu, { ...qemuGood, [field]: value }, "op-000000000001"), re);
   }
-  await refused(helper.call(privLaunchQemu, { ...qemuGood, qmp_socket: "/tmp/qmp.sock" }, "op-000000000001"), /qmp_socket/);
-  await refused(helper.call(privLaunchQemu, { ...qemuGood, qmp_socket: join(rtDir, "x".repeat(120)) }, "op-000000000001"), /107-byte/);
   assert.throws(() => privLaunchQemu.params.parse({ ...qemuGood, accel: "kvm; rm" }));
   assert.throws(() => privLaunchQemu.params.parse({ ...qemuGood, argv: ["/bin/sh"] }), "no argv from the daemon: unknown keys are refused");
+  for (const field of ["pid_file", "qmp_socket"]) {
+    assert.throws(() => privLaunchQemu.params.parse({ ...qemuGood, [field]: "/etc/cron.d/x" }), `${field}: the helper names what it creates, not the request`);
+  }
   assert.equal(runner.calls.length, 0);
-  assert.equal(existsSync(qemuGood.pid_file), false, "nothing was launched");
+  assert.equal(existsSync(helperVmFiles.vmDir(helperDir, VM_ID)), false, "nothing was launched");
 });
 
 void test("priv.launch_firecracker validates the same fields plus vsock", async () => {
-  const fc = { ...good, api_socket: join(rtDir, "api.sock") };
+  const fc = { ...good };
   // Commas are harmless in Firecracker's JSON API; everything else must be refused the same way.
   for (const [field, value, re] of INJECTIONS.filter(([, v]) => typeof v !== "string" || !v.endsWith("a,b.ext4"))) {
     await refused(helper.call(privLaunchFirecracker, { ...fc, [field]: value }, "op-000000000001"), re);
   }
-  await refused(helper.call(privLaunchFirecracker, { ...fc, vsock_cid: 2, vsock_path: join(rtDir, "v.sock") }, "op-000000000001"), /vsock_cid/);
-  await refused(helper.call(privLaunchFirecracker, { ...fc, vsock_cid: 3, vsock_path: "/tmp/v.sock" }, "op-000000000001"), /vsock_path/);
+  await refused(helper.call(privLaunchFirecracker, { ...fc, vsock_cid: 2 }, "op-000000000001"), /vsock_cid/);
+  for (const field of ["api_socket", "vsock_path", "pid_file"]) {
+    assert.throws(() => privLaunchFirecracker.params.parse({ ...fc, [field]: "/tmp/v.sock" }), `${field}: the helper names what it creates, not the request`);
+  }
   await refused(helper.call(privLaunchFirecracker, { ...fc, metrics_path: "/etc/x" }, "op-000000000001"), /metrics_path/);
 });
 
-void test("a valid launch with a missing binary fails cleanly and leaves no pidfile", async () => {
+void test("a valid launch with a missing binary fails cleanly and leaves no pidfile nor run dir", async () => {
   await refused(helper.call(privLaunchQemu, qemuGood, "op-000000000001"), /cannot start|qemu/, "operation_failed");
-  assert.equal(existsSync(qemuGood.pid_file), false);
+  assert.equal(existsSync(pidFile), false);
+  assert.equal(existsSync(helperVmFiles.vmDir(helperDir, VM_ID)), false);
 });
 
 void test("signals: only VMM pids of THIS VM, only allow-listed signals", async () => {
@@ -128,25 +128,33 @@ void test("signals: only VMM pids of THIS VM, only allow-listed signals", async 
   await refused(helper.call(privSignalProcess, { pid, vm_id: "x", signal: "SIGTERM" }, "op-000000000001"), /vm_id/);
   await refused(helper.call(privKillProcess, { pid, vm_id: VM_ID }, "op-000000000001"), /not a VMM/);
   await refused(helper.call(privKillProcess, { pid: 0x7ffffff0, vm_id: VM_ID }, "op-000000000001"), /does not exist/, "not_found");
-  await refused(helper.call(privVmmShutdown, { pid, vm_id: VM_ID, kind: "qemu", control_socket: "/run/x.sock" }, "op-000000000001"), /control_socket/);
+  await refused(helper.call(privVmmShutdown, { pid, vm_id: VM_ID, kind: "qemu" }, "op-000000000001"), /not a VMM/);
+  assert.throws(() => privVmmShutdown.params.parse({ pid, vm_id: VM_ID, kind: "qemu", control_socket: "/run/x.sock" }), "the helper finds the socket from vm_id");
   assert.equal(sleeper.exitCode, null, "the unrelated process was never signalled");
 });
 
-void test("cleanup_jailer_chroot removes by descriptor and never follows symlinks", async () => {
-  // A jail dir swapped for a symlink to somewhere precious.
-  const jailParent = join(state.jailerBase(stateDir), "firecracker");
+void test("cleanup_vmm removes the VM's run dir and jail by descriptor and never follows symlinks", async () => {
+  // A jail dir swapped for a symlink to somewhere precious (by root: the jail dir is root's all the way down).
+  const jailParent = join(base, "jail", "firecracker");
   mkdirSync(jailParent, { recursive: true });
   const victim = join(base, "victim");
   mkdirSync(victim);
   writeFileSync(join(victim, "keep"), "x");
   symlinkSync(victim, join(jailParent, VM_ID));
-  assert.deepEqual(await helper.call(privCleanupJailerChroot, { vm_id: VM_ID }, "op-000000000001"), { removed: true }, "the symlink itself is removed");
+  assert.deepEqual(await helper.call(privCleanupVmm, { vm_id: VM_ID }, "op-000000000001"), { removed: true }, "the symlink itself is removed");
   assert.equal(existsSync(join(victim, "keep")), true, "what it pointed to is not");
-  await refused(helper.call(privCleanupJailerChroot, { vm_id: "../../etc" }, "op-000000000001"), /vm_id/);
+  await refused(helper.call(privCleanupVmm, { vm_id: "../../etc" }, "op-000000000001"), /vm_id/);
   mkdirSync(join(jailParent, VM_ID, "root"), { recursive: true });
   symlinkSync(victim, join(jailParent, VM_ID, "root", "escape"));
-  assert.deepEqual(await helper.call(privCleanupJailerChroot, { vm_id: VM_ID }, "op-000000000001"), { removed: true });
+  assert.deepEqual(await helper.call(privCleanupVmm, { vm_id: VM_ID }, "op-000000000001"), { removed: true });
   assert.equal(existsSync(join(jailParent, VM_ID)), false);
   assert.equal(existsSync(join(victim, "keep")), true, "a symlink inside the jail is unlinked, not followed");
-  assert.deepEqual(await helper.call(privCleanupJailerChroot, { vm_id: VM_ID }, "op-000000000001"), { removed: false }, "idempotent");
+  assert.deepEqual(await helper.call(privCleanupVmm, { vm_id: VM_ID }, "op-000000000001"), { removed: false }, "idempotent");
+  // The helper's own run dir of the VM: its pidfile, and a symlink no owner could have put there (root's dir), both go.
+  mkdirSync(helperVmFiles.vmDir(helperDir, VM_ID));
+  writeFileSync(pidFile, "1\n");
+  symlinkSync(victim, helperVmFiles.qmpSocket(helperDir, VM_ID));
+  assert.deepEqual(await helper.call(privCleanupVmm, { vm_id: VM_ID }, "op-000000000001"), { removed: true });
+  assert.equal(existsSync(helperVmFiles.vmDir(helperDir, VM_ID)), false);
+  assert.equal(existsSync(join(victim, "keep")), true);
 });

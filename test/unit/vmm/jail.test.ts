@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { chownSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { openManagedRoot } from "../../../src/roothelper/fs/managed-root.js";
+import { trustedDir } from "../../../src/roothelper/fs/trust.js";
 import { removeJailTree, stageJail } from "../../../src/roothelper/launch/jail-stage.js";
 import type { Held } from "../../../src/roothelper/launch/spec-files.js";
 import { jailLayout } from "../../../src/vmm/firecracker/jail.js";
@@ -32,8 +32,11 @@ void test("jail staging by descriptor: hard links of the verified inodes, block 
   const kernel = held(kernelPath);
   const work = held(workDisk);
   const dev = held(loop);
-  const root = openManagedRoot("state dir", stateDir, 4242);
-  const layout = jailLayout(stateDir, "/usr/bin/firecracker", VM_ID);
+  // Root's all the way down (made by trustedDir), on the state dir's filesystem (both in /tmp).
+  const jailDir = join(base, "jail");
+  const root = trustedDir("vmm.jail_dir", jailDir);
+  assert.equal(statSync(jailDir).uid, 0);
+  const layout = jailLayout(jailDir, "/usr/bin/firecracker", VM_ID);
   // A leftover jail with a symlink out of it: removed, never followed.
   mkdirSync(join(layout.root), { recursive: true });
   symlinkSync(base, join(layout.root, "escape"));
@@ -59,12 +62,19 @@ void test("jail staging by descriptor: hard links of the verified inodes, block 
   closeSync(root.fd);
 });
 
-void test("jail staging refuses parents the owner made", { skip: needsRoot() }, () => {
-  const stateDir = join(base, "state2");
-  mkdirSync(join(stateDir, "jail"), { recursive: true });
-  chownSync(stateDir, 4242, 4343);
-  chownSync(join(stateDir, "jail"), 4242, 4343);
-  const root = openManagedRoot("state dir", stateDir, 4242);
-  assert.throws(() => { stageJail(root, "firecracker", VM_ID, [], { uid: 4242, gid: 4343 }); }, /state2\/jail is owned by uid 4242, not root/);
+void test("the jail dir must be root's all the way down; staging refuses a parent the owner made", { skip: needsRoot() }, () => {
+  const ownerHome = join(base, "home");
+  mkdirSync(ownerHome);
+  chownSync(ownerHome, 4242, 4343);
+  // What the jailer would resolve by name as root must not pass through a directory the owner can rename in.
+  assert.throws(() => trustedDir("vmm.jail_dir", join(ownerHome, "jail")), /vmm\.jail_dir .*home\/jail: directory .*home is owned by uid 4242/);
+  assert.equal(existsSync(join(ownerHome, "jail")), false, "nothing is created below a directory that failed the check");
+  symlinkSync(base, join(base, "link"));
+  assert.throws(() => trustedDir("vmm.jail_dir", join(base, "link", "jail")), /vmm\.jail_dir/);
+  const jailDir = join(base, "jail2");
+  const root = trustedDir("vmm.jail_dir", jailDir);
+  mkdirSync(join(jailDir, "firecracker"));
+  chownSync(join(jailDir, "firecracker"), 4242, 4343);
+  assert.throws(() => { stageJail(root, "firecracker", VM_ID, [], { uid: 4242, gid: 4343 }); }, /jail2\/firecracker is owned by uid 4242, not root/);
   closeSync(root.fd);
 });

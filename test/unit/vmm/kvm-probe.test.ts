@@ -17,7 +17,7 @@ const kernel = join(stateDir, "vmlinuz");
 after(() => { rmSync(base, { recursive: true, force: true }); });
 
 function helperWith(runner: Runner) {
-  return inProcessHelper(vmmMethods(testHelperEnv({ stateDir, runtimeDir: join(base, "run"), runner })));
+  return inProcessHelper(vmmMethods(testHelperEnv({ stateDir, helperDir: join(base, "run"), runner })));
 }
 
 void test("kvm probe: argv and verdicts (fake qemu)", async () => {

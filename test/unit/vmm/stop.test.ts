@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { helperVmFiles } from "../../../src/paths/paths.js";
 import { vmmMethods } from "../../../src/roothelper/methods/vmm.js";
 import { launchDetached } from "../../../src/system/launch.js";
 import { waitForApi } from "../../../src/vmm/firecracker/api-client.js";
@@ -14,8 +15,7 @@ import { needsRoot } from "../../helpers/requirements.js";
 const DOUBLE = fileURLToPath(new URL("../../fc-double/firecracker-double.js", import.meta.url));
 const VM = "cccccccccccccccccccccccccccccccc";
 const base = mkdtempSync("/tmp/bgt-vmm-stop-");
-const runtimeDir = join(base, "run");
-mkdirSync(join(runtimeDir, "vm"), { recursive: true });
+const helperDir = join(base, "helper");
 const pids: number[] = [];
 after(() => {
   for (const p of pids) {
@@ -25,14 +25,16 @@ after(() => {
 });
 
 // Owner root: the double runs as root here, and the helper signals a VMM it did not launch only when it runs wholly as the owner.
-const env = testHelperEnv({ ownerUid: 0, stateDir: join(base, "state"), runtimeDir });
+const env = testHelperEnv({ ownerUid: 0, stateDir: join(base, "state"), helperDir });
 
 // Signals go through the helper, which only signals processes it may (root here, as in production).
-void test("stop ladder: a failed graceful request falls through to SIGTERM; files are cleaned; a second stop is a no-op", { skip: needsRoot() }, async () => {
+void test("stop ladder: a failed graceful request falls through to SIGTERM; the helper removes the VM's run dir; a second stop is a no-op", { skip: needsRoot() }, async () => {
   const helper = inProcessHelper(vmmMethods(env));
   const driver = firecrackerDriver({ helper, logger: env.logger, firecrackerBin: "firecracker" });
-  const sock = join(runtimeDir, "vm", "api.sock");
-  const pidFile = join(runtimeDir, "vm", "vmm.pid");
+  // Where the helper would have put them, had it launched this VMM.
+  mkdirSync(helperVmFiles.vmDir(helperDir, VM));
+  const sock = helperVmFiles.apiSocket(helperDir, VM);
+  const pidFile = helperVmFiles.pidFile(helperDir, VM);
   const pid = launchDetached({ argv: [DOUBLE, "--api-sock", sock, "--id", VM], logFd: openSync(join(base, "c.log"), "a"), pidFd: openSync(pidFile, "wx") });
   pids.push(pid);
   await waitForApi(sock, 10_000);
@@ -41,10 +43,9 @@ void test("stop ladder: a failed graceful request falls through to SIGTERM; file
   // Not booted: SendCtrlAltDel is a pre-boot 400, so the ladder must continue with SIGTERM.
   const r = await driver.stop(handle, { timeoutMs: 500 }, "op-000000000002");
   assert.equal(r.how, "terminated");
-  assert.deepEqual(helper.calls.map((c) => c.method), ["priv.vmm_shutdown", "priv.signal_process"]);
+  assert.deepEqual(helper.calls.map((c) => c.method), ["priv.vmm_shutdown", "priv.signal_process", "priv.cleanup_vmm"]);
   assert.equal(await driver.isRunning(handle), false);
-  assert.equal(existsSync(pidFile), false);
-  assert.equal(existsSync(sock), false);
+  assert.equal(existsSync(helperVmFiles.vmDir(helperDir, VM)), false, "pidfile, socket and their dir removed");
   assert.equal((await driver.stop(handle, { timeoutMs: 500 }, "op-000000000003")).how, "not-running");
-  assert.equal(helper.calls.length, 2, "nothing is signalled once the VMM is gone");
+  assert.deepEqual(helper.calls.slice(3).map((c) => c.method), ["priv.cleanup_vmm"], "nothing is signalled once the VMM is gone; the cleanup is idempotent");
 });
