@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { test, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,8 +11,8 @@ import { queryA } from "../../helpers/dns-query.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 import { snapshotHost } from "../../helpers/snapshot.js";
 import { startStack, type Stack } from "../../helpers/stack.js";
-import { ensureTestUser, type TestUser } from "../../helpers/users.js";
-import Database from "better-sqlite3";
+import { ensureTestUser } from "../../helpers/users.js";
+import { editHandles } from "../../helpers/edit-handles.js";
 
 const SKIP = requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft", "nsenter", "unshare"));
 const DOUBLE = join(resolve(import.meta.dirname, "..", ".."), "fc-double", "firecracker-double.js");
@@ -45,22 +45,6 @@ for (const vmm of ["qemu", "firecracker"] as const) {
   test(`tiny image end to end (${vmm}${vmm === "firecracker" ? " via the API double" : ""}): run --rm, three concurrent VMs, DNS, exec, persistence, clean teardown`, { skip: SKIP, timeout: 900_000 }, async (t) => {
     await lifecycleScenario(t, vmm);
   });
-}
-
-/** Rewrites fields of VMs' recorded handles in the (stopped) daemon's database, as a crash or a bug could leave them. */
-function editHandles(stateDir: string, user: TestUser, edits: Record<string, Record<string, number | null>>): void {
-  const path = join(stateDir, "banger.db");
-  const db = new Database(path);
-  for (const [name, fields] of Object.entries(edits)) {
-    const row = db.prepare("SELECT handles FROM vms WHERE name = ?").get(name) as { handles: string } | undefined;
-    assert.ok(row !== undefined, `no VM ${name} in the database`);
-    const handles = Object.entries(JSON.parse(row.handles) as Record<string, unknown>).filter(([k]) => fields[k] !== null);
-    const edited = { ...Object.fromEntries(handles), ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== null)) };
-    db.prepare("UPDATE vms SET handles = ? WHERE name = ?").run(JSON.stringify(edited), name);
-  }
-  db.close();
-  // Written as root: whatever SQLite left beside the database must stay the owner's.
-  for (const f of readdirSync(stateDir).filter((f) => f.startsWith("banger.db"))) chownSync(join(stateDir, f), user.uid, user.gid);
 }
 
 async function lifecycleScenario(t: TestContext, vmm: "qemu" | "firecracker"): Promise<void> {
