@@ -47,9 +47,14 @@ void test("a root VMM is signalled only when this helper, or an earlier run of i
   closeSync(records.fd);
 });
 
-void test("a recycled pid is never signalled: the launched VMM exits and a root look-alike of the same VM gets its pid", { skip: needsRoot(), timeout: 30_000 }, async () => {
-  const records = openManagedRoot("launch records", mkdtempSync(join(base, "records-")), 0);
+void test("a recycled pid is never signalled: the launched VMM exits and a root look-alike of the same VM gets its pid", { skip: needsRoot(), timeout: 30_000 }, async (t) => {
+  const recordsDir = mkdtempSync(join(base, "records-"));
+  mkdirSync(join(recordsDir, VM));
+  const records = openManagedRoot("VMM run dirs", recordsDir, 0);
   const first = lookAlike(VM);
+  // Whatever fails, no look-alike may outlive the test (a live child keeps the test file from exiting).
+  const spawned = [first];
+  t.after(() => { for (const c of spawned) c.kill("SIGKILL"); closeSync(records.fd); });
   await new Promise((r) => setTimeout(r, 200));
   const pid = first.pid ?? 0;
   const helper = new VmmProcesses(4242, records);
@@ -62,21 +67,17 @@ void test("a recycled pid is never signalled: the launched VMM exits and a root 
   for (let i = 0; i < 100 && reused === undefined; i++) {
     writeFileSync("/proc/sys/kernel/ns_last_pid", String(pid - 1));
     const child = lookAlike(VM);
+    spawned.push(child);
     if (child.pid === pid) reused = child;
     else child.kill("SIGKILL");
   }
   assert.ok(reused !== undefined, `pid ${pid} was handed out again`);
-  try {
-    await new Promise((r) => setTimeout(r, 200));
-    // Same argv, same VM id, same pid, root: only the start time in the record tells them apart.
-    for (const judge of [helper, new VmmProcesses(4242, records)]) {
-      refused(() => { judge.signal("pid", pid, VM, "SIGTERM"); }, /runs as uid 0\/0\/0\/0; the helper signals only VMMs it launched/);
-      await assert.rejects(judge.kill("pid", pid, VM, 1000), /runs as uid 0\/0\/0\/0/);
-    }
-    assert.equal(reused.exitCode, null);
-    assert.equal(reused.signalCode, null);
-  } finally {
-    reused.kill("SIGKILL");
-    closeSync(records.fd);
+  await new Promise((r) => setTimeout(r, 200));
+  // Same argv, same VM id, same pid, root: only the start time in the record tells them apart.
+  for (const judge of [helper, new VmmProcesses(4242, records)]) {
+    refused(() => { judge.signal("pid", pid, VM, "SIGTERM"); }, /runs as uid 0\/0\/0\/0; the helper signals only VMMs it launched/);
+    await assert.rejects(judge.kill("pid", pid, VM, 1000), /runs as uid 0\/0\/0\/0/);
   }
+  assert.equal(reused.exitCode, null);
+  assert.equal(reused.signalCode, null);
 });
