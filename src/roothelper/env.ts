@@ -2,6 +2,7 @@ import type { Config } from "../config/schema.js";
 import type { Logger } from "../system/log.js";
 import type { Runner } from "../system/runner.js";
 import type { ManagedRoot } from "./fs/managed-root.js";
+import type { TrustedExecutable } from "./fs/trust.js";
 import type { VmmProcesses } from "./vmm-processes.js";
 import type { VmmRunDirs } from "./vmm-run-dirs.js";
 
@@ -26,10 +27,11 @@ export interface HelperEnv {
   readonly parserRunner: Runner;
   readonly logger: Logger;
   /**
-   * VMM binaries resolved once at start (real paths that passed the trust
-   * anchor rules in fs/trust.ts); undefined when not installed.
+   * VMM binaries resolved once at start (they passed the trust anchor rules
+   * in fs/trust.ts, and are executed through their checked directory's
+   * descriptor); undefined when not installed.
    */
-  readonly binaries: { readonly qemu?: string | undefined; readonly firecracker?: string | undefined; readonly jailer?: string | undefined };
+  readonly binaries: { readonly qemu?: TrustedExecutable | undefined; readonly firecracker?: TrustedExecutable | undefined; readonly jailer?: TrustedExecutable | undefined };
   /** The VMMs the helper may signal, and the pidfds it signals them through. */
   readonly vmms: VmmProcesses;
 }

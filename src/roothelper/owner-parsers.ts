@@ -1,4 +1,5 @@
 import type { Runner } from "../system/runner.js";
+import type { TrustedExecutable } from "./fs/trust.js";
 
 /**
  * Parsers of untrusted data never run as root. debugfs and e2fsck read
@@ -16,8 +17,13 @@ import type { Runner } from "../system/runner.js";
 
 export type ParserName = "debugfs" | "e2fsck";
 
-/** Real paths that passed fs/trust.ts at start; undefined when not installed. */
-export type ParserBinaries = Readonly<Record<ParserName | "setpriv", string | undefined>>;
+/**
+ * Binaries that passed fs/trust.ts at start; undefined when not installed.
+ * setpriv, which starts as root, is executed through its checked directory's
+ * descriptor; the parsers by their real path, since setpriv execs them after
+ * the drop, as the owner with no_new_privs: nothing they are gains privilege.
+ */
+export type ParserBinaries = Readonly<Record<ParserName | "setpriv", TrustedExecutable | undefined>>;
 
 /**
  * The environment a parser gets instead of the helper's: C locale, since the
@@ -52,7 +58,13 @@ export function ownerParserRunner(runner: Runner, bins: ParserBinaries, owner: {
       if (setpriv === undefined) return Promise.reject(new Error(`setpriv (util-linux) was not found when the helper started: it runs ${name} as the owner, never as root; install util-linux or set tools.setpriv_bin`));
       const bin = bins[name];
       if (bin === undefined) return Promise.reject(new Error(`${name} (e2fsprogs) was not found when the helper started; install e2fsprogs or set tools.${name}_bin`));
-      return runner.run(asOwnerArgv(setpriv, owner, [bin, ...args]), { ...options, env: PARSER_ENV });
+      let execAt;
+      try {
+        execAt = setpriv.execAt();
+      } catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+      return runner.run(asOwnerArgv(setpriv.path, owner, [bin.path, ...args]), { ...options, env: PARSER_ENV, execAt });
     },
   };
 }

@@ -1,8 +1,8 @@
-import { spawnDetached } from "./posix-spawn.js";
+import { spawnDetached, type ExecAt } from "./posix-spawn.js";
 import { closeSync, constants, openSync, writeSync } from "node:fs";
 
 export interface DetachedLaunch {
-  /** argv[0] is the executable (resolved through PATH); never a shell. */
+  /** argv[0] is the executable (resolved through PATH unless `execAt` is given); never a shell. */
   readonly argv: readonly string[];
   /** stdout and stderr go to this open descriptor (the caller opened and checked it, and closes its copy). */
   readonly logFd: number;
@@ -16,6 +16,8 @@ export interface DetachedLaunch {
    * closes its copies.
    */
   readonly extraFds?: readonly number[];
+  /** The file to execute, as a checked directory descriptor and a name in it (posix-spawn.ts), instead of argv[0] looked up. */
+  readonly execAt?: ExecAt;
 }
 
 /**
@@ -34,7 +36,7 @@ export function launchDetached(opts: DetachedLaunch): number {
   const devNull = openSync("/dev/null", constants.O_RDONLY);
   let pid: number;
   try {
-    pid = spawnDetached([file, ...args], { fds: [devNull, opts.logFd, opts.logFd, ...(opts.extraFds ?? [])], env: opts.env ?? process.env, cwd: opts.cwd });
+    pid = spawnDetached([file, ...args], { fds: [devNull, opts.logFd, opts.logFd, ...(opts.extraFds ?? [])], env: opts.env ?? process.env, cwd: opts.cwd, execAt: opts.execAt });
   } catch (e) {
     throw new Error(`cannot start ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   } finally {

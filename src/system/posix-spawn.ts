@@ -24,10 +24,29 @@ export interface SpawnedChild {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * Execute the file `name` in the directory open as `dirFd` instead of
+ * looking argv[0] up: the kernel resolves `/proc/self/fd/D/name` in the
+ * child, D being a copy of dirFd above every fd the child is given, so no
+ * dup2 into 0, 1, 2, 3... can replace it. argv[0] stays what the child sees.
+ */
+export interface ExecAt {
+  readonly dirFd: number;
+  readonly name: string;
+  /**
+   * A script: the kernel hands the interpreter the path it executed, which
+   * the interpreter opens after the exec, so the directory's copy must stay
+   * open in the child (as its fd after the ones it is given). A binary gets
+   * a close-on-exec copy, gone once it runs.
+   */
+  readonly script?: boolean | undefined;
+}
+
 export interface SpawnOptions {
   readonly env?: NodeJS.ProcessEnv | undefined;
   readonly cwd?: string | undefined;
   readonly extraFds?: readonly number[] | undefined;
+  readonly execAt?: ExecAt | undefined;
 }
 
 export interface DetachedSpawnOptions {
@@ -35,6 +54,7 @@ export interface DetachedSpawnOptions {
   readonly cwd?: string | undefined;
   /** The child's fds 0, 1, 2, 3... in order. */
   readonly fds: readonly number[];
+  readonly execAt?: ExecAt | undefined;
 }
 
 const O_CLOEXEC = 0o2000000;
@@ -126,10 +146,10 @@ function pipe(b: Bindings): [number, number] {
 
 /**
  * The spawn itself: `fds` become the child's 0, 1, 2, 3..., everything else
- * stays behind (close-on-exec). argv[0] is looked up in PATH like execvp;
- * never a shell. Throws (with the errno name) when the program cannot be started.
+ * stays behind (close-on-exec). argv[0] is looked up in PATH like execvp
+ * unless `execAt` names the file; never a shell. Throws (with the errno name) when the program cannot be started.
  */
-function spawnWith(b: Bindings, argv: readonly string[], fds: readonly number[], options: { env?: NodeJS.ProcessEnv | undefined; cwd?: string | undefined; setsid?: boolean }): number {
+function spawnWith(b: Bindings, argv: readonly string[], fds: readonly number[], options: { env?: NodeJS.ProcessEnv | undefined; cwd?: string | undefined; execAt?: ExecAt | undefined; setsid?: boolean }): number {
   const [file] = argv;
   if (file === undefined || file === "") throw new Error("empty argv");
   const env = options.env ?? process.env;
@@ -147,12 +167,25 @@ function spawnWith(b: Bindings, argv: readonly string[], fds: readonly number[],
       return high;
     });
     sources.forEach((fd, target) => { check(b.addDup2(actions, fd, target), "posix_spawn_file_actions_adddup2"); });
+    let exec = file;
+    if (options.execAt !== undefined) {
+      // Close-on-exec like the sources: the path through it is resolved before the exec closes it.
+      const dir = b.dupCloexec(options.execAt.dirFd, HIGH_FD);
+      if (dir < 0) throw errnoError(`fcntl(F_DUPFD_CLOEXEC) of fd ${options.execAt.dirFd}`, b.errno());
+      toClose.push(dir);
+      let childFd = dir;
+      if (options.execAt.script === true) {
+        childFd = sources.length;
+        check(b.addDup2(actions, dir, childFd), "posix_spawn_file_actions_adddup2");
+      }
+      exec = `/proc/self/fd/${childFd}/${options.execAt.name}`;
+    }
     if (options.cwd !== undefined) check(b.addChdir(actions, options.cwd), "posix_spawn_file_actions_addchdir_np");
     check(b.setSigMask(attr, b.noSignals), "posix_spawnattr_setsigmask");
     check(b.setSigDefault(attr, b.allSignals), "posix_spawnattr_setsigdefault");
     check(b.setFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (options.setsid === true ? POSIX_SPAWN_SETSID : 0)), "posix_spawnattr_setflags");
     const pidBuf = Buffer.alloc(4);
-    const rc = b.spawnp(pidBuf, file, actions, attr, [...argv, null], envp);
+    const rc = b.spawnp(pidBuf, exec, actions, attr, [...argv, null], envp);
     if (rc !== 0) throw errnoError(`spawn ${file}`, rc);
     return pidBuf.readInt32LE(0);
   } finally {

@@ -1,4 +1,4 @@
-import type { SpawnedChild } from "./posix-spawn.js";
+import type { ExecAt, SpawnedChild } from "./posix-spawn.js";
 
 /** What a finished command produced. */
 export interface CommandResult {
@@ -18,6 +18,8 @@ export interface RunOptions {
   readonly okExitCodes?: readonly number[];
   /** Open descriptors the child inherits as fds 3, 4, ... in order (it names them /proc/self/fd/N); the caller closes its own. */
   readonly extraFds?: readonly number[];
+  /** The file to execute, as a checked directory descriptor and a name in it (posix-spawn.ts), instead of argv[0] looked up. */
+  readonly execAt?: ExecAt;
 }
 
 /**
@@ -63,7 +65,7 @@ export const systemRunner: Runner = {
     const { posixSpawn } = await import("./posix-spawn.js");
     let child: SpawnedChild;
     try {
-      child = posixSpawn(argv, { env: options.env, cwd: options.cwd, extraFds: options.extraFds });
+      child = posixSpawn(argv, { env: options.env, cwd: options.cwd, extraFds: options.extraFds, execAt: options.execAt });
     } catch (e) {
       throw new CommandError(argv, null, null, "", "", e);
     }
@@ -124,6 +126,7 @@ export interface RecordedCall {
   readonly stdin?: string | Buffer | undefined;
   readonly env?: NodeJS.ProcessEnv | undefined;
   readonly extraFds?: readonly number[] | undefined;
+  readonly execAt?: ExecAt | undefined;
 }
 
 export type FakeResponder = (argv: readonly string[]) => Partial<CommandResult> | Error | undefined;
@@ -138,7 +141,7 @@ export class FakeRunner implements Runner {
   constructor(private readonly responder: FakeResponder = () => undefined) {}
 
   run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
-    this.calls.push({ argv: [...argv], stdin: options.stdin, env: options.env, extraFds: options.extraFds });
+    this.calls.push({ argv: [...argv], stdin: options.stdin, env: options.env, extraFds: options.extraFds, execAt: options.execAt });
     const answer = this.responder(argv);
     if (answer instanceof Error) return Promise.reject(answer);
     return Promise.resolve({ stdout: answer?.stdout ?? Buffer.alloc(0), stderr: answer?.stderr ?? Buffer.alloc(0) });

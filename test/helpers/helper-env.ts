@@ -9,13 +9,15 @@ import { VmmProcesses } from "../../src/roothelper/vmm-processes.js";
 import { VmmRunDirs } from "../../src/roothelper/vmm-run-dirs.js";
 import { createLogger } from "../../src/system/log.js";
 import { FakeRunner, type Runner } from "../../src/system/runner.js";
+import { testExecutable } from "./test-executable.js";
 
 /**
  * A HelperEnv for in-process tests, built like main.ts builds it: the state
  * dir (created here and given to the owner) opened as a managed root, and
  * `helperDir`/vm (created root's, 0711: the tests run as root) as the VMMs'
- * run directories, and `jailDir` (made root's when missing) as the jail dir. Binaries are the config's names as they are: tests use fakes and
- * doubles, which the trust-anchor checks of a real start would refuse.
+ * run directories, and `jailDir` (made root's when missing) as the jail dir. Binaries are the config's names, held like trusted ones but unchecked
+ * (test-executable.ts): tests use fakes and doubles, which the
+ * trust-anchor checks of a real start would refuse.
  * Parsers go through the same setpriv wrapping as in production, on `runner`.
  */
 export function testHelperEnv(o: { readonly stateDir: string; readonly helperDir: string; readonly jailDir?: string; readonly ownerUid?: number; readonly ownerGid?: number; readonly config?: Config; readonly runner?: Runner }): HelperEnv {
@@ -34,9 +36,9 @@ export function testHelperEnv(o: { readonly stateDir: string; readonly helperDir
     roots: { state: openManagedRoot("state dir", o.stateDir, ownerUid), jail: o.jailDir === undefined ? undefined : trustedDir("vmm.jail_dir", o.jailDir) },
     vmmRunDirs,
     config,
-    binaries: { qemu: config.vmm.qemu_bin, firecracker: config.vmm.firecracker_bin, jailer: config.vmm.jailer === "never" ? undefined : config.vmm.jailer_bin },
+    binaries: { qemu: testExecutable(config.vmm.qemu_bin), firecracker: testExecutable(config.vmm.firecracker_bin), jailer: config.vmm.jailer === "never" ? undefined : testExecutable(config.vmm.jailer_bin) },
     runner,
-    parserRunner: ownerParserRunner(runner, { setpriv: config.tools.setpriv_bin, debugfs: config.tools.debugfs_bin, e2fsck: config.tools.e2fsck_bin }, { uid: ownerUid, gid: ownerGid }),
+    parserRunner: ownerParserRunner(runner, { setpriv: testExecutable(config.tools.setpriv_bin), debugfs: testExecutable(config.tools.debugfs_bin), e2fsck: testExecutable(config.tools.e2fsck_bin) }, { uid: ownerUid, gid: ownerGid }),
     logger: createLogger({ write: () => true }),
     vmms: new VmmProcesses(ownerUid, vmmRunDirs.root),
   };

@@ -1,6 +1,7 @@
-import { closeSync, constants, fstatSync, readFileSync, realpathSync, type Stats } from "node:fs";
-import { isAbsolute, normalize, sep } from "node:path";
+import { closeSync, constants, fstatSync, readFileSync, readSync, realpathSync, type Stats } from "node:fs";
+import { basename, isAbsolute, normalize, sep } from "node:path";
 import { AT_FDCWD, dirfdCalls, O_PATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from "../../system/dirfd-calls.js";
+import type { ExecAt } from "../../system/posix-spawn.js";
 import { resolveBinary } from "../../vmm/binaries.js";
 import { TrustError, type ManagedRoot } from "./managed-root.js";
 
@@ -16,21 +17,29 @@ import { TrustError, type ManagedRoot } from "./managed-root.js";
  * extended to the directories.)
  */
 function checkRootOwned(label: string, realPath: string, rule: (st: Stats) => string | undefined, createMissing = false): number {
+  const { fd, parentFd } = walkRootOwned(label, realPath, rule, createMissing);
+  if (parentFd !== undefined) closeSync(parentFd);
+  return fd;
+}
+
+/** checkRootOwned's walk; also returns the checked directory that holds the last component (undefined for /). */
+function walkRootOwned(label: string, realPath: string, rule: (st: Stats) => string | undefined, createMissing: boolean): { fd: number; parentFd: number | undefined } {
   const parts = realPath.split(sep).filter((c) => c !== "");
   const calls = dirfdCalls();
   let fd = calls.openat2(AT_FDCWD, "/", O_PATH | constants.O_DIRECTORY, 0, 0);
   let at = "/";
+  let parentFd: number | undefined;
   try {
     for (let i = 0; ; i++) {
       const st = fstatSync(fd);
       const last = i === parts.length;
       if (!last) {
-        if (st.uid !== 0) throw new TrustError(`${label} ${realPath}: directory ${at} is owned by uid ${st.uid}; every directory above a trusted file must be root's`);
-        if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) throw new TrustError(`${label} ${realPath}: directory ${at} is writable by group or others; every directory above a trusted file must be writable only by root`);
+        const why = parentDirWhy(st);
+        if (why !== undefined) throw new TrustError(`${label} ${realPath}: directory ${at} ${why}`);
       } else {
         const why = rule(st);
         if (why !== undefined) throw new TrustError(`${label} ${realPath}: ${why}`);
-        return fd;
+        return { fd, parentFd };
       }
       const name = parts[i] ?? "";
       const open = (): number => calls.openat2(fd, name, O_PATH | constants.O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
@@ -43,15 +52,23 @@ function checkRootOwned(label: string, realPath: string, rule: (st: Stats) => st
         calls.mkdirat(fd, name, 0o711);
         next = open();
       }
-      closeSync(fd);
+      if (parentFd !== undefined) closeSync(parentFd);
+      parentFd = fd;
       fd = next;
       at = at === "/" ? `/${name}` : `${at}/${name}`;
     }
   } catch (e) {
     closeSync(fd);
+    if (parentFd !== undefined) closeSync(parentFd);
     if (e instanceof TrustError) throw e;
     throw new TrustError(`${label} ${realPath}: cannot be checked: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
+}
+
+function parentDirWhy(st: Stats): string | undefined {
+  if (st.uid !== 0) return `is owned by uid ${st.uid}; every directory above a trusted file must be root's`;
+  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) return "is writable by group or others; every directory above a trusted file must be writable only by root";
+  return undefined;
 }
 
 function rootFileRule(st: Stats): string | undefined {
@@ -103,15 +120,76 @@ export function readTrustedConfig(path: string): string | undefined {
 }
 
 /**
- * A VMM binary named by the config, found the way execvp would (PATH) and
- * judged at its real path, which is what the helper then executes: a
- * symlink the owner controls is never re-read. undefined when it is not
- * installed; a TrustError when it is there but not root's alone.
+ * A binary root executes. `path` is its real path, shown as the child's
+ * argv[0]; `execAt()` is what the kernel is asked to execute.
  */
-export function trustedBinary(label: string, name: string): string | undefined {
+export interface TrustedExecutable {
+  readonly path: string;
+  /**
+   * The directory checked at start, as the descriptor held since then, and
+   * the file's name in it, re-checked now (still a regular file of root's,
+   * not writable by others, in a directory still root's alone). The spawn
+   * executes NAME beneath that descriptor (system/posix-spawn.ts), so
+   * renaming or replacing any directory on the way after start changes
+   * nothing. Not the file's own descriptor: the kernel names a process
+   * after the last component of what it executes, so /proc/self/fd/F would
+   * make every VMM's comm "F" and hide it from the identity scans
+   * (vmm/identity.ts); execveat(F, "", AT_EMPTY_PATH), which names it after
+   * the file, needs a fork that Node cannot do. Between the re-check and the
+   * exec, only root can change what NAME is in the directory.
+   */
+  execAt(): ExecAt;
+}
+
+function executableRule(st: Stats): string | undefined {
+  return rootFileRule(st) ?? ((st.mode & 0o111) === 0 ? "is not executable" : undefined);
+}
+
+/**
+ * A VMM binary or tool named by the config, found the way execvp would
+ * (PATH) and judged at its real path; its directory's descriptor is held
+ * for the helper's lifetime and every exec goes through it
+ * (TrustedExecutable.execAt). undefined when it is not installed; a
+ * TrustError when it is there but not root's alone.
+ */
+export function trustedBinary(label: string, name: string): TrustedExecutable | undefined {
   const found = resolveBinary(name);
   if (found === undefined) return undefined;
   const real = realpathSync(found);
-  closeSync(checkRootOwned(label, real, (st) => rootFileRule(st) ?? ((st.mode & 0o111) === 0 ? "is not executable" : undefined)));
-  return real;
+  const { fd, parentFd } = walkRootOwned(label, real, executableRule, false);
+  closeSync(fd);
+  if (parentFd === undefined) throw new TrustError(`${label} ${real}: is not a file`);
+  const leaf = basename(real);
+  const script = startsWithShebang(parentFd, leaf);
+  return {
+    path: real,
+    execAt() {
+      const why = parentDirWhy(fstatSync(parentFd));
+      if (why !== undefined) throw new TrustError(`${label} ${real}: its directory ${why} (changed since the helper started)`);
+      let entry: number;
+      try {
+        entry = dirfdCalls().openat2(parentFd, leaf, O_PATH | constants.O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+      } catch (e) {
+        throw new TrustError(`${label} ${real}: is gone since the helper started (${(e as NodeJS.ErrnoException).code ?? String(e)}); reinstall it or restart the helper`);
+      }
+      try {
+        const changed = executableRule(fstatSync(entry));
+        if (changed !== undefined) throw new TrustError(`${label} ${real}: ${changed} (changed since the helper started)`);
+      } finally {
+        closeSync(entry);
+      }
+      return { dirFd: parentFd, name: leaf, script };
+    },
+  };
+}
+
+/** Whether `name` in `dirFd` is a script (the kernel runs "#!" files through an interpreter). */
+export function startsWithShebang(dirFd: number, name: string): boolean {
+  const fd = dirfdCalls().openat2(dirFd, name, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+  try {
+    const head = Buffer.alloc(2);
+    return readSync(fd, head, 0, 2, 0) === 2 && head.toString("latin1") === "#!";
+  } finally {
+    closeSync(fd);
+  }
 }

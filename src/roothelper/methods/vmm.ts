@@ -25,6 +25,7 @@ import { findVmmPid } from "../../vmm/identity.js";
 import { buildKvmProbeArgv, buildQemuArgv, kvmProbeVerdict } from "../../vmm/qemu/argv.js";
 import { qmpCtrlAltDel } from "../../vmm/qemu/qmp.js";
 import type { HelperEnv } from "../env.js";
+import type { TrustedExecutable } from "../fs/trust.js";
 import { ChildFds } from "../fs/child-fds.js";
 import { named, openEntry } from "../fs/beneath.js";
 import { relativeTo, type ManagedRoot } from "../fs/managed-root.js";
@@ -151,7 +152,7 @@ function failure(what: string, e: unknown): RpcError {
 export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
   const runAs = { uid: env.ownerUid, gid: env.ownerGid };
   const vmmCfg = env.config.vmm;
-  const qemuBin = (): string => {
+  const qemuBin = (): TrustedExecutable => {
     if (env.binaries.qemu === undefined) throw new RpcError("operation_failed", `${vmmCfg.qemu_bin} was not found when the helper started`);
     return env.binaries.qemu;
   };
@@ -170,7 +171,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
     implement(privLaunchQemu, async (p, ctx) => {
       const spec = validateCommon(env, p, HELPER_VM_LEAVES.qmpSocket, p.accel);
       try {
-        buildQemuArgv(qemuBin(), spec, runAs);
+        buildQemuArgv(qemuBin().path, spec, runAs);
       } catch (e) {
         // A comma in a path would start a new qemu sub-option: a request problem, not an internal one.
         throw new RpcError("bad_params", e instanceof Error ? e.message : String(e));
@@ -190,8 +191,8 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         const pidFd = files.pidFile(run);
         const qmp = run.socket("qmp_socket", HELPER_VM_LEAVES.qmpSocket);
         const controlSocket = `${fds.add(qmp.dirFd)}/${qmp.leaf}`;
-        argv = buildQemuArgv(qemuBin(), { ...spec, ...childPaths(held, fds), consoleLog, controlSocket }, runAs);
-        pid = launchDetached({ argv, logFd: vmmLog, pidFd, extraFds: fds.fds });
+        argv = buildQemuArgv(qemuBin().path, { ...spec, ...childPaths(held, fds), consoleLog, controlSocket }, runAs);
+        pid = launchDetached({ argv, logFd: vmmLog, pidFd, extraFds: fds.fds, execAt: qemuBin().execAt() });
         env.vmms.track(pid, spec.vmId);
         const started = pid;
         // qemu creates the QMP socket after opening kvm/tap/disks: its appearance means setup succeeded.
@@ -236,7 +237,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       let staged: ManagedRoot | undefined;
       try {
         // A previous jail holds second links to this VM's disks, which the disks' one-link rule would refuse.
-        if (jailRoot !== undefined && jailerBin !== undefined) removeJailTree(jailRoot, basename(firecrackerBin), spec.vmId);
+        if (jailRoot !== undefined && jailerBin !== undefined) removeJailTree(jailRoot, basename(firecrackerBin.path), spec.vmId);
         const held = openSpec(spec, files);
         const run = files.runDir(spec.vmId);
         const pidFd = files.pidFile(run);
@@ -246,14 +247,15 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         // Firecracker writes the guest serial console to stdout: that is the console log.
         const consoleLog = files.log("console_log", spec.consoleLog);
         if (jailerBin !== undefined && jailRoot !== undefined) {
-          const layout = jailLayout(jailRoot.path, firecrackerBin, spec.vmId);
+          const layout = jailLayout(jailRoot.path, firecrackerBin.path, spec.vmId);
           const plan = planJail(spec, layout, (f) => f.startsWith("/dev/"));
           const source = new Map<string, Held>([[spec.kernelPath, held.kernel], [spec.rootDisk, held.rootDisk], [spec.workDisk, held.workDisk]]);
           if (spec.initrdPath !== undefined && held.initrd !== undefined) source.set(spec.initrdPath, held.initrd);
           const entries: JailEntry[] = plan.ops.flatMap((op) => (op.op === "mkdir" ? [] : [{ name: basename(op.to), source: heldFor(source, op.from) }]));
           staged = jailRoot;
-          stageJail(jailRoot, basename(firecrackerBin), spec.vmId, entries, runAs);
-          argv = buildJailerArgv({ jailerBin, firecrackerBin, vmId: spec.vmId, uid: env.ownerUid, gid: env.ownerGid, chrootBaseDir: layout.chrootBaseDir, apiSocketInJail: layout.apiSocketInJail });
+          stageJail(jailRoot, basename(firecrackerBin.path), spec.vmId, entries, runAs);
+          // The jailer copies --exec-file into the jail by name, as root: a real path every directory of which is root's alone.
+          argv = buildJailerArgv({ jailerBin: jailerBin.path, firecrackerBin: firecrackerBin.path, vmId: spec.vmId, uid: env.ownerUid, gid: env.ownerGid, chrootBaseDir: layout.chrootBaseDir, apiSocketInJail: layout.apiSocketInJail });
           paths = plan.paths;
           api = files.socket("api_socket", layout.apiSocketHost, jailRoot);
         } else {
@@ -269,9 +271,9 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
             metricsPath: metrics,
             vsockUds: vsock === undefined ? undefined : `${fds.add(vsock.dirFd)}/${vsock.leaf}`,
           };
-          argv = buildFirecrackerArgv(firecrackerBin, { apiSocket: `${fds.add(api.dirFd)}/${api.leaf}`, vmId: spec.vmId });
+          argv = buildFirecrackerArgv(firecrackerBin.path, { apiSocket: `${fds.add(api.dirFd)}/${api.leaf}`, vmId: spec.vmId });
         }
-        pid = launchDetached({ argv, logFd: consoleLog, pidFd, extraFds: fds.fds });
+        pid = launchDetached({ argv, logFd: consoleLog, pidFd, extraFds: fds.fds, execAt: (jailerBin ?? firecrackerBin).execAt() });
         env.vmms.track(pid, spec.vmId);
         const started = pid;
         let sockFd: number | undefined;
@@ -297,7 +299,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         files.discard();
         if (staged !== undefined) {
           try {
-            removeJailTree(staged, basename(firecrackerBin), spec.vmId);
+            removeJailTree(staged, basename(firecrackerBin.path), spec.vmId);
           } catch {
             // cleanup_vmm and the next launch of this VM remove it again
           }
@@ -307,7 +309,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         files.close();
       }
       log.info("firecracker launched", { pid, jailed: jailerBin !== undefined, steps: done });
-      const apiSocket = staged !== undefined ? jailLayout(staged.path, firecrackerBin, spec.vmId).apiSocketHost : spec.controlSocket;
+      const apiSocket = staged !== undefined ? jailLayout(staged.path, firecrackerBin.path, spec.vmId).apiSocketHost : spec.controlSocket;
       return { pid, argv: [...argv], jailed: jailerBin !== undefined, steps: done, pid_file: spec.pidFile, control_socket: apiSocket };
     }),
 
@@ -318,8 +320,8 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       try {
         const kernel = files.image("kernel_path", p.kernel_path);
         // qemu gets the verified kernel as fd 3; it drops with -runas.
-        const argv = buildKvmProbeArgv(qemuBin(), "/proc/self/fd/3", runAs);
-        const { stdout } = await env.runner.run(argv, { timeoutMs, extraFds: [kernel.fd] });
+        const argv = buildKvmProbeArgv(qemuBin().path, "/proc/self/fd/3", runAs);
+        const { stdout } = await env.runner.run(argv, { timeoutMs, extraFds: [kernel.fd], execAt: qemuBin().execAt() });
         return kvmProbeVerdict(stdout.toString("utf8"), Date.now() - started);
       } catch (e) {
         if (e instanceof RpcError) throw e;
@@ -365,7 +367,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
     implement(privCleanupVmm, async (p) => {
       const vmId = v.vmId("vm_id", p.vm_id);
       await refuseIfRunning(vmId);
-      const exec = env.binaries.firecracker ?? vmmCfg.firecracker_bin;
+      const exec = env.binaries.firecracker?.path ?? vmmCfg.firecracker_bin;
       // Both are attempted: a jail left by a failed removal of the run dir must not outlive the VM.
       const jailRoot = env.roots.jail;
       const removals = [() => env.vmmRunDirs.remove(vmId), ...(jailRoot === undefined ? [] : [() => removeJailTree(jailRoot, basename(exec), vmId)])];
@@ -395,7 +397,7 @@ function openControlSocket(env: HelperEnv, vmId: string, kind: "qemu" | "firecra
   } catch (e) {
     const jailRoot = env.roots.jail;
     if (!(e instanceof RpcError && e.code === "not_found" && kind === "firecracker" && jailRoot !== undefined)) throw e;
-    const exec = env.binaries.firecracker ?? env.config.vmm.firecracker_bin;
+    const exec = env.binaries.firecracker?.path ?? env.config.vmm.firecracker_bin;
     entry = openEntry(named("control_socket", jailLayout(jailRoot.path, exec, vmId).apiSocketHost, jailRoot));
   }
   if (!entry.stat.isSocket()) {

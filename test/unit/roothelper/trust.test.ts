@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { readTrustedConfig, trustedBinary } from "../../../src/roothelper/fs/trust.js";
+import { launchDetached } from "../../../src/system/launch.js";
+import { systemRunner } from "../../../src/system/runner.js";
 import { needsRoot } from "../../helpers/requirements.js";
 
 const OWNER = 4242;
@@ -45,7 +47,7 @@ void test("config and VMM binaries must be root's alone, every directory above t
   symlinkSync(good, join(ownersDir, "link.toml"));
   assert.match(readTrustedConfig(join(ownersDir, "link.toml")) ?? "", /qemu_bin/);
 
-  assert.equal(trustedBinary("vmm.qemu_bin", "/usr/bin/true"), "/usr/bin/true");
+  assert.equal(trustedBinary("vmm.qemu_bin", "/usr/bin/true")?.path, "/usr/bin/true");
   assert.equal(trustedBinary("vmm.firecracker_bin", "banger-no-such-binary"), undefined, "not installed: unavailable, not an error");
   const ownerBin = join(ownersDir, "qemu");
   copyFileSync("/usr/bin/true", ownerBin);
@@ -59,6 +61,47 @@ void test("config and VMM binaries must be root's alone, every directory above t
   chmodSync(rootDirBin, 0o755);
   chownSync(rootDirBin, OWNER, OWNER);
   assert.throws(() => trustedBinary("vmm.qemu_bin", rootDirBin), /bin\/qemu: is owned by uid 4242; it must be owned by root/);
+});
+
+void test("a trusted binary is executed through the directory checked at start, re-checked at each exec", { skip: needsRoot() }, async () => {
+  const dir = join(base, "exec", "bin");
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const tool = join(dir, "tool");
+  writeFileSync(tool, "#!/bin/sh\necho checked\n", { mode: 0o755 });
+  const bin = trustedBinary("tools.tool_bin", tool);
+  assert.ok(bin !== undefined);
+  const run = async (): Promise<string> => (await systemRunner.run([bin.path], { execAt: bin.execAt() })).stdout.toString("utf8").trim();
+  assert.equal(await run(), "checked");
+  // Root replaces the directory behind the name: what runs is still the file in the directory that was checked.
+  renameSync(dir, join(base, "exec", "bin.moved"));
+  mkdirSync(dir, { mode: 0o755 });
+  writeFileSync(tool, "#!/bin/sh\necho swapped\n", { mode: 0o755 });
+  assert.equal(await run(), "checked");
+  chmodSync(join(base, "exec", "bin.moved"), 0o777);
+  assert.throws(() => bin.execAt(), /tools\.tool_bin .*exec\/bin\/tool: its directory is writable by group or others.*changed since the helper started/);
+  chmodSync(join(base, "exec", "bin.moved"), 0o755);
+  chownSync(join(base, "exec", "bin.moved", "tool"), OWNER, OWNER);
+  assert.throws(() => bin.execAt(), /is owned by uid 4242; it must be owned by root \(changed since the helper started\)/);
+  rmSync(join(base, "exec", "bin.moved", "tool"));
+  assert.throws(() => bin.execAt(), /is gone since the helper started \(ENOENT\)/);
+
+  // A binary (not a script) keeps its own name as comm, so VMM identity scans still see it, and the directory's descriptor is not left open in it.
+  const qemuLike = join(dir, "qemu-system-x86_64");
+  copyFileSync("/usr/bin/sleep", qemuLike);
+  chmodSync(qemuLike, 0o755);
+  const vmm = trustedBinary("vmm.qemu_bin", qemuLike);
+  assert.ok(vmm !== undefined);
+  const log = openSync("/dev/null", "w");
+  const pid = launchDetached({ argv: [vmm.path, "30"], logFd: log, execAt: vmm.execAt() });
+  closeSync(log);
+  try {
+    assert.equal(readFileSync(`/proc/${pid}/comm`, "utf8").trim(), "qemu-system-x86");
+    assert.equal(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0], qemuLike);
+    assert.equal(readlinkSync(`/proc/${pid}/exe`), qemuLike);
+    assert.deepEqual(readdirSync(`/proc/${pid}/fd`).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`)).filter((target) => target.endsWith("/exec/bin")), [], "the directory descriptor is not left open in the child");
+  } finally {
+    process.kill(pid, "SIGKILL");
+  }
 });
 
 void test("bangerd-root refuses to start, naming the file and the rule", { skip: needsRoot() }, () => {
