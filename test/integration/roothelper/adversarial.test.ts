@@ -201,7 +201,7 @@ async function send(a: Attack, n: number, concurrency = 2): Promise<Record<strin
     while (left-- > 0 && helper !== undefined) {
       let key = "ok";
       try {
-        const result = await callMethod(helper.socket, a.method, a.params() as never, { timeoutMs: 30_000 });
+        const result: unknown = await callMethod(helper.socket, a.method, a.params() as never, { timeoutMs: 30_000 });
         await a.undo?.(result);
       } catch (e) {
         key = e instanceof Error && "code" in e ? String(e.code) : "error";
