@@ -58,4 +58,28 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE operations ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
   `,
+  // 4: state 'paused' (vm pause). SQLite cannot change a CHECK in place: the table is rebuilt, with
+  // foreign keys off (database.ts migrates before turning them on), so leases keep their rows and
+  // point at the new table by name.
+  `
+  CREATE TABLE vms_v4 (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    image       TEXT NOT NULL REFERENCES images(name) ON DELETE RESTRICT,
+    vcpus       INTEGER NOT NULL,
+    memory_mib  INTEGER NOT NULL,
+    disk_gib    INTEGER NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('creating','stopped','starting','running','paused','stopping','error')),
+    vmm         TEXT NOT NULL,
+    handles     TEXT NOT NULL DEFAULT '{}',
+    last_error  TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    started_at  TEXT
+  );
+  INSERT INTO vms_v4 (id, name, image, vcpus, memory_mib, disk_gib, state, vmm, handles, last_error, created_at, updated_at, started_at)
+    SELECT id, name, image, vcpus, memory_mib, disk_gib, state, vmm, handles, last_error, created_at, updated_at, started_at FROM vms;
+  DROP TABLE vms;
+  ALTER TABLE vms_v4 RENAME TO vms;
+  `,
 ];
