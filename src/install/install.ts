@@ -48,8 +48,10 @@ export async function install(req: InstallRequest): Promise<InstallMetadata> {
   const node = trustedBinary("node", req.node);
   if (node === undefined) throw new Error(`node ${req.node} cannot be found`);
 
+  // Decided before anything is written: no free subnet leaves nothing behind.
+  const { network, configText } = await bridgeNetwork(layout, req.runner);
   mkdirSync(layout.etcDir, { recursive: true, mode: 0o755 });
-  const network = await bridgeNetwork(layout, req.runner);
+  if (configText !== undefined) writeFileAtomic(layout.configFile, configText, 0o644);
   ownerDir(layout.stateDir, owner);
 
   req.log(`copying banger ${req.version} to ${installFiles.versionDir(layout, req.version)}`);
@@ -107,7 +109,7 @@ export async function restartServices(meta: InstallMetadata, layout: InstallLayo
  * admin's own choice), else a free private /24 is picked and written there, where helper and daemon
  * both read it.
  */
-async function bridgeNetwork(layout: InstallLayout, runner: Runner): Promise<{ bridge: string; cidr: string }> {
+async function bridgeNetwork(layout: InstallLayout, runner: Runner): Promise<{ network: { bridge: string; cidr: string }; configText?: string }> {
   let existing: string | undefined;
   try {
     existing = readFileSync(layout.configFile, "utf8");
@@ -116,10 +118,9 @@ async function bridgeNetwork(layout: InstallLayout, runner: Runner): Promise<{ b
   }
   if (existing !== undefined) {
     const cfg = loadConfig(layout.configFile);
-    return { bridge: cfg.network.bridge, cidr: cfg.network.cidr };
+    return { network: { bridge: cfg.network.bridge, cidr: cfg.network.cidr } };
   }
   const cidr = await pickBridgeSubnet(runner, DEFAULT_BRIDGE);
-  const text = `# Written by \`banger system install\`; read by bangerd-root and bangerd. See README.md for every key.\n${toToml({ network: { bridge: DEFAULT_BRIDGE, cidr } })}\n`;
-  writeFileAtomic(layout.configFile, text, 0o644);
-  return { bridge: DEFAULT_BRIDGE, cidr };
+  const configText = `# Written by \`banger system install\`; read by bangerd-root and bangerd. See README.md for every key.\n${toToml({ network: { bridge: DEFAULT_BRIDGE, cidr } })}\n`;
+  return { network: { bridge: DEFAULT_BRIDGE, cidr }, configText };
 }

@@ -134,6 +134,15 @@ void test("detached install: both services up from root's versioned copy, vm run
   assert.equal(kept.pid, vmPid, "the same VMM process");
   assert.equal((await ok(cli(ns, root, user, ["vm", "exec", "keep", "--", "cat", "/etc/hostname"]), "vm exec")).trim(), "keep");
 
+  // Installing again upgrades in place: new services from a fresh copy, the VM kept.
+  await ok(cli(ns, root, undefined, ["system", "install", "--mode", "detached", "--owner", user.name]), "system install (again)");
+  assert.equal((JSON.parse(await ok(cli(ns, root, user, ["vm", "show", "keep", "--json"]), "vm show")) as { pid: number }).pid, vmPid, "the same VMM after the upgrade");
+  assert.equal((await ok(cli(ns, root, user, ["vm", "exec", "keep", "--", "true"]), "vm exec")), "");
+  // One install, one owner: another owner is refused before anything changes.
+  const other = await cli(ns, root, undefined, ["system", "install", "--mode", "detached", "--owner", "root"]);
+  assert.equal(other.code, 1);
+  assert.match(other.stderr, /installed for banger-test.*uninstall/);
+
   // Uninstall refuses while a VM runs, and changes nothing.
   const refused = await cli(ns, root, undefined, ["system", "uninstall"]);
   assert.equal(refused.code, 1);
