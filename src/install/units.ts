@@ -43,7 +43,9 @@ function environmentLines(env: Readonly<Record<string, string>>): string[] {
  * root already and only ever drops privileges (setpriv, the jailer, qemu -runas), never gains them
  * through a setuid binary. ProtectSystem=true (read-only /usr, /boot) and not "full": the helper
  * keeps the /etc/hosts block of NAME.vm names; ProtectHome is left off for it since loop devices and
- * the jail must see the state dir wherever the owner keeps it.
+ * the jail must see the state dir wherever the owner keeps it. Nothing that sets a device policy
+ * (PrivateDevices, DeviceAllow, or ProtectClock, which adds a DeviceAllow entry and so closes the
+ * policy): the helper opens /dev/kvm, /dev/net/tun, loop devices and /dev/mapper/control.
  */
 export function renderUnits(meta: InstallMetadata, layout: InstallLayout): Record<ServiceName, string> {
   const helper = serviceCommand(meta, layout, "bangerd-root");
@@ -68,7 +70,6 @@ export function renderUnits(meta: InstallMetadata, layout: InstallLayout): Recor
       `CapabilityBoundingSet=${HELPER_CAPABILITIES.join(" ")}`,
       "NoNewPrivileges=yes",
       "ProtectSystem=true",
-      "ProtectClock=yes",
       "ProtectHostname=yes",
       "RestrictRealtime=yes",
       "LockPersonality=yes",

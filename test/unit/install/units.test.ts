@@ -38,6 +38,8 @@ void test("bangerd-root.service: root, KillMode=process, the capabilities it use
   assert.deepEqual(p.get("NoNewPrivileges"), ["yes"]);
   assert.deepEqual(p.get("ProtectSystem"), ["true"], "not full: the helper keeps the /etc/hosts block");
   assert.deepEqual(p.get("WantedBy"), ["multi-user.target"]);
+  // Any of these closes the device policy and would take /dev/kvm, /dev/net/tun, loop and dm devices away.
+  for (const k of ["PrivateDevices", "DeviceAllow", "DevicePolicy", "ProtectClock"]) assert.equal(p.get(k), undefined, k);
 });
 
 void test("bangerd.service: the owner, KillMode=process, no capabilities, the install's paths, its runtime dir made by systemd", () => {
