@@ -7,6 +7,7 @@ import { CleanupStack } from "../../../src/daemon/vm/steps.js";
 import { installFiles, installLayout } from "../../../src/install/layout.js";
 import { runText, systemRunner } from "../../../src/system/runner.js";
 import { VERSION } from "../../../src/version.js";
+import { queryA } from "../../helpers/dns-query.js";
 import { createNetNs, type NetNs } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 import { BIN, type CliResult } from "../../helpers/stack.js";
@@ -129,9 +130,13 @@ void test("detached install: both services up from root's versioned copy, vm run
   assert.notEqual(after.daemon.pid, status.daemon.pid, "a new daemon");
   assert.notEqual(after.install.services["bangerd-root"]?.pid, status.install.services["bangerd-root"]?.pid, "a new helper");
   assert.deepEqual(after.vms, { total: 1, running: 1 });
-  const kept = JSON.parse(await ok(cli(ns, root, user, ["vm", "show", "keep", "--json"]), "vm show")) as { pid: number; state: string };
+  const kept = JSON.parse(await ok(cli(ns, root, user, ["vm", "show", "keep", "--json"]), "vm show")) as { pid: number; state: string; ip: string };
   assert.equal(kept.state, "running");
   assert.equal(kept.pid, vmPid, "the same VMM process");
+  // DNS and NAT are there again for the re-adopted VM (the config's default DNS address, inside the namespace).
+  assert.deepEqual(await queryA(ns, "127.0.0.1:10053", "keep.vm"), { rcode: 0, ips: [kept.ip] }, "keep.vm resolves after the restart");
+  const firewall = await hostState(ns);
+  assert.ok(`${firewall.ruleset}\n${firewall.iptables}`.includes(kept.ip), "the VM's NAT rule is in place");
   assert.equal((await ok(cli(ns, root, user, ["vm", "exec", "keep", "--", "cat", "/etc/hostname"]), "vm exec")).trim(), "keep");
 
   // Installing again upgrades in place: new services from a fresh copy, the VM kept.
