@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { MethodDescriptor } from "../../../src/rpc/descriptor.js";
 import { helperVmFiles } from "../../../src/paths/paths.js";
-import { privWriteExt4Files } from "../../../src/rpc/priv/disks.js";
+import { privCleanupDmSnapshot, privCreateDmSnapshot, privWriteExt4Files } from "../../../src/rpc/priv/disks.js";
 import { privPing } from "../../../src/rpc/priv/ping.js";
 import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privProbeQemuKvm, privSignalProcess, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
 import { callMethod } from "../../../src/rpc/unix-client.js";
@@ -103,8 +103,13 @@ async function ownerImage(p: string): Promise<void> {
 async function layout(): Promise<void> {
   ownerDir(join(state, "images", "tiny"));
   for (const f of ["vmlinuz", "initrd.img"]) ownerFile(join(state, "images", "tiny", f), "kernel");
+  const rootfs = join(state, "images", "tiny", "rootfs.ext4");
+  if (!existsSync(rootfs) || !lstatSync(rootfs).isFile() || lstatSync(rootfs).nlink !== 1) {
+    rmSync(rootfs, { force: true });
+    await ownerImage(rootfs);
+  }
   ownerDir(join(state, "vms", VM));
-  for (const f of ["root.ext4", "work.ext4"]) {
+  for (const f of ["root.ext4", "work.ext4", "cow.img"]) {
     const p = join(state, "vms", VM, f);
     if (!existsSync(p) || !lstatSync(p).isFile() || lstatSync(p).nlink !== 1) {
       rmSync(p, { force: true });
@@ -140,6 +145,8 @@ interface Attack {
   readonly params: () => Record<string, unknown>;
   /** Directories on the way to what the method touches: each is replaced, and raced, in turn. */
   readonly dirs: () => readonly string[];
+  /** Undoes what a request that got through made (a dm snapshot, on hosts with device-mapper). */
+  readonly undo?: (result: unknown) => Promise<void>;
 }
 
 let lookAlike: ChildProcess | undefined;
@@ -152,7 +159,24 @@ const ATTACKS: Attack[] = [
   { method: privVmmShutdown, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "firecracker" }), dirs: () => [jailDir, join(jailDir, "true"), join(jailDir, "true", VM2), join(jailDir, "true", VM2, "root")] },
   // Raced: the directory cleanup removes the VM's jail beneath (the jail itself goes, so it cannot be the one swapped).
   { method: privCleanupVmm, params: () => ({ vm_id: VM }), dirs: () => [jailDir, join(jailDir, "true")] },
+  // Both loops are attached before dmsetup runs, so on a host without device-mapper the rollback detaches them: what is
+  // checked is that they were bound to the owner's files (the canary's are unchanged and never left attached).
+  {
+    method: privCreateDmSnapshot,
+    params: () => ({ rootfs_path: join(state, "images", "tiny", "rootfs.ext4"), cow_path: join(state, "vms", VM, "cow.img"), dm_name: `fc-rootfs-${VM}` }),
+    dirs: () => [state, join(state, "images"), join(state, "images", "tiny"), join(state, "vms", VM)],
+    undo: async (handles) => {
+      if (helper === undefined) return;
+      await callMethod(helper.socket, privCleanupDmSnapshot, { ...(handles as { base_loop: string; cow_loop: string; dm_name: string; dm_dev: string }), rootfs_path: join(state, "images", "tiny", "rootfs.ext4"), cow_path: join(state, "vms", VM, "cow.img") }, { timeoutMs: 30_000 });
+    },
+  },
 ];
+
+/** Loop devices backed by a file of this test's (the canary's own read-only loop aside): none may be left attached. */
+async function testLoops(): Promise<string[]> {
+  const listed = JSON.parse((await runText(systemRunner, ["losetup", "-J", "-l"])) || "{}") as { loopdevices?: { name: string; "back-file": string | null }[] };
+  return (listed.loopdevices ?? []).filter((l) => l.name !== loopDev && (l["back-file"] ?? "").startsWith(base)).map((l) => `${l.name} ${l["back-file"] ?? ""}`);
+}
 
 const pings: number[] = [];
 let pinging = false;
@@ -177,7 +201,8 @@ async function send(a: Attack, n: number, concurrency = 2): Promise<Record<strin
     while (left-- > 0 && helper !== undefined) {
       let key = "ok";
       try {
-        await callMethod(helper.socket, a.method, a.params() as never, { timeoutMs: 30_000 });
+        const result = await callMethod(helper.socket, a.method, a.params() as never, { timeoutMs: 30_000 });
+        await a.undo?.(result);
       } catch (e) {
         key = e instanceof Error && "code" in e ? String(e.code) : "error";
       }
@@ -235,7 +260,7 @@ before(async () => {
   canary = join(base, "canary");
   mkdirSync(canary, { mode: 0o755 });
   for (const f of ["vmlinuz", "initrd.img", "console.log", "vmm.log", "vmm.pid", "metrics.json", "secret"]) writeFileSync(join(canary, f), "root's\n", { mode: 0o600 });
-  for (const f of ["root.ext4", "work.ext4"]) {
+  for (const f of ["root.ext4", "work.ext4", "rootfs.ext4", "cow.img"]) {
     await systemRunner.run(["truncate", "-s", "4M", join(canary, f)]);
     await systemRunner.run(["mkfs.ext4", "-q", "-F", join(canary, f)]);
     chmodSync(join(canary, f), 0o600);
@@ -307,6 +332,7 @@ for (const a of ATTACKS) {
     assert.equal(canaryHits, 0, "no request reached the canary's sockets");
     // Every launch failed (the VMM binary is /usr/bin/true): none leaves a run dir behind.
     assert.deepEqual(readdirSync(vmmDir), [], "no VMM run dir left behind");
+    assert.deepEqual(await testLoops(), [], "no loop device left attached");
     assertPings(t);
   });
 }
@@ -357,7 +383,7 @@ void test("hard links, FIFOs, sockets and device nodes where regular files are e
   };
   for (const how of ["hardlink", "fifo", "socket", "device"] as const) {
     await layout();
-    for (const [name, a] of [["root.ext4", ATTACKS[3]], ["work.ext4", ATTACKS[0]], ["console.log", ATTACKS[1]], ["vmm.log", ATTACKS[0]]] as const) {
+    for (const [name, a] of [["root.ext4", ATTACKS[3]], ["work.ext4", ATTACKS[0]], ["console.log", ATTACKS[1]], ["vmm.log", ATTACKS[0]], ["cow.img", ATTACKS.find((x) => x.method === privCreateDmSnapshot)]] as const) {
       await plant(name, how);
       const t0 = performance.now();
       const r = await send(a as Attack, 1, 1);
