@@ -4,7 +4,7 @@ import { loadConfig } from "../config/load.js";
 import { resolveLayout, state } from "../paths/paths.js";
 import { Dispatcher } from "../rpc/dispatcher.js";
 import { serveUnix } from "../rpc/unix-server.js";
-import { openDatabase } from "../state/database.js";
+import { openDatabase, selfCheck } from "../state/database.js";
 import { createLogger } from "../system/log.js";
 import { systemRunner } from "../system/runner.js";
 import { VERSION } from "../version.js";
@@ -15,22 +15,28 @@ import { daemonMethods } from "./registry.js";
 import { ensureRuntimeDir, RuntimeDirError } from "./runtime-dir.js";
 import { createVmmService } from "./vmm-service.js";
 
-const USAGE = `usage: bangerd [--system]
+const USAGE = `usage: bangerd [--system] [--check]
 
 The banger owner daemon (foreground). Runs as the user who owns the VMs;
 privileged work goes to bangerd-root. Paths: BANGER_STATE_DIR,
-BANGER_RUNTIME_DIR, BANGER_CONFIG, BANGER_SOCKET, BANGER_HELPER_SOCKET.`;
+BANGER_RUNTIME_DIR, BANGER_CONFIG, BANGER_SOCKET, BANGER_HELPER_SOCKET.
+--check loads the code and its native modules, prints {"version","schema"}
+as JSON and exits (banger update runs it before switching to a version).`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args: [...argv], options: { system: { type: "boolean" }, help: { type: "boolean", short: "h" } }, strict: true }));
+    ({ values } = parseArgs({ args: [...argv], options: { system: { type: "boolean" }, check: { type: "boolean" }, help: { type: "boolean", short: "h" } }, strict: true }));
   } catch (e) {
     process.stderr.write(`bangerd: ${(e as Error).message}\n${USAGE}\n`);
     return 2;
   }
   if (values.help === true) {
     process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+  if (values.check === true) {
+    process.stdout.write(JSON.stringify(selfCheck()) + "\n");
     return 0;
   }
   process.umask(0o077);

@@ -128,6 +128,21 @@ function hasHistory(db: Db): boolean {
   return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_history'").get() !== undefined;
 }
 
+/**
+ * What `bangerd --check` reports: this code's version and the schema it writes, after loading the
+ * SQLite native module for real (a throwaway in-memory database), so a package whose addon does not
+ * load on this host fails the check instead of the service start.
+ */
+export function selfCheck(): { version: string; schema: number } {
+  const db = new Database(":memory:");
+  try {
+    migrate(db);
+    return { version: VERSION, schema: db.pragma("user_version", { simple: true }) as number };
+  } finally {
+    db.close();
+  }
+}
+
 const statements = new WeakMap<Db, Map<string, Database.Statement>>();
 
 /**
