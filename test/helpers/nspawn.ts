@@ -30,11 +30,14 @@ const HOST_PACKAGES = join(dirname(fileURLToPath(import.meta.url)), "..", "..", 
 /**
  * The container is a host like the CI machine: what .ci/run installs, plus systemd as init and dbus
  * (systemctl --user and logind want it). Not mmdebstrap (the e2e builds no Debian image) and not
- * the kernel package (the host's /boot is bound in; installing one would build an initramfs).
+ * the kernel package (the host's /boot is bound in; installing one would build an initramfs), and
+ * not systemd-container (the host runs nspawn; nothing nests a container inside).
  */
+const NOT_IN_CONTAINER = new Set(["mmdebstrap", "linux-image-cloud-amd64", "systemd-container"]);
+
 export function containerPackages(): string[] {
   const host = readFileSync(HOST_PACKAGES, "utf8").split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
-  return [...host.filter((p) => p !== "mmdebstrap" && p !== "linux-image-cloud-amd64"), "systemd", "systemd-sysv", "dbus"].sort();
+  return [...host.filter((p) => !NOT_IN_CONTAINER.has(p)), "systemd", "systemd-sysv", "dbus"].sort();
 }
 
 // Run inside the tree by mmdebstrap (constant text, no interpolated input): the owner account, and the
