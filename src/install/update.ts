@@ -14,6 +14,8 @@ export interface UpdateRequest {
   readonly tarball: string;
   readonly runner: Runner;
   readonly log: (line: string) => void;
+  /** How long each service of the new version gets to answer as that version before the rollback. */
+  readonly healthTimeoutMs?: number | undefined;
 }
 
 export interface UpdateResult {
@@ -53,14 +55,14 @@ export async function update(req: UpdateRequest): Promise<UpdateResult> {
   pointCurrentAt(layout, to);
   writeInstallMetadata(layout.metadataFile, next);
   try {
-    await restartServices(next, layout, req.runner, log);
+    await restartServices(next, layout, req.runner, log, req.healthTimeoutMs);
   } catch (e) {
     const why = (e as Error).message;
     log(`banger ${to} is not healthy (${why}); rolling back to ${from}`);
     pointCurrentAt(layout, from);
     writeInstallMetadata(layout.metadataFile, meta);
     try {
-      await restartServices(meta, layout, req.runner, log);
+      await restartServices(meta, layout, req.runner, log, req.healthTimeoutMs);
     } catch (back) {
       throw new Error(`banger ${to} is not healthy (${why}), and after switching back ${from} did not come up either (${(back as Error).message}); running VMs were not stopped. Fix what the service logs name, then run: sudo banger system restart`, { cause: back });
     }

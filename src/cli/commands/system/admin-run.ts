@@ -83,8 +83,10 @@ export async function runUninstall(args: readonly string[], ctx: CliContext): Pr
 }
 
 export async function runUpdate(args: readonly string[], ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({ args: [...args], options: { from: { type: "string" }, version: { type: "string" } }, strict: true, allowPositionals: false });
+  const { values } = parseArgs({ args: [...args], options: { from: { type: "string" }, version: { type: "string" }, timeout: { type: "string" } }, strict: true, allowPositionals: false });
   if ((values.from === undefined) === (values.version === undefined)) throw new UsageError("give exactly one of --from TARBALL (a package made by npm pack) or --version V (fetched from the npm registry)");
+  const timeoutS = values.timeout === undefined ? 30 : Number(values.timeout);
+  if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`--timeout takes seconds (e.g. 60), not ${JSON.stringify(values.timeout)}`);
   if (!requireRoot(ctx, "update")) return 1;
   const layout = layoutOf(ctx);
   const meta = installed(ctx, layout);
@@ -92,7 +94,7 @@ export async function runUpdate(args: readonly string[], ctx: CliContext): Promi
   const scratch = mkdtempSync(join(tmpdir(), "banger-update-"));
   try {
     const tarball = values.from !== undefined ? resolve(values.from) : await fetchFromRegistry(systemRunner, values.version ?? "", scratch);
-    const r = await update({ layout, meta, tarball, runner: systemRunner, log: log(ctx) });
+    const r = await update({ layout, meta, tarball, runner: systemRunner, log: log(ctx), healthTimeoutMs: timeoutS * 1000 });
     ctx.stdout.write(`banger updated from ${r.from} to ${r.to}; bangerd-root and bangerd restarted (${meta.mode}), running VMs kept\n`);
     // The services run root's copy under `current`; the `banger` on PATH is npm's and is not ours to replace.
     if (r.to !== VERSION) ctx.stdout.write(`the banger CLI running this is ${VERSION}; to match the services: npm install -g ${values.from !== undefined ? tarball : `banger@${r.to}`}\n`);
