@@ -4,8 +4,10 @@ import { z } from "zod";
 import { runText, type Runner } from "../system/runner.js";
 import { copyVersion, pointCurrentAt } from "./copy-code.js";
 import { restartServices } from "./install.js";
-import { installFiles, SERVICES, VERSION_PATTERN, type InstallLayout } from "./layout.js";
+import { installFiles, SERVICES, VERSION_PATTERN, type InstallLayout, type ServiceName } from "./layout.js";
 import { writeInstallMetadata, type InstallMetadata } from "./metadata.js";
+import { argvAsUser, serviceCommand } from "./service-command.js";
+import { servicesFor, setprivPath } from "./services.js";
 
 export interface UpdateRequest {
   readonly layout: InstallLayout;
@@ -28,7 +30,9 @@ export class UpdateRolledBackError extends Error {
   override readonly name = "UpdateRolledBackError";
 }
 
-const checkSchema = z.object({ version: z.string() }).passthrough();
+/** What `--check` prints: bangerd adds the schema it writes. */
+const checkSchema = z.object({ version: z.string(), schema: z.number().int().optional() }).passthrough();
+const restoredSchema = z.object({ restored: z.string().optional(), setAside: z.string().optional() });
 
 /**
  * `banger update`: the new version is copied beside the current one (root's, like install's),
@@ -36,19 +40,24 @@ const checkSchema = z.object({ version: z.string() }).passthrough();
  * then `current` is swapped by one rename and the helper, then the daemon, are restarted through the
  * install's service manager, which leaves VMMs running (the daemon re-adopts them). If either does
  * not answer as the new version in time, `current` is swapped back and both restarted again on the
- * old version: the VMs never stop, and the host is left on a version that works.
+ * old version: the VMs never stop, and the host is left on a version that works. When the new
+ * daemon writes a newer schema, the rollback also puts back the database copy taken before it
+ * migrated (the old daemon would refuse the migrated one).
  */
 export async function update(req: UpdateRequest): Promise<UpdateResult> {
   const { layout, meta, log } = req;
   const from = meta.version;
   const to = await unpack(req);
   const dir = installFiles.versionDir(layout, to);
+  let schemas: { from?: number | undefined; to?: number | undefined };
   try {
-    await checkStarts(req, dir, to);
+    schemas = { to: await checkStarts(req, dir, to), from: await daemonSchema(req, installFiles.versionDir(layout, from)) };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`banger ${to} does not start here, so nothing was changed (still ${from}): ${(e as Error).message}`, { cause: e });
   }
+  // Migrations only run forward: if the new daemon migrates the database, the old one would refuse it after a rollback.
+  const migrates = schemas.from !== undefined && schemas.to !== undefined && schemas.to > schemas.from;
 
   const next: InstallMetadata = { ...meta, version: to };
   log(`switching ${layout.currentLink} from ${from} to ${to}`);
@@ -62,6 +71,7 @@ export async function update(req: UpdateRequest): Promise<UpdateResult> {
     pointCurrentAt(layout, from);
     writeInstallMetadata(layout.metadataFile, meta);
     try {
+      if (migrates) await restoreSchema(req);
       await restartServices(meta, layout, req.runner, log, req.healthTimeoutMs);
     } catch (back) {
       throw new Error(`banger ${to} is not healthy (${why}), and after switching back ${from} did not come up either (${(back as Error).message}); running VMs were not stopped. Fix what the service logs name, then run: sudo banger system restart`, { cause: back });
@@ -100,18 +110,47 @@ async function unpack(req: UpdateRequest): Promise<string> {
   }
 }
 
-/** Each service's bundle, run from the new directory with the install's node, must report the new version. */
-async function checkStarts(req: UpdateRequest, dir: string, version: string): Promise<void> {
-  for (const service of SERVICES) {
-    const out = await runText(req.runner, [req.meta.node, installFiles.serviceBin(dir, service), "--check"], { timeoutMs: 30_000 });
-    let reported: string;
-    try {
-      reported = checkSchema.parse(JSON.parse(out)).version;
-    } catch {
-      throw new Error(`${service} --check printed ${JSON.stringify(out.trim().slice(0, 200))}, not its version`);
-    }
-    if (reported !== version) throw new Error(`${service} in ${dir} reports version ${reported}, but its package.json says ${version}`);
+/** `service --check` from a version's directory, run with the install's node. */
+async function check(req: UpdateRequest, dir: string, service: ServiceName): Promise<z.output<typeof checkSchema>> {
+  const out = await runText(req.runner, [req.meta.node, installFiles.serviceBin(dir, service), "--check"], { timeoutMs: 30_000 });
+  try {
+    return checkSchema.parse(JSON.parse(out));
+  } catch {
+    throw new Error(`${service} --check printed ${JSON.stringify(out.trim().slice(0, 200))}, not its version`);
   }
+}
+
+/** Each service's bundle in the new directory must report the new version. Returns the schema its daemon writes. */
+async function checkStarts(req: UpdateRequest, dir: string, version: string): Promise<number | undefined> {
+  let schema: number | undefined;
+  for (const service of SERVICES) {
+    const reported = await check(req, dir, service);
+    if (reported.version !== version) throw new Error(`${service} in ${dir} reports version ${reported.version}, but its package.json says ${version}`);
+    if (service === "bangerd") schema = reported.schema;
+  }
+  return schema;
+}
+
+/** The schema the installed daemon writes; undefined for a version without --check (nothing to compare). */
+async function daemonSchema(req: UpdateRequest, dir: string): Promise<number | undefined> {
+  try {
+    return (await check(req, dir, "bangerd")).schema;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * With the daemon stopped, the old version's own daemon (as the owner, like its service) puts back
+ * the copy of the database taken before the new one migrated it (bangerd --restore-schema).
+ */
+async function restoreSchema(req: UpdateRequest): Promise<void> {
+  const { meta, layout } = req;
+  await servicesFor(meta, layout, req.runner).stop("bangerd");
+  const cmd = serviceCommand(meta, layout, "bangerd");
+  const out = await runText(req.runner, argvAsUser(cmd, setprivPath("the rollback restores the database as the owner"), ["--restore-schema"]), { env: { ...cmd.env }, timeoutMs: 60_000 });
+  const done = restoredSchema.parse(JSON.parse(out));
+  if (done.restored !== undefined) req.log(`state database put back from ${done.restored}; the one the new version migrated is kept at ${done.setAside ?? "?"}`);
 }
 
 /** `--version V`: the package from the npm registry, fetched with npm's own client into `dir`. Returns the tarball. */

@@ -1,4 +1,4 @@
-import { constants, copyFileSync, existsSync } from "node:fs";
+import { constants, copyFileSync, existsSync, renameSync } from "node:fs";
 import Database from "better-sqlite3";
 import { VERSION } from "../version.js";
 import { MIGRATIONS } from "./migrations.js";
@@ -126,6 +126,32 @@ function migrate(db: Db): void {
 
 function hasHistory(db: Db): boolean {
   return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_history'").get() !== undefined;
+}
+
+/**
+ * Undoes a newer banger's migrations for this one (`bangerd --restore-schema`, run by a rolled-back
+ * `banger update` while no daemon is running): the database that banger migrated is moved aside
+ * (with its WAL, which holds committed rows) and the copy it took before migrating past this
+ * version is put in its place. Whatever the newer banger changed after migrating is in the moved
+ * file, not lost. Nothing happens when the database is at this version or older.
+ */
+export function restorePreMigrationCopy(path: string): { restored: string; setAside: string } | undefined {
+  if (!existsSync(path)) return undefined;
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  let current: number;
+  try {
+    current = db.pragma("user_version", { simple: true }) as number;
+  } finally {
+    db.close();
+  }
+  if (current <= MIGRATIONS.length) return undefined;
+  const backup = newestBackup(`${path}.schema-v${MIGRATIONS.length}.bak`);
+  if (backup === undefined) throw new StateDbRefusedError(path, `is at schema version ${current} and no copy from before it left version ${MIGRATIONS.length} exists`, "update banger to the version that migrated it, or move the database away to start with an empty state");
+  const setAside = freshName(`${path}.from-schema-v${current}`);
+  renameSync(path, setAside);
+  for (const suffix of ["-wal", "-shm"]) if (existsSync(path + suffix)) renameSync(path + suffix, setAside + suffix);
+  copyFileSync(backup, path, constants.COPYFILE_EXCL);
+  return { restored: backup, setAside };
 }
 
 /**

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { after, test } from "node:test";
 import Database from "better-sqlite3";
 import { MIGRATIONS } from "../../../src/state/migrations.js";
-import { openDatabase, StateDbRefusedError } from "../../../src/state/database.js";
+import { openDatabase, restorePreMigrationCopy, StateDbRefusedError } from "../../../src/state/database.js";
 import { VERSION } from "../../../src/version.js";
 
 const base = mkdtempSync("/tmp/bgt-statedb-");
@@ -160,4 +160,41 @@ void test("bangerd refuses to start on a database from a newer banger and leaves
   assert.match(r.stderr, new RegExp(`^bangerd: state database ${path} was written by banger 9\\.9\\.9 .*refusing to start.*update banger \\(to 9\\.9\\.9 or later\\)`, "m"));
   assert.equal(sha(path), before);
   assert.equal(existsSync(join(dir, "run", "d.sock")), false, "no socket: it did not start serving");
+});
+
+void test("a rolled-back update puts back the copy taken before a newer banger migrated, keeping the migrated one aside", () => {
+  const path = join(fresh(), "banger.db");
+  const db = openDatabase(path);
+  db.prepare("INSERT INTO images (name, source, kernel_path, rootfs_path, size_bytes, created_at) VALUES ('before', 'busybox', '/k', '/r', 1, 'now')").run();
+  db.close();
+  // What the newer banger does: the copy first (openDatabase's VACUUM INTO), then its migration and new rows.
+  const copy = new Database(path);
+  copy.exec(`VACUUM INTO '${path}.schema-v${MIGRATIONS.length}.bak'`);
+  copy.exec("CREATE TABLE future (x TEXT)");
+  copy.prepare("INSERT INTO images (name, source, kernel_path, rootfs_path, size_bytes, created_at) VALUES ('after', 'busybox', '/k', '/r', 1, 'now')").run();
+  copy.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+  copy.close();
+
+  const done = restorePreMigrationCopy(path);
+  assert.ok(done !== undefined);
+  assert.equal(done.restored, `${path}.schema-v${MIGRATIONS.length}.bak`);
+  const back = openDatabase(path);
+  assert.deepEqual(back.prepare("SELECT name FROM images").all(), [{ name: "before" }], "this banger opens the restored copy");
+  back.close();
+  const aside = new Database(done.setAside, { readonly: true });
+  assert.equal(aside.pragma("user_version", { simple: true }), MIGRATIONS.length + 1);
+  assert.deepEqual(aside.prepare("SELECT name FROM images ORDER BY name").all(), [{ name: "after" }, { name: "before" }], "what the newer banger wrote is kept");
+  aside.close();
+  assert.equal(restorePreMigrationCopy(path), undefined, "at this version: nothing to undo");
+});
+
+void test("restoring without a pre-migration copy is refused and changes nothing", () => {
+  const path = join(fresh(), "banger.db");
+  const db = new Database(path);
+  db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+  db.close();
+  const before = sha(path);
+  assert.throws(() => restorePreMigrationCopy(path), (e: unknown) => e instanceof StateDbRefusedError && /no copy from before it left version/.test(e.message) && /update banger to the version that migrated it/.test(e.message));
+  assert.equal(sha(path), before);
+  assert.deepEqual(readdirSync(dirname(path)), ["banger.db"]);
 });
