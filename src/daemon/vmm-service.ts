@@ -84,6 +84,7 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
       // Stop and liveness do not depend on the accelerator.
       stop: (handle, opts, opId) => adapter(choice?.accel ?? "tcg").stop(handle, opts, opId),
       isAlive: (handle) => adapter(choice?.accel ?? "tcg").isAlive(handle),
+      setPaused: (handle, paused, opId) => adapter(choice?.accel ?? "tcg").setPaused(handle, paused, opId),
       watchExit: (handle, onExit) => adapter(choice?.accel ?? "tcg").watchExit(handle, onExit),
       find: (vmId, vmmKind) => adapter(choice?.accel ?? "tcg").find(vmId, vmmKind),
       release: (vmId, opId) => adapter(choice?.accel ?? "tcg").release(vmId, opId),

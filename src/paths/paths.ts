@@ -141,6 +141,8 @@ export const imageFiles = {
  * (the dirs are 0711, the pidfile 0644) and shows the socket paths.
  */
 export const helperVmFiles = {
+  /** The name of vmsDir inside the helper's dir (made there by descriptor). */
+  vmsLeaf: "vm",
   vmsDir: (helperDir: string) => join(helperDir, "vm"),
   vmDir: (helperDir: string, vmId: string) => join(helperDir, "vm", vmId),
   pidFile: (helperDir: string, vmId: string) => join(helperDir, "vm", vmId, HELPER_VM_LEAVES.pidFile),

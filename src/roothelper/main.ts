@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync } from "node:fs";
+import { chmodSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { parseConfig } from "../config/load.js";
@@ -77,14 +77,19 @@ export async function main(argv: readonly string[]): Promise<number> {
   dirfdCalls().cloexecFrom(3);
   const logger = createLogger(process.stderr, { proc: "bangerd-root" });
   const socketDir = dirname(values.socket);
-  mkdirSync(socketDir, { recursive: true, mode: 0o711 });
-  // The owner must traverse this root-owned dir to reach the socket; the socket itself is 0600 and owner-owned.
-  chmodSync(socketDir, 0o711);
-  const vmmDir = helperVmFiles.vmsDir(socketDir);
-  mkdirSync(vmmDir, { recursive: true, mode: 0o711 });
   let env: HelperEnv;
   try {
-    env = trustedEnv(values.config, ownerUid, ownerGid, values["state-dir"], vmmDir, logger);
+    // Root's all the way down (walked from / by descriptor, missing parts made root's): the socket
+    // is bound, and vm/ made, by name in it, so no name on the way may be one the owner can change.
+    const socketRoot = trustedDir("helper socket dir", socketDir);
+    // The owner must traverse it to reach the socket; the socket itself is 0600 and the owner's.
+    chmodSync(`/proc/self/fd/${socketRoot.fd}`, 0o711);
+    try {
+      dirfdCalls().mkdirat(socketRoot.fd, helperVmFiles.vmsLeaf, 0o711);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    env = trustedEnv(values.config, ownerUid, ownerGid, values["state-dir"], helperVmFiles.vmsDir(socketDir), logger);
   } catch (e) {
     if (!(e instanceof TrustError)) throw e;
     process.stderr.write(`bangerd-root: refusing to start: ${e.message}\n`);

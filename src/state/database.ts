@@ -34,7 +34,6 @@ export function openDatabase(path: string): Db {
       if (current < MIGRATIONS.length) db.exec(`VACUUM INTO ${sqlString(freshName(`${path}.schema-v${current}.bak`))}`);
     }
     db.pragma("journal_mode = WAL");
-    db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");
     db.pragma("synchronous = NORMAL");
     migrate(db);
@@ -114,13 +113,24 @@ function sqlString(s: string): string {
 /** Apply every migration past the database's version, forward only (openDatabase has refused a newer one). */
 function migrate(db: Db): void {
   const current = db.pragma("user_version", { simple: true }) as number;
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    const sql = MIGRATIONS[v] ?? "";
-    db.transaction(() => {
-      db.exec(sql);
-      db.pragma(`user_version = ${v + 1}`);
-      if (hasHistory(db)) db.prepare("INSERT OR REPLACE INTO schema_history (version, banger_version, applied_at) VALUES (?, ?, ?)").run(v + 1, VERSION, new Date().toISOString());
-    }).immediate();
+  // Foreign keys off while migrating (the pragma is a no-op inside a transaction): a migration that
+  // rebuilds a table, SQLite's way to change a constraint, would otherwise cascade the DROP of the
+  // old table into the rows that reference it. On for everything after.
+  db.pragma("foreign_keys = OFF");
+  try {
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      const sql = MIGRATIONS[v] ?? "";
+      db.transaction(() => {
+        db.exec(sql);
+        // With foreign keys off, nothing else would notice a migration that broke a reference.
+        const broken = db.pragma("foreign_key_check") as unknown[];
+        if (broken.length > 0) throw new Error(`migration to schema version ${v + 1} left ${broken.length} broken references: ${JSON.stringify(broken.slice(0, 3))}`);
+        db.pragma(`user_version = ${v + 1}`);
+        if (hasHistory(db)) db.prepare("INSERT OR REPLACE INTO schema_history (version, banger_version, applied_at) VALUES (?, ?, ?)").run(v + 1, VERSION, new Date().toISOString());
+      }).immediate();
+    }
+  } finally {
+    db.pragma("foreign_keys = ON");
   }
 }
 

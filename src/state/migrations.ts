@@ -3,7 +3,7 @@
  * edited, a change is a new entry. `user_version` records how far a database
  * got, and they only ever run forward: there are no down-migrations, so a
  * banger older than its database refuses it (see openDatabase) instead of
- * misreading it. `schema_history` (from 4 on) names the banger version that
+ * misreading it. `schema_history` (from 5 on) names the banger version that
  * brought the database to each schema, so that refusal can say which one.
  */
 export const MIGRATIONS: readonly string[] = [
@@ -62,7 +62,31 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE operations ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
   `,
-  // 4: which banger version migrated the database to each schema (written by migrate()).
+  // 4: state 'paused' (vm pause). SQLite cannot change a CHECK in place: the table is rebuilt, with
+  // foreign keys off (database.ts migrates before turning them on), so leases keep their rows and
+  // point at the new table by name.
+  `
+  CREATE TABLE vms_v4 (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    image       TEXT NOT NULL REFERENCES images(name) ON DELETE RESTRICT,
+    vcpus       INTEGER NOT NULL,
+    memory_mib  INTEGER NOT NULL,
+    disk_gib    INTEGER NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('creating','stopped','starting','running','paused','stopping','error')),
+    vmm         TEXT NOT NULL,
+    handles     TEXT NOT NULL DEFAULT '{}',
+    last_error  TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    started_at  TEXT
+  );
+  INSERT INTO vms_v4 (id, name, image, vcpus, memory_mib, disk_gib, state, vmm, handles, last_error, created_at, updated_at, started_at)
+    SELECT id, name, image, vcpus, memory_mib, disk_gib, state, vmm, handles, last_error, created_at, updated_at, started_at FROM vms;
+  DROP TABLE vms;
+  ALTER TABLE vms_v4 RENAME TO vms;
+  `,
+  // 5: which banger version migrated the database to each schema (written by migrate()).
   `
   CREATE TABLE schema_history (
     version        INTEGER PRIMARY KEY,

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { statement, type Db } from "./database.js";
 
-export const VM_STATES = ["creating", "stopped", "starting", "running", "stopping", "error"] as const;
+export const VM_STATES = ["creating", "stopped", "starting", "running", "paused", "stopping", "error"] as const;
 export type VmState = (typeof VM_STATES)[number];
 
 /**

@@ -103,6 +103,23 @@ export async function readProcessStats(pid: number, procRoot = "/proc"): Promise
   return computeStats(parseProcStat(st), parseProcStatm(sm), parseProcUptime(up));
 }
 
+/**
+ * CPU use over the next `windowMs`, percent of one core: what the process does now, which the
+ * lifetime average hides (a VM paused after an hour of work still averages high). The kernel
+ * counts in ticks of 10 ms, so a 1 s window resolves 1 %.
+ */
+export async function sampleCpuPercent(pid: number, windowMs: number, procRoot = "/proc"): Promise<number> {
+  const read = async (): Promise<{ ticks: number; at: number }> => {
+    const st = parseProcStat(await readFile(`${procRoot}/${pid}/stat`, "utf8"));
+    return { ticks: st.utimeTicks + st.stimeTicks, at: performance.now() };
+  };
+  const a = await read();
+  await new Promise((r) => setTimeout(r, windowMs));
+  const b = await read();
+  const wallS = (b.at - a.at) / 1000;
+  return wallS > 0 ? Math.max(0, ((b.ticks - a.ticks) / CLOCK_TICKS_PER_SECOND / wallS) * 100) : 0;
+}
+
 /** NUL-separated argv of a process, or undefined when it is gone. */
 export async function readCmdline(pid: number, procRoot = "/proc"): Promise<string[] | undefined> {
   try {

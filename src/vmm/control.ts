@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { HelperClient } from "../daemon/helper-client.js";
-import { privCleanupVmm, privKillProcess, privSignalProcess, privVmmShutdown } from "../rpc/priv/vmm.js";
+import { privCleanupVmm, privKillProcess, privSignalProcess, privVmmSetPaused, privVmmShutdown } from "../rpc/priv/vmm.js";
 import type { Logger } from "../system/log.js";
 import { parseProcStat, readProcessStats, type ProcStat } from "../system/proc.js";
 import { NotRunningError, StalePidError, type StopOptions, type StopResult, type VmmHandle, type VmmRef, type VmmStats } from "./driver.js";
@@ -70,6 +70,13 @@ export function adopt(deps: ControlDeps, ref: VmmRef): VmmHandle {
   if (verdict.ok) return { ...ref, pid };
   if (verdict.reason === "gone") throw new NotRunningError(ref.pidFile, verdict.detail);
   throw new StalePidError(ref.pidFile, pid, verdict.detail);
+}
+
+/** Freeze or thaw the guest through the helper; throws unless the VMM then reports the state asked for. */
+export async function setPaused(deps: ControlDeps, handle: VmmHandle, paused: boolean, opId: string): Promise<void> {
+  if (!isRunning(deps, handle)) throw new NotRunningError(handle.pidFile, `pid ${handle.pid} is not this VM's VMM any more`);
+  const res = await deps.helper.call(privVmmSetPaused, { pid: handle.pid, vm_id: handle.vmId, kind: handle.kind, paused }, opId);
+  if (res.paused !== paused) throw new Error(`the VMM of ${handle.vmId} reports it is ${res.paused ? "paused" : "running"} after being asked to ${paused ? "pause" : "resume"}`);
 }
 
 export async function stats(deps: ControlDeps, handle: VmmHandle): Promise<VmmStats> {

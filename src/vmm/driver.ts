@@ -8,6 +8,7 @@
  *   await driver.stop(handle, { timeoutMs }, op) // graceful (ctrl-alt-del), then SIGTERM/SIGKILL
  *   await driver.adopt(ref)                     // after a daemon restart: re-attach from the pidfile
  *   await driver.stats(handle)                  // CPU% / RSS of the VMM process
+ *   await driver.setPaused(handle, true, op)    // freeze / thaw the guest (qemu stop/cont, Firecracker PATCH /vm)
  *
  * Who does what: VMMs must open /dev/kvm and /dev/net/tun, which are 0600 root,
  * so the ROOT HELPER spawns them (priv.launch_qemu / priv.launch_firecracker)
@@ -130,6 +131,8 @@ export interface VmmDriver {
   /** Re-attach from the pidfile; throws StalePidError if it names another process, NotRunningError if none. */
   adopt(ref: VmmRef): Promise<VmmHandle>;
   stats(handle: VmmHandle): Promise<VmmStats>;
+  /** Freeze (no vCPU runs, memory and devices kept) or thaw the guest. */
+  setPaused(handle: VmmHandle, paused: boolean, opId: string): Promise<void>;
 }
 
 /** The pidfile names a live process that is not this VM's VMM (pid reuse): never signal it. */

@@ -72,6 +72,7 @@ const schemas = {
   net: z.object({ iface_id: z.string(), host_dev_name: z.string().min(1).max(15), guest_mac: z.string().regex(/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/).optional(), rx_rate_limiter: rateLimiter.optional(), tx_rate_limiter: rateLimiter.optional(), mtu: z.number().int().min(68).max(65535).optional() }).strict(),
   vsock: z.object({ guest_cid: z.number().int().min(3), uds_path: z.string().min(1), vsock_id: z.string().optional() }).strict(),
   action: z.object({ action_type: z.enum(["InstanceStart", "SendCtrlAltDel", "FlushMetrics"]) }).strict(),
+  vmState: z.object({ state: z.enum(["Paused", "Resumed"]) }).strict(),
   logger: z.object({ log_path: z.string().optional(), level: z.string().regex(/^(error|warning|info|debug|trace|off)$/i).optional(), show_level: z.boolean().optional(), show_log_origin: z.boolean().optional(), module: z.string().optional() }).strict(),
   metrics: z.object({ metrics_path: z.string().min(1) }).strict(),
 };
@@ -79,7 +80,7 @@ const schemas = {
 class Fault extends Error {}
 
 // ---- VM state ----
-let vmState: "Not started" | "Running" = "Not started";
+let vmState: "Not started" | "Running" | "Paused" = "Not started";
 let machine: z.infer<typeof schemas.machineConfig> = { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false, huge_pages: "None" };
 let bootSource: z.infer<typeof schemas.bootSource> | undefined;
 const drives = new Map<string, z.infer<typeof schemas.drive>>();
@@ -112,7 +113,8 @@ function parse<T extends z.ZodTypeAny>(schema: T, body: unknown, category: strin
   return r.data as z.infer<T>;
 }
 
-function qmpSendKeys(): Promise<void> {
+/** One QMP command on the qemu underneath (a fresh connection each time, like the real control path). */
+function qmpCommand(execute: string, args?: Record<string, unknown>): Promise<void> {
   return new Promise((resolve, reject) => {
     const s = createConnection(`\0${qmpName}`);
     let buf = "";
@@ -126,7 +128,7 @@ function qmpSendKeys(): Promise<void> {
         if (line.trim() === "" || line.includes('"event"')) continue;
         n++;
         if (n === 1) s.write(JSON.stringify({ execute: "qmp_capabilities" }) + "\n");
-        else if (n === 2) s.write(JSON.stringify({ execute: "send-key", arguments: { keys: ["ctrl", "alt", "delete"].map((k) => ({ type: "qcode", data: k })) } }) + "\n");
+        else if (n === 2) s.write(JSON.stringify(args === undefined ? { execute } : { execute, arguments: args }) + "\n");
         else {
           s.end();
           if (line.includes('"error"')) reject(new Error(line));
@@ -247,6 +249,20 @@ async function handle(method: string, url: string, body: unknown): Promise<[numb
       appendFileSync(metricsPath, JSON.stringify({ utc_timestamp_ms: Date.now() }) + "\n");
       return [204, undefined];
     }
+    case "PATCH /vm": {
+      // Firecracker's pause/resume, mapped onto qemu's stop/cont.
+      if (parts.length !== 1) break;
+      postBoot();
+      const { state } = parse(schemas.vmState, body, "VM state");
+      try {
+        await qmpCommand(state === "Paused" ? "stop" : "cont");
+      } catch (e) {
+        throw new Fault(`Internal error: ${state === "Paused" ? "pause" : "resume"}: ${(e as Error).message}`);
+      }
+      vmState = state === "Paused" ? "Paused" : "Running";
+      log(`VM ${state}`);
+      return [204, undefined];
+    }
     case "PUT /actions": {
       const a = parse(schemas.action, body, "Action");
       if (a.action_type === "InstanceStart") {
@@ -255,7 +271,7 @@ async function handle(method: string, url: string, body: unknown): Promise<[numb
       } else if (a.action_type === "SendCtrlAltDel") {
         postBoot();
         try {
-          await qmpSendKeys();
+          await qmpCommand("send-key", { keys: ["ctrl", "alt", "delete"].map((k) => ({ type: "qcode", data: k })) });
         } catch (e) {
           throw new Fault(`Internal error: ctrl-alt-del: ${(e as Error).message}`);
         }

@@ -8,16 +8,17 @@ import { resolveBinary } from "../../src/vmm/binaries.js";
  * A binary held the way the helper holds a trusted one (executed through its
  * directory's descriptor, opened on first use), without the trust-anchor
  * checks: tests run fakes and doubles from temp dirs, which a real start
- * would refuse. A name not installed stays as it is, and fails at exec.
+ * would refuse. A name is looked up in PATH at exec; one not installed fails there.
  */
 export function testExecutable(nameOrPath: string): TrustedExecutable {
-  const path = resolveBinary(nameOrPath) ?? nameOrPath;
   let dirFd: number | undefined;
   return {
-    path,
+    // As configured, so argv assertions see the config's name.
+    path: nameOrPath,
     execAt() {
-      dirFd ??= openSync(dirname(path), O_PATH | constants.O_DIRECTORY);
-      return { dirFd, name: basename(path), script: startsWithShebang(dirFd, basename(path)) };
+      const found = resolveBinary(nameOrPath) ?? nameOrPath;
+      dirFd ??= openSync(dirname(found), O_PATH | constants.O_DIRECTORY);
+      return { dirFd, name: basename(found), script: startsWithShebang(dirFd, basename(found)) };
     },
   };
 }

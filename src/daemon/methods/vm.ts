@@ -1,6 +1,6 @@
 import { state } from "../../paths/paths.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
-import { vmCreate, vmDelete, vmExec, vmGet, vmList, vmLogs, vmRestart, vmStart, vmStats, vmStop } from "../../rpc/daemon/vm.js";
+import { vmCreate, vmDelete, vmExec, vmGet, vmList, vmLogs, vmPause, vmRestart, vmResume, vmStart, vmStats, vmStop } from "../../rpc/daemon/vm.js";
 import type { VmRecord } from "../../state/vms.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { RpcError } from "../../rpc/errors.js";
@@ -33,6 +33,14 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
     implement(vmStart, (p, ctx) => after(() => s.start(p.name, ctx.opId))),
     implement(vmRestart, (p, ctx) => after(() => s.restart(p.name, p.force ?? false, ctx.opId))),
     implement(vmStop, (p, ctx) => after(async () => view(await s.stop(p.name, p.force ?? false, ctx.opId)))),
+    implement(vmPause, (p, ctx) => after(async () => {
+      const r = await s.pause(p.name, ctx.opId);
+      return { vm: view(r.vm), changed: r.changed };
+    })),
+    implement(vmResume, (p, ctx) => after(async () => {
+      const r = await s.resume(p.name, ctx.opId);
+      return { vm: view(r.vm), changed: r.changed };
+    })),
     implement(vmDelete, (p, ctx) => after(async () => {
       const vm = await s.delete(p.name, p.force ?? false, ctx.opId);
       return { id: vm.id, name: vm.name, deleted: true as const };
@@ -52,6 +60,7 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
         state: vm.state,
         pid: st.pid,
         cpu_percent: st.cpuPercent,
+        cpu_percent_recent: st.cpuPercentRecent,
         rss_bytes: st.rssBytes,
         uptime_s: st.uptimeS,
         vcpus: vm.vcpus,
@@ -61,6 +70,7 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
     })),
     implement(vmExec, (p) => after(async () => {
       const vm = s.mustGet(p.name);
+      if (vm.state === "paused") throw new RpcError("conflict", `VM ${vm.name} is paused; resume it first (banger vm resume ${vm.name})`);
       if (vm.state !== "running" || vm.handles.ip === undefined) throw new RpcError("conflict", `VM ${vm.name} is ${vm.state}; start it first (banger vm start ${vm.name})`);
       const argv = sshArgv({ keyPath: paths.keyPath, knownHostsPath: paths.knownHostsPath, host: vm.handles.ip }, { command: [quoteForRemoteShell(p.command)], tty: false });
       const r = await sshCapture(env.runner, argv, { timeoutMs: (p.timeout_s ?? 600) * 1000 });

@@ -151,6 +151,8 @@ export interface VmmDeps {
   stop(handle: VmmHandle, opts: { timeoutMs: number; force: boolean }, opId: string): Promise<void>;
   /** True while the VMM process behind the handle is alive (pid + cmdline check). */
   isAlive(handle: VmmHandle): Promise<boolean>;
+  /** Freezes or thaws the guest; throws unless the VMM then reports that state. */
+  setPaused(handle: VmmHandle, paused: boolean, opId: string): Promise<void>;
   /**
    * Calls `onExit` once when the VMM behind the handle exits (at once if it is already gone, or
    * its pid names another process). Returns a function that stops watching.

@@ -1,7 +1,7 @@
 import { open, stat } from "node:fs/promises";
 import { state, vmFiles } from "../../paths/paths.js";
 import type { VmRecord } from "../../state/vms.js";
-import { allocatedBytes, readProcessStats } from "../../system/proc.js";
+import { allocatedBytes, readProcessStats, sampleCpuPercent } from "../../system/proc.js";
 import { rootDiskOf } from "./teardown.js";
 
 /** Read-only views of a VM: console log chunks and resource use from /proc and the disk files. */
@@ -45,9 +45,15 @@ export async function readLogChunk(path: string, opts: { offset?: number | undef
   return { path, data, offset, nextOffset: offset + len, size };
 }
 
+/** How long `vm stats` watches the VMM for its current CPU use. */
+export const CPU_SAMPLE_MS = 1000;
+
 export interface VmStats {
   readonly pid: number | null;
+  /** Average since the VMM started. */
   readonly cpuPercent: number | null;
+  /** Over the last CPU_SAMPLE_MS (0 while paused). */
+  readonly cpuPercentRecent: number | null;
   readonly rssBytes: number | null;
   readonly uptimeS: number | null;
   readonly rootAllocatedBytes: number;
@@ -56,11 +62,12 @@ export interface VmStats {
 }
 
 export async function vmStats(vm: VmRecord, procRoot = "/proc"): Promise<VmStats> {
-  const pid = vm.state === "running" ? vm.handles.pid ?? null : null;
+  const pid = vm.state === "running" || vm.state === "paused" ? vm.handles.pid ?? null : null;
   let proc: Awaited<ReturnType<typeof readProcessStats>> | undefined;
+  let recent: number | undefined;
   if (pid !== null) {
     try {
-      proc = await readProcessStats(pid, procRoot);
+      [proc, recent] = await Promise.all([readProcessStats(pid, procRoot), sampleCpuPercent(pid, CPU_SAMPLE_MS, procRoot)]);
     } catch {
       // The VMM may have exited since the state was read; report no process numbers rather than fail.
     }
@@ -80,6 +87,7 @@ export async function vmStats(vm: VmRecord, procRoot = "/proc"): Promise<VmStats
   return {
     pid: proc !== undefined ? pid : null,
     cpuPercent: proc !== undefined ? Math.round(proc.cpuPercent * 10) / 10 : null,
+    cpuPercentRecent: proc !== undefined && recent !== undefined ? Math.round(recent * 10) / 10 : null,
     rssBytes: proc?.rssBytes ?? null,
     uptimeS: proc !== undefined ? Math.round(proc.uptimeSeconds) : null,
     rootAllocatedBytes: rootFile !== undefined ? await allocatedBytes(rootFile) : 0,

@@ -242,11 +242,12 @@ export class VmService {
   async restart(name: string, force: boolean, opId: string): Promise<OperationRef> {
     const current = this.mustGet(name);
     const image = await this.image(current.image);
-    const vm = this.transition(name, ["running", "error", "stopped"], "stopping", "restart");
+    const vm = this.transition(name, ["running", "paused", "error", "stopped"], "stopping", "restart");
     const stopStep: Step<BootCtx> = {
       name: "stop",
       run: async () => {
         const fresh = this.env.vms.getById(vm.id) ?? vm;
+        if (current.state === "paused" && !force) await this.thawForShutdown(fresh, opId);
         await runAll(stopActions(this.env, fresh, { force, opId }), `stopping ${vm.name}`);
         this.env.vms.setState(vm.id, "starting", { startedAt: null });
       },
@@ -296,11 +297,50 @@ export class VmService {
     op.fail(e);
   }
 
+  /**
+   * Freezes a running VM's guest: no vCPU runs, so it uses no CPU, while its memory, lease, tap,
+   * NAT and DNS name stay. Already paused: answered as it is. Under the VM's lock, so it never
+   * overlaps a start, stop or delete.
+   */
+  async pause(name: string, opId: string): Promise<{ vm: VmRecord; changed: boolean }> {
+    return this.setPaused(name, true, opId);
+  }
+
+  /** Thaws a paused VM: the guest carries on where it stopped. Already running: answered as it is. */
+  async resume(name: string, opId: string): Promise<{ vm: VmRecord; changed: boolean }> {
+    return this.setPaused(name, false, opId);
+  }
+
+  private async setPaused(name: string, paused: boolean, opId: string): Promise<{ vm: VmRecord; changed: boolean }> {
+    const verb = paused ? "pause" : "resume";
+    const from: VmState = paused ? "running" : "paused";
+    const to: VmState = paused ? "paused" : "running";
+    const vm = this.mustGet(name);
+    return this.locks.run(vm.id, async () => {
+      const cur = this.env.vms.getById(vm.id);
+      if (cur === undefined) throw new RpcError("not_found", `VM ${name} was deleted`);
+      if (cur.state === to) return { vm: cur, changed: false };
+      if (cur.state !== from) throw new RpcError("conflict", `cannot ${verb} VM ${name}: it is ${cur.state}; ${verb} needs state ${from}${cur.state === "stopped" ? ` (start it with "banger vm start ${name}")` : ""}`);
+      const vmm = vmmHandleOf(cur);
+      if (vmm === undefined) throw new RpcError("operation_failed", `VM ${name} is ${cur.state} but has no VMM on record; stop it with "banger vm stop --force ${name}"`);
+      try {
+        await this.env.deps.vmm.setPaused(vmm, paused, opId);
+      } catch (e) {
+        if (helperWasDown(e)) throw new RpcError("unavailable", `${errorMessage(e)}; bangerd-root is not answering: try again once it is back`);
+        throw new RpcError("operation_failed", `could not ${verb} ${name}: ${errorMessage(e)}`);
+      }
+      this.env.logger.info(paused ? "VM paused" : "VM resumed", { op_id: opId, vm: name });
+      return { vm: this.env.vms.setState(cur.id, to), changed: true };
+    });
+  }
+
   async stop(name: string, force: boolean, opId: string): Promise<VmRecord> {
-    const vm = this.transition(name, ["running", "error"], "stopping", "stop");
+    const wasPaused = this.mustGet(name).state === "paused";
+    const vm = this.transition(name, ["running", "paused", "error"], "stopping", "stop");
     return this.locks.run(vm.id, async () => {
       const fresh = this.env.vms.getById(vm.id) ?? vm;
       try {
+        if (wasPaused && !force) await this.thawForShutdown(fresh, opId);
         await runAll(stopActions(this.env, fresh, { force, opId }), `stopping ${vm.name}`);
       } catch (e) {
         this.markError(vm.id, errorMessage(e));
@@ -317,7 +357,7 @@ export class VmService {
   async delete(name: string, force: boolean, opId: string): Promise<VmRecord> {
     const vm = this.mustGet(name);
     const busy: VmState[] = ["creating", "starting", "stopping"];
-    if (!force && vm.state === "running") throw new RpcError("conflict", `VM ${name} is running: stop it first (banger vm stop ${name}) or delete with --force`);
+    if (!force && (vm.state === "running" || vm.state === "paused")) throw new RpcError("conflict", `VM ${name} is ${vm.state}: stop it first (banger vm stop ${name}) or delete with --force`);
     if (!force && busy.includes(vm.state)) throw new RpcError("conflict", `VM ${name} is ${vm.state}: wait for that to finish or delete with --force`);
     // --force interrupts a pending create/start (e.g. a guest that never becomes ssh-ready) instead of waiting it out.
     if (force) this.aborters.get(vm.id)?.abort(new Error(`VM ${name} is being deleted`));
@@ -377,7 +417,8 @@ export class VmService {
           }
           return;
         }
-        if (vm.state !== "running") return;
+        // A paused VM's VMM holds its guest frozen across daemon restarts: adopted like a running one, it stays paused.
+        if (vm.state !== "running" && vm.state !== "paused") return;
         const rebooted = startedBeforeReboot(this.env, vm);
         const adopted = await this.liveVmm(vm, opId);
         if (adopted !== undefined) {
@@ -414,6 +455,20 @@ export class VmService {
     if (found === undefined) return undefined;
     this.env.logger.warn("re-adopted a VMM its record did not point at", { op_id: opId, vm: vm.name, recorded_pid: vm.handles.pid ?? null, pid: found.pid });
     return this.env.handles.save(vm.id, { vmm_kind: found.kind, pid: found.pid, control_socket: found.controlSocket, vmm: { ...found }, boot_id: this.env.bootId });
+  }
+
+  /**
+   * A paused guest cannot act on ctrl-alt-del: thaw it so a graceful stop can happen. If that
+   * fails, the stop ladder still ends the VMM with signals, which work on a frozen guest.
+   */
+  private async thawForShutdown(vm: VmRecord, opId: string): Promise<void> {
+    const vmm = vmmHandleOf(vm);
+    if (vmm === undefined) return;
+    try {
+      await this.env.deps.vmm.setPaused(vmm, false, opId);
+    } catch (e) {
+      this.env.logger.warn("could not resume a paused VM for a graceful stop; it is stopped by signals", { op_id: opId, vm: vm.name, error: errorMessage(e) });
+    }
   }
 
   private transition(name: string, from: readonly VmState[], to: VmState, verb: string): VmRecord {
@@ -468,7 +523,7 @@ export class VmService {
   private async vmmExited(vmId: string, pid: number): Promise<void> {
     await this.locks.run(vmId, async () => {
       const vm = this.env.vms.getById(vmId);
-      if (vm === undefined || vm.state !== "running" || vm.handles.pid !== pid) return;
+      if (vm === undefined || (vm.state !== "running" && vm.state !== "paused") || vm.handles.pid !== pid) return;
       const opId = newOpId();
       const tail = vm.handles.console_log !== undefined ? await consoleTail(vm.handles.console_log) : "";
       const why = `the VMM (pid ${pid}) exited on its own${tail}`;

@@ -5,7 +5,7 @@ import type { VmRecord } from "../../state/vms.js";
 /** The client-facing shape of a VM record. */
 export function toVmView(vm: VmRecord, paths: { stateDir: string; knownHostsPath: string; keyPath: string }, now: Date = new Date()): VmView {
   const h = vm.handles;
-  const running = vm.state === "running" && vm.startedAt !== null;
+  const running = (vm.state === "running" || vm.state === "paused") && vm.startedAt !== null;
   return {
     id: vm.id,
     name: vm.name,

@@ -65,6 +65,7 @@ export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, helperDir: st
       await driver.stop(toDriverHandle(handle, driver.kind), { timeoutMs: opts.timeoutMs, force: opts.force }, opId);
     },
     isAlive: (handle) => driver.isRunning(toDriverHandle(handle, driver.kind)),
+    setPaused: (handle, paused, opId) => driver.setPaused(toDriverHandle(handle, driver.kind), paused, opId),
     async release(vmId, opId) {
       // A VMM still running keeps its files (the helper would refuse anyway); the VM's stop deals with it.
       if ((await findVmmPid(vmId)) === null) await driver.release(vmId, opId);

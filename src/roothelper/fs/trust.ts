@@ -106,6 +106,9 @@ export function trustedDir(label: string, path: string): ManagedRoot {
 export function readTrustedConfig(path: string): string | undefined {
   let real: string;
   try {
+    // The one lookup by name: it only picks which file is judged. That real path is then walked from /
+    // by descriptor with no symlink followed, so whatever a symlink on the way pointed to, what is read
+    // is a file root's alone, in directories root's alone, and a later change of the link changes nothing.
     real = realpathSync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
@@ -155,6 +158,7 @@ function executableRule(st: Stats): string | undefined {
 export function trustedBinary(label: string, name: string): TrustedExecutable | undefined {
   const found = resolveBinary(name);
   if (found === undefined) return undefined;
+  // As in readTrustedConfig: the name only picks what is judged; the walk by descriptor decides.
   const real = realpathSync(found);
   const { fd, parentFd } = walkRootOwned(label, real, executableRule, false);
   closeSync(fd);

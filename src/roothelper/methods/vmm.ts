@@ -10,6 +10,7 @@ import {
   privLaunchQemu,
   privProbeQemuKvm,
   privSignalProcess,
+  privVmmSetPaused,
   privVmmShutdown,
   SIGNAL_ALLOW_LIST,
 } from "../../rpc/priv/vmm.js";
@@ -17,13 +18,13 @@ import { launchDetached } from "../../system/launch.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { CommandError } from "../../system/runner.js";
 import type { VmSpec } from "../../vmm/driver.js";
-import { fcRequest, waitForApi } from "../../vmm/firecracker/api-client.js";
+import { fcRequest, fcSetPaused, waitForApi } from "../../vmm/firecracker/api-client.js";
 import { buildFirecrackerArgv, buildJailerArgv } from "../../vmm/firecracker/argv.js";
 import { buildBootSteps, directPaths, type FcPaths } from "../../vmm/firecracker/boot-steps.js";
 import { jailLayout, planJail } from "../../vmm/firecracker/jail.js";
 import { findVmmPid } from "../../vmm/identity.js";
 import { buildKvmProbeArgv, buildQemuArgv, kvmProbeVerdict } from "../../vmm/qemu/argv.js";
-import { qmpCtrlAltDel } from "../../vmm/qemu/qmp.js";
+import { qmpCtrlAltDel, qmpSetPaused } from "../../vmm/qemu/qmp.js";
 import type { HelperEnv } from "../env.js";
 import type { TrustedExecutable } from "../fs/trust.js";
 import { ChildFds } from "../fs/child-fds.js";
@@ -333,21 +334,15 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       }
     }),
 
+    implement(privVmmSetPaused, async (p) => ({
+      paused: await overControlSocket(env, p, `${p.paused ? "pausing" : "resuming"} ${p.vm_id}`, (sock) => (p.kind === "qemu" ? qmpSetPaused(sock, p.paused) : fcSetPaused(sock, p.paused))),
+    })),
+
     implement(privVmmShutdown, async (p) => {
-      const vmId = v.vmId("vm_id", p.vm_id);
-      // The pid must be this VM's VMM and one the helper may signal; the socket is then reached by descriptor.
-      env.vmms.signal("pid", p.pid, vmId, 0);
-      const entry = openControlSocket(env, vmId, p.kind);
-      try {
-        // connect() through the O_PATH descriptor's magic link reaches exactly the socket inode checked.
-        const sock = `/proc/self/fd/${entry.fd}`;
+      await overControlSocket(env, p, `asking ${p.vm_id} to shut down`, async (sock) => {
         if (p.kind === "qemu") await qmpCtrlAltDel(sock);
         else await fcRequest(sock, "PUT", "/actions", { action_type: "SendCtrlAltDel" });
-      } catch (e) {
-        throw e instanceof RpcError ? e : failure(`asking ${vmId} to shut down`, e);
-      } finally {
-        closeSync(entry.fd);
-      }
+      });
       return { sent: true };
     }),
 
@@ -383,6 +378,24 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       return { removed: results.some((r) => "removed" in r && r.removed) };
     }),
   ];
+}
+
+/**
+ * Talk to `vm_id`'s VMM over its control socket. The pid must be this VM's VMM and one the helper
+ * may signal; the socket is then reached by descriptor, and connect() through the O_PATH
+ * descriptor's magic link reaches exactly the socket inode checked.
+ */
+async function overControlSocket<T>(env: HelperEnv, p: { readonly pid: number; readonly vm_id: string; readonly kind: "qemu" | "firecracker" }, what: string, talk: (sock: string) => Promise<T>): Promise<T> {
+  const vmId = v.vmId("vm_id", p.vm_id);
+  env.vmms.signal("pid", p.pid, vmId, 0);
+  const entry = openControlSocket(env, vmId, p.kind);
+  try {
+    return await talk(`/proc/self/fd/${entry.fd}`);
+  } catch (e) {
+    throw e instanceof RpcError ? e : failure(what, e);
+  } finally {
+    closeSync(entry.fd);
+  }
 }
 
 /**

@@ -6,7 +6,7 @@ export const vmViewSchema = z.object({
   id: z.string(),
   name: z.string(),
   dns_name: z.string(),
-  state: z.enum(["creating", "stopped", "starting", "running", "stopping", "error"]),
+  state: z.enum(["creating", "stopped", "starting", "running", "paused", "stopping", "error"]),
   image: z.string(),
   vcpus: z.number().int(),
   memory_mib: z.number().int(),
@@ -44,6 +44,10 @@ export const vmCreateParams = z
 export const vmCreate = defineMethod("vm.create", vmCreateParams, operationRef);
 export const vmStart = defineMethod("vm.start", byName, operationRef);
 export const vmRestart = defineMethod("vm.restart", z.object({ name, force: z.boolean().optional() }).strict(), operationRef);
+/** Freeze a running VM (no vCPU runs; memory, lease and DNS name kept) / thaw a paused one. `changed`: false when it already was. */
+const pauseResult = z.object({ vm: vmViewSchema, changed: z.boolean() });
+export const vmPause = defineMethod("vm.pause", byName, pauseResult);
+export const vmResume = defineMethod("vm.resume", byName, pauseResult);
 export const vmStop = defineMethod("vm.stop", z.object({ name, force: z.boolean().optional() }).strict(), vmViewSchema);
 export const vmDelete = defineMethod("vm.delete", z.object({ name, force: z.boolean().optional() }).strict(), z.object({ id: z.string(), name: z.string(), deleted: z.literal(true) }));
 export const vmList = defineMethod("vm.list", z.object({}).strict(), z.object({ vms: z.array(vmViewSchema) }));
@@ -63,7 +67,10 @@ export const vmStats = defineMethod(
     name: z.string(),
     state: z.string(),
     pid: z.number().int().nullable(),
+    /** Average since the VMM started. */
     cpu_percent: z.number().nullable(),
+    /** Over the last second (0 while paused). */
+    cpu_percent_recent: z.number().nullable(),
     rss_bytes: z.number().nullable(),
     uptime_s: z.number().nullable(),
     vcpus: z.number().int(),

@@ -67,6 +67,16 @@ export const privVmmShutdown = defineMethod(
   z.object({ sent: z.boolean() }),
 );
 
+/**
+ * Freeze or thaw the guest (qemu `stop`/`cont` over QMP; Firecracker `PATCH /vm`), over the control
+ * socket the helper keeps for vm_id. Answers with the state the VMM reports afterwards.
+ */
+export const privVmmSetPaused = defineMethod(
+  "priv.vmm_set_paused",
+  z.object({ pid, vm_id: str, kind: z.enum(["qemu", "firecracker"]), paused: z.boolean() }).strict(),
+  z.object({ paused: z.boolean() }),
+);
+
 export const SIGNAL_ALLOW_LIST = ["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGSTOP", "SIGCONT"] as const;
 
 export const privSignalProcess = defineMethod(

@@ -68,3 +68,11 @@ export async function waitForApi(socketPath: string, timeoutMs: number, isAlive:
   }
   throw new Error(`firecracker API socket ${socketPath} not ready after ${timeoutMs} ms: ${last instanceof Error ? last.message : String(last)}`);
 }
+
+/** Freeze or thaw the guest (`PATCH /vm`); answers whether it is paused afterwards (`GET /`, the instance info's state). */
+export async function fcSetPaused(socketPath: string, paused: boolean, timeoutMs?: number): Promise<boolean> {
+  await fcRequest(socketPath, "PATCH", "/vm", { state: paused ? "Paused" : "Resumed" }, timeoutMs);
+  const info = (await fcRequest(socketPath, "GET", "/", undefined, timeoutMs)).body as { state?: unknown } | undefined;
+  if (info?.state !== "Paused" && info?.state !== "Running") throw new Error(`firecracker GET / on ${socketPath} gave state ${JSON.stringify(info?.state)}, not Paused or Running`);
+  return info.state === "Paused";
+}

@@ -59,5 +59,6 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
     isRunning: (handle) => Promise.resolve(control.isRunning(c, handle)),
     adopt: (ref) => Promise.resolve().then(() => control.adopt(c, { ...ref, kind: "firecracker" })),
     stats: (handle) => control.stats(c, handle),
+    setPaused: (handle, paused, opId) => control.setPaused(c, handle, paused, opId),
   };
 }

@@ -37,5 +37,6 @@ export function qemuDriver(deps: QemuDriverDeps): VmmDriver {
     isRunning: (handle) => Promise.resolve(control.isRunning(c, handle)),
     adopt: (ref) => Promise.resolve().then(() => control.adopt(c, { ...ref, kind: "qemu" })),
     stats: (handle) => control.stats(c, handle),
+    setPaused: (handle, paused, opId) => control.setPaused(c, handle, paused, opId),
   };
 }

@@ -56,3 +56,11 @@ export async function qmpCtrlAltDel(socketPath: string, timeoutMs?: number): Pro
   const keys = ["ctrl", "alt", "delete"].map((k) => ({ type: "qcode", data: k }));
   await qmpExecute(socketPath, "send-key", { keys }, timeoutMs);
 }
+
+/** Freeze (`stop`) or thaw (`cont`) the guest's vCPUs; answers whether it is paused afterwards (`query-status`). */
+export async function qmpSetPaused(socketPath: string, paused: boolean, timeoutMs?: number): Promise<boolean> {
+  await qmpExecute(socketPath, paused ? "stop" : "cont", undefined, timeoutMs);
+  const status = (await qmpExecute(socketPath, "query-status", undefined, timeoutMs)) as { running?: unknown };
+  if (typeof status.running !== "boolean") throw new Error(`QMP query-status on ${socketPath} gave no running flag: ${JSON.stringify(status)}`);
+  return !status.running;
+}

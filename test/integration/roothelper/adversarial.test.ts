@@ -10,7 +10,7 @@ import type { MethodDescriptor } from "../../../src/rpc/descriptor.js";
 import { helperVmFiles } from "../../../src/paths/paths.js";
 import { privCleanupDmSnapshot, privCreateDmSnapshot, privWriteExt4Files } from "../../../src/rpc/priv/disks.js";
 import { privPing } from "../../../src/rpc/priv/ping.js";
-import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privProbeQemuKvm, privSignalProcess, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
+import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privProbeQemuKvm, privSignalProcess, privVmmSetPaused, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
 import { callMethod } from "../../../src/rpc/unix-client.js";
 import { runText, systemRunner } from "../../../src/system/runner.js";
 import { startHelperInNetns, type NetnsHelper } from "../../helpers/helper-in-netns.js";
@@ -157,6 +157,7 @@ const ATTACKS: Attack[] = [
   { method: privProbeQemuKvm, params: () => ({ kernel_path: join(state, "images", "tiny", "vmlinuz"), timeout_ms: 1000 }), dirs: () => [state, join(state, "images"), join(state, "images", "tiny")] },
   { method: privWriteExt4Files, params: () => ({ image_path: join(state, "vms", VM, "root.ext4"), files: [{ guest_path: "/etc/hostname", data: Buffer.from("x\n").toString("base64"), mode: 0o644 }] }), dirs: () => [state, join(state, "vms"), join(state, "vms", VM)] },
   { method: privVmmShutdown, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "firecracker" }), dirs: () => [jailDir, join(jailDir, "true"), join(jailDir, "true", VM2), join(jailDir, "true", VM2, "root")] },
+  { method: privVmmSetPaused, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "firecracker", paused: true }), dirs: () => [jailDir, join(jailDir, "true"), join(jailDir, "true", VM2), join(jailDir, "true", VM2, "root")] },
   // Raced: the directory cleanup removes the VM's jail beneath (the jail itself goes, so it cannot be the one swapped).
   { method: privCleanupVmm, params: () => ({ vm_id: VM }), dirs: () => [jailDir, join(jailDir, "true")] },
   // Both loops are attached before dmsetup runs, so on a host without device-mapper the rollback detaches them: what is
@@ -201,7 +202,7 @@ async function send(a: Attack, n: number, concurrency = 2): Promise<Record<strin
     while (left-- > 0 && helper !== undefined) {
       let key = "ok";
       try {
-        const result = await callMethod(helper.socket, a.method, a.params() as never, { timeoutMs: 30_000 });
+        const result: unknown = await callMethod(helper.socket, a.method, a.params() as never, { timeoutMs: 30_000 });
         await a.undo?.(result);
       } catch (e) {
         key = e instanceof Error && "code" in e ? String(e.code) : "error";
@@ -411,6 +412,8 @@ void test("signals: another uid's look-alike VMM is never signalled; the owner's
       await assert.rejects(callMethod(helper.socket, privSignalProcess, { pid: victim.pid ?? 0, vm_id: VM2, signal }, { timeoutMs: 5000 }), /runs as uid/);
     }
     await assert.rejects(callMethod(helper.socket, privKillProcess, { pid: victim.pid ?? 0, vm_id: VM2 }, { timeoutMs: 5000 }), /runs as uid/);
+    await assert.rejects(callMethod(helper.socket, privVmmShutdown, { pid: victim.pid ?? 0, vm_id: VM2, kind: "firecracker" }, { timeoutMs: 5000 }), /runs as uid/);
+    await assert.rejects(callMethod(helper.socket, privVmmSetPaused, { pid: victim.pid ?? 0, vm_id: VM2, kind: "firecracker", paused: true }, { timeoutMs: 5000 }), /runs as uid/);
     const st = readFileSync(`/proc/${victim.pid ?? 0}/stat`, "utf8");
     assert.match(st.slice(st.lastIndexOf(")") + 2), /^S /, "still running, not stopped");
   }

@@ -103,8 +103,8 @@ void test("each migration records the banger version that applied it", () => {
   const db = new Database(path, { readonly: true });
   const rows = db.prepare("SELECT version, banger_version FROM schema_history ORDER BY version").all();
   db.close();
-  // The table arrives with migration 4; migrations before it have no writer to name.
-  assert.deepEqual(rows, [{ version: 4, banger_version: VERSION }]);
+  // The table arrives with migration 5; migrations before it have no writer to name.
+  assert.deepEqual(rows, [{ version: 5, banger_version: VERSION }]);
 });
 
 void test("migrating forward keeps a copy of the old version first", () => {
@@ -124,6 +124,28 @@ void test("migrating forward keeps a copy of the old version first", () => {
   // An up-to-date database is opened as it is: no copy per start.
   openDatabase(path).close();
   assert.equal(existsSync(`${path}.schema-v${MIGRATIONS.length}.bak`), false);
+});
+
+void test("the migration that rebuilds vms for state 'paused' keeps every VM and its lease", () => {
+  const path = join(fresh(), "banger.db");
+  const old = new Database(path);
+  old.pragma("foreign_keys = ON");
+  for (const sql of MIGRATIONS.slice(0, 3)) old.exec(sql);
+  old.pragma("user_version = 3");
+  old.prepare("INSERT INTO images (name, source, kernel_path, rootfs_path, size_bytes, created_at) VALUES ('tiny', 'busybox', '/k', '/r', 1, 'now')").run();
+  old.prepare("INSERT INTO vms (id, name, image, vcpus, memory_mib, disk_gib, state, vmm, handles, created_at, updated_at, started_at) VALUES ('a1', 'web', 'tiny', 1, 256, 1, 'running', 'qemu', '{\"pid\":7}', 'then', 'then', 'then')").run();
+  old.prepare("INSERT INTO leases (vm_id, ip, mac, tap, cid) VALUES ('a1', '172.16.90.2', '06:00:ac:10:5a:02', 'tap-fc-a1', 3)").run();
+  old.close();
+  const db = openDatabase(path);
+  assert.equal(db.pragma("user_version", { simple: true }), MIGRATIONS.length);
+  assert.deepEqual(db.prepare("SELECT id, name, state, handles, started_at FROM vms").all(), [{ id: "a1", name: "web", state: "running", handles: '{"pid":7}', started_at: "then" }]);
+  assert.deepEqual(db.prepare("SELECT vm_id, ip FROM leases").all(), [{ vm_id: "a1", ip: "172.16.90.2" }]);
+  db.prepare("UPDATE vms SET state = 'paused' WHERE id = 'a1'").run();
+  assert.throws(() => db.prepare("UPDATE vms SET state = 'frozen' WHERE id = 'a1'").run(), /CHECK constraint failed/);
+  // Foreign keys are on again after migrating: a lease still follows its VM.
+  db.prepare("DELETE FROM vms WHERE id = 'a1'").run();
+  assert.deepEqual(db.prepare("SELECT vm_id FROM leases").all(), []);
+  db.close();
 });
 
 /** Run bangerd on `state` (its banger.db) until it exits: every case here must refuse before serving. */

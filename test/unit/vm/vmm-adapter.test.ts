@@ -46,6 +46,7 @@ void test("the adapter round-trips the driver handle through the lifecycle's han
     release: () => Promise.reject(new Error("unused")),
     adopt: () => Promise.reject(new Error("unused")),
     stats: () => Promise.reject(new Error("unused")),
+    setPaused: () => Promise.reject(new Error("unused")),
   };
   const deps = vmmDepsFromDriver(driver, "tcg", run, createPidExitWatcher(() => undefined));
   const h = await deps.launch(spec, "op-abcdef");

@@ -1,4 +1,4 @@
-import type { ParseArgsConfig } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { isRpcError } from "../../../rpc/errors.js";
 import type { VmView } from "../../../rpc/daemon/vm.js";
 import type { ParamsOf } from "../../../rpc/descriptor.js";
@@ -65,6 +65,7 @@ export function renderTable(vms: readonly VmView[]): string {
  * CLI invocation (`vm list` included) ~10 ms of start-up.
  */
 export async function sshArgvFor(vm: VmView, opts: SshArgvOptions = {}): Promise<string[]> {
+  if (vm.state === "paused") throw new Error(`VM ${vm.name} is paused; resume it with: banger vm resume ${vm.name}`);
   if (vm.state !== "running" || vm.ip === null) throw new Error(`VM ${vm.name} is ${vm.state}; start it with: banger vm start ${vm.name}`);
   const { sshArgv } = await import("../../../system/ssh.js");
   return sshArgv({ keyPath: vm.ssh.key_path, knownHostsPath: vm.ssh.known_hosts_path, host: vm.ip, user: vm.ssh.user }, opts);
@@ -121,4 +122,24 @@ export async function createVm(ctx: CliContext, params: VmCreateParams, opts: { 
     if (op.state !== "succeeded") throw new Error(`building image ${AUTO_BUILD_IMAGE} failed: ${op.error ?? "unknown error"}; retry with: banger image build`, { cause: e });
     return ctx.call("vm.create", params, 30_000);
   }
+}
+
+/**
+ * `banger vm VERB NAME...`: `act` runs for every name, even when an earlier one fails; the exit
+ * code reports any failure. `--force`/`-f` is accepted only where the verb has it.
+ */
+export async function forEachName(args: readonly string[], ctx: CliContext, flags: { readonly force: boolean }, act: (name: string, force: boolean, opId: string) => Promise<string>): Promise<number> {
+  const { values, positionals } = parseArgs({ args: [...args], options: flags.force ? { force: { type: "boolean", short: "f" } } : {}, strict: true, allowPositionals: true });
+  if (positionals.length === 0) throw new UsageError("give at least one VM name");
+  let failed = 0;
+  for (const [i, name] of positionals.entries()) {
+    const opId = opIdFor(ctx, i);
+    try {
+      ctx.stdout.write(`${await act(name, (values as { force?: boolean }).force === true, opId)}\n`);
+    } catch (e) {
+      failed++;
+      ctx.stderr.write(`error: ${name}: ${e instanceof Error ? e.message : String(e)} (${opId})\n`);
+    }
+  }
+  return failed === 0 ? 0 : 1;
 }

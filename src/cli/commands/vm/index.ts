@@ -1,6 +1,7 @@
 import type { Command } from "../../command.js";
 import { vmCreateCommand } from "./create.js";
 import { vmListCommand } from "./list.js";
+import { vmPauseCommand, vmResumeCommand } from "./pause.js";
 import { vmLogsCommand } from "./logs.js";
 import { vmRunCommand } from "./run.js";
 import { vmShowCommand } from "./show.js";
@@ -12,5 +13,5 @@ import { vmDeleteCommand, vmStopCommand } from "./stop.js";
 /** The `banger vm ...` family, in help order. */
 export const VM_COMMANDS: readonly Command[] = [
   vmRunCommand, vmCreateCommand, vmListCommand, vmShowCommand, vmStartCommand, vmStopCommand, vmRestartCommand,
-  vmDeleteCommand, vmSshCommand, vmExecCommand, vmLogsCommand, vmStatsCommand,
+  vmPauseCommand, vmResumeCommand, vmDeleteCommand, vmSshCommand, vmExecCommand, vmLogsCommand, vmStatsCommand,
 ];

@@ -20,7 +20,7 @@ export const vmStatsCommand: Command = {
     }
     const rows: [string, string][] = [
       ["name", `${s.name} (${s.state})`],
-      ["cpu", s.cpu_percent === null ? "-" : `${s.cpu_percent.toFixed(1)} % of one core (${s.vcpus} vcpus)`],
+      ["cpu", s.cpu_percent === null ? "-" : `${(s.cpu_percent_recent ?? 0).toFixed(1)} % of one core now, ${s.cpu_percent.toFixed(1)} % on average since start (${s.vcpus} vcpus)`],
       ["memory", `${mib(s.rss_bytes)} RSS of ${s.memory_mib} MiB`],
       ["root disk", `${mib(s.disk.root_allocated_bytes)} allocated`],
       ["work disk", `${mib(s.disk.work_allocated_bytes)} allocated of ${mib(s.disk.work_size_bytes)}`],
