@@ -18,20 +18,41 @@ const base = mkdtempSync("/tmp/bgt-update-");
 after(() => { rmSync(base, { recursive: true, force: true }); });
 let n = 0;
 
+interface PackageOptions {
+  /** What both services' --check report as their version (the package's own unless a test says otherwise). */
+  readonly checkVersion?: string;
+  /** The schema the daemon's --check reports. */
+  readonly schema?: number;
+  /** A daemon that never serves once started (the fake systemctl below honours the marker). */
+  readonly brokenDaemon?: boolean;
+  readonly noPackageJson?: boolean;
+}
+
 /**
- * A package as npm pack lays it out, whose two services answer --check with `checkVersion`
- * (its own version unless a test says otherwise). `brokenDaemon` marks one whose daemon never
- * serves once started (the fake systemctl below honours the marker).
+ * A package as npm pack lays it out, in `dir`. Its bangerd also answers --restore-schema the way the
+ * real one does, leaving a mark in the state dir so a test can tell it ran.
  */
-function tarball(version: string, o: { checkVersion?: string; brokenDaemon?: boolean; noPackageJson?: boolean } = {}): Promise<string> {
-  const dir = mkdtempSync(join(base, "pkg-"));
-  const bin = join(dir, "package", "dist", "bin");
+function writePackage(dir: string, version: string, o: PackageOptions = {}): void {
+  const bin = join(dir, "dist", "bin");
   mkdirSync(bin, { recursive: true });
-  if (o.noPackageJson !== true) writeFileSync(join(dir, "package", "package.json"), JSON.stringify({ name: "banger", version, dependencies: {} }));
-  for (const s of ["bangerd", "bangerd-root"]) writeFileSync(join(bin, `${s}.cjs`), `process.stdout.write(JSON.stringify({ version: ${JSON.stringify(o.checkVersion ?? version)} }) + "\\n");\n`, { mode: 0o755 });
+  if (o.noPackageJson !== true) writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "banger", version, dependencies: {} }));
+  const check = JSON.stringify({ version: o.checkVersion ?? version, ...(o.schema !== undefined ? { schema: o.schema } : {}) });
+  writeFileSync(join(bin, "bangerd-root.cjs"), `process.stdout.write(${JSON.stringify(check)} + "\\n");\n`, { mode: 0o755 });
+  writeFileSync(join(bin, "bangerd.cjs"), [
+    `if (process.argv.includes("--restore-schema")) {`,
+    `  require("node:fs").writeFileSync(process.env.BANGER_STATE_DIR + "/restored-by-" + ${JSON.stringify(version)}, "");`,
+    `  process.stdout.write(JSON.stringify({ restored: "the copy", setAside: "the migrated one" }) + "\\n");`,
+    `} else process.stdout.write(${JSON.stringify(check)} + "\\n");`,
+  ].join("\n") + "\n", { mode: 0o755 });
   if (o.brokenDaemon === true) writeFileSync(join(bin, "broken-daemon"), "");
+}
+
+async function tarball(version: string, o: PackageOptions = {}): Promise<string> {
+  const dir = mkdtempSync(join(base, "pkg-"));
+  writePackage(join(dir, "package"), version, o);
   const out = join(dir, `banger-${version}.tgz`);
-  return systemRunner.run(["tar", "-czf", out, "-C", dir, "package"]).then(() => out);
+  await systemRunner.run(["tar", "-czf", out, "-C", dir, "package"]);
+  return out;
 }
 
 interface Fixture {
@@ -52,11 +73,9 @@ interface Fixture {
 async function installed(): Promise<Fixture> {
   const root = join(base, `root-${n++}`);
   const layout = installLayout(root);
-  mkdirSync(layout.helperDir, { recursive: true });
-  mkdirSync(layout.runtimeDir, { recursive: true });
-  mkdirSync(layout.etcDir, { recursive: true });
+  for (const d of [layout.helperDir, layout.runtimeDir, layout.etcDir, layout.stateDir]) mkdirSync(d, { recursive: true });
   const first = mkdtempSync(join(base, "pkg-"));
-  writeFileSync(join(first, "package.json"), JSON.stringify({ name: "banger", version: "1.0.0", dependencies: {} }));
+  writePackage(first, "1.0.0", { schema: 5 });
   copyVersion(layout, first, "1.0.0");
   pointCurrentAt(layout, "1.0.0");
   const meta: InstallMetadata = {
@@ -86,6 +105,8 @@ async function installed(): Promise<Fixture> {
   };
   const runner: Runner = {
     async run(argv, options): Promise<CommandResult> {
+      // Running as someone other than root, setpriv could not drop "to the owner" (this user): run what it would exec.
+      if (argv[0]?.endsWith("/setpriv") === true) return systemRunner.run(argv.slice(argv.indexOf("--") + 1), options);
       if (argv[0] !== "systemctl") return systemRunner.run(argv, options);
       systemctl.push([...argv]);
       if (argv[1] === "restart" && argv[2] !== undefined) await restart(argv[2]);
@@ -161,6 +182,23 @@ void test("the installed version itself, or a tarball that is not a package, is 
     assert.deepEqual(f.systemctl, []);
     assert.deepEqual(libEntries(f.layout), ["1.0.0"]);
     assert.equal(readFileSync(f.layout.metadataFile, "utf8").includes('"version": "1.0.0"'), true);
+  } finally {
+    await f.close();
+  }
+});
+
+void test("rolling back from a version that writes a newer schema puts the old database back, with the daemon stopped, before the old daemon starts", async () => {
+  const f = await installed();
+  const lines: string[] = [];
+  try {
+    const tgz = await tarball("1.0.5", { brokenDaemon: true, schema: 6 });
+    await assert.rejects(update({ layout: f.layout, meta: f.meta, tarball: tgz, runner: f.runner, log: (l) => lines.push(l), healthTimeoutMs: 500 }), UpdateRolledBackError);
+    assert.ok(existsSync(join(f.layout.stateDir, "restored-by-1.0.0")), "the old version's daemon restored its schema");
+    assert.deepEqual(f.systemctl, [...RESTART_BOTH, ["systemctl", "stop", "bangerd.service"], ...RESTART_BOTH]);
+    assert.ok(lines.includes("state database put back from the copy; the one the new version migrated is kept at the migrated one"), lines.join("\n"));
+    // The same schema on both sides: nothing to restore.
+    await assert.rejects(update({ layout: f.layout, meta: f.meta, tarball: await tarball("1.0.6", { brokenDaemon: true, schema: 5 }), runner: f.runner, log: quiet, healthTimeoutMs: 500 }), UpdateRolledBackError);
+    assert.deepEqual(readdirSync(f.layout.stateDir), ["restored-by-1.0.0"], "restored once, for the version that migrated");
   } finally {
     await f.close();
   }
