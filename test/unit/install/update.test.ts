@@ -1,18 +1,19 @@
 import assert from "node:assert/strict";
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import type { Server } from "node:net";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { after, test } from "node:test";
 import { copyVersion, pointCurrentAt } from "../../../src/install/copy-code.js";
 import { installLayout, type InstallLayout } from "../../../src/install/layout.js";
 import { readInstallMetadata, writeInstallMetadata, type InstallMetadata } from "../../../src/install/metadata.js";
-import { update, UpdateRolledBackError } from "../../../src/install/update.js";
+import { fetchFromRegistry, update, UpdateRolledBackError } from "../../../src/install/update.js";
 import { daemonPing } from "../../../src/rpc/daemon/system.js";
 import { Dispatcher, implement } from "../../../src/rpc/dispatcher.js";
 import { privPing } from "../../../src/rpc/priv/ping.js";
 import { serveUnix } from "../../../src/rpc/unix-server.js";
 import { createLogger } from "../../../src/system/log.js";
-import { systemRunner, type CommandResult, type Runner } from "../../../src/system/runner.js";
+import { FakeRunner, systemRunner, type CommandResult, type Runner } from "../../../src/system/runner.js";
 
 const base = mkdtempSync("/tmp/bgt-update-");
 after(() => { rmSync(base, { recursive: true, force: true }); });
@@ -201,5 +202,33 @@ void test("rolling back from a version that writes a newer schema puts the old d
     assert.deepEqual(readdirSync(f.layout.stateDir), ["restored-by-1.0.0"], "restored once, for the version that migrated");
   } finally {
     await f.close();
+  }
+});
+
+void test("--version V fetches the package with npm's own client, scripts off, and names the tarball npm wrote", async () => {
+  const npm = new FakeRunner((argv) => (argv[0] === "npm" ? { stdout: Buffer.from("npm notice ...\nbanger-1.2.3.tgz\n") } : undefined));
+  assert.equal(await fetchFromRegistry(npm, "1.2.3", "/tmp/d"), "/tmp/d/banger-1.2.3.tgz");
+  assert.deepEqual(npm.argvs(), [["npm", "pack", "banger@1.2.3", "--ignore-scripts", "--pack-destination", "/tmp/d"]]);
+  await assert.rejects(fetchFromRegistry(npm, "1.2.3 --registry=evil", "/tmp/d"), /--version "1\.2\.3 --registry=evil" is not a version/);
+  const odd = new FakeRunner(() => ({ stdout: Buffer.from("../../etc/passwd\n") }));
+  await assert.rejects(fetchFromRegistry(odd, "1.2.3", "/tmp/d"), /not a tarball name/);
+});
+
+void test("banger update: flag mistakes are usage errors, and an uninstalled host is told how to install", () => {
+  const cli = (args: string[]): SpawnSyncReturns<string> => spawnSync(process.execPath, [resolve(import.meta.dirname, "..", "..", "..", "bin", "banger.cjs"), "update", ...args], {
+    env: { PATH: process.env["PATH"] ?? "", HOME: base, BANGER_INSTALL_ROOT: join(base, "not-installed") }, encoding: "utf8", timeout: 30_000,
+  });
+  for (const args of [[], ["--from", "a.tgz", "--version", "1.0.0"]]) {
+    const r = cli(args);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /give exactly one of --from TARBALL .* or --version V/);
+  }
+  assert.match(cli(["--from", "a.tgz", "--timeout", "soon"]).stderr, /--timeout takes seconds \(e\.g\. 60\), not "soon"/);
+  if (process.getuid?.() === 0) {
+    const r = cli(["--from", "a.tgz"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /banger is not installed \(.*not-installed\/etc\/banger\/install\.json does not exist\); install it with: sudo banger system install/);
+  } else {
+    assert.match(cli(["--from", "a.tgz"]).stderr, /banger update acts as root .*sudo banger update/);
   }
 });
