@@ -5,16 +5,18 @@
 import { build } from "esbuild";
 import { chmodSync } from "node:fs";
 
-// `banger doctor`'s body (zod, the config loader, child_process) ships as its own file that only
-// doctor loads: parsing it inside banger.cjs cost every other command ~4 ms of start-up.
+// `banger doctor`'s body (zod, the config loader, child_process) and `banger system
+// install|restart|uninstall`'s (zod, koffi, the code copy) ship as their own files that only those
+// commands load: parsing them inside banger.cjs cost every other command ~4 ms of start-up.
+const APART = [[/\/doctor-run\.js$/, "./banger-doctor.cjs"], [/\/admin-run\.js$/, "./banger-system.cjs"]];
 const doctorApart = {
-  name: "doctor-apart",
+  name: "commands-apart",
   setup(b) {
-    b.onResolve({ filter: /\/doctor-run\.js$/ }, (a) => (a.kind === "dynamic-import" ? { path: "./banger-doctor.cjs", external: true } : undefined));
+    for (const [filter, path] of APART) b.onResolve({ filter }, (a) => (a.kind === "dynamic-import" ? { path, external: true } : undefined));
   },
 };
 
-for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", [doctorApart]], ["banger-doctor", "src/cli/commands/doctor-run.ts", []], ["bangerd", "src/bin/bangerd.ts", []], ["bangerd-root", "src/bin/bangerd-root.ts", []]]) {
+for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", [doctorApart]], ["banger-doctor", "src/cli/commands/doctor-run.ts", []], ["banger-system", "src/cli/commands/system/admin-run.ts", []], ["bangerd", "src/bin/bangerd.ts", []], ["bangerd-root", "src/bin/bangerd-root.ts", []]]) {
   const outfile = `dist/bin/${name}.cjs`;
   await build({
     entryPoints: [entry],

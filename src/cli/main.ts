@@ -4,6 +4,7 @@ import { newOpId } from "../rpc/opid.js";
 import { callUnix } from "../rpc/unix-client.js";
 import { UsageError, type CliContext, type Command, type Output } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
+import { daemonDownHint } from "./commands/system/status.js";
 
 export interface CliIo {
   readonly stdout: Output;
@@ -62,7 +63,9 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
       return 2;
     }
     if (isRpcError(e)) {
-      io.stderr.write(`error: ${e.message} (${e.opId ?? opId})\n`);
+      // A daemon that is not there: say what starts it on this host, not just that it is missing.
+      const hint = e.code === "unavailable" && e.message.includes(layout.daemonSocket) ? `\n${daemonDownHint(layout.installRoot !== undefined)}` : "";
+      io.stderr.write(`error: ${e.message} (${e.opId ?? opId})${hint}\n`);
       return 1;
     }
     io.stderr.write(`error: ${e instanceof Error ? e.message : String(e)} (${opId})\n`);

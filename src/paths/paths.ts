@@ -1,4 +1,6 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { installLayout, installRootFromEnv, type InstallLayout } from "../install/layout.js";
 
 /**
  * Every directory and file name banger uses comes from here, so a reader can
@@ -16,12 +18,16 @@ export interface Layout {
   readonly daemonSocket: string;
   /** The root helper's socket. */
   readonly helperSocket: string;
+  /** Set when `banger system install` installed banger here (its install.json exists): the install's root. */
+  readonly installRoot?: string;
 }
 
-export const SYSTEM_STATE_DIR = "/var/lib/banger";
-export const SYSTEM_RUNTIME_DIR = "/run/banger";
-export const SYSTEM_CONFIG_FILE = "/etc/banger/config.toml";
-export const DEFAULT_HELPER_SOCKET = "/run/banger-root/helper.sock";
+// The system layout is the installed one: one set of paths for CLI, daemon, helper and doctor.
+const HOST_INSTALL = installLayout();
+export const SYSTEM_STATE_DIR = HOST_INSTALL.stateDir;
+export const SYSTEM_RUNTIME_DIR = HOST_INSTALL.runtimeDir;
+export const SYSTEM_CONFIG_FILE = HOST_INSTALL.configFile;
+export const DEFAULT_HELPER_SOCKET = HOST_INSTALL.helperSocket;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -42,23 +48,38 @@ function homeDir(env: Env): string {
   return process.getBuiltinModule("node:os").homedir();
 }
 
-export function resolveLayout(env: Env = process.env, mode: "user" | "system" = env["BANGER_MODE"] === "system" ? "system" : "user", uid: number = process.getuid?.() ?? 0): Layout {
+/**
+ * Where this process's banger lives. BANGER_* variables win; then an install (install.json under
+ * BANGER_INSTALL_ROOT, else /) decides, for every user, root and sudo included; then the mode's
+ * defaults (per-user XDG dirs, or the system layout). One stat on the CLI's start path, no parse.
+ */
+export function resolveLayout(env: Env = process.env, mode?: "user" | "system", uid: number = process.getuid?.() ?? 0): Layout {
+  const installed = installedLayout(env);
+  const m = mode ?? (installed !== undefined || env["BANGER_MODE"] === "system" ? "system" : "user");
+  const system = installed ?? HOST_INSTALL;
   // Only asked for when no override or XDG variable decides the path.
   const home = (): string => homeDir(env);
   const stateDir = nonEmpty(env["BANGER_STATE_DIR"])
-    ?? (mode === "system" ? SYSTEM_STATE_DIR : join(nonEmpty(env["XDG_STATE_HOME"]) ?? join(home(), ".local", "state"), "banger"));
+    ?? (m === "system" ? system.stateDir : join(nonEmpty(env["XDG_STATE_HOME"]) ?? join(home(), ".local", "state"), "banger"));
   const runtimeDir = nonEmpty(env["BANGER_RUNTIME_DIR"])
-    ?? (mode === "system" ? SYSTEM_RUNTIME_DIR : nonEmpty(env["XDG_RUNTIME_DIR"]) !== undefined ? join(env["XDG_RUNTIME_DIR"] ?? "", "banger") : `/tmp/banger-runtime-${uid}`);
+    ?? (m === "system" ? system.runtimeDir : nonEmpty(env["XDG_RUNTIME_DIR"]) !== undefined ? join(env["XDG_RUNTIME_DIR"] ?? "", "banger") : `/tmp/banger-runtime-${uid}`);
   const configFile = nonEmpty(env["BANGER_CONFIG"])
-    ?? (mode === "system" ? SYSTEM_CONFIG_FILE : join(nonEmpty(env["XDG_CONFIG_HOME"]) ?? join(home(), ".config"), "banger", "config.toml"));
+    ?? (m === "system" ? system.configFile : join(nonEmpty(env["XDG_CONFIG_HOME"]) ?? join(home(), ".config"), "banger", "config.toml"));
   return {
-    mode,
+    mode: m,
     stateDir,
     runtimeDir,
     configFile,
     daemonSocket: nonEmpty(env["BANGER_SOCKET"]) ?? join(runtimeDir, "bangerd.sock"),
-    helperSocket: nonEmpty(env["BANGER_HELPER_SOCKET"]) ?? DEFAULT_HELPER_SOCKET,
+    helperSocket: nonEmpty(env["BANGER_HELPER_SOCKET"]) ?? system.helperSocket,
+    ...(installed !== undefined ? { installRoot: installed.root } : {}),
   };
+}
+
+/** The install's layout when install.json is there. */
+function installedLayout(env: Env): InstallLayout | undefined {
+  const layout = installLayout(installRootFromEnv(env));
+  return existsSync(layout.metadataFile) ? layout : undefined;
 }
 
 /** Files and folders inside the state dir. */

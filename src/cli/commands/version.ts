@@ -4,6 +4,7 @@ import { printJson, type Command } from "../command.js";
 
 export const versionCommand: Command = {
   path: ["version"],
+  aliases: [["--version"]],
   summary: "print banger's version",
   usage: "banger version [--json]",
   run(args, ctx) {

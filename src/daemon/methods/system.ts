@@ -1,7 +1,10 @@
 import { implement, type Registration } from "../../rpc/dispatcher.js";
-import { daemonPing, systemInfo, type SystemInfo } from "../../rpc/daemon/system.js";
+import { daemonPing, systemInfo, systemTeardownNetwork, type SystemInfo } from "../../rpc/daemon/system.js";
+import { RpcError } from "../../rpc/errors.js";
+import { privTeardownNetwork } from "../../rpc/priv/network.js";
 import { privPing } from "../../rpc/priv/ping.js";
 import type { PeerCred } from "../../system/peercred.js";
+import { VmRepository } from "../../state/vms.js";
 import { VERSION } from "../../version.js";
 import type { DaemonEnv } from "../env.js";
 
@@ -27,6 +30,11 @@ export function systemMethods(env: DaemonEnv, contributors: readonly InfoContrib
       };
       for (const contribute of contributors) info = { ...info, ...(await contribute(ctx.opId)) };
       return info;
+    }),
+    implement(systemTeardownNetwork, async (_params, ctx) => {
+      const busy = new VmRepository(env.db).list().filter((vm) => vm.state !== "stopped" && vm.state !== "error");
+      if (busy.length > 0) throw new RpcError("conflict", `VMs still ${[...new Set(busy.map((vm) => vm.state))].join("/")}: ${busy.map((vm) => vm.name).join(", ")}; stop them first (banger vm stop NAME), or uninstall with --force`);
+      return env.helper.call(privTeardownNetwork, {}, ctx.opId, 60_000);
     }),
   ];
 }

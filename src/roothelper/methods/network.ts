@@ -10,6 +10,7 @@ import {
   privEnsureNat,
   privNetworkStatus,
   privRemoveNatAll,
+  privTeardownNetwork,
 } from "../../rpc/priv/network.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { CommandError, type Runner } from "../../system/runner.js";
@@ -154,6 +155,13 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
     return all.filter(ours).map((l) => l.ifname).filter((n): n is string => typeof n === "string" && TAP_NAME_RE.test(n)).sort();
   };
 
+  // Deleting the bridge drops resolved's per-link settings too; reverting first says so in `removed`.
+  const clearResolver = async (): Promise<boolean> => {
+    if (resolverUnavailable() !== undefined || !links.exists(bridge)) return false;
+    await runner.run(["resolvectl", "revert", bridge]);
+    return true;
+  };
+
   const deleteTap = async (tap: string): Promise<boolean> => {
     if (!links.exists(tap)) return false;
     await runner.run(["ip", "link", "del", tap]);
@@ -209,6 +217,32 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
     }),
 
     implement(privRemoveNatAll, async () => ({ removed: await nat.removeAll() })),
+
+    implement(privTeardownNetwork, async () => {
+      const removed: string[] = [];
+      const errors: unknown[] = [];
+      const step = async (fn: () => Promise<void>): Promise<void> => {
+        try {
+          await fn();
+        } catch (e) {
+          errors.push(e);
+        }
+      };
+      await step(async () => { removed.push(...(await nat.removeAll()).map((k) => `nat:${k}`)); });
+      await step(async () => { if (await clearResolver()) removed.push("resolver"); });
+      let taps: string[] = [];
+      await step(async () => { taps = await listTaps(); });
+      for (const tap of taps) await step(async () => { if (await deleteTap(tap)) removed.push(tap); });
+      await step(async () => {
+        if (links.exists(bridge)) {
+          await runner.run(["ip", "link", "del", bridge]);
+          removed.push(bridge);
+        }
+      });
+      tunedIfindex = undefined;
+      if (errors.length > 0) throw new AggregateError(errors, `network teardown failed (${errors.length} step(s)); removed: ${removed.join(", ") || "nothing"}`);
+      return { removed };
+    }),
   ];
 }
 

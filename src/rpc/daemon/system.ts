@@ -33,3 +33,9 @@ export const systemInfoResult = z.object({
 });
 export const systemInfo = defineMethod("system.info", z.object({}).strict(), systemInfoResult);
 export type SystemInfo = z.output<typeof systemInfoResult>;
+
+/**
+ * `banger system uninstall`: the host network banger set up (NAT, resolver routing, taps, bridge),
+ * removed by the helper. Refused while a VM still runs or is changing state: it would lose its network.
+ */
+export const systemTeardownNetwork = defineMethod("system.teardown_network", z.object({}).strict(), z.object({ removed: z.array(z.string()) }));

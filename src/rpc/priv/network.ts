@@ -45,3 +45,9 @@ export const privNetworkStatus = defineMethod(
     nat: z.object({ backend: natBackendKind.nullable(), guests: z.array(natGuestSchema), ip_forward_enabled_by_banger: z.boolean() }),
   }),
 );
+
+/**
+ * `banger system uninstall` (through the daemon's system.teardown_network): banger's NAT, resolver
+ * routing, this install's taps, then the bridge; collect-and-continue, so one failure leaves the rest removed.
+ */
+export const privTeardownNetwork = defineMethod("priv.teardown_network", empty, z.object({ removed: z.array(z.string()) }));

@@ -2,7 +2,15 @@ import { parseArgs } from "node:util";
 import type { SystemInfo } from "../../../rpc/daemon/system.js";
 import { isRpcError } from "../../../rpc/errors.js";
 import { VERSION } from "../../../version.js";
-import { printJson, type Command } from "../../command.js";
+import { printJson, type CliContext, type Command } from "../../command.js";
+import type { InstallStatus } from "./admin-run.js";
+
+/** What fixes a daemon that does not answer, for how this banger was set up. */
+export function daemonDownHint(installed: boolean): string {
+  return installed
+    ? "restart it with: sudo banger system restart"
+    : "install banger's services with: sudo banger system install (from a checkout: sudo node scripts/quickstart.mjs)";
+}
 
 export const systemStatusCommand: Command = {
   path: ["system", "status"],
@@ -12,39 +20,75 @@ export const systemStatusCommand: Command = {
     const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
     let info: SystemInfo | undefined;
     let daemonError: string | undefined;
+    let vms: { total: number; running: number } | undefined;
     try {
       info = await ctx.call("system.info", {}, 10_000);
+      const list = (await ctx.call("vm.list", {}, 10_000)).vms;
+      vms = { total: list.length, running: list.filter((vm) => vm.state === "running").length };
     } catch (e) {
       if (!isRpcError(e) || (e.code !== "unavailable" && e.code !== "timeout")) throw e;
       daemonError = e.message;
     }
+    const inst = await installedStatus(ctx);
+    const mismatch = inst?.versions.mismatch === true || (info !== undefined && (info.daemon.version !== VERSION || (info.helper.version !== undefined && info.helper.version !== VERSION)));
+    const healthy = info !== undefined && info.helper.reachable && !mismatch;
     if (values.json === true) {
+      const extra = { ...(inst !== undefined ? { install: inst } : {}), ...(vms !== undefined ? { vms } : {}), version_mismatch: mismatch };
       printJson(ctx.stdout, info !== undefined
-        ? { cli_version: VERSION, daemon_reachable: true, ...info }
-        : { cli_version: VERSION, daemon_reachable: false, error: daemonError, daemon: { socket: ctx.layout.daemonSocket }, paths: { state_dir: ctx.layout.stateDir, runtime_dir: ctx.layout.runtimeDir, config: ctx.layout.configFile } });
-      return info !== undefined ? 0 : 1;
+        ? { cli_version: VERSION, daemon_reachable: true, ...info, ...extra }
+        : { cli_version: VERSION, daemon_reachable: false, error: daemonError, hint: daemonDownHint(inst !== undefined), daemon: { socket: ctx.layout.daemonSocket }, paths: { state_dir: ctx.layout.stateDir, runtime_dir: ctx.layout.runtimeDir, config: ctx.layout.configFile }, ...extra });
+      return healthy ? 0 : 1;
     }
+    const lines: [string, string][] = inst !== undefined ? installLines(inst) : [];
     if (info === undefined) {
-      ctx.stdout.write(`daemon:  not reachable (${daemonError ?? "?"})\n         start it with: bangerd\n`);
+      lines.push(["daemon", `not reachable (${daemonError ?? "?"})`], ["", daemonDownHint(inst !== undefined)]);
+      writeLines(ctx, lines);
       return 1;
     }
-    const lines: [string, string][] = [
+    lines.push(
       ["daemon", `up (version ${info.daemon.version}, pid ${info.daemon.pid}, socket ${info.daemon.socket})`],
-      ["helper", info.helper.reachable ? `up (version ${info.helper.version ?? "?"}, socket ${info.helper.socket})` : `not reachable: ${info.helper.error ?? "?"}`],
+      ["helper", info.helper.reachable ? `up (version ${info.helper.version ?? "?"}, socket ${info.helper.socket})` : `not reachable: ${info.helper.error ?? "?"}; ${daemonDownHint(inst !== undefined)}`],
+    );
+    if (mismatch) lines.push(["versions", `MISMATCH: cli ${VERSION}, daemon ${info.daemon.version}, helper ${info.helper.version ?? "?"}${inst !== undefined ? `, installed ${inst.version}` : ""}; ${inst !== undefined ? "sudo banger system restart" : "restart both from one build"}`]);
+    lines.push(
       ["owner uid", String(info.owner_uid)],
       ["state dir", info.paths.state_dir],
       ["runtime dir", info.paths.runtime_dir],
       ["config", info.paths.config],
-    ];
+    );
+    if (vms !== undefined) lines.push(["vms", `${vms.total} (${vms.running} running)`]);
     if (info.vmm !== undefined) lines.push(["vmm", `${info.vmm.kind} (accel ${info.vmm.accel}): ${info.vmm.reason}`]);
     if (info.storage !== undefined) lines.push(["clone", `${info.storage.clone_strategy}: ${info.storage.reason}`]);
     if (info.network !== undefined) lines.push(["bridge", `${info.network.bridge} ${info.network.cidr} (host ${info.network.bridge_ip})`]);
     if (info.dns !== undefined) lines.push(["dns", info.dns.address]);
     if (info.startup !== undefined) lines.push(...startupLines(info.startup));
-    for (const [k, v] of lines) ctx.stdout.write(`${(k + ":").padEnd(13)}${v}\n`);
-    return info.helper.reachable ? 0 : 1;
+    writeLines(ctx, lines);
+    return healthy ? 0 : 1;
   },
 };
+
+function writeLines(ctx: CliContext, lines: readonly [string, string][]): void {
+  for (const [k, v] of lines) ctx.stdout.write(`${(k === "" ? "" : k + ":").padEnd(13)}${v}\n`);
+}
+
+/** Only an installed host loads the install code (zod, the service managers): see admin-run.ts. */
+async function installedStatus(ctx: CliContext): Promise<InstallStatus | undefined> {
+  if (ctx.layout.installRoot === undefined) return undefined;
+  const { installStatus } = await import("./admin-run.js");
+  return installStatus(ctx);
+}
+
+function installLines(s: InstallStatus): [string, string][] {
+  const svc = (name: string): string => {
+    const st = s.services[name];
+    return st === undefined ? "?" : st.running ? `running (pid ${st.pid ?? "?"})` : `NOT running: ${st.detail}`;
+  };
+  return [
+    ["installed", `${s.version} (${s.mode}) for ${s.owner.name} (uid ${s.owner.uid}); code in ${s.paths.lib_dir}/current`],
+    ["bangerd-root", svc("bangerd-root")],
+    ["bangerd", svc("bangerd")],
+  ];
+}
 
 /** What the daemon's start-up settled, and every orphan it found (each with what was done about it). */
 function startupLines(s: NonNullable<SystemInfo["startup"]>): [string, string][] {

@@ -1,0 +1,118 @@
+import { realpathSync } from "node:fs";
+import { dirname } from "node:path";
+import { parseArgs } from "node:util";
+import { install, restartServices } from "../../../install/install.js";
+import { installLayout, installRootFromEnv, type InstallLayout } from "../../../install/layout.js";
+import { readInstallMetadata, type InstallMetadata } from "../../../install/metadata.js";
+import { chooseMode, systemdBooted } from "../../../install/mode.js";
+import { resolveOwner } from "../../../install/owner.js";
+import { reach } from "../../../install/ready.js";
+import { SERVICES } from "../../../install/layout.js";
+import { servicesFor } from "../../../install/services.js";
+import { uninstall } from "../../../install/uninstall.js";
+import { systemRunner } from "../../../system/runner.js";
+import { VERSION } from "../../../version.js";
+import { UsageError, type CliContext } from "../../command.js";
+
+/*
+ * The bodies of `banger system install|restart|uninstall`, loaded on use (like doctor-run.ts) and
+ * bundled apart as dist/bin/banger-system.cjs: they pull zod, koffi and the copy code, which no
+ * everyday command should parse at start.
+ */
+
+function requireRoot(ctx: CliContext, what: string): boolean {
+  if (process.getuid?.() === 0) return true;
+  ctx.stderr.write(`error: banger system ${what} acts as root (root-owned code, units, the helper): run it with sudo, e.g. sudo banger system ${what}\n`);
+  return false;
+}
+
+function layoutOf(ctx: CliContext): InstallLayout {
+  return installLayout(installRootFromEnv(ctx.env));
+}
+
+function installed(ctx: CliContext, layout: InstallLayout): InstallMetadata | undefined {
+  const meta = readInstallMetadata(layout.metadataFile);
+  if (meta === undefined) ctx.stderr.write(`error: banger is not installed (${layout.metadataFile} does not exist); install it with: sudo banger system install\n`);
+  return meta;
+}
+
+const log = (ctx: CliContext) => (line: string): void => { ctx.stderr.write(`${line}\n`); };
+
+/** The package this CLI runs from: argv[1] is <package>/dist/bin/banger.cjs, reached through npm's bin link. */
+function packageDir(): string {
+  return dirname(dirname(dirname(realpathSync(process.argv[1] ?? ""))));
+}
+
+export async function runInstall(args: readonly string[], ctx: CliContext): Promise<number> {
+  const { values } = parseArgs({ args: [...args], options: { owner: { type: "string" }, mode: { type: "string" } }, strict: true, allowPositionals: false });
+  const mode = chooseMode(values.mode, systemdBooted());
+  if ("error" in mode) throw new UsageError(mode.error);
+  if (!requireRoot(ctx, "install")) return 1;
+  const owner = resolveOwner(values.owner, ctx.env);
+  if ("error" in owner) throw new UsageError(owner.error);
+  const layout = layoutOf(ctx);
+  if (mode.mode === "systemd" && layout.root !== "/") throw new UsageError("--mode systemd installs into the host's own tree only (BANGER_INSTALL_ROOT is set); use --mode detached");
+  const meta = await install({ layout, owner, mode: mode.mode, packageDir: packageDir(), version: VERSION, node: process.execPath, runner: systemRunner, log: log(ctx) });
+  ctx.stdout.write(`banger ${meta.version} installed (${meta.mode}) for ${meta.owner.name}: bridge ${meta.network.bridge} ${meta.network.cidr}, state in ${meta.paths.state_dir}\nnext, as ${meta.owner.name}: banger vm run --rm -- uname -r\n`);
+  return 0;
+}
+
+export async function runRestart(args: readonly string[], ctx: CliContext): Promise<number> {
+  parseArgs({ args: [...args], options: {}, strict: true, allowPositionals: false });
+  if (!requireRoot(ctx, "restart")) return 1;
+  const layout = layoutOf(ctx);
+  const meta = installed(ctx, layout);
+  if (meta === undefined) return 1;
+  await restartServices(meta, layout, systemRunner, log(ctx));
+  ctx.stdout.write(`bangerd-root and bangerd restarted (${meta.mode}); running VMs were kept and re-adopted\n`);
+  return 0;
+}
+
+export async function runUninstall(args: readonly string[], ctx: CliContext): Promise<number> {
+  const { values } = parseArgs({ args: [...args], options: { purge: { type: "boolean" }, force: { type: "boolean" } }, strict: true, allowPositionals: false });
+  if (!requireRoot(ctx, "uninstall")) return 1;
+  const layout = layoutOf(ctx);
+  const meta = installed(ctx, layout);
+  if (meta === undefined) return 1;
+  await uninstall({ layout, meta, runner: systemRunner, force: values.force === true, purge: values.purge === true, log: log(ctx) });
+  ctx.stdout.write(`banger uninstalled${values.purge === true ? " (state purged)" : `; images, disks and state kept in ${meta.paths.state_dir} (remove with --purge)`}\n`);
+  return 0;
+}
+
+/** What `system status` adds on an installed host: the mode, each service as its manager sees it, every version. */
+export interface InstallStatus {
+  readonly mode: InstallMetadata["mode"];
+  readonly version: string;
+  readonly owner: InstallMetadata["owner"];
+  readonly services: Record<string, { running: boolean; pid?: number | undefined; detail: string }>;
+  readonly versions: { cli: string; installed: string; daemon?: string | undefined; helper?: string | undefined; mismatch: boolean };
+  readonly paths: InstallMetadata["paths"];
+  readonly network: InstallMetadata["network"];
+}
+
+export async function installStatus(ctx: CliContext): Promise<InstallStatus | undefined> {
+  const layout = layoutOf(ctx);
+  const meta = readInstallMetadata(layout.metadataFile);
+  if (meta === undefined) return undefined;
+  const services = servicesFor(meta, layout, systemRunner);
+  const states: InstallStatus["services"] = {};
+  for (const s of SERVICES) {
+    try {
+      const st = await services.status(s);
+      states[s] = { running: st.running, pid: st.pid, detail: st.detail };
+    } catch (e) {
+      states[s] = { running: false, detail: `unknown: ${e instanceof Error ? e.message : String(e)}` };
+    }
+  }
+  const r = await reach(meta);
+  const seen = [VERSION, meta.version, r.daemon.version, r.helper.version].filter((v): v is string => v !== undefined);
+  return {
+    mode: meta.mode,
+    version: meta.version,
+    owner: meta.owner,
+    services: states,
+    versions: { cli: VERSION, installed: meta.version, daemon: r.daemon.version, helper: r.helper.version, mismatch: new Set(seen).size > 1 },
+    paths: meta.paths,
+    network: meta.network,
+  };
+}

@@ -1,0 +1,31 @@
+import type { Command } from "../../command.js";
+
+export const systemInstallCommand: Command = {
+  path: ["system", "install"],
+  summary: "install banger as two services (root helper, owner daemon); run again to upgrade",
+  usage: "sudo banger system install [--owner USER] [--mode systemd|detached]",
+  async run(args, ctx) {
+    const { runInstall } = await import("./admin-run.js");
+    return runInstall(args, ctx);
+  },
+};
+
+export const systemRestartCommand: Command = {
+  path: ["system", "restart"],
+  summary: "restart the helper, then the daemon; running VMs keep running and are re-adopted",
+  usage: "sudo banger system restart",
+  async run(args, ctx) {
+    const { runRestart } = await import("./admin-run.js");
+    return runRestart(args, ctx);
+  },
+};
+
+export const systemUninstallCommand: Command = {
+  path: ["system", "uninstall"],
+  summary: "stop and remove the services, network, code and config (state kept unless --purge)",
+  usage: "sudo banger system uninstall [--force] [--purge]",
+  async run(args, ctx) {
+    const { runUninstall } = await import("./admin-run.js");
+    return runUninstall(args, ctx);
+  },
+};

@@ -1,0 +1,16 @@
+import { resolveBinary } from "../vmm/binaries.js";
+import type { Runner } from "../system/runner.js";
+import { detachedServices } from "./detached-services.js";
+import type { InstallLayout } from "./layout.js";
+import type { InstallMetadata } from "./metadata.js";
+import { SERVICE_PATH } from "./service-command.js";
+import type { ServiceManager } from "./service-manager.js";
+import { systemdServices } from "./systemd-services.js";
+
+/** The manager an install's mode calls for. */
+export function servicesFor(meta: InstallMetadata, layout: InstallLayout, runner: Runner): ServiceManager {
+  if (meta.mode === "systemd") return systemdServices(runner);
+  const setpriv = resolveBinary("setpriv", SERVICE_PATH);
+  if (setpriv === undefined) throw new Error("setpriv (util-linux) is not installed; the detached mode starts bangerd through it: apt-get install util-linux");
+  return detachedServices(meta, layout, { setpriv });
+}
