@@ -58,7 +58,8 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
   try {
     return await found.command.run(found.rest, ctx);
   } catch (e) {
-    if (e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
+    // By name too: commands bundled apart (banger-system.cjs, banger-doctor.cjs) carry their own copy of the class.
+    if (e instanceof UsageError || (e instanceof Error && e.name === "UsageError") || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
       io.stderr.write(`error: ${e.message}\nusage: ${found.command.usage}\n`);
       return 2;
     }

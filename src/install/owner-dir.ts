@@ -1,4 +1,5 @@
 import { closeSync, constants, fchownSync, fstatSync, mkdirSync, openSync } from "node:fs";
+import { dirname } from "node:path";
 
 /**
  * A directory of the owner's (0700) in the system layout — the state dir, the daemon's runtime dir —
@@ -7,7 +8,13 @@ import { closeSync, constants, fchownSync, fstatSync, mkdirSync, openSync } from
  * real directory; helper and daemon check it again at start.
  */
 export function ownerDir(path: string, owner: { readonly name?: string; readonly uid: number; readonly gid: number }): void {
-  mkdirSync(path, { recursive: true, mode: 0o700 });
+  // Parents 0755 (the owner must traverse them), the directory itself 0700.
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  try {
+    mkdirSync(path, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  }
   const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
     const st = fstatSync(fd);
