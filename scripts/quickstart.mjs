@@ -1,27 +1,28 @@
 #!/usr/bin/env node
 // One command from a fresh Debian/Ubuntu host to a command run inside a banger VM:
 //   sudo node scripts/quickstart.mjs [-- CMD...]      (default CMD: uname -a)
-// Installs host packages, builds banger (as the checkout's owner), installs the root helper into a
-// root-owned directory and starts it (root) and bangerd (as the invoking user, from $SUDO_USER),
-// then runs `banger vm run --rm -- CMD`. The default image is built on first use. The two daemons
-// keep running afterwards; the helper logs to /var/log/banger, the daemon under its state dir.
+// It is the short sequence README.md documents, run for you:
+//   1. apt-get install the host packages (scripts/host-packages.txt)
+//   2. as the checkout's owner: npm ci && npm pack            (prepack builds dist/)
+//   3. as root: npm install -g --ignore-scripts banger-<version>.tgz   (banger, bangerd, bangerd-root on PATH)
+//   4. as root: banger system install --owner $SUDO_USER [--mode detached when systemd is not PID 1]
+//   5. as the owner: banger vm run --rm -- CMD                (the default image is built on first use)
+// The services keep running afterwards (`banger system status`); `sudo banger system uninstall` removes them.
 //
-// Root never acts through a path the owner controls: directories and logs in the owner's home are
-// made by processes running as the owner, the helper gets root's own config file
-// (/etc/banger/config.toml, optional) rather than the owner's, and it runs from a root-owned copy,
-// so nothing the owner writes later is executed as root.
-import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, cpSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
-import { connect } from "node:net";
+// Root never runs code the owner can still change: npm's scripts run as the checkout's owner, the
+// tarball is installed without running any of its scripts (its native addons were built in step 2),
+// and `system install` copies the package into root's versioned /usr/local/lib/banger/<version>.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 
 const repo = resolve(import.meta.dirname, "..");
 const dashdash = process.argv.indexOf("--");
 const cmd = dashdash === -1 ? ["uname", "-a"] : process.argv.slice(dashdash + 1);
 
 if (process.getuid() !== 0) {
-  console.error("quickstart: run me with sudo (the root helper must be started as root)");
+  console.error("quickstart: run me with sudo (the services are installed as root)");
   process.exit(2);
 }
 
@@ -32,19 +33,25 @@ function run(argv, opts = {}) {
     console.error(`quickstart: ${argv[0]} failed (exit ${r.status ?? r.signal})`);
     process.exit(1);
   }
+  return r;
 }
 
 const pkgs = readFileSync(join(repo, "scripts", "host-packages.txt"), "utf8").split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#"));
-run(["apt-get", "update"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-run(["apt-get", "install", "-y", "--no-install-recommends", ...pkgs], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+const aptEnv = { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } };
+run(["apt-get", "update"], aptEnv);
+run(["apt-get", "install", "-y", "--no-install-recommends", ...pkgs], aptEnv);
 
-// The owner: whoever ran sudo (root when there is no sudo user).
-const owner = process.env.SUDO_USER && process.env.SUDO_USER !== "root" ? process.env.SUDO_USER : "root";
+// The owner: whoever ran sudo.
+const owner = process.env.SUDO_USER && process.env.SUDO_USER !== "root" ? process.env.SUDO_USER : undefined;
+if (owner === undefined) {
+  console.error("quickstart: run me through sudo from the account that will own the VMs (the daemon runs as that user, never as root)");
+  process.exit(2);
+}
 const pw = readFileSync("/etc/passwd", "utf8").split("\n").map((l) => l.split(":")).find((f) => f[0] === owner);
 const uid = Number(pw[2]);
 const gid = Number(pw[3]);
 const home = pw[5];
-const asOwner = (argv) => (owner === "root" ? argv : ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", ...argv]);
+const asOwner = (argv) => ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", ...argv];
 
 // npm runs the checkout's scripts: as whoever owns the checkout, never as root in someone else's tree.
 const repoUid = statSync(repo).uid;
@@ -54,82 +61,26 @@ if (repoUid !== 0 && repoUid !== uid) {
 }
 const asRepoOwner = (argv) => (repoUid === 0 ? argv : asOwner(argv));
 const repoEnv = repoUid === 0 ? {} : { env: { ...process.env, HOME: home } };
-run(asRepoOwner(["npm", "ci"]), repoEnv);
-run(asRepoOwner(["npm", "run", "build"]), repoEnv);
-
-// The helper runs from a root-owned copy of its bundle and its one native dependency: the checkout
-// stays the owner's to change, and nothing it later holds is executed as root.
-const helperHome = "/usr/local/lib/banger";
-rmSync(helperHome, { recursive: true, force: true });
-mkdirSync(join(helperHome, "bin"), { recursive: true, mode: 0o755 });
-cpSync(join(repo, "dist", "bin", "bangerd-root.cjs"), join(helperHome, "bin", "bangerd-root.cjs"));
-// koffi's native code ships in a per-platform package beside it (@koromix/koffi-linux-x64).
-for (const dep of ["koffi", ...readdirSync(join(repo, "node_modules", "@koromix")).filter((d) => d.startsWith("koffi-")).map((d) => join("@koromix", d))]) {
-  cpSync(join(repo, "node_modules", dep), join(helperHome, "node_modules", dep), { recursive: true, dereference: false, verbatimSymlinks: true });
-}
-(function onlyRootWrites(p) {
-  const st = lstatSync(p);
-  if (st.isSymbolicLink()) return;
-  chmodSync(p, st.mode & 0o755);
-  if (st.isDirectory()) for (const e of readdirSync(p)) onlyRootWrites(join(p, e));
-})(helperHome);
-
-const stateDir = owner === "root" ? "/var/lib/banger" : join(home, ".local", "state", "banger");
-// $XDG_RUNTIME_DIR (/run/user/UID, made by logind, the owner's) over /tmp, where anyone could squat the name first.
-const xdg = `/run/user/${uid}`;
-const xdgOk = owner !== "root" && (() => { try { const st = lstatSync(xdg); return st.isDirectory() && st.uid === uid; } catch { return false; } })();
-const runtimeDir = owner === "root" ? "/run/banger" : xdgOk ? join(xdg, "banger") : `/tmp/banger-runtime-${uid}`;
-const configFile = owner === "root" ? "/etc/banger/config.toml" : join(home, ".config", "banger", "config.toml");
-// Made by the owner itself, so root never creates or chowns anything through the owner's home;
-// mkdir -p keeps an existing directory, which the helper then checks (real directory, the owner's).
-run(asOwner(["mkdir", "-p", "-m", "0700", stateDir, runtimeDir]));
-for (const d of [stateDir, runtimeDir]) {
-  const st = lstatSync(d);
-  if (!st.isDirectory() || st.uid !== uid) {
-    console.error(`quickstart: ${d} is not a directory of ${owner} (someone else made it, or it is a symlink); remove it and run again`);
+const packDir = mkdtempSync(join(tmpdir(), "banger-pack-"));
+try {
+  if (repoUid !== 0) spawnSync("chown", [`${uid}:${gid}`, packDir]);
+  run(asRepoOwner(["npm", "ci"]), repoEnv);
+  run(asRepoOwner(["npm", "pack", "--silent", "--pack-destination", packDir]), repoEnv);
+  const version = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")).version;
+  const tarball = join(packDir, `banger-${version}.tgz`);
+  if (!existsSync(tarball)) {
+    console.error(`quickstart: npm pack did not write ${tarball}`);
     process.exit(1);
   }
-}
-const env = { ...process.env, HOME: home, BANGER_STATE_DIR: stateDir, BANGER_RUNTIME_DIR: runtimeDir, BANGER_CONFIG: configFile };
-const bin = (name) => join(repo, "dist", "bin", `${name}.cjs`);
-
-/** Start argv detached, its output appended to `log`: opened here for root's own log, by a process of the owner for the owner's. */
-function startDetached(argv, log, childEnv) {
-  const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ["ignore", log, log], env: childEnv });
-  child.unref();
+  run(["npm", "install", "-g", "--ignore-scripts", "--no-audit", "--no-fund", tarball]);
+} finally {
+  rmSync(packDir, { recursive: true, force: true });
 }
 
-// A socket file is not a server: one left by a daemon that was killed refuses connections (both
-// daemons replace such a file when they start).
-function listening(path) {
-  return new Promise((resolveListening) => {
-    const socket = connect(path);
-    socket.once("connect", () => { socket.destroy(); resolveListening(true); });
-    socket.once("error", () => { resolveListening(false); });
-  });
-}
-
-async function waitFor(path, what, log) {
-  for (let i = 0; i < 100; i++) {
-    if (await listening(path)) return;
-    await sleep(100);
-  }
-  console.error(`quickstart: ${what} did not start; see ${log}`);
-  process.exit(1);
-}
-
-const helperSocket = "/run/banger-root/helper.sock";
-if (!(await listening(helperSocket))) {
-  mkdirSync("/var/log/banger", { recursive: true, mode: 0o700 });
-  const log = openSync("/var/log/banger/bangerd-root.log", "a", 0o600);
-  // Root's own config, not the owner's: the helper refuses a config file anyone but root can write.
-  startDetached([process.execPath, join(helperHome, "bin", "bangerd-root.cjs"), "--owner", String(uid), "--owner-gid", String(gid), "--state-dir", stateDir, "--config", "/etc/banger/config.toml"], log, { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" });
-  await waitFor(helperSocket, "bangerd-root", "/var/log/banger/bangerd-root.log");
-}
-const daemonSocket = join(runtimeDir, "bangerd.sock");
-if (!(await listening(daemonSocket))) {
-  // The owner's log, opened by a process of the owner (scripts/detach.mjs), never by root.
-  startDetached(asOwner([process.execPath, join(repo, "scripts", "detach.mjs"), join(stateDir, "bangerd.log"), "--", process.execPath, bin("bangerd")]), "ignore", env);
-  await waitFor(daemonSocket, "bangerd", join(stateDir, "bangerd.log"));
-}
-run(asOwner([process.execPath, bin("banger"), "vm", "run", "--rm", "--", ...cmd]), { env });
+// The installed banger, found the way the user will find it: on root's PATH, in npm's global prefix.
+const prefix = run(["npm", "prefix", "-g"], { stdio: ["ignore", "pipe", "inherit"] }).stdout.toString().trim();
+const banger = join(prefix, "bin", "banger");
+const mode = existsSync("/run/systemd/system") ? [] : ["--mode", "detached"];
+if (mode.length > 0) console.error("quickstart: systemd is not PID 1 here: the services run detached (pidfiles in /run/banger-services, logs in /var/log/banger) and do not come back after a reboot");
+run([banger, "system", "install", "--owner", owner, ...mode]);
+run(asOwner([banger, "vm", "run", "--rm", "--", ...cmd]), { env: { PATH: process.env.PATH, HOME: home } });

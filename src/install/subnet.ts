@@ -1,8 +1,12 @@
-import { intToIpv4, parseCidr } from "../model/ipv4.js";
+import { intToIpv4, ipv4ToInt } from "../model/ipv4.js";
 import type { Runner } from "../system/runner.js";
 
-/** Where the bridge subnet is looked for, in order: the historical default first, so existing setups keep it. */
-const CANDIDATE_BLOCKS = ["172.16.90.0/24", "172.16.0.0/16", "10.90.0.0/16", "192.168.0.0/16"] as const;
+/**
+ * Where the bridge subnet is looked for, /24 by /24 in order: from the historical default
+ * 172.16.90.0/24 (existing setups keep it) to the end of 172.16.0.0/12, then in 10/8 and
+ * 192.168/16 from their .90 onwards, past the low numbers home routers and VPNs favour.
+ */
+const CANDIDATE_RANGES = [["172.16.90.0", "172.31.255.0"], ["10.90.0.0", "10.255.255.0"], ["192.168.90.0", "192.168.255.0"]] as const;
 
 interface RouteLike { readonly dst?: unknown; readonly dev?: unknown }
 interface AddrLike { readonly ifname?: unknown; readonly addr_info?: readonly { family?: unknown; local?: unknown; prefixlen?: unknown }[] }
@@ -35,9 +39,8 @@ export function usedNetworks(routes: readonly RouteLike[], addrs: readonly AddrL
 export function chooseSubnet(routes: readonly RouteLike[], addrs: readonly AddrLike[], ownBridge: string): string | undefined {
   const used = usedNetworks(routes, addrs, ownBridge);
   const overlaps = (net: number): boolean => used.some((u) => net < u.network + u.size && u.network < net + 256);
-  for (const block of CANDIDATE_BLOCKS) {
-    const { network, size } = parseCidr(block);
-    for (let net = network; net < network + size; net += 256) {
+  for (const [first, last] of CANDIDATE_RANGES) {
+    for (let net = ipv4ToInt(first); net <= ipv4ToInt(last); net += 256) {
       if (!overlaps(net)) return `${intToIpv4(net)}/24`;
     }
   }
@@ -50,6 +53,6 @@ export async function pickBridgeSubnet(runner: Runner, ownBridge: string): Promi
   const routes = (await json(["ip", "-j", "-4", "route", "show", "table", "all"])) as RouteLike[];
   const addrs = (await json(["ip", "-j", "-4", "addr", "show"])) as AddrLike[];
   const cidr = chooseSubnet(routes, addrs, ownBridge);
-  if (cidr === undefined) throw new Error(`no free private /24 for the bridge (every candidate in ${CANDIDATE_BLOCKS.join(", ")} overlaps a host route); set network.cidr in the config and install again`);
+  if (cidr === undefined) throw new Error(`no free private /24 for the bridge (every /24 from ${CANDIDATE_RANGES.map(([a, b]) => `${a} to ${b}`).join(", ")} overlaps a host route or address); set network.cidr in the config and install again`);
   return cidr;
 }

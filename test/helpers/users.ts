@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { lookupAccount } from "../../src/install/owner.js";
 import { systemRunner } from "../../src/system/runner.js";
 
 export interface TestUser {
@@ -11,13 +11,7 @@ export interface TestUser {
 /** The non-root user tests run the daemon as (production runs bangerd as its owner, never root). */
 export const TEST_USER = "banger-test";
 
-function lookup(name: string): TestUser | undefined {
-  for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
-    const f = line.split(":");
-    if (f[0] === name) return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? "/nonexistent" };
-  }
-  return undefined;
-}
+const lookup = (name: string): TestUser | undefined => lookupAccount(name);
 
 /** Creates the test user (with a home dir and subordinate ids for unshare) if missing; needs root. */
 export async function ensureTestUser(name = TEST_USER): Promise<TestUser> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { privCreateTap, privDeleteTap, privEnsureBridge, privEnsureNat, privNetworkStatus, privRemoveNatAll } from "../../../src/rpc/priv/network.js";
+import { privCreateTap, privDeleteTap, privEnsureBridge, privEnsureNat, privNetworkStatus, privRemoveNatAll, privTeardownNetwork } from "../../../src/rpc/priv/network.js";
 import { RpcError } from "../../../src/rpc/errors.js";
 import { createNetNs, type NetNs } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
@@ -106,8 +106,17 @@ for (const [backend, forwarding] of [["nftables", "0"], ["iptables", "0"], ["nft
     assert.equal(await iptablesSave(ns), iptBefore);
     assert.equal(await ipForward(ns), forwarding);
     await helper.call(privDeleteTap, { tap_name: "tap-pool-1" });
-    await ns.run(["ip", "link", "del", "bgtbr0"]);
-    assert.equal(await links(ns), linksBefore, "ip link identical once the bridge is gone");
+
+    // Uninstall (priv.teardown_network): NAT, taps and the bridge all go; links identical to before.
+    await helper.call(privCreateTap, { tap_name: "tap-pool-2" });
+    await helper.call(privEnsureNat, { guest_ip: "172.16.91.9", tap: "tap-pool-2", enable: true });
+    const td = await helper.call(privTeardownNetwork, {});
+    assert.deepEqual(td.removed.filter((r) => r !== "resolver").sort(), ["bgtbr0", `nat:${backend}`, "tap-pool-2"]);
+    assert.equal(await links(ns), linksBefore, "ip link identical after teardown");
+    assert.equal(await ns.run(["nft", "list", "ruleset"]), nftBefore);
+    assert.equal(await iptablesSave(ns), iptBefore);
+    assert.equal(await ipForward(ns), forwarding);
+    assert.deepEqual((await helper.call(privTeardownNetwork, {})).removed, [], "idempotent: a second teardown finds nothing");
   });
 }
 

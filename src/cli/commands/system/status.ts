@@ -68,7 +68,8 @@ export const systemStatusCommand: Command = {
 };
 
 function writeLines(ctx: CliContext, lines: readonly [string, string][]): void {
-  for (const [k, v] of lines) ctx.stdout.write(`${(k === "" ? "" : k + ":").padEnd(13)}${v}\n`);
+  const width = Math.max(13, ...lines.map(([k]) => k.length + 2));
+  for (const [k, v] of lines) ctx.stdout.write(`${(k === "" ? "" : k + ":").padEnd(width)}${v}\n`);
 }
 
 /** Only an installed host loads the install code (zod, the service managers): see admin-run.ts. */
