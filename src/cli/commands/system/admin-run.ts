@@ -97,7 +97,7 @@ export async function runUpdate(args: readonly string[], ctx: CliContext): Promi
     const r = await update({ layout, meta, tarball, runner: systemRunner, log: log(ctx), healthTimeoutMs: timeoutS * 1000 });
     ctx.stdout.write(`banger updated from ${r.from} to ${r.to}; bangerd-root and bangerd restarted (${meta.mode}), running VMs kept\n`);
     // The services run root's copy under `current`; the `banger` on PATH is npm's and is not ours to replace.
-    if (r.to !== VERSION) ctx.stdout.write(`the banger CLI running this is ${VERSION}; to match the services: npm install -g ${values.from !== undefined ? tarball : `banger@${r.to}`}\n`);
+    if (r.to !== VERSION) ctx.stdout.write(`the banger CLI running this is ${VERSION}; to match the services: sudo npm install -g --ignore-scripts ${values.from !== undefined ? tarball : `banger@${r.to}`}\n`);
     return 0;
   } catch (e) {
     if (!(e instanceof UpdateRolledBackError)) throw e;
