@@ -4,7 +4,7 @@ import { loadConfig } from "../config/load.js";
 import { resolveLayout, state } from "../paths/paths.js";
 import { Dispatcher } from "../rpc/dispatcher.js";
 import { serveUnix } from "../rpc/unix-server.js";
-import { openDatabase } from "../state/database.js";
+import { openDatabase, restorePreMigrationCopy, selfCheck } from "../state/database.js";
 import { createLogger } from "../system/log.js";
 import { systemRunner } from "../system/runner.js";
 import { VERSION } from "../version.js";
@@ -15,16 +15,21 @@ import { daemonMethods } from "./registry.js";
 import { ensureRuntimeDir, RuntimeDirError } from "./runtime-dir.js";
 import { createVmmService } from "./vmm-service.js";
 
-const USAGE = `usage: bangerd [--system]
+const USAGE = `usage: bangerd [--system] [--check | --restore-schema]
 
 The banger owner daemon (foreground). Runs as the user who owns the VMs;
 privileged work goes to bangerd-root. Paths: BANGER_STATE_DIR,
-BANGER_RUNTIME_DIR, BANGER_CONFIG, BANGER_SOCKET, BANGER_HELPER_SOCKET.`;
+BANGER_RUNTIME_DIR, BANGER_CONFIG, BANGER_SOCKET, BANGER_HELPER_SOCKET.
+--check loads the code and its native modules, prints {"version","schema"}
+as JSON and exits (banger update runs it before switching to a version).
+--restore-schema puts back the copy of the state database taken before a
+newer banger migrated it, moving that one aside, prints what it did as JSON
+and exits (a rolled-back banger update runs it with the daemon stopped).`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args: [...argv], options: { system: { type: "boolean" }, help: { type: "boolean", short: "h" } }, strict: true }));
+    ({ values } = parseArgs({ args: [...argv], options: { system: { type: "boolean" }, check: { type: "boolean" }, "restore-schema": { type: "boolean" }, help: { type: "boolean", short: "h" } }, strict: true }));
   } catch (e) {
     process.stderr.write(`bangerd: ${(e as Error).message}\n${USAGE}\n`);
     return 2;
@@ -33,8 +38,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE + "\n");
     return 0;
   }
+  if (values.check === true) {
+    process.stdout.write(JSON.stringify(selfCheck()) + "\n");
+    return 0;
+  }
   process.umask(0o077);
   const layout = resolveLayout(process.env, values.system === true ? "system" : undefined);
+  if (values["restore-schema"] === true) {
+    process.stdout.write(JSON.stringify(restorePreMigrationCopy(state.database(layout.stateDir)) ?? {}) + "\n");
+    return 0;
+  }
   const logger = createLogger(process.stderr, { proc: "bangerd" });
   const config = loadConfig(layout.configFile);
   mkdirSync(layout.stateDir, { recursive: true, mode: 0o700 });

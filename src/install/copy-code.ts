@@ -45,14 +45,22 @@ function lookupDirs(packageDir: string, fromDir: string): string[] {
   return dirs;
 }
 
-/**
- * Copies the running package into <lib dir>/<version> as root's (0755 dirs, files without group or
- * other write), then points `current` at it by renaming a fresh link over the old one. The source
- * may be the owner's checkout: every entry is opened beneath the package directory's descriptor with
- * no symlink followed, and only directories and regular files are copied, so nothing the owner links
- * in (a root-only file, another tree) ends up in root's code. Returns the version directory.
- */
+/** Copies the package into <lib dir>/<version> (copyVersion), then points `current` at it. Returns the version directory. */
 export function installCode(layout: InstallLayout, packageDir: string, version: string): string {
+  const target = copyVersion(layout, packageDir, version);
+  pointCurrentAt(layout, version);
+  return target;
+}
+
+/**
+ * Copies a package into <lib dir>/<version> as root's (0755 dirs, files without group or other
+ * write), leaving `current` as it is (install swaps it right away; update only once the copy has
+ * shown it starts). The source may be the owner's checkout: every entry is opened beneath the
+ * package directory's descriptor with no symlink followed, and only directories and regular files
+ * are copied, so nothing the owner links in (a root-only file, another tree) ends up in root's
+ * code. Returns the version directory.
+ */
+export function copyVersion(layout: InstallLayout, packageDir: string, version: string): string {
   if (!VERSION_PATTERN.test(version)) throw new Error(`version ${JSON.stringify(version)} cannot name a directory`);
   mkdirSync(layout.libDir, { recursive: true, mode: 0o755 });
   const target = installFiles.versionDir(layout, version);
@@ -75,7 +83,6 @@ export function installCode(layout: InstallLayout, packageDir: string, version: 
   if (hadOld) renameSync(target, old);
   renameSync(staging, target);
   if (hadOld) rmSync(old, { recursive: true, force: true });
-  pointCurrentAt(layout, version);
   return target;
 }
 

@@ -7,7 +7,7 @@ import { parseProcStat } from "../system/proc.js";
 import { installFiles, type InstallLayout, type ServiceName } from "./layout.js";
 import { writeFileAtomic, type InstallMetadata } from "./metadata.js";
 import { ownerDir } from "./owner-dir.js";
-import { serviceCommand } from "./service-command.js";
+import { argvAsUser, serviceCommand } from "./service-command.js";
 import type { ServiceManager, ServiceStatus } from "./service-manager.js";
 
 /** What a pidfile records: the pid alone could be reused by an unrelated process after a crash. */
@@ -62,8 +62,7 @@ export function detachedServices(meta: InstallMetadata, layout: InstallLayout, o
     let pid: number;
     try {
       if (!fstatSync(logFd).isFile()) throw new Error(`${installFiles.logFile(layout, service)} is not a regular file; remove it`);
-      const argv = cmd.user.uid === 0 ? cmd.argv : [opts.setpriv, `--reuid=${cmd.user.uid}`, `--regid=${cmd.user.gid}`, "--init-groups", "--", ...cmd.argv];
-      pid = launchDetached({ argv, logFd, env: { ...cmd.env }, cwd: "/" });
+      pid = launchDetached({ argv: argvAsUser(cmd, opts.setpriv), logFd, env: { ...cmd.env }, cwd: "/" });
     } finally {
       closeSync(logFd);
     }

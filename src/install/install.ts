@@ -90,14 +90,17 @@ export async function install(req: InstallRequest): Promise<InstallMetadata> {
   return meta;
 }
 
-/** Helper first (the daemon's start-up needs it), each waited for; running VMs are left alone and re-adopted. */
-export async function restartServices(meta: InstallMetadata, layout: InstallLayout, runner: Runner, log: (line: string) => void): Promise<void> {
+/**
+ * Helper first (the daemon's start-up needs it), each waited for (up to `timeoutMs` to answer as
+ * meta.version); running VMs are left alone and re-adopted.
+ */
+export async function restartServices(meta: InstallMetadata, layout: InstallLayout, runner: Runner, log: (line: string) => void, timeoutMs?: number): Promise<void> {
   const services = servicesFor(meta, layout, runner);
   for (const [service, which] of [["bangerd-root", "helper"], ["bangerd", "daemon"]] as const) {
     log(`restarting ${service} (${services.mode})`);
     await services.restart(service);
     try {
-      await waitUntilServing(meta, which, meta.version);
+      await waitUntilServing(meta, which, meta.version, timeoutMs);
     } catch (e) {
       throw new Error(`${(e as Error).message}; see ${services.mode === "systemd" ? `journalctl -u ${service}` : installFiles.logFile(layout, service)}`, { cause: e });
     }

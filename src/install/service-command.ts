@@ -39,3 +39,9 @@ export function serviceCommand(meta: InstallMetadata, layout: InstallLayout, ser
     user: meta.owner,
   };
 }
+
+/** `cmd`'s argv (plus `extra` flags) as its user runs it: as it is for root, else through setpriv dropping to the owner with its groups. */
+export function argvAsUser(cmd: ServiceCommand, setpriv: string, extra: readonly string[] = []): string[] {
+  const argv = [...cmd.argv, ...extra];
+  return cmd.user.uid === 0 ? argv : [setpriv, `--reuid=${cmd.user.uid}`, `--regid=${cmd.user.gid}`, "--init-groups", "--", ...argv];
+}

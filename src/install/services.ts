@@ -10,7 +10,12 @@ import { systemdServices } from "./systemd-services.js";
 /** The manager an install's mode calls for. */
 export function servicesFor(meta: InstallMetadata, layout: InstallLayout, runner: Runner): ServiceManager {
   if (meta.mode === "systemd") return systemdServices(runner);
+  return detachedServices(meta, layout, { setpriv: setprivPath("the detached mode starts bangerd through it") });
+}
+
+/** util-linux setpriv in root's search path, which drops root to the owner; `why` says what needs it. */
+export function setprivPath(why: string): string {
   const setpriv = resolveBinary("setpriv", SERVICE_PATH);
-  if (setpriv === undefined) throw new Error("setpriv (util-linux) is not installed; the detached mode starts bangerd through it: apt-get install util-linux");
-  return detachedServices(meta, layout, { setpriv });
+  if (setpriv === undefined) throw new Error(`setpriv (util-linux) is not installed; ${why}: apt-get install util-linux`);
+  return setpriv;
 }

@@ -5,6 +5,7 @@ import { parseConfig } from "../config/load.js";
 import { SYSTEM_CONFIG_FILE, SYSTEM_STATE_DIR, DEFAULT_HELPER_SOCKET, helperVmFiles } from "../paths/paths.js";
 import { Dispatcher } from "../rpc/dispatcher.js";
 import { serveUnix } from "../rpc/unix-server.js";
+import { libcLibrary } from "../system/libc.js";
 import { createLogger } from "../system/log.js";
 import { dirfdCalls } from "../system/dirfd-calls.js";
 import { systemRunner } from "../system/runner.js";
@@ -18,10 +19,13 @@ import { VmmRunDirs } from "./vmm-run-dirs.js";
 import { helperMethods } from "./registry.js";
 
 const USAGE = `usage: bangerd-root --owner UID [--owner-gid GID] [--state-dir DIR] [--config FILE] [--socket PATH]
+       bangerd-root --check
 
 The root helper: the only banger process that runs as root. Its managed
 root (the owner's state dir) and owner come from these flags, never from a
-request. What it creates for VMMs lives next to its socket, in vm/.`;
+request. What it creates for VMMs lives next to its socket, in vm/.
+--check loads the code and libc through koffi, prints {"version"} as JSON
+and exits (banger update runs it before switching to a version).`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   let values;
@@ -34,6 +38,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         "state-dir": { type: "string", default: SYSTEM_STATE_DIR },
         config: { type: "string", default: SYSTEM_CONFIG_FILE },
         socket: { type: "string", default: process.env["BANGER_HELPER_SOCKET"] ?? DEFAULT_HELPER_SOCKET },
+        check: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -44,6 +49,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (values.help === true) {
     process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+  if (values.check === true) {
+    libcLibrary(); // the native FFI every privileged call goes through
+    process.stdout.write(JSON.stringify({ version: VERSION }) + "\n");
     return 0;
   }
   const ownerUid = Number(values.owner);

@@ -1,5 +1,6 @@
-import { constants, copyFileSync, existsSync } from "node:fs";
+import { constants, copyFileSync, existsSync, renameSync } from "node:fs";
 import Database from "better-sqlite3";
+import { VERSION } from "../version.js";
 import { MIGRATIONS } from "./migrations.js";
 
 export type Db = Database.Database;
@@ -14,7 +15,9 @@ export type Db = Database.Database;
  * host that crashed under a non-WAL copy), and one from a newer banger (its
  * schema would be misread). The refusal names a copy made beside it, so the
  * user can move the original away and still has the data. Before migrating a
- * database forward, a consistent copy of the old version is kept as well.
+ * database forward, a consistent copy of the old version is kept as well:
+ * migrations only run forward, so that copy is how an older banger (a
+ * rolled-back update) gets a database it can read.
  */
 export function openDatabase(path: string): Db {
   const db = new Database(path);
@@ -22,7 +25,8 @@ export function openDatabase(path: string): Db {
     // Reads only: nothing below may change a file that is about to be refused.
     const current = db.pragma("user_version", { simple: true }) as number;
     if (current > MIGRATIONS.length) {
-      throw new StateDbRefusedError(path, `was written by a newer banger (schema version ${current}; this banger knows up to ${MIGRATIONS.length})`, "run that newer banger, or move the database away to start with an empty state");
+      const writer = writtenBy(db, current);
+      throw new StateDbRefusedError(path, `was written by ${writer ?? "a newer banger"} (schema version ${current}; this banger ${VERSION} knows up to ${MIGRATIONS.length})`, newerSchemaHint(path, writer));
     }
     if (current > 0) {
       const check = db.pragma("quick_check", { simple: true });
@@ -40,6 +44,33 @@ export function openDatabase(path: string): Db {
     if (isCorrupt(e)) throw new StateDbRefusedError(path, `is not a readable SQLite database (${(e as Error).message})`, RESTORE_HINT).withCopy();
     throw e;
   }
+}
+
+/** The banger version that brought the database to `schema`, if it recorded one (schema_history, from schema 4). */
+function writtenBy(db: Db, schema: number): string | undefined {
+  try {
+    const row = db.prepare("SELECT banger_version FROM schema_history WHERE version = ?").get(schema) as { banger_version: string } | undefined;
+    return row === undefined ? undefined : `banger ${row.banger_version}`;
+  } catch {
+    return undefined; // no such table: a newer banger that does not keep it, or a hand-made file
+  }
+}
+
+function newerSchemaHint(path: string, writer: string | undefined): string {
+  const update = `update banger${writer !== undefined ? ` (to ${writer.replace(/^banger /, "")} or later)` : ""}`;
+  const backup = newestBackup(`${path}.schema-v${MIGRATIONS.length}.bak`);
+  const restore = backup !== undefined
+    ? `or restore the database from ${backup} (the copy taken before it was migrated past this version; later changes are lost)`
+    : "or restore a backup of the database made by this version, or move it away to start with an empty state";
+  return `${update}, ${restore}`;
+}
+
+/** The last of `base`, `base.1`, ... that exists (freshName numbers later copies higher). */
+function newestBackup(base: string): string | undefined {
+  if (!existsSync(base)) return undefined;
+  let i = 1;
+  while (existsSync(`${base}.${i}`)) i++;
+  return i === 1 ? base : `${base}.${i - 1}`;
 }
 
 const RESTORE_HINT = "restore a backup of it, or move it away to start with an empty state (images and VMs are then unknown to banger)";
@@ -79,11 +110,9 @@ function sqlString(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
 }
 
-export function migrate(db: Db): void {
+/** Apply every migration past the database's version, forward only (openDatabase has refused a newer one). */
+function migrate(db: Db): void {
   const current = db.pragma("user_version", { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new Error(`state database is at schema version ${current}, newer than this banger (${MIGRATIONS.length}); upgrade banger`);
-  }
   // Foreign keys off while migrating (the pragma is a no-op inside a transaction): a migration that
   // rebuilds a table, SQLite's way to change a constraint, would otherwise cascade the DROP of the
   // old table into the rows that reference it. On for everything after.
@@ -97,10 +126,56 @@ export function migrate(db: Db): void {
         const broken = db.pragma("foreign_key_check") as unknown[];
         if (broken.length > 0) throw new Error(`migration to schema version ${v + 1} left ${broken.length} broken references: ${JSON.stringify(broken.slice(0, 3))}`);
         db.pragma(`user_version = ${v + 1}`);
+        if (hasHistory(db)) db.prepare("INSERT OR REPLACE INTO schema_history (version, banger_version, applied_at) VALUES (?, ?, ?)").run(v + 1, VERSION, new Date().toISOString());
       }).immediate();
     }
   } finally {
     db.pragma("foreign_keys = ON");
+  }
+}
+
+function hasHistory(db: Db): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_history'").get() !== undefined;
+}
+
+/**
+ * Undoes a newer banger's migrations for this one (`bangerd --restore-schema`, run by a rolled-back
+ * `banger update` while no daemon is running): the database that banger migrated is moved aside
+ * (with its WAL, which holds committed rows) and the copy it took before migrating past this
+ * version is put in its place. Whatever the newer banger changed after migrating is in the moved
+ * file, not lost. Nothing happens when the database is at this version or older.
+ */
+export function restorePreMigrationCopy(path: string): { restored: string; setAside: string } | undefined {
+  if (!existsSync(path)) return undefined;
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  let current: number;
+  try {
+    current = db.pragma("user_version", { simple: true }) as number;
+  } finally {
+    db.close();
+  }
+  if (current <= MIGRATIONS.length) return undefined;
+  const backup = newestBackup(`${path}.schema-v${MIGRATIONS.length}.bak`);
+  if (backup === undefined) throw new StateDbRefusedError(path, `is at schema version ${current} and no copy from before it left version ${MIGRATIONS.length} exists`, "update banger to the version that migrated it, or move the database away to start with an empty state");
+  const setAside = freshName(`${path}.from-schema-v${current}`);
+  renameSync(path, setAside);
+  for (const suffix of ["-wal", "-shm"]) if (existsSync(path + suffix)) renameSync(path + suffix, setAside + suffix);
+  copyFileSync(backup, path, constants.COPYFILE_EXCL);
+  return { restored: backup, setAside };
+}
+
+/**
+ * What `bangerd --check` reports: this code's version and the schema it writes, after loading the
+ * SQLite native module for real (a throwaway in-memory database), so a package whose addon does not
+ * load on this host fails the check instead of the service start.
+ */
+export function selfCheck(): { version: string; schema: number } {
+  const db = new Database(":memory:");
+  try {
+    migrate(db);
+    return { version: VERSION, schema: db.pragma("user_version", { simple: true }) as number };
+  } finally {
+    db.close();
   }
 }
 

@@ -1,6 +1,10 @@
 /**
  * Versioned schema migrations. Append only: a shipped migration is never
- * edited, a change is a new entry. `user_version` records how far a database got.
+ * edited, a change is a new entry. `user_version` records how far a database
+ * got, and they only ever run forward: there are no down-migrations, so a
+ * banger older than its database refuses it (see openDatabase) instead of
+ * misreading it. `schema_history` (from 5 on) names the banger version that
+ * brought the database to each schema, so that refusal can say which one.
  */
 export const MIGRATIONS: readonly string[] = [
   // 1: images, vms, operations, network leases.
@@ -81,5 +85,13 @@ export const MIGRATIONS: readonly string[] = [
     SELECT id, name, image, vcpus, memory_mib, disk_gib, state, vmm, handles, last_error, created_at, updated_at, started_at FROM vms;
   DROP TABLE vms;
   ALTER TABLE vms_v4 RENAME TO vms;
+  `,
+  // 5: which banger version migrated the database to each schema (written by migrate()).
+  `
+  CREATE TABLE schema_history (
+    version        INTEGER PRIMARY KEY,
+    banger_version TEXT NOT NULL,
+    applied_at     TEXT NOT NULL
+  );
   `,
 ];

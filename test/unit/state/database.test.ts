@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { after, test } from "node:test";
 import Database from "better-sqlite3";
 import { MIGRATIONS } from "../../../src/state/migrations.js";
-import { openDatabase, StateDbRefusedError } from "../../../src/state/database.js";
+import { openDatabase, restorePreMigrationCopy, StateDbRefusedError } from "../../../src/state/database.js";
+import { VERSION } from "../../../src/version.js";
 
 const base = mkdtempSync("/tmp/bgt-statedb-");
 after(() => { rmSync(base, { recursive: true, force: true }); });
@@ -66,7 +67,44 @@ void test("a database from a newer banger is refused, not migrated or written", 
   db.exec("CREATE TABLE future (x TEXT)");
   db.pragma(`user_version = ${MIGRATIONS.length + 5}`);
   db.close();
-  assertRefusedWithCopy(path, new RegExp(`newer banger \\(schema version ${MIGRATIONS.length + 5}; this banger knows up to ${MIGRATIONS.length}\\)`));
+  assertRefusedWithCopy(path, new RegExp(`a newer banger \\(schema version ${MIGRATIONS.length + 5}; this banger ${VERSION} knows up to ${MIGRATIONS.length}\\)`));
+  assert.match(refusal(path).message, /update banger, or restore a backup of the database made by this version/);
+});
+
+/** A database as a future banger 9.9.9 leaves it: migrated one schema past this one, with the copy it took first. */
+function fromFutureBanger(): string {
+  const path = join(fresh(), "banger.db");
+  openDatabase(path).close();
+  const db = new Database(path);
+  db.exec("CREATE TABLE future (x TEXT)");
+  db.prepare("INSERT INTO schema_history (version, banger_version, applied_at) VALUES (?, '9.9.9', 'then')").run(MIGRATIONS.length + 1);
+  db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+  db.close();
+  writeFileSync(`${path}.schema-v${MIGRATIONS.length}.bak`, "first copy");
+  writeFileSync(`${path}.schema-v${MIGRATIONS.length}.bak.1`, "a later copy");
+  return path;
+}
+
+void test("the refusal of a newer schema names the banger version that wrote it and the copy to restore", () => {
+  const path = fromFutureBanger();
+  const before = sha(path);
+  const e = refusal(path);
+  assert.match(e.message, new RegExp(`was written by banger 9\\.9\\.9 \\(schema version ${MIGRATIONS.length + 1}; this banger ${VERSION} knows up to ${MIGRATIONS.length}\\)`));
+  assert.ok(e.message.includes(`update banger (to 9.9.9 or later), or restore the database from ${path}.schema-v${MIGRATIONS.length}.bak.1 `), e.message);
+  assert.equal(sha(path), before, "the database is untouched");
+  const db = new Database(path, { readonly: true });
+  assert.equal(db.pragma("user_version", { simple: true }), MIGRATIONS.length + 1, "not migrated back");
+  db.close();
+});
+
+void test("each migration records the banger version that applied it", () => {
+  const path = join(fresh(), "banger.db");
+  openDatabase(path).close();
+  const db = new Database(path, { readonly: true });
+  const rows = db.prepare("SELECT version, banger_version FROM schema_history ORDER BY version").all();
+  db.close();
+  // The table arrives with migration 5; migrations before it have no writer to name.
+  assert.deepEqual(rows, [{ version: 5, banger_version: VERSION }]);
 });
 
 void test("migrating forward keeps a copy of the old version first", () => {
@@ -110,18 +148,75 @@ void test("the migration that rebuilds vms for state 'paused' keeps every VM and
   db.close();
 });
 
+/** Run bangerd on `state` (its banger.db) until it exits: every case here must refuse before serving. */
+function bangerdOn(dir: string, state: string): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [resolve(import.meta.dirname, "..", "..", "..", "bin", "bangerd.cjs")], {
+    env: { PATH: process.env["PATH"] ?? "", HOME: dir, BANGER_STATE_DIR: state, BANGER_RUNTIME_DIR: join(dir, "run"), BANGER_CONFIG: join(dir, "none.toml"), BANGER_SOCKET: join(dir, "run", "d.sock"), BANGER_HELPER_SOCKET: join(dir, "h.sock") },
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+}
+
 void test("bangerd refuses to start on a corrupt database and says where the copy is", () => {
   const dir = fresh();
   const state = join(dir, "state");
   const path = join(state, "banger.db");
   mkdirSync(state);
   writeFileSync(path, Buffer.alloc(8192, 0x42));
-  const r = spawnSync(process.execPath, [resolve(import.meta.dirname, "..", "..", "..", "bin", "bangerd.cjs")], {
-    env: { PATH: process.env["PATH"] ?? "", HOME: dir, BANGER_STATE_DIR: state, BANGER_RUNTIME_DIR: join(dir, "run"), BANGER_CONFIG: join(dir, "none.toml"), BANGER_SOCKET: join(dir, "run", "d.sock"), BANGER_HELPER_SOCKET: join(dir, "h.sock") },
-    encoding: "utf8",
-    timeout: 30_000,
-  });
+  const r = bangerdOn(dir, state);
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, new RegExp(`^bangerd: state database ${path} is not a readable SQLite database .*a copy is at ${path}\\.refused-`, "m"));
   assert.equal(existsSync(join(dir, "run", "d.sock")), false, "no socket: it did not start serving");
+});
+
+void test("bangerd refuses to start on a database from a newer banger and leaves it as it was", () => {
+  const made = fromFutureBanger();
+  const dir = dirname(made);
+  const state = join(dir, "state");
+  mkdirSync(state);
+  const path = join(state, "banger.db");
+  renameSync(made, path);
+  const before = sha(path);
+  const r = bangerdOn(dir, state);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`^bangerd: state database ${path} was written by banger 9\\.9\\.9 .*refusing to start.*update banger \\(to 9\\.9\\.9 or later\\)`, "m"));
+  assert.equal(sha(path), before);
+  assert.equal(existsSync(join(dir, "run", "d.sock")), false, "no socket: it did not start serving");
+});
+
+void test("a rolled-back update puts back the copy taken before a newer banger migrated, keeping the migrated one aside", () => {
+  const path = join(fresh(), "banger.db");
+  const db = openDatabase(path);
+  db.prepare("INSERT INTO images (name, source, kernel_path, rootfs_path, size_bytes, created_at) VALUES ('before', 'busybox', '/k', '/r', 1, 'now')").run();
+  db.close();
+  // What the newer banger does: the copy first (openDatabase's VACUUM INTO), then its migration and new rows.
+  const copy = new Database(path);
+  copy.exec(`VACUUM INTO '${path}.schema-v${MIGRATIONS.length}.bak'`);
+  copy.exec("CREATE TABLE future (x TEXT)");
+  copy.prepare("INSERT INTO images (name, source, kernel_path, rootfs_path, size_bytes, created_at) VALUES ('after', 'busybox', '/k', '/r', 1, 'now')").run();
+  copy.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+  copy.close();
+
+  const done = restorePreMigrationCopy(path);
+  assert.ok(done !== undefined);
+  assert.equal(done.restored, `${path}.schema-v${MIGRATIONS.length}.bak`);
+  const back = openDatabase(path);
+  assert.deepEqual(back.prepare("SELECT name FROM images").all(), [{ name: "before" }], "this banger opens the restored copy");
+  back.close();
+  const aside = new Database(done.setAside, { readonly: true });
+  assert.equal(aside.pragma("user_version", { simple: true }), MIGRATIONS.length + 1);
+  assert.deepEqual(aside.prepare("SELECT name FROM images ORDER BY name").all(), [{ name: "after" }, { name: "before" }], "what the newer banger wrote is kept");
+  aside.close();
+  assert.equal(restorePreMigrationCopy(path), undefined, "at this version: nothing to undo");
+});
+
+void test("restoring without a pre-migration copy is refused and changes nothing", () => {
+  const path = join(fresh(), "banger.db");
+  const db = new Database(path);
+  db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+  db.close();
+  const before = sha(path);
+  assert.throws(() => restorePreMigrationCopy(path), (e: unknown) => e instanceof StateDbRefusedError && /no copy from before it left version/.test(e.message) && /update banger to the version that migrated it/.test(e.message));
+  assert.equal(sha(path), before);
+  assert.deepEqual(readdirSync(dirname(path)), ["banger.db"]);
 });

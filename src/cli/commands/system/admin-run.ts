@@ -1,5 +1,6 @@
-import { realpathSync } from "node:fs";
-import { dirname } from "node:path";
+import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { install, restartServices } from "../../../install/install.js";
 import { installLayout, installRootFromEnv, type InstallLayout } from "../../../install/layout.js";
@@ -10,19 +11,21 @@ import { reach } from "../../../install/ready.js";
 import { SERVICES } from "../../../install/layout.js";
 import { servicesFor } from "../../../install/services.js";
 import { uninstall } from "../../../install/uninstall.js";
+import { fetchFromRegistry, update, UpdateRolledBackError } from "../../../install/update.js";
 import { systemRunner } from "../../../system/runner.js";
 import { VERSION } from "../../../version.js";
 import { UsageError, type CliContext } from "../../command.js";
 
 /*
- * The bodies of `banger system install|restart|uninstall`, loaded on use (like doctor-run.ts) and
+ * The bodies of `banger system install|restart|uninstall` and `banger update`, loaded on use (like doctor-run.ts) and
  * bundled apart as dist/bin/banger-system.cjs: they pull zod, koffi and the copy code, which no
  * everyday command should parse at start.
  */
 
+/** `what` is the command after "banger", e.g. "system install". */
 function requireRoot(ctx: CliContext, what: string): boolean {
   if (process.getuid?.() === 0) return true;
-  ctx.stderr.write(`error: banger system ${what} acts as root (root-owned code, units, the helper): run it with sudo, e.g. sudo banger system ${what}\n`);
+  ctx.stderr.write(`error: banger ${what} acts as root (root-owned code, units, the helper): run it with sudo, e.g. sudo banger ${what}\n`);
   return false;
 }
 
@@ -47,7 +50,7 @@ export async function runInstall(args: readonly string[], ctx: CliContext): Prom
   const { values } = parseArgs({ args: [...args], options: { owner: { type: "string" }, mode: { type: "string" } }, strict: true, allowPositionals: false });
   const mode = chooseMode(values.mode, systemdBooted());
   if ("error" in mode) throw new UsageError(mode.error);
-  if (!requireRoot(ctx, "install")) return 1;
+  if (!requireRoot(ctx, "system install")) return 1;
   const owner = resolveOwner(values.owner, ctx.env);
   if ("error" in owner) throw new UsageError(owner.error);
   const layout = layoutOf(ctx);
@@ -59,7 +62,7 @@ export async function runInstall(args: readonly string[], ctx: CliContext): Prom
 
 export async function runRestart(args: readonly string[], ctx: CliContext): Promise<number> {
   parseArgs({ args: [...args], options: {}, strict: true, allowPositionals: false });
-  if (!requireRoot(ctx, "restart")) return 1;
+  if (!requireRoot(ctx, "system restart")) return 1;
   const layout = layoutOf(ctx);
   const meta = installed(ctx, layout);
   if (meta === undefined) return 1;
@@ -70,13 +73,39 @@ export async function runRestart(args: readonly string[], ctx: CliContext): Prom
 
 export async function runUninstall(args: readonly string[], ctx: CliContext): Promise<number> {
   const { values } = parseArgs({ args: [...args], options: { purge: { type: "boolean" }, force: { type: "boolean" } }, strict: true, allowPositionals: false });
-  if (!requireRoot(ctx, "uninstall")) return 1;
+  if (!requireRoot(ctx, "system uninstall")) return 1;
   const layout = layoutOf(ctx);
   const meta = installed(ctx, layout);
   if (meta === undefined) return 1;
   await uninstall({ layout, meta, runner: systemRunner, force: values.force === true, purge: values.purge === true, log: log(ctx) });
   ctx.stdout.write(`banger uninstalled${values.purge === true ? " (state purged)" : `; images, disks and state kept in ${meta.paths.state_dir} (remove with --purge)`}\n`);
   return 0;
+}
+
+export async function runUpdate(args: readonly string[], ctx: CliContext): Promise<number> {
+  const { values } = parseArgs({ args: [...args], options: { from: { type: "string" }, version: { type: "string" }, timeout: { type: "string" } }, strict: true, allowPositionals: false });
+  if ((values.from === undefined) === (values.version === undefined)) throw new UsageError("give exactly one of --from TARBALL (a package made by npm pack) or --version V (fetched from the npm registry)");
+  const timeoutS = values.timeout === undefined ? 30 : Number(values.timeout);
+  if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`--timeout takes seconds (e.g. 60), not ${JSON.stringify(values.timeout)}`);
+  if (!requireRoot(ctx, "update")) return 1;
+  const layout = layoutOf(ctx);
+  const meta = installed(ctx, layout);
+  if (meta === undefined) return 1;
+  const scratch = mkdtempSync(join(tmpdir(), "banger-update-"));
+  try {
+    const tarball = values.from !== undefined ? resolve(values.from) : await fetchFromRegistry(systemRunner, values.version ?? "", scratch);
+    const r = await update({ layout, meta, tarball, runner: systemRunner, log: log(ctx), healthTimeoutMs: timeoutS * 1000 });
+    ctx.stdout.write(`banger updated from ${r.from} to ${r.to}; bangerd-root and bangerd restarted (${meta.mode}), running VMs kept\n`);
+    // The services run root's copy under `current`; the `banger` on PATH is npm's and is not ours to replace.
+    if (r.to !== VERSION) ctx.stdout.write(`the banger CLI running this is ${VERSION}; to match the services: sudo npm install -g --ignore-scripts ${values.from !== undefined ? tarball : `banger@${r.to}`}\n`);
+    return 0;
+  } catch (e) {
+    if (!(e instanceof UpdateRolledBackError)) throw e;
+    ctx.stderr.write(`error: ${e.message}\n`);
+    return 1;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }
 
 /** What `system status` adds on an installed host: the mode, each service as its manager sees it, every version. */

@@ -29,3 +29,13 @@ export const systemUninstallCommand: Command = {
     return runUninstall(args, ctx);
   },
 };
+
+export const updateCommand: Command = {
+  path: ["update"],
+  summary: "switch the installed banger to another version with VMs kept running; rolls back by itself if a service does not answer as it within --timeout (30 s)",
+  usage: "sudo banger update --from TARBALL | --version V [--timeout SECONDS]",
+  async run(args, ctx) {
+    const { runUpdate } = await import("./admin-run.js");
+    return runUpdate(args, ctx);
+  },
+};
