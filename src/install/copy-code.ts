@@ -70,7 +70,8 @@ export function copyVersion(layout: InstallLayout, packageDir: string, version: 
   const calls = dirfdCalls();
   const srcFd = calls.openat2(AT_FDCWD, packageDir, constants.O_RDONLY | constants.O_DIRECTORY, 0, RESOLVE_NO_MAGICLINKS);
   try {
-    for (const entry of [...PACKAGE_ENTRIES, ...runtimeModules(packageDir)]) copyEntry(srcFd, entry, staging);
+    const packageOwner = fstatSync(srcFd).uid;
+    for (const entry of [...PACKAGE_ENTRIES, ...runtimeModules(packageDir)]) copyEntry(srcFd, entry, staging, packageOwner);
   } catch (e) {
     rmSync(staging, { recursive: true, force: true });
     throw e;
@@ -95,7 +96,7 @@ export function pointCurrentAt(layout: InstallLayout, version: string): void {
 }
 
 /** Copies `rel` (a path below the source dir's descriptor) and what is beneath it into `destRoot`. */
-function copyEntry(srcDirFd: number, rel: string, destRoot: string): void {
+function copyEntry(srcDirFd: number, rel: string, destRoot: string, packageOwner: number): void {
   const calls = dirfdCalls();
   let fd: number;
   try {
@@ -109,10 +110,14 @@ function copyEntry(srcDirFd: number, rel: string, destRoot: string): void {
   }
   try {
     const st = fstatSync(fd);
+    // Root reads the package with its own rights and writes it out readable by all: only what the
+    // package's owner could read itself is copied, so a hard link (or a root-only tree) planted in a
+    // checkout never turns a file only root may read into a world-readable one.
+    if (st.uid !== packageOwner && (st.mode & 0o004) === 0) throw new Error(`cannot copy ${rel}: it is uid ${st.uid}'s and not readable by others, so the package's owner (uid ${packageOwner}) could not read it; remove it from the package, or make it readable`);
     const dest = join(destRoot, rel);
     if (st.isDirectory()) {
       mkdirSync(dest, { recursive: true, mode: 0o755 });
-      for (const name of readdirSync(`/proc/self/fd/${fd}`)) copyEntry(srcDirFd, join(rel, name), destRoot);
+      for (const name of readdirSync(`/proc/self/fd/${fd}`)) copyEntry(srcDirFd, join(rel, name), destRoot, packageOwner);
     } else if (st.isFile()) {
       mkdirSync(join(dest, ".."), { recursive: true, mode: 0o755 });
       const out = openSync(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
