@@ -18,7 +18,7 @@ export function normalizeName(name: string): string {
  * garbage, or a response packet, which must never be answered to avoid loops).
  *  - NAME.vm with a record: A -> the address; other types (AAAA, ANY, ...) -> NOERROR, no answers
  *  - other names under .vm (and the apex) -> NXDOMAIN (apex: NOERROR, empty)
- *  - anything outside .vm -> REFUSED (this server is not a recursive resolver)
+ *  - anything outside .vm -> REFUSED (the server forwards those upstream instead when it has upstreams: forwardable)
  */
 export function answerQuery(query: Buffer, lookup: (name: string) => string | undefined): Buffer | undefined {
   let req: dnsPacket.DecodedPacket;
@@ -47,4 +47,22 @@ export function answerQuery(query: Buffer, lookup: (name: string) => string | un
   if (ip === undefined) return reply(RCODE.NXDOMAIN);
   if (question.type !== "A") return reply(RCODE.NOERROR);
   return reply(RCODE.NOERROR, [{ type: "A", class: "IN", name: question.name, ttl: RECORD_TTL_S, data: ip }]);
+}
+
+/**
+ * Whether `query` is a well-formed standard query for one name outside `.vm`:
+ * what the server relays upstream rather than refusing. Everything else
+ * (`.vm` names, garbage, responses, other opcodes) is answerQuery's.
+ */
+export function forwardable(query: Buffer): boolean {
+  let req: dnsPacket.DecodedPacket;
+  try {
+    req = dnsPacket.decode(query);
+  } catch {
+    return false;
+  }
+  const question = req.questions?.[0];
+  if (req.type !== "query" || question === undefined || req.questions?.length !== 1 || ((req.flags ?? 0) >> 11) % 16 !== 0) return false;
+  const name = normalizeName(question.name);
+  return name !== ZONE && !name.endsWith(`.${ZONE}`);
 }
