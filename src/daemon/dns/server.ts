@@ -21,6 +21,13 @@ export interface DnsServerOptions {
   readonly guestCidr?: string;
 }
 
+/** Loopback and the bridge network only: nobody else may use banger's server, least of all as a relay. */
+export function answersClient(address: string, guestCidr: string | undefined): boolean {
+  const v4 = address.replace(/^::ffff:/, "");
+  if (!IPV4_RE.test(v4)) return false;
+  return v4.startsWith("127.") || (guestCidr !== undefined && cidrContains(guestCidr, v4));
+}
+
 interface Listener {
   readonly udp: UdpSocket;
   readonly tcp: Server;
@@ -145,11 +152,8 @@ export class DnsServer implements DnsDeps {
     return tcpPort;
   }
 
-  /** Loopback and the bridge network only: nobody else may use banger's server, least of all as a relay. */
   private allowed(address: string): boolean {
-    const v4 = address.replace(/^::ffff:/, "");
-    if (v4.startsWith("127.")) return true;
-    return this.opts.guestCidr !== undefined && IPV4_RE.test(v4) && cidrContains(this.opts.guestCidr, v4);
+    return answersClient(address, this.opts.guestCidr);
   }
 
   private async reply(msg: Buffer, transport: "udp" | "tcp"): Promise<Buffer | undefined> {
