@@ -1,5 +1,6 @@
 import type { Registration } from "../rpc/dispatcher.js";
 import type { PeerCred } from "../system/peercred.js";
+import { hostDnsInfoContributor } from "./dns/info.js";
 import type { PublishedNames } from "./dns/published-names.js";
 import type { DnsServer } from "./dns/server.js";
 import type { DaemonEnv } from "./env.js";
@@ -24,6 +25,6 @@ export interface DaemonServices {
 export function daemonMethods(env: DaemonEnv, services: DaemonServices): { methods: Registration<PeerCred>[] } & LifecycleShutdown {
   const storage = daemonStorage(env);
   const lifecycle = lifecycleMethods(env, { network: networkService(env), storage: storage.deps, dns: services.names, vmm: services.vmm });
-  const contributors = [services.vmmInfo, storage.info, networkInfoContributor(env.config, () => services.dns.address()), lifecycle.startupInfo];
+  const contributors = [services.vmmInfo, storage.info, networkInfoContributor(env.config, () => services.dns.address()), hostDnsInfoContributor(env, services.dns), lifecycle.startupInfo];
   return { methods: [...systemMethods(env, contributors), ...lifecycle, ...imageMethods(env)], stopServing: () => { lifecycle.stopServing(); }, shutdown: () => lifecycle.shutdown(), reconciled: lifecycle.reconciled };
 }
