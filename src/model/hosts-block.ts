@@ -33,7 +33,7 @@ export function renderHostsBlock(ownerUid: number, entries: readonly HostEntry[]
 export function mergeHostsFile(existing: string, ownerUid: number, entries: readonly HostEntry[]): string {
   const open = begin(ownerUid);
   const close = end(ownerUid);
-  const lines = existing.split(/(?<=\n)/);
+  const lines = existing === "" ? [] : existing.split(/(?<=\n)/);
   const kept: string[] = [];
   let at: number | undefined;
   let inside = false;

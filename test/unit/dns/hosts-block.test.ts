@@ -30,6 +30,7 @@ void test("mergeHostsFile: the block stays where it is, other owners' blocks and
   assert.equal(mergeHostsFile(text, 1000, []), `a\nb\n${other}c`);
   // A file without a final newline gets one before the block; a block cut off by a hand edit ends at the end of the file.
   assert.equal(mergeHostsFile("x 1", 1000, [web]), `x 1\n${renderHostsBlock(1000, [web])}`);
+  assert.equal(mergeHostsFile("", 1000, [web]), renderHostsBlock(1000, [web]), "an empty (or new) file is the block alone");
   assert.equal(mergeHostsFile(`z\n# BEGIN banger (managed, do not edit) uid=1000\n1.2.3.4 old.vm\n`, 1000, [web]), `z\n${renderHostsBlock(1000, [web])}`);
   // Two copies of the block (two writers at once by hand?) collapse into one.
   const twice = `${renderHostsBlock(1000, [web])}m\n${renderHostsBlock(1000, [db])}`;
