@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, readFileSync, writeSync } from "node:fs";
+import { close, closeSync, constants, fchmod, fchown, fsync, readFile, write } from "node:fs";
+import { promisify } from "node:util";
 import { mergeHostsFile, type HostEntry } from "../model/hosts-block.js";
 import { RpcError } from "../rpc/errors.js";
 import { dirfdCalls } from "../system/dirfd-calls.js";
@@ -15,6 +16,8 @@ import type { ManagedRoot } from "./fs/managed-root.js";
  * same directory, is fsynced, takes the old file's mode and owner, and is
  * renamed over it, so a reader sees the old file or the new one, never half
  * of one. Calls are serialized: each one reads what the last one wrote.
+ * Reads, writes and fsyncs run on libuv's threads: a slow disk must not
+ * stall the helper's other requests.
  */
 export class HostsFile {
   private chain: Promise<unknown> = Promise.resolve();
@@ -33,14 +36,14 @@ export class HostsFile {
     return run;
   }
 
-  private syncNow(ownerUid: number, entries: readonly HostEntry[]): boolean {
+  private async syncNow(ownerUid: number, entries: readonly HostEntry[]): Promise<boolean> {
     const n: Named = { field: "network.hosts_file", root: this.dir, rel: this.leaf };
     let existing = "";
     let meta = { mode: 0o644, uid: 0, gid: 0 };
     try {
       const { fd, stat } = openRegular(n, "read", { uid: 0 });
       try {
-        existing = readFileSync(fd, "utf8");
+        existing = await promisify(readFile)(fd, "utf8");
       } finally {
         closeSync(fd);
       }
@@ -50,11 +53,11 @@ export class HostsFile {
     }
     const next = mergeHostsFile(existing, ownerUid, entries);
     if (next === existing) return false;
-    this.replace(next, meta);
+    await this.replace(next, meta);
     return true;
   }
 
-  private replace(text: string, meta: { mode: number; uid: number; gid: number }): void {
+  private async replace(text: string, meta: { mode: number; uid: number; gid: number }): Promise<void> {
     const calls = dirfdCalls();
     const tmp = `.${this.leaf}.banger-${randomBytes(6).toString("hex")}`;
     const fd = calls.openat2(this.dir.fd, tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600, RESOLVE);
@@ -62,12 +65,12 @@ export class HostsFile {
     let renamed = false;
     try {
       const data = Buffer.from(text, "utf8");
-      for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
-      fchownSync(fd, meta.uid, meta.gid);
-      fchmodSync(fd, meta.mode);
-      fsyncSync(fd);
-      closeSync(fd);
+      for (let off = 0; off < data.length; ) off += (await promisify(write)(fd, data, off)).bytesWritten;
+      await promisify(fchown)(fd, meta.uid, meta.gid);
+      await promisify(fchmod)(fd, meta.mode);
+      await promisify(fsync)(fd);
       open = false;
+      await promisify(close)(fd);
       calls.renameat2(this.dir.fd, tmp, this.dir.fd, this.leaf, 0);
       renamed = true;
     } catch (e) {
@@ -86,7 +89,7 @@ export class HostsFile {
     // The rename is durable only once the directory entry is on disk.
     const dirFd = calls.openat2(this.dir.fd, ".", constants.O_RDONLY | constants.O_DIRECTORY, 0, RESOLVE);
     try {
-      fsyncSync(dirFd);
+      await promisify(fsync)(dirFd);
     } finally {
       closeSync(dirFd);
     }
