@@ -4,7 +4,7 @@ import dnsPacket from "dns-packet";
 export const RECORD_TTL_S = 5;
 export const ZONE = "vm";
 
-const RCODE = { NOERROR: 0, FORMERR: 1, NXDOMAIN: 3, REFUSED: 5 } as const;
+const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 
 /** Lower-case, no trailing dot: `Web.VM.` and `web.vm` are the same name. */
 export function normalizeName(name: string): string {
@@ -65,4 +65,15 @@ export function forwardable(query: Buffer): boolean {
   if (req.type !== "query" || question === undefined || req.questions?.length !== 1 || ((req.flags ?? 0) >> 11) % 16 !== 0) return false;
   const name = normalizeName(question.name);
   return name !== ZONE && !name.endsWith(`.${ZONE}`);
+}
+
+/** SERVFAIL for a forwardable query no upstream answered: the client learns at once instead of timing out. */
+export function serverFailure(query: Buffer): Buffer | undefined {
+  let req: dnsPacket.DecodedPacket;
+  try {
+    req = dnsPacket.decode(query);
+  } catch {
+    return undefined;
+  }
+  return dnsPacket.encode({ type: "response", id: req.id ?? 0, flags: ((req.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | RCODE.SERVFAIL, questions: req.questions ?? [], answers: [] });
 }

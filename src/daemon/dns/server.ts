@@ -4,7 +4,7 @@ import { cidrContains } from "../../model/ipv4.js";
 import { DNS_LABEL_RE } from "../../model/dns-label.js";
 import type { Logger } from "../../system/log.js";
 import type { DnsDeps } from "../vm/deps.js";
-import { answerQuery, forwardable, normalizeName } from "./answer.js";
+import { answerQuery, forwardable, normalizeName, serverFailure } from "./answer.js";
 import { Forwarder, type Upstream } from "./forward.js";
 
 /** A TCP client gets this long between messages before the connection is closed. */
@@ -17,6 +17,8 @@ const IPV4_RE = /^(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][
 export interface DnsServerOptions {
   /** Where names outside `.vm` are relayed (the host's resolvers); none: they are refused. */
   readonly upstreams?: readonly Upstream[];
+  /** How long each upstream gets (forward.ts FORWARD_TIMEOUT_MS by default). */
+  readonly forwardTimeoutMs?: number;
   /** The bridge network: its guests, and loopback, are the only clients answered. */
   readonly guestCidr?: string;
 }
@@ -52,7 +54,7 @@ export class DnsServer implements DnsDeps {
   private readonly forwarder: Forwarder;
 
   constructor(private readonly logger: Logger, private readonly opts: DnsServerOptions = {}) {
-    this.forwarder = new Forwarder(opts.upstreams ?? []);
+    this.forwarder = new Forwarder(opts.upstreams ?? [], opts.forwardTimeoutMs);
   }
 
   /** Replaces every record: VM name (without `.vm`) -> IPv4. */
@@ -158,7 +160,7 @@ export class DnsServer implements DnsDeps {
 
   private async reply(msg: Buffer, transport: "udp" | "tcp"): Promise<Buffer | undefined> {
     try {
-      if (this.forwarder.enabled && forwardable(msg)) return await (transport === "udp" ? this.forwarder.udp(msg) : this.forwarder.tcp(msg));
+      if (this.forwarder.enabled && forwardable(msg)) return (await (transport === "udp" ? this.forwarder.udp(msg) : this.forwarder.tcp(msg))) ?? serverFailure(msg);
       return answerQuery(msg, (n) => this.records.get(n));
     } catch (e) {
       // Both guard their input; this is the last line so a library bug cannot take bangerd down.

@@ -24,7 +24,7 @@ async function withHelper(t: { after: (fn: () => Promise<void>) => void }, opts:
   const ns = await createNetNs("bgt-hosts");
   t.after(() => ns.destroy());
   const dir = mkdtempSync("/tmp/bgt-hosts-");
-  t.after(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+  t.after(() => { rmSync(dir, { recursive: true, force: true }); return Promise.resolve(); });
   chmodSync(dir, opts.dirMode ?? 0o755);
   const hosts = join(dir, "hosts");
   writeFileSync(hosts, HOST_LINES, { mode: 0o644 });
@@ -68,7 +68,7 @@ void test("sync_hosts refuses what is not root's own single-link regular file in
   const { helper, dir, hosts } = await withHelper(t);
   const outside = join(dir, "..", `${dir.split("/").at(-1) ?? ""}-outside`);
   mkdirSync(outside, { mode: 0o755 });
-  t.after(() => Promise.resolve(rmSync(outside, { recursive: true, force: true })));
+  t.after(() => { rmSync(outside, { recursive: true, force: true }); return Promise.resolve(); });
   const secret = join(outside, "secret");
   writeFileSync(secret, "root's\n", { mode: 0o600 });
   const plants: [string, () => Promise<void> | void, RegExp][] = [

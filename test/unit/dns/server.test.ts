@@ -215,6 +215,10 @@ void test("forwarding: a silent upstream times out and the next one answers; a r
   assert.equal(d.id, 4321);
   assert.equal(firstA(d), "198.51.100.7", "the spoofed reply (other id) was ignored");
   assert.deepEqual(silent.seen, [4321]);
+  const server = new DnsServer(silentLogger, { upstreams: [{ host: "127.0.0.1", port: silent.port }], forwardTimeoutMs: 100 });
+  t.after(async () => { await server.close(); });
+  const failed = await udpAsk(await server.start("127.0.0.1:0"), query("example.com", "A", 55));
+  assert.deepEqual([failed?.id, failed?.rcode], [55, "SERVFAIL"], "no upstream answered: the client hears so at once");
   assert.equal(await new Forwarder([{ host: "127.0.0.1", port: silent.port }], 100).udp(query("example.com")), undefined, "no upstream answered: nothing to relay");
   const closed = createServer();
   await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
