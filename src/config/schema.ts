@@ -21,10 +21,19 @@ export const configSchema = z
         bridge: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/, "must be an interface name of at most 15 characters").default("banger0"),
         cidr: z.string().regex(/^[0-9.]+\/(1[6-9]|2[0-9]|30)$/, "must be an IPv4 CIDR with prefix /16../30, e.g. 172.16.90.0/24").default("172.16.90.0/24"),
         dns_listen: z.string().regex(/^[0-9.]+:[0-9]{1,5}$/, "must be IPv4:PORT, e.g. 127.0.0.1:10053").default("127.0.0.1:10053"),
-        upstream_dns: z.array(ipv4).optional().describe("resolvers handed to guests; default: the host's /etc/resolv.conf servers"),
+        upstream_dns: z.array(ipv4).optional().describe("where banger's DNS relays names outside .vm (and, with nat off, the resolvers handed to guests); default: the host's /etc/resolv.conf servers"),
         nat: z.boolean().default(true),
         tap_pool_size: z.number().int().min(0).max(64).default(0),
         nat_backend: z.enum(["auto", "nftables", "iptables"]).default("auto").describe("auto: nftables when `nft` works, else iptables"),
+        host_dns: z
+          .enum(["auto", "resolved", "hosts", "none"])
+          .default("auto")
+          .describe("how the host resolves NAME.vm: resolved = route ~vm to banger's DNS through systemd-resolved; hosts = a managed block in hosts_file; auto = resolved when it runs, else hosts; none = neither"),
+        hosts_file: z
+          .string()
+          .regex(/^(\/[A-Za-z0-9._-]+)+$/, "must be an absolute path of plain names, e.g. /etc/hosts")
+          .default("/etc/hosts")
+          .describe("the hosts file host_dns = hosts keeps banger's block in; its directory must be root's alone (the helper writes a temp file there and renames it over)"),
       })
       .strict()
       .default({}),

@@ -9,8 +9,10 @@ import { createLogger } from "../system/log.js";
 import { systemRunner } from "../system/runner.js";
 import { VERSION } from "../version.js";
 import type { DaemonEnv } from "./env.js";
+import { publishedNames } from "./dns/published-names.js";
 import { DnsServer } from "./dns/server.js";
 import { unixHelperClient } from "./helper-client.js";
+import { forwardUpstreams } from "./network/upstream-dns.js";
 import { daemonMethods } from "./registry.js";
 import { ensureRuntimeDir, RuntimeDirError } from "./runtime-dir.js";
 import { createVmmService } from "./vmm-service.js";
@@ -69,10 +71,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     ownerUid: uid,
     ownerGid: process.getgid?.() ?? 0,
   };
-  const dns = new DnsServer(logger);
+  const dns = new DnsServer(logger, { upstreams: forwardUpstreams(config.network.upstream_dns), guestCidr: config.network.cidr });
   const dnsAddress = await dns.start(config.network.dns_listen);
+  const names = publishedNames(dns, env);
   const vmm = await createVmmService(env);
-  const daemon = daemonMethods(env, { dns, vmm: vmm.deps, vmmInfo: vmm.info });
+  const daemon = daemonMethods(env, { dns, names, vmm: vmm.deps, vmmInfo: vmm.info });
+  // The hosts file keeps running VMs' names across daemon restarts; what stopped meanwhile goes now.
+  void daemon.reconciled.then(() => names.syncHost("op-startup0"));
   const server = await serveUnix({ socketPath: layout.daemonSocket, dispatcher: new Dispatcher(daemon.methods, { checkResults: false }), logger, allowedUids: [uid] });
   logger.info("daemon listening", { socket: layout.daemonSocket, version: VERSION, state_dir: layout.stateDir, dns: dnsAddress });
   await new Promise<void>((resolve) => {

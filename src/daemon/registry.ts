@@ -1,5 +1,7 @@
 import type { Registration } from "../rpc/dispatcher.js";
 import type { PeerCred } from "../system/peercred.js";
+import { hostDnsInfoContributor } from "./dns/info.js";
+import type { PublishedNames } from "./dns/published-names.js";
 import type { DnsServer } from "./dns/server.js";
 import type { DaemonEnv } from "./env.js";
 import { imageMethods } from "./methods/image.js";
@@ -13,6 +15,8 @@ import { lifecycleMethods, type LifecycleShutdown } from "./vm/wiring.js";
 /** Long-lived parts main.ts starts before serving and hands to the methods. */
 export interface DaemonServices {
   readonly dns: DnsServer;
+  /** Where the lifecycle publishes VM names: `dns` and the host (published-names.ts). */
+  readonly names: PublishedNames;
   readonly vmm: VmmDeps;
   readonly vmmInfo: InfoContributor;
 }
@@ -20,7 +24,7 @@ export interface DaemonServices {
 /** The daemon's dispatch table, with every subsystem wired into the VM lifecycle, and how to wind it down. */
 export function daemonMethods(env: DaemonEnv, services: DaemonServices): { methods: Registration<PeerCred>[] } & LifecycleShutdown {
   const storage = daemonStorage(env);
-  const lifecycle = lifecycleMethods(env, { network: networkService(env), storage: storage.deps, dns: services.dns, vmm: services.vmm });
-  const contributors = [services.vmmInfo, storage.info, networkInfoContributor(env.config, () => services.dns.address()), lifecycle.startupInfo];
-  return { methods: [...systemMethods(env, contributors), ...lifecycle, ...imageMethods(env)], stopServing: () => { lifecycle.stopServing(); }, shutdown: () => lifecycle.shutdown() };
+  const lifecycle = lifecycleMethods(env, { network: networkService(env), storage: storage.deps, dns: services.names, vmm: services.vmm });
+  const contributors = [services.vmmInfo, storage.info, networkInfoContributor(env.config, () => services.dns.address()), hostDnsInfoContributor(env, services.dns), lifecycle.startupInfo];
+  return { methods: [...systemMethods(env, contributors), ...lifecycle, ...imageMethods(env)], stopServing: () => { lifecycle.stopServing(); }, shutdown: () => lifecycle.shutdown(), reconciled: lifecycle.reconciled };
 }

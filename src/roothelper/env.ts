@@ -3,6 +3,7 @@ import type { Logger } from "../system/log.js";
 import type { Runner } from "../system/runner.js";
 import type { ManagedRoot } from "./fs/managed-root.js";
 import type { TrustedExecutable } from "./fs/trust.js";
+import type { HostsFile } from "./hosts-file.js";
 import type { VmmProcesses } from "./vmm-processes.js";
 import type { VmmRunDirs } from "./vmm-run-dirs.js";
 
@@ -32,6 +33,8 @@ export interface HelperEnv {
    * descriptor); undefined when not installed.
    */
   readonly binaries: { readonly qemu?: TrustedExecutable | undefined; readonly firecracker?: TrustedExecutable | undefined; readonly jailer?: TrustedExecutable | undefined };
+  /** network.hosts_file through its directory's descriptor, opened at start when network.host_dns may pick the hosts file. */
+  readonly hostsFile?: HostsFile | undefined;
   /** The VMMs the helper may signal, and the pidfds it signals them through. */
   readonly vmms: VmmProcesses;
 }

@@ -1,5 +1,5 @@
 import { chmodSync } from "node:fs";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { parseConfig } from "../config/load.js";
 import { SYSTEM_CONFIG_FILE, SYSTEM_STATE_DIR, DEFAULT_HELPER_SOCKET, helperVmFiles } from "../paths/paths.js";
@@ -13,6 +13,7 @@ import { VERSION } from "../version.js";
 import type { HelperEnv } from "./env.js";
 import { openManagedRoot, openRootOnlyDir, TrustError } from "./fs/managed-root.js";
 import { readTrustedConfig, trustedBinary, trustedDir } from "./fs/trust.js";
+import { HostsFile } from "./hosts-file.js";
 import { ownerParserRunner } from "./owner-parsers.js";
 import { VmmProcesses } from "./vmm-processes.js";
 import { VmmRunDirs } from "./vmm-run-dirs.js";
@@ -120,7 +121,8 @@ export async function main(argv: readonly string[]): Promise<number> {
  * (fs/trust.ts), the managed root must be a real directory of root or the
  * owner (fs/managed-root.ts), the VMMs' run directories root's own, writable
  * by nobody else, and so is the jail dir (with every directory above it)
- * when the jailer is used.
+ * when the jailer is used, and the hosts file's directory when the hosts
+ * file may be edited.
  * Any failure is a TrustError naming the file and the rule.
  */
 function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stateDir: string, vmmDir: string, logger: HelperEnv["logger"]): HelperEnv {
@@ -148,6 +150,8 @@ function trustedEnv(configPath: string, ownerUid: number, ownerGid: number, stat
       { uid: ownerUid, gid: ownerGid },
     ),
     logger,
+    // Root edits this file for every VM start and stop: its directory must be one only root can change.
+    hostsFile: config.network.host_dns === "auto" || config.network.host_dns === "hosts" ? new HostsFile(trustedDir("network.hosts_file's directory", dirname(config.network.hosts_file)), basename(config.network.hosts_file)) : undefined,
     vmms: new VmmProcesses(ownerUid, vmmRunDirs.root),
   };
 }

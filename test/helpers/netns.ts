@@ -77,3 +77,33 @@ export async function startEchoAddressServer(inet: NetNs, t: { after: (fn: () =>
     server.once("exit", () => { reject(new Error("internet server exited")); });
   });
 }
+
+/**
+ * A stand-in for the host's resolver, at 127.0.0.1:53 inside `ns` (UDP): every A query is answered
+ * 198.51.100.77, anything else NOERROR with no answers. `asked` lists "NAME TYPE" per query seen, so
+ * a test can tell what was forwarded to it. Killed by `t.after`; resolves once it listens.
+ */
+export async function startFakeUpstreamDns(ns: NetNs, t: { after: (fn: () => void) => void }): Promise<{ asked: string[] }> {
+  const source = `const s=require("dgram").createSocket("udp4");
+s.on("message",(q,r)=>{let p=12;const l=[];while(q[p]!==0){l.push(q.toString("ascii",p+1,p+1+q[p]));p+=q[p]+1;}p+=1;const type=q.readUInt16BE(p);
+console.log(l.join(".")+" "+type);const h=Buffer.from(q.subarray(0,p+4));h.writeUInt16BE(0x8180|(q.readUInt16BE(2)&0x0100),2);h.writeUInt16BE(type===1?1:0,6);h.writeUInt32BE(0,8);
+s.send(Buffer.concat([h,type===1?Buffer.from([0xc0,12,0,1,0,1,0,0,0,60,0,4,198,51,100,77]):Buffer.alloc(0)]),r.port,r.address);});
+s.bind(53,"127.0.0.1",()=>console.log("listening"));`;
+  const server = spawn("ip", ["netns", "exec", ns.name, process.execPath, "-e", source], { stdio: ["ignore", "pipe", "ignore"] });
+  t.after(() => { server.kill("SIGKILL"); });
+  const asked: string[] = [];
+  let buf = "";
+  await new Promise<void>((resolve, reject) => {
+    server.stdout.on("data", (c: Buffer) => {
+      buf += c.toString("utf8");
+      const lines = buf.split("\n");
+      buf = lines.pop() ?? "";
+      for (const line of lines) {
+        if (line === "listening") resolve();
+        else asked.push(line);
+      }
+    });
+    server.once("exit", () => { reject(new Error("fake upstream DNS exited")); });
+  });
+  return { asked };
+}

@@ -74,6 +74,20 @@ export interface StackOptions {
   readonly daemonMountNs?: MountNs;
 }
 
+/**
+ * A test's helper never edits the host's /etc/hosts (network.host_dns = auto picks the hosts file on
+ * a host without systemd-resolved): unless the config names a hosts file, it gets its own, in a
+ * root-owned `etc/` of the stack's dir.
+ */
+function ownHostsFile(config: string, base: string): string {
+  if (/^\s*hosts_file\s*=/m.test(config)) return config;
+  const etc = join(base, "etc");
+  mkdirSync(etc, { mode: 0o755 });
+  writeFileSync(join(etc, "hosts"), "127.0.0.1 localhost\n", { mode: 0o644 });
+  const line = `hosts_file = "${join(etc, "hosts")}"\n`;
+  return /^\[network\][ \t]*$/m.test(config) ? config.replace(/^\[network\][ \t]*$/m, (h) => `${h}\n${line.trimEnd()}`) : `[network]\n${line}${config}`;
+}
+
 function asUser(user: TestUser, argv: readonly string[], netns?: NetNs): string[] {
   const drop = ["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--", ...argv];
   return netns !== undefined ? netns.exec(drop) : drop;
@@ -110,7 +124,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   }
   const configFile = join(base, "config.toml");
   // Port 0: several test stacks (and a developer's own bangerd) can run at once without fighting over the DNS port.
-  writeFileSync(configFile, opts.config ?? `[network]\ndns_listen = "127.0.0.1:0"\n`);
+  writeFileSync(configFile, ownHostsFile(opts.config ?? `[network]\ndns_listen = "127.0.0.1:0"\n`, base));
   chmodSync(configFile, 0o644);
   const helperSocket = join(helperDir, "helper.sock");
   const env: Record<string, string> = {

@@ -1,3 +1,4 @@
+import { lookup } from "node:dns/promises";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../../config/load.js";
 import { storageDoctorCheck } from "../../daemon/storage/doctor.js";
@@ -21,7 +22,7 @@ export async function runDoctor(args: readonly string[], ctx: CliContext): Promi
     ctx.stderr.write(`error: ${e.message}\n`);
     return 1;
   }
-  const checks = [...runChecks(config), await storageDoctorCheck(ctx.layout.stateDir, config.storage.clone_strategy), await vmmCheck(ctx, config.vmm.firecracker_bin)];
+  const checks = [...runChecks(config), await storageDoctorCheck(ctx.layout.stateDir, config.storage.clone_strategy), await vmmCheck(ctx, config.vmm.firecracker_bin), await hostDnsCheck(ctx)];
   const failed = checks.filter((c) => c.status === "missing");
   if (values.json === true) {
     printJson(ctx.stdout, { ok: failed.length === 0, config: ctx.layout.configFile, checks });
@@ -55,6 +56,39 @@ async function vmmCheck(ctx: CliContext, firecrackerBin: string): Promise<CheckR
     name: "vmm",
     status: "ok",
     detail: fc !== undefined ? `firecracker (${fc}) when /dev/kvm works, else qemu` : `qemu (${firecrackerBin} not found); kvm or tcg is decided by a probe boot through the root helper (start bangerd to see the choice)`,
+    required: false,
+  };
+}
+
+/**
+ * How the host resolves NAME.vm (the root helper's choice, through the daemon) and whether it works:
+ * a running VM's name is looked up the way every program on the host does (getaddrinfo, as `getent
+ * hosts` does) and must give that VM's address.
+ */
+async function hostDnsCheck(ctx: CliContext): Promise<CheckResult> {
+  let dns;
+  try {
+    dns = (await ctx.call("system.info", {}, 5_000)).host_dns;
+  } catch {
+    // No daemon: nothing to say about a choice only the helper knows.
+  }
+  if (dns === undefined) return { name: "host-dns", status: "warn", detail: "the daemon is not reachable: cannot tell how the host resolves NAME.vm", fix: "start the daemon, then run doctor again", required: false };
+  const mode = `mode ${dns.mode}${dns.reason === undefined ? "" : ` (${dns.reason})`}`;
+  if (dns.mode === "none" || dns.mode === "unknown") return { name: "host-dns", status: "warn", detail: `${mode}: NAME.vm does not resolve on the host`, fix: 'set network.host_dns = "auto" in the root helper\'s config and restart it', required: false };
+  if (dns.probe === undefined) return { name: "host-dns", status: "ok", detail: `${mode}; no running VM to look up`, required: false };
+  const name = `${dns.probe.name}.vm`;
+  let got: string;
+  try {
+    got = (await lookup(name, { family: 4 })).address;
+  } catch (e) {
+    got = (e as NodeJS.ErrnoException).code ?? String(e);
+  }
+  if (got === dns.probe.ip) return { name: "host-dns", status: "ok", detail: `${mode}; ${name} resolves to ${got}`, required: false };
+  return {
+    name: "host-dns",
+    status: "warn",
+    detail: `${mode}; ${name} gives ${got}, not ${dns.probe.ip}`,
+    fix: dns.mode === "hosts" ? "see the daemon's log for why the hosts file was not synced (a VM start or stop syncs it again)" : "check `resolvectl status` for banger's bridge (domain ~vm, DNS = network.dns_listen)",
     required: false,
   };
 }

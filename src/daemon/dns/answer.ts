@@ -4,7 +4,7 @@ import dnsPacket from "dns-packet";
 export const RECORD_TTL_S = 5;
 export const ZONE = "vm";
 
-const RCODE = { NOERROR: 0, FORMERR: 1, NXDOMAIN: 3, REFUSED: 5 } as const;
+const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 
 /** Lower-case, no trailing dot: `Web.VM.` and `web.vm` are the same name. */
 export function normalizeName(name: string): string {
@@ -18,7 +18,7 @@ export function normalizeName(name: string): string {
  * garbage, or a response packet, which must never be answered to avoid loops).
  *  - NAME.vm with a record: A -> the address; other types (AAAA, ANY, ...) -> NOERROR, no answers
  *  - other names under .vm (and the apex) -> NXDOMAIN (apex: NOERROR, empty)
- *  - anything outside .vm -> REFUSED (this server is not a recursive resolver)
+ *  - anything outside .vm -> REFUSED (the server forwards those upstream instead when it has upstreams: forwardable)
  */
 export function answerQuery(query: Buffer, lookup: (name: string) => string | undefined): Buffer | undefined {
   let req: dnsPacket.DecodedPacket;
@@ -47,4 +47,33 @@ export function answerQuery(query: Buffer, lookup: (name: string) => string | un
   if (ip === undefined) return reply(RCODE.NXDOMAIN);
   if (question.type !== "A") return reply(RCODE.NOERROR);
   return reply(RCODE.NOERROR, [{ type: "A", class: "IN", name: question.name, ttl: RECORD_TTL_S, data: ip }]);
+}
+
+/**
+ * Whether `query` is a well-formed standard query for one name outside `.vm`:
+ * what the server relays upstream rather than refusing. Everything else
+ * (`.vm` names, garbage, responses, other opcodes) is answerQuery's.
+ */
+export function forwardable(query: Buffer): boolean {
+  let req: dnsPacket.DecodedPacket;
+  try {
+    req = dnsPacket.decode(query);
+  } catch {
+    return false;
+  }
+  const question = req.questions?.[0];
+  if (req.type !== "query" || question === undefined || req.questions?.length !== 1 || ((req.flags ?? 0) >> 11) % 16 !== 0) return false;
+  const name = normalizeName(question.name);
+  return name !== ZONE && !name.endsWith(`.${ZONE}`);
+}
+
+/** SERVFAIL for a forwardable query no upstream answered: the client learns at once instead of timing out. */
+export function serverFailure(query: Buffer): Buffer | undefined {
+  let req: dnsPacket.DecodedPacket;
+  try {
+    req = dnsPacket.decode(query);
+  } catch {
+    return undefined;
+  }
+  return dnsPacket.encode({ type: "response", id: req.id ?? 0, flags: ((req.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | RCODE.SERVFAIL, questions: req.questions ?? [], answers: [] });
 }

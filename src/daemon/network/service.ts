@@ -4,7 +4,7 @@ import { privCreateTap, privDeleteTap, privEnsureBridge, privEnsureNat, privNetw
 import type { DaemonEnv } from "../env.js";
 import type { Lease, NetworkDeps } from "../vm/deps.js";
 import { allocateLease, getLease, poolTapName, releaseLease } from "./lease.js";
-import { upstreamDns } from "./upstream-dns.js";
+import { guestsUseBangerDns, upstreamDns } from "./upstream-dns.js";
 
 export interface NetworkService extends NetworkDeps {
   /** Pre-creates `tap-pool-0..N-1` (network.tap_pool_size) so creates skip tap setup. */
@@ -25,6 +25,8 @@ export function networkService(env: DaemonEnv, opts: { linkExists?: (name: strin
   const linkExists = opts.linkExists ?? ((name: string) => existsSync(`/sys/class/net/${name}`));
 
   const toLease = (row: { ip: string; mac: string; tap: string; cid: number }): Lease => {
+    // banger's DNS answers peers' NAME.vm and relays the rest; without it guests get the upstreams themselves.
+    if (guestsUseBangerDns(env.config.network)) return { ip: row.ip, mac: row.mac, tap: row.tap, cid: row.cid, prefix, gateway, nameservers: [gateway] };
     const dns = upstreamDns(env.config.network.upstream_dns);
     if (dns.warning !== undefined) env.logger.warn(dns.warning);
     return { ip: row.ip, mac: row.mac, tap: row.tap, cid: row.cid, prefix, gateway, nameservers: dns.servers };

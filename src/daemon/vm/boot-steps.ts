@@ -236,10 +236,10 @@ export const waitSshStep: BootStep = {
 export const publishDnsStep: BootStep = {
   name: "publish-dns",
   async run(ctx) {
-    await ctx.env.deps.dns.publish(ctx.name, need(ctx.lease, "a lease", "publish-dns").ip);
+    await ctx.env.deps.dns.publish(ctx.name, need(ctx.lease, "a lease", "publish-dns").ip, ctx.opId);
   },
   async undo(ctx) {
-    await ctx.env.deps.dns.unpublish(ctx.name);
+    await ctx.env.deps.dns.unpublish(ctx.name, ctx.opId);
   },
 };
 

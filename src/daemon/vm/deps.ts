@@ -185,9 +185,9 @@ export interface FoundVmm {
 }
 
 export interface DnsDeps {
-  /** Publishes NAME.vm -> ip. Idempotent. */
-  publish(name: string, ip: string): Promise<void>;
-  unpublish(name: string): Promise<void>;
+  /** Publishes NAME.vm -> ip (to guests and, through the root helper, the host). Idempotent. */
+  publish(name: string, ip: string, opId: string): Promise<void>;
+  unpublish(name: string, opId: string): Promise<void>;
 }
 
 /** Pinned-host-key readiness probe: resolves once `ssh ... true` succeeds against the pinned key. */

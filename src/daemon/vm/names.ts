@@ -1,4 +1,5 @@
 import { randomInt } from "node:crypto";
+import { DNS_LABEL_RE } from "../../model/dns-label.js";
 
 /**
  * VM names: generated adjective-noun pairs when the user gives none, and a
@@ -16,8 +17,6 @@ const NOUNS = [
   "mesa", "otter", "panda", "pebble", "pine", "prairie", "quartz", "raven", "reef", "ridge", "river", "robin",
   "saffron", "sparrow", "spruce", "summit", "tundra", "valley", "walrus", "willow", "yak", "zephyr", "orca", "puffin",
 ] as const;
-
-const DNS_LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** Returns an error message when `name` cannot be a VM name, undefined when it can. */
 export function checkVmName(name: string): string | undefined {

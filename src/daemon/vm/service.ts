@@ -422,7 +422,7 @@ export class VmService {
         const rebooted = startedBeforeReboot(this.env, vm);
         const adopted = await this.liveVmm(vm, opId);
         if (adopted !== undefined) {
-          if (adopted.handles.ip !== undefined) await this.env.deps.dns.publish(adopted.name, adopted.handles.ip);
+          if (adopted.handles.ip !== undefined) await this.env.deps.dns.publish(adopted.name, adopted.handles.ip, opId);
           this.watchVmm(adopted);
           out.adopted.push(vm.name);
           return;

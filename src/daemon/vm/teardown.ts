@@ -56,7 +56,7 @@ const NO_VMM = { pid: undefined, control_socket: undefined, vsock_path: undefine
 /** Everything that only exists while a VM runs: DNS record, VMM, tap + NAT, active disk devices. */
 export function stopActions(env: LifecycleEnv, vm: VmRecord, opts: { force: boolean; opId: string }): TeardownAction[] {
   const { deps } = env;
-  const actions: TeardownAction[] = [{ name: "unpublish-dns", run: () => deps.dns.unpublish(vm.name) }];
+  const actions: TeardownAction[] = [{ name: "unpublish-dns", run: () => deps.dns.unpublish(vm.name, opts.opId) }];
   const vmm = vmmHandleOf(vm);
   if (vmm !== undefined && startedBeforeReboot(env, vm)) {
     // The host rebooted since: the VMM died with it, and its pid may now be an unrelated process.

@@ -84,6 +84,8 @@ function hostBootId(): string {
 
 /** What the daemon's shutdown needs from the lifecycle. */
 export interface LifecycleShutdown {
+  /** Settles when start-up's reconcile (adopting running VMs, re-publishing their names) is over, failed or not. */
+  readonly reconciled: Promise<void>;
   /** The daemon stops taking requests: answer long polls now so the server can close. */
   stopServing(): void;
   /** Unwind what is in flight, then wait for it. */
@@ -113,6 +115,7 @@ export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}
   // rather than left half-made for the next daemon to mark as failed. Running VMs are not touched.
   return Object.assign(methods, {
     startupInfo: () => ({ startup }),
+    reconciled,
     stopServing() {
       closing.abort();
     },

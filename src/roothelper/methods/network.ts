@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
+import { invalidHostEntries } from "../../model/hosts-block.js";
 import { bridgeIp, guestRange, ipv4ToInt, parseCidr } from "../../model/ipv4.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
 import { RpcError } from "../../rpc/errors.js";
@@ -10,11 +11,13 @@ import {
   privEnsureNat,
   privNetworkStatus,
   privRemoveNatAll,
+  privSyncHosts,
   privTeardownNetwork,
 } from "../../rpc/priv/network.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { CommandError, type Runner } from "../../system/runner.js";
 import type { HelperEnv } from "../env.js";
+import { chooseHostDns } from "../host-dns.js";
 import { procIpForward, type IpForward } from "../nat/ip-forward.js";
 import { iptablesBackend } from "../nat/iptables.js";
 import { NatManager } from "../nat/manager.js";
@@ -70,7 +73,11 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
   const resolverUnavailable = deps.resolverUnavailable ?? defaultResolverCheck;
   const tuneNeighbours = deps.tuneNeighbours ?? fastNeighbourProbing;
   const links = deps.links ?? ioctlLinks;
-  const nat = new NatManager([nftablesBackend(runner), iptablesBackend(runner)], env.config.network.nat_backend, deps.ipForward ?? procIpForward(), () => bridge);
+  const hostDns = chooseHostDns(env.config.network.host_dns, resolverUnavailable(), env.config.network.dns_listen);
+  // Guests' resolver is the bridge address (the daemon's guest files say so); with dns_listen on port 0 the helper cannot know where to send it.
+  const dnsPort = Number(env.config.network.dns_listen.slice(env.config.network.dns_listen.lastIndexOf(":") + 1));
+  const dns = dnsPort === 0 ? undefined : { gateway, port: dnsPort };
+  const nat = new NatManager([nftablesBackend(runner, "nft", dns), iptablesBackend(runner, "iptables", dns)], env.config.network.nat_backend, deps.ipForward ?? procIpForward(), () => bridge);
 
   const matchesConfig = (p: { bridge_name?: string | undefined; cidr?: string | undefined }): void => {
     if (p.bridge_name !== undefined && p.bridge_name !== bridge) {
@@ -116,11 +123,10 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
   // it is reported (ensure_bridge's `resolver`), not fatal to the create that set up the bridge.
   const routeVmDomain = async (): Promise<{ applied: boolean; reason?: string }> => {
     const configured = env.config.network.dns_listen;
+    if (hostDns.mode !== "resolved") return { applied: false, reason: `network.host_dns is ${hostDns.mode}${hostDns.reason === undefined ? "" : ` (${hostDns.reason})`}` };
     const direct = `NAME.vm resolves only by querying ${configured} directly`;
-    // Port 0: the daemon binds whichever port is free, which the helper cannot know.
-    if (configured.endsWith(":0")) return { applied: false, reason: `network.dns_listen ${configured} has no fixed port; ${direct}` };
-    const why = resolverUnavailable();
-    if (why !== undefined) return { applied: false, reason: `${why}; ${direct}` };
+    // Port 0 (the daemon binds whichever port is free, which the helper cannot know) or no resolved: chooseHostDns says which.
+    if (hostDns.reason !== undefined) return { applied: false, reason: `${hostDns.reason}; ${direct}` };
     try {
       const server = ipv4Port("network.dns_listen", configured);
       await runner.run(["resolvectl", "domain", bridge, RESOLVER_ROUTE_DOMAIN]);
@@ -211,6 +217,7 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
       return {
         bridge,
         bridge_exists: links.exists(bridge),
+        host_dns: hostDns,
         taps: await listTaps(),
         nat: { backend: st.backend, guests: [...st.guests], ip_forward_enabled_by_banger: st.ipForwardOwned },
       };
@@ -230,6 +237,8 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
       };
       await step(async () => { removed.push(...(await nat.removeAll()).map((k) => `nat:${k}`)); });
       await step(async () => { if (await clearResolver()) removed.push("resolver"); });
+      // This owner's block in the hosts file goes too (other owners' blocks and every other line stay).
+      await step(async () => { if (hostDns.mode === "hosts" && env.hostsFile !== undefined && (await env.hostsFile.sync(env.ownerUid, []))) removed.push("hosts"); });
       let taps: string[] = [];
       await step(async () => { taps = await listTaps(); });
       for (const tap of taps) await step(async () => { if (await deleteTap(tap)) removed.push(tap); });
@@ -242,6 +251,20 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
       tunedIfindex = undefined;
       if (errors.length > 0) throw new AggregateError(errors, `network teardown failed (${errors.length} step(s)); removed: ${removed.join(", ") || "nothing"}`);
       return { removed };
+    }),
+
+    implement(privSyncHosts, async (p) => {
+      const range = guestRange(cidr);
+      const why = invalidHostEntries(p.entries, (ip) => {
+        try {
+          return ipv4ToInt(ip) >= range.first && ipv4ToInt(ip) <= range.last;
+        } catch {
+          return false;
+        }
+      });
+      if (why !== undefined) throw new RpcError("bad_params", why);
+      if (hostDns.mode !== "hosts" || env.hostsFile === undefined) return { mode: hostDns.mode, written: false, entries: p.entries.length };
+      return { mode: hostDns.mode, written: await env.hostsFile.sync(env.ownerUid, p.entries), entries: p.entries.length };
     }),
   ];
 }

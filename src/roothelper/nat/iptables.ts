@@ -1,26 +1,29 @@
 import { CommandError, type Runner } from "../../system/runner.js";
-import type { NatBackend, NatGuest, NatState } from "./types.js";
+import type { DnsRedirect, NatBackend, NatGuest, NatState } from "./types.js";
 
 /**
- * iptables fallback for hosts without a working `nft`. banger owns two chains,
- * BANGER-FWD (filter) and BANGER-POST (nat), jumped to from FORWARD and
- * POSTROUTING; per-guest rules carry the tap as a comment. Removing
+ * iptables fallback for hosts without a working `nft`. banger owns three chains,
+ * BANGER-FWD (filter), BANGER-POST and BANGER-PRE (nat), jumped to from FORWARD,
+ * POSTROUTING and PREROUTING (guests' DNS, see DnsRedirect); per-guest rules carry the tap as a comment. Removing
  * everything deletes the jumps and the two chains. Unlike the nftables
  * backend a guest's three rules are separate commands (not one transaction).
  */
 
 export const FWD_CHAIN = "BANGER-FWD";
 export const POST_CHAIN = "BANGER-POST";
+export const PRE_CHAIN = "BANGER-PRE";
 /** A RETURN rule carrying this comment records that banger switched ip_forward on. */
 const IP_FORWARD_MARKER = "banger-ip-forward-owned";
 
 /** The argv tails (after `iptables -w`) that install one guest. Exported for unit tests. */
-export function guestRules(bridge: string, guest: NatGuest): string[][] {
+export function guestRules(bridge: string, guest: NatGuest, dns?: DnsRedirect): string[][] {
   const tag = ["-m", "comment", "--comment", guest.tap];
+  const redirect = (proto: string): string[] => ["-t", "nat", "-I", PRE_CHAIN, "1", "-s", `${guest.ip}/32`, "-i", bridge, "-d", `${dns?.gateway ?? ""}/32`, "-p", proto, "--dport", "53", ...tag, "-j", "REDIRECT", "--to-ports", String(dns?.port ?? 0)];
   return [
     ["-I", FWD_CHAIN, "1", "-s", `${guest.ip}/32`, "-i", bridge, ...tag, "-j", "ACCEPT"],
     ["-I", FWD_CHAIN, "1", "-d", `${guest.ip}/32`, "-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", ...tag, "-j", "ACCEPT"],
     ["-t", "nat", "-I", POST_CHAIN, "1", "-s", `${guest.ip}/32`, "!", "-o", bridge, ...tag, "-j", "MASQUERADE"],
+    ...(dns === undefined ? [] : [redirect("udp"), redirect("tcp")]),
   ];
 }
 
@@ -56,7 +59,7 @@ function deletionsFor(text: string, chain: string, ip: string, table: string[]):
   return out;
 }
 
-export function iptablesBackend(runner: Runner, iptables = "iptables"): NatBackend {
+export function iptablesBackend(runner: Runner, iptables = "iptables", dns?: DnsRedirect): NatBackend {
   // -w: wait for the xtables lock instead of failing when another tool holds it.
   const ipt = (args: readonly string[]): Promise<unknown> => runner.run([iptables, "-w", ...args], { timeoutMs: 15_000 });
   const list = async (args: readonly string[]): Promise<string | undefined> => {
@@ -85,20 +88,23 @@ export function iptablesBackend(runner: Runner, iptables = "iptables"): NatBacke
     async create(bridge, ipForwardOwned, guest) {
       await ipt(["-N", FWD_CHAIN]);
       await ipt(["-t", "nat", "-N", POST_CHAIN]);
+      await ipt(["-t", "nat", "-N", PRE_CHAIN]);
       if (ipForwardOwned) await ipt(["-A", FWD_CHAIN, "-m", "comment", "--comment", IP_FORWARD_MARKER, "-j", "RETURN"]);
-      for (const rule of guestRules(bridge, guest)) await ipt(rule);
+      for (const rule of guestRules(bridge, guest, dns)) await ipt(rule);
       // Jumps last, so no packet ever traverses a half-filled chain.
       await ipt(["-I", "FORWARD", "1", "-j", FWD_CHAIN]);
       await ipt(["-t", "nat", "-I", "POSTROUTING", "1", "-j", POST_CHAIN]);
+      await ipt(["-t", "nat", "-I", "PREROUTING", "1", "-j", PRE_CHAIN]);
     },
     async addGuests(bridge, guests) {
-      for (const guest of guests) for (const rule of guestRules(bridge, guest)) await ipt(rule);
+      for (const guest of guests) for (const rule of guestRules(bridge, guest, dns)) await ipt(rule);
     },
     async removeGuest(ip) {
       const errors: unknown[] = [];
       const fwd = (await list(["-S", FWD_CHAIN])) ?? "";
       const post = (await list(["-t", "nat", "-S", POST_CHAIN])) ?? "";
-      for (const del of [...deletionsFor(fwd, FWD_CHAIN, ip, []), ...deletionsFor(post, POST_CHAIN, ip, ["-t", "nat"])]) {
+      const pre = (await list(["-t", "nat", "-S", PRE_CHAIN])) ?? "";
+      for (const del of [...deletionsFor(fwd, FWD_CHAIN, ip, []), ...deletionsFor(post, POST_CHAIN, ip, ["-t", "nat"]), ...deletionsFor(pre, PRE_CHAIN, ip, ["-t", "nat"])]) {
         await ipt(del).catch((e: unknown) => errors.push(e));
       }
       if (errors.length > 0) throw new AggregateError(errors, `removing iptables rules of ${ip} failed`);
@@ -115,7 +121,7 @@ export function iptablesBackend(runner: Runner, iptables = "iptables"): NatBacke
         }
       };
       // Delete every jump (a crash could have left duplicates), then the chains themselves.
-      for (const [table, hook, chain] of [[[], "FORWARD", FWD_CHAIN], [["-t", "nat"], "POSTROUTING", POST_CHAIN]] as const) {
+      for (const [table, hook, chain] of [[[], "FORWARD", FWD_CHAIN], [["-t", "nat"], "POSTROUTING", POST_CHAIN], [["-t", "nat"], "PREROUTING", PRE_CHAIN]] as const) {
         // A jump cannot outlive its target chain, so a missing chain means there is nothing to do.
         if ((await list([...table, "-S", chain])) === undefined) continue;
         for (let i = 0; i < 16 && (await step([...table, "-D", hook, "-j", chain], true)); i++) { /* until no jump is left */ }

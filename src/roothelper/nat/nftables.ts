@@ -1,5 +1,5 @@
 import { CommandError, type Runner } from "../../system/runner.js";
-import type { NatBackend, NatGuest, NatState } from "./types.js";
+import type { DnsRedirect, NatBackend, NatGuest, NatState } from "./types.js";
 
 /**
  * nftables backend: ONE table `ip banger` holding a set of guest IPs (each
@@ -15,7 +15,7 @@ const FAMILY = "ip";
 /** An empty chain whose presence records that banger switched ip_forward on (lives and dies with the table). */
 const IP_FORWARD_MARKER = "ip_forward_set_by_banger";
 
-export function nftCreateScript(bridge: string, ipForwardOwned: boolean, guest: NatGuest): string {
+export function nftCreateScript(bridge: string, ipForwardOwned: boolean, guest: NatGuest, dns?: DnsRedirect): string {
   const t = `${FAMILY} ${NFT_TABLE}`;
   const lines = [
     `add table ${t}`,
@@ -28,6 +28,12 @@ export function nftCreateScript(bridge: string, ipForwardOwned: boolean, guest: 
     `add rule ${t} forward iifname "${bridge}" ip saddr @guests counter accept`,
     `add rule ${t} forward oifname "${bridge}" ip daddr @guests ct state established,related counter accept`,
   ];
+  if (dns !== undefined) {
+    lines.push(
+      `add chain ${t} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+      `add rule ${t} prerouting iifname "${bridge}" ip saddr @guests ip daddr ${dns.gateway} meta l4proto { tcp, udp } th dport 53 counter redirect to :${dns.port}`,
+    );
+  }
   if (ipForwardOwned) lines.push(`add chain ${t} ${IP_FORWARD_MARKER}`);
   lines.push(nftAddElement(guest));
   return lines.join("\n") + "\n";
@@ -64,7 +70,7 @@ export function parseNftState(json: string): NatState {
   return { guests, ipForwardOwned };
 }
 
-export function nftablesBackend(runner: Runner, nft = "nft"): NatBackend {
+export function nftablesBackend(runner: Runner, nft = "nft", dns?: DnsRedirect): NatBackend {
   const apply = async (script: string): Promise<void> => {
     await runner.run([nft, "-f", "-"], { stdin: script, timeoutMs: 10_000 });
   };
@@ -89,7 +95,7 @@ export function nftablesBackend(runner: Runner, nft = "nft"): NatBackend {
       }
       return parseNftState(out.toString("utf8"));
     },
-    create: (bridge, ipForwardOwned, guest) => apply(nftCreateScript(bridge, ipForwardOwned, guest)),
+    create: (bridge, ipForwardOwned, guest) => apply(nftCreateScript(bridge, ipForwardOwned, guest, dns)),
     addGuests: (_bridge, guests) => apply(guests.map((g) => `${nftAddElement(g)}\n`).join("")),
     removeGuest: (ip) => apply(nftDeleteElement(ip) + "\n"),
     async removeAll() {

@@ -28,3 +28,13 @@ export interface NatBackend {
   /** Removes everything banger installed; a no-op when nothing is there. */
   removeAll(): Promise<void>;
 }
+
+/**
+ * Guests' DNS: what they send to port 53 of the bridge address is redirected to banger's DNS
+ * server, which the daemon (not root, so never on port 53) also binds on the bridge address at
+ * `port`. Lives in the NAT table/chains, so it comes and goes with the guests banger NATs.
+ */
+export interface DnsRedirect {
+  readonly gateway: string;
+  readonly port: number;
+}

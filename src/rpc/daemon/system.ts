@@ -19,6 +19,16 @@ export const systemInfoResult = z.object({
   storage: z.object({ clone_strategy: z.string(), reason: z.string(), advice: z.string().optional() }).optional(),
   network: z.object({ bridge: z.string(), cidr: z.string(), bridge_ip: z.string() }).optional(),
   dns: z.object({ address: z.string() }).optional(),
+  /**
+   * How the host resolves NAME.vm (the helper's choice; `error` when it could not be asked), where
+   * guests reach banger's DNS, and one running VM (`probe`) whose name doctor looks up.
+   */
+  host_dns: z.object({
+    mode: z.enum(["resolved", "hosts", "none", "unknown"]),
+    reason: z.string().optional(),
+    guest_address: z.string().optional(),
+    probe: z.object({ name: z.string(), ip: z.string() }).optional(),
+  }).optional(),
   /** What the daemon's start-up settled (`done` false while it still runs), and the orphans it found. */
   startup: z.object({
     done: z.boolean(),

@@ -34,6 +34,19 @@ export const privRemoveNatAll = defineMethod("priv.remove_nat_all", empty, z.obj
 
 export const natGuestSchema = z.object({ ip: z.string(), tap: z.string() });
 
+/** How the host resolves NAME.vm (network.host_dns with auto decided at helper start), and why not when it cannot. */
+export const hostDnsStatus = z.object({ mode: z.enum(["resolved", "hosts", "none"]), reason: z.string().optional() });
+
+/**
+ * The full list of this owner's running VMs as `NAME.vm` lines of the managed block in network.hosts_file
+ * (replacing whatever the block held). A no-op, `written: false`, unless the host DNS mode is hosts.
+ */
+export const privSyncHosts = defineMethod(
+  "priv.sync_hosts",
+  z.object({ entries: z.array(z.object({ name: field, ip: field }).strict()).max(4096) }).strict(),
+  z.object({ mode: hostDnsStatus.shape.mode, written: z.boolean(), entries: z.number().int() }),
+);
+
 /** What banger currently has on the host network (doctor, tests). */
 export const privNetworkStatus = defineMethod(
   "priv.network_status",
@@ -41,6 +54,7 @@ export const privNetworkStatus = defineMethod(
   z.object({
     bridge: z.string(),
     bridge_exists: z.boolean(),
+    host_dns: hostDnsStatus,
     taps: z.array(z.string()),
     nat: z.object({ backend: natBackendKind.nullable(), guests: z.array(natGuestSchema), ip_forward_enabled_by_banger: z.boolean() }),
   }),

@@ -35,8 +35,7 @@ for (const [backend, forwarding] of [["nftables", "0"], ["iptables", "0"], ["nft
     if (backend === "iptables") {
       // iptables-nft creates builtin tables/chains lazily on first use and (rightly) nobody deletes them. A real
       // host running iptables already has them; make this namespace look like one before the snapshot.
-      for (const table of ["filter", "nat"]) {
-        const chain = table === "nat" ? "POSTROUTING" : "FORWARD";
+      for (const [table, chain] of [["filter", "FORWARD"], ["nat", "POSTROUTING"], ["nat", "PREROUTING"]] as const) {
         await ns.run(["iptables", "-w", "-t", table, "-A", chain, "-s", "192.0.2.1/32", "-j", "ACCEPT"]);
         await ns.run(["iptables", "-w", "-t", table, "-D", chain, "-s", "192.0.2.1/32", "-j", "ACCEPT"]);
       }
@@ -76,12 +75,15 @@ for (const [backend, forwarding] of [["nftables", "0"], ["iptables", "0"], ["nft
       assert.match(table, /172\.16\.91\.2 comment "tap-fc-0000aaaa"/);
       assert.match(table, /172\.16\.91\.3 comment "tap-pool-0"/);
       assert.match(table, /masquerade/);
+      assert.match(table, /iifname "bgtbr0" ip saddr @guests ip daddr 172\.16\.91\.1 meta l4proto \{ tcp, udp \} th dport 53 counter packets \d+ bytes \d+ redirect to :10053/, "guests' DNS to the daemon's port");
     } else {
       const save = await iptablesSave(ns);
       assert.match(save, /-A POSTROUTING -j BANGER-POST/);
       assert.match(save, /-A FORWARD -j BANGER-FWD/);
       assert.match(save, /-A BANGER-POST -s 172\.16\.91\.2\/32 ! -o bgtbr0 .*--comment tap-fc-0000aaaa -j MASQUERADE/);
       assert.match(save, /-A BANGER-POST -s 172\.16\.91\.3\/32 ! -o bgtbr0 .*-j MASQUERADE/);
+      assert.match(save, /-A PREROUTING -j BANGER-PRE/);
+      for (const proto of ["udp", "tcp"]) assert.match(save, new RegExp(`-A BANGER-PRE -s 172\\.16\\.91\\.2/32 -d 172\\.16\\.91\\.1/32 -i bgtbr0 -p ${proto} -m ${proto} --dport 53 .*--comment tap-fc-0000aaaa -j REDIRECT --to-ports 10053`));
     }
     const status = await helper.call(privNetworkStatus, {});
     assert.deepEqual(status.taps, ["tap-fc-0000aaaa", "tap-pool-0"]);

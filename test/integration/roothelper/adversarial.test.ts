@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { MethodDescriptor } from "../../../src/rpc/descriptor.js";
 import { helperVmFiles } from "../../../src/paths/paths.js";
 import { privCleanupDmSnapshot, privCreateDmSnapshot, privWriteExt4Files } from "../../../src/rpc/priv/disks.js";
+import { privSyncHosts } from "../../../src/rpc/priv/network.js";
 import { privPing } from "../../../src/rpc/priv/ping.js";
 import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privProbeQemuKvm, privSignalProcess, privVmmSetPaused, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
 import { callMethod } from "../../../src/rpc/unix-client.js";
@@ -55,6 +56,9 @@ let state = "";
 let vmmDir = "";
 /** vmm.jail_dir: root's, so only root (the test) can replace or race anything above a chroot. */
 let jailDir = "";
+/** network.hosts_file's directory: root's (a trust anchor), so, like the jail's, only root can replace or race it. */
+let hostsDir = "";
+let hostsSyncs = 0;
 
 function asUser(u: { uid: number; gid: number }, argv: readonly string[]): string[] {
   return ["setpriv", `--reuid=${u.uid}`, `--regid=${u.gid}`, "--clear-groups", "--", ...argv];
@@ -160,6 +164,8 @@ const ATTACKS: Attack[] = [
   { method: privVmmSetPaused, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "firecracker", paused: true }), dirs: () => [jailDir, join(jailDir, "true"), join(jailDir, "true", VM2), join(jailDir, "true", VM2, "root")] },
   // Raced: the directory cleanup removes the VM's jail beneath (the jail itself goes, so it cannot be the one swapped).
   { method: privCleanupVmm, params: () => ({ vm_id: VM }), dirs: () => [jailDir, join(jailDir, "true")] },
+  // Every other request changes the block, so each one writes a temp file and renames it over the hosts file.
+  { method: privSyncHosts, params: () => ({ entries: hostsSyncs++ % 2 === 0 ? [{ name: "web", ip: "172.16.90.2" }] : [{ name: "db", ip: "172.16.90.3" }] }), dirs: () => [hostsDir] },
   // Both loops are attached before dmsetup runs, so on a host without device-mapper the rollback detaches them: what is
   // checked is that they were bound to the owner's files (the canary's are unchanged and never left attached).
   {
@@ -260,7 +266,7 @@ before(async () => {
   // The canary: what root must never touch on the owner's behalf. Named like the files the methods use, so a redirected lookup would find them.
   canary = join(base, "canary");
   mkdirSync(canary, { mode: 0o755 });
-  for (const f of ["vmlinuz", "initrd.img", "console.log", "vmm.log", "vmm.pid", "metrics.json", "secret"]) writeFileSync(join(canary, f), "root's\n", { mode: 0o600 });
+  for (const f of ["vmlinuz", "initrd.img", "console.log", "vmm.log", "vmm.pid", "metrics.json", "secret", "hosts"]) writeFileSync(join(canary, f), "root's\n", { mode: 0o600 });
   for (const f of ["root.ext4", "work.ext4", "rootfs.ext4", "cow.img"]) {
     await systemRunner.run(["truncate", "-s", "4M", join(canary, f)]);
     await systemRunner.run(["mkfs.ext4", "-q", "-F", join(canary, f)]);
@@ -279,7 +285,10 @@ before(async () => {
   // Only root-owned binaries may be configured: /usr/bin/true stands in for every VMM, so launches get as far as exec.
   // Firecracker runs jailed: the jail dir is root's all the way down (the helper refuses it otherwise), on /tmp like the state dir.
   jailDir = join(base, "jail");
-  helper = await startHelperInNetns(ns, owner, `[vmm]\nqemu_bin = "/usr/bin/true"\nfirecracker_bin = "/usr/bin/true"\njailer = "always"\njailer_bin = "/usr/bin/true"\njail_dir = "${jailDir}"\n`);
+  hostsDir = join(base, "etc");
+  mkdirSync(hostsDir, { mode: 0o755 });
+  writeFileSync(join(hostsDir, "hosts"), "127.0.0.1 localhost\n", { mode: 0o644 });
+  helper = await startHelperInNetns(ns, owner, `[network]\nhost_dns = "hosts"\nhosts_file = "${join(hostsDir, "hosts")}"\n[vmm]\nqemu_bin = "/usr/bin/true"\nfirecracker_bin = "/usr/bin/true"\njailer = "always"\njailer_bin = "/usr/bin/true"\njail_dir = "${jailDir}"\n`);
   state = join(helper.dir, "state");
   vmmDir = helperVmFiles.vmsDir(helper.dir);
   // The helper's dir is root's 0700; the owner must reach its own roots, as it can in production.
@@ -374,10 +383,10 @@ void test("hard links, FIFOs, sockets and device nodes where regular files are e
   const before = snapshot(canary);
   pings.length = 0;
   const vmDir = join(state, "vms", VM);
-  const plant = async (name: string, how: "hardlink" | "fifo" | "socket" | "device"): Promise<void> => {
-    const p = join(vmDir, name);
+  const plant = async (name: string, how: "hardlink" | "fifo" | "socket" | "device", dir = vmDir): Promise<void> => {
+    const p = join(dir, name);
     rmSync(p, { force: true });
-    if (how === "hardlink") linkSync(join(canary, "secret"), p);
+    if (how === "hardlink") linkSync(join(canary, dir === hostsDir ? "hosts" : "secret"), p);
     else if (how === "fifo") await systemRunner.run(["mkfifo", p]);
     else if (how === "socket") await listen(p);
     else await systemRunner.run(["mknod", p, "b", ...(await runText(systemRunner, ["stat", "-c", "%t %T", loopDev])).trim().split(" ").map((h) => String(parseInt(h, 16)))]);
@@ -392,6 +401,18 @@ void test("hard links, FIFOs, sockets and device nodes where regular files are e
       assert.equal(r["ok"], undefined, `${how} at ${name} was refused: ${JSON.stringify(r)}`);
       rmSync(join(vmDir, name), { force: true });
     }
+    // The hosts file: root's own, in root's directory; whatever stands in its place is neither read nor replaced.
+    const hosts = join(hostsDir, "hosts");
+    await plant("hosts", how, hostsDir);
+    const planted = lstatSync(hosts);
+    const t0 = performance.now();
+    const r = await send(ATTACKS.find((x) => x.method === privSyncHosts) as Attack, 2, 1);
+    assert.ok(performance.now() - t0 < 5000, `${how} at the hosts file answered at once`);
+    assert.deepEqual(r, { bad_params: 2 }, `${how} at the hosts file was refused`);
+    assert.deepEqual([lstatSync(hosts).ino, lstatSync(hosts).mode, lstatSync(hosts).nlink], [planted.ino, planted.mode, planted.nlink], `${how} at the hosts file left in place`);
+    assert.deepEqual(readdirSync(hostsDir), ["hosts"], "no temp file left beside it");
+    rmSync(hosts, { force: true });
+    writeFileSync(hosts, "127.0.0.1 localhost\n", { mode: 0o644 });
   }
   assert.equal(snapshot(canary), before);
   assertPings(t);

@@ -4,7 +4,9 @@ import { connect } from "node:net";
 import { test } from "node:test";
 import dnsPacket from "dns-packet";
 import { answerQuery, RECORD_TTL_S } from "../../../src/daemon/dns/answer.js";
-import { DnsServer } from "../../../src/daemon/dns/server.js";
+import { createServer } from "node:net";
+import { Forwarder } from "../../../src/daemon/dns/forward.js";
+import { answersClient, DnsServer } from "../../../src/daemon/dns/server.js";
 import { silentLogger } from "../../../src/system/log.js";
 
 type RecordType = dnsPacket.RecordType;
@@ -132,4 +134,124 @@ void test("DnsServer refuses a bad listen address and reports a port in use", as
   const s2 = new DnsServer(silentLogger);
   t.after(async () => { await s2.close(); });
   await assert.rejects(s2.start(addr), /EADDRINUSE/);
+});
+
+/**
+ * A fake upstream resolver on loopback (UDP and TCP on one port): answers every A query with 198.51.100.7
+ * (the query's id and flags kept), or, per `mode`, stays silent or answers with another id first.
+ */
+async function fakeUpstream(t: { after: (fn: () => Promise<void>) => void }, mode: "answer" | "silent" | "wrong-id-first" = "answer"): Promise<{ port: number; seen: number[] }> {
+  const seen: number[] = [];
+  const reply = (q: Buffer): Buffer => {
+    const req = decode(q);
+    seen.push(req.id ?? -1);
+    return dnsPacket.encode({ type: "response", id: req.id ?? 0, flags: (req.flags ?? 0) | dnsPacket.RECURSION_AVAILABLE, questions: req.questions ?? [], answers: [{ type: "A", class: "IN", name: req.questions?.[0]?.name ?? "", ttl: 60, data: "198.51.100.7" }] });
+  };
+  const tcp = createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on("data", (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) sock.end(frame(reply(buf.subarray(2, 2 + buf.readUInt16BE(0)))));
+    });
+  });
+  await new Promise<void>((r) => tcp.listen(0, "127.0.0.1", r));
+  const port = (tcp.address() as { port: number }).port;
+  const udp = createSocket("udp4");
+  await new Promise<void>((r) => udp.bind(port, "127.0.0.1", r));
+  udp.on("message", (m, rinfo) => {
+    if (mode === "silent") {
+      seen.push(decode(m).id ?? -1);
+      return;
+    }
+    const out = reply(m);
+    if (mode === "wrong-id-first") {
+      const spoof = Buffer.from(out);
+      spoof.writeUInt16BE((out.readUInt16BE(0) + 1) % 65536, 0);
+      spoof.writeUInt8(1, spoof.length - 1); // 198.51.100.1: an answer that must not be taken
+      udp.send(spoof, rinfo.port, rinfo.address);
+    }
+    udp.send(out, rinfo.port, rinfo.address);
+  });
+  t.after(async () => {
+    await new Promise<void>((r) => { udp.close(() => { r(); }); });
+    await new Promise<void>((r) => { tcp.close(() => { r(); }); });
+  });
+  return { port, seen };
+}
+
+const firstA = (d: Decoded | undefined): unknown => (d?.answers?.[0] as { data?: unknown } | undefined)?.data;
+
+void test("names outside .vm are forwarded upstream over UDP and TCP with the client's id; .vm names never leave", async (t) => {
+  const up = await fakeUpstream(t);
+  const server = new DnsServer(silentLogger, { upstreams: [{ host: "127.0.0.1", port: up.port }], guestCidr: "172.16.90.0/24" });
+  t.after(async () => { await server.close(); });
+  const addr = await server.start("127.0.0.1:0");
+  await server.publish("web", "172.16.90.2");
+  const u = await udpAsk(addr, query("example.com", "A", 777));
+  assert.equal(u?.id, 777, "the client's id comes back");
+  assert.equal(u?.rcode, "NOERROR");
+  assert.equal(firstA(u), "198.51.100.7", "the upstream's answer");
+  assert.equal(u?.flag_rd, true, "the client's flags travelled with the query");
+  const [tc] = await tcpAsk(addr, frame(query("example.org", "A", 778)), 1);
+  assert.equal(tc?.id, 778);
+  assert.equal(firstA(tc), "198.51.100.7");
+  assert.deepEqual(up.seen, [777, 778], "the upstream saw each query once, with the client's id");
+  assert.equal(firstA(await udpAsk(addr, query("web.vm"))), "172.16.90.2");
+  assert.equal((await udpAsk(addr, query("nope.vm")))?.rcode, "NXDOMAIN");
+  // A local answer queued behind a forwarded one on the same TCP connection keeps its order.
+  const [f1, f2] = await tcpAsk(addr, Buffer.concat([frame(query("example.net", "A", 1)), frame(query("web.vm", "A", 2))]), 2);
+  assert.deepEqual([f1?.id, f2?.id], [1, 2]);
+  assert.deepEqual(up.seen, [777, 778, 1], "no .vm query went upstream");
+});
+
+void test("forwarding: a silent upstream times out and the next one answers; a reply with another id is not taken", async (t) => {
+  const silent = await fakeUpstream(t, "silent");
+  const tricky = await fakeUpstream(t, "wrong-id-first");
+  const fwd = new Forwarder([{ host: "127.0.0.1", port: silent.port }, { host: "127.0.0.1", port: tricky.port }], 300);
+  const t0 = performance.now();
+  const out = await fwd.udp(query("example.com", "A", 4321));
+  assert.ok(performance.now() - t0 >= 290, "the silent upstream had its timeout");
+  const d = decode(out ?? Buffer.alloc(0));
+  assert.equal(d.id, 4321);
+  assert.equal(firstA(d), "198.51.100.7", "the spoofed reply (other id) was ignored");
+  assert.deepEqual(silent.seen, [4321]);
+  const server = new DnsServer(silentLogger, { upstreams: [{ host: "127.0.0.1", port: silent.port }], forwardTimeoutMs: 100 });
+  t.after(async () => { await server.close(); });
+  const failed = await udpAsk(await server.start("127.0.0.1:0"), query("example.com", "A", 55));
+  assert.deepEqual([failed?.id, failed?.rcode], [55, "SERVFAIL"], "no upstream answered: the client hears so at once");
+  assert.equal(await new Forwarder([{ host: "127.0.0.1", port: silent.port }], 100).udp(query("example.com")), undefined, "no upstream answered: nothing to relay");
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+  const closedPort = (closed.address() as { port: number }).port;
+  await new Promise<void>((r) => closed.close(() => { r(); }));
+  assert.equal(await new Forwarder([{ host: "127.0.0.1", port: closedPort }], 100).tcp(query("example.com")), undefined, "TCP: the upstream refused the connection");
+  assert.equal(decode((await new Forwarder([{ host: "127.0.0.1", port: closedPort }, { host: "127.0.0.1", port: tricky.port }], 100).tcp(query("example.com", "A", 99))) ?? Buffer.alloc(0)).id, 99, "TCP: the next upstream answers");
+});
+
+void test("without upstreams names outside .vm stay REFUSED; only loopback and the bridge network are answered", async (t) => {
+  const server = new DnsServer(silentLogger);
+  t.after(async () => { await server.close(); });
+  const addr = await server.start("127.0.0.1:0");
+  assert.equal((await udpAsk(addr, query("example.com")))?.rcode, "REFUSED");
+  assert.equal(answersClient("127.0.0.1", undefined), true);
+  assert.equal(answersClient("::ffff:127.0.0.5", "172.16.90.0/24"), true);
+  assert.equal(answersClient("172.16.90.7", "172.16.90.0/24"), true);
+  assert.equal(answersClient("172.16.91.7", "172.16.90.0/24"), false, "a neighbouring network");
+  assert.equal(answersClient("10.0.0.1", "172.16.90.0/24"), false);
+  assert.equal(answersClient("172.16.90.7", undefined), false, "no bridge network configured");
+  assert.equal(answersClient("::1", "172.16.90.0/24"), false, "IPv6 is not served");
+});
+
+void test("listenForGuests binds the bridge address at the main port once it exists, and is a no-op after", async (t) => {
+  const server = new DnsServer(silentLogger);
+  t.after(async () => { await server.close(); });
+  const addr = await server.start("127.0.0.1:0");
+  const port = addr.slice(addr.lastIndexOf(":") + 1);
+  assert.equal(await server.listenForGuests("192.0.2.1"), false, "an address this host does not have yet");
+  assert.equal(server.guestListenAddress(), undefined);
+  assert.equal(await server.listenForGuests("127.0.0.2"), true);
+  assert.equal(server.guestListenAddress(), `127.0.0.2:${port}`);
+  assert.equal(await server.listenForGuests("127.0.0.2"), true);
+  await server.publish("web", "172.16.90.2");
+  assert.equal(firstA(await udpAsk(`127.0.0.2:${port}`, query("web.vm"))), "172.16.90.2");
 });

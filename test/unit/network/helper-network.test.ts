@@ -187,7 +187,7 @@ void test("every network method refuses injected values with bad_params and runs
 void test("ensure_bridge uses the helper's own config; create_tap on a ready bridge makes an owner-owned tap without forking", async () => {
   const { runner, d, model, links } = setup();
   const r = await call(d, "priv.ensure_bridge", {});
-  assert.deepEqual(r.result, { bridge: "banger0", cidr: "172.16.90.0/24", bridge_ip: "172.16.90.1", created: true, resolver: { applied: false, reason: "systemd-resolved is not running; NAME.vm resolves only by querying 127.0.0.1:10053 directly" } });
+  assert.deepEqual(r.result, { bridge: "banger0", cidr: "172.16.90.0/24", bridge_ip: "172.16.90.1", created: true, resolver: { applied: false, reason: "network.host_dns is hosts (systemd-resolved is not running; using the hosts file)" } });
   assert.deepEqual(runner.argvs().filter((a) => a[1] !== "-j"), [
     ["ip", "link", "add", "name", "banger0", "type", "bridge"],
     ["ip", "addr", "add", "172.16.90.1/24", "dev", "banger0"],
@@ -302,6 +302,7 @@ void test("NAT with nftables: first guest creates the table (and owns ip_forward
   assert.match(script, /^add table ip banger$/m);
   assert.match(script, /ip saddr @guests oifname != "banger0" counter masquerade/);
   assert.match(script, /^add element ip banger guests \{ 172\.16\.90\.2 comment "tap-fc-00000001" \}$/m);
+  assert.match(script, /redirect to :10053$/m, "guests' port 53 goes to banger's DNS (network.dns_listen's port)");
   assert.equal(runner.calls.every((c) => c.argv[0] !== "sh" && !c.argv.includes("-c")), true, "no shell");
 
   assert.equal((await call(d, "priv.ensure_nat", { guest_ip: "172.16.90.2", tap: "tap-fc-00000001", enable: true })).result !== undefined, true);
@@ -389,7 +390,7 @@ void test("host lookups of NAME.vm are routed once per bridge: a reported no-op 
   const off = setup();
   const r = await call(off.d, "priv.ensure_bridge", {});
   assert.equal(r.ok, true, r.message);
-  assert.deepEqual((r.result as { resolver: unknown }).resolver, { applied: false, reason: "systemd-resolved is not running; NAME.vm resolves only by querying 127.0.0.1:10053 directly" });
+  assert.deepEqual((r.result as { resolver: unknown }).resolver, { applied: false, reason: "network.host_dns is hosts (systemd-resolved is not running; using the hosts file)" });
   assert.deepEqual(off.runner.argvs().filter((a) => a[0] === "resolvectl"), []);
   const on = setup({}, { resolverUnavailable: () => undefined });
   assert.deepEqual(((await call(on.d, "priv.ensure_bridge", {})).result as { resolver: unknown }).resolver, { applied: true });
@@ -401,7 +402,12 @@ void test("host lookups of NAME.vm are routed once per bridge: a reported no-op 
     ["resolvectl", "dns", "banger0", "127.0.0.1:10053"],
   ], "once for the bridge, and no window in which its DNS server could answer every host lookup");
   const unknownPort = setup({ dns_listen: "127.0.0.1:0" }, { resolverUnavailable: () => undefined });
-  assert.deepEqual(((await call(unknownPort.d, "priv.ensure_bridge", {})).result as { resolver: unknown }).resolver, { applied: false, reason: "network.dns_listen 127.0.0.1:0 has no fixed port; NAME.vm resolves only by querying 127.0.0.1:0 directly" });
+  assert.deepEqual(((await call(unknownPort.d, "priv.ensure_bridge", {})).result as { resolver: unknown }).resolver, { applied: false, reason: "network.host_dns is hosts (network.dns_listen 127.0.0.1:0 has no fixed port for systemd-resolved to route to; using the hosts file)" });
+  const forced = setup({ dns_listen: "127.0.0.1:0", host_dns: "resolved" }, { resolverUnavailable: () => undefined });
+  assert.deepEqual(((await call(forced.d, "priv.ensure_bridge", {})).result as { resolver: unknown }).resolver, { applied: false, reason: "network.dns_listen 127.0.0.1:0 has no fixed port for systemd-resolved to route to; NAME.vm resolves only by querying 127.0.0.1:0 directly" });
+  const hostsMode = setup({ host_dns: "hosts" }, { resolverUnavailable: () => undefined });
+  assert.deepEqual(((await call(hostsMode.d, "priv.ensure_bridge", {})).result as { resolver: unknown }).resolver, { applied: false, reason: "network.host_dns is hosts" });
+  assert.deepEqual(hostsMode.runner.argvs().filter((a) => a[0] === "resolvectl"), [], "the hosts file mode leaves systemd-resolved alone");
   const failing = setup({}, { resolverUnavailable: () => undefined });
   failing.runner.run = ((orig) => async (argv, options) => {
     if (argv[0] === "resolvectl") throw new CommandError(argv, 1, null, "", "Failed to set DNS configuration: Unit dbus-org.freedesktop.resolve1.service not found.");
@@ -442,4 +448,19 @@ void test("remove_nat_all removes banger's NAT and nothing else", async () => {
   assert.deepEqual(r.result, { removed: ["nftables"] });
   assert.equal(model.nft.table, false);
   assert.deepEqual([...model.links.keys()].sort(), links, "taps and bridge are left alone");
+});
+
+void test("sync_hosts: entries are VM names and guest addresses of the bridge; a no-op unless the host DNS mode is the hosts file", async () => {
+  const resolved = setup({}, { resolverUnavailable: () => undefined });
+  assert.deepEqual((await call(resolved.d, "priv.sync_hosts", { entries: [{ name: "web", ip: "172.16.90.2" }] })).result, { mode: "resolved", written: false, entries: 1 });
+  const none = setup({ host_dns: "none" });
+  assert.deepEqual((await call(none.d, "priv.sync_hosts", { entries: [] })).result, { mode: "none", written: false, entries: 0 });
+  for (const entry of [{ name: "Web", ip: "172.16.90.2" }, { name: "web\n10.0.0.1 evil", ip: "172.16.90.2" }, { name: "web", ip: "172.16.90.1" }, { name: "web", ip: "10.0.0.2" }, { name: "web", ip: "172.16.90.2 x" }]) {
+    const r = await call(none.d, "priv.sync_hosts", { entries: [entry] });
+    assert.equal(r.code, "bad_params", JSON.stringify(entry));
+    assert.match(r.message ?? "", /entries\[0\]\.(name|ip)/);
+  }
+  assert.equal((await call(none.d, "priv.sync_hosts", { entries: [{ name: "web", ip: "172.16.90.2", extra: 1 }] })).code, "bad_params", "unknown fields");
+  const status = await call(none.d, "priv.network_status", {});
+  assert.deepEqual((status.result as { host_dns: unknown }).host_dns, { mode: "none", reason: "network.host_dns is none: NAME.vm resolves on the host only by querying banger's DNS directly" });
 });

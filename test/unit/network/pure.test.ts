@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { configSchema } from "../../../src/config/schema.js";
 import { networkInfoContributor } from "../../../src/daemon/network/info.js";
-import { parseNameservers, upstreamDns } from "../../../src/daemon/network/upstream-dns.js";
+import { forwardUpstreams, parseNameservers, upstreamDns } from "../../../src/daemon/network/upstream-dns.js";
 import { bridgeIp, cidrContains, guestRange, intToIpv4, ipv4ToInt, parseCidr } from "../../../src/model/ipv4.js";
 import { guestRules, parseFwdChain } from "../../../src/roothelper/nat/iptables.js";
 import { nftCreateScript, parseNftState } from "../../../src/roothelper/nat/nftables.js";
@@ -68,4 +68,33 @@ void test("system.info contributor reports network and dns.address", async () =>
   const config = configSchema.parse({ network: { bridge: "br-x", cidr: "10.7.0.0/24", dns_listen: "127.0.0.1:5353" } });
   assert.deepEqual(await networkInfoContributor(config)("op-test0001"), { network: { bridge: "br-x", cidr: "10.7.0.0/24", bridge_ip: "10.7.0.1" }, dns: { address: "127.0.0.1:5353" } });
   assert.deepEqual((await networkInfoContributor(config, () => "127.0.0.1:40000")("op-test0001")).dns, { address: "127.0.0.1:40000" });
+});
+
+void test("guests' DNS: their port 53 on the bridge address is redirected to banger's port, in banger's own table/chains only", () => {
+  const dns = { gateway: "172.16.90.1", port: 10053 };
+  const s = nftCreateScript("banger0", false, { ip: "172.16.90.2", tap: "tap-fc-00000001" }, dns);
+  assert.match(s, /^add chain ip banger prerouting \{ type nat hook prerouting priority dstnat; policy accept; \}$/m);
+  assert.match(s, /^add rule ip banger prerouting iifname "banger0" ip saddr @guests ip daddr 172\.16\.90\.1 meta l4proto \{ tcp, udp \} th dport 53 counter redirect to :10053$/m);
+  assert.doesNotMatch(nftCreateScript("banger0", false, { ip: "172.16.90.2", tap: "tap-fc-00000001" }), /prerouting/, "no redirect without a fixed port");
+  const rules = guestRules("banger0", { ip: "172.16.90.2", tap: "tap-fc-00000001" }, dns);
+  assert.deepEqual(rules.slice(3), ["udp", "tcp"].map((p) => ["-t", "nat", "-I", "BANGER-PRE", "1", "-s", "172.16.90.2/32", "-i", "banger0", "-d", "172.16.90.1/32", "-p", p, "--dport", "53", "-m", "comment", "--comment", "tap-fc-00000001", "-j", "REDIRECT", "--to-ports", "10053"]));
+  assert.equal(guestRules("banger0", { ip: "172.16.90.2", tap: "tap-fc-00000001" }).length, 3);
+});
+
+void test("forwardUpstreams: configured servers, else the host's resolvers with loopback stubs kept, else systemd-resolved's list; port 53", () => {
+  const dir = mkdtempSync(join(tmpdir(), "bgt-fwd-"));
+  try {
+    const resolvConf = join(dir, "resolv.conf");
+    const resolvedConf = join(dir, "resolved.conf");
+    writeFileSync(resolvConf, "nameserver 127.0.0.53\noptions edns0\n");
+    writeFileSync(resolvedConf, "nameserver 192.0.2.10\n");
+    assert.deepEqual(forwardUpstreams(["9.9.9.9"], { resolvConf, resolvedConf }), [{ host: "9.9.9.9", port: 53 }]);
+    assert.deepEqual(forwardUpstreams(undefined, { resolvConf, resolvedConf }), [{ host: "127.0.0.53", port: 53 }], "the daemon on the host can use the stub");
+    writeFileSync(resolvConf, "# nothing\n");
+    assert.deepEqual(forwardUpstreams([], { resolvConf, resolvedConf }), [{ host: "192.0.2.10", port: 53 }]);
+    rmSync(resolvedConf);
+    assert.deepEqual(forwardUpstreams(undefined, { resolvConf, resolvedConf }), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

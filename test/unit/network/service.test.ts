@@ -44,7 +44,7 @@ void test("lease -> attach -> addNat -> detach: bridge, owner tap, NAT, each wit
   const svc = networkService(env);
   const vm = "a".repeat(32);
   const lease = await svc.lease(vm, "op-aaaaaa01");
-  assert.deepEqual(lease, { ip: "172.16.90.2", mac: "02:aa:aa:aa:aa:aa", tap: "tap-fc-aaaaaaaa", cid: 3, prefix: 24, gateway: "172.16.90.1", nameservers: ["192.0.2.53"] });
+  assert.deepEqual(lease, { ip: "172.16.90.2", mac: "02:aa:aa:aa:aa:aa", tap: "tap-fc-aaaaaaaa", cid: 3, prefix: 24, gateway: "172.16.90.1", nameservers: ["172.16.90.1"] }, "the guest's resolver is banger's DNS on the bridge");
   await svc.attach(vm, lease, "op-aaaaaa02");
   await svc.addNat(vm, lease, "op-aaaaaa02");
   assert.deepEqual(calls.map((c) => [c.method, c.params, c.opId]), [
@@ -102,4 +102,11 @@ void test("nat = false: no NAT calls; tap pool: pool taps are reused, not create
   await svc.addNat("a".repeat(32), lease, "op-aaaaaa04");
   await svc.detach("a".repeat(32), lease, "op-aaaaaa05");
   assert.deepEqual(calls.map((c) => c.method), ["priv.ensure_bridge"], "existing pool tap: no create, no NAT, no delete");
+});
+
+void test("guests get the upstream resolvers themselves when banger's DNS cannot reach them (NAT off, or dns_listen on port 0)", async (t) => {
+  for (const network of [{ nat: false }, { dns_listen: "127.0.0.1:0" }]) {
+    const { env } = setup(t, network);
+    assert.deepEqual((await networkService(env).lease("a".repeat(32), "op-cccccc01")).nameservers, ["192.0.2.53"], JSON.stringify(network));
+  }
 });

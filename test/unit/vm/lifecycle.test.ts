@@ -364,10 +364,10 @@ void test("known_hosts never keeps a key of a VM whose create failed while other
   // Fail every third create at the last step, so pin-host-key of others interleaves with the failures' undo.
   let n = 0;
   const publish = h.env.deps.dns.publish.bind(h.env.deps.dns);
-  (h.env.deps.dns as { publish: typeof publish }).publish = async (name, ip) => {
+  (h.env.deps.dns as { publish: typeof publish }).publish = async (name, ip, opId) => {
     await new Promise((r) => setTimeout(r, 5));
     if (++n % 3 === 0) throw new Error("dns down");
-    return publish(name, ip);
+    return publish(name, ip, opId);
   };
   await Promise.all(Array.from({ length: 9 }, () => h.service.create({}, freshOpId())));
   await h.service.idle();
