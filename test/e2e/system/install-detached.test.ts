@@ -1,18 +1,22 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { test } from "node:test";
 import { CleanupStack } from "../../../src/daemon/vm/steps.js";
 import { installFiles, installLayout } from "../../../src/install/layout.js";
 import { runText, systemRunner } from "../../../src/system/runner.js";
 import { VERSION } from "../../../src/version.js";
 import { queryA } from "../../helpers/dns-query.js";
+import { repackAs } from "../../helpers/repack.js";
 import { createNetNs, type NetNs } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 import { BIN, type CliResult } from "../../helpers/stack.js";
 import { tinyImageSkip } from "../../helpers/tiny-image.js";
 import { ensureTestUser, type TestUser } from "../../helpers/users.js";
+
+/** The repository (dist/ runs from it): what npm packs. */
+const REPO = resolve(import.meta.dirname, "..", "..", "..", "..");
 
 const SKIP = requires(needsRoot(), needsCommands("qemu-system-x86_64", "setpriv", "nft", "iptables-save"), tinyImageSkip());
 
@@ -72,7 +76,7 @@ interface StatusJson {
   vms: { total: number; running: number };
 }
 
-void test("detached install: both services up from root's versioned copy, vm run as the owner, a VM survives system restart, uninstall leaves the host as it was (state kept)", { skip: SKIP, timeout: 900_000 }, async (t) => {
+void test("detached install: both services up from root's versioned copy, vm run as the owner, a VM survives system restart and update, a broken update rolls back, uninstall leaves the host as it was (state kept)", { skip: SKIP, timeout: 900_000 }, async (t) => {
   const user = await ensureTestUser();
   const cleanup = new CleanupStack();
   t.after(() => cleanup.run());
@@ -148,11 +152,36 @@ void test("detached install: both services up from root's versioned copy, vm run
   assert.equal(other.code, 1);
   assert.match(other.stderr, /installed for banger-test.*uninstall/);
 
+  // banger update in this mode too: a bumped package replaces the running one with the VM kept, and
+  // one whose daemon cannot start is rolled back by itself, the VM still running.
+  const scratch = mkdtempSync("/tmp/bgt-update-pack-");
+  cleanup.push("packages", () => { rmSync(scratch, { recursive: true, force: true }); return Promise.resolve(); });
+  // dist is already built (the tests run from it): no prepack rebuild under the running suite.
+  const packed = await systemRunner.run(["npm", "pack", "--ignore-scripts", "--pack-destination", scratch], { cwd: REPO, timeoutMs: 300_000 });
+  const tarball = join(scratch, packed.stdout.toString("utf8").trim().split("\n").pop() ?? "");
+  const bumped = `${VERSION}-e2e.1`;
+  const broken = `${VERSION}-e2e.2`;
+  await repackAs(tarball, join(scratch, `banger-${bumped}.tgz`), bumped);
+  await repackAs(tarball, join(scratch, `banger-${broken}.tgz`), broken, { brokenDaemon: true });
+  await ok(cli(ns, root, undefined, ["update", "--from", join(scratch, `banger-${bumped}.tgz`)]), "update");
+  assert.equal(readlinkSync(layout.currentLink), bumped);
+  const updated = JSON.parse(await ok(cli(ns, root, user, ["system", "status", "--json"]), "status")) as StatusJson;
+  assert.deepEqual([updated.install.versions.daemon, updated.install.versions.helper], [bumped, bumped]);
+  assert.equal((JSON.parse(await ok(cli(ns, root, user, ["vm", "show", "keep", "--json"]), "vm show")) as { pid: number }).pid, vmPid, "the same VMM after the update");
+  assert.equal((await ok(cli(ns, root, user, ["vm", "exec", "keep", "--", "cat", "/etc/hostname"]), "vm exec")).trim(), "keep");
+  const failed = await cli(ns, root, undefined, ["update", "--from", join(scratch, `banger-${broken}.tgz`), "--timeout", "10"]);
+  assert.equal(failed.code, 1, failed.stdout);
+  assert.match(failed.stderr, /did not become healthy.*rolled back to .*e2e\.1, which is serving again/s);
+  assert.equal(readlinkSync(layout.currentLink), bumped);
+  assert.ok(!readdirSync(layout.libDir).includes(broken), "the broken version's copy is removed");
+  assert.equal((JSON.parse(await ok(cli(ns, root, user, ["vm", "show", "keep", "--json"]), "vm show")) as { pid: number }).pid, vmPid, "the same VMM after the rollback");
+  assert.equal((await ok(cli(ns, root, user, ["vm", "exec", "keep", "--", "true"]), "vm exec")), "");
+
   // Uninstall refuses while a VM runs, and changes nothing.
   const refused = await cli(ns, root, undefined, ["system", "uninstall"]);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /keep \(running\).*--force/);
-  assert.equal(readlinkSync(layout.currentLink), VERSION);
+  assert.equal(readlinkSync(layout.currentLink), bumped);
 
   await ok(cli(ns, root, undefined, ["system", "uninstall", "--force"]), "system uninstall --force");
   assert.deepEqual(await hostState(ns), hostBefore, "links, nft, iptables and processes as before the install");
