@@ -1,5 +1,6 @@
-import { closeSync, constants, openSync, rmSync } from "node:fs";
-import { basename, dirname } from "node:path";
+import { closeSync, constants, openSync, rmdirSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { loadConfig } from "../config/load.js";
 import { removeTree } from "../roothelper/fs/remove-tree.js";
 import { callUnix } from "../rpc/unix-client.js";
 import type { Runner } from "../system/runner.js";
@@ -68,6 +69,23 @@ export async function uninstall(req: UninstallRequest): Promise<{ removed: strin
     for (const s of SERVICES) await step(`removing ${installFiles.unitFile(layout, s)}`, () => { rmSync(installFiles.unitFile(layout, s), { force: true }); removed.push(installFiles.unitFile(layout, s)); });
     await step("systemctl daemon-reload", () => systemd.reload());
   }
+  // vmm.jail_dir, made by the helper when a jailer is installed (read before /etc/banger goes): every
+  // VM's jail is removed when it stops, so what is left are directories the helper made, removed only
+  // when empty. A non-empty one (another tool's, or a jail a failed cleanup left) stays, and is said.
+  await step("removing the jail dir", () => {
+    const vmm = loadConfig(layout.configFile).vmm;
+    // The jailer's own level: <jail dir>/<name of the firecracker binary>/<vm id>.
+    for (const dir of [join(vmm.jail_dir, basename(vmm.firecracker_bin)), vmm.jail_dir]) {
+      try {
+        rmdirSync(dir);
+        removed.push(dir);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "ENOTEMPTY" || code === "EEXIST") log(`kept ${dir}: it is not empty`);
+        else if (code !== "ENOENT") throw e;
+      }
+    }
+  });
   // Root's own trees: no name in them is the owner's to change.
   for (const dir of [layout.libDir, layout.etcDir, layout.pidDir, layout.logDir, layout.helperDir]) {
     await step(`removing ${dir}`, () => { rmSync(dir, { recursive: true, force: true }); removed.push(dir); });
