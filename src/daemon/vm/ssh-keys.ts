@@ -1,4 +1,5 @@
 import { generateKeyPair, randomBytes, randomUUID } from "node:crypto";
+import { constants } from "node:fs";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { promisify } from "node:util";
@@ -58,6 +59,25 @@ async function writeFileAtomic(path: string, data: string | Buffer, mode: number
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;
+  }
+}
+
+/** Writes `data` over the file at `path` and cuts it to that length, when it is no longer than the file now. */
+async function overwriteInPlace(path: string, data: Buffer): Promise<boolean> {
+  let fh;
+  try {
+    fh = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW);
+  } catch {
+    return false;
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || data.length > st.size) return false;
+    await fh.write(data, 0, data.length, 0);
+    await fh.truncate(data.length);
+    return true;
+  } finally {
+    await fh.close();
   }
 }
 
@@ -139,11 +159,25 @@ export function renderKnownHosts(entries: readonly KnownHost[]): string {
 
 let writeChain: Promise<void> = Promise.resolve();
 
-/** Atomically replaces known_hosts (temp + rename), serialised so concurrent rebuilds never interleave. */
+/**
+ * Atomically replaces known_hosts (temp + rename), serialised so concurrent rebuilds never
+ * interleave. On a full disk the temp file cannot be written, yet removing a VM's key must still
+ * work: it is how a create that failed for want of space is unwound. A text no longer than the
+ * file's is then written over it in place, which needs no new block. That is safe because
+ * known_hosts is rebuilt from the database on every change: a write torn by a crash is repaired
+ * by the next rebuild, and ssh meanwhile refuses a key it cannot match rather than accepting one.
+ */
 export function writeKnownHosts(path: string, entries: readonly KnownHost[]): Promise<void> {
   const next = writeChain.then(async () => {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(path, renderKnownHosts(entries), 0o600, false);
+    const text = renderKnownHosts(entries);
+    try {
+      await writeFileAtomic(path, text, 0o600, false);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "ENOSPC" && code !== "EDQUOT") throw e;
+      if (!(await overwriteInPlace(path, Buffer.from(text, "utf8")))) throw e;
+    }
   });
   writeChain = next.catch(() => undefined);
   return next;
