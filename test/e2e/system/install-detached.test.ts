@@ -165,8 +165,10 @@ void test("detached install: both services up from root's versioned copy, vm run
   await repackAs(tarball, join(scratch, `banger-${broken}.tgz`), broken, { brokenDaemon: true });
   await ok(cli(ns, root, undefined, ["update", "--from", join(scratch, `banger-${bumped}.tgz`)]), "update");
   assert.equal(readlinkSync(layout.currentLink), bumped);
-  const updated = JSON.parse(await ok(cli(ns, root, user, ["system", "status", "--json"]), "status")) as StatusJson;
-  assert.deepEqual([updated.install.versions.daemon, updated.install.versions.helper], [bumped, bumped]);
+  // This CLI is still the old version: status says so (and exits 1 for the mismatch).
+  const statusAfterUpdate = await cli(ns, root, user, ["system", "status", "--json"]);
+  const updated = JSON.parse(statusAfterUpdate.stdout) as StatusJson;
+  assert.deepEqual([statusAfterUpdate.code, updated.install.versions.daemon, updated.install.versions.helper, updated.install.versions.mismatch], [1, bumped, bumped, true]);
   assert.equal((JSON.parse(await ok(cli(ns, root, user, ["vm", "show", "keep", "--json"]), "vm show")) as { pid: number }).pid, vmPid, "the same VMM after the update");
   assert.equal((await ok(cli(ns, root, user, ["vm", "exec", "keep", "--", "cat", "/etc/hostname"]), "vm exec")).trim(), "keep");
   const failed = await cli(ns, root, undefined, ["update", "--from", join(scratch, `banger-${broken}.tgz`), "--timeout", "10"]);
