@@ -1,22 +1,18 @@
 import type { Command } from "../../command.js";
 import { forEachName } from "./common.js";
 
-export const vmPauseCommand: Command = {
-  path: ["vm", "pause"],
-  summary: "freeze running VMs: no CPU used; memory, IP and NAME.vm kept (resume with vm resume)",
-  usage: "banger vm pause NAME...",
-  run: (args, ctx) => forEachName(args, ctx, { force: false }, async (name, _force, opId) => {
-    const r = await ctx.call("vm.pause", { name }, 30_000, opId);
-    return `${r.vm.name} paused${r.changed ? "" : " (it already was)"}`;
-  }),
-};
+/** `vm pause` and `vm resume`: the same call per name, saying when the VM already was in that state. */
+function pauseCommand(verb: "pause" | "resume", state: "paused" | "running", summary: string): Command {
+  return {
+    path: ["vm", verb],
+    summary,
+    usage: `banger vm ${verb} NAME...`,
+    run: (args, ctx) => forEachName(args, ctx, { force: false }, async (name, _force, opId) => {
+      const r = await ctx.call(`vm.${verb}`, { name }, 30_000, opId);
+      return `${r.vm.name} ${state}${r.changed ? "" : " (it already was)"}`;
+    }),
+  };
+}
 
-export const vmResumeCommand: Command = {
-  path: ["vm", "resume"],
-  summary: "thaw paused VMs: they carry on where they stopped",
-  usage: "banger vm resume NAME...",
-  run: (args, ctx) => forEachName(args, ctx, { force: false }, async (name, _force, opId) => {
-    const r = await ctx.call("vm.resume", { name }, 30_000, opId);
-    return `${r.vm.name} running${r.changed ? "" : " (it already was)"}`;
-  }),
-};
+export const vmPauseCommand = pauseCommand("pause", "paused", "freeze running VMs: no CPU used; memory, IP and NAME.vm kept (resume with vm resume)");
+export const vmResumeCommand = pauseCommand("resume", "running", "thaw paused VMs: they carry on where they stopped");
