@@ -60,7 +60,12 @@ if (repoUid !== 0 && repoUid !== uid) {
   process.exit(2);
 }
 const asRepoOwner = (argv) => (repoUid === 0 ? argv : asOwner(argv));
-const repoEnv = repoUid === 0 ? {} : { env: { ...process.env, HOME: home } };
+// better-sqlite3 compiles its addon when no prebuilt one can be fetched, and node-gyp would then
+// download node's headers from nodejs.org: offline, or behind a proxy, `npm ci` fails. The node
+// running this script ships its headers; point node-gyp at them unless the user chose a nodedir.
+const nodePrefix = resolve(process.execPath, "..", "..");
+const nodedir = process.env.npm_config_nodedir === undefined && existsSync(join(nodePrefix, "include", "node", "common.gypi")) ? { npm_config_nodedir: nodePrefix } : {};
+const repoEnv = { env: { ...process.env, ...nodedir, ...(repoUid === 0 ? {} : { HOME: home }) } };
 const packDir = mkdtempSync(join(tmpdir(), "banger-pack-"));
 try {
   if (repoUid !== 0) spawnSync("chown", [`${uid}:${gid}`, packDir]);
