@@ -1,7 +1,10 @@
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { privKillProcess, privProbeQemuKvm } from "../rpc/priv/vmm.js";
 import { createPidExitWatcher } from "../system/pid-exit-watcher.js";
+import { VERSION } from "../version.js";
 import type { Accel, VmmKind } from "../vmm/driver.js";
 import { createVmmDriver } from "../vmm/factory.js";
 import { listBangerVmms } from "../vmm/identity.js";
@@ -85,6 +88,9 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
       stop: (handle, opts, opId) => adapter(choice?.accel ?? "tcg").stop(handle, opts, opId),
       isAlive: (handle) => adapter(choice?.accel ?? "tcg").isAlive(handle),
       setPaused: (handle, paused, opId) => adapter(choice?.accel ?? "tcg").setPaused(handle, paused, opId),
+      saveState: (handle, files, opId) => adapter(choice?.accel ?? "tcg").saveState(handle, files, opId),
+      sendIdentity: (handle, identity, opId) => adapter(choice?.accel ?? "tcg").sendIdentity(handle, identity, opId),
+      stateCompatibility: () => stateCompatibility(kind, choice?.accel ?? "tcg", kind === "qemu" ? env.config.vmm.qemu_bin : env.config.vmm.firecracker_bin),
       watchExit: (handle, onExit) => adapter(choice?.accel ?? "tcg").watchExit(handle, onExit),
       find: (vmId, vmmKind) => adapter(choice?.accel ?? "tcg").find(vmId, vmmKind),
       release: (vmId, opId) => adapter(choice?.accel ?? "tcg").release(vmId, opId),
@@ -101,6 +107,23 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
 }
 
 class DeferProbe extends Error {}
+
+/**
+ * Which saved states this daemon's VMM can load: the same driver, accelerator and VMM binary (its
+ * size and mtime stand for its build: an upgrade changes them), and the same banger version, whose
+ * argv fixes the machine type and device list a state must match.
+ */
+async function stateCompatibility(kind: VmmKind, accel: Accel, binary: string): Promise<string> {
+  let build = "unknown build";
+  try {
+    const st = await stat(binary);
+    build = `${st.size}-${Math.trunc(st.mtimeMs)}`;
+  } catch {
+    // A binary named without a path is found by the helper; its name alone then stands for it.
+  }
+  const digest = createHash("sha256").update(`${kind}\0${accel}\0${binary}\0${build}\0${VERSION}`).digest("hex").slice(0, 16);
+  return `${kind}-${accel}-${VERSION}-${digest}`;
+}
 
 function readCache(file: string): boolean | undefined {
   if (!existsSync(file)) return undefined;

@@ -90,6 +90,8 @@ export const state = {
   imageBuildDir: (stateDir: string) => join(stateDir, "images", ".build"),
   vmsDir: (stateDir: string) => join(stateDir, "vms"),
   vmDir: (stateDir: string, vmId: string) => join(stateDir, "vms", vmId),
+  snapshotsDir: (stateDir: string) => join(stateDir, "snapshots"),
+  snapshotDir: (stateDir: string, snapshotId: string) => join(stateDir, "snapshots", snapshotId),
   /** Scratch file the storage detector clones to learn whether this filesystem can reflink (a pid suffix is added). */
   cloneProbe: (stateDir: string) => join(stateDir, "vms", ".clone-probe"),
   sshDir: (stateDir: string) => join(stateDir, "ssh"),
@@ -121,6 +123,23 @@ export const vmFiles = {
   vmmLog: (vmDir: string) => join(vmDir, "vmm.log"),
   metrics: (vmDir: string) => join(vmDir, "metrics.json"),
   handles: (vmDir: string) => join(vmDir, "handles.json"),
+} as const;
+
+/**
+ * Files inside one snapshot's directory (`state.snapshotDir`): the VM's disks as they were at that
+ * instant, the VMM's saved device and memory state, and copies of the kernel and initrd it was
+ * running, so that neither deleting the VM nor rebuilding its image breaks the snapshot.
+ */
+export const snapshotFiles = {
+  rootDisk: (dir: string) => join(dir, "root.ext4"),
+  workDisk: (dir: string) => join(dir, "work.ext4"),
+  /** qemu's migration stream, or Firecracker's snapshot (device state) file. */
+  vmState: (dir: string) => join(dir, "vmstate"),
+  /** Firecracker's guest memory file; empty for qemu, whose stream holds the memory. */
+  memory: (dir: string) => join(dir, "memory"),
+  kernel: (dir: string) => join(dir, "vmlinuz"),
+  vmlinux: (dir: string) => join(dir, "vmlinux"),
+  initrd: (dir: string) => join(dir, "initrd.img"),
 } as const;
 
 /** Files inside one image's directory (`state.imageDir`); see the guest contract. */

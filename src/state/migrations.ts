@@ -94,4 +94,27 @@ export const MIGRATIONS: readonly string[] = [
     applied_at     TEXT NOT NULL
   );
   `,
+  // 6: snapshots (vm snapshot, vm fork, warm templates). No foreign key to vms or images: a snapshot
+  // holds copies of everything it needs, so deleting its VM or rebuilding its image never breaks it.
+  `
+  CREATE TABLE snapshots (
+    id              TEXT PRIMARY KEY,
+    name            TEXT NOT NULL UNIQUE,
+    kind            TEXT NOT NULL CHECK (kind IN ('user','fork','template')),
+    source_vm_id    TEXT NOT NULL,
+    source_vm_name  TEXT NOT NULL,
+    image           TEXT NOT NULL,
+    image_created_at TEXT NOT NULL,
+    flavor          TEXT NOT NULL CHECK (flavor IN ('systemd','busybox')),
+    vcpus           INTEGER NOT NULL,
+    memory_mib      INTEGER NOT NULL,
+    disk_gib        INTEGER NOT NULL,
+    vmm             TEXT NOT NULL,
+    vmm_version     TEXT NOT NULL,
+    host_key_pub    TEXT NOT NULL,
+    state_bytes     INTEGER NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('saving','ready')),
+    created_at      TEXT NOT NULL
+  );
+  `,
 ];

@@ -74,7 +74,7 @@ export class ImageService implements ImageDeps {
   async get(name: string): Promise<ImageInfo | undefined> {
     const rec = this.repo.get(name);
     if (rec === undefined) return undefined;
-    return Promise.resolve({ name: rec.name, flavor: rec.flavor, kernelPath: rec.kernelPath, vmlinuxPath: rec.vmlinuxPath ?? undefined, initrdPath: rec.initrdPath ?? undefined, rootfsPath: rec.rootfsPath });
+    return Promise.resolve({ name: rec.name, flavor: rec.flavor, kernelPath: rec.kernelPath, vmlinuxPath: rec.vmlinuxPath ?? undefined, initrdPath: rec.initrdPath ?? undefined, rootfsPath: rec.rootfsPath, createdAt: rec.createdAt });
   }
 
   /** Start a build in the background, tracked as operation opId. Input errors are reported synchronously. */

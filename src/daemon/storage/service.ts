@@ -126,6 +126,24 @@ export class StorageService {
     return path;
   }
 
+  /**
+   * `dest` (new) becomes a copy of `source`: reflink where the filesystem can, else a sparse copy;
+   * a copy made ahead for this source (spare-copies.ts) is used when there is one.
+   */
+  async cloneFile(source: string, dest: string, opts: { spare: boolean }): Promise<void> {
+    try {
+      if (opts.spare) await this.spares.take(source, dest, cloneOrCopy);
+      else await cloneOrCopy(source, dest);
+    } catch (e) {
+      throw new Error(`copying ${source} to ${dest} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Sources that are going away (a removed snapshot's disks): their spares go too. */
+  async dropSpares(sources: readonly string[]): Promise<void> {
+    for (const src of sources) await this.spares.drop(src);
+  }
+
   /** Copies the config's file_sync entries from `home` into the VM's root and work disks. */
   async syncFiles(handles: RootDiskHandles | undefined, workDisk: string | undefined, entries: readonly FileSyncEntry[], home: string, opId: string): Promise<void> {
     if (entries.length === 0) return;

@@ -53,6 +53,14 @@ export class SpareCopies {
     this.makeSpare(src, copy);
   }
 
+  /** The source is going away (a removed snapshot): its spare would never be taken, so it goes too. */
+  async drop(src: string): Promise<void> {
+    const spare = this.spares.get(src);
+    if (spare === undefined) return;
+    this.spares.delete(src);
+    await rm(spare.path, { force: true });
+  }
+
   /** Resolves when no spare is being made (tests). */
   async idle(): Promise<void> {
     while (this.making.size > 0) await Promise.allSettled([...this.making]);

@@ -74,6 +74,11 @@ export function vmStorage(service: StorageService, opts: VmStorageOptions): Stor
       }
       return path;
     },
+    async cloneRootFrom(req, opId) {
+      return toRootDisk(await service.cloneRoot(req.source, req.vmDir, { vmId: req.vmId, opId }));
+    },
+    cloneFile: (source, dest, opts) => service.cloneFile(source, dest, opts),
+    dropSpares: (sources) => service.dropSpares(sources),
     async destroyWorkDisk(path) {
       await rm(path, { force: true });
     },

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { stripTerminalControls } from "../../model/text.js";
 import { vmFiles } from "../../paths/paths.js";
-import type { ImageInfo, Lease, RootDisk, VmmHandle } from "./deps.js";
+import type { ImageInfo, Lease, RootDisk, SavedState, VmmHandle } from "./deps.js";
 import { rootDiskEdits, workDiskEdits } from "./guest-files.js";
 import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
 import type { HostKey } from "./ssh-keys.js";
@@ -25,6 +25,8 @@ export interface BootCtx {
   readonly vmDir: string;
   readonly image: ImageInfo;
   readonly signal: AbortSignal;
+  /** Restore (vm restore, vm fork, a warm create): the snapshot's disks and saved VMM state. */
+  readonly source?: RestoreSource | undefined;
   lease?: Lease;
   root?: RootDisk;
   workDisk?: string;
@@ -32,16 +34,23 @@ export interface BootCtx {
   vmm?: VmmHandle;
 }
 
+/** Where a restored VM comes from: paths inside one snapshot's directory. */
+export interface RestoreSource {
+  readonly rootDisk: string;
+  readonly workDisk: string;
+  readonly saved: SavedState;
+}
+
 export type BootStep = Step<BootCtx>;
 export type BootEntry = StepEntry<BootCtx>;
 
-function need<T>(value: T | undefined, what: string, step: string): T {
+export function need<T>(value: T | undefined, what: string, step: string): T {
   if (value === undefined) throw new Error(`step ${step} needs ${what}, which no earlier step provided`);
   return value;
 }
 
 /** Steps of one group may each be first to write into the VM's directory (sync: no thread-pool round trip for a stat). */
-function ensureVmDir(ctx: BootCtx): void {
+export function ensureVmDir(ctx: BootCtx): void {
   mkdirSync(ctx.vmDir, { recursive: true, mode: 0o700 });
 }
 
@@ -181,6 +190,7 @@ export const launchStep: BootStep = {
       lease: need(ctx.lease, "a lease", "launch-vmm"),
       consoleLog: vmFiles.consoleLog(ctx.vmDir),
       vmDir: ctx.vmDir,
+      restoreFrom: ctx.source?.saved,
     }, ctx.opId);
     await ctx.env.handles.save(ctx.vmId, { vmm_kind: ctx.vmm.kind, pid: ctx.vmm.pid, control_socket: ctx.vmm.controlSocket, vsock_path: ctx.vmm.vsockPath, vmm: { ...ctx.vmm }, boot_id: ctx.env.bootId });
   },

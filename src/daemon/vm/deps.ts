@@ -17,6 +17,8 @@ export interface ImageInfo {
   readonly vmlinuxPath?: string | undefined;
   readonly initrdPath?: string | undefined;
   readonly rootfsPath: string;
+  /** When the image was (re)built: a warm template made from an older build is stale. */
+  readonly createdAt?: string | undefined;
 }
 
 export interface ImageDeps {
@@ -118,6 +120,20 @@ export interface StorageDeps {
   destroyWorkDisk(path: string, opId: string): Promise<void>;
   /** Writes dirs/files into an ext4 disk (root clone or work disk) without mounting it. */
   injectFiles(disk: { kind: "root"; root: RootDisk } | { kind: "work"; path: string }, edits: GuestEdits, opId: string): Promise<void>;
+  /**
+   * A VM's root disk cloned from a snapshot's, with the VM's clone strategy and NOTHING written into
+   * it: the restored guest's page cache already describes that filesystem, and a write from outside
+   * would corrupt it.
+   */
+  cloneRootFrom(req: { vmId: string; vmDir: string; source: string }, opId: string): Promise<RootDisk>;
+  /**
+   * `dest` (which must not exist) becomes a copy of `source`: a reflink where the filesystem can,
+   * else a sparse copy. `spare`: the source does not change (a snapshot's disk), so a copy of it is
+   * made ahead for the next call.
+   */
+  cloneFile(source: string, dest: string, opts: { spare: boolean }, opId: string): Promise<void>;
+  /** Sources that are going away: copies made ahead of them are removed. */
+  dropSpares(sources: readonly string[], opId: string): Promise<void>;
 }
 
 export interface LaunchSpec {
@@ -131,6 +147,22 @@ export interface LaunchSpec {
   readonly lease: Lease;
   readonly consoleLog: string;
   readonly vmDir: string;
+  /** Load this saved state instead of booting: the VMM comes up with the guest loaded and paused. */
+  readonly restoreFrom?: SavedState | undefined;
+}
+
+/** A VMM's saved state (paths.snapshotFiles): the daemon creates both files empty, the VMM side fills them. */
+export interface SavedState {
+  readonly state: string;
+  readonly memory: string;
+}
+
+/** What a restored guest is told to become (its agent applies it; see docs/guest-agent.md). */
+export interface GuestIdentityUpdate {
+  readonly name: string;
+  readonly lease: Lease;
+  /** The new host key, in the format the image's sshd reads. */
+  readonly hostKeyPrivate: Buffer;
 }
 
 /** What a driver leaves behind to find the VMM again (persisted in handles.vmm). */
@@ -153,6 +185,15 @@ export interface VmmDeps {
   isAlive(handle: VmmHandle): Promise<boolean>;
   /** Freezes or thaws the guest; throws unless the VMM then reports that state. */
   setPaused(handle: VmmHandle, paused: boolean, opId: string): Promise<void>;
+  /** Saves a PAUSED guest's device and memory state into `files`; the guest stays paused. */
+  saveState(handle: VmmHandle, files: SavedState, opId: string): Promise<{ bytes: number }>;
+  /** Tells a running restored guest its new identity and resolves once its agent acknowledged it. */
+  sendIdentity(handle: VmmHandle, identity: GuestIdentityUpdate, opId: string): Promise<void>;
+  /**
+   * Names the VMM build and machine a saved state belongs to (binary, banger's device list,
+   * accelerator): a state only loads into the same one, so a template with another is stale.
+   */
+  stateCompatibility(): Promise<string>;
   /**
    * Calls `onExit` once when the VMM behind the handle exits (at once if it is already gone, or
    * its pid names another process). Returns a function that stops watching.

@@ -1,13 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { access } from "node:fs/promises";
-import { state as statePaths } from "../../paths/paths.js";
+import { snapshotFiles, state as statePaths } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
 import { inTransaction, type Db } from "../../state/database.js";
 import { DuplicateOperationError } from "../../state/operations.js";
 import { DuplicateVmNameError, type VmRecord, type VmState } from "../../state/vms.js";
+import { DuplicateSnapshotNameError, type SnapshotKind, type SnapshotRecord, type SnapshotRepository } from "../../state/snapshots.js";
+import { checkSnapshotName, defaultSnapshotName, forkNames, templateName } from "./snapshot-names.js";
+import { deleteSnapshot, takeSnapshot } from "./take-snapshot.js";
 import type { OperationTracker, TrackedOperation } from "../operations/tracker.js";
 import { newOpId } from "../../rpc/opid.js";
-import { consoleTail, CREATE_STEPS, START_STEPS, type BootCtx, type BootEntry } from "./boot-steps.js";
+import { consoleTail, CREATE_STEPS, START_STEPS, type BootCtx, type BootEntry, type RestoreSource } from "./boot-steps.js";
+import { RESTORE_STEPS } from "./restore-steps.js";
 import type { ImageInfo } from "./deps.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
@@ -23,6 +27,8 @@ export interface CreateRequest {
   readonly vcpus?: number | undefined;
   readonly memoryMib?: number | undefined;
   readonly diskGib?: number | undefined;
+  /** Boot the image even when it has a warm template. */
+  readonly cold?: boolean | undefined;
 }
 
 export interface VmServiceOptions {
@@ -33,6 +39,8 @@ export interface VmServiceOptions {
   readonly hostCpus?: number;
   readonly createSteps?: readonly BootEntry[];
   readonly startSteps?: readonly BootEntry[];
+  readonly restoreSteps?: readonly BootEntry[];
+  readonly snapshots: SnapshotRepository;
 }
 
 /** What start-up found: VMs by how they were settled, then what no VM claims (see orphans.ts). */
@@ -63,9 +71,13 @@ export class VmService {
   private readonly hostCpus: number | undefined;
   private readonly createSteps: readonly BootEntry[];
   private readonly startSteps: readonly BootEntry[];
+  private readonly restoreSteps: readonly BootEntry[];
+  private readonly snapshots: SnapshotRepository;
   private readonly locks = new KeyedMutex();
   private readonly inflight = new Set<Promise<void>>();
   private readonly aborters = new Map<string, AbortController>();
+  /** Restores in progress per snapshot id: `snapshot rm` waits for them. */
+  private readonly snapshotReaders = new Map<string, number>();
 
   constructor(opts: VmServiceOptions) {
     this.env = opts.env;
@@ -75,6 +87,8 @@ export class VmService {
     this.hostCpus = opts.hostCpus;
     this.createSteps = opts.createSteps ?? CREATE_STEPS;
     this.startSteps = opts.startSteps ?? START_STEPS;
+    this.restoreSteps = opts.restoreSteps ?? RESTORE_STEPS;
+    this.snapshots = opts.snapshots;
   }
 
   /** Resolves when no background operation is running (tests, daemon shutdown). */
@@ -163,27 +177,216 @@ export class VmService {
     if (problems.length > 0) throw new RpcError("bad_params", problems.join("; "));
     const imageName = req.image ?? this.defaults.image;
     const image = await this.image(imageName);
+    const warm = req.cold === true ? { note: undefined } : await this.warmTemplate(image, size);
+    if (warm.template !== undefined) {
+      return (await this.restoreInto(warm.template, { name: req.name, kind: "vm.create" }, opId)).ref;
+    }
+    if (warm.note !== undefined) this.env.logger.info("cold boot", { op_id: opId, image: image.name, why: warm.note });
+    return this.launchNew({ name: req.name, image, size, steps: this.createSteps, kind: "vm.create", note: warm.note }, opId).ref;
+  }
 
+  /**
+   * The image's warm template when one matches this create (same size, same image build, same VMM
+   * build and machine), else why not, for the cold boot's note. No template at all needs no note.
+   */
+  private async warmTemplate(image: ImageInfo, size: { vcpus: number; memoryMib: number; diskGib: number }): Promise<{ template?: SnapshotRecord; note: string | undefined }> {
+    const t = this.snapshots.getByName(templateName(image.name));
+    if (t === undefined || t.state !== "ready") return { note: undefined };
+    const stale = t.imageCreatedAt !== (image.createdAt ?? "") ? `image ${image.name} was rebuilt after its warm template was made`
+      : t.vmm !== this.env.deps.vmm.kind ? `the warm template of ${image.name} was made with ${t.vmm}, VMs now use ${this.env.deps.vmm.kind}`
+      : t.vmmVersion !== (await this.env.deps.vmm.stateCompatibility()) ? `the warm template of ${image.name} was made by another VMM build or machine type`
+      : t.vcpus !== size.vcpus || t.memoryMib !== size.memoryMib || t.diskGib !== size.diskGib ? `the warm template of ${image.name} has ${t.vcpus} vCPUs, ${t.memoryMib} MiB, ${t.diskGib} GiB; this VM asks for ${size.vcpus}, ${size.memoryMib}, ${size.diskGib}`
+      : undefined;
+    if (stale !== undefined) return { note: `${stale}: booted cold; re-warm with "banger image warm ${image.name}${size.vcpus !== this.defaults.vcpus || size.memoryMib !== this.defaults.memoryMib || size.diskGib !== this.defaults.diskGib ? ` --vcpus ${size.vcpus} --memory ${size.memoryMib} --disk ${size.diskGib}` : ""}"` };
+    return { template: t, note: undefined };
+  }
+
+  /** Inserts the VM's record and runs `steps` in the background; `done` settles when they have (true: it runs). */
+  private launchNew(req: { name: string | undefined; image: ImageInfo; size: { vcpus: number; memoryMib: number; diskGib: number }; steps: readonly BootEntry[]; kind: string; source?: RestoreSource; note?: string | undefined }, opId: string): { ref: OperationRef; done: Promise<unknown> } {
     const id = randomBytes(16).toString("hex");
     let vm: VmRecord;
     try {
-      vm = inTransaction(this.db, () => this.env.vms.insert({ id, name: req.name ?? generateVmName(this.env.vms.names()), image: image.name, ...size, vmm: this.env.deps.vmm.kind }));
+      vm = inTransaction(this.db, () => this.env.vms.insert({ id, name: req.name ?? generateVmName(this.env.vms.names()), image: req.image.name, ...req.size, vmm: this.env.deps.vmm.kind }));
     } catch (e) {
       if (e instanceof DuplicateVmNameError) throw new RpcError("conflict", e.message);
       throw e;
     }
-    const op = this.beginOp(opId, "vm.create", vm, this.createSteps, () => { this.env.vms.delete(vm.id); });
-    const ctx = this.bootCtx(vm, image, opId);
+    const op = this.beginOp(opId, req.kind, vm, req.steps, () => { this.env.vms.delete(vm.id); });
+    const ctx = { ...this.bootCtx(vm, req.image, opId), source: req.source };
+    // Resolves with true once the VM runs, or with the error that unwound it.
+    let settle: (outcome: unknown) => void = () => undefined;
+    const done = new Promise<unknown>((resolve) => { settle = resolve; });
     this.background(vm.id, async () => {
       try {
-        await this.locks.run(vm.id, () => runSteps(this.createSteps, ctx, op.onProgress));
+        await this.locks.run(vm.id, () => runSteps(req.steps, ctx, op.onProgress));
       } catch (e) {
         await this.afterFailedCreate(vm, e, op, opId);
+        settle(e);
         return;
       }
-      this.finishUp(vm.id, op);
+      this.finishUp(vm.id, op, { boot: req.source === undefined ? "cold" : "snapshot", ...(req.note === undefined ? {} : { note: req.note }) });
+      settle(true);
     });
-    return { operation_id: opId, vm: { id: vm.id, name: vm.name } };
+    return { ref: { operation_id: opId, vm: { id: vm.id, name: vm.name } }, done };
+  }
+
+  /**
+   * `vm snapshot`: the guest's memory and devices plus both disks, all at one instant (see
+   * take-snapshot.ts). The VM keeps running (or stays paused). Under the VM's lock, so no start,
+   * stop or delete overlaps it.
+   */
+  async snapshot(name: string, snapName: string | undefined, opId: string, kind: SnapshotKind = "user"): Promise<SnapshotRecord> {
+    if (snapName !== undefined && kind === "user") {
+      const bad = checkSnapshotName(snapName) ?? (snapName.startsWith("template.") ? `snapshot names starting with "template." are the warm templates' (banger image warm)` : undefined);
+      if (bad !== undefined) throw new RpcError("bad_params", bad);
+    }
+    const vm = this.mustGet(name);
+    return this.locks.run(vm.id, async () => {
+      const cur = this.env.vms.getById(vm.id);
+      if (cur === undefined) throw new RpcError("not_found", `VM ${name} was deleted`);
+      if (cur.state !== "running" && cur.state !== "paused") throw new RpcError("conflict", `cannot snapshot VM ${name}: it is ${cur.state}; a snapshot needs a running or paused VM${cur.state === "stopped" ? ` (start it with "banger vm start ${name}")` : ""}`);
+      const image = await this.env.deps.images.get(cur.image);
+      if (image === undefined) throw new RpcError("not_found", `VM ${name}'s image ${cur.image} no longer exists; a snapshot keeps a copy of its kernel, so rebuild the image first`);
+      const finalName = snapName ?? defaultSnapshotName(cur.name, this.snapshots.names());
+      try {
+        const snap = await takeSnapshot(this.env, this.snapshots, { vm: cur, id: randomBytes(16).toString("hex"), name: finalName, kind, image }, opId);
+        this.env.logger.info("snapshot taken", { op_id: opId, vm: name, snapshot: snap.name, bytes: snap.stateBytes });
+        return snap;
+      } catch (e) {
+        if (e instanceof StepFailedError && e.stepError instanceof DuplicateSnapshotNameError) throw new RpcError("conflict", e.stepError.message);
+        if (helperWasDown(e)) throw new RpcError("unavailable", `${errorMessage(e)}; bangerd-root is not answering: try again once it is back`);
+        throw new RpcError("operation_failed", `could not snapshot ${name}: ${errorMessage(e)}`);
+      }
+    });
+  }
+
+  /** `vm restore`: a new VM in the snapshot's state, with its own lease, MAC, host key and name. */
+  async restore(snapName: string, newName: string | undefined, opId: string): Promise<OperationRef> {
+    const snap = this.mustGetSnapshot(snapName);
+    if (newName !== undefined) {
+      const bad = checkVmName(newName);
+      if (bad !== undefined) throw new RpcError("bad_params", bad);
+    }
+    return (await this.restoreInto(snap, { name: newName, kind: "vm.restore" }, opId)).ref;
+  }
+
+  /**
+   * `vm fork`: snapshot a running VM and start `count` copies that continue from that instant. The
+   * snapshot exists only for the copies; it is removed once they are all made (or failed).
+   */
+  async fork(name: string, opts: { name?: string | undefined; count: number }, opId: string): Promise<{ snapshot: string; operations: OperationRef[] }> {
+    if (!Number.isInteger(opts.count) || opts.count < 1 || opts.count > MAX_FORKS) throw new RpcError("bad_params", `count must be 1-${MAX_FORKS}, got ${opts.count}`);
+    const source = this.mustGet(name);
+    const names = forkNames(source.name, opts.count, this.env.vms.names(), opts.name);
+    const problems = names.flatMap((n) => [checkVmName(n) ?? [], this.env.vms.getByName(n) !== undefined ? `a VM named ${n} already exists` : []].flat());
+    if (problems.length > 0) throw new RpcError(problems.some((p) => p.includes("already exists")) ? "conflict" : "bad_params", `${problems.join("; ")}; pick another --name`);
+    const snap = await this.snapshot(name, `${source.name}-fork-${randomBytes(4).toString("hex")}`, opId, "fork");
+    const launched: { ref: OperationRef; done: Promise<unknown> }[] = [];
+    try {
+      for (const [i, n] of names.entries()) launched.push(await this.restoreInto(snap, { name: n, kind: "vm.fork" }, i === 0 ? opId : `${opId}${i.toString(36)}`));
+    } finally {
+      this.background(`snapshot:${snap.id}`, async () => {
+        await Promise.allSettled(launched.map((l) => l.done));
+        await this.removeSnapshot(snap, opId);
+      });
+    }
+    return { snapshot: snap.name, operations: launched.map((l) => l.ref) };
+  }
+
+  /**
+   * `image warm`: boot the image once (cold), snapshot it when ssh-ready, and keep that as the
+   * image's template: later creates of that image and size restore from it instead of booting.
+   * The template VM itself is removed; an older template is replaced only once the new one is ready.
+   */
+  async warm(imageName: string, sizeReq: { vcpus?: number | undefined; memoryMib?: number | undefined; diskGib?: number | undefined }, opId: string): Promise<SnapshotRecord> {
+    const size = { vcpus: sizeReq.vcpus ?? this.defaults.vcpus, memoryMib: sizeReq.memoryMib ?? this.defaults.memoryMib, diskGib: sizeReq.diskGib ?? this.defaults.diskGib };
+    const problems = checkVmSize(size, this.hostCpus);
+    if (problems.length > 0) throw new RpcError("bad_params", problems.join("; "));
+    const image = await this.image(imageName);
+    const vmName = `warm-${randomBytes(4).toString("hex")}`;
+    const boot = this.launchNew({ name: vmName, image, size, steps: this.createSteps, kind: "image.warm" }, opId);
+    const booted = await boot.done;
+    if (booted !== true) throw new RpcError("operation_failed", `booting image ${imageName} for its warm template failed: ${errorMessage(booted)}`);
+    const final = templateName(image.name);
+    try {
+      const fresh = await this.snapshot(vmName, `${final}.new-${randomBytes(4).toString("hex")}`, opId, "template");
+      const old = this.snapshots.getByName(final);
+      if (old !== undefined) await this.removeSnapshot(old, opId);
+      return this.snapshots.rename(fresh.id, final);
+    } finally {
+      try {
+        await this.delete(vmName, true, opId);
+      } catch (e) {
+        this.env.logger.warn("the warm template's VM could not be removed", { op_id: opId, vm: vmName, error: errorMessage(e) });
+      }
+    }
+  }
+
+  listSnapshots(): SnapshotRecord[] {
+    return this.snapshots.list();
+  }
+
+  mustGetSnapshot(name: string): SnapshotRecord {
+    const snap = this.snapshots.getByName(name);
+    if (snap === undefined) throw new RpcError("not_found", `no snapshot named ${JSON.stringify(name)}; see banger snapshot ls`);
+    return snap;
+  }
+
+  /** `snapshot rm`: refused while a restore still reads it. VMs restored from it keep working (their disks are their own). */
+  async deleteSnapshot(name: string, opId: string): Promise<SnapshotRecord> {
+    const snap = this.mustGetSnapshot(name);
+    if ((this.snapshotReaders.get(snap.id) ?? 0) > 0) throw new RpcError("conflict", `snapshot ${name} is being restored from; remove it once that is done`);
+    await this.removeSnapshot(snap, opId);
+    return snap;
+  }
+
+  private async removeSnapshot(snap: SnapshotRecord, opId: string): Promise<void> {
+    await deleteSnapshot(this.env, this.snapshots, snap, opId);
+    this.env.logger.info("snapshot removed", { op_id: opId, snapshot: snap.name, kind: snap.kind });
+  }
+
+  /** A new VM from `snap`, its disks cloned from the snapshot's, the VMM loading the saved state. */
+  private async restoreInto(snap: SnapshotRecord, opts: { name: string | undefined; kind: string }, opId: string): Promise<{ ref: OperationRef; done: Promise<unknown> }> {
+    if (snap.state !== "ready") throw new RpcError("conflict", `snapshot ${snap.name} is still being saved`);
+    if (snap.vmm !== this.env.deps.vmm.kind) throw new RpcError("bad_params", `snapshot ${snap.name} was taken of a ${snap.vmm} VM; this daemon runs ${this.env.deps.vmm.kind} VMs, which cannot load it`);
+    if (snap.vmmVersion !== (await this.env.deps.vmm.stateCompatibility())) throw new RpcError("bad_params", `snapshot ${snap.name} was saved by another VMM build or machine type (${snap.vmmVersion}), which this one cannot load`);
+    const dir = statePaths.snapshotDir(this.env.stateDir, snap.id);
+    const present = async (path: string): Promise<string | undefined> => access(path).then(() => path, () => undefined);
+    const image: ImageInfo = {
+      name: snap.image,
+      flavor: snap.flavor,
+      kernelPath: snapshotFiles.kernel(dir),
+      vmlinuxPath: await present(snapshotFiles.vmlinux(dir)),
+      initrdPath: await present(snapshotFiles.initrd(dir)),
+      rootfsPath: snapshotFiles.rootDisk(dir),
+    };
+    const source: RestoreSource = { rootDisk: snapshotFiles.rootDisk(dir), workDisk: snapshotFiles.workDisk(dir), saved: { state: snapshotFiles.vmState(dir), memory: snapshotFiles.memory(dir) } };
+    this.snapshotReaders.set(snap.id, (this.snapshotReaders.get(snap.id) ?? 0) + 1);
+    const release = (): void => {
+      const n = (this.snapshotReaders.get(snap.id) ?? 1) - 1;
+      if (n <= 0) this.snapshotReaders.delete(snap.id);
+      else this.snapshotReaders.set(snap.id, n);
+    };
+    try {
+      const launched = this.launchNew({ name: opts.name, image, size: { vcpus: snap.vcpus, memoryMib: snap.memoryMib, diskGib: snap.diskGib }, steps: this.restoreSteps, kind: opts.kind, source }, opId);
+      void launched.done.finally(release);
+      return launched;
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  /** Start-up: a snapshot still `saving` was cut off, a fork's snapshot outlived its forks: neither is kept. */
+  private async settleSnapshots(opId: string): Promise<void> {
+    for (const snap of this.snapshots.list()) {
+      if (snap.state === "ready" && snap.kind !== "fork") continue;
+      try {
+        await this.removeSnapshot(snap, opId);
+      } catch (e) {
+        this.env.logger.warn("could not remove an unfinished snapshot", { op_id: opId, snapshot: snap.name, error: errorMessage(e) });
+      }
+    }
   }
 
   /** Steps already unwound; remove what create made outside the steps (record, VM dir). */
@@ -439,6 +642,7 @@ export class VmService {
         }
       });
     }
+    await this.settleSnapshots(opId);
     // Only now does every VM record say what it holds; anything else banger has on the host is an orphan.
     return { ...out, ...(await sweepOrphans(this.env, opId)) };
   }
@@ -498,10 +702,10 @@ export class VmService {
     return { env: this.env, opId, vmId: vm.id, name: vm.name, vcpus: vm.vcpus, memoryMib: vm.memoryMib, diskGib: vm.diskGib, vmDir: statePaths.vmDir(this.env.stateDir, vm.id), image, signal: ac.signal };
   }
 
-  private finishUp(vmId: string, op: TrackedOperation): void {
+  private finishUp(vmId: string, op: TrackedOperation, extra: Readonly<Record<string, string>> = {}): void {
     const rec = this.env.vms.setState(vmId, "running", { startedAt: new Date().toISOString(), lastError: null });
     this.watchVmm(rec);
-    op.succeed({ id: rec.id, name: rec.name, ip: rec.handles.ip ?? null });
+    op.succeed({ id: rec.id, name: rec.name, ip: rec.handles.ip ?? null, ...extra });
   }
 
   /** From now on a VMM that exits on its own (crash, guest poweroff, kill) stops its VM at once. */
@@ -570,6 +774,8 @@ export class VmService {
 }
 
 const UNWIND_RETRY_MS = 2_000;
+/** More copies than this at once would only queue behind the host's cores and disk. */
+const MAX_FORKS = 16;
 
 const releasedLater = (name: string): string => `bangerd-root was unreachable, so banger releases what is left of ${name} once it answers again`;
 /** About ten minutes of retries: a helper down for longer needs a person anyway. */

@@ -52,7 +52,7 @@ function toDriverHandle(h: VmmHandle, kind: VmmDriver["kind"]): DriverHandle {
 }
 
 /** What one driver answers for, per accelerator; the host-wide scan for orphans is the VMM service's. */
-export type DriverVmmDeps = Omit<VmmDeps, "listAll" | "killOrphan">;
+export type DriverVmmDeps = Omit<VmmDeps, "listAll" | "killOrphan" | "stateCompatibility">;
 
 export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, helperDir: string, exits: PidExitWatcher): DriverVmmDeps {
   return {
@@ -66,6 +66,9 @@ export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, helperDir: st
     },
     isAlive: (handle) => driver.isRunning(toDriverHandle(handle, driver.kind)),
     setPaused: (handle, paused, opId) => driver.setPaused(toDriverHandle(handle, driver.kind), paused, opId),
+    // MERGE: replaced by the vmmsnap / agent branches' driver calls.
+    saveState: () => Promise.reject(new Error("saveState: not merged yet")),
+    sendIdentity: () => Promise.reject(new Error("sendIdentity: not merged yet")),
     async release(vmId, opId) {
       // A VMM still running keeps its files (the helper would refuse anyway); the VM's stop deals with it.
       if ((await findVmmPid(vmId)) === null) await driver.release(vmId, opId);

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { state } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
 import { OperationRepository } from "../../state/operations.js";
+import { SnapshotRepository } from "../../state/snapshots.js";
 import { VmRepository } from "../../state/vms.js";
 import type { Registration } from "../../rpc/dispatcher.js";
 import type { PeerCred } from "../../system/peercred.js";
@@ -10,6 +11,7 @@ import type { DaemonEnv } from "../env.js";
 import type { InfoContributor } from "../methods/system.js";
 import { imageService } from "../methods/image.js";
 import { operationMethods } from "../methods/operation.js";
+import { snapshotMethods } from "../methods/snapshot.js";
 import { vmMethods } from "../methods/vm.js";
 import { OperationTracker } from "../operations/tracker.js";
 import type { VmDeps } from "./deps.js";
@@ -40,8 +42,8 @@ export function daemonVmDeps(env: DaemonEnv, overrides: Partial<VmDeps> = {}): V
   return {
     images: overrides.images ?? imageService(env),
     network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), addNat: () => unwired("network"), removeNat: () => Promise.resolve(), detach: () => Promise.resolve(), hostView: () => Promise.resolve({ taps: [], natGuests: [], natInstalled: false }), deleteTap: () => Promise.resolve(), removeNatGuest: () => Promise.resolve(), removeAllNat: () => Promise.resolve() },
-    storage: overrides.storage ?? { cloneRoot: () => unwired("storage"), activateRoot: () => unwired("storage"), deactivateRoot: () => Promise.resolve(), destroyRoot: () => Promise.resolve(), createWorkDisk: () => unwired("storage"), destroyWorkDisk: () => Promise.resolve(), injectFiles: () => unwired("storage") },
-    vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false), setPaused: () => unwired("vmm"), watchExit: () => () => undefined, find: () => Promise.resolve(undefined), release: () => Promise.resolve(), listAll: () => Promise.resolve([]), killOrphan: () => unwired("vmm") },
+    storage: overrides.storage ?? { cloneRoot: () => unwired("storage"), activateRoot: () => unwired("storage"), deactivateRoot: () => Promise.resolve(), destroyRoot: () => Promise.resolve(), createWorkDisk: () => unwired("storage"), destroyWorkDisk: () => Promise.resolve(), injectFiles: () => unwired("storage"), cloneRootFrom: () => unwired("storage"), cloneFile: () => unwired("storage"), dropSpares: () => Promise.resolve() },
+    vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false), setPaused: () => unwired("vmm"), saveState: () => unwired("vmm"), sendIdentity: () => unwired("vmm"), stateCompatibility: () => unwired("vmm"), watchExit: () => () => undefined, find: () => Promise.resolve(undefined), release: () => Promise.resolve(), listAll: () => Promise.resolve([]), killOrphan: () => unwired("vmm") },
     dns: overrides.dns ?? { publish: () => Promise.resolve(), unpublish: () => Promise.resolve() },
     ssh: overrides.ssh ?? createSshProbe({ knownHostsPath: state.knownHosts(env.layout.stateDir) }),
   };
@@ -73,6 +75,7 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
     env: lifecycle,
     db: env.db,
     tracker: new OperationTracker(operations, env.logger),
+    snapshots: new SnapshotRepository(env.db),
     defaults: { image: env.config.defaults.image, vcpus: env.config.defaults.vcpus, memoryMib: env.config.defaults.memory_mib, diskGib: env.config.defaults.disk_gib },
   });
   return { service, operations, lifecycle };
@@ -110,7 +113,8 @@ export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}
     },
   );
   const closing = new AbortController();
-  const methods = [...vmMethods({ service, reconciled, stateDir: env.layout.stateDir, runner: env.runner }), ...operationMethods(operations, closing.signal)];
+  const methodsEnv = { service, reconciled, stateDir: env.layout.stateDir, runner: env.runner };
+  const methods = [...vmMethods(methodsEnv), ...snapshotMethods(methodsEnv), ...operationMethods(operations, closing.signal)];
   // A create waiting for ssh when the daemon stops is aborted and unwound (tap, NAT, disks, lease)
   // rather than left half-made for the next daemon to mark as failed. Running VMs are not touched.
   return Object.assign(methods, {

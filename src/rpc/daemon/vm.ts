@@ -37,6 +37,8 @@ export const vmCreateParams = z
     vcpus: z.number().int().optional(),
     memory_mib: z.number().int().optional(),
     disk_gib: z.number().int().optional(),
+    /** Boot even when the image has a warm template (image warm). */
+    cold: z.boolean().optional(),
   })
   .strict();
 

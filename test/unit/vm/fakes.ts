@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { silentLogger } from "../../../src/system/log.js";
 import { openDatabase, type Db } from "../../../src/state/database.js";
 import { OperationRepository } from "../../../src/state/operations.js";
+import { SnapshotRepository } from "../../../src/state/snapshots.js";
 import { VmRepository } from "../../../src/state/vms.js";
 import { state } from "../../../src/paths/paths.js";
 import type { FoundVmm, GuestEdits, ImageInfo, Lease, NatGuest, RootDisk, VmDeps, VmmHandle } from "../../../src/daemon/vm/deps.js";
@@ -33,6 +34,11 @@ export class FakeHost {
   sshReady = true;
   sshDelayMs = 0;
   vmmAlive = true;
+  /** Files copied by storage.cloneFile, and identities sent to restored guests. */
+  readonly clones: { source: string; dest: string }[] = [];
+  readonly identities: { name: string; ip: string; mac: string }[] = [];
+  failSave = false;
+  compatibility = "fake-vmm-1";
   private nextIp = 2;
   private readonly leases = new Map<string, Lease>();
 
@@ -102,6 +108,14 @@ export class FakeHost {
         createWorkDisk: (req) => { this.call("storage.createWorkDisk"); this.edits.push({ disk: "work", edits: req.contents }); this.live.add(`work:${req.vmId}`); return Promise.resolve(join(req.vmDir, `work-${req.vmId}.ext4`)); },
         destroyWorkDisk: (path) => { this.call("storage.destroyWorkDisk"); const id = /work-([0-9a-f]+)\.ext4$/.exec(path)?.[1] ?? "?"; this.live.delete(`work:${id}`); return Promise.resolve(); },
         injectFiles: (disk, edits) => { this.call(`storage.injectFiles.${disk.kind}`); this.edits.push({ disk: disk.kind, edits }); return Promise.resolve(); },
+        cloneRootFrom: (req) => {
+          this.call("storage.cloneRootFrom");
+          this.live.add(`root:${req.vmId}`);
+          this.live.add(`root-active:${req.vmId}`);
+          return Promise.resolve({ strategy: "copy", path: join(req.vmDir, "root.ext4"), vmId: req.vmId, from: req.source });
+        },
+        cloneFile: (source, dest) => { this.call("storage.cloneFile"); this.clones.push({ source, dest }); writeFileSync(dest, `copy of ${source}`, { flag: "wx" }); return Promise.resolve(); },
+        dropSpares: () => Promise.resolve(),
       },
       vmm: {
         kind: "qemu",
@@ -109,6 +123,14 @@ export class FakeHost {
         stop: (h: VmmHandle, opts) => { this.call(opts.force ? "vmm.kill" : "vmm.stop"); this.live.delete(`vmm:${String(h["vmId"])}`); return Promise.resolve(); },
         isAlive: () => Promise.resolve(this.vmmAlive),
         setPaused: (_h: VmmHandle, paused: boolean) => { this.call(paused ? "vmm.pause" : "vmm.resume"); return Promise.resolve(); },
+        saveState: (_h: VmmHandle, files) => {
+          this.call("vmm.saveState");
+          if (this.failSave) return Promise.reject(new Error("fake save failure"));
+          writeFileSync(files.state, "STATE");
+          return Promise.resolve({ bytes: 5 });
+        },
+        sendIdentity: (_h: VmmHandle, identity) => { this.call("vmm.sendIdentity"); this.identities.push({ name: identity.name, ip: identity.lease.ip, mac: identity.lease.mac }); return Promise.resolve(); },
+        stateCompatibility: () => Promise.resolve(this.compatibility),
         find: (vmId: string) => Promise.resolve(this.foundVmms.get(vmId)),
         release: () => Promise.resolve(),
         listAll: () => Promise.resolve([...[...this.live].filter((x) => x.startsWith("vmm:")).map((x) => ({ pid: 4242, vmId: x.slice(4), kind: "qemu" })), ...this.strayVmms]),
@@ -184,7 +206,7 @@ export function makeHarness(opts: { sshReadyTimeoutMs?: number; prefix?: string;
     installKey: () => Promise.resolve({ keyPath: state.sshKey(dir), publicKey: INSTALL_PUB }),
     hostKey: () => Promise.resolve({ private: Buffer.from("PRIVATE"), public: FAKE_PUB }),
   };
-  const service = new VmService({ env, db, tracker: new OperationTracker(ops, silentLogger), defaults: { image: opts.defaultImage ?? "tiny", vcpus: 1, memoryMib: 256, diskGib: 1 } });
+  const service = new VmService({ env, db, snapshots: new SnapshotRepository(db), tracker: new OperationTracker(ops, silentLogger), defaults: { image: opts.defaultImage ?? "tiny", vcpus: 1, memoryMib: 256, diskGib: 1 } });
   const h: Harness = { dir, db, host, vms, ops, env, service, images, close: () => { db.close(); rmSync(dir, { recursive: true, force: true }); } };
   addImage(h, "tiny");
   return h;

@@ -60,7 +60,7 @@ void test("create runs every step in order, ends running, and records handles in
   assert.equal(op.kind, "vm.create");
   assert.deepEqual(op.steps.map((s) => s.name), stepNames(CREATE_STEPS));
   assert.ok(op.steps.every((s) => s.state === "succeeded" && s.started_at !== null && typeof s.elapsed_ms === "number"));
-  assert.deepEqual(op.result, { id, name: "web", ip: "172.16.90.2" });
+  assert.deepEqual(op.result, { id, name: "web", ip: "172.16.90.2", boot: "cold" });
 });
 
 void test("create injects the guest contract files (busybox flavor); the work disk is made with the authorized key in it", async (t) => {

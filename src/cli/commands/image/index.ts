@@ -4,5 +4,6 @@ import { imageImportCommand } from "./import.js";
 import { imageListCommand } from "./list.js";
 import { imageRmCommand } from "./rm.js";
 import { imageShowCommand } from "./show.js";
+import { imageWarmCommand } from "./warm.js";
 
-export const IMAGE_COMMANDS: readonly Command[] = [imageBuildCommand, imageListCommand, imageShowCommand, imageRmCommand, imageImportCommand];
+export const IMAGE_COMMANDS: readonly Command[] = [imageBuildCommand, imageListCommand, imageShowCommand, imageRmCommand, imageImportCommand, imageWarmCommand];

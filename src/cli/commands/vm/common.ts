@@ -16,23 +16,26 @@ export const CREATE_OPTIONS = {
   vcpus: { type: "string" },
   memory: { type: "string" },
   disk: { type: "string" },
+  cold: { type: "boolean" },
   "no-wait": { type: "boolean" },
   json: { type: "boolean" },
 } as const satisfies ParseArgsConfig["options"];
 
-function int(flag: string, v: string | undefined): number | undefined {
+/** A `--flag N` value as a whole number (undefined when the flag was not given). */
+export function wholeNumberFlag(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (!/^[0-9]+$/.test(v)) throw new UsageError(`--${flag} must be a whole number, got ${JSON.stringify(v)}`);
   return Number(v);
 }
 
-export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined }): VmCreateParams {
+export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined; cold?: boolean | undefined }): VmCreateParams {
   const p: VmCreateParams = {};
+  if (values.cold === true) p.cold = true;
   if (values.name !== undefined) p.name = values.name;
   if (values.image !== undefined) p.image = values.image;
-  const vcpus = int("vcpus", values.vcpus);
-  const memory = int("memory", values.memory);
-  const disk = int("disk", values.disk);
+  const vcpus = wholeNumberFlag("vcpus", values.vcpus);
+  const memory = wholeNumberFlag("memory", values.memory);
+  const disk = wholeNumberFlag("disk", values.disk);
   if (vcpus !== undefined) p.vcpus = vcpus;
   if (memory !== undefined) p.memory_mib = memory;
   if (disk !== undefined) p.disk_gib = disk;
@@ -77,7 +80,12 @@ export async function sshArgvFor(vm: VmView, opts: SshArgvOptions = {}): Promise
  */
 export async function waitForVm(ctx: CliContext, operationId: string, vmName: string, label: string, opts: { quiet: boolean; opId?: string }): Promise<VmView | undefined> {
   const op = await followOperation(ctx, operationId, label, { quiet: opts.quiet, ...(opts.opId !== undefined ? { opIdForCalls: opts.opId } : {}) });
-  if (op.state === "succeeded") return ctx.call("vm.get", { name: vmName }, 10_000, opts.opId);
+  if (op.state === "succeeded") {
+    // A create that could not use its image's warm template says why it booted cold.
+    const note = typeof op.result === "object" && op.result !== null ? (op.result as { note?: unknown }).note : undefined;
+    if (typeof note === "string" && !opts.quiet) ctx.stderr.write(`note: ${note}\n`);
+    return ctx.call("vm.get", { name: vmName }, 10_000, opts.opId);
+  }
   ctx.stderr.write(`error: ${label} ${vmName} failed: ${op.error ?? "unknown error"} (${op.id})\n`);
   return undefined;
 }

@@ -6,7 +6,7 @@ import { CREATE_OPTIONS, createParams, createVm, waitForVm } from "./common.js";
 export const vmCreateCommand: Command = {
   path: ["vm", "create"],
   summary: "create a VM and wait until it is ssh-ready (progress per step; --no-wait prints the operation id)",
-  usage: "banger vm create [--name N] [--image I] [--vcpus N] [--memory MIB] [--disk GIB] [--no-wait] [--json]",
+  usage: "banger vm create [--name N] [--image I] [--vcpus N] [--memory MIB] [--disk GIB] [--cold] [--no-wait] [--json]",
   async run(args, ctx) {
     const { values } = parseArgs({ args: [...args], options: CREATE_OPTIONS, strict: true });
     const json = values.json === true;

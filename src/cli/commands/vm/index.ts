@@ -1,5 +1,8 @@
 import type { Command } from "../../command.js";
 import { vmCreateCommand } from "./create.js";
+import { vmForkCommand } from "./fork.js";
+import { vmRestoreCommand } from "./restore.js";
+import { vmSnapshotCommand } from "./snapshot.js";
 import { vmListCommand } from "./list.js";
 import { vmPauseCommand, vmResumeCommand } from "./pause.js";
 import { vmLogsCommand } from "./logs.js";
@@ -13,5 +16,5 @@ import { vmDeleteCommand, vmStopCommand } from "./stop.js";
 /** The `banger vm ...` family, in help order. */
 export const VM_COMMANDS: readonly Command[] = [
   vmRunCommand, vmCreateCommand, vmListCommand, vmShowCommand, vmStartCommand, vmStopCommand, vmRestartCommand,
-  vmPauseCommand, vmResumeCommand, vmDeleteCommand, vmSshCommand, vmExecCommand, vmLogsCommand, vmStatsCommand,
+  vmPauseCommand, vmResumeCommand, vmSnapshotCommand, vmRestoreCommand, vmForkCommand, vmDeleteCommand, vmSshCommand, vmExecCommand, vmLogsCommand, vmStatsCommand,
 ];

@@ -6,7 +6,7 @@ export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
   return {
     path: ["vm", "run"],
     summary: "create a VM, wait until ssh-ready, then open a shell or run CMD in it (--rm deletes it afterwards)",
-    usage: "banger vm run [--name N] [--image I] [--vcpus N] [--memory MIB] [--disk GIB] [--rm] [-- CMD...]",
+    usage: "banger vm run [--name N] [--image I] [--vcpus N] [--memory MIB] [--disk GIB] [--cold] [--rm] [-- CMD...]",
     async run(args, ctx) {
       const { values, positionals } = parseArgs({ args: [...args], options: { ...CREATE_OPTIONS, rm: { type: "boolean" } }, strict: true, allowPositionals: true });
       if (values["no-wait"] === true || values.json === true) throw new UsageError("vm run always waits and attaches; use vm create for --no-wait or --json");
