@@ -83,8 +83,8 @@ export async function snapshotHost(ns: NetNs, dirs: { runtimeDir: string; stateD
     loops: await runText(systemRunner, ["losetup", "-a"]),
     vmmProcesses: liveVmms(ns),
     runtimeFiles: listFiles(dirs.runtimeDir, () => false),
-    // The database, installed keys, images and the cached vmm probe legitimately persist.
-    stateFiles: listFiles(dirs.stateDir, (rel) => /^(banger\.db.*|images(\/.*)?|ssh(\/.*)?|cache(\/.*)?|vmm-probe\.json|logs(\/.*)?)$/.test(rel)),
+    // The database, installed keys, images, the cached vmm probe and the (emptied) snapshots dir legitimately persist.
+    stateFiles: listFiles(dirs.stateDir, (rel) => /^(banger\.db.*|images(\/.*)?|ssh(\/.*)?|cache(\/.*)?|snapshots|vmm-probe\.json|logs(\/.*)?)$/.test(rel)),
     helperVmFiles: listFiles(helperVmFiles.vmsDir(dirs.helperDir), () => false),
   };
 }
