@@ -121,7 +121,7 @@ for (const vmm of ["qemu", "firecracker"] as const) {
     await cliOk(stack, ["vm", "restore", "keep", "--name", "back"], 600_000);
     assert.equal(await sh(stack, "back", "hostname"), "back");
     assert.equal(await sh(stack, "back", "cat /root/hello"), "kept");
-    assert.ok((await counter(stack, "back")) >= counts[0]!, "the restored VM continues the source's counter");
+    assert.ok((await counter(stack, "back")) >= (counts[0] ?? Infinity), "the restored VM continues the source's counter");
 
     // A warm template: create restores from it instead of booting.
     await cliOk(stack, ["image", "warm", "tiny"], 600_000);
