@@ -22,12 +22,13 @@ export function createBenchSkip(): string | false {
   return requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft", "ssh"));
 }
 
-function config(): string {
+/** A stack of tiny TCG VMs on its own bridge and /24 (`prefix`: the first three octets). */
+export function benchConfig(bridge: string, prefix: string): string {
   return `[network]
-bridge = "${BRIDGE}"
-cidr = "172.16.92.0/24"
+bridge = "${bridge}"
+cidr = "${prefix}.0/24"
 dns_listen = "127.0.0.1:0"
-upstream_dns = ["172.16.92.1"]
+upstream_dns = ["${prefix}.1"]
 [vmm]
 kind = "qemu"
 accel = "tcg"
@@ -49,7 +50,7 @@ interface VmJson {
   ssh: { key_path: string; known_hosts_path: string };
 }
 
-async function ok(stack: Stack, args: string[], opts: CliOptions = {}): Promise<string> {
+export async function ok(stack: Stack, args: string[], opts: CliOptions = {}): Promise<string> {
   const r = await stack.cli(args, { timeoutMs: BOOT_TIMEOUT_S * 1000, ...opts });
   if (r.code !== 0) throw new Error(`banger ${args.join(" ")} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
   return r.stdout;
@@ -204,7 +205,7 @@ export async function benchCreate(pairs = 41, parallel = 8): Promise<Record<stri
   const created = new Set<string>();
   let stack: Stack | undefined;
   try {
-    stack = await startStack({ user, netns: ns, config: config() });
+    stack = await startStack({ user, netns: ns, config: benchConfig(BRIDGE, "172.16.92") });
     const s = stack;
     const create = async (name: string): Promise<void> => {
       created.add(name);

@@ -1,32 +1,8 @@
 import { createNetNs } from "../test/helpers/netns.js";
-import { startStack, type CliOptions, type Stack } from "../test/helpers/stack.js";
+import { startStack, type Stack } from "../test/helpers/stack.js";
 import { ensureTestUser } from "../test/helpers/users.js";
 import { info, median, note, round, timed, type BenchResult } from "./stats.js";
-
-const BOOT_TIMEOUT_S = 600;
-
-function config(): string {
-  return `[network]
-bridge = "bgbench1"
-cidr = "172.16.94.0/24"
-dns_listen = "127.0.0.1:0"
-upstream_dns = ["172.16.94.1"]
-[vmm]
-kind = "qemu"
-accel = "tcg"
-boot_timeout_s = ${BOOT_TIMEOUT_S}
-[defaults]
-memory_mib = 256
-vcpus = 1
-disk_gib = 1
-`;
-}
-
-async function ok(stack: Stack, args: string[], opts: CliOptions = {}): Promise<string> {
-  const r = await stack.cli(args, { timeoutMs: BOOT_TIMEOUT_S * 1000, ...opts });
-  if (r.code !== 0) throw new Error(`banger ${args.join(" ")} failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
-  return r.stdout;
-}
+import { benchConfig, ok } from "./vm-create.js";
 
 /**
  * `vm create --image tiny` to ssh-ready from the image's warm template, against the same with
@@ -40,7 +16,7 @@ export async function benchWarmCreate(pairs = 15, forks = 7): Promise<Record<str
   const made = new Set<string>();
   let stack: Stack | undefined;
   try {
-    stack = await startStack({ user, netns: ns, config: config() });
+    stack = await startStack({ user, netns: ns, config: benchConfig("bgbench1", "172.16.94") });
     const s = stack;
     const create = (name: string, cold: boolean): Promise<number> => {
       made.add(name);

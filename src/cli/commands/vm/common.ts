@@ -4,8 +4,8 @@ import type { VmView } from "../../../rpc/daemon/vm.js";
 import type { ParamsOf } from "../../../rpc/descriptor.js";
 import type { DaemonMethods } from "../../../rpc/daemon/methods.js";
 import type { SshArgvOptions } from "../../../system/ssh.js";
-import { UsageError, type CliContext } from "../../command.js";
-import { followOperation } from "../../progress.js";
+import { printJson, UsageError, type CliContext } from "../../command.js";
+import { followOperation, formatMs } from "../../progress.js";
 
 type VmCreateParams = ParamsOf<DaemonMethods["vm.create"]>;
 
@@ -88,6 +88,28 @@ export async function waitForVm(ctx: CliContext, operationId: string, vmName: st
   }
   ctx.stderr.write(`error: ${label} ${vmName} failed: ${op.error ?? "unknown error"} (${op.id})\n`);
   return undefined;
+}
+
+/**
+ * The end of `vm create` and `vm restore`: print the operation id (`--no-wait`), or follow the
+ * operation and say where the new VM runs. The exit code.
+ */
+export async function reportNewVm(ctx: CliContext, ref: { operation_id: string; vm: { name: string } }, opts: { json: boolean; noWait: boolean; doing: string; label: string }): Promise<number> {
+  if (opts.noWait) {
+    if (opts.json) printJson(ctx.stdout, ref);
+    else ctx.stdout.write(`${ref.operation_id}\n`);
+    return 0;
+  }
+  if (!opts.json) ctx.stderr.write(`${opts.doing} (${ref.operation_id})\n`);
+  const t0 = Date.now();
+  const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, opts.label, { quiet: opts.json });
+  if (vm === undefined) return 1;
+  if (opts.json) printJson(ctx.stdout, vm);
+  else {
+    ctx.stderr.write(`ready in ${formatMs(Date.now() - t0)}\n`);
+    ctx.stdout.write(`${vm.name} is running at ${vm.ip ?? "?"} (${vm.dns_name}); connect with: banger vm ssh ${vm.name}\n`);
+  }
+  return 0;
 }
 
 /** Runs ssh with the terminal attached and returns its exit code; swapped out in tests. */
