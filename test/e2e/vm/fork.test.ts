@@ -122,6 +122,12 @@ for (const vmm of ["qemu", "firecracker"] as const) {
     assert.equal(await sh(stack, "back", "hostname"), "back");
     assert.equal(await sh(stack, "back", "cat /root/hello"), "kept");
     assert.ok((await counter(stack, "back")) >= (counts[0] ?? Infinity), "the restored VM continues the source's counter");
+    // The identity the agent applied is also the one a later cold boot of the VM comes up with.
+    const backIp = (await show(stack, "back")).ip;
+    await cliOk(stack, ["vm", "stop", "back"], 120_000);
+    await cliOk(stack, ["vm", "start", "back"], 600_000);
+    assert.equal(await sh(stack, "back", "hostname"), "back", "a cold boot of a restored VM keeps its name");
+    assert.equal((await show(stack, "back")).ip, backIp);
 
     // A warm template: create restores from it instead of booting.
     await cliOk(stack, ["image", "warm", "tiny"], 600_000);
