@@ -6,6 +6,8 @@
  * of the request being served so logs correlate across processes.
  */
 
+import type { SaveResult, SnapshotFiles } from "../../vmm/driver.js";
+
 /** An image as VM create needs it (see the guest contract). */
 export interface ImageInfo {
   readonly name: string;
@@ -131,6 +133,8 @@ export interface LaunchSpec {
   readonly lease: Lease;
   readonly consoleLog: string;
   readonly vmDir: string;
+  /** Load this saved state instead of booting; launch then leaves the guest loaded and PAUSED. */
+  readonly restore?: SnapshotFiles | undefined;
 }
 
 /** What a driver leaves behind to find the VMM again (persisted in handles.vmm). */
@@ -153,6 +157,8 @@ export interface VmmDeps {
   isAlive(handle: VmmHandle): Promise<boolean>;
   /** Freezes or thaws the guest; throws unless the VMM then reports that state. */
   setPaused(handle: VmmHandle, paused: boolean, opId: string): Promise<void>;
+  /** Saves a PAUSED guest's memory and device state into `files` (the owner's, made empty beforehand); it stays paused. */
+  saveState(handle: VmmHandle, files: SnapshotFiles, opId: string): Promise<SaveResult>;
   /**
    * Calls `onExit` once when the VMM behind the handle exits (at once if it is already gone, or
    * its pid names another process). Returns a function that stops watching.
