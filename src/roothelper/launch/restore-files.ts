@@ -64,7 +64,7 @@ export async function copyInto(fromFd: number, toFd: number): Promise<void> {
  * The last lines of a VMM's log (the owner's file, read by descriptor, at most its last 4 KiB), for an
  * error that says why the VMM gave up: the bytes are the VMM's, shown, never interpreted.
  */
-export function vmmLogTail(env: HelperEnv, path: string, lines = 2): string {
+export function vmmLogTail(env: HelperEnv, path: string, lines = 3): string {
   let h: Held;
   try {
     h = openRegular(named("vmm_log", path, env.roots.state), "read", { uid: env.ownerUid });

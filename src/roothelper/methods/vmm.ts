@@ -211,15 +211,17 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         const started = pid;
         // qemu creates the QMP socket after opening kvm/tap/disks: its appearance means setup succeeded.
         const up = await waitFor(() => socketBound(qmp.n, qmp.dirFd, qmp.leaf) || !env.vmms.launchedAlive(started), SOCKET_WAIT_MS);
-        if (!up || !env.vmms.launchedAlive(started)) throw new Error(`qemu exited during setup; see ${spec.vmmLog}`);
+        // What qemu said last is why it gave up (a saved state from another machine: "Unknown ramblock", "Length mismatch").
+        const why = (): string => vmmLogTail(env, spec.vmmLog);
+        if (!up || !env.vmms.launchedAlive(started)) throw new Error(`qemu exited during setup${p.restore === undefined ? "" : " or while loading the saved state"}: ${why()}`);
         // -runas takes effect just before the guest starts; do not report success while the VMM is still root.
         const dropped = await waitFor(() => !env.vmms.launchedAlive(started) || env.vmms.uidsOf(started).every((u) => u === env.ownerUid), SOCKET_WAIT_MS);
-        if (!dropped || !env.vmms.launchedAlive(started)) throw new Error(`qemu did not drop to uid ${env.ownerUid} (or exited); see ${spec.vmmLog}`);
+        if (!dropped || !env.vmms.launchedAlive(started)) throw new Error(`qemu did not drop to uid ${env.ownerUid} (or exited${p.restore === undefined ? "" : " while loading the saved state"}): ${why()}`);
         if (p.restore !== undefined) {
           const sockFd = boundSocket(qmp.n, qmp.dirFd, qmp.leaf, 0);
           if (sockFd === undefined) throw new Error(`qemu's QMP socket is gone; see ${spec.vmmLog}`);
           files.hold(sockFd);
-          const loaded = await waitIncomingLoaded(`/proc/self/fd/${sockFd}`, () => env.vmms.launchedAlive(started), () => vmmLogTail(env, spec.vmmLog), RESTORE_WAIT_MS);
+          const loaded = await waitIncomingLoaded(`/proc/self/fd/${sockFd}`, () => env.vmms.launchedAlive(started), why, RESTORE_WAIT_MS);
           if (loaded !== "paused") throw new Error(`qemu is ${loaded} after loading the saved state, not paused; see ${spec.vmmLog}`);
         }
       } catch (e) {
