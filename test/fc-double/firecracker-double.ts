@@ -288,20 +288,23 @@ async function snapshotLoad(body: unknown): Promise<void> {
   } catch (e) {
     throw new Fault(`Load snapshot error: cannot read the memory file ${memPath}: ${(e as Error).message}`);
   }
-  machine = config.machine;
-  bootSource = config.bootSource;
-  for (const d of config.drives) drives.set(d.drive_id, d);
-  for (const n of config.nets) nets.set(n.iface_id, n);
   for (const o of req.network_overrides ?? []) {
-    const n = nets.get(o.iface_id);
-    if (n === undefined) throw new Fault(`Load snapshot error: Invalid network override: no network interface ${o.iface_id} in the snapshot`);
-    nets.set(o.iface_id, { ...n, host_dev_name: o.host_dev_name });
+    if (!config.nets.some((n) => n.iface_id === o.iface_id)) throw new Fault(`Load snapshot error: Invalid network override: no network interface ${o.iface_id} in the snapshot`);
   }
   let state: number;
   try {
     state = openSync(req.snapshot_path, "r");
   } catch (e) {
     throw new Fault(`Load snapshot error: cannot open the snapshot file ${req.snapshot_path}: ${(e as Error).message}`);
+  }
+  // Checked: from here on the process is the snapshot's (a failed load ends it, as it ends Firecracker).
+  machine = config.machine;
+  bootSource = config.bootSource;
+  for (const d of config.drives) drives.set(d.drive_id, d);
+  for (const n of config.nets) nets.set(n.iface_id, n);
+  for (const o of req.network_overrides ?? []) {
+    const n = nets.get(o.iface_id);
+    if (n !== undefined) nets.set(o.iface_id, { ...n, host_dev_name: o.host_dev_name });
   }
   const argv = guestArgv(bootSource);
   // Above every /proc/self/fd number the argv names, so none is shadowed.

@@ -34,9 +34,9 @@ export function snapshotMethods(env: HelperEnv): Registration<PeerCred>[] {
     implement(privVmmSaveState, async (p, ctx) => {
       const vmId = v.vmId("vm_id", p.vm_id);
       const timeoutMs = v.intInRange("timeout_ms", p.timeout_ms ?? DEFAULT_SAVE_TIMEOUT_MS, 1000, 600_000);
+      env.vmms.signal("pid", p.pid, vmId, 0);
       const bin = p.kind === "qemu" ? env.binaries.qemu : env.binaries.firecracker;
       if (bin === undefined) throw new RpcError("operation_failed", `no ${p.kind} binary was found when the helper started`);
-      env.vmms.signal("pid", p.pid, vmId, 0);
       const files = await openSnapshotForSave(env, p.state_path, p.memory_path);
       const started = Date.now();
       try {
