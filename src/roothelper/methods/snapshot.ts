@@ -94,6 +94,8 @@ async function saveQemu(env: HelperEnv, vmId: string, pid: number, qmp: string, 
     });
     dirfdCalls().fchownat(dirFd, leaf, env.ownerUid, env.ownerGid, AT_SYMLINK_NOFOLLOW);
     const written = stream.then((conn) => pipeline(conn, createWriteStream("", { fd: files.state.fd, autoClose: false, start: 0 })));
+    // Awaited below once qemu says the migration completed; until then a failure must not go unhandled.
+    written.catch(() => undefined);
     // qemu resolves the path itself, as the owner: every directory on it is root's, so it reaches this socket.
     await qmpMigrateAndWait(qmp, `unix:${env.vmmRunDirs.path(vmId, leaf)}`, timeoutMs);
     await withTimeout(written, 10_000, "qemu's migration completed but its stream did not end");
