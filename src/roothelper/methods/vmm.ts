@@ -216,7 +216,8 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         if (!up || !env.vmms.launchedAlive(started)) throw new Error(`qemu exited during setup${p.restore === undefined ? "" : " or while loading the saved state"}: ${why()}`);
         // -runas takes effect just before the guest starts; do not report success while the VMM is still root.
         const dropped = await waitFor(() => !env.vmms.launchedAlive(started) || env.vmms.uidsOf(started).every((u) => u === env.ownerUid), SOCKET_WAIT_MS);
-        if (!dropped || !env.vmms.launchedAlive(started)) throw new Error(`qemu did not drop to uid ${env.ownerUid} (or exited${p.restore === undefined ? "" : " while loading the saved state"}): ${why()}`);
+        if (!env.vmms.launchedAlive(started)) throw new Error(`qemu exited ${p.restore === undefined ? "before dropping to the owner" : "while loading the saved state"}: ${why()}`);
+        if (!dropped) throw new Error(`qemu did not drop to uid ${env.ownerUid}: ${why()}`);
         if (p.restore !== undefined) {
           const sockFd = boundSocket(qmp.n, qmp.dirFd, qmp.leaf, 0);
           if (sockFd === undefined) throw new Error(`qemu's QMP socket is gone; see ${spec.vmmLog}`);
