@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import type { HelperClient } from "../daemon/helper-client.js";
-import { privCleanupVmm, privKillProcess, privSignalProcess, privVmmSetPaused, privVmmShutdown } from "../rpc/priv/vmm.js";
+import { privCleanupVmm, privKillProcess, privSignalProcess, privVmmSaveState, privVmmSetPaused, privVmmShutdown } from "../rpc/priv/vmm.js";
 import type { Logger } from "../system/log.js";
 import { parseProcStat, readProcessStats, type ProcStat } from "../system/proc.js";
-import { NotRunningError, StalePidError, type StopOptions, type StopResult, type VmmHandle, type VmmRef, type VmmStats } from "./driver.js";
+import { NotRunningError, StalePidError, type SaveResult, type SnapshotFiles, type StopOptions, type StopResult, type VmmHandle, type VmmRef, type VmmStats } from "./driver.js";
 import { checkVmmIdentity } from "./identity.js";
 
 /**
@@ -77,6 +77,21 @@ export async function setPaused(deps: ControlDeps, handle: VmmHandle, paused: bo
   if (!isRunning(deps, handle)) throw new NotRunningError(handle.pidFile, `pid ${handle.pid} is not this VM's VMM any more`);
   const res = await deps.helper.call(privVmmSetPaused, { pid: handle.pid, vm_id: handle.vmId, kind: handle.kind, paused }, opId);
   if (res.paused !== paused) throw new Error(`the VMM of ${handle.vmId} reports it is ${res.paused ? "paused" : "running"} after being asked to ${paused ? "pause" : "resume"}`);
+}
+
+/** How long a save may take: the stream is written at ~150 MB/s here, so this covers guests of several GiB. */
+const SAVE_TIMEOUT_MS = 120_000;
+
+/** Save a paused guest's state into the owner's snapshot files, through the helper (which refuses a running guest). */
+export async function saveState(deps: ControlDeps, handle: VmmHandle, files: SnapshotFiles, opId: string): Promise<SaveResult> {
+  if (!isRunning(deps, handle)) throw new NotRunningError(handle.pidFile, `pid ${handle.pid} is not this VM's VMM any more`);
+  const res = await deps.helper.call(
+    privVmmSaveState,
+    { pid: handle.pid, vm_id: handle.vmId, kind: handle.kind, state_path: files.state, memory_path: files.memory, timeout_ms: SAVE_TIMEOUT_MS },
+    opId,
+    SAVE_TIMEOUT_MS + 10_000,
+  );
+  return { bytes: res.bytes, elapsedMs: res.elapsed_ms, vmmVersion: res.vmm_version };
 }
 
 export async function stats(deps: ControlDeps, handle: VmmHandle): Promise<VmmStats> {

@@ -9,6 +9,8 @@
  *   await driver.adopt(ref)                     // after a daemon restart: re-attach from the pidfile
  *   await driver.stats(handle)                  // CPU% / RSS of the VMM process
  *   await driver.setPaused(handle, true, op)    // freeze / thaw the guest (qemu stop/cont, Firecracker PATCH /vm)
+ *   await driver.saveState(handle, files, op)   // a PAUSED guest's memory + device state into the owner's files
+ *   await driver.launch({ ...spec, restoreFrom: files }, op) // a new VMM loaded from them, left PAUSED
  *
  * Who does what: VMMs must open /dev/kvm and /dev/net/tun, which are 0600 root,
  * so the ROOT HELPER spawns them (priv.launch_qemu / priv.launch_firecracker)
@@ -27,6 +29,26 @@
  */
 
 export type VmmKind = "qemu" | "firecracker";
+
+/**
+ * One snapshot's files, made empty (the owner's, 0600) by the daemon beneath the state dir and written
+ * by the root helper through descriptors. `state`: qemu's migration stream, or Firecracker's snapshot
+ * file; `memory`: Firecracker's guest memory file (qemu leaves it empty: memory is in its stream).
+ */
+export interface SnapshotFiles {
+  readonly state: string;
+  readonly memory: string;
+}
+
+/**
+ * What a save produced. `vmmVersion` (the VMM binary's sha256) must match at restore, as must the VMM
+ * kind, kernel, machine type, vcpus and memory: record it with the snapshot.
+ */
+export interface SaveResult {
+  readonly bytes: number;
+  readonly elapsedMs: number;
+  readonly vmmVersion: string;
+}
 export type Accel = "kvm" | "tcg";
 
 /** Everything needed to start one guest. Paths are absolute, inside banger's state/runtime dirs. */
@@ -65,6 +87,12 @@ export interface VmSpec {
   readonly accel: Accel;
   /** Optional vsock (Firecracker hybrid vsock UDS path + guest CID >= 3). */
   readonly vsock?: { readonly cid: number; readonly udsPath: string } | undefined;
+  /**
+   * Load this saved state instead of booting (same kind, VMM version, kernel, vcpus, memory and device
+   * list as the VM it was saved from; new disks, tap and MAC allowed). launch() then returns with the
+   * guest loaded and PAUSED: resume it with setPaused(handle, false), then give it its identity.
+   */
+  readonly restoreFrom?: SnapshotFiles | undefined;
 }
 
 /** One Firecracker API call of a boot sequence; qemu plans have none. */
@@ -133,6 +161,8 @@ export interface VmmDriver {
   stats(handle: VmmHandle): Promise<VmmStats>;
   /** Freeze (no vCPU runs, memory and devices kept) or thaw the guest. */
   setPaused(handle: VmmHandle, paused: boolean, opId: string): Promise<void>;
+  /** Save a PAUSED guest into `files` (refused while it runs); it stays paused. */
+  saveState(handle: VmmHandle, files: SnapshotFiles, opId: string): Promise<SaveResult>;
 }
 
 /** The pidfile names a live process that is not this VM's VMM (pid reuse): never signal it. */

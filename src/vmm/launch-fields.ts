@@ -16,5 +16,6 @@ export function launchFields(spec: VmSpec): VmLaunchFields {
     mac: spec.mac,
     console_log: spec.consoleLog,
     vmm_log: spec.vmmLog,
+    ...(spec.restoreFrom === undefined ? {} : { restore: { state_path: spec.restoreFrom.state, memory_path: spec.restoreFrom.memory } }),
   };
 }

@@ -12,15 +12,26 @@
  * our stdout, as Firecracker's does. SendCtrlAltDel presses ctrl-alt-del on
  * the guest; when the guest reboots (reboot=k) qemu exits and so do we (0).
  *
+ * Snapshots map onto qemu migration: PUT /snapshot/create (VM Paused) migrates
+ * the stopped qemu into snapshot_path over a unix socket next to it, and writes
+ * the double's boot configuration (what real Firecracker keeps inside its
+ * snapshot: kernel, drive paths, taps, machine) as JSON into mem_file_path (the
+ * guest memory is in qemu's stream); PUT /snapshot/load, in a fresh process
+ * before any boot resource, reads that configuration back, applies
+ * network_overrides, and starts qemu with the same devices and
+ * `-incoming fd:N -S` on the snapshot file, paused unless resume_vm.
+ *
  * process.title makes /proc/PID/cmdline read `firecracker --api-sock P --id ID`
  * so banger's VMM identity check treats it like the real binary, with no
  * test-only exception in production code.
  */
 import { TCG_KERNEL_ARGS } from "../../src/image/cmdline.js";
 import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, existsSync, rmSync } from "node:fs";
+import { appendFileSync, closeSync, createWriteStream, existsSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { createConnection } from "node:net";
+import { createConnection, createServer as createNetServer } from "node:net";
+import { basename, dirname, join } from "node:path";
+import { pipeline } from "node:stream/promises";
 import { z } from "zod";
 
 const VALUE_FLAGS = new Set(["--api-sock", "--id", "--config-file", "--log-path", "--level", "--module", "--metrics-path", "--seccomp-filter", "--metadata", "--mmds-size-limit", "--http-api-max-payload-size", "--start-time-us", "--start-time-cpu-us", "--parent-cpu-time-us"]);
@@ -75,7 +86,25 @@ const schemas = {
   vmState: z.object({ state: z.enum(["Paused", "Resumed"]) }).strict(),
   logger: z.object({ log_path: z.string().optional(), level: z.string().regex(/^(error|warning|info|debug|trace|off)$/i).optional(), show_level: z.boolean().optional(), show_log_origin: z.boolean().optional(), module: z.string().optional() }).strict(),
   metrics: z.object({ metrics_path: z.string().min(1) }).strict(),
+  snapshotCreate: z.object({ snapshot_path: z.string().min(1), mem_file_path: z.string().min(1), snapshot_type: z.enum(["Full", "Diff"]).optional(), version: z.string().optional() }).strict(),
+  snapshotLoad: z.object({
+    snapshot_path: z.string().min(1),
+    mem_file_path: z.string().min(1).optional(),
+    mem_backend: z.object({ backend_type: z.enum(["File", "Uffd"]), backend_path: z.string().min(1) }).strict().optional(),
+    enable_diff_snapshots: z.boolean().optional(),
+    track_dirty_pages: z.boolean().optional(),
+    resume_vm: z.boolean().optional(),
+    network_overrides: z.array(z.object({ iface_id: z.string(), host_dev_name: z.string().min(1).max(15) }).strict()).optional(),
+  }).strict(),
 };
+
+/** What the double writes as a snapshot's "memory file": the boot configuration real Firecracker keeps in its snapshot. */
+const savedConfig = z.object({
+  machine: schemas.machineConfig,
+  bootSource: schemas.bootSource,
+  drives: z.array(schemas.drive),
+  nets: z.array(schemas.net),
+});
 
 class Fault extends Error {}
 
@@ -89,6 +118,8 @@ let vsock: z.infer<typeof schemas.vsock> | undefined;
 let logPath: string | undefined = flags.get("--log-path");
 let metricsPath: string | undefined;
 let qemu: ChildProcess | undefined;
+/** Set by any PUT of a boot resource: from then on /snapshot/load is refused, as by Firecracker. */
+let bootPath = false;
 
 function log(msg: string): void {
   if (logPath !== undefined) appendFileSync(logPath, `${new Date().toISOString()} [${instanceId}:main:Info] ${msg}\n`);
@@ -113,8 +144,8 @@ function parse<T extends z.ZodTypeAny>(schema: T, body: unknown, category: strin
   return r.data as z.infer<T>;
 }
 
-/** One QMP command on the qemu underneath (a fresh connection each time, like the real control path). */
-function qmpCommand(execute: string, args?: Record<string, unknown>): Promise<void> {
+/** One QMP command on the qemu underneath (a fresh connection each time, like the real control path); resolves with the reply line. */
+function qmpCommand(execute: string, args?: Record<string, unknown>): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = createConnection(`\0${qmpName}`);
     let buf = "";
@@ -132,7 +163,7 @@ function qmpCommand(execute: string, args?: Record<string, unknown>): Promise<vo
         else {
           s.end();
           if (line.includes('"error"')) reject(new Error(line));
-          else resolve();
+          else resolve(line);
         }
       }
     });
@@ -141,28 +172,40 @@ function qmpCommand(execute: string, args?: Record<string, unknown>): Promise<vo
 
 function startInstance(): void {
   if (bootSource === undefined) throw new Fault("Start microvm error: Missing kernel configuration.");
+  spawnGuest(guestArgv(bootSource), []);
+  vmState = "Running";
+  log("InstanceStart: guest booting");
+}
+
+/** The qemu argv of the configured guest: the same for a boot and for a restore of its snapshot. */
+function guestArgv(boot: z.infer<typeof schemas.bootSource>): string[] {
   const list = [...drives.values()];
   const root = list.find((d) => d.is_root_device);
   const ordered = root === undefined ? list : [root, ...list.filter((d) => d !== root)];
-  for (const [p, what] of [[bootSource.kernel_image_path, "kernel"], [bootSource.initrd_path, "initrd"], ...ordered.map((d) => [d.path_on_host, `drive ${d.drive_id}`])] as const) {
+  for (const [p, what] of [[boot.kernel_image_path, "kernel"], [boot.initrd_path, "initrd"], ...ordered.map((d) => [d.path_on_host, `drive ${d.drive_id}`])] as const) {
     if (p !== undefined && !existsSync(p)) throw new Fault(`Start microvm error: cannot open ${what} file ${p}`);
   }
   // Like Firecracker: pci=off is added, and root=/dev/vda rw when a root drive is configured.
-  let cmdline = bootSource.boot_args ?? "reboot=k panic=1 pci=off";
+  let cmdline = boot.boot_args ?? "reboot=k panic=1 pci=off";
   if (root !== undefined) cmdline += ` root=/dev/vda ${root.is_read_only === true ? "ro" : "rw"}`;
   // Real Firecracker runs on KVM; this double emulates with TCG, whose clock needs the same fix banger's qemu driver applies.
   if (!cmdline.includes("tsc_early_khz")) cmdline += ` ${TCG_KERNEL_ARGS}`;
-  const argv = ["-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on", "-accel", "tcg", "-cpu", "max", "-smp", String(machine.vcpu_count), "-m", `${machine.mem_size_mib}M`, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-device", "i8042", "-kernel", bootSource.kernel_image_path];
-  if (bootSource.initrd_path !== undefined) argv.push("-initrd", bootSource.initrd_path);
+  const argv = ["-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on", "-accel", "tcg", "-cpu", "max", "-smp", String(machine.vcpu_count), "-m", `${machine.mem_size_mib}M`, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-device", "i8042", "-kernel", boot.kernel_image_path];
+  if (boot.initrd_path !== undefined) argv.push("-initrd", boot.initrd_path);
   argv.push("-append", cmdline);
   ordered.forEach((d, i) => {
     // Firecracker answers a failed host write with an I/O error to the guest; qemu would pause the VM.
     argv.push("-drive", `id=d${i},file=${d.path_on_host ?? ""},format=raw,if=none,werror=report,rerror=report,readonly=${d.is_read_only === true ? "on" : "off"}`, "-device", `virtio-blk-device,drive=d${i}`);
   });
   [...nets.values()].forEach((n, i) => {
-    argv.push("-netdev", `tap,id=n${i},ifname=${n.host_dev_name},script=no,downscript=no`, "-device", `virtio-net-device,netdev=n${i}${n.guest_mac === undefined ? "" : `,mac=${n.guest_mac.toLowerCase()}`}`);
+    argv.push("-netdev", `tap,id=n${i},ifname=${n.host_dev_name},script=no,downscript=no`, "-device", `virtio-net-device,netdev=n${i}${n.guest_mac === undefined ? "" : `,mac=${n.guest_mac.toLowerCase()}`},guest_announce=off`);
   });
   argv.push("-serial", "stdio", "-chardev", `socket,id=qmp,path=${qmpName},abstract=on,tight=off,server=on,wait=off`, "-mon", "chardev=qmp,mode=control");
+  return argv;
+}
+
+/** Start qemu on `argv`; `extraFds` are our descriptors it also gets, each at the number given. */
+function spawnGuest(argv: readonly string[], extraFds: readonly { readonly at: number; readonly fd: number }[]): void {
   // setpriv --pdeathsig: if we are SIGKILLed (banger's kill path) the guest must die with us,
   // as it would with a real Firecracker, which IS the guest.
   // Paths may be /proc/self/fd/N (banger hands a root firecracker verified descriptors): give qemu the same fd numbers.
@@ -174,13 +217,119 @@ function startInstance(): void {
       stdio[n] = n;
     }
   }
+  for (const { at, fd } of extraFds) {
+    while (stdio.length <= at) stdio.push("ignore");
+    stdio[at] = fd;
+  }
   qemu = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", qemuBin, ...argv], { stdio });
   qemu.on("exit", (code, signal) => {
     log(`guest VMM exited (code ${code ?? "null"}, signal ${signal ?? "none"})`);
     shutdown(code ?? 1);
   });
-  vmState = "Running";
-  log("InstanceStart: guest booting");
+}
+
+/** qemu's run state ("paused", "inmigrate", "running", ...). */
+async function qemuStatus(): Promise<string> {
+  const reply = JSON.parse(await qmpCommand("query-status")) as { return?: { status?: string } };
+  return reply.return?.status ?? "unknown";
+}
+
+async function snapshotCreate(body: unknown): Promise<void> {
+  postBoot();
+  const req = parse(schemas.snapshotCreate, body, "Create snapshot");
+  if (vmState !== "Paused") throw new Fault("Create snapshot error: the microVM must be paused before a snapshot is created (PATCH /vm {\"state\": \"Paused\"}).");
+  if (req.snapshot_type === "Diff") throw new Fault("Create snapshot error: diff snapshots need track_dirty_pages, which this double does not emulate.");
+  if (bootSource === undefined) throw new Fault("Create snapshot error: no boot source");
+  // The stream goes through a unix socket next to the snapshot file: qemu 7.2 has no file: migration URI.
+  const sock = join(dirname(req.snapshot_path), `.${basename(req.snapshot_path)}.mig`);
+  rmSync(sock, { force: true });
+  const out = openSync(req.snapshot_path, "w", 0o600);
+  const received = new Promise<void>((resolve, reject) => {
+    const server = createNetServer((conn) => {
+      server.close();
+      void pipeline(conn, createWriteStream("", { fd: out, autoClose: false })).then(resolve, reject);
+    });
+    server.on("error", reject);
+    server.listen(sock, () => {
+      qmpCommand("migrate", { uri: `unix:${sock}` }).catch(reject);
+    });
+  });
+  try {
+    await received;
+    for (;;) {
+      const info = JSON.parse(await qmpCommand("query-migrate")) as { return?: { status?: string; "error-desc"?: string } };
+      const st = info.return?.status;
+      if (st === "completed") break;
+      if (st === "failed" || st === "cancelled") throw new Fault(`Create snapshot error: ${info.return?.["error-desc"] ?? st}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    fsyncSync(out);
+  } catch (e) {
+    throw e instanceof Fault ? e : new Fault(`Create snapshot error: ${(e as Error).message}`);
+  } finally {
+    closeSync(out);
+    rmSync(sock, { force: true });
+  }
+  const config: z.infer<typeof savedConfig> = { machine, bootSource, drives: [...drives.values()], nets: [...nets.values()] };
+  writeFileSync(req.mem_file_path, JSON.stringify(config), { mode: 0o600 });
+  log(`snapshot created at ${req.snapshot_path}`);
+}
+
+async function snapshotLoad(body: unknown): Promise<void> {
+  if (vmState !== "Not started") throw new Fault("The requested operation is not supported after starting the microVM.");
+  if (bootPath) throw new Fault("Loading a microVM snapshot not allowed after configuring boot-specific resources.");
+  const req = parse(schemas.snapshotLoad, body, "Load snapshot");
+  if ((req.mem_backend === undefined) === (req.mem_file_path === undefined)) throw new Fault("Load snapshot error: exactly one of mem_backend or mem_file_path must be given.");
+  const memPath = req.mem_backend?.backend_path ?? req.mem_file_path ?? "";
+  if (req.mem_backend?.backend_type === "Uffd") throw new Fault("Load snapshot error: the Uffd memory backend is not emulated by this double.");
+  let config: z.infer<typeof savedConfig>;
+  try {
+    config = savedConfig.parse(JSON.parse(readFileSync(memPath, "utf8")));
+  } catch (e) {
+    throw new Fault(`Load snapshot error: cannot read the memory file ${memPath}: ${(e as Error).message}`);
+  }
+  for (const o of req.network_overrides ?? []) {
+    if (!config.nets.some((n) => n.iface_id === o.iface_id)) throw new Fault(`Load snapshot error: Invalid network override: no network interface ${o.iface_id} in the snapshot`);
+  }
+  let state: number;
+  try {
+    state = openSync(req.snapshot_path, "r");
+  } catch (e) {
+    throw new Fault(`Load snapshot error: cannot open the snapshot file ${req.snapshot_path}: ${(e as Error).message}`);
+  }
+  // Checked: from here on the process is the snapshot's (a failed load ends it, as it ends Firecracker).
+  machine = config.machine;
+  bootSource = config.bootSource;
+  for (const d of config.drives) drives.set(d.drive_id, d);
+  for (const n of config.nets) nets.set(n.iface_id, n);
+  for (const o of req.network_overrides ?? []) {
+    const n = nets.get(o.iface_id);
+    if (n !== undefined) nets.set(o.iface_id, { ...n, host_dev_name: o.host_dev_name });
+  }
+  const argv = guestArgv(bootSource);
+  // Above every /proc/self/fd number the argv names, so none is shadowed.
+  const at = Math.max(3, ...argv.flatMap((a) => [...a.matchAll(/\/proc\/self\/fd\/([0-9]+)/g)].map((m) => Number(m[1]) + 1)));
+  spawnGuest([...argv, "-incoming", `fd:${at}`, "-S", "-global", "migration.announce-rounds=0"], [{ at, fd: state }]);
+  closeSync(state);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    let st = "inmigrate";
+    try {
+      st = await qemuStatus();
+    } catch {
+      // the monitor is not up yet
+    }
+    if (st === "paused") break;
+    if (st !== "inmigrate" && st !== "unknown") throw new Fault(`Load snapshot error: qemu is ${st} after the load`);
+    if (Date.now() > deadline) throw new Fault("Load snapshot error: the state did not load within 60 s");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  vmState = "Paused";
+  if (req.resume_vm === true) {
+    await qmpCommand("cont");
+    vmState = "Running";
+  }
+  log(`snapshot loaded from ${req.snapshot_path}`);
 }
 
 function shutdown(code: number): void {
@@ -204,17 +353,20 @@ async function handle(method: string, url: string, body: unknown): Promise<[numb
       return [200, { "boot-source": bootSource ?? null, drives: [...drives.values()], "machine-config": machine, "network-interfaces": [...nets.values()], vsock: vsock ?? null }];
     case "PUT /machine-config":
       preBoot();
+      bootPath = true;
       machine = { smt: false, track_dirty_pages: false, huge_pages: "None", ...parse(schemas.machineConfig, body, "Machine config") };
       if (machine.smt === true && machine.vcpu_count > 1 && machine.vcpu_count % 2 !== 0) throw new Fault("Machine config error: The vCPU number is invalid! The vCPU number can only be 1 or an even number when SMT is enabled.");
       return [204, undefined];
     case "PUT /boot-source":
       preBoot();
+      bootPath = true;
       bootSource = parse(schemas.bootSource, body, "Boot source");
       if (!existsSync(bootSource.kernel_image_path)) throw new Fault(`Boot source error: The kernel file cannot be opened: No such file or directory (os error 2)`);
       if (bootSource.initrd_path !== undefined && !existsSync(bootSource.initrd_path)) throw new Fault(`Boot source error: The initrd file cannot be opened: No such file or directory (os error 2)`);
       return [204, undefined];
     case "PUT /drives": {
       preBoot();
+      bootPath = true;
       const d = parse(schemas.drive, body, "Drive config");
       checkId(parts[1] ?? "", d.drive_id);
       if (d.path_on_host === undefined || !existsSync(d.path_on_host)) throw new Fault(`Drive config error: Unable to open the block device backing file: ${d.path_on_host ?? "(none)"}`);
@@ -224,6 +376,7 @@ async function handle(method: string, url: string, body: unknown): Promise<[numb
     }
     case "PUT /network-interfaces": {
       preBoot();
+      bootPath = true;
       const n = parse(schemas.net, body, "Network interface");
       checkId(parts[1] ?? "", n.iface_id);
       if ([...nets.values()].some((o) => o.host_dev_name === n.host_dev_name && o.iface_id !== n.iface_id)) throw new Fault("Network interface error: The host device name is already in use.");
@@ -232,6 +385,7 @@ async function handle(method: string, url: string, body: unknown): Promise<[numb
     }
     case "PUT /vsock":
       preBoot();
+      bootPath = true;
       vsock = parse(schemas.vsock, body, "Vsock");
       if (existsSync(vsock.uds_path)) throw new Fault(`Vsock error: Error binding to the host-side Unix socket: Address in use (os error 98)`);
       return [204, undefined];
@@ -249,6 +403,16 @@ async function handle(method: string, url: string, body: unknown): Promise<[numb
       appendFileSync(metricsPath, JSON.stringify({ utc_timestamp_ms: Date.now() }) + "\n");
       return [204, undefined];
     }
+    case "PUT /snapshot":
+      if (parts[1] === "create" && parts.length === 2) {
+        await snapshotCreate(body);
+        return [204, undefined];
+      }
+      if (parts[1] === "load" && parts.length === 2) {
+        await snapshotLoad(body);
+        return [204, undefined];
+      }
+      break;
     case "PATCH /vm": {
       // Firecracker's pause/resume, mapped onto qemu's stop/cont.
       if (parts.length !== 1) break;

@@ -2,7 +2,8 @@ import { mkdirSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { stripTerminalControls } from "../../model/text.js";
 import { vmFiles } from "../../paths/paths.js";
-import type { ImageInfo, Lease, RootDisk, SavedState, VmmHandle } from "./deps.js";
+import type { SnapshotFiles } from "../../vmm/driver.js";
+import type { ImageInfo, Lease, RootDisk, VmmHandle } from "./deps.js";
 import { rootDiskEdits, workDiskEdits } from "./guest-files.js";
 import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
 import type { HostKey } from "./ssh-keys.js";
@@ -38,7 +39,7 @@ export interface BootCtx {
 export interface RestoreSource {
   readonly rootDisk: string;
   readonly workDisk: string;
-  readonly saved: SavedState;
+  readonly saved: SnapshotFiles;
 }
 
 export type BootStep = Step<BootCtx>;
@@ -190,7 +191,7 @@ export const launchStep: BootStep = {
       lease: need(ctx.lease, "a lease", "launch-vmm"),
       consoleLog: vmFiles.consoleLog(ctx.vmDir),
       vmDir: ctx.vmDir,
-      restoreFrom: ctx.source?.saved,
+      restore: ctx.source?.saved,
     }, ctx.opId);
     await ctx.env.handles.save(ctx.vmId, { vmm_kind: ctx.vmm.kind, pid: ctx.vmm.pid, control_socket: ctx.vmm.controlSocket, vsock_path: ctx.vmm.vsockPath, vmm: { ...ctx.vmm }, boot_id: ctx.env.bootId });
   },

@@ -6,6 +6,8 @@
  * of the request being served so logs correlate across processes.
  */
 
+import type { SaveResult, SnapshotFiles } from "../../vmm/driver.js";
+
 /** An image as VM create needs it (see the guest contract). */
 export interface ImageInfo {
   readonly name: string;
@@ -147,14 +149,8 @@ export interface LaunchSpec {
   readonly lease: Lease;
   readonly consoleLog: string;
   readonly vmDir: string;
-  /** Load this saved state instead of booting: the VMM comes up with the guest loaded and paused. */
-  readonly restoreFrom?: SavedState | undefined;
-}
-
-/** A VMM's saved state (paths.snapshotFiles): the daemon creates both files empty, the VMM side fills them. */
-export interface SavedState {
-  readonly state: string;
-  readonly memory: string;
+  /** Load this saved state instead of booting; launch then leaves the guest loaded and PAUSED. */
+  readonly restore?: SnapshotFiles | undefined;
 }
 
 /** What a restored guest is told to become (its agent applies it; see docs/guest-agent.md). */
@@ -185,8 +181,8 @@ export interface VmmDeps {
   isAlive(handle: VmmHandle): Promise<boolean>;
   /** Freezes or thaws the guest; throws unless the VMM then reports that state. */
   setPaused(handle: VmmHandle, paused: boolean, opId: string): Promise<void>;
-  /** Saves a PAUSED guest's device and memory state into `files`; the guest stays paused. */
-  saveState(handle: VmmHandle, files: SavedState, opId: string): Promise<{ bytes: number }>;
+  /** Saves a PAUSED guest's memory and device state into `files` (the owner's, made empty beforehand); it stays paused. */
+  saveState(handle: VmmHandle, files: SnapshotFiles, opId: string): Promise<SaveResult>;
   /** Tells a running restored guest its new identity and resolves once its agent acknowledged it. */
   sendIdentity(handle: VmmHandle, identity: GuestIdentityUpdate, opId: string): Promise<void>;
   /**

@@ -37,6 +37,7 @@ export function buildVmSpec(spec: LaunchSpec, kind: VmmDriver["kind"], accel: Ac
     accel,
     // Shown only: the daemon asks for the device, the helper puts its socket in its own dir (or the jail).
     vsock: kind === "firecracker" ? { cid: spec.lease.cid, udsPath: helperVmFiles.vsockSocket(helperDir, spec.vmId) } : undefined,
+    restoreFrom: spec.restore,
   };
 }
 
@@ -66,8 +67,8 @@ export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, helperDir: st
     },
     isAlive: (handle) => driver.isRunning(toDriverHandle(handle, driver.kind)),
     setPaused: (handle, paused, opId) => driver.setPaused(toDriverHandle(handle, driver.kind), paused, opId),
-    // MERGE: replaced by the vmmsnap / agent branches' driver calls.
-    saveState: () => Promise.reject(new Error("saveState: not merged yet")),
+    saveState: (handle, files, opId) => driver.saveState(toDriverHandle(handle, driver.kind), files, opId),
+    // MERGE: replaced by the agent branch's driver call.
     sendIdentity: () => Promise.reject(new Error("sendIdentity: not merged yet")),
     async release(vmId, opId) {
       // A VMM still running keeps its files (the helper would refuse anyway); the VM's stop deals with it.

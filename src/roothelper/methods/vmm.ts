@@ -20,10 +20,11 @@ import { CommandError } from "../../system/runner.js";
 import type { VmSpec } from "../../vmm/driver.js";
 import { fcRequest, fcSetPaused, waitForApi } from "../../vmm/firecracker/api-client.js";
 import { buildFirecrackerArgv, buildJailerArgv } from "../../vmm/firecracker/argv.js";
-import { buildBootSteps, directPaths, type FcPaths } from "../../vmm/firecracker/boot-steps.js";
+import { buildBootSteps, buildRestoreSteps, directPaths, FC_SNAPSHOT_NAMES, type FcPaths } from "../../vmm/firecracker/boot-steps.js";
 import { jailLayout, planJail } from "../../vmm/firecracker/jail.js";
 import { findVmmPid } from "../../vmm/identity.js";
-import { buildKvmProbeArgv, buildQemuArgv, kvmProbeVerdict } from "../../vmm/qemu/argv.js";
+import { buildKvmProbeArgv, buildQemuArgv, kvmProbeVerdict, QEMU_STATE_FD } from "../../vmm/qemu/argv.js";
+import { waitIncomingLoaded } from "../../vmm/qemu/migrate.js";
 import { qmpCtrlAltDel, qmpSetPaused } from "../../vmm/qemu/qmp.js";
 import type { HelperEnv } from "../env.js";
 import type { TrustedExecutable } from "../fs/trust.js";
@@ -31,11 +32,14 @@ import { ChildFds } from "../fs/child-fds.js";
 import { named, openEntry } from "../fs/beneath.js";
 import { relativeTo, type ManagedRoot } from "../fs/managed-root.js";
 import { removeJailTree, stageJail, type JailEntry } from "../launch/jail-stage.js";
+import { openSnapshotForRestore, vmmLogTail } from "../launch/restore-files.js";
 import { boundSocket, LaunchFiles, socketBound, type Held, type VmmSocket } from "../launch/spec-files.js";
 import * as v from "../validate.js";
 
 /** How long a freshly spawned VMM gets to create its control socket. */
 const SOCKET_WAIT_MS = 10_000;
+/** How long a restoring VMM gets to load its saved state (0.1 s for 92 MB here). */
+const RESTORE_WAIT_MS = 60_000;
 const KILL_WAIT_MS = 5_000;
 
 interface CommonParams {
@@ -51,6 +55,7 @@ interface CommonParams {
   mac: string;
   console_log: string;
   vmm_log: string;
+  restore?: { state_path: string; memory_path: string } | undefined;
 }
 
 /**
@@ -67,6 +72,8 @@ function validateCommon(env: HelperEnv, p: CommonParams, controlLeaf: string, ac
     ["work_disk", p.work_disk.startsWith("/dev/") ? undefined : p.work_disk, stateRoot],
     ["console_log", p.console_log, stateRoot],
     ["vmm_log", p.vmm_log, stateRoot],
+    ["restore.state_path", p.restore?.state_path, stateRoot],
+    ["restore.memory_path", p.restore?.memory_path, stateRoot],
   ] as const) {
     if (path !== undefined) relativeTo(field, path, root);
   }
@@ -87,6 +94,7 @@ function validateCommon(env: HelperEnv, p: CommonParams, controlLeaf: string, ac
     consoleLog: p.console_log,
     vmmLog: p.vmm_log,
     accel,
+    restoreFrom: p.restore === undefined ? undefined : { state: p.restore.state_path, memory: p.restore.memory_path },
   };
 }
 
@@ -186,6 +194,11 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       let argv: string[];
       try {
         const held = openSpec(spec, files);
+        if (p.restore !== undefined) {
+          // First of the child's descriptors: the argv names the state as fd QEMU_STATE_FD.
+          const snap = openSnapshotForRestore(env, (fd) => { files.hold(fd); }, p.restore);
+          if (fds.add(snap.state.fd) !== `/proc/self/fd/${QEMU_STATE_FD}`) throw new RpcError("internal", "the saved state is not the restoring qemu's first descriptor");
+        }
         const consoleLog = fds.add(files.log("console_log", spec.consoleLog));
         const vmmLog = files.log("vmm_log", spec.vmmLog);
         const run = files.runDir(spec.vmId);
@@ -198,10 +211,20 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         const started = pid;
         // qemu creates the QMP socket after opening kvm/tap/disks: its appearance means setup succeeded.
         const up = await waitFor(() => socketBound(qmp.n, qmp.dirFd, qmp.leaf) || !env.vmms.launchedAlive(started), SOCKET_WAIT_MS);
-        if (!up || !env.vmms.launchedAlive(started)) throw new Error(`qemu exited during setup; see ${spec.vmmLog}`);
+        // What qemu said last is why it gave up (a saved state from another machine: "Unknown ramblock", "Length mismatch").
+        const why = (): string => vmmLogTail(env, spec.vmmLog);
+        if (!up || !env.vmms.launchedAlive(started)) throw new Error(`qemu exited during setup${p.restore === undefined ? "" : " or while loading the saved state"}: ${why()}`);
         // -runas takes effect just before the guest starts; do not report success while the VMM is still root.
         const dropped = await waitFor(() => !env.vmms.launchedAlive(started) || env.vmms.uidsOf(started).every((u) => u === env.ownerUid), SOCKET_WAIT_MS);
-        if (!dropped || !env.vmms.launchedAlive(started)) throw new Error(`qemu did not drop to uid ${env.ownerUid} (or exited); see ${spec.vmmLog}`);
+        if (!env.vmms.launchedAlive(started)) throw new Error(`qemu exited ${p.restore === undefined ? "before dropping to the owner" : "while loading the saved state"}: ${why()}`);
+        if (!dropped) throw new Error(`qemu did not drop to uid ${env.ownerUid}: ${why()}`);
+        if (p.restore !== undefined) {
+          const sockFd = boundSocket(qmp.n, qmp.dirFd, qmp.leaf, 0);
+          if (sockFd === undefined) throw new Error(`qemu's QMP socket is gone; see ${spec.vmmLog}`);
+          files.hold(sockFd);
+          const loaded = await waitIncomingLoaded(`/proc/self/fd/${sockFd}`, () => env.vmms.launchedAlive(started), why, RESTORE_WAIT_MS);
+          if (loaded !== "paused") throw new Error(`qemu is ${loaded} after loading the saved state, not paused; see ${spec.vmmLog}`);
+        }
       } catch (e) {
         await abortLaunch(pid, spec.vmId);
         files.discard();
@@ -209,7 +232,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       } finally {
         files.close();
       }
-      log.info("qemu launched", { pid, accel: spec.accel });
+      log.info(p.restore === undefined ? "qemu launched" : "qemu launched from a saved state (paused)", { pid, accel: spec.accel });
       return { pid, argv, pid_file: spec.pidFile, control_socket: spec.controlSocket };
     }),
 
@@ -240,6 +263,9 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         // A previous jail holds second links to this VM's disks, which the disks' one-link rule would refuse.
         if (jailRoot !== undefined && jailerBin !== undefined) removeJailTree(jailRoot, basename(firecrackerBin.path), spec.vmId);
         const held = openSpec(spec, files);
+        const snap = p.restore === undefined ? undefined : openSnapshotForRestore(env, (fd) => { files.hold(fd); }, p.restore);
+        /** Where Firecracker reads the snapshot from: in-jail names, or descriptors after every one a boot hands over. */
+        let snapPaths: { state: string; memory: string } | undefined;
         const run = files.runDir(spec.vmId);
         const pidFd = files.pidFile(run);
         let paths: FcPaths;
@@ -253,6 +279,10 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
           const source = new Map<string, Held>([[spec.kernelPath, held.kernel], [spec.rootDisk, held.rootDisk], [spec.workDisk, held.workDisk]]);
           if (spec.initrdPath !== undefined && held.initrd !== undefined) source.set(spec.initrdPath, held.initrd);
           const entries: JailEntry[] = plan.ops.flatMap((op) => (op.op === "mkdir" ? [] : [{ name: basename(op.to), source: heldFor(source, op.from) }]));
+          if (snap !== undefined) {
+            entries.push({ name: FC_SNAPSHOT_NAMES.state, source: snap.state }, { name: FC_SNAPSHOT_NAMES.memory, source: snap.memory });
+            snapPaths = { state: `/${FC_SNAPSHOT_NAMES.state}`, memory: `/${FC_SNAPSHOT_NAMES.memory}` };
+          }
           staged = jailRoot;
           stageJail(jailRoot, basename(firecrackerBin.path), spec.vmId, entries, runAs);
           // The jailer copies --exec-file into the jail by name, as root: a real path every directory of which is root's alone.
@@ -273,6 +303,8 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
             vsockUds: vsock === undefined ? undefined : `${fds.add(vsock.dirFd)}/${vsock.leaf}`,
           };
           argv = buildFirecrackerArgv(firecrackerBin.path, { apiSocket: `${fds.add(api.dirFd)}/${api.leaf}`, vmId: spec.vmId });
+          // After all of a boot's descriptors: the snapshot names the disks by the numbers they had at boot.
+          if (snap !== undefined) snapPaths = { state: fds.add(snap.state.fd), memory: fds.add(snap.memory.fd) };
         }
         pid = launchDetached({ argv, logFd: consoleLog, pidFd, extraFds: fds.fds, execAt: (jailerBin ?? firecrackerBin).execAt() });
         env.vmms.track(pid, spec.vmId);
@@ -287,7 +319,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         files.hold(sockFd);
         const apiSocket = `/proc/self/fd/${sockFd}`;
         await waitForApi(apiSocket, SOCKET_WAIT_MS, () => env.vmms.launchedAlive(started));
-        for (const step of buildBootSteps(spec, paths)) {
+        for (const step of snapPaths === undefined ? buildBootSteps(spec, paths) : buildRestoreSteps(spec, paths, snapPaths)) {
           try {
             await fcRequest(apiSocket, step.method, step.path, step.body);
           } catch (e) {
@@ -309,7 +341,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
       } finally {
         files.close();
       }
-      log.info("firecracker launched", { pid, jailed: jailerBin !== undefined, steps: done });
+      log.info(p.restore === undefined ? "firecracker launched" : "firecracker launched from a snapshot (paused)", { pid, jailed: jailerBin !== undefined, steps: done });
       const apiSocket = staged !== undefined ? jailLayout(staged.path, firecrackerBin.path, spec.vmId).apiSocketHost : spec.controlSocket;
       return { pid, argv: [...argv], jailed: jailerBin !== undefined, steps: done, pid_file: spec.pidFile, control_socket: apiSocket };
     }),
@@ -385,7 +417,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
  * may signal; the socket is then reached by descriptor, and connect() through the O_PATH
  * descriptor's magic link reaches exactly the socket inode checked.
  */
-async function overControlSocket<T>(env: HelperEnv, p: { readonly pid: number; readonly vm_id: string; readonly kind: "qemu" | "firecracker" }, what: string, talk: (sock: string) => Promise<T>): Promise<T> {
+export async function overControlSocket<T>(env: HelperEnv, p: { readonly pid: number; readonly vm_id: string; readonly kind: "qemu" | "firecracker" }, what: string, talk: (sock: string) => Promise<T>): Promise<T> {
   const vmId = v.vmId("vm_id", p.vm_id);
   env.vmms.signal("pid", p.pid, vmId, 0);
   const entry = openControlSocket(env, vmId, p.kind);

@@ -22,6 +22,13 @@ import { defineMethod } from "../descriptor.js";
 const str = z.string().max(4096);
 const pid = z.number().int();
 
+/**
+ * Launch from a snapshot instead of booting: the files a save wrote (priv.vmm_save_state), the owner's,
+ * beneath the state dir, opened read-only by the helper and handed to the VMM as descriptors. The
+ * launch answers once the state is loaded; the guest is then PAUSED (resume it with priv.vmm_set_paused).
+ */
+const restore = z.object({ state_path: str, memory_path: str }).strict().optional();
+
 export const vmFields = {
   vm_id: str,
   vcpus: z.number().int(),
@@ -35,6 +42,7 @@ export const vmFields = {
   mac: str,
   console_log: str,
   vmm_log: str,
+  restore,
 };
 
 /** The launch fields both VMMs share, filled from a driver's VmSpec. */
@@ -75,6 +83,18 @@ export const privVmmSetPaused = defineMethod(
   "priv.vmm_set_paused",
   z.object({ pid, vm_id: str, kind: z.enum(["qemu", "firecracker"]), paused: z.boolean() }).strict(),
   z.object({ paused: z.boolean() }),
+);
+
+/**
+ * Save a PAUSED guest's memory and device state into the owner's snapshot files (made empty by the
+ * daemon, beneath the state dir): qemu's migration stream into state_path (memory_path is left empty);
+ * Firecracker's snapshot file and memory file. The VM stays paused. `vmm_version` is what a restore
+ * must match (with the kernel, machine type, vcpus and memory): the VMM binary's sha256.
+ */
+export const privVmmSaveState = defineMethod(
+  "priv.vmm_save_state",
+  z.object({ pid, vm_id: str, kind: z.enum(["qemu", "firecracker"]), state_path: str, memory_path: str, timeout_ms: z.number().int().optional() }).strict(),
+  z.object({ bytes: z.number().int(), elapsed_ms: z.number(), vmm_version: z.string() }),
 );
 
 export const SIGNAL_ALLOW_LIST = ["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGSTOP", "SIGCONT"] as const;

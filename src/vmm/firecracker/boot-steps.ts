@@ -34,10 +34,7 @@ export function directPaths(spec: VmSpec): FcPaths {
  * Resource ids avoid hyphens (Firecracker accepts only [A-Za-z0-9_]).
  */
 export function buildBootSteps(spec: VmSpec, paths: FcPaths): readonly ApiStep[] {
-  const steps: ApiStep[] = [
-    { name: "logger", method: "PUT", path: "/logger", body: { log_path: paths.logPath, level: "Info", show_level: true, show_log_origin: false } },
-  ];
-  if (paths.metricsPath !== undefined) steps.push({ name: "metrics", method: "PUT", path: "/metrics", body: { metrics_path: paths.metricsPath } });
+  const steps = observabilitySteps(paths);
   const bootSource: Record<string, unknown> = { kernel_image_path: paths.kernel, boot_args: spec.cmdline };
   if (paths.initrd !== undefined) bootSource["initrd_path"] = paths.initrd;
   steps.push(
@@ -51,5 +48,41 @@ export function buildBootSteps(spec: VmSpec, paths: FcPaths): readonly ApiStep[]
     steps.push({ name: "vsock", method: "PUT", path: "/vsock", body: { guest_cid: spec.vsock.cid, uds_path: paths.vsockUds } });
   }
   steps.push({ name: "InstanceStart", method: "PUT", path: "/actions", body: { action_type: "InstanceStart" } });
+  return Object.freeze(steps);
+}
+
+/** Logger and metrics: the only resources Firecracker allows before a snapshot load, as before a boot. */
+function observabilitySteps(paths: FcPaths): ApiStep[] {
+  const steps: ApiStep[] = [
+    { name: "logger", method: "PUT", path: "/logger", body: { log_path: paths.logPath, level: "Info", show_level: true, show_log_origin: false } },
+  ];
+  if (paths.metricsPath !== undefined) steps.push({ name: "metrics", method: "PUT", path: "/metrics", body: { metrics_path: paths.metricsPath } });
+  return steps;
+}
+
+/** A snapshot's files inside a jail's root (what a jailed Firecracker is told, and what a jailed save makes). */
+export const FC_SNAPSHOT_NAMES = { state: "snapshot.vmstate", memory: "snapshot.mem" } as const;
+
+/**
+ * A restore instead of a boot: logger/metrics, then `PUT /snapshot/load`, leaving the guest paused.
+ * Everything else comes from the snapshot, which names the kernel and drives by the paths they had at
+ * boot: /proc/self/fd numbers (unjailed; the helper hands the NEW disks at the same numbers, so a
+ * restore must name the same optional files, initrd, metrics and vsock, as the boot) or in-jail names
+ * (the new disks are linked at the same names). Only the tap is overridden: the MAC stays the saved
+ * one until the guest is given its identity.
+ */
+export function buildRestoreSteps(spec: VmSpec, paths: FcPaths, snapshot: { readonly state: string; readonly memory: string }): readonly ApiStep[] {
+  const steps = observabilitySteps(paths);
+  steps.push({
+    name: "snapshot-load",
+    method: "PUT",
+    path: "/snapshot/load",
+    body: {
+      snapshot_path: snapshot.state,
+      mem_backend: { backend_type: "File", backend_path: snapshot.memory },
+      resume_vm: false,
+      network_overrides: [{ iface_id: "net0", host_dev_name: spec.tap }],
+    },
+  });
   return Object.freeze(steps);
 }

@@ -3,10 +3,15 @@ import { launchFields } from "../launch-fields.js";
 import { privLaunchFirecracker } from "../../rpc/priv/vmm.js";
 import type { Logger } from "../../system/log.js";
 import * as control from "../control.js";
-import type { LaunchPlan, VmmDriver, VmmHandle, VmSpec } from "../driver.js";
+import type { LaunchPlan, SnapshotFiles, VmmDriver, VmmHandle, VmSpec } from "../driver.js";
 import { buildFirecrackerArgv, buildJailerArgv } from "./argv.js";
-import { buildBootSteps, directPaths } from "./boot-steps.js";
+import { buildBootSteps, buildRestoreSteps, directPaths, FC_SNAPSHOT_NAMES, type FcPaths } from "./boot-steps.js";
 import { jailLayout, planJail } from "./jail.js";
+
+/** A boot's API calls, or a restore's (snapshot: where Firecracker finds the files). */
+function steps(spec: VmSpec, paths: FcPaths, snapshot: SnapshotFiles | undefined): LaunchPlan["apiSteps"] {
+  return snapshot === undefined ? buildBootSteps(spec, paths) : buildRestoreSteps(spec, paths, snapshot);
+}
 
 export interface FirecrackerDriverDeps {
   readonly helper: HelperClient;
@@ -30,7 +35,7 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
     buildLaunch(spec: VmSpec): LaunchPlan {
       const j = deps.jailer;
       if (j === undefined) {
-        return { kind: "firecracker", argv: buildFirecrackerArgv(deps.firecrackerBin, { apiSocket: spec.controlSocket, vmId: spec.vmId }), apiSteps: buildBootSteps(spec, directPaths(spec)) };
+        return { kind: "firecracker", argv: buildFirecrackerArgv(deps.firecrackerBin, { apiSocket: spec.controlSocket, vmId: spec.vmId }), apiSteps: steps(spec, directPaths(spec), spec.restoreFrom) };
       }
       const layout = jailLayout(j.jailDir, deps.firecrackerBin, spec.vmId);
       // Planning only: device-ness is decided by the helper at launch; /dev paths are the dm devices.
@@ -38,7 +43,7 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
       return {
         kind: "firecracker",
         argv: buildJailerArgv({ jailerBin: j.jailerBin, firecrackerBin: deps.firecrackerBin, vmId: spec.vmId, uid: j.uid, gid: j.gid, chrootBaseDir: layout.chrootBaseDir, apiSocketInJail: layout.apiSocketInJail }),
-        apiSteps: buildBootSteps(spec, plan.paths),
+        apiSteps: steps(spec, plan.paths, spec.restoreFrom === undefined ? undefined : { state: `/${FC_SNAPSHOT_NAMES.state}`, memory: `/${FC_SNAPSHOT_NAMES.memory}` }),
       };
     },
     async launch(spec, opId): Promise<VmmHandle> {
@@ -60,5 +65,6 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
     adopt: (ref) => Promise.resolve().then(() => control.adopt(c, { ...ref, kind: "firecracker" })),
     stats: (handle) => control.stats(c, handle),
     setPaused: (handle, paused, opId) => control.setPaused(c, handle, paused, opId),
+    saveState: (handle, files, opId) => control.saveState(c, handle, files, opId),
   };
 }

@@ -8,6 +8,12 @@ import { hasControlChars } from "../../model/text.js";
  */
 const IO_ERRORS = "werror=report,rerror=report";
 
+/**
+ * A restoring qemu reads the saved migration stream from this descriptor (`-incoming fd:3`): the root
+ * helper hands the state file to it first, so the number is fixed and the argv can be shown before.
+ */
+export const QEMU_STATE_FD = 3;
+
 /** Who qemu becomes after it has opened /dev/kvm, /dev/net/tun, disks and sockets as root. */
 export interface RunAs {
   readonly uid: number;
@@ -40,6 +46,12 @@ function optValue(field: string, value: string): string {
  * - `-runas uid:gid` (qemu >= 7.2 accepts numeric ids) drops privileges after
  *   device setup: the VMM never runs the guest as root, unless root owns the
  *   install (see runAsArgs).
+ * - virtio-net has `guest_announce=off` on EVERY launch (device lists must be
+ *   identical for a snapshot to load): a restored fork must never send
+ *   gratuitous ARPs for the source's MAC/IP, which would steal its traffic.
+ * - restoring (spec.restoreFrom): `-incoming fd:3 -S`, the state from the
+ *   descriptor the helper hands first, loaded and left paused; announce-rounds=0
+ *   keeps qemu itself from announcing the saved MAC after the load.
  */
 export function buildQemuArgv(qemuBin: string, spec: VmSpec, runAs: RunAs): string[] {
   if (hasControlChars(spec.cmdline)) throw new Error("cmdline: contains a control character");
@@ -64,12 +76,13 @@ export function buildQemuArgv(qemuBin: string, spec: VmSpec, runAs: RunAs): stri
     "-drive", `id=work,file=${optValue("workDisk", spec.workDisk)},format=raw,if=none,cache=writeback,${IO_ERRORS}`,
     "-device", "virtio-blk-device,drive=work",
     "-netdev", `tap,id=n0,ifname=${optValue("tap", spec.tap)},script=no,downscript=no`,
-    "-device", `virtio-net-device,netdev=n0,mac=${optValue("mac", spec.mac)}`,
+    "-device", `virtio-net-device,netdev=n0,mac=${optValue("mac", spec.mac)},guest_announce=off`,
     "-chardev", `file,id=con0,path=${optValue("consoleLog", spec.consoleLog)},append=on`,
     "-serial", "chardev:con0",
     "-qmp", `unix:${optValue("controlSocket", spec.controlSocket)},server=on,wait=off`,
     ...runAsArgs(runAs),
   );
+  if (spec.restoreFrom !== undefined) argv.push("-incoming", `fd:${QEMU_STATE_FD}`, "-S", "-global", "migration.announce-rounds=0");
   return argv;
 }
 

@@ -11,7 +11,7 @@ import { helperVmFiles } from "../../../src/paths/paths.js";
 import { privCleanupDmSnapshot, privCreateDmSnapshot, privWriteExt4Files } from "../../../src/rpc/priv/disks.js";
 import { privSyncHosts } from "../../../src/rpc/priv/network.js";
 import { privPing } from "../../../src/rpc/priv/ping.js";
-import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privProbeQemuKvm, privSignalProcess, privVmmSetPaused, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
+import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privProbeQemuKvm, privSignalProcess, privVmmSaveState, privVmmSetPaused, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
 import { callMethod } from "../../../src/rpc/unix-client.js";
 import { runText, systemRunner } from "../../../src/system/runner.js";
 import { startHelperInNetns, type NetnsHelper } from "../../helpers/helper-in-netns.js";
@@ -120,6 +120,16 @@ async function layout(): Promise<void> {
       await ownerImage(p);
     }
   }
+  // A snapshot's files, as the daemon makes them (empty, the owner's, one link each).
+  ownerDir(join(state, "snapshots"));
+  ownerDir(snapDir());
+  for (const f of ["vmstate", "memory"]) {
+    const p = join(snapDir(), f);
+    if (!existsSync(p) || !lstatSync(p).isFile() || lstatSync(p).nlink !== 1) {
+      rmSync(p, { force: true });
+      ownerFile(p);
+    }
+  }
   // A leftover jail of VM (root's parents, the chroot the owner's, as staging leaves it).
   ownerDir(join(jailDir, "true", VM, "root"));
   writeFileSync(join(jailDir, "true", VM, "root", "leftover"), "");
@@ -128,6 +138,9 @@ async function layout(): Promise<void> {
   ownerDir(jailed);
   if (!existsSync(join(jailed, "api.sock"))) await listen(join(jailed, "api.sock"));
 }
+
+const snapDir = (): string => join(state, "snapshots", "s1");
+const snapshotFiles = (): { state_path: string; memory_path: string } => ({ state_path: join(snapDir(), "vmstate"), memory_path: join(snapDir(), "memory") });
 
 const launchFields = (): Record<string, unknown> => ({
   vm_id: VM,
@@ -146,6 +159,8 @@ const launchFields = (): Record<string, unknown> => ({
 
 interface Attack {
   readonly method: MethodDescriptor;
+  /** The test's name when a method is attacked more than once (a launch with `restore`). */
+  readonly label?: string;
   readonly params: () => Record<string, unknown>;
   /** Directories on the way to what the method touches: each is replaced, and raced, in turn. */
   readonly dirs: () => readonly string[];
@@ -158,6 +173,11 @@ let lookAlike: ChildProcess | undefined;
 const ATTACKS: Attack[] = [
   { method: privLaunchQemu, params: () => ({ ...launchFields(), accel: "tcg" }), dirs: () => [state, join(state, "vms"), join(state, "vms", VM)] },
   { method: privLaunchFirecracker, params: () => ({ ...launchFields(), metrics_path: join(state, "vms", VM, "metrics.json"), vsock_cid: 3 }), dirs: () => [state, jailDir, join(jailDir, "true"), join(state, "images", "tiny"), join(state, "vms", VM)] },
+  // Restores: the snapshot's files are opened read-only by descriptor and handed to the VMM (here /usr/bin/true, which exits).
+  { method: privLaunchQemu, label: "priv.launch_qemu with restore", params: () => ({ ...launchFields(), accel: "tcg", restore: snapshotFiles() }), dirs: () => [state, join(state, "snapshots"), snapDir()] },
+  { method: privLaunchFirecracker, label: "priv.launch_firecracker with restore", params: () => ({ ...launchFields(), metrics_path: join(state, "vms", VM, "metrics.json"), vsock_cid: 3, restore: snapshotFiles() }), dirs: () => [state, join(state, "snapshots"), snapDir()] },
+  // A save for the owner's look-alike VMM of VM2 (it passes the pid check): the files are opened read-write, then no QMP socket is found.
+  { method: privVmmSaveState, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "qemu", ...snapshotFiles(), timeout_ms: 5000 }), dirs: () => [state, join(state, "snapshots"), snapDir()] },
   { method: privProbeQemuKvm, params: () => ({ kernel_path: join(state, "images", "tiny", "vmlinuz"), timeout_ms: 1000 }), dirs: () => [state, join(state, "images"), join(state, "images", "tiny")] },
   { method: privWriteExt4Files, params: () => ({ image_path: join(state, "vms", VM, "root.ext4"), files: [{ guest_path: "/etc/hostname", data: Buffer.from("x\n").toString("base64"), mode: 0o644 }] }), dirs: () => [state, join(state, "vms"), join(state, "vms", VM)] },
   { method: privVmmShutdown, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "firecracker" }), dirs: () => [jailDir, join(jailDir, "true"), join(jailDir, "true", VM2), join(jailDir, "true", VM2, "root")] },
@@ -266,7 +286,7 @@ before(async () => {
   // The canary: what root must never touch on the owner's behalf. Named like the files the methods use, so a redirected lookup would find them.
   canary = join(base, "canary");
   mkdirSync(canary, { mode: 0o755 });
-  for (const f of ["vmlinuz", "initrd.img", "console.log", "vmm.log", "vmm.pid", "metrics.json", "secret", "hosts"]) writeFileSync(join(canary, f), "root's\n", { mode: 0o600 });
+  for (const f of ["vmlinuz", "initrd.img", "console.log", "vmm.log", "vmm.pid", "metrics.json", "secret", "hosts", "vmstate", "memory"]) writeFileSync(join(canary, f), "root's\n", { mode: 0o600 });
   for (const f of ["root.ext4", "work.ext4", "rootfs.ext4", "cow.img"]) {
     await systemRunner.run(["truncate", "-s", "4M", join(canary, f)]);
     await systemRunner.run(["mkfs.ext4", "-q", "-F", join(canary, f)]);
@@ -325,7 +345,7 @@ after(async () => {
 });
 
 for (const a of ATTACKS) {
-  void test(`${a.method.name}: managed roots and intermediate dirs replaced by, and raced with, symlinks to a canary`, { skip, timeout: 600_000 }, async (t) => {
+  void test(`${a.label ?? a.method.name}: managed roots and intermediate dirs replaced by, and raced with, symlinks to a canary`, { skip, timeout: 600_000 }, async (t) => {
     const before = snapshot(canary);
     pings.length = 0;
     for (const dir of a.dirs()) {
@@ -400,6 +420,17 @@ void test("hard links, FIFOs, sockets and device nodes where regular files are e
       assert.ok(performance.now() - t0 < 5000, `${how} at ${name} answered at once`);
       assert.equal(r["ok"], undefined, `${how} at ${name} was refused: ${JSON.stringify(r)}`);
       rmSync(join(vmDir, name), { force: true });
+    }
+    // A snapshot's state file: a save would write it, a restore hand it to the VMM.
+    await layout();
+    for (const a of ATTACKS.filter((x) => x.method === privVmmSaveState || x.label !== undefined)) {
+      await plant("vmstate", how, snapDir());
+      const t0 = performance.now();
+      const r = await send(a, 1, 1);
+      assert.ok(performance.now() - t0 < 5000, `${how} as the state file (${a.label ?? a.method.name}) answered at once`);
+      assert.deepEqual(r, { bad_params: 1 }, `${how} as the state file refused by ${a.label ?? a.method.name}`);
+      rmSync(join(snapDir(), "vmstate"), { force: true });
+      ownerFile(join(snapDir(), "vmstate"));
     }
     // The hosts file: root's own, in root's directory; whatever stands in its place is neither read nor replaced.
     const hosts = join(hostsDir, "hosts");

@@ -127,7 +127,7 @@ export class FakeHost {
           this.call("vmm.saveState");
           if (this.failSave) return Promise.reject(new Error("fake save failure"));
           writeFileSync(files.state, "STATE");
-          return Promise.resolve({ bytes: 5 });
+          return Promise.resolve({ bytes: 5, elapsedMs: 1, vmmVersion: "sha256:fake" });
         },
         sendIdentity: (_h: VmmHandle, identity) => { this.call("vmm.sendIdentity"); this.identities.push({ name: identity.name, ip: identity.lease.ip, mac: identity.lease.mac }); return Promise.resolve(); },
         stateCompatibility: () => Promise.resolve(this.compatibility),

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { buildVmSpec, vmmDepsFromDriver } from "../../../src/daemon/vm/vmm-adapter.js";
 import { createPidExitWatcher } from "../../../src/system/pid-exit-watcher.js";
 import type { LaunchSpec } from "../../../src/daemon/vm/deps.js";
-import type { LaunchPlan, StopOptions, VmmDriver, VmmHandle, VmSpec } from "../../../src/vmm/driver.js";
+import type { LaunchPlan, SnapshotFiles, StopOptions, VmmDriver, VmmHandle, VmSpec } from "../../../src/vmm/driver.js";
 
 const spec: LaunchSpec = {
   vmId: "0123456789abcdef0123456789abcdef",
@@ -36,7 +36,7 @@ void test("qemu gets the bzImage, the QMP socket and the TCG cmdline extra; fire
 void test("the adapter round-trips the driver handle through the lifecycle's handle", async () => {
   // Where the helper keeps its per-VM dirs: only named here, nothing is made there by the daemon.
   const run = "/nonexistent/helper-dir";
-  const seen: { launched?: VmSpec; stopped?: [VmmHandle, StopOptions]; checked?: VmmHandle } = {};
+  const seen: { launched?: VmSpec; stopped?: [VmmHandle, StopOptions]; checked?: VmmHandle; saved?: [VmmHandle, SnapshotFiles] } = {};
   const driver: VmmDriver = {
     kind: "qemu",
     buildLaunch: (): LaunchPlan => ({ kind: "qemu", argv: [], apiSteps: [] }),
@@ -47,6 +47,7 @@ void test("the adapter round-trips the driver handle through the lifecycle's han
     adopt: () => Promise.reject(new Error("unused")),
     stats: () => Promise.reject(new Error("unused")),
     setPaused: () => Promise.reject(new Error("unused")),
+    saveState: (h, files) => { seen.saved = [h, files]; return Promise.resolve({ bytes: 5, elapsedMs: 2, vmmVersion: "sha256:x" }); },
   };
   const deps = vmmDepsFromDriver(driver, "tcg", run, createPidExitWatcher(() => undefined));
   const h = await deps.launch(spec, "op-abcdef");
@@ -58,4 +59,11 @@ void test("the adapter round-trips the driver handle through the lifecycle's han
   await deps.stop(back, { timeoutMs: 5000, force: true }, "op-abcdef");
   assert.deepEqual(seen.stopped?.[1], { timeoutMs: 5000, force: true });
   await assert.rejects(deps.stop({ kind: "qemu", pid: 1, controlSocket: "/x" }, { timeoutMs: 1, force: true }, "op-abcdef"), /lacks vmId\/pidFile/);
+  // Save and restore pass straight through: the files the daemon made, the driver's handle, its answer.
+  const files = { state: "/s/snapshots/x/vmstate", memory: "/s/snapshots/x/memory" };
+  assert.deepEqual(await deps.saveState(back, files, "op-abcdef"), { bytes: 5, elapsedMs: 2, vmmVersion: "sha256:x" });
+  assert.deepEqual(seen.saved, [seen.checked, files]);
+  assert.equal(seen.launched?.restoreFrom, undefined, "a plain launch boots");
+  await deps.launch({ ...spec, restore: files }, "op-abcdef");
+  assert.deepEqual(seen.launched?.restoreFrom, files);
 });

@@ -27,7 +27,7 @@ void test("qemu argv is pinned", () => {
     "-drive", `id=work,file=${D}/work.ext4,format=raw,if=none,cache=writeback,werror=report,rerror=report`,
     "-device", "virtio-blk-device,drive=work",
     "-netdev", "tap,id=n0,ifname=tap-fc-01234567,script=no,downscript=no",
-    "-device", "virtio-net-device,netdev=n0,mac=06:00:ac:10:00:02",
+    "-device", "virtio-net-device,netdev=n0,mac=06:00:ac:10:00:02,guest_announce=off",
     "-chardev", `file,id=con0,path=${D}/console.log,append=on`,
     "-serial", "chardev:con0",
     "-qmp", "unix:/run/banger/vm/0123456789ab/qmp.sock,server=on,wait=off",

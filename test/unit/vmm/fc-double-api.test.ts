@@ -97,3 +97,21 @@ void test("the double rejects firecracker-invalid flags and an existing socket l
   writeFileSync(join(dir, "taken.sock"), "");
   assert.equal(await exitCode(["--api-sock", join(dir, "taken.sock")]), 1);
 });
+
+void test("the double's snapshot endpoints follow firecracker's rules: create only post-boot, load only in a fresh process", async () => {
+  const { sock } = await startDouble("snap");
+  const create = { snapshot_type: "Full", snapshot_path: join(dir, "vmstate"), mem_file_path: join(dir, "mem") };
+  await fault(fcRequest(sock, "PUT", "/snapshot/create", create), /before starting/);
+  const load = { snapshot_path: join(dir, "vmstate"), mem_backend: { backend_type: "File", backend_path: join(dir, "mem") } };
+  await fault(fcRequest(sock, "PUT", "/snapshot/load", { ...load, mem_file_path: join(dir, "mem") }), /exactly one of mem_backend or mem_file_path/);
+  await fault(fcRequest(sock, "PUT", "/snapshot/load", { snapshot_path: join(dir, "vmstate") }), /exactly one/);
+  await fault(fcRequest(sock, "PUT", "/snapshot/load", { ...load, bogus: 1 }), /bogus|Unrecognized/);
+  await fault(fcRequest(sock, "PUT", "/snapshot/load", { ...load, network_overrides: [{ iface_id: "net0" }] }), /host_dev_name/);
+  await fault(fcRequest(sock, "PUT", "/snapshot/load", load), /cannot read the memory file/);
+  await fault(fcRequest(sock, "PUT", "/snapshot/bogus", load), /Invalid request method and\/or path/);
+  // Logger and metrics are allowed before a load; any boot resource is not.
+  assert.equal((await fcRequest(sock, "PUT", "/logger", { log_path: join(dir, "snap-fc.log") })).status, 204);
+  assert.equal((await fcRequest(sock, "PUT", "/machine-config", { vcpu_count: 1, mem_size_mib: 128 })).status, 204);
+  await fault(fcRequest(sock, "PUT", "/snapshot/load", load), /not allowed after configuring boot-specific resources/);
+  assert.equal(((await fcRequest(sock, "GET", "/")).body as { state: string }).state, "Not started", "a refused load leaves the process as it was");
+});

@@ -6,7 +6,8 @@ import { after, test } from "node:test";
 import { configSchema } from "../../../src/config/schema.js";
 import { helperVmFiles } from "../../../src/paths/paths.js";
 import { RpcError } from "../../../src/rpc/errors.js";
-import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privSignalProcess, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
+import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privSignalProcess, privVmmSaveState, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
+import { snapshotMethods } from "../../../src/roothelper/methods/snapshot.js";
 import { vmmMethods } from "../../../src/roothelper/methods/vmm.js";
 import { FakeRunner } from "../../../src/system/runner.js";
 import { testHelperEnv } from "../../helpers/helper-env.js";
@@ -37,7 +38,8 @@ after(() => {
 });
 
 const runner = new FakeRunner();
-const helper = inProcessHelper(vmmMethods(testHelperEnv({ stateDir, helperDir, jailDir: join(base, "jail"), runner, config: configSchema.parse({ vmm: { qemu_bin: "/nonexistent/qemu", firecracker_bin: "/nonexistent/firecracker", jailer: "never" } }) })));
+const env = testHelperEnv({ stateDir, helperDir, jailDir: join(base, "jail"), runner, config: configSchema.parse({ vmm: { qemu_bin: "/nonexistent/qemu", firecracker_bin: "/nonexistent/firecracker", jailer: "never" } }) });
+const helper = inProcessHelper([...vmmMethods(env), ...snapshotMethods(env)]);
 
 const good = {
   vm_id: VM_ID,
@@ -157,4 +159,32 @@ void test("cleanup_vmm removes the VM's run dir and jail by descriptor and never
   assert.deepEqual(await helper.call(privCleanupVmm, { vm_id: VM_ID }, "op-000000000001"), { removed: true });
   assert.equal(existsSync(helperVmFiles.vmDir(helperDir, VM_ID)), false);
   assert.equal(existsSync(join(victim, "keep")), true);
+});
+
+void test("restore: the snapshot's paths must be beneath the state dir, and the request names nothing else", async () => {
+  const snap = join(stateDir, "snapshots", "s1");
+  for (const [restore, re] of [
+    [{ state_path: "/etc/shadow", memory_path: join(snap, "memory") }, /restore\.state_path/],
+    [{ state_path: join(snap, "vmstate"), memory_path: join(stateDir, "../outside") }, /restore\.memory_path/],
+  ] as const) {
+    await refused(helper.call(privLaunchQemu, { ...qemuGood, restore }, "op-000000000001"), re);
+    await refused(helper.call(privLaunchFirecracker, { ...good, restore }, "op-000000000001"), re);
+  }
+  assert.throws(() => privLaunchQemu.params.parse({ ...qemuGood, restore: { state_path: join(snap, "vmstate"), memory_path: join(snap, "memory"), incoming: "exec:sh" } }), "no other restore field");
+  assert.throws(() => privLaunchQemu.params.parse({ ...qemuGood, restore: { state_path: join(snap, "vmstate") } }), "both files are named");
+  assert.equal(existsSync(helperVmFiles.vmDir(helperDir, VM_ID)), false, "nothing was launched");
+});
+
+void test("vmm_save_state: only this VM's VMM, a bounded timeout, and no socket or path the helper makes", async () => {
+  const pid = sleeper.pid ?? 0;
+  const files = { state_path: join(stateDir, "snapshots", "s1", "vmstate"), memory_path: join(stateDir, "snapshots", "s1", "memory") };
+  await refused(helper.call(privVmmSaveState, { pid, vm_id: VM_ID, kind: "qemu", ...files }, "op-000000000001"), /not a VMM/);
+  await refused(helper.call(privVmmSaveState, { pid, vm_id: "../x", kind: "qemu", ...files }, "op-000000000001"), /vm_id/);
+  await refused(helper.call(privVmmSaveState, { pid, vm_id: VM_ID, kind: "qemu", ...files, timeout_ms: 10 }, "op-000000000001"), /timeout_ms/);
+  await refused(helper.call(privVmmSaveState, { pid, vm_id: VM_ID, kind: "qemu", ...files, timeout_ms: 86_400_000 }, "op-000000000001"), /timeout_ms/);
+  for (const field of ["migration_socket", "uri", "control_socket"]) {
+    assert.throws(() => privVmmSaveState.params.parse({ pid, vm_id: VM_ID, kind: "qemu", ...files, [field]: "/tmp/x" }), `${field}: not the request's to name`);
+  }
+  assert.throws(() => privVmmSaveState.params.parse({ pid, vm_id: VM_ID, kind: "cloud-hypervisor", ...files }));
+  assert.equal(sleeper.exitCode, null, "the unrelated process was never signalled");
 });
