@@ -85,6 +85,7 @@ export async function createVmmService(env: DaemonEnv): Promise<VmmService> {
       stop: (handle, opts, opId) => adapter(choice?.accel ?? "tcg").stop(handle, opts, opId),
       isAlive: (handle) => adapter(choice?.accel ?? "tcg").isAlive(handle),
       setPaused: (handle, paused, opId) => adapter(choice?.accel ?? "tcg").setPaused(handle, paused, opId),
+      sendIdentity: (handle, identity, opId) => adapter(choice?.accel ?? "tcg").sendIdentity(handle, identity, opId),
       watchExit: (handle, onExit) => adapter(choice?.accel ?? "tcg").watchExit(handle, onExit),
       find: (vmId, vmmKind) => adapter(choice?.accel ?? "tcg").find(vmId, vmmKind),
       release: (vmId, opId) => adapter(choice?.accel ?? "tcg").release(vmId, opId),

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { HelperClient } from "../daemon/helper-client.js";
+import { privVmmSendIdentity, type VmIdentity } from "../rpc/priv/agent.js";
 import { privCleanupVmm, privKillProcess, privSignalProcess, privVmmSetPaused, privVmmShutdown } from "../rpc/priv/vmm.js";
 import type { Logger } from "../system/log.js";
 import { parseProcStat, readProcessStats, type ProcStat } from "../system/proc.js";
@@ -77,6 +78,13 @@ export async function setPaused(deps: ControlDeps, handle: VmmHandle, paused: bo
   if (!isRunning(deps, handle)) throw new NotRunningError(handle.pidFile, `pid ${handle.pid} is not this VM's VMM any more`);
   const res = await deps.helper.call(privVmmSetPaused, { pid: handle.pid, vm_id: handle.vmId, kind: handle.kind, paused }, opId);
   if (res.paused !== paused) throw new Error(`the VMM of ${handle.vmId} reports it is ${res.paused ? "paused" : "running"} after being asked to ${paused ? "pause" : "resume"}`);
+}
+
+/** Send a fork's identity to the guest agent through the helper; the helper's own timeout plus a margin bounds the call. */
+export async function sendIdentity(deps: ControlDeps, handle: VmmHandle, identity: VmIdentity, opId: string, timeoutMs = 15_000): Promise<{ ackMs: number }> {
+  if (!isRunning(deps, handle)) throw new NotRunningError(handle.pidFile, `pid ${handle.pid} is not this VM's VMM any more`);
+  const res = await deps.helper.call(privVmmSendIdentity, { ...identity, pid: handle.pid, vm_id: handle.vmId, kind: handle.kind, timeout_ms: timeoutMs }, opId, timeoutMs + 5_000);
+  return { ackMs: res.ack_ms };
 }
 
 export async function stats(deps: ControlDeps, handle: VmmHandle): Promise<VmmStats> {

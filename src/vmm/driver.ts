@@ -9,6 +9,7 @@
  *   await driver.adopt(ref)                     // after a daemon restart: re-attach from the pidfile
  *   await driver.stats(handle)                  // CPU% / RSS of the VMM process
  *   await driver.setPaused(handle, true, op)    // freeze / thaw the guest (qemu stop/cont, Firecracker PATCH /vm)
+ *   await driver.sendIdentity(handle, id, op)   // a fork's new hostname/MAC/IP/clock/seed/host key, via the guest agent
  *
  * Who does what: VMMs must open /dev/kvm and /dev/net/tun, which are 0600 root,
  * so the ROOT HELPER spawns them (priv.launch_qemu / priv.launch_firecracker)
@@ -25,6 +26,8 @@
  * throws {@link StalePidError} when the pidfile names a process that is not
  * this VM's VMM (never signal it, clean up the pidfile instead).
  */
+
+import type { VmIdentity } from "../rpc/priv/agent.js";
 
 export type VmmKind = "qemu" | "firecracker";
 export type Accel = "kvm" | "tcg";
@@ -133,6 +136,13 @@ export interface VmmDriver {
   stats(handle: VmmHandle): Promise<VmmStats>;
   /** Freeze (no vCPU runs, memory and devices kept) or thaw the guest. */
   setPaused(handle: VmmHandle, paused: boolean, opId: string): Promise<void>;
+  /**
+   * Have the guest agent take `identity` (plus the helper's clock and a fresh random seed), over
+   * the agent channel (qemu: virtio-serial port; Firecracker: vsock port 52). Resolves once the
+   * agent acknowledged it, with how long that took; throws when it refused a step or never answered
+   * (an image built before the agent existed).
+   */
+  sendIdentity(handle: VmmHandle, identity: VmIdentity, opId: string): Promise<{ ackMs: number }>;
 }
 
 /** The pidfile names a live process that is not this VM's VMM (pid reuse): never signal it. */

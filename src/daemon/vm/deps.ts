@@ -6,6 +6,8 @@
  * of the request being served so logs correlate across processes.
  */
 
+import type { VmIdentity } from "../../rpc/priv/agent.js";
+
 /** An image as VM create needs it (see the guest contract). */
 export interface ImageInfo {
   readonly name: string;
@@ -153,6 +155,8 @@ export interface VmmDeps {
   isAlive(handle: VmmHandle): Promise<boolean>;
   /** Freezes or thaws the guest; throws unless the VMM then reports that state. */
   setPaused(handle: VmmHandle, paused: boolean, opId: string): Promise<void>;
+  /** Has the guest agent take a new identity (a fork or restore); resolves on its ack. See VmmDriver.sendIdentity. */
+  sendIdentity(handle: VmmHandle, identity: VmIdentity, opId: string): Promise<{ ackMs: number }>;
   /**
    * Calls `onExit` once when the VMM behind the handle exits (at once if it is already gone, or
    * its pid names another process). Returns a function that stops watching.

@@ -60,5 +60,6 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
     adopt: (ref) => Promise.resolve().then(() => control.adopt(c, { ...ref, kind: "firecracker" })),
     stats: (handle) => control.stats(c, handle),
     setPaused: (handle, paused, opId) => control.setPaused(c, handle, paused, opId),
+    sendIdentity: (handle, identity, opId) => control.sendIdentity(c, handle, identity, opId),
   };
 }

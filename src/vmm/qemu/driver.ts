@@ -38,5 +38,6 @@ export function qemuDriver(deps: QemuDriverDeps): VmmDriver {
     adopt: (ref) => Promise.resolve().then(() => control.adopt(c, { ...ref, kind: "qemu" })),
     stats: (handle) => control.stats(c, handle),
     setPaused: (handle, paused, opId) => control.setPaused(c, handle, paused, opId),
+    sendIdentity: (handle, identity, opId) => control.sendIdentity(c, handle, identity, opId),
   };
 }

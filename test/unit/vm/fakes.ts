@@ -109,6 +109,7 @@ export class FakeHost {
         stop: (h: VmmHandle, opts) => { this.call(opts.force ? "vmm.kill" : "vmm.stop"); this.live.delete(`vmm:${String(h["vmId"])}`); return Promise.resolve(); },
         isAlive: () => Promise.resolve(this.vmmAlive),
         setPaused: (_h: VmmHandle, paused: boolean) => { this.call(paused ? "vmm.pause" : "vmm.resume"); return Promise.resolve(); },
+        sendIdentity: () => { this.call("vmm.sendIdentity"); return Promise.resolve({ ackMs: 1 }); },
         find: (vmId: string) => Promise.resolve(this.foundVmms.get(vmId)),
         release: () => Promise.resolve(),
         listAll: () => Promise.resolve([...[...this.live].filter((x) => x.startsWith("vmm:")).map((x) => ({ pid: 4242, vmId: x.slice(4), kind: "qemu" })), ...this.strayVmms]),
