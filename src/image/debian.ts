@@ -1,6 +1,8 @@
 import { chmod, mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Runner } from "../system/runner.js";
+import { AGENT_PATH, agentScript, RESEED_PATH } from "./agent-script.js";
+import { reseedElf } from "./reseed-elf.js";
 
 /** Packages of the default image: boot + ssh + networking, and a small dev-sandbox toolset. */
 export const DEBIAN_PACKAGES = [
@@ -19,6 +21,22 @@ HostKey /etc/ssh/ssh_host_ed25519_key
 KbdInteractiveAuthentication no
 `;
 
+// The guest agent (agent-script.ts): started once the port's driver can be there, restarted if it dies.
+const AGENT_UNIT = `[Unit]
+Description=banger guest agent (identity for snapshot forks)
+After=systemd-modules-load.service
+
+[Service]
+ExecStart=${AGENT_PATH}
+Restart=always
+RestartSec=1
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+`;
+
 /**
  * Files laid over the debootstrapped tree. They reach it as a tarball made
  * with --owner=0 --group=0 and unpacked by mmdebstrap's own `tar-in` (as the
@@ -35,9 +53,16 @@ export async function writeDebianOverlay(dir: string): Promise<void> {
   await symlink("/lib/systemd/system/systemd-networkd.service", join(dir, "etc/systemd/system/multi-user.target.wants/systemd-networkd.service"));
   await mkdir(join(dir, "etc/systemd/system/sockets.target.wants"), { recursive: true });
   await symlink("/lib/systemd/system/systemd-networkd.socket", join(dir, "etc/systemd/system/sockets.target.wants/systemd-networkd.socket"));
+  await mkdir(join(dir, "usr/lib/banger"), { recursive: true });
+  await writeFile(join(dir, AGENT_PATH.slice(1)), agentScript("systemd"), { mode: 0o755 });
+  await writeFile(join(dir, RESEED_PATH.slice(1)), reseedElf(), { mode: 0o755 });
+  await writeFile(join(dir, "etc/systemd/system/banger-agent.service"), AGENT_UNIT);
+  await symlink("/etc/systemd/system/banger-agent.service", join(dir, "etc/systemd/system/multi-user.target.wants/banger-agent.service"));
   await writeFile(join(dir, "etc/hostname"), "banger\n");
   await writeFile(join(dir, "etc/fstab"), "tmpfs /run tmpfs defaults 0 0\ntmpfs /tmp tmpfs defaults 0 0\n");
-  for (const p of ["etc", "etc/ssh", "etc/ssh/sshd_config.d", "etc/systemd", "etc/systemd/system"]) await chmod(join(dir, p), 0o755);
+  for (const p of ["etc", "etc/ssh", "etc/ssh/sshd_config.d", "etc/systemd", "etc/systemd/system", "usr", "usr/lib", "usr/lib/banger"]) await chmod(join(dir, p), 0o755);
+  // writeFile's mode is cut by the umask; the agent and reseed must be executable whatever it is.
+  for (const p of [AGENT_PATH, RESEED_PATH]) await chmod(join(dir, p.slice(1)), 0o755);
 }
 
 /** Paths are put into mmdebstrap hook lines, which it splits on whitespace: refuse anything that would split or quote. */

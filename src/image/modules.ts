@@ -3,12 +3,12 @@ import { basename, join } from "node:path";
 import type { Runner } from "../system/runner.js";
 
 /**
- * Kernel modules the initrd must load so the guest can see its disks, NIC
- * and vsock on a kernel (like Debian's cloud kernel) that builds them as
- * modules. Dependencies (virtio, virtio_ring, failover, ...) are resolved
+ * Kernel modules the initrd must load so the guest can see its disks, NIC,
+ * vsock and the guest agent's virtio-serial port on a kernel (like Debian's
+ * cloud kernel) that builds them as modules. Dependencies (virtio, virtio_ring, failover, ...) are resolved
  * from modules.dep, not hard-coded, so another kernel's layout also works.
  */
-export const GUEST_MODULES = ["virtio_mmio", "virtio_blk", "virtio_net", "vsock", "vmw_vsock_virtio_transport"] as const;
+export const GUEST_MODULES = ["virtio_mmio", "virtio_blk", "virtio_net", "vsock", "vmw_vsock_virtio_transport", "virtio_console"] as const;
 
 /** A module file to ship: its name (no extension) and its path relative to the modules dir. */
 export interface ModuleFile {
@@ -55,7 +55,7 @@ export function resolveModules(modulesDep: string, builtin: ReadonlySet<string>,
   };
   for (const w of wanted) visit(w, []);
   if (missing.length > 0) {
-    throw new Error(`kernel modules not found (neither in modules.dep nor modules.builtin): ${missing.join(", ")}; use a kernel that has virtio-mmio, virtio-blk, virtio-net and vsock support`);
+    throw new Error(`kernel modules not found (neither in modules.dep nor modules.builtin): ${missing.join(", ")}; use a kernel that has virtio-mmio, virtio-blk, virtio-net, vsock and virtio-console support`);
   }
   return ordered;
 }

@@ -1,7 +1,9 @@
 import { chmod, copyFile, mkdir, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { runText, type Runner } from "../system/runner.js";
+import { AGENT_PATH, agentScript, DROPBEAR_START, RESEED_PATH } from "./agent-script.js";
 import { isStatic, readElfFile } from "./elf.js";
+import { reseedElf } from "./reseed-elf.js";
 
 /** Host binaries the tiny image is made of (Debian: busybox-static, dropbear-bin). */
 export interface TinyInputs {
@@ -64,7 +66,7 @@ if [ -f /etc/banger/network ]; then
   fi
 fi
 # -s: no password logins (key-only root login); -R: create any missing host key.
-dropbear -R -s -P /run/dropbear.pid -E 2>>/var/log/dropbear.log && echo "banger: dropbear started"
+${DROPBEAR_START} && echo "banger: dropbear started"
 echo "banger: tiny guest ready"
 `;
 
@@ -83,11 +85,12 @@ sync
 // with reboot=k and -no-reboot the VMM process then exits.
 const INITTAB = `::sysinit:/etc/init.d/rcS
 ttyS0::respawn:-/bin/sh
+::respawn:${AGENT_PATH}
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/etc/init.d/rcK
 `;
 
-const FILES: readonly (readonly [string, string, number])[] = [
+const FILES: readonly (readonly [string, string | Buffer, number])[] = [
   ["etc/inittab", INITTAB, 0o644],
   ["etc/init.d/rcS", RCS, 0o755],
   ["etc/init.d/rcK", RCK, 0o755],
@@ -99,11 +102,13 @@ const FILES: readonly (readonly [string, string, number])[] = [
   ["etc/hostname", "banger\n", 0o644],
   ["etc/hosts", "127.0.0.1 localhost\n127.0.1.1 banger\n", 0o644],
   ["etc/fstab", "tmpfs /run tmpfs defaults,mode=0755 0 0\ntmpfs /tmp tmpfs defaults,mode=1777 0 0\n", 0o644],
+  [AGENT_PATH.slice(1), agentScript("tiny"), 0o755],
+  [RESEED_PATH.slice(1), reseedElf(), 0o755],
   ["etc/profile", "export PATH=/sbin:/bin:/usr/sbin:/usr/bin\nexport PS1='\\h:\\w# '\n", 0o644],
 ];
 
 const DIRS: readonly (readonly [string, number])[] = [
-  ["bin", 0o755], ["sbin", 0o755], ["usr", 0o755], ["usr/bin", 0o755], ["usr/sbin", 0o755],
+  ["bin", 0o755], ["sbin", 0o755], ["usr", 0o755], ["usr/bin", 0o755], ["usr/sbin", 0o755], ["usr/lib", 0o755], ["usr/lib/banger", 0o755],
   ["etc", 0o755], ["etc/init.d", 0o755], ["etc/dropbear", 0o700], ["etc/banger", 0o755],
   ["dev", 0o755], ["proc", 0o555], ["sys", 0o555], ["run", 0o755], ["tmp", 0o1777],
   ["root", 0o700], ["var", 0o755], ["var/log", 0o755], ["mnt", 0o755],

@@ -178,4 +178,7 @@ export const HELPER_VM_LEAVES = {
   qmpSocket: "qmp.sock",
   apiSocket: "api.sock",
   vsockSocket: "vsock.sock",
+  /** The guest agent's FIFOs (qemu `-chardev pipe,path=<dir>/agent`): host to guest, guest to host. */
+  agentIn: "agent.in",
+  agentOut: "agent.out",
 } as const;

@@ -1,6 +1,7 @@
 import type { Registration } from "../rpc/dispatcher.js";
 import type { PeerCred } from "../system/peercred.js";
 import type { HelperEnv } from "./env.js";
+import { agentMethods } from "./methods/agent.js";
 import { diskMethods } from "./methods/disks.js";
 import { networkMethods } from "./methods/network.js";
 import { pingMethods } from "./methods/ping.js";
@@ -9,5 +10,5 @@ import { vmmMethods } from "./methods/vmm.js";
 
 /** The root helper's dispatch table: every privileged method, each validating its own params. */
 export function helperMethods(env: HelperEnv): Registration<PeerCred>[] {
-  return [...pingMethods(env), ...networkMethods(env), ...diskMethods(env), ...vmmMethods(env), ...snapshotMethods(env)];
+  return [...pingMethods(env), ...networkMethods(env), ...diskMethods(env), ...vmmMethods(env), ...snapshotMethods(env), ...agentMethods(env)];
 }

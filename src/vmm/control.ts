@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { HelperClient } from "../daemon/helper-client.js";
+import { privVmmSendIdentity, type VmIdentity } from "../rpc/priv/agent.js";
 import { privCleanupVmm, privKillProcess, privSignalProcess, privVmmSaveState, privVmmSetPaused, privVmmShutdown } from "../rpc/priv/vmm.js";
 import type { Logger } from "../system/log.js";
 import { parseProcStat, readProcessStats, type ProcStat } from "../system/proc.js";
@@ -92,6 +93,13 @@ export async function saveState(deps: ControlDeps, handle: VmmHandle, files: Sna
     SAVE_TIMEOUT_MS + 10_000,
   );
   return { bytes: res.bytes, elapsedMs: res.elapsed_ms, vmmVersion: res.vmm_version };
+}
+
+/** Send a fork's identity to the guest agent through the helper; the helper's own timeout plus a margin bounds the call. */
+export async function sendIdentity(deps: ControlDeps, handle: VmmHandle, identity: VmIdentity, opId: string, timeoutMs = 15_000): Promise<{ ackMs: number }> {
+  if (!isRunning(deps, handle)) throw new NotRunningError(handle.pidFile, `pid ${handle.pid} is not this VM's VMM any more`);
+  const res = await deps.helper.call(privVmmSendIdentity, { ...identity, pid: handle.pid, vm_id: handle.vmId, kind: handle.kind, timeout_ms: timeoutMs }, opId, timeoutMs + 5_000);
+  return { ackMs: res.ack_ms };
 }
 
 export async function stats(deps: ControlDeps, handle: VmmHandle): Promise<VmmStats> {

@@ -11,6 +11,7 @@
  *   await driver.setPaused(handle, true, op)    // freeze / thaw the guest (qemu stop/cont, Firecracker PATCH /vm)
  *   await driver.saveState(handle, files, op)   // a PAUSED guest's memory + device state into the owner's files
  *   await driver.launch({ ...spec, restoreFrom: files }, op) // a new VMM loaded from them, left PAUSED
+ *   await driver.sendIdentity(handle, id, op)   // a fork's new hostname/MAC/IP/clock/seed/host key, via the guest agent
  *
  * Who does what: VMMs must open /dev/kvm and /dev/net/tun, which are 0600 root,
  * so the ROOT HELPER spawns them (priv.launch_qemu / priv.launch_firecracker)
@@ -27,6 +28,8 @@
  * throws {@link StalePidError} when the pidfile names a process that is not
  * this VM's VMM (never signal it, clean up the pidfile instead).
  */
+
+import type { VmIdentity } from "../rpc/priv/agent.js";
 
 export type VmmKind = "qemu" | "firecracker";
 
@@ -163,6 +166,13 @@ export interface VmmDriver {
   setPaused(handle: VmmHandle, paused: boolean, opId: string): Promise<void>;
   /** Save a PAUSED guest into `files` (refused while it runs); it stays paused. */
   saveState(handle: VmmHandle, files: SnapshotFiles, opId: string): Promise<SaveResult>;
+  /**
+   * Have the guest agent take `identity` (plus the helper's clock and a fresh random seed), over
+   * the agent channel (qemu: virtio-serial port; Firecracker: vsock port 52). Resolves once the
+   * agent acknowledged it, with how long that took; throws when it refused a step or never answered
+   * (an image built before the agent existed).
+   */
+  sendIdentity(handle: VmmHandle, identity: VmIdentity, opId: string): Promise<{ ackMs: number }>;
 }
 
 /** The pidfile names a live process that is not this VM's VMM (pid reuse): never signal it. */

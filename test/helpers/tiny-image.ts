@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BASE_CMDLINE, TCG_KERNEL_ARGS } from "../../src/image/cmdline.js";
 import { findKernel } from "../../src/image/host-kernel.js";
+import { agentScript } from "../../src/image/agent-script.js";
 import { DEFAULT_TINY_INPUTS } from "../../src/image/tiny-rootfs.js";
 import { buildTinyImage } from "../../src/image/tiny.js";
 import { imageFiles } from "../../src/paths/paths.js";
@@ -52,6 +53,8 @@ async function cacheKey(kernel: string, modulesDir: string): Promise<string> {
   for (const name of (await readdir(BUILDER_DIR)).filter((n) => n.endsWith(".js")).sort()) {
     h.update(name).update(await readFile(join(BUILDER_DIR, name)));
   }
+  // The agent's text also comes from outside src/image (its field patterns: src/vmm/agent-line.ts).
+  h.update(agentScript("tiny"));
   return h.digest("hex").slice(0, 16);
 }
 

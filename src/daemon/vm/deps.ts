@@ -7,6 +7,7 @@
  */
 
 import type { SaveResult, SnapshotFiles } from "../../vmm/driver.js";
+import type { VmIdentity } from "../../rpc/priv/agent.js";
 
 /** An image as VM create needs it (see the guest contract). */
 export interface ImageInfo {
@@ -153,14 +154,6 @@ export interface LaunchSpec {
   readonly restore?: SnapshotFiles | undefined;
 }
 
-/** What a restored guest is told to become (its agent applies it; see docs/guest-agent.md). */
-export interface GuestIdentityUpdate {
-  readonly name: string;
-  readonly lease: Lease;
-  /** The new host key, in the format the image's sshd reads. */
-  readonly hostKeyPrivate: Buffer;
-}
-
 /** What a driver leaves behind to find the VMM again (persisted in handles.vmm). */
 export interface VmmHandle {
   readonly kind: string;
@@ -184,7 +177,7 @@ export interface VmmDeps {
   /** Saves a PAUSED guest's memory and device state into `files` (the owner's, made empty beforehand); it stays paused. */
   saveState(handle: VmmHandle, files: SnapshotFiles, opId: string): Promise<SaveResult>;
   /** Tells a running restored guest its new identity and resolves once its agent acknowledged it. */
-  sendIdentity(handle: VmmHandle, identity: GuestIdentityUpdate, opId: string): Promise<void>;
+  sendIdentity(handle: VmmHandle, identity: VmIdentity, opId: string): Promise<{ ackMs: number }>;
   /**
    * Names the VMM build and machine a saved state belongs to (binary, banger's device list,
    * accelerator): a state only loads into the same one, so a template with another is stale.

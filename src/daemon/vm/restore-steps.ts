@@ -43,7 +43,16 @@ export const identityStep: BootStep = {
   async run(ctx) {
     const vmm = need(ctx.vmm, "a running VMM", "identity");
     await ctx.env.deps.vmm.setPaused(vmm, false, ctx.opId);
-    await ctx.env.deps.vmm.sendIdentity(vmm, { name: ctx.name, lease: need(ctx.lease, "a lease", "identity"), hostKeyPrivate: need(ctx.hostKey, "a host key", "identity").private }, ctx.opId);
+    const lease = need(ctx.lease, "a lease", "identity");
+    await ctx.env.deps.vmm.sendIdentity(vmm, {
+      hostname: ctx.name,
+      mac: lease.mac.toLowerCase(),
+      ip: lease.ip,
+      prefix: lease.prefix,
+      gateway: lease.gateway,
+      nameservers: [...lease.nameservers],
+      host_key_b64: need(ctx.hostKey, "a host key", "identity").private.toString("base64"),
+    }, ctx.opId);
   },
 };
 

@@ -68,8 +68,7 @@ export function vmmDepsFromDriver(driver: VmmDriver, accel: Accel, helperDir: st
     isAlive: (handle) => driver.isRunning(toDriverHandle(handle, driver.kind)),
     setPaused: (handle, paused, opId) => driver.setPaused(toDriverHandle(handle, driver.kind), paused, opId),
     saveState: (handle, files, opId) => driver.saveState(toDriverHandle(handle, driver.kind), files, opId),
-    // MERGE: replaced by the agent branch's driver call.
-    sendIdentity: () => Promise.reject(new Error("sendIdentity: not merged yet")),
+    sendIdentity: (handle, identity, opId) => driver.sendIdentity(toDriverHandle(handle, driver.kind), identity, opId),
     async release(vmId, opId) {
       // A VMM still running keeps its files (the helper would refuse anyway); the VM's stop deals with it.
       if ((await findVmmPid(vmId)) === null) await driver.release(vmId, opId);

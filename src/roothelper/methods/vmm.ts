@@ -1,5 +1,5 @@
 import { closeSync } from "node:fs";
-import { basename } from "node:path";
+import { basename, join } from "node:path";
 import { HELPER_VM_LEAVES } from "../../paths/paths.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
 import { RpcError } from "../../rpc/errors.js";
@@ -31,6 +31,7 @@ import type { TrustedExecutable } from "../fs/trust.js";
 import { ChildFds } from "../fs/child-fds.js";
 import { named, openEntry } from "../fs/beneath.js";
 import { relativeTo, type ManagedRoot } from "../fs/managed-root.js";
+import { makeAgentFifos } from "../launch/agent-fifos.js";
 import { removeJailTree, stageJail, type JailEntry } from "../launch/jail-stage.js";
 import { openSnapshotForRestore, vmmLogTail } from "../launch/restore-files.js";
 import { boundSocket, LaunchFiles, socketBound, type Held, type VmmSocket } from "../launch/spec-files.js";
@@ -204,6 +205,7 @@ export function vmmMethods(env: HelperEnv): Registration<PeerCred>[] {
         const run = files.runDir(spec.vmId);
         const pidFd = files.pidFile(run);
         const qmp = run.socket("qmp_socket", HELPER_VM_LEAVES.qmpSocket);
+        makeAgentFifos(run.fd);
         const controlSocket = `${fds.add(qmp.dirFd)}/${qmp.leaf}`;
         argv = buildQemuArgv(qemuBin().path, { ...spec, ...childPaths(held, fds), consoleLog, controlSocket }, runAs);
         pid = launchDetached({ argv, logFd: vmmLog, pidFd, extraFds: fds.fds, execAt: qemuBin().execAt() });
@@ -435,19 +437,26 @@ export async function overControlSocket<T>(env: HelperEnv, p: { readonly pid: nu
  * VM's run directory (qemu's QMP, an unjailed Firecracker's API), else a jailed Firecracker's, in its jail.
  */
 function openControlSocket(env: HelperEnv, vmId: string, kind: "qemu" | "firecracker"): { fd: number } {
-  const leaf = kind === "qemu" ? HELPER_VM_LEAVES.qmpSocket : HELPER_VM_LEAVES.apiSocket;
+  return openVmmSocket(env, vmId, "control_socket", kind === "qemu" ? HELPER_VM_LEAVES.qmpSocket : HELPER_VM_LEAVES.apiSocket, kind === "firecracker" ? "api.sock" : undefined);
+}
+
+/**
+ * A socket a VMM of `vmId` bound, as an O_PATH descriptor checked to be a socket: `runLeaf` in the
+ * VM's run directory, else (`jailLeaf` given, a jailed Firecracker) that name in the root of its jail.
+ */
+export function openVmmSocket(env: HelperEnv, vmId: string, field: string, runLeaf: string, jailLeaf: string | undefined): { fd: number } {
   let entry;
   try {
-    entry = openEntry(env.vmmRunDirs.named("control_socket", vmId, leaf));
+    entry = openEntry(env.vmmRunDirs.named(field, vmId, runLeaf));
   } catch (e) {
     const jailRoot = env.roots.jail;
-    if (!(e instanceof RpcError && e.code === "not_found" && kind === "firecracker" && jailRoot !== undefined)) throw e;
+    if (!(e instanceof RpcError && e.code === "not_found" && jailLeaf !== undefined && jailRoot !== undefined)) throw e;
     const exec = env.binaries.firecracker?.path ?? env.config.vmm.firecracker_bin;
-    entry = openEntry(named("control_socket", jailLayout(jailRoot.path, exec, vmId).apiSocketHost, jailRoot));
+    entry = openEntry(named(field, join(jailLayout(jailRoot.path, exec, vmId).root, jailLeaf), jailRoot));
   }
   if (!entry.stat.isSocket()) {
     closeSync(entry.fd);
-    throw new RpcError("bad_params", `control_socket of ${vmId} is not a socket`);
+    throw new RpcError("bad_params", `${field} of ${vmId} is not a socket`);
   }
   return entry;
 }

@@ -66,5 +66,6 @@ export function firecrackerDriver(deps: FirecrackerDriverDeps): VmmDriver {
     stats: (handle) => control.stats(c, handle),
     setPaused: (handle, paused, opId) => control.setPaused(c, handle, paused, opId),
     saveState: (handle, files, opId) => control.saveState(c, handle, files, opId),
+    sendIdentity: (handle, identity, opId) => control.sendIdentity(c, handle, identity, opId),
   };
 }

@@ -1,5 +1,7 @@
+import { dirname } from "node:path";
 import type { VmSpec } from "../driver.js";
 import { hasControlChars } from "../../model/text.js";
+import { AGENT_PORT_NAME } from "../agent-line.js";
 
 /**
  * A full host disk shows the guest a write error (its filesystem reports it, the writer sees EIO)
@@ -79,11 +81,27 @@ export function buildQemuArgv(qemuBin: string, spec: VmSpec, runAs: RunAs): stri
     "-device", `virtio-net-device,netdev=n0,mac=${optValue("mac", spec.mac)},guest_announce=off`,
     "-chardev", `file,id=con0,path=${optValue("consoleLog", spec.consoleLog)},append=on`,
     "-serial", "chardev:con0",
+    ...agentChannelArgs(spec.controlSocket),
     "-qmp", `unix:${optValue("controlSocket", spec.controlSocket)},server=on,wait=off`,
     ...runAsArgs(runAs),
   );
   if (spec.restoreFrom !== undefined) argv.push("-incoming", `fd:${QEMU_STATE_FD}`, "-S", "-global", "migration.announce-rounds=0");
   return argv;
+}
+
+/**
+ * The guest agent's channel, on every launch (a snapshot restores only into an identical device
+ * list): a virtio-serial port named org.banger.agent on a `pipe` chardev, i.e. the FIFOs
+ * `agent.in` (host to guest) and `agent.out` the helper makes beside the control socket in the
+ * VM's run directory. qemu opens both read-write, so the guest never sees the host hang up and its
+ * read blocks until a line comes (a `socket` chardev with no client reads EOF at once: a spin).
+ */
+export function agentChannelArgs(controlSocket: string): string[] {
+  return [
+    "-device", "virtio-serial-device",
+    "-chardev", `pipe,id=agent,path=${optValue("agentPipe", `${dirname(controlSocket)}/agent`)}`,
+    "-device", `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
+  ];
 }
 
 /**

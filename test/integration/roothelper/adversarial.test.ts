@@ -11,6 +11,7 @@ import { helperVmFiles } from "../../../src/paths/paths.js";
 import { privCleanupDmSnapshot, privCreateDmSnapshot, privWriteExt4Files } from "../../../src/rpc/priv/disks.js";
 import { privSyncHosts } from "../../../src/rpc/priv/network.js";
 import { privPing } from "../../../src/rpc/priv/ping.js";
+import { privVmmSendIdentity } from "../../../src/rpc/priv/agent.js";
 import { privCleanupVmm, privKillProcess, privLaunchFirecracker, privLaunchQemu, privProbeQemuKvm, privSignalProcess, privVmmSaveState, privVmmSetPaused, privVmmShutdown } from "../../../src/rpc/priv/vmm.js";
 import { callMethod } from "../../../src/rpc/unix-client.js";
 import { runText, systemRunner } from "../../../src/system/runner.js";
@@ -137,6 +138,8 @@ async function layout(): Promise<void> {
   const jailed = join(jailDir, "true", VM2, "root");
   ownerDir(jailed);
   if (!existsSync(join(jailed, "api.sock"))) await listen(join(jailed, "api.sock"));
+  // vmm_send_identity's: the jailed Firecracker's hybrid vsock socket (it never answers CONNECT: it hangs up).
+  if (!existsSync(join(jailed, "v.sock"))) await listen(join(jailed, "v.sock"));
 }
 
 const snapDir = (): string => join(state, "snapshots", "s1");
@@ -156,6 +159,9 @@ const launchFields = (): Record<string, unknown> => ({
   console_log: join(state, "vms", VM, "console.log"),
   vmm_log: join(state, "vms", VM, "vmm.log"),
 });
+
+/** A well-formed identity: the attacks are on the paths the helper reaches, not on the fields. */
+const IDENTITY = { hostname: "fork", mac: "06:00:ac:10:00:09", ip: "172.16.90.9", prefix: 24, gateway: "172.16.90.1", nameservers: ["172.16.90.1"], host_key_b64: "AAAA" };
 
 interface Attack {
   readonly method: MethodDescriptor;
@@ -182,6 +188,7 @@ const ATTACKS: Attack[] = [
   { method: privWriteExt4Files, params: () => ({ image_path: join(state, "vms", VM, "root.ext4"), files: [{ guest_path: "/etc/hostname", data: Buffer.from("x\n").toString("base64"), mode: 0o644 }] }), dirs: () => [state, join(state, "vms"), join(state, "vms", VM)] },
   { method: privVmmShutdown, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "firecracker" }), dirs: () => [jailDir, join(jailDir, "true"), join(jailDir, "true", VM2), join(jailDir, "true", VM2, "root")] },
   { method: privVmmSetPaused, params: () => ({ pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "firecracker", paused: true }), dirs: () => [jailDir, join(jailDir, "true"), join(jailDir, "true", VM2), join(jailDir, "true", VM2, "root")] },
+  { method: privVmmSendIdentity, params: () => ({ ...IDENTITY, pid: lookAlike?.pid ?? 0, vm_id: VM2, kind: "firecracker", timeout_ms: 200 }), dirs: () => [jailDir, join(jailDir, "true"), join(jailDir, "true", VM2), join(jailDir, "true", VM2, "root")] },
   // Raced: the directory cleanup removes the VM's jail beneath (the jail itself goes, so it cannot be the one swapped).
   { method: privCleanupVmm, params: () => ({ vm_id: VM }), dirs: () => [jailDir, join(jailDir, "true")] },
   // Every other request changes the block, so each one writes a temp file and renames it over the hosts file.
@@ -466,6 +473,7 @@ void test("signals: another uid's look-alike VMM is never signalled; the owner's
     await assert.rejects(callMethod(helper.socket, privKillProcess, { pid: victim.pid ?? 0, vm_id: VM2 }, { timeoutMs: 5000 }), /runs as uid/);
     await assert.rejects(callMethod(helper.socket, privVmmShutdown, { pid: victim.pid ?? 0, vm_id: VM2, kind: "firecracker" }, { timeoutMs: 5000 }), /runs as uid/);
     await assert.rejects(callMethod(helper.socket, privVmmSetPaused, { pid: victim.pid ?? 0, vm_id: VM2, kind: "firecracker", paused: true }, { timeoutMs: 5000 }), /runs as uid/);
+    await assert.rejects(callMethod(helper.socket, privVmmSendIdentity, { ...IDENTITY, pid: victim.pid ?? 0, vm_id: VM2, kind: "firecracker" }, { timeoutMs: 5000 }), /runs as uid/);
     const st = readFileSync(`/proc/${victim.pid ?? 0}/stat`, "utf8");
     assert.match(st.slice(st.lastIndexOf(")") + 2), /^S /, "still running, not stopped");
   }

@@ -45,12 +45,13 @@ kernel/net/core/failover.ko:
 kernel/net/vmw_vsock/vsock.ko:
 kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko: kernel/net/vmw_vsock/vsock.ko
 kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko.xz: kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko kernel/net/vmw_vsock/vsock.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
 `;
 
 void test("modules are resolved from modules.dep with every dependency loaded first", () => {
   const mods = resolveModules(DEP, new Set(), GUEST_MODULES);
   const names = mods.map((m) => m.name);
-  assert.deepEqual(new Set(names), new Set(["virtio", "virtio_ring", "virtio_mmio", "virtio_blk", "failover", "net_failover", "virtio_net", "vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport"]));
+  assert.deepEqual(new Set(names), new Set(["virtio", "virtio_ring", "virtio_mmio", "virtio_blk", "failover", "net_failover", "virtio_net", "vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "virtio_console"]));
   const before = (a: string, b: string): void => { assert.ok(names.indexOf(a) < names.indexOf(b), `${a} before ${b}: ${names.join(",")}`); };
   before("virtio", "virtio_mmio");
   before("failover", "net_failover");
@@ -81,7 +82,7 @@ void test("initrd from the host kernel contains busybox, /dev/console, /init and
   const byName = new Map(recs.map((r) => [r.name, r]));
   assert.equal(byName.get("init")?.mode, 0o100755);
   assert.equal(byName.get("dev/console")?.rdevMajor, 5);
-  for (const m of ["virtio_mmio", "virtio_blk", "virtio_net", "vsock", "vmw_vsock_virtio_transport", "virtio", "virtio_ring", "failover", "net_failover", "vmw_vsock_virtio_transport_common"]) {
+  for (const m of ["virtio_mmio", "virtio_blk", "virtio_net", "vsock", "vmw_vsock_virtio_transport", "virtio_console", "virtio", "virtio_ring", "failover", "net_failover", "vmw_vsock_virtio_transport_common"]) {
     const rec = byName.get(`lib/modules/${m}.ko`);
     assert.ok(rec !== undefined, `missing ${m}`);
     assert.equal(rec.data.readUInt32BE(0), 0x7f454c46, `${m} is not an ELF .ko`);

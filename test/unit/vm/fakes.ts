@@ -129,7 +129,7 @@ export class FakeHost {
           writeFileSync(files.state, "STATE");
           return Promise.resolve({ bytes: 5, elapsedMs: 1, vmmVersion: "sha256:fake" });
         },
-        sendIdentity: (_h: VmmHandle, identity) => { this.call("vmm.sendIdentity"); this.identities.push({ name: identity.name, ip: identity.lease.ip, mac: identity.lease.mac }); return Promise.resolve(); },
+        sendIdentity: (_h: VmmHandle, identity) => { this.call("vmm.sendIdentity"); this.identities.push({ name: identity.hostname, ip: identity.ip, mac: identity.mac }); return Promise.resolve({ ackMs: 1 }); },
         stateCompatibility: () => Promise.resolve(this.compatibility),
         find: (vmId: string) => Promise.resolve(this.foundVmms.get(vmId)),
         release: () => Promise.resolve(),

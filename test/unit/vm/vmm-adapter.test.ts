@@ -36,7 +36,7 @@ void test("qemu gets the bzImage, the QMP socket and the TCG cmdline extra; fire
 void test("the adapter round-trips the driver handle through the lifecycle's handle", async () => {
   // Where the helper keeps its per-VM dirs: only named here, nothing is made there by the daemon.
   const run = "/nonexistent/helper-dir";
-  const seen: { launched?: VmSpec; stopped?: [VmmHandle, StopOptions]; checked?: VmmHandle; saved?: [VmmHandle, SnapshotFiles] } = {};
+  const seen: { launched?: VmSpec; stopped?: [VmmHandle, StopOptions]; checked?: VmmHandle; saved?: [VmmHandle, SnapshotFiles]; identityTo?: VmmHandle } = {};
   const driver: VmmDriver = {
     kind: "qemu",
     buildLaunch: (): LaunchPlan => ({ kind: "qemu", argv: [], apiSteps: [] }),
@@ -48,6 +48,7 @@ void test("the adapter round-trips the driver handle through the lifecycle's han
     stats: () => Promise.reject(new Error("unused")),
     setPaused: () => Promise.reject(new Error("unused")),
     saveState: (h, files) => { seen.saved = [h, files]; return Promise.resolve({ bytes: 5, elapsedMs: 2, vmmVersion: "sha256:x" }); },
+    sendIdentity: (h) => { seen.identityTo = h; return Promise.resolve({ ackMs: 3 }); },
   };
   const deps = vmmDepsFromDriver(driver, "tcg", run, createPidExitWatcher(() => undefined));
   const h = await deps.launch(spec, "op-abcdef");
@@ -56,6 +57,9 @@ void test("the adapter round-trips the driver handle through the lifecycle's han
   const back = JSON.parse(JSON.stringify(h)) as typeof h;
   assert.equal(await deps.isAlive(back), true);
   assert.deepEqual(seen.checked, { kind: "qemu", vmId: spec.vmId, pid: 77, controlSocket: `${run}/vm/0123456789abcdef0123456789abcdef/qmp.sock`, pidFile: `${run}/vm/0123456789abcdef0123456789abcdef/vmm.pid` });
+  const identity = { hostname: "fork", mac: "06:00:ac:1f:4d:09", ip: "172.31.77.9", prefix: 24, gateway: "172.31.77.1", nameservers: ["172.31.77.1"], host_key_b64: "AAAA" };
+  assert.deepEqual(await deps.sendIdentity(back, identity, "op-abcdef"), { ackMs: 3 });
+  assert.deepEqual(seen.identityTo, seen.checked, "sendIdentity gets the same driver handle back");
   await deps.stop(back, { timeoutMs: 5000, force: true }, "op-abcdef");
   assert.deepEqual(seen.stopped?.[1], { timeoutMs: 5000, force: true });
   await assert.rejects(deps.stop({ kind: "qemu", pid: 1, controlSocket: "/x" }, { timeoutMs: 1, force: true }, "op-abcdef"), /lacks vmId\/pidFile/);

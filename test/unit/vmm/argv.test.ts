@@ -30,9 +30,18 @@ void test("qemu argv is pinned", () => {
     "-device", "virtio-net-device,netdev=n0,mac=06:00:ac:10:00:02,guest_announce=off",
     "-chardev", `file,id=con0,path=${D}/console.log,append=on`,
     "-serial", "chardev:con0",
+    "-device", "virtio-serial-device",
+    "-chardev", "pipe,id=agent,path=/run/banger/vm/0123456789ab/agent",
+    "-device", "virtserialport,chardev=agent,name=org.banger.agent",
     "-qmp", "unix:/run/banger/vm/0123456789ab/qmp.sock,server=on,wait=off",
     "-runas", "1000:1000",
   ]);
+});
+
+void test("qemu argv: the agent's pipe is beside the control socket, also when the helper names it through a descriptor", () => {
+  const argv = buildQemuArgv("qemu-system-x86_64", sampleSpec({ controlSocket: "/proc/self/fd/7/qmp.sock" }), { uid: 1000, gid: 1000 });
+  assert.equal(argv[argv.indexOf("pipe,id=agent,path=/proc/self/fd/7/agent") - 1], "-chardev");
+  assert.throws(() => buildQemuArgv("qemu-system-x86_64", sampleSpec({ controlSocket: "/run/a,b/qmp.sock" }), { uid: 1, gid: 1 }), /agentPipe|controlSocket/);
 });
 
 void test("qemu argv: kvm uses -cpu host; no initrd means no -initrd", () => {
