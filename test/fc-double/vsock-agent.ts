@@ -22,13 +22,24 @@ export function vsockAgent(udsPath: string): { argv: string[]; cleanup: () => vo
   let current: Socket | undefined;
   let toGuest: number | undefined;
   let fromGuest: Socket | undefined;
-  /** Opened once qemu holds the FIFOs (before that, a non-blocking writer finds no reader). */
-  const attach = (): void => {
-    toGuest ??= openSync(`${pipe}.in`, constants.O_WRONLY | constants.O_NONBLOCK);
-    if (fromGuest !== undefined) return;
+  /**
+   * Opened once qemu holds the FIFOs (before that, a non-blocking writer finds no reader, ENXIO);
+   * then their names go: open descriptors keep them alive, and a SIGKILLed double leaves no dir.
+   */
+  const attach = (): boolean => {
+    try {
+      toGuest ??= openSync(`${pipe}.in`, constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch {
+      return false;
+    }
     fromGuest = new Socket({ fd: openSync(`${pipe}.out`, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
     fromGuest.on("data", (chunk: Buffer) => current?.write(chunk));
+    rmSync(dir, { recursive: true, force: true });
+    return true;
   };
+  const poll = setInterval(() => {
+    if (attach()) clearInterval(poll);
+  }, 50);
   const server = createServer((conn) => {
     const split = new LineSplitter();
     let connected = false;
@@ -44,7 +55,10 @@ export function vsockAgent(udsPath: string): { argv: string[]; cleanup: () => vo
         conn.destroy();
         return;
       }
-      attach();
+      if (fromGuest === undefined) {
+        conn.destroy();
+        return;
+      }
       connected = true;
       current = conn;
       conn.write(`OK ${HOST_PORT}\n`);
@@ -54,6 +68,7 @@ export function vsockAgent(udsPath: string): { argv: string[]; cleanup: () => vo
   return {
     argv: ["-device", "virtio-serial-device", "-chardev", `pipe,id=agent,path=${pipe}`, "-device", `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`],
     cleanup: () => {
+      clearInterval(poll);
       server.close();
       fromGuest?.destroy();
       if (toGuest !== undefined) closeSync(toGuest);
