@@ -33,6 +33,7 @@ import { createConnection, createServer as createNetServer } from "node:net";
 import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
+import { vsockAgent } from "./vsock-agent.js";
 
 const VALUE_FLAGS = new Set(["--api-sock", "--id", "--config-file", "--log-path", "--level", "--module", "--metrics-path", "--seccomp-filter", "--metadata", "--mmds-size-limit", "--http-api-max-payload-size", "--start-time-us", "--start-time-cpu-us", "--parent-cpu-time-us"]);
 const BOOL_FLAGS = new Set(["--no-api", "--show-level", "--show-log-origin", "--boot-timer", "--no-seccomp", "--enable-pci"]);
@@ -115,6 +116,8 @@ let bootSource: z.infer<typeof schemas.bootSource> | undefined;
 const drives = new Map<string, z.infer<typeof schemas.drive>>();
 const nets = new Map<string, z.infer<typeof schemas.net>>();
 let vsock: z.infer<typeof schemas.vsock> | undefined;
+/** The vsock device mapped onto the guest agent's port (vsock-agent.ts), once booted. */
+let agent: ReturnType<typeof vsockAgent> | undefined;
 let logPath: string | undefined = flags.get("--log-path");
 let metricsPath: string | undefined;
 let qemu: ChildProcess | undefined;
@@ -200,6 +203,10 @@ function guestArgv(boot: z.infer<typeof schemas.bootSource>): string[] {
   [...nets.values()].forEach((n, i) => {
     argv.push("-netdev", `tap,id=n${i},ifname=${n.host_dev_name},script=no,downscript=no`, "-device", `virtio-net-device,netdev=n${i}${n.guest_mac === undefined ? "" : `,mac=${n.guest_mac.toLowerCase()}`},guest_announce=off`);
   });
+  if (vsock !== undefined) {
+    agent = vsockAgent(vsock.uds_path);
+    argv.push(...agent.argv);
+  }
   argv.push("-serial", "stdio", "-chardev", `socket,id=qmp,path=${qmpName},abstract=on,tight=off,server=on,wait=off`, "-mon", "chardev=qmp,mode=control");
   return argv;
 }
@@ -333,6 +340,7 @@ async function snapshotLoad(body: unknown): Promise<void> {
 }
 
 function shutdown(code: number): void {
+  agent?.cleanup();
   for (const p of [apiSock, vsock?.uds_path]) if (p !== undefined) rmSync(p, { force: true });
   process.exit(code);
 }

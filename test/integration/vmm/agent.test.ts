@@ -10,10 +10,11 @@ import { privVmmSendIdentity, type VmIdentity } from "../../../src/rpc/priv/agen
 import { newOpId } from "../../../src/rpc/opid.js";
 import { createLogger } from "../../../src/system/log.js";
 import { runText, systemRunner } from "../../../src/system/runner.js";
+import { firecrackerDriver } from "../../../src/vmm/firecracker/driver.js";
 import { qemuDriver } from "../../../src/vmm/qemu/driver.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 import { tinyImageSkip } from "../../helpers/tiny-image.js";
-import { destroyWorld, GUEST_IP, makeVm, makeWorld, processesUnder, waitForConsole, type World } from "../../helpers/vmm-world.js";
+import { destroyWorld, DOUBLE, GUEST_IP, makeVm, makeWorld, processesUnder, waitForConsole, type World } from "../../helpers/vmm-world.js";
 
 const skip = requires(needsRoot(), needsCommands("qemu-system-x86_64", "ip", "busybox", "setpriv", "mkfs.ext4", "debugfs", "ssh", "ssh-keygen", "dropbearkey"), tinyImageSkip());
 const logger = createLogger({ write: () => true });
@@ -37,13 +38,15 @@ async function clockOffset(w: World, knownHosts: string): Promise<{ offsetMs: nu
   return { offsetMs: sec * 1000 + usec / 1000 - (before + after) / 2, plusMinusMs: (after - before) / 2 };
 }
 
-void test("qemu: the guest agent takes a new identity (IP, MAC, hostname, clock, host key) and acks it", { skip, timeout: 300_000 }, async (t) => {
-  const w = await makeWorld("ag");
+async function scenario(t: { diagnostic(msg: string): void }, kind: "qemu" | "firecracker"): Promise<void> {
+  const w = await makeWorld(kind === "qemu" ? "ag" : "agf");
   try {
     const helper = unixHelperClient(w.helperSocket);
-    const driver = qemuDriver({ helper, logger, qemuBin: "qemu-system-x86_64", runAs: { uid: w.user.uid, gid: w.user.gid } });
-    const vmId = "a9".repeat(16);
-    const spec = await makeVm(w, vmId, "qemu");
+    const driver = kind === "qemu" ? qemuDriver({ helper, logger, qemuBin: "qemu-system-x86_64", runAs: { uid: w.user.uid, gid: w.user.gid } }) : firecrackerDriver({ helper, logger, firecrackerBin: DOUBLE });
+    const vmId = (kind === "qemu" ? "a9" : "f9").repeat(16);
+    const base = await makeVm(w, vmId, kind);
+    // Firecracker's agent channel is its vsock device (the double maps it onto the same virtio-serial port).
+    const spec = kind === "qemu" ? base : { ...base, vsock: { cid: 3, udsPath: helperVmFiles.vsockSocket(w.base, vmId) } };
     await systemRunner.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", join(w.base, "client")]);
     const clientPub = readFileSync(join(w.base, "client.pub"), "utf8").trim();
     // makeVm's guest mounts no work disk on /root: the key goes into the root disk's own /root.
@@ -56,7 +59,7 @@ void test("qemu: the guest agent takes a new identity (IP, MAC, hostname, clock,
 
     const handle = await driver.launch(spec, newOpId());
     // The FIFOs are the helper's: root's, in its root-owned run dir, reachable by nobody else.
-    for (const leaf of [HELPER_VM_LEAVES.agentIn, HELPER_VM_LEAVES.agentOut]) {
+    for (const leaf of kind === "qemu" ? [HELPER_VM_LEAVES.agentIn, HELPER_VM_LEAVES.agentOut] : []) {
       const st = statSync(join(helperVmFiles.vmDir(w.base, vmId), leaf));
       assert.ok(st.isFIFO() && st.uid === 0 && (st.mode & 0o077) === 0, `${leaf} is a root-only FIFO`);
     }
@@ -66,11 +69,13 @@ void test("qemu: the guest agent takes a new identity (IP, MAC, hostname, clock,
 
     // A bad field is refused by the helper before anything reaches the guest.
     const identity: VmIdentity = { hostname: "fork-one", mac: NEW_MAC, ip: NEW_IP, prefix: 24, gateway: "172.31.77.1", nameservers: ["172.31.77.1", "9.9.9.9"], host_key_b64: readFileSync(join(w.base, "hostkey")).toString("base64") };
-    await assert.rejects(helper.call(privVmmSendIdentity, { ...identity, hostname: "bad name;reboot", pid: handle.pid, vm_id: vmId, kind: "qemu" }, newOpId()), /hostname: .* is not allowed/);
-    // Garbage on the port is ignored by the agent (a console message), never acted on.
-    writeFileSync(join(helperVmFiles.vmDir(w.base, vmId), HELPER_VM_LEAVES.agentIn), "reboot\nbanger-identity v=1 seq=7 hostname=$(reboot)\n");
-    await waitForConsole(spec, "banger-agent: ignored a line that is not a banger-identity request", 0, 30_000);
-    await waitForConsole(spec, "banger-agent: refused request 7: field hostname is malformed", 0, 30_000);
+    await assert.rejects(helper.call(privVmmSendIdentity, { ...identity, hostname: "bad name;reboot", pid: handle.pid, vm_id: vmId, kind }, newOpId()), /hostname: .* is not allowed/);
+    if (kind === "qemu") {
+      // Garbage on the port is ignored by the agent (a console message), never acted on.
+      writeFileSync(join(helperVmFiles.vmDir(w.base, vmId), HELPER_VM_LEAVES.agentIn), "reboot\nbanger-identity v=1 seq=7 hostname=$(reboot)\n");
+      await waitForConsole(spec, "banger-agent: ignored a line that is not a banger-identity request", 0, 30_000);
+      await waitForConsole(spec, "banger-agent: refused request 7: field hostname is malformed", 0, 30_000);
+    }
 
     const acks: number[] = [];
     const t0 = Date.now();
@@ -98,10 +103,10 @@ void test("qemu: the guest agent takes a new identity (IP, MAC, hostname, clock,
     acks.push((await driver.sendIdentity(handle, identity, newOpId())).ackMs);
     const clock = await clockOffset(w, knownHosts);
     assert.ok(Math.abs(clock.offsetMs) < 1000, `guest clock ${clock.offsetMs.toFixed(0)} ms off the host's`);
-    t.diagnostic(`ack ms: ${acks.join(", ")} (first call end to end ${firstCallMs} ms); guest clock offset ${clock.offsetMs.toFixed(0)} ± ${clock.plusMinusMs.toFixed(0)} ms`);
+    t.diagnostic(`${kind}: ack ms: ${acks.join(", ")} (first call end to end ${firstCallMs} ms); guest clock offset ${clock.offsetMs.toFixed(0)} ± ${clock.plusMinusMs.toFixed(0)} ms`);
 
     // A VMM that is not this VM's (wrong pid) is refused before any file is opened.
-    await assert.rejects(helper.call(privVmmSendIdentity, { ...identity, pid: process.pid, vm_id: vmId, kind: "qemu" }, newOpId()));
+    await assert.rejects(helper.call(privVmmSendIdentity, { ...identity, pid: process.pid, vm_id: vmId, kind }, newOpId()));
 
     await driver.stop(handle, { timeoutMs: 30_000 }, newOpId());
     for (let i = 0; i < 50 && processesUnder(w.base).length > 0; i++) await sleep(100);
@@ -109,4 +114,12 @@ void test("qemu: the guest agent takes a new identity (IP, MAC, hostname, clock,
   } finally {
     await destroyWorld(w);
   }
+}
+
+void test("qemu: the guest agent takes a new identity (IP, MAC, hostname, clock, host key) and acks it", { skip, timeout: 300_000 }, async (t) => {
+  await scenario(t, "qemu");
+});
+
+void test("firecracker (API double): the same identity over vsock port 52 (hybrid vsock CONNECT), acked", { skip, timeout: 300_000 }, async (t) => {
+  await scenario(t, "firecracker");
 });
