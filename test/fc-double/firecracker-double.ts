@@ -105,6 +105,8 @@ const savedConfig = z.object({
   bootSource: schemas.bootSource,
   drives: z.array(schemas.drive),
   nets: z.array(schemas.net),
+  // Firecracker keeps the vsock device in the snapshot and binds its uds_path again at load.
+  vsock: schemas.vsock.optional(),
 });
 
 class Fault extends Error {}
@@ -277,7 +279,7 @@ async function snapshotCreate(body: unknown): Promise<void> {
     closeSync(out);
     rmSync(sock, { force: true });
   }
-  const config: z.infer<typeof savedConfig> = { machine, bootSource, drives: [...drives.values()], nets: [...nets.values()] };
+  const config: z.infer<typeof savedConfig> = { machine, bootSource, drives: [...drives.values()], nets: [...nets.values()], ...(vsock === undefined ? {} : { vsock }) };
   writeFileSync(req.mem_file_path, JSON.stringify(config), { mode: 0o600 });
   log(`snapshot created at ${req.snapshot_path}`);
 }
@@ -309,6 +311,7 @@ async function snapshotLoad(body: unknown): Promise<void> {
   bootSource = config.bootSource;
   for (const d of config.drives) drives.set(d.drive_id, d);
   for (const n of config.nets) nets.set(n.iface_id, n);
+  vsock = config.vsock;
   for (const o of req.network_overrides ?? []) {
     const n = nets.get(o.iface_id);
     if (n !== undefined) nets.set(o.iface_id, { ...n, host_dev_name: o.host_dev_name });
