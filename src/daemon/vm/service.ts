@@ -2,7 +2,9 @@ import { randomBytes } from "node:crypto";
 import { access } from "node:fs/promises";
 import { state as statePaths } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
+import type { PortSpec } from "../../model/port-spec.js";
 import { inTransaction, type Db } from "../../state/database.js";
+import { addPorts } from "../../state/ports.js";
 import { DuplicateOperationError } from "../../state/operations.js";
 import { DuplicateVmNameError, type VmRecord, type VmState } from "../../state/vms.js";
 import type { OperationTracker, TrackedOperation } from "../operations/tracker.js";
@@ -23,6 +25,7 @@ export interface CreateRequest {
   readonly vcpus?: number | undefined;
   readonly memoryMib?: number | undefined;
   readonly diskGib?: number | undefined;
+  readonly ports?: readonly PortSpec[] | undefined;
 }
 
 export interface VmServiceOptions {
@@ -127,6 +130,18 @@ export class VmService {
     this.retries.add(timer);
   }
 
+  /** Runs `fn` while no lifecycle operation of the VM is under way (vm port add/rm change what a start or stop applies). */
+  whileSettled<T>(name: string, fn: (vm: VmRecord) => Promise<T>): Promise<T> {
+    const id = this.mustGet(name).id;
+    return this.locks.run(id, () => fn(this.mustGetById(id, name)));
+  }
+
+  private mustGetById(id: string, name: string): VmRecord {
+    const vm = this.env.vms.getById(id);
+    if (vm === undefined) throw new RpcError("not_found", `VM ${JSON.stringify(name)} was deleted meanwhile`);
+    return vm;
+  }
+
   mustGet(name: string): VmRecord {
     const vm = this.env.vms.getByName(name);
     if (vm === undefined) throw new RpcError("not_found", `no VM named ${JSON.stringify(name)}; see banger vm ls`);
@@ -167,7 +182,12 @@ export class VmService {
     const id = randomBytes(16).toString("hex");
     let vm: VmRecord;
     try {
-      vm = inTransaction(this.db, () => this.env.vms.insert({ id, name: req.name ?? generateVmName(this.env.vms.names()), image: image.name, ...size, vmm: this.env.deps.vmm.kind }));
+      vm = inTransaction(this.db, () => {
+        const rec = this.env.vms.insert({ id, name: req.name ?? generateVmName(this.env.vms.names()), image: image.name, ...size, vmm: this.env.deps.vmm.kind });
+        // Reserved with the record, so a second VM asking for the same host port is refused before anything is made.
+        addPorts(this.db, rec.id, req.ports ?? [], (other) => this.env.vms.getById(other)?.name ?? other);
+        return rec;
+      });
     } catch (e) {
       if (e instanceof DuplicateVmNameError) throw new RpcError("conflict", e.message);
       throw e;
@@ -423,6 +443,8 @@ export class VmService {
         const adopted = await this.liveVmm(vm, opId);
         if (adopted !== undefined) {
           if (adopted.handles.ip !== undefined) await this.env.deps.dns.publish(adopted.name, adopted.handles.ip, opId);
+          // Rules live in the kernel and outlive both daemons; applying the records again repairs any drift.
+          if (adopted.handles.ip !== undefined && adopted.handles.tap !== undefined) await this.env.deps.ports.apply(vm.id, { ip: adopted.handles.ip, tap: adopted.handles.tap }, opId);
           this.watchVmm(adopted);
           out.adopted.push(vm.name);
           return;

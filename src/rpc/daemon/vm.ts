@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineMethod } from "../descriptor.js";
+import { portSchema } from "./ports.js";
 
 /** A VM as clients see it (`vm show --json`, `vm list --json`). */
 export const vmViewSchema = z.object({
@@ -37,6 +38,7 @@ export const vmCreateParams = z
     vcpus: z.number().int().optional(),
     memory_mib: z.number().int().optional(),
     disk_gib: z.number().int().optional(),
+    ports: z.array(portSchema).max(64).optional(),
   })
   .strict();
 
