@@ -1,6 +1,9 @@
 import type { Command } from "../../command.js";
 import { vmCreateCommand } from "./create.js";
 import { vmListCommand } from "./list.js";
+import { vmPortAddCommand } from "./port/add.js";
+import { vmPortLsCommand } from "./port/ls.js";
+import { vmPortRmCommand } from "./port/rm.js";
 import { vmPauseCommand, vmResumeCommand } from "./pause.js";
 import { vmLogsCommand } from "./logs.js";
 import { vmRunCommand } from "./run.js";
@@ -14,4 +17,5 @@ import { vmDeleteCommand, vmStopCommand } from "./stop.js";
 export const VM_COMMANDS: readonly Command[] = [
   vmRunCommand, vmCreateCommand, vmListCommand, vmShowCommand, vmStartCommand, vmStopCommand, vmRestartCommand,
   vmPauseCommand, vmResumeCommand, vmDeleteCommand, vmSshCommand, vmExecCommand, vmLogsCommand, vmStatsCommand,
+  vmPortAddCommand, vmPortRmCommand, vmPortLsCommand,
 ];
