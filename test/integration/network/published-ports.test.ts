@@ -91,6 +91,17 @@ void test("published ports: host loopback and another namespace reach a guest's 
   assert.notEqual((await runIn(host, [process.execPath, "-e", client("127.0.0.1", 18081)])).code, 0);
   assert.equal((await host.run(["cat", "/proc/sys/net/ipv4/conf/bgtbr1/route_localnet"])).trim(), "1");
 
+  // route_localnet is on for the bridge: a guest that routes 127.0.0.0/8 to the host must still not
+  // reach the host's loopback services. The guard's counter shows its packets did arrive, and were dropped.
+  await serve(host, "127.0.0.1", 18095, "host-loopback-service", t);
+  // A hostile guest controls its own kernel: it may send loopback destinations out of its link.
+  await guest.sysctl("net.ipv4.conf.bgtpg1.route_localnet", "1");
+  await guest.run(["ip", "route", "del", "local", "127.0.0.0/8", "dev", "lo", "table", "local"]);
+  await guest.run(["ip", "route", "del", "local", "127.0.0.1", "dev", "lo", "table", "local"]);
+  await guest.run(["ip", "route", "add", "127.0.0.1/32", "via", "172.16.93.1", "dev", "bgtpg1", "src", "172.16.93.2"]);
+  assert.notEqual((await runIn(guest, [process.execPath, "-e", client("127.0.0.1", 18095)])).code, 0, "a guest must not reach the host's loopback");
+  assert.match(await host.run(["nft", "list", "chain", "ip", "banger_ports", "guard"]), /counter packets [1-9][0-9]* bytes [0-9]+ drop/);
+
   // Another guest asking for the same host port gets the error, naming who has it.
   const tap2 = "tap-fc-0000dddd";
   await host.run(["ip", "link", "add", tap2, "type", "veth", "peer", "name", "bgtpg2"]);
