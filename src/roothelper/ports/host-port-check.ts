@@ -44,13 +44,17 @@ export async function mustBeFree(runner: Runner, hostIp: string, port: number, p
   if (e === undefined) return;
   const what = `${hostIp}:${port}/${proto}`;
   if (e.code === "EADDRNOTAVAIL") throw new RpcError("bad_params", `host_ip: ${hostIp} is not an address of this host; publish on 127.0.0.1 (the default) or one of the host's own addresses`);
-  if (e.code !== "EADDRINUSE") throw new RpcError("operation_failed", `cannot check whether ${what} is free: ${e.message}`);
+  // EACCES: a port below 1024 under a service manager that withholds CAP_NET_BIND_SERVICE from the
+  // helper (the installed unit does; forwarding needs no bind). Then the socket table alone decides.
+  if (e.code !== "EADDRINUSE" && e.code !== "EACCES") throw new RpcError("operation_failed", `cannot check whether ${what} is free: ${e.message}`);
   let holders: string[] = [];
   try {
     const { stdout } = await runner.run(["ss", "-H", "-n", "-p", proto === "tcp" ? "-lt" : "-lu", "sport", "=", `:${port}`], { timeoutMs: 10_000 });
     holders = holdersFromSs(stdout.toString("utf8"), hostIp, port);
-  } catch {
-    // Naming the holder is a courtesy; the port is taken either way.
+  } catch (listing) {
+    // Naming the holder is a courtesy when the bind said the port is taken; without it nothing is known.
+    if (e.code === "EACCES") throw new RpcError("operation_failed", `cannot check whether ${what} is free (binding it: ${e.message}; listing sockets: ${listing instanceof Error ? listing.message : String(listing)})`);
   }
+  if (e.code === "EACCES" && holders.length === 0) return;
   throw new RpcError("conflict", `host port ${what} is already in use on the host${holders.length > 0 ? ` by ${holders.join(", ")}` : ""}; pick another host port or stop that server`);
 }

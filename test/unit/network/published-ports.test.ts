@@ -19,7 +19,9 @@ void test("-p specs: defaults to 127.0.0.1 and tcp; bad ones say what a good one
     const r = parsePortSpec(bad);
     assert.equal(typeof r, "string", `${JSON.stringify(bad)} must be refused`);
   }
-  assert.match(String(parsePortSpec("80")), /want \[HOST_IP:\]HOST_PORT:GUEST_PORT\[\/tcp\|\/udp\]/);
+  const why = parsePortSpec("80");
+  assert.ok(typeof why === "string");
+  assert.match(why, /want \[HOST_IP:\]HOST_PORT:GUEST_PORT\[\/tcp\|\/udp\]/);
 });
 
 const port = (hostPort: number, guestIp = "172.16.0.2", tap = "tap-fc-00000002"): PublishedPort => ({ hostIp: "127.0.0.1", hostPort, proto: "tcp", guestIp, guestPort: 80, tap });
