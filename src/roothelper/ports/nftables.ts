@@ -1,4 +1,5 @@
 import { CommandError, type Runner } from "../../system/runner.js";
+import { nftTool } from "../nat/nftables.js";
 import type { PublishedPort } from "./types.js";
 
 /**
@@ -80,7 +81,6 @@ export function parseNftPorts(json: string): PublishedPort[] {
 
 export interface PortsBackend {
   readonly kind: "nftables";
-  available(): Promise<boolean>;
   /** undefined: banger's ports table is not there. */
   list(): Promise<PublishedPort[] | undefined>;
   /** Applies removals then additions in one transaction; `create` first makes the table. */
@@ -89,19 +89,9 @@ export interface PortsBackend {
 }
 
 export function nftPortsBackend(runner: Runner, nft = "nft"): PortsBackend {
-  const apply = async (script: string): Promise<void> => {
-    await runner.run([nft, "-f", "-"], { stdin: script, timeoutMs: 10_000 });
-  };
+  const { apply } = nftTool(runner, nft);
   return {
     kind: "nftables",
-    async available() {
-      try {
-        await runner.run([nft, "list", "tables"], { timeoutMs: 10_000 });
-        return true;
-      } catch {
-        return false;
-      }
-    },
     async list() {
       try {
         const { stdout } = await runner.run([nft, "-j", "list", "map", "ip", PORTS_TABLE, "published"], { timeoutMs: 10_000 });

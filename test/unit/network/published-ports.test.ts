@@ -49,7 +49,6 @@ function fakeBackend(): PortsBackend & { table: PublishedPort[] | undefined; cha
     kind: "nftables" as const,
     table: undefined as PublishedPort[] | undefined,
     changes: [] as string[],
-    available: () => Promise.resolve(true),
     list: () => Promise.resolve(b.table === undefined ? undefined : [...b.table]),
     change: (_bridge: string, create: boolean, add: readonly PublishedPort[], remove: readonly PublishedPort[]) => {
       b.changes.push(`${create ? "create " : ""}+${add.length} -${remove.length}`);
