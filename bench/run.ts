@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { benchList, benchDaemonRss } from "./daemon-list.js";
 import { benchDisks } from "./disks.js";
 import { benchOrchestration } from "./orchestration.js";
+import { benchPortForward, portForwardBenchSkip } from "./port-forward.js";
 import { note, type BenchResult } from "./stats.js";
 import { benchCreate, createBenchSkip } from "./vm-create.js";
 import { benchWarmCreate } from "./warm-create.js";
@@ -30,6 +31,7 @@ const BENCHES: readonly Bench[] = [
   { name: "daemon RSS", skip: () => false, run: () => benchDaemonRss() },
   { name: "daemon orchestration (faked subsystems)", skip: () => false, run: () => benchOrchestration() },
   { name: "disk clone", skip: notRoot, run: () => benchDisks() },
+  { name: "published port vs direct, bulk TCP", skip: portForwardBenchSkip, run: () => benchPortForward() },
   { name: "vm create vs bare qemu, parallel creates", skip: createBenchSkip, run: () => benchCreate() },
   { name: "warm create vs cold, fork", skip: createBenchSkip, run: () => benchWarmCreate() },
 ];
@@ -56,7 +58,7 @@ async function main(): Promise<number> {
   const doc = `${JSON.stringify(results, null, 2)}\n`;
   writeFileSync(RESULTS, doc);
   process.stdout.write(doc);
-  for (const [k, v] of Object.entries(results)) if (v.target !== null && v.value > v.target) note(`MISS ${k}: ${v.value} > target ${v.target} (${v.unit})`);
+  for (const [k, v] of Object.entries(results)) if (v.target !== null && (v.better === "higher" ? v.value < v.target : v.value > v.target)) note(`MISS ${k}: ${v.value} ${v.better === "higher" ? "<" : ">"} target ${v.target} (${v.unit})`);
   return failed === 0 ? 0 : 1;
 }
 

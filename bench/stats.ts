@@ -7,6 +7,8 @@ export interface BenchResult {
   value: number;
   unit: string;
   target: number | null;
+  /** "higher": the target is a floor (a throughput ratio); otherwise a ceiling. */
+  better?: "higher";
 }
 
 /** An informational figure: reported beside the ratios, judged by none. */

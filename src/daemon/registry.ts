@@ -10,6 +10,7 @@ import { networkInfoContributor } from "./network/info.js";
 import { networkService } from "./network/service.js";
 import { daemonStorage } from "./storage/vm-storage.js";
 import type { VmmDeps } from "./vm/deps.js";
+import { portsService } from "./ports/service.js";
 import { lifecycleMethods, type LifecycleShutdown } from "./vm/wiring.js";
 
 /** Long-lived parts main.ts starts before serving and hands to the methods. */
@@ -24,7 +25,7 @@ export interface DaemonServices {
 /** The daemon's dispatch table, with every subsystem wired into the VM lifecycle, and how to wind it down. */
 export function daemonMethods(env: DaemonEnv, services: DaemonServices): { methods: Registration<PeerCred>[] } & LifecycleShutdown {
   const storage = daemonStorage(env);
-  const lifecycle = lifecycleMethods(env, { network: networkService(env), storage: storage.deps, dns: services.names, vmm: services.vmm });
+  const lifecycle = lifecycleMethods(env, { network: networkService(env), ports: portsService(env), storage: storage.deps, dns: services.names, vmm: services.vmm });
   const contributors = [services.vmmInfo, storage.info, networkInfoContributor(env.config, () => services.dns.address()), hostDnsInfoContributor(env, services.dns), lifecycle.startupInfo];
   return { methods: [...systemMethods(env, contributors), ...lifecycle, ...imageMethods(env)], stopServing: () => { lifecycle.stopServing(); }, shutdown: () => lifecycle.shutdown(), reconciled: lifecycle.reconciled };
 }

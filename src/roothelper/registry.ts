@@ -6,9 +6,10 @@ import { diskMethods } from "./methods/disks.js";
 import { networkMethods } from "./methods/network.js";
 import { pingMethods } from "./methods/ping.js";
 import { snapshotMethods } from "./methods/snapshot.js";
+import { portsMethods } from "./methods/ports.js";
 import { vmmMethods } from "./methods/vmm.js";
 
 /** The root helper's dispatch table: every privileged method, each validating its own params. */
 export function helperMethods(env: HelperEnv): Registration<PeerCred>[] {
-  return [...pingMethods(env), ...networkMethods(env), ...diskMethods(env), ...vmmMethods(env), ...snapshotMethods(env), ...agentMethods(env)];
+  return [...pingMethods(env), ...networkMethods(env), ...portsMethods(env), ...diskMethods(env), ...vmmMethods(env), ...snapshotMethods(env), ...agentMethods(env)];
 }

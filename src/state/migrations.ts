@@ -117,4 +117,17 @@ export const MIGRATIONS: readonly string[] = [
     created_at      TEXT NOT NULL
   );
   `,
+  // 7: published ports per VM
+  // (state/ports.ts). A host address:port/proto is one VM's; the rows go with the VM.
+  `
+  CREATE TABLE vm_ports (
+    vm_id       TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+    host_ip     TEXT NOT NULL,
+    host_port   INTEGER NOT NULL CHECK (host_port BETWEEN 1 AND 65535),
+    guest_port  INTEGER NOT NULL CHECK (guest_port BETWEEN 1 AND 65535),
+    proto       TEXT NOT NULL CHECK (proto IN ('tcp','udp')),
+    PRIMARY KEY (host_ip, host_port, proto)
+  );
+  CREATE INDEX vm_ports_by_vm ON vm_ports(vm_id);
+  `,
 ];

@@ -9,6 +9,7 @@ import type { Runner } from "../../system/runner.js";
 import { consoleLogPath, readLogChunk, vmStats as readVmStats } from "../vm/inspect.js";
 import type { VmService } from "../vm/service.js";
 import { toVmView } from "../vm/view.js";
+import { portSpecsFrom } from "./ports.js";
 
 export interface VmMethodsEnv {
   readonly service: VmService;
@@ -29,7 +30,7 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
   const s = env.service;
   const after = <T>(fn: () => T | Promise<T>): Promise<T> => env.reconciled.then(fn);
   return [
-    implement(vmCreate, (p, ctx) => after(() => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib, cold: p.cold }, ctx.opId))),
+    implement(vmCreate, (p, ctx) => after(() => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib, cold: p.cold, ports: p.ports === undefined ? undefined : portSpecsFrom("ports", p.ports) }, ctx.opId))),
     implement(vmStart, (p, ctx) => after(() => s.start(p.name, ctx.opId))),
     implement(vmRestart, (p, ctx) => after(() => s.restart(p.name, p.force ?? false, ctx.opId))),
     implement(vmStop, (p, ctx) => after(async () => view(await s.stop(p.name, p.force ?? false, ctx.opId)))),

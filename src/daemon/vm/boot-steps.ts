@@ -176,6 +176,17 @@ export const natStep: BootStep = {
   },
 };
 
+/** The VM's recorded ports, published as soon as its tap and address exist (a DNAT rule needs no guest yet). */
+export const portsStep: BootStep = {
+  name: "ports",
+  async run(ctx) {
+    await ctx.env.deps.ports.apply(ctx.vmId, need(ctx.lease, "a lease", "ports"), ctx.opId);
+  },
+  async undo(ctx) {
+    if (ctx.lease !== undefined) await ctx.env.deps.ports.clear(ctx.vmId, ctx.lease, ctx.opId);
+  },
+};
+
 export const launchStep: BootStep = {
   name: "launch-vmm",
   async run(ctx) {
@@ -292,6 +303,7 @@ export const CREATE_STEPS: readonly BootEntry[] = [
   { name: "prepare", parallel: [hostKeyStep, cloneRootStep, workDiskStep, networkStep] },
   { name: "configure", parallel: [injectStep, pinHostKeyStep] },
   { name: "start", parallel: [launchStep, natStep] },
+  portsStep,
   waitSshStep,
   publishDnsStep,
 ];
@@ -301,6 +313,7 @@ export const START_STEPS: readonly BootEntry[] = [
   reuseLeaseStep,
   { name: "prepare", parallel: [activateRootStep, repinHostKeyStep, networkStep] },
   { name: "start", parallel: [launchStep, natStep] },
+  portsStep,
   waitSshStep,
   publishDnsStep,
 ];

@@ -1,3 +1,4 @@
+import type { PortSpec } from "../../model/port-spec.js";
 /**
  * The seams between the VM lifecycle and the subsystems other modules own
  * (network, storage, vmm drivers, dns, images, ssh). The lifecycle only talks
@@ -225,9 +226,20 @@ export interface SshProbe {
   waitReady(target: { ip: string; name: string }, opts: { timeoutMs: number; signal: AbortSignal }): Promise<void>;
 }
 
+/** Published ports (kernel DNAT through the root helper) of a VM's guest address. */
+export interface PortsDeps {
+  /** Publishes every port recorded for `vmId` to its guest (replacing what that address had). Idempotent. */
+  apply(vmId: string, guest: NatGuest, opId: string): Promise<void>;
+  /** Unpublishes the VM's ports from the guest's address; the records stay for the next start. Idempotent. */
+  clear(vmId: string, guest: NatGuest, opId: string): Promise<void>;
+  /** Publishes exactly `specs` to the guest (the helper refuses a port another guest or a host socket holds). */
+  publish(guest: NatGuest, specs: readonly PortSpec[], opId: string): Promise<void>;
+}
+
 export interface VmDeps {
   readonly images: ImageDeps;
   readonly network: NetworkDeps;
+  readonly ports: PortsDeps;
   readonly storage: StorageDeps;
   readonly vmm: VmmDeps;
   readonly dns: DnsDeps;

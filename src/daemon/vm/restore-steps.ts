@@ -1,5 +1,5 @@
 import { vmFiles } from "../../paths/paths.js";
-import { ensureVmDir, hostKeyStep, leaseStep, natStep, need, networkStep, pinHostKeyStep, launchStep, publishDnsStep, waitSshStep, type BootCtx, type BootEntry, type BootStep, type RestoreSource } from "./boot-steps.js";
+import { ensureVmDir, hostKeyStep, leaseStep, natStep, need, networkStep, pinHostKeyStep, launchStep, portsStep, publishDnsStep, waitSshStep, type BootCtx, type BootEntry, type BootStep, type RestoreSource } from "./boot-steps.js";
 
 /**
  * The steps that make a VM from a snapshot (vm restore, vm fork, a create from a warm template).
@@ -61,6 +61,7 @@ export const RESTORE_STEPS: readonly BootEntry[] = [
   { name: "prepare", parallel: [hostKeyStep, cloneRootFromSnapshotStep, cloneWorkFromSnapshotStep, networkStep] },
   pinHostKeyStep,
   { name: "start", parallel: [launchStep, natStep] },
+  portsStep,
   identityStep,
   waitSshStep,
   publishDnsStep,

@@ -2,7 +2,9 @@ import { randomBytes } from "node:crypto";
 import { access } from "node:fs/promises";
 import { snapshotFiles, state as statePaths } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
+import type { PortSpec } from "../../model/port-spec.js";
 import { inTransaction, type Db } from "../../state/database.js";
+import { addPorts } from "../../state/ports.js";
 import { DuplicateOperationError } from "../../state/operations.js";
 import { DuplicateVmNameError, type VmRecord, type VmState } from "../../state/vms.js";
 import { DuplicateSnapshotNameError, type SnapshotKind, type SnapshotRecord, type SnapshotRepository } from "../../state/snapshots.js";
@@ -29,6 +31,7 @@ export interface CreateRequest {
   readonly diskGib?: number | undefined;
   /** Boot the image even when it has a warm template. */
   readonly cold?: boolean | undefined;
+  readonly ports?: readonly PortSpec[] | undefined;
 }
 
 export interface VmServiceOptions {
@@ -141,6 +144,18 @@ export class VmService {
     this.retries.add(timer);
   }
 
+  /** Runs `fn` while no lifecycle operation of the VM is under way (vm port add/rm change what a start or stop applies). */
+  whileSettled<T>(name: string, fn: (vm: VmRecord) => Promise<T>): Promise<T> {
+    const id = this.mustGet(name).id;
+    return this.locks.run(id, () => fn(this.mustGetById(id, name)));
+  }
+
+  private mustGetById(id: string, name: string): VmRecord {
+    const vm = this.env.vms.getById(id);
+    if (vm === undefined) throw new RpcError("not_found", `VM ${JSON.stringify(name)} was deleted meanwhile`);
+    return vm;
+  }
+
   mustGet(name: string): VmRecord {
     const vm = this.env.vms.getByName(name);
     if (vm === undefined) throw new RpcError("not_found", `no VM named ${JSON.stringify(name)}; see banger vm ls`);
@@ -179,10 +194,10 @@ export class VmService {
     const image = await this.image(imageName);
     const warm = req.cold === true ? { note: undefined } : await this.warmTemplate(image, size);
     if (warm.template !== undefined) {
-      return (await this.restoreInto(warm.template, { name: req.name, kind: "vm.create" }, opId)).ref;
+      return (await this.restoreInto(warm.template, { name: req.name, kind: "vm.create", ports: req.ports }, opId)).ref;
     }
     if (warm.note !== undefined) this.env.logger.info("cold boot", { op_id: opId, image: image.name, why: warm.note });
-    return this.launchNew({ name: req.name, image, size, steps: this.createSteps, kind: "vm.create", note: warm.note }, opId).ref;
+    return this.launchNew({ name: req.name, image, size, steps: this.createSteps, kind: "vm.create", note: warm.note, ports: req.ports }, opId).ref;
   }
 
   /**
@@ -202,11 +217,16 @@ export class VmService {
   }
 
   /** Inserts the VM's record and runs `steps` in the background; `done` settles when they have (true: it runs). */
-  private launchNew(req: { name: string | undefined; image: ImageInfo; size: { vcpus: number; memoryMib: number; diskGib: number }; steps: readonly BootEntry[]; kind: string; source?: RestoreSource; note?: string | undefined }, opId: string): { ref: OperationRef; done: Promise<unknown> } {
+  private launchNew(req: { name: string | undefined; image: ImageInfo; size: { vcpus: number; memoryMib: number; diskGib: number }; steps: readonly BootEntry[]; kind: string; source?: RestoreSource; note?: string | undefined; ports?: readonly PortSpec[] | undefined }, opId: string): { ref: OperationRef; done: Promise<unknown> } {
     const id = randomBytes(16).toString("hex");
     let vm: VmRecord;
     try {
-      vm = inTransaction(this.db, () => this.env.vms.insert({ id, name: req.name ?? generateVmName(this.env.vms.names()), image: req.image.name, ...req.size, vmm: this.env.deps.vmm.kind }));
+      vm = inTransaction(this.db, () => {
+        const rec = this.env.vms.insert({ id, name: req.name ?? generateVmName(this.env.vms.names()), image: req.image.name, ...req.size, vmm: this.env.deps.vmm.kind });
+        // Reserved with the record, so a second VM asking for the same host port is refused before anything is made.
+        addPorts(this.db, rec.id, req.ports ?? [], (other) => this.env.vms.getById(other)?.name ?? other);
+        return rec;
+      });
     } catch (e) {
       if (e instanceof DuplicateVmNameError) throw new RpcError("conflict", e.message);
       throw e;
@@ -346,7 +366,7 @@ export class VmService {
   }
 
   /** A new VM from `snap`, its disks cloned from the snapshot's, the VMM loading the saved state. */
-  private async restoreInto(snap: SnapshotRecord, opts: { name: string | undefined; kind: string }, opId: string): Promise<{ ref: OperationRef; done: Promise<unknown> }> {
+  private async restoreInto(snap: SnapshotRecord, opts: { name: string | undefined; kind: string; ports?: readonly PortSpec[] | undefined }, opId: string): Promise<{ ref: OperationRef; done: Promise<unknown> }> {
     if (snap.state !== "ready") throw new RpcError("conflict", `snapshot ${snap.name} is still being saved`);
     if (snap.vmm !== this.env.deps.vmm.kind) throw new RpcError("bad_params", `snapshot ${snap.name} was taken of a ${snap.vmm} VM; this daemon runs ${this.env.deps.vmm.kind} VMs, which cannot load it`);
     if (snap.vmmVersion !== (await this.env.deps.vmm.stateCompatibility())) throw new RpcError("bad_params", `snapshot ${snap.name} was saved by another VMM build or machine type (${snap.vmmVersion}), which this one cannot load`);
@@ -368,7 +388,7 @@ export class VmService {
       else this.snapshotReaders.set(snap.id, n);
     };
     try {
-      const launched = this.launchNew({ name: opts.name, image, size: { vcpus: snap.vcpus, memoryMib: snap.memoryMib, diskGib: snap.diskGib }, steps: this.restoreSteps, kind: opts.kind, source }, opId);
+      const launched = this.launchNew({ name: opts.name, image, size: { vcpus: snap.vcpus, memoryMib: snap.memoryMib, diskGib: snap.diskGib }, steps: this.restoreSteps, kind: opts.kind, source, ports: opts.ports }, opId);
       void launched.done.finally(release);
       return launched;
     } catch (e) {
@@ -626,6 +646,8 @@ export class VmService {
         const adopted = await this.liveVmm(vm, opId);
         if (adopted !== undefined) {
           if (adopted.handles.ip !== undefined) await this.env.deps.dns.publish(adopted.name, adopted.handles.ip, opId);
+          // Rules live in the kernel and outlive both daemons; applying the records again repairs any drift.
+          if (adopted.handles.ip !== undefined && adopted.handles.tap !== undefined) await this.env.deps.ports.apply(vm.id, { ip: adopted.handles.ip, tap: adopted.handles.tap }, opId);
           this.watchVmm(adopted);
           out.adopted.push(vm.name);
           return;

@@ -12,6 +12,7 @@ import type { InfoContributor } from "../methods/system.js";
 import { imageService } from "../methods/image.js";
 import { operationMethods } from "../methods/operation.js";
 import { snapshotMethods } from "../methods/snapshot.js";
+import { portMethods } from "../methods/ports.js";
 import { vmMethods } from "../methods/vm.js";
 import { OperationTracker } from "../operations/tracker.js";
 import type { VmDeps } from "./deps.js";
@@ -42,6 +43,7 @@ export function daemonVmDeps(env: DaemonEnv, overrides: Partial<VmDeps> = {}): V
   return {
     images: overrides.images ?? imageService(env),
     network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), addNat: () => unwired("network"), removeNat: () => Promise.resolve(), detach: () => Promise.resolve(), hostView: () => Promise.resolve({ taps: [], natGuests: [], natInstalled: false }), deleteTap: () => Promise.resolve(), removeNatGuest: () => Promise.resolve(), removeAllNat: () => Promise.resolve() },
+    ports: overrides.ports ?? { apply: () => Promise.resolve(), clear: () => Promise.resolve(), publish: () => unwired("ports") },
     storage: overrides.storage ?? { cloneRoot: () => unwired("storage"), activateRoot: () => unwired("storage"), deactivateRoot: () => Promise.resolve(), destroyRoot: () => Promise.resolve(), createWorkDisk: () => unwired("storage"), destroyWorkDisk: () => Promise.resolve(), injectFiles: () => unwired("storage"), cloneRootFrom: () => unwired("storage"), cloneFile: () => unwired("storage"), dropSpares: () => Promise.resolve() },
     vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false), setPaused: () => unwired("vmm"), saveState: () => unwired("vmm"), sendIdentity: () => unwired("vmm"), stateCompatibility: () => unwired("vmm"), watchExit: () => () => undefined, find: () => Promise.resolve(undefined), release: () => Promise.resolve(), listAll: () => Promise.resolve([]), killOrphan: () => unwired("vmm") },
     dns: overrides.dns ?? { publish: () => Promise.resolve(), unpublish: () => Promise.resolve() },
@@ -97,7 +99,8 @@ export interface LifecycleShutdown {
 
 /** The vm.* and operation.* methods, built on the deps above: one line in the daemon registry. */
 export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}): Registration<PeerCred>[] & LifecycleShutdown & { readonly startupInfo: InfoContributor } {
-  const { service, operations } = createVmService(env, daemonVmDeps(env, overrides));
+  const deps = daemonVmDeps(env, overrides);
+  const { service, operations } = createVmService(env, deps);
   // Re-publish DNS for surviving VMs, settle states left by a previous daemon and clear orphans;
   // failures are logged and shown by `banger system status`, not fatal.
   let startup: NonNullable<SystemInfo["startup"]> = { done: false, adopted: [], stopped: [], interrupted: [], failed: [], orphans: [], unchecked: [] };
@@ -114,7 +117,7 @@ export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}
   );
   const closing = new AbortController();
   const methodsEnv = { service, reconciled, stateDir: env.layout.stateDir, runner: env.runner };
-  const methods = [...vmMethods(methodsEnv), ...snapshotMethods(methodsEnv), ...operationMethods(operations, closing.signal)];
+  const methods = [...vmMethods(methodsEnv), ...snapshotMethods(methodsEnv), ...portMethods({ service, ports: deps.ports, db: env.db, reconciled }), ...operationMethods(operations, closing.signal)];
   // A create waiting for ssh when the daemon stops is aborted and unwound (tap, NAT, disks, lease)
   // rather than left half-made for the next daemon to mark as failed. Running VMs are not touched.
   return Object.assign(methods, {

@@ -70,12 +70,12 @@ export function parseNftState(json: string): NatState {
   return { guests, ipForwardOwned };
 }
 
-export function nftablesBackend(runner: Runner, nft = "nft", dns?: DnsRedirect): NatBackend {
-  const apply = async (script: string): Promise<void> => {
-    await runner.run([nft, "-f", "-"], { stdin: script, timeoutMs: 10_000 });
-  };
+/** `nft -f -` of a script (one transaction), and whether nft works here: shared by banger's nft tables. */
+export function nftTool(runner: Runner, nft: string): { apply(script: string): Promise<void>; available(): Promise<boolean> } {
   return {
-    kind: "nftables",
+    async apply(script) {
+      await runner.run([nft, "-f", "-"], { stdin: script, timeoutMs: 10_000 });
+    },
     async available() {
       try {
         await runner.run([nft, "list", "tables"], { timeoutMs: 10_000 });
@@ -84,6 +84,14 @@ export function nftablesBackend(runner: Runner, nft = "nft", dns?: DnsRedirect):
         return false;
       }
     },
+  };
+}
+
+export function nftablesBackend(runner: Runner, nft = "nft", dns?: DnsRedirect): NatBackend {
+  const { apply, available } = nftTool(runner, nft);
+  return {
+    kind: "nftables",
+    available,
     async state() {
       let out: Buffer;
       try {

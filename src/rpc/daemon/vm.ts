@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineMethod } from "../descriptor.js";
+import { portSchema } from "./ports.js";
 
 /** A VM as clients see it (`vm show --json`, `vm list --json`). */
 export const vmViewSchema = z.object({
@@ -39,6 +40,7 @@ export const vmCreateParams = z
     disk_gib: z.number().int().optional(),
     /** Boot even when the image has a warm template (image warm). */
     cold: z.boolean().optional(),
+    ports: z.array(portSchema).max(64).optional(),
   })
   .strict();
 

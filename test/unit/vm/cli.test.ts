@@ -89,7 +89,7 @@ void test("vm create follows the operation: plain step lines on stderr, a summar
   const c = cli(h);
   assert.equal(await c.run(vmCreateCommand, ["--name", "alpha", "--vcpus", "1", "--memory", "256"]), 0);
   assert.match(c.out, /^alpha is running at 172\.16\.90\.2 \(alpha\.vm\); connect with: banger vm ssh alpha\n$/);
-  for (const step of ["lease", "clone-root", "work-disk", "inject-files", "network", "launch-vmm", "nat", "wait-ssh", "publish-dns"]) {
+  for (const step of ["lease", "clone-root", "work-disk", "inject-files", "network", "launch-vmm", "nat", "ports", "wait-ssh", "publish-dns"]) {
     assert.match(c.err, new RegExp(`^  ${step} +ok \\([0-9.]+ m?s\\)$`, "m"));
   }
   assert.ok(!c.err.includes("\x1b"), "no terminal escapes when stderr is not a TTY");

@@ -145,6 +145,11 @@ export class FakeHost {
           return () => { this.exitWatchers.delete(vmId); };
         },
       },
+      ports: {
+        apply: () => { this.call("ports.apply"); return Promise.resolve(); },
+        clear: () => { this.call("ports.clear"); return Promise.resolve(); },
+        publish: () => { this.call("ports.publish"); return Promise.resolve(); },
+      },
       dns: {
         publish: (name) => { this.call("dns.publish"); this.live.add(`dns:${name}`); return Promise.resolve(); },
         unpublish: (name) => { this.call("dns.unpublish"); this.live.delete(`dns:${name}`); return Promise.resolve(); },

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parsePortSpec } from "../../../model/port-spec.js";
 import { isRpcError } from "../../../rpc/errors.js";
 import type { VmView } from "../../../rpc/daemon/vm.js";
 import type { ParamsOf } from "../../../rpc/descriptor.js";
@@ -17,6 +18,7 @@ export const CREATE_OPTIONS = {
   memory: { type: "string" },
   disk: { type: "string" },
   cold: { type: "boolean" },
+  publish: { type: "string", short: "p", multiple: true },
   "no-wait": { type: "boolean" },
   json: { type: "boolean" },
 } as const satisfies ParseArgsConfig["options"];
@@ -28,9 +30,19 @@ export function wholeNumberFlag(flag: string, v: string | undefined): number | u
   return Number(v);
 }
 
-export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined; cold?: boolean | undefined }): VmCreateParams {
+/** `-p` values as the daemon takes them; a bad one is a usage error saying what a good one looks like. */
+export function portsFromSpecs(specs: readonly string[]): { host_ip: string; host_port: number; guest_port: number; proto: "tcp" | "udp" }[] {
+  return specs.map((text) => {
+    const spec = parsePortSpec(text);
+    if (typeof spec === "string") throw new UsageError(spec);
+    return { host_ip: spec.hostIp, host_port: spec.hostPort, guest_port: spec.guestPort, proto: spec.proto };
+  });
+}
+
+export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined; publish?: string[] | undefined; cold?: boolean | undefined }): VmCreateParams {
   const p: VmCreateParams = {};
   if (values.cold === true) p.cold = true;
+  if (values.publish !== undefined && values.publish.length > 0) p.ports = portsFromSpecs(values.publish);
   if (values.name !== undefined) p.name = values.name;
   if (values.image !== undefined) p.image = values.image;
   const vcpus = wholeNumberFlag("vcpus", values.vcpus);

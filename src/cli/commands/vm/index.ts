@@ -4,6 +4,9 @@ import { vmForkCommand } from "./fork.js";
 import { vmRestoreCommand } from "./restore.js";
 import { vmSnapshotCommand } from "./snapshot.js";
 import { vmListCommand } from "./list.js";
+import { vmPortAddCommand } from "./port/add.js";
+import { vmPortLsCommand } from "./port/ls.js";
+import { vmPortRmCommand } from "./port/rm.js";
 import { vmPauseCommand, vmResumeCommand } from "./pause.js";
 import { vmLogsCommand } from "./logs.js";
 import { vmRunCommand } from "./run.js";
@@ -17,4 +20,5 @@ import { vmDeleteCommand, vmStopCommand } from "./stop.js";
 export const VM_COMMANDS: readonly Command[] = [
   vmRunCommand, vmCreateCommand, vmListCommand, vmShowCommand, vmStartCommand, vmStopCommand, vmRestartCommand,
   vmPauseCommand, vmResumeCommand, vmSnapshotCommand, vmRestoreCommand, vmForkCommand, vmDeleteCommand, vmSshCommand, vmExecCommand, vmLogsCommand, vmStatsCommand,
+  vmPortAddCommand, vmPortRmCommand, vmPortLsCommand,
 ];
