@@ -104,7 +104,10 @@ set_network() {
   ip link set dev "$nic" address "$mac" &&
     ip addr flush dev "$nic" &&
     ip addr add "$ip/$prefix" dev "$nic" &&
-    ip route replace default via "$gateway" dev "$nic"
+    ip route replace default via "$gateway" dev "$nic" || return 1
+  # The host's neighbour cache may still map this address to its previous owner's MAC (a removed
+  # VM's), and would wait seconds before asking again: an ARP request from here updates it now.
+  arping -q -f -w 1 -I "$nic" "$gateway" >/dev/null 2>&1 || ping -c 1 -W 1 "$gateway" >/dev/null 2>&1 || true
 }
 
 # apply: every step in order, in this shell (no subshell: what it starts must not hold a pipe).

@@ -6,7 +6,7 @@ import { reseedElf } from "./reseed-elf.js";
 
 /** Packages of the default image: boot + ssh + networking, and a small dev-sandbox toolset. */
 export const DEBIAN_PACKAGES = [
-  "systemd-sysv", "openssh-server", "iproute2", "ca-certificates", "udev", "kmod", "linux-image-cloud-amd64",
+  "systemd-sysv", "openssh-server", "iproute2", "iputils-arping", "ca-certificates", "udev", "kmod", "linux-image-cloud-amd64",
   "sudo", "curl", "less", "procps", "vim-tiny", "e2fsprogs",
 ] as const;
 
