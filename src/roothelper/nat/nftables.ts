@@ -71,12 +71,12 @@ export function parseNftState(json: string): NatState {
 }
 
 /** `nft -f -` of a script (one transaction), and whether nft works here: shared by banger's nft tables. */
-export function nftTool(runner: Runner, nft: string): { apply(script: string): Promise<void>; available(): Promise<boolean> } {
+export function nftTool(runner: Runner, nft: string): { apply: (script: string) => Promise<void>; available: () => Promise<boolean> } {
   return {
-    async apply(script) {
+    apply: async (script) => {
       await runner.run([nft, "-f", "-"], { stdin: script, timeoutMs: 10_000 });
     },
-    async available() {
+    available: async () => {
       try {
         await runner.run([nft, "list", "tables"], { timeoutMs: 10_000 });
         return true;
