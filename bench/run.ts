@@ -5,6 +5,7 @@ import { benchDisks } from "./disks.js";
 import { benchOrchestration } from "./orchestration.js";
 import { note, type BenchResult } from "./stats.js";
 import { benchCreate, createBenchSkip } from "./vm-create.js";
+import { benchCp, cpBenchSkip } from "./cp-throughput.js";
 
 /**
  * `npm run bench`: every benchmark in one run, one JSON document on stdout
@@ -30,6 +31,7 @@ const BENCHES: readonly Bench[] = [
   { name: "daemon orchestration (faked subsystems)", skip: () => false, run: () => benchOrchestration() },
   { name: "disk clone", skip: notRoot, run: () => benchDisks() },
   { name: "vm create vs bare qemu, parallel creates", skip: createBenchSkip, run: () => benchCreate() },
+  { name: "vm cp vs ssh + cat", skip: cpBenchSkip, run: () => benchCp() },
 ];
 
 async function main(): Promise<number> {

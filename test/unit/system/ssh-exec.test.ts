@@ -5,8 +5,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseEnvFlag, remoteExecCommand } from "../../../src/system/ssh-exec.js";
 
 /** The remote string through a local sh, as the guest's login shell would run it. */
-function viaShell(remote: string, input = ""): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync("sh", ["-c", remote], { input, encoding: "utf8" });
+function viaShell(remote: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync("sh", ["-c", remote], { encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -23,8 +23,13 @@ void test("exec flags: env, workdir and argv arrive byte for byte through the gu
 });
 
 void test("without a TTY or stdin the command gets no stdin, keeps its exit code, and ends when the connection's stdin does", async () => {
-  const remote = remoteExecCommand(["sh", "-c", "cat; exit 7"], { endWithConnection: true });
-  assert.deepEqual(viaShell(remote, "ignored"), { code: 7, stdout: "", stderr: "" });
+  // The connection's stdin written to but held open: the command reads /dev/null, not it, and its exit code comes back.
+  const held = spawn("sh", ["-c", remoteExecCommand(["sh", "-c", "cat; exit 7"], { endWithConnection: true })], { stdio: ["pipe", "pipe", "pipe"] });
+  held.stdin.write("not for the command");
+  let heldOut = "";
+  held.stdout.on("data", (d: Buffer) => { heldOut += d.toString("utf8"); });
+  const heldCode = await new Promise<number | null>((res) => held.on("close", (code) => { res(code); }));
+  assert.deepEqual([heldCode, heldOut], [7, ""]);
   // stdin held open (the CLI alive): a long command runs; closed (ssh gone): it is ended promptly.
   const child = spawn("sh", ["-c", remoteExecCommand(["sleep", "30"], { endWithConnection: true })], { stdio: ["pipe", "ignore", "ignore"] });
   const t0 = Date.now();
