@@ -7,6 +7,7 @@ import { sshArgv } from "../src/system/ssh.js";
 import { createNetNs, type NetNs } from "../test/helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../test/helpers/requirements.js";
 import { startStack, type Stack } from "../test/helpers/stack.js";
+import { tinyStackConfig } from "../test/helpers/tiny-stack.js";
 import { ensureTestUser, type TestUser } from "../test/helpers/users.js";
 import { info, median, note, round, timed, type BenchResult } from "./stats.js";
 
@@ -18,19 +19,6 @@ export function cpBenchSkip(): string | false {
   return requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft", "ssh", "tar"));
 }
 
-const CONFIG = `[network]
-bridge = "bgbenchcp0"
-cidr = "172.16.93.0/24"
-dns_listen = "127.0.0.1:0"
-upstream_dns = ["172.16.93.1"]
-[vmm]
-kind = "qemu"
-accel = "tcg"
-[defaults]
-memory_mib = 256
-vcpus = 1
-disk_gib = 1
-`;
 
 async function ok(stack: Stack, args: string[]): Promise<string> {
   const r = await stack.cli(args, { timeoutMs: 600_000 });
@@ -65,7 +53,7 @@ export async function benchCp(): Promise<Record<string, BenchResult>> {
     const user = await ensureTestUser();
     const ns = await createNetNs("bgb-cp");
     cleanup.push("netns", () => ns.destroy());
-    const stack = await startStack({ user, netns: ns, config: CONFIG });
+    const stack = await startStack({ user, netns: ns, config: tinyStackConfig("qemu") });
     cleanup.push("stack", async () => {
       await stack.cli(["vm", "rm", "--force", "cpbench"]).catch(() => undefined);
       await stack.stop();
@@ -75,7 +63,7 @@ export async function benchCp(): Promise<Record<string, BenchResult>> {
     cleanup.push("work dir", () => { rmSync(work, { recursive: true, force: true }); return Promise.resolve(); });
     await ok(stack, ["image", "build", "--name", "tiny", "--from", "busybox"]);
     await ok(stack, ["vm", "create", "--image", "tiny", "--name", "cpbench"]);
-    await ok(stack, ["vm", "exec", "cpbench", "--", "sh", "-c", `head -c ${BIG_MIB}M /dev/urandom > /root/big.bin && sync`]);
+    await ok(stack, ["vm", "exec", "cpbench", "--", "sh", "-c", `dd if=/dev/urandom of=/root/big.bin bs=1048576 count=${BIG_MIB} 2>/dev/null && sync`]);
     const vm = JSON.parse(await ok(stack, ["vm", "show", "cpbench", "--json"])) as { ip: string; ssh: { key_path: string; known_hosts_path: string; user: string } };
     const ssh = sshArgv({ keyPath: vm.ssh.key_path, knownHostsPath: vm.ssh.known_hosts_path, host: vm.ip, user: vm.ssh.user }, { tty: false, command: ["cat /root/big.bin"] });
     const cpMs: number[] = [];
