@@ -7,6 +7,7 @@ import { benchPortForward, portForwardBenchSkip } from "./port-forward.js";
 import { note, type BenchResult } from "./stats.js";
 import { benchCreate, createBenchSkip } from "./vm-create.js";
 import { benchWarmCreate } from "./warm-create.js";
+import { benchCp, cpBenchSkip } from "./cp-throughput.js";
 
 /**
  * `npm run bench`: every benchmark in one run, one JSON document on stdout
@@ -34,6 +35,7 @@ const BENCHES: readonly Bench[] = [
   { name: "published port vs direct, bulk TCP", skip: portForwardBenchSkip, run: () => benchPortForward() },
   { name: "vm create vs bare qemu, parallel creates", skip: createBenchSkip, run: () => benchCreate() },
   { name: "warm create vs cold, fork", skip: createBenchSkip, run: () => benchWarmCreate() },
+  { name: "vm cp vs ssh + cat", skip: cpBenchSkip, run: () => benchCp() },
 ];
 
 async function main(): Promise<number> {

@@ -1,4 +1,5 @@
 import type { Command } from "../../command.js";
+import { vmCpCommand } from "./cp.js";
 import { vmCreateCommand } from "./create.js";
 import { vmForkCommand } from "./fork.js";
 import { vmRestoreCommand } from "./restore.js";
@@ -11,7 +12,8 @@ import { vmPauseCommand, vmResumeCommand } from "./pause.js";
 import { vmLogsCommand } from "./logs.js";
 import { vmRunCommand } from "./run.js";
 import { vmShowCommand } from "./show.js";
-import { vmExecCommand, vmSshCommand } from "./ssh.js";
+import { vmExecCommand } from "./exec.js";
+import { vmSshCommand } from "./ssh.js";
 import { vmRestartCommand, vmStartCommand } from "./start.js";
 import { vmStatsCommand } from "./stats.js";
 import { vmDeleteCommand, vmStopCommand } from "./stop.js";
@@ -19,6 +21,6 @@ import { vmDeleteCommand, vmStopCommand } from "./stop.js";
 /** The `banger vm ...` family, in help order. */
 export const VM_COMMANDS: readonly Command[] = [
   vmRunCommand, vmCreateCommand, vmListCommand, vmShowCommand, vmStartCommand, vmStopCommand, vmRestartCommand,
-  vmPauseCommand, vmResumeCommand, vmSnapshotCommand, vmRestoreCommand, vmForkCommand, vmDeleteCommand, vmSshCommand, vmExecCommand, vmLogsCommand, vmStatsCommand,
+  vmPauseCommand, vmResumeCommand, vmSnapshotCommand, vmRestoreCommand, vmForkCommand, vmDeleteCommand, vmSshCommand, vmExecCommand, vmCpCommand, vmLogsCommand, vmStatsCommand,
   vmPortAddCommand, vmPortRmCommand, vmPortLsCommand,
 ];

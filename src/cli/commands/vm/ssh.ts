@@ -1,5 +1,5 @@
 import { UsageError, type Command } from "../../command.js";
-import { interactiveSsh, quoteRemote, sshArgvFor, type SshExec } from "./common.js";
+import { interactiveSsh, sshArgvFor, type SshExec } from "./common.js";
 
 /** Splits `NAME [-- CMD...]` without letting parseArgs eat the command's own flags. */
 export function splitNameAndCommand(args: readonly string[]): { name: string | undefined; command: string[] } {
@@ -27,20 +27,4 @@ export function makeVmSshCommand(exec: SshExec = interactiveSsh): Command {
   };
 }
 
-export function makeVmExecCommand(exec: SshExec = interactiveSsh): Command {
-  return {
-    path: ["vm", "exec"],
-    summary: "run CMD in a VM non-interactively (argv preserved) and exit with its exit code",
-    usage: "banger vm exec NAME -- CMD...",
-    async run(args, ctx) {
-      const { name, command } = splitNameAndCommand(args);
-      if (name === undefined) throw new UsageError("give a VM name");
-      if (command.length === 0) throw new UsageError("give the command after --");
-      const vm = await ctx.call("vm.get", { name });
-      return exec(await sshArgvFor(vm, { command: [await quoteRemote(command)], tty: false }));
-    },
-  };
-}
-
 export const vmSshCommand = makeVmSshCommand();
-export const vmExecCommand = makeVmExecCommand();

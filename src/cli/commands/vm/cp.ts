@@ -1,0 +1,40 @@
+import { parseArgs } from "node:util";
+import { UsageError, type Command } from "../../command.js";
+import { sshArgvFor } from "./common.js";
+
+/** `NAME:PATH` names a VM's file; a path starting with / or . is always the host's (a host file may contain ':'). */
+const REMOTE_RE = /^([A-Za-z0-9][A-Za-z0-9._-]*):(.*)$/s;
+
+function remote(arg: string): { name: string; path: string } | undefined {
+  if (arg.startsWith("/") || arg.startsWith(".")) return undefined;
+  const m = REMOTE_RE.exec(arg);
+  return m?.[1] !== undefined && m[2] !== undefined ? { name: m[1], path: m[2] } : undefined;
+}
+
+export const vmCpCommand: Command = {
+  path: ["vm", "cp"],
+  summary: "copy files or directories between the host and a VM (modes, mtimes, symlinks kept)",
+  usage: "banger vm cp [-q] SRC DST\n" +
+    "  one side is NAME:PATH (a VM's file; relative to its user's home unless absolute), the other a host path.\n" +
+    "  DST an existing directory: SRC is copied into it; otherwise SRC is copied to DST.\n" +
+    "  - as the host side: a tar stream on stdin (extracted into the VM directory) or stdout.\n" +
+    "  -q  no progress line (shown only on a terminal anyway)",
+  async run(args, ctx) {
+    const { values, positionals } = parseArgs({ args: [...args], options: { quiet: { type: "boolean", short: "q" } }, strict: true, allowPositionals: true });
+    if (positionals.length !== 2) throw new UsageError("give SRC and DST, one of them NAME:PATH");
+    const [src = "", dst = ""] = positionals;
+    const from = remote(src);
+    const to = remote(dst);
+    if ((from === undefined) === (to === undefined)) throw new UsageError("exactly one of SRC and DST must be NAME:PATH (a VM's file); the other is a host path or -");
+    const vmSide = from ?? to;
+    if (vmSide === undefined) throw new UsageError("name the VM side as NAME:PATH");
+    if (vmSide.path === "") throw new UsageError(`give a path after ${vmSide.name}:`);
+    const vm = await ctx.call("vm.get", { name: vmSide.name });
+    const ssh = await sshArgvFor(vm, { tty: false });
+    const { copyIn, copyOut } = await import("../../../system/tar-copy.js");
+    const progress = values.quiet !== true && ctx.stderr.isTTY === true ? ctx.stderr : undefined;
+    if (from !== undefined) await copyOut(ssh, from.path, dst, progress);
+    else await copyIn(ssh, src, vmSide.path, progress);
+    return 0;
+  },
+};
