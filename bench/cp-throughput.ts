@@ -82,7 +82,7 @@ export async function benchCp(): Promise<Record<string, BenchResult>> {
       note(`cp pair ${i + 1}/${PAIRS}: vm cp ${Math.round(c)} ms, ssh+cat ${Math.round(s)} ms`);
     }
     return {
-      cp_throughput_ratio: { value: round(median(ratios)), unit: "ratio (vm cp MiB/s ÷ ssh+cat MiB/s; higher is better)", target: 0.9 },
+      cp_throughput_ratio: { value: round(median(ratios)), unit: "ratio (vm cp MiB/s ÷ ssh+cat MiB/s; higher is better)", target: 0.9, better: "higher" },
       cp_200mib_ms: info(Math.round(median(cpMs)), "ms"),
       ssh_cat_200mib_ms: info(Math.round(median(sshMs)), "ms"),
     };
