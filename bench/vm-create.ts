@@ -114,12 +114,15 @@ async function bareBoot(t: BareTemplate, ns: NetNs, user: TestUser, dir: string,
   await systemRunner.run(["cp", "--sparse=always", "--reflink=auto", t.rootDisk, root]);
   await systemRunner.run(["cp", "--sparse=always", "--reflink=auto", t.workDisk, work]);
   writeFileSync(consoleLog, "");
+  const agent = join(dir, `run${run}-agent`);
+  for (const end of ["in", "out"]) await systemRunner.run(["mkfifo", "-m", "600", `${agent}.${end}`]);
   for (const f of [root, work, consoleLog]) chownSync(f, user.uid, user.gid);
   const argv = t.argv.map((a, i) => {
     const flag = t.argv[i - 1];
     if (flag === "-name") return `banger-bench-bare-${run}`;
     if (flag === "-drive") return a.replace(/(^|,)file=[^,]+/, `$1file=${a.startsWith("id=root,") ? root : work}`);
-    if (flag === "-chardev") return a.replace(/(^|,)path=[^,]+/, `$1path=${consoleLog}`);
+    // The guest agent's channel gets FIFOs of its own, made below, as the helper makes them for banger's boots.
+    if (flag === "-chardev") return a.replace(/(^|,)path=[^,]+/, `$1path=${a.startsWith("pipe,") ? agent : consoleLog}`);
     if (flag === "-qmp") return `unix:${qmp},server=on,wait=off`;
     return a;
   });
@@ -139,7 +142,7 @@ async function bareBoot(t: BareTemplate, ns: NetNs, user: TestUser, dir: string,
     return (JSON.parse(out) as { ms: number }).ms;
   } finally {
     await ns.run(["ip", "link", "del", t.tap]).catch(() => undefined);
-    for (const f of [root, work, consoleLog, qmp]) rmSync(f, { force: true });
+    for (const f of [root, work, consoleLog, qmp, `${agent}.in`, `${agent}.out`]) rmSync(f, { force: true });
   }
 }
 

@@ -86,6 +86,8 @@ void test("booted guest reaches the 'internet' namespace through NAT and the hos
     rootDisk: root, workDisk: work, tap: row.tap, mac: row.mac, controlSocket: join(dir, "qmp.sock"), pidFile: join(dir, "qemu.pid"),
     consoleLog, vmmLog: join(dir, "qemu.log"), accel: "tcg",
   }, OWNER);
+  // The agent channel's FIFOs, which the helper makes beside the control socket for a real launch.
+  for (const end of ["in", "out"]) await systemRunner.run(["mkfifo", "-m", "600", join(dir, `agent.${end}`)]);
   const t0 = Date.now();
   const qemu = spawn("ip", ["netns", "exec", host.name, ...argv], { stdio: "ignore" });
   t.after(() => { qemu.kill("SIGKILL"); });
