@@ -1,4 +1,5 @@
 import { connect } from "node:net";
+import type { Duplex } from "node:stream";
 import type { MethodDescriptor, ParamsOf, ResultOf } from "./descriptor.js";
 import { ERROR_CODES, RpcError, type ErrorCode } from "./errors.js";
 import { newOpId } from "./opid.js";
@@ -14,6 +15,20 @@ const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 const NEWLINE = 0x0a;
 
 /**
+ * Opens one connection to a daemon: a unix socket here, or a stream carried over SSH to another
+ * host (a context). `label` names the far end in error messages. Each call gets its own connection.
+ */
+export interface Dial {
+  readonly label: string;
+  open(): Duplex;
+}
+
+/** The local daemon's (or helper's) socket. */
+export function unixDial(socketPath: string): Dial {
+  return { label: socketPath, open: () => connect(socketPath) };
+}
+
+/**
  * Calls one method over a unix socket and returns its result, unchecked.
  * The server validates every result against the method's schema before
  * sending it and the envelope carries the protocol version, so the client
@@ -23,10 +38,16 @@ const NEWLINE = 0x0a;
  * Failures throw RpcError carrying the op id, so callers can always print it.
  */
 export async function callUnix(socketPath: string, method: string, params: unknown, options: CallOptions = {}): Promise<unknown> {
+  return callOver(unixDial(socketPath), method, params, options);
+}
+
+/** `callUnix` over any connection a `Dial` opens. */
+export async function callOver(dial: Dial, method: string, params: unknown, options: CallOptions = {}): Promise<unknown> {
+  const socketPath = dial.label;
   const opId = options.opId ?? newOpId();
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const line = JSON.stringify({ version: PROTOCOL_VERSION, method, params, op_id: opId }) + "\n";
-  const raw = await exchange(socketPath, line, timeoutMs, opId);
+  const raw = await exchange(dial, line, timeoutMs, opId);
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
@@ -74,9 +95,10 @@ export function unwrapResponse(parsed: unknown, socketPath: string, opId: string
   throw new RpcError("internal", `${message} (unknown error code ${JSON.stringify(code)} from ${socketPath})`, errOpId ?? opId);
 }
 
-function exchange(socketPath: string, line: string, timeoutMs: number, opId: string): Promise<string> {
+function exchange(dial: Dial, line: string, timeoutMs: number, opId: string): Promise<string> {
+  const socketPath = dial.label;
   return new Promise((resolve, reject) => {
-    const socket = connect(socketPath);
+    const socket = dial.open();
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
@@ -90,7 +112,8 @@ function exchange(socketPath: string, line: string, timeoutMs: number, opId: str
     const timer = setTimeout(() => {
       settle(() => { reject(new RpcError("timeout", `no answer from ${socketPath} within ${timeoutMs} ms`, opId)); });
     }, timeoutMs);
-    socket.on("connect", () => socket.write(line));
+    // A net.Socket queues writes until it connects; other transports (an ssh child's pipes) are open at once.
+    socket.write(line);
     socket.on("data", (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_RESPONSE_BYTES) {
