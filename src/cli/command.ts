@@ -1,4 +1,5 @@
 import type { Layout } from "../paths/paths.js";
+import type { Dial } from "../rpc/unix-client.js";
 import type { ParamsOf, ResultOf } from "../rpc/descriptor.js";
 import type { DaemonMethodName, DaemonMethods } from "../rpc/daemon/methods.js";
 
@@ -20,6 +21,8 @@ export interface CliContext {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Minted once per CLI invocation and sent with every daemon call, so failures can be traced in logs. */
   readonly opId: string;
+  /** Opens a connection to the daemon this invocation talks to (streams such as exec channels use it; `call` does too). */
+  readonly dial: Dial;
   /**
    * Calls a daemon method by name, typed from its descriptor; no schema is loaded (the daemon validates).
    * `opId` overrides the invocation's op id (one CLI command starting several operations needs one id each).

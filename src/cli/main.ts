@@ -1,7 +1,7 @@
 import { resolveLayout } from "../paths/paths.js";
 import { isRpcError } from "../rpc/errors.js";
 import { newOpId } from "../rpc/opid.js";
-import { callUnix } from "../rpc/unix-client.js";
+import { callOver, unixDial } from "../rpc/unix-client.js";
 import { UsageError, type CliContext, type Command, type Output } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
 import { daemonDownHint } from "./commands/system/status.js";
@@ -46,14 +46,16 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
   }
   const layout = resolveLayout(io.env);
   const opId = newOpId();
+  const dial = unixDial(layout.daemonSocket);
   const ctx: CliContext = {
     layout,
     stdout: io.stdout,
     stderr: io.stderr,
     env: io.env,
     opId,
+    dial,
     // The cast is the one place the daemon's answer meets its type: the daemon validated it against the method's schema.
-    call: async (method, params, timeoutMs, callOpId) => (await callUnix(layout.daemonSocket, method, params, timeoutMs === undefined ? { opId: callOpId ?? opId } : { opId: callOpId ?? opId, timeoutMs })) as never,
+    call: async (method, params, timeoutMs, callOpId) => (await callOver(dial, method, params, timeoutMs === undefined ? { opId: callOpId ?? opId } : { opId: callOpId ?? opId, timeoutMs })) as never,
   };
   try {
     return await found.command.run(found.rest, ctx);

@@ -19,6 +19,7 @@ void test("ctx.call takes method names typed from the descriptors and sends the 
     stderr: { write: () => undefined },
     env: {},
     opId: "op-s2types0001",
+    dial: { label: "no daemon in this test", open: () => { throw new Error("no daemon in this test"); } },
     call: (method, params) => {
       sent.push({ method, params });
       return Promise.resolve({ vms: [] } as never);

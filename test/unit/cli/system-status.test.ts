@@ -18,6 +18,7 @@ function downCtx(env: Record<string, string>): { ctx: CliContext; out: () => str
     stderr: { write: () => undefined },
     env,
     opId: "op-status00001",
+    dial: { label: "no daemon in this test", open: () => { throw new Error("no daemon in this test"); } },
     call: () => Promise.reject(new RpcError("unavailable", "nothing is listening on /x/bangerd.sock; is it running? (ENOENT)")),
   };
   return { ctx, out: () => out };

@@ -39,6 +39,7 @@ function harness(t: { after: (fn: () => void) => void }): { run: (cmd: Command, 
     stderr: { write: () => undefined },
     env: {},
     opId: "op-bgtimgcli01",
+    dial: { label: "no daemon in this test", open: () => { throw new Error("no daemon in this test"); } },
     call: async (method, params, _t, opId) => {
       const outcome = await dispatcher.dispatch(JSON.stringify({ version: PROTOCOL_VERSION, method, params, op_id: opId ?? "op-bgtimgcli01" }), { pid: 1, uid: 1000, gid: 1000 });
       if (!outcome.response.ok) throw new RpcError(outcome.response.error.code, outcome.response.error.message);

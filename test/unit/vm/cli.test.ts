@@ -64,6 +64,7 @@ function cli(h: Harness, opts: { tty?: boolean; builds?: string[]; lostRace?: bo
     stderr: { write: (s: string) => { state.err += s; }, isTTY: opts.tty === true },
     env: {},
     opId: `op-cli${Math.random().toString(36).slice(2, 12)}`,
+    dial: { label: "no daemon in this test", open: () => { throw new Error("no daemon in this test"); } },
     call: async (method, params, _timeoutMs, opId) => {
       const id = opId ?? ctx.opId;
       state.opIds.push(id);
