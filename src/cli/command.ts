@@ -1,3 +1,4 @@
+import type { RemoteContext } from "../config/contexts.js";
 import type { Layout } from "../paths/paths.js";
 import type { Dial } from "../rpc/unix-client.js";
 import type { ParamsOf, ResultOf } from "../rpc/descriptor.js";
@@ -23,6 +24,8 @@ export interface CliContext {
   readonly opId: string;
   /** Opens a connection to the daemon this invocation talks to (streams such as exec channels use it; `call` does too). */
   readonly dial: Dial;
+  /** The remote host this invocation talks to through a context (absent: the local daemon, context "default"). */
+  readonly remote?: RemoteContext;
   /**
    * Calls a daemon method by name, typed from its descriptor; no schema is loaded (the daemon validates).
    * `opId` overrides the invocation's op id (one CLI command starting several operations needs one id each).
@@ -36,6 +39,10 @@ export interface Command {
   readonly aliases?: readonly (readonly string[])[];
   readonly summary: string;
   readonly usage: string;
+  /** Plumbing (`system dial-stdio`): runs, but is not listed in help. */
+  readonly hidden?: boolean;
+  /** Acts on this host whatever the context (`context ...`, `version`, installs): --context is refused, a chosen one ignored. */
+  readonly local?: boolean;
   run(args: readonly string[], ctx: CliContext): Promise<number>;
 }
 

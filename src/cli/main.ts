@@ -1,7 +1,9 @@
+import { resolveContext } from "../config/context-dial.js";
 import { resolveLayout } from "../paths/paths.js";
 import { isRpcError } from "../rpc/errors.js";
 import { newOpId } from "../rpc/opid.js";
-import { callOver, unixDial } from "../rpc/unix-client.js";
+import { callOver, unixDial, type Dial } from "../rpc/unix-client.js";
+import type { RemoteContext } from "../config/contexts.js";
 import { UsageError, type CliContext, type Command, type Output } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
 import { daemonDownHint } from "./commands/system/status.js";
@@ -25,12 +27,46 @@ function findCommand(args: readonly string[]): { command: Command; rest: readonl
 }
 
 function help(prefix: readonly string[]): string {
-  const rows = COMMANDS.filter((c) => prefix.every((w, i) => c.path[i] === w)).map((c) => `  ${c.usage.padEnd(58)} ${c.summary}`);
-  return `usage: banger <command> [flags]\n\ncommands:\n${rows.join("\n")}\n`;
+  const rows = COMMANDS.filter((c) => c.hidden !== true && prefix.every((w, i) => c.path[i] === w)).map((c) => `  ${c.usage.padEnd(58)} ${c.summary}`);
+  return `usage: banger [--context NAME] <command> [flags]\n\n  --context NAME  talk to the daemon of context NAME (banger context ls); default: BANGER_CONTEXT, else the current one\n\ncommands:\n${rows.join("\n")}\n`;
+}
+
+/** Leading global flags (before the command words): `--context NAME` or `--context=NAME`. */
+export function splitGlobalFlags(args: readonly string[]): { context: string | undefined; rest: readonly string[] } {
+  let context: string | undefined;
+  let i = 0;
+  while (i < args.length) {
+    const a = args[i] ?? "";
+    if (a === "--context") {
+      const v = args[i + 1];
+      if (v === undefined || v.startsWith("-")) throw new UsageError("--context needs a context name (banger context ls lists them)");
+      context = v;
+      i += 2;
+    } else if (a.startsWith("--context=")) {
+      context = a.slice("--context=".length);
+      if (context === "") throw new UsageError("--context needs a context name (banger context ls lists them)");
+      i += 1;
+    } else break;
+  }
+  return { context, rest: args.slice(i) };
+}
+
+/** The subcommand's own words up to `--` (what follows belongs to a guest command). */
+function ownWords(rest: readonly string[]): readonly string[] {
+  const dd = rest.indexOf("--");
+  return dd === -1 ? rest : rest.slice(0, dd);
 }
 
 /** Runs one CLI invocation; returns the exit code (0 ok, 1 failure, 2 usage). */
-export async function runCli(args: readonly string[], io: CliIo): Promise<number> {
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let global;
+  try {
+    global = splitGlobalFlags(argv);
+  } catch (e) {
+    io.stderr.write(`error: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const args = global.rest;
   if (args.length === 0 || args[0] === "help" || args[0] === "--help" || args[0] === "-h") {
     io.stdout.write(help([]));
     return args.length === 0 ? 2 : 0;
@@ -44,9 +80,27 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
     io.stdout.write(`usage: ${found.command.usage}\n\n${found.command.summary}\n`);
     return 0;
   }
+  if (ownWords(found.rest).some((a) => a === "--context" || a.startsWith("--context="))) {
+    io.stderr.write(`error: --context goes before the command: banger --context NAME ${found.command.path.join(" ")} ...\n`);
+    return 2;
+  }
+  if (found.command.local === true && global.context !== undefined) {
+    io.stderr.write(`error: banger ${found.command.path.join(" ")} acts on this host only; drop --context (to run it on another host: ssh HOST banger ${found.command.path.join(" ")})\n`);
+    return 2;
+  }
   const layout = resolveLayout(io.env);
   const opId = newOpId();
-  const dial = unixDial(layout.daemonSocket);
+  let dial: Dial;
+  let remote: RemoteContext | undefined;
+  if (found.command.local === true) dial = unixDial(layout.daemonSocket);
+  else {
+    try {
+      ({ dial, remote } = resolveContext(global.context, layout, io.env));
+    } catch (e) {
+      io.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+      return 1;
+    }
+  }
   const ctx: CliContext = {
     layout,
     stdout: io.stdout,
@@ -54,6 +108,7 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
     env: io.env,
     opId,
     dial,
+    ...(remote !== undefined ? { remote } : {}),
     // The cast is the one place the daemon's answer meets its type: the daemon validated it against the method's schema.
     call: async (method, params, timeoutMs, callOpId) => (await callOver(dial, method, params, timeoutMs === undefined ? { opId: callOpId ?? opId } : { opId: callOpId ?? opId, timeoutMs })) as never,
   };
@@ -67,7 +122,7 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
     }
     if (isRpcError(e)) {
       // A daemon that is not there: say what starts it on this host, not just that it is missing.
-      const hint = e.code === "unavailable" && e.message.includes(layout.daemonSocket) ? `\n${daemonDownHint(layout.installRoot !== undefined)}` : "";
+      const hint = remote === undefined && e.code === "unavailable" && e.message.includes(layout.daemonSocket) ? `\n${daemonDownHint(layout.installRoot !== undefined)}` : "";
       io.stderr.write(`error: ${e.message} (${e.opId ?? opId})${hint}\n`);
       return 1;
     }

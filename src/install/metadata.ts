@@ -1,7 +1,9 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { writeFileAtomic } from "../system/atomic-write.js";
 import { VERSION_PATTERN } from "./layout.js";
+
+export { writeFileAtomic };
 
 const absolute = z.string().regex(/^\/[^\0\n]*$/, "must be an absolute path");
 
@@ -73,15 +75,3 @@ export function writeInstallMetadata(file: string, meta: InstallMetadata): void 
   writeFileAtomic(file, JSON.stringify(installMetadataSchema.parse(meta), null, 2) + "\n", 0o644);
 }
 
-/** Temp file beside `file`, fsync, rename over it: readers see the old or the new text, never half. */
-export function writeFileAtomic(file: string, text: string, mode: number): void {
-  const tmp = join(dirname(file), `.${process.pid}.tmp`);
-  const fd = openSync(tmp, "wx", mode);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-}

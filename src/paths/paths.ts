@@ -76,6 +76,14 @@ export function resolveLayout(env: Env = process.env, mode?: "user" | "system", 
   };
 }
 
+/**
+ * The CLI user's remote contexts (`banger context ...`): always the user's own config dir, whatever
+ * mode or install decides the daemon's paths, since contexts are how this user reaches other hosts.
+ */
+export function contextsFile(env: Env = process.env): string {
+  return nonEmpty(env["BANGER_CONTEXTS_FILE"]) ?? join(nonEmpty(env["XDG_CONFIG_HOME"]) ?? join(homeDir(env), ".config"), "banger", "contexts.json");
+}
+
 /** The install's layout when install.json is there. */
 function installedLayout(env: Env): InstallLayout | undefined {
   const layout = installLayout(installRootFromEnv(env));

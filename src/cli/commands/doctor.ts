@@ -2,6 +2,7 @@ import type { Command } from "../command.js";
 
 export const doctorCommand: Command = {
   path: ["doctor"],
+  local: true,
   summary: "check this host for what banger needs, with the fix for anything missing",
   usage: "banger doctor [--json]",
   async run(args, ctx) {

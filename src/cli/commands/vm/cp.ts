@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { UsageError, type Command } from "../../command.js";
 import { sshArgvFor } from "./common.js";
+import { vmCpPrefixThroughContext } from "./through-context.js";
 
 /** `NAME:PATH` names a VM's file; a path starting with / or . is always the host's (a host file may contain ':'). */
 const REMOTE_RE = /^([A-Za-z0-9][A-Za-z0-9._-]*):(.*)$/s;
@@ -29,8 +30,8 @@ export const vmCpCommand: Command = {
     const vmSide = from ?? to;
     if (vmSide === undefined) throw new UsageError("name the VM side as NAME:PATH");
     if (vmSide.path === "") throw new UsageError(`give a path after ${vmSide.name}:`);
-    const vm = await ctx.call("vm.get", { name: vmSide.name });
-    const ssh = await sshArgvFor(vm, { tty: false });
+    // Through a context the tar stream runs behind that host's `banger vm exec -i` (through-context.ts).
+    const ssh = ctx.remote !== undefined ? await vmCpPrefixThroughContext(ctx.remote, vmSide.name) : await sshArgvFor(await ctx.call("vm.get", { name: vmSide.name }), { tty: false });
     const { copyIn, copyOut } = await import("../../../system/tar-copy.js");
     const progress = values.quiet !== true && ctx.stderr.isTTY === true ? ctx.stderr : undefined;
     if (from !== undefined) await copyOut(ssh, from.path, dst, progress);

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { UsageError, type Command } from "../../command.js";
 import { interactiveSsh, sshArgvFor, type SshExec } from "./common.js";
+import { vmExecThroughContext } from "./through-context.js";
 
 const EXEC_OPTIONS = {
   env: { type: "string", short: "e", multiple: true },
@@ -37,15 +38,21 @@ export function makeVmExecCommand(exec: SshExec = interactiveSsh): Command {
       if (positionals.length > 1) throw new UsageError(`unexpected ${JSON.stringify(positionals[1])}; put the command after --`);
       const { parseEnvFlag, remoteExecCommand } = await import("../../../system/ssh-exec.js");
       let remote;
+      let env: [string, string][];
       try {
+        env = (values.env ?? []).map((f) => parseEnvFlag(f, ctx.env));
         remote = remoteExecCommand(command, {
-          env: (values.env ?? []).map((f) => parseEnvFlag(f, ctx.env)),
+          env,
           ...(values.workdir !== undefined ? { workdir: values.workdir } : {}),
           ...(values.user !== undefined ? { user: values.user } : {}),
           endWithConnection: values.tty !== true && values.interactive !== true,
         });
       } catch (e) {
         throw new UsageError(e instanceof Error ? e.message : String(e));
+      }
+      if (ctx.remote !== undefined) {
+        const argv = await vmExecThroughContext(ctx.remote, { name: positionals[0] ?? "", command, env, workdir: values.workdir, user: values.user, tty: values.tty === true, interactive: values.interactive === true });
+        return exec(argv, { holdStdin: values.interactive !== true });
       }
       const vm = await ctx.call("vm.get", { name: positionals[0] ?? "" });
       const argv = await sshArgvFor(vm, { command: [remote], tty: values.tty === true });

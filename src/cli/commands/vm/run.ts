@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { UsageError, type Command } from "../../command.js";
 import { CREATE_OPTIONS, createParams, createVm, interactiveSsh, quoteRemote, sshArgvFor, waitForVm, type SshExec } from "./common.js";
+import { vmSshThroughContext } from "./through-context.js";
 
 export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
   return {
@@ -18,7 +19,9 @@ export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
       try {
         const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, "create", { quiet: false });
         if (vm === undefined) return 1;
-        const argv = positionals.length > 0 ? await sshArgvFor(vm, { command: [await quoteRemote(positionals)] }) : await sshArgvFor(vm);
+        const command = positionals.length > 0 ? [await quoteRemote(positionals)] : [];
+        // Through a context the guest is reachable from its host only: that host's banger attaches.
+        const argv = ctx.remote !== undefined ? await vmSshThroughContext(ctx.remote, vm.name, command) : await sshArgvFor(vm, command.length > 0 ? { command } : {});
         code = await exec(argv);
         return code;
       } finally {

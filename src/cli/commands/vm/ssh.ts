@@ -1,5 +1,6 @@
 import { UsageError, type Command } from "../../command.js";
 import { interactiveSsh, sshArgvFor, type SshExec } from "./common.js";
+import { vmSshThroughContext } from "./through-context.js";
 
 /** Splits `NAME [-- CMD...]` without letting parseArgs eat the command's own flags. */
 export function splitNameAndCommand(args: readonly string[]): { name: string | undefined; command: string[] } {
@@ -20,6 +21,8 @@ export function makeVmSshCommand(exec: SshExec = interactiveSsh): Command {
     async run(args, ctx) {
       const { name, command } = splitNameAndCommand(args);
       if (name === undefined) throw new UsageError("give a VM name");
+      // Through a context the guest key is on that host: its banger opens the session (see through-context.ts).
+      if (ctx.remote !== undefined) return exec(await vmSshThroughContext(ctx.remote, name, command));
       const vm = await ctx.call("vm.get", { name });
       // ssh semantics: CMD is handed to the guest shell as typed (pipes, globs work).
       return exec(await sshArgvFor(vm, command.length > 0 ? { command: [command.join(" ")] } : {}));
