@@ -1,12 +1,13 @@
-import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { printJson, type Command } from "../../command.js";
+import { printJson, type CliContext, type Command } from "../../command.js";
+import { daemonPath } from "../../daemon-path.js";
+
+function absolute(ctx: CliContext, flag: string, p: string | undefined): string | undefined {
+  return p === undefined ? undefined : daemonPath(ctx, flag, p);
+}
 import { followOperation, formatMs } from "../../progress.js";
 
 /** Paths are resolved here, against the user's cwd: the daemon has its own. */
-function absolute(p: string | undefined): string | undefined {
-  return p === undefined ? undefined : resolve(p);
-}
 
 export const imageBuildCommand: Command = {
   path: ["image", "build"],
@@ -18,8 +19,8 @@ export const imageBuildCommand: Command = {
       options: { name: { type: "string" }, from: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" }, force: { type: "boolean" }, json: { type: "boolean" } },
     });
     // "busybox" and "scheme:thing" are source names for the daemon to judge; anything else is a path here.
-    const from = values.from === undefined || values.from === "busybox" || /^[a-z]+:/.test(values.from) ? values.from : resolve(values.from);
-    const ref = await ctx.call("image.build", { name: values.name, from, kernel: absolute(values.kernel), initrd: absolute(values.initrd), force: values.force }, 30_000);
+    const from = values.from === undefined || values.from === "busybox" || /^[a-z]+:/.test(values.from) ? values.from : daemonPath(ctx, "from", values.from);
+    const ref = await ctx.call("image.build", { name: values.name, from, kernel: absolute(ctx, "kernel", values.kernel), initrd: absolute(ctx, "initrd", values.initrd), force: values.force }, 30_000);
     const json = values.json === true;
     if (!json) ctx.stderr.write(`building image ${ref.image} (${ref.operation_id})\n`);
     const op = await followOperation(ctx, ref.operation_id, `image ${ref.image}`, { quiet: json });

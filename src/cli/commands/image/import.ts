@@ -1,6 +1,6 @@
-import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { printJson, UsageError, type Command } from "../../command.js";
+import { daemonPath } from "../../daemon-path.js";
 
 export const imageImportCommand: Command = {
   path: ["image", "import"],
@@ -15,8 +15,8 @@ export const imageImportCommand: Command = {
     const flavor = values.flavor;
     if (flavor !== undefined && flavor !== "systemd" && flavor !== "busybox") throw new UsageError("--flavor must be systemd or busybox");
     const img = await ctx.call("image.import", {
-      name: values.name, kernel: resolve(values.kernel), rootfs: resolve(values.rootfs),
-      initrd: values.initrd === undefined ? undefined : resolve(values.initrd), flavor, force: values.force,
+      name: values.name, kernel: daemonPath(ctx, "kernel", values.kernel), rootfs: daemonPath(ctx, "rootfs", values.rootfs),
+      initrd: values.initrd === undefined ? undefined : daemonPath(ctx, "initrd", values.initrd), flavor, force: values.force,
     }, 30 * 60_000);
     if (values.json === true) printJson(ctx.stdout, img);
     else ctx.stdout.write(`imported image ${img.name} (kernel ${img.kernel_version ?? "?"})\n`);

@@ -29,7 +29,8 @@ export const systemStatusCommand: Command = {
       if (!isRpcError(e) || (e.code !== "unavailable" && e.code !== "timeout")) throw e;
       daemonError = e.message;
     }
-    const inst = await installedStatus(ctx);
+    // Through a context the daemon is the remote host's; this host's install says nothing about it.
+    const inst = ctx.remote === undefined ? await installedStatus(ctx) : undefined;
     const mismatch = inst?.versions.mismatch === true || (info !== undefined && (info.daemon.version !== VERSION || (info.helper.version !== undefined && info.helper.version !== VERSION)));
     const healthy = info !== undefined && info.helper.reachable && !mismatch;
     if (values.json === true) {
