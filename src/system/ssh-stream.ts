@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 
 /** A child whose stdin and stdout carry a stream (the user's ssh, for a remote context). */
@@ -24,6 +23,9 @@ const STDERR_TAIL = 16 * 1024;
 export function spawnStream(argv: readonly string[]): StreamChild {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error("empty argv");
+  // Loaded on first use, not imported: every CLI start would pay for node:child_process (and dgram) otherwise.
+  if (typeof process.getBuiltinModule !== "function") throw new Error("remote contexts need Node >= 20.16");
+  const { spawn } = process.getBuiltinModule("node:child_process");
   const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], shell: false });
   let stderr = "";
   let error: Error | undefined;

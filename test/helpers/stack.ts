@@ -111,6 +111,21 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
+/** Runs argv with `stdin` written to it and returns its exit code and output (a CLI run, as a user would). */
+export function runCollecting(cmd: readonly string[], o: { env: Record<string, string>; timeoutMs: number; stdin?: string; cwd?: string }): Promise<CliResult> {
+  return new Promise((resolveCli) => {
+    const child = spawn(cmd[0] ?? "", cmd.slice(1), { env: o.env, stdio: ["pipe", "pipe", "pipe"], timeout: o.timeoutMs, ...(o.cwd !== undefined ? { cwd: o.cwd } : {}) });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => { stdout += d.toString("utf8"); });
+    child.stderr.on("data", (d: Buffer) => { stderr += d.toString("utf8"); });
+    // A CLI that exits without reading its input must not turn into an EPIPE crash of the test.
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(o.stdin ?? "");
+    child.on("close", (code) => { resolveCli({ code: code ?? -1, stdout, stderr }); });
+  });
+}
+
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const { user, netns } = opts;
   const base = mkdtempSync("/tmp/bgt-stack-");
@@ -189,17 +204,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     env,
     cli(args, o = {}) {
       const cmd = asUser(user, [process.execPath, BIN.banger, ...args], o.hostNetns === true ? undefined : netns);
-      return new Promise((resolveCli) => {
-        const child = spawn(cmd[0] ?? "", cmd.slice(1), { env, stdio: ["pipe", "pipe", "pipe"], timeout: o.timeoutMs ?? 120_000 });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d: Buffer) => { stdout += d.toString("utf8"); });
-        child.stderr.on("data", (d: Buffer) => { stderr += d.toString("utf8"); });
-        // A CLI that exits without reading its input must not turn into an EPIPE crash of the test.
-        child.stdin.on("error", () => undefined);
-        child.stdin.end(o.stdin ?? "");
-        child.on("close", (code) => { resolveCli({ code: code ?? -1, stdout, stderr }); });
-      });
+      return runCollecting(cmd, { env, timeoutMs: o.timeoutMs ?? 120_000, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) });
     },
     pids: () => ({ daemon: daemon?.exitCode === null ? daemon.pid : undefined, helper: helper?.exitCode === null ? helper.pid : undefined }),
     daemonLog: () => readFileSync(daemonLogFile, "utf8"),

@@ -3,12 +3,13 @@ import { spawn } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CleanupStack } from "../../../src/daemon/vm/steps.js";
 import { systemRunner } from "../../../src/system/runner.js";
 import { createNetNs, linkNamespaces } from "../../helpers/netns.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 import { makeKeyPair, startSshd } from "../../helpers/sshd-in-netns.js";
-import { BIN, startStack, type CliResult } from "../../helpers/stack.js";
+import { BIN, runCollecting, startStack, type CliResult } from "../../helpers/stack.js";
 import { cliOk, tinyStackConfig } from "../../helpers/tiny-stack.js";
 import { treeManifest } from "../../helpers/tree-manifest.js";
 import { ensureTestUser } from "../../helpers/users.js";
@@ -84,16 +85,7 @@ test("remote context over ssh: a second host's banger driven with --context (cre
   chownSync(clientEnv.XDG_CONFIG_HOME, clientUser.uid, clientUser.gid);
   const client = (args: readonly string[], o: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> => {
     const cmd = clientNs.exec(["setpriv", `--reuid=${clientUser.uid}`, `--regid=${clientUser.gid}`, "--clear-groups", "--", process.execPath, BIN.banger, ...args]);
-    return new Promise((resolve) => {
-      const child = spawn(cmd[0] ?? "", cmd.slice(1), { env: { ...clientEnv, ...o.env }, cwd: work, stdio: ["pipe", "pipe", "pipe"], timeout: 900_000 });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => { stdout += d.toString("utf8"); });
-      child.stderr.on("data", (d: Buffer) => { stderr += d.toString("utf8"); });
-      child.stdin.on("error", () => undefined);
-      child.stdin.end(o.stdin ?? "");
-      child.on("close", (code) => { resolve({ code: code ?? -1, stdout, stderr }); });
-    });
+    return runCollecting(cmd, { env: { ...clientEnv, ...o.env }, cwd: work, timeoutMs: 900_000, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) });
   };
   const ok = async (args: readonly string[], o: { stdin?: string } = {}): Promise<string> => {
     const r = await client(args, o);
@@ -131,6 +123,26 @@ test("remote context over ssh: a second host's banger driven with --context (cre
   assert.equal((await ok(["--context", "lab", "vm", "exec", "-i", "rcx", "--", "wc", "-c"], { stdin: "four" })).trim(), "4");
   assert.equal((await ok(["--context", "lab", "vm", "exec", "rcx", "--", "wc", "-c"], { stdin: "four" })).trim(), "0", "no -i: no stdin");
   assert.equal(await ok(["--context", "lab", "vm", "ssh", "rcx", "--", "echo", "via", "ssh"]), "via ssh\n");
+
+  // Ctrl-C on the client (the terminal signals its foreground group: CLI and ssh) ends the command in the guest on the remote host.
+  const cmd = clientNs.exec(["setpriv", `--reuid=${clientUser.uid}`, `--regid=${clientUser.gid}`, "--clear-groups", "--", process.execPath, BIN.banger, "--context", "lab", "vm", "exec", "rcx", "--", "sleep", "313"]);
+  const sleeper = spawn(cmd[0] ?? "", cmd.slice(1), { env: clientEnv, stdio: "ignore", detached: true });
+  const sleeperGone = new Promise<void>((res) => sleeper.on("close", () => { res(); }));
+  const sleeping = async (): Promise<boolean> => (await cliOk(stack, ["vm", "exec", "rcx", "--", "ps"])).split("\n").some((l) => /sleep 313/.test(l));
+  for (let i = 0; i < 100 && !(await sleeping()); i++) await sleep(200);
+  assert.ok(await sleeping(), "the remote sleep started");
+  process.kill(-(sleeper.pid ?? 0), "SIGINT");
+  await sleeperGone;
+  let still = true;
+  for (let i = 0; i < 50 && still; i++) {
+    still = await sleeping();
+    if (still) await sleep(200);
+  }
+  assert.equal(still, false, "Ctrl-C on the client ended the guest command");
+
+  // vm run: create, then attach through the remote host's banger; --rm deletes it there.
+  assert.equal(await ok(["--context", "lab", "vm", "run", "--rm", "--image", "tiny", "--name", "rcrun", "--", "echo", "ran there"]), "ran there\n");
+  assert.doesNotMatch(await cliOk(stack, ["vm", "list"]), /rcrun/);
 
   // cp both ways: a tree with a symlink, modes and mtimes, and a file renamed on the way in.
   const src = join(work, "tree");
