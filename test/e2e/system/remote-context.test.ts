@@ -166,6 +166,10 @@ test("remote context over ssh: a second host's banger driven with --context (cre
   await ok(["--context", "lab", "vm", "rm", "--force", "rcx"]);
   assert.doesNotMatch(await cliOk(stack, ["vm", "list"]), /rcx/);
   assert.doesNotMatch(await ok(["vm", "list"]), /rcx/);
+  // No relay outlives its connection on the remote host (each call's dial-stdio ends with its ssh session).
+  const relays = async (): Promise<string> => (await systemRunner.run(["pgrep", "-u", String(remoteUser.uid), "-f", "system dial-stdio"], { okExitCodes: [1] })).stdout.toString().trim();
+  for (let i = 0; i < 50 && (await relays()) !== ""; i++) await sleep(100);
+  assert.equal(await relays(), "", "no dial-stdio left on the remote host");
   // No ssh client outlives its command on the client "host".
   assert.equal((await systemRunner.run(["ip", "netns", "pids", clientNs.name])).stdout.toString().trim(), "");
   assert.ok(readFileSync(join(clientEnv.XDG_CONFIG_HOME, "banger", "contexts.json"), "utf8").includes("\"current\": \"lab\""));
