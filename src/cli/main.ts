@@ -3,7 +3,7 @@ import { resolveLayout } from "../paths/paths.js";
 import { isRpcError } from "../rpc/errors.js";
 import { newOpId } from "../rpc/opid.js";
 import { callOver, unixDial, type Dial } from "../rpc/unix-client.js";
-import type { RemoteContext } from "../config/contexts.js";
+import { DEFAULT_CONTEXT, type RemoteContext } from "../config/contexts.js";
 import { UsageError, type CliContext, type Command, type Output } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
 import { daemonDownHint } from "./commands/system/status.js";
@@ -84,7 +84,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.stderr.write(`error: --context goes before the command: banger --context NAME ${found.command.path.join(" ")} ...\n`);
     return 2;
   }
-  if (found.command.local === true && global.context !== undefined) {
+  if (found.command.local === true && global.context !== undefined && global.context !== DEFAULT_CONTEXT) {
     io.stderr.write(`error: banger ${found.command.path.join(" ")} acts on this host only; drop --context (to run it on another host: ssh HOST banger ${found.command.path.join(" ")})\n`);
     return 2;
   }

@@ -81,7 +81,8 @@ function tail(stderr: string): string {
 export function explainEarlyExit(exit: StreamExit, host: string): string {
   if (exit.error !== undefined) return `could not run ssh: ${exit.error.message}; install the OpenSSH client`;
   const err = tail(exit.stderr);
-  if (exit.code === 127 || /command not found|banger: not found|No such file or directory/.test(err)) {
+  // 127 is the remote shell's "no such command"; ssh's own failures are 255 whatever they print.
+  if (exit.code === 127 || (exit.code !== 255 && /command not found|banger: not found/.test(err))) {
     return `banger is not installed on ${host} (or not on the PATH of its non-interactive ssh sessions); install banger there (sudo banger system install), then check with: ssh ${host} banger version`;
   }
   if (exit.code === 255) return `ssh to ${host} failed${err !== "" ? `: ${err}` : ""}; check that \`ssh ${host}\` logs in without a prompt (keys or agent; contexts never ask for a password)`;
