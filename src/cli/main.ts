@@ -97,7 +97,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     try {
       ({ dial, remote } = resolveContext(global.context, layout, io.env));
     } catch (e) {
-      io.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+      io.stderr.write(`error: ${e instanceof Error ? e.message : String(e)} (${opId})\n`);
       return 1;
     }
   }
