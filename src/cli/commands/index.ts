@@ -1,4 +1,6 @@
 import type { Command } from "../command.js";
+import { makeCompleteCommand } from "./complete.js";
+import { completionCommand } from "./completion.js";
 import { doctorCommand } from "./doctor.js";
 import { IMAGE_COMMANDS } from "./image/index.js";
 import { SNAPSHOT_COMMANDS } from "./snapshot/index.js";
@@ -8,4 +10,7 @@ import { versionCommand } from "./version.js";
 import { VM_COMMANDS } from "./vm/index.js";
 
 /** Every CLI subcommand, one file each. */
-export const COMMANDS: readonly Command[] = [versionCommand, doctorCommand, systemStatusCommand, systemInstallCommand, systemRestartCommand, systemUninstallCommand, updateCommand, ...VM_COMMANDS, ...IMAGE_COMMANDS, ...SNAPSHOT_COMMANDS];
+export const COMMANDS: readonly Command[] = [
+  versionCommand, doctorCommand, systemStatusCommand, systemInstallCommand, systemRestartCommand, systemUninstallCommand, updateCommand,
+  ...VM_COMMANDS, ...IMAGE_COMMANDS, ...SNAPSHOT_COMMANDS, completionCommand, makeCompleteCommand(() => COMMANDS),
+];

@@ -1,24 +1,35 @@
-import { parseArgs } from "node:util";
-import { UsageError, type Command } from "../../command.js";
+import { printJson, UsageError, type Command } from "../../command.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
 import { CREATE_OPTIONS, createParams, createVm, interactiveSsh, quoteRemote, sshArgvFor, waitForVm, type SshExec } from "./common.js";
+
+const { "no-wait": _noWait, json: _json, ...SIZE_AND_NAME } = CREATE_OPTIONS;
+const RUN_FLAGS = {
+  ...SIZE_AND_NAME,
+  rm: { type: "boolean", description: "delete the VM when the shell or CMD exits" },
+  json: { type: "boolean", description: "print the VM as JSON on stdout once it is ready (progress not shown), then attach as usual" },
+} as const satisfies FlagTable;
 
 export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
   return {
     path: ["vm", "run"],
-    summary: "create a VM, wait until ssh-ready, then open a shell or run CMD in it (--rm deletes it afterwards); -p publishes a guest port on the host, on 127.0.0.1 unless HOST_IP is given",
-    usage: "banger vm run [--name N] [--image I] [--vcpus N] [--memory MIB] [--disk GIB] [-p [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp]]... [--cold] [--rm] [-- CMD...]",
+    summary: "create a VM, wait until ssh-ready, then open a shell or run CMD in it (--rm deletes it afterwards)",
+    usage: "banger vm run [--name NAME] [--image IMAGE] [--vcpus N] [--memory MIB] [--disk GIB] [-p [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp]]... [--cold] [--rm] [--json] [-- CMD...]",
+    description: "CMD (after --) runs through the guest's shell with the terminal attached; banger exits with its exit code. Without CMD an interactive shell opens. Sizes not given come from the config file's [defaults].",
+    flags: RUN_FLAGS,
+    examples: ["banger vm run", "banger vm run --rm -- uname -a", "banger vm run --name web -p 8080:80 --memory 2048"],
     async run(args, ctx) {
-      const { values, positionals } = parseArgs({ args: [...args], options: { ...CREATE_OPTIONS, rm: { type: "boolean" } }, strict: true, allowPositionals: true });
-      if (values["no-wait"] === true || values.json === true) throw new UsageError("vm run always waits and attaches; use vm create for --no-wait or --json");
-      const dashdash = args.indexOf("--");
-      if (positionals.length > 0 && (dashdash === -1 || args.indexOf(positionals[0] ?? "") < dashdash)) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; put the command after --`);
-      const ref = await createVm(ctx, createParams(values), { quiet: false });
-      ctx.stderr.write(`creating ${ref.vm.name} (${ref.operation_id})\n`);
+      const { values, positionals, rest } = parseFlags(RUN_FLAGS, args);
+      if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; put the command after --, as in: banger vm run -- ${positionals.join(" ")}`);
+      const json = values.json === true;
+      const ref = await createVm(ctx, createParams(values), { quiet: json });
+      if (!json) ctx.stderr.write(`creating ${ref.vm.name} (${ref.operation_id})\n`);
       let code = 1;
       try {
-        const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, "create", { quiet: false });
+        const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, "create", { quiet: json });
         if (vm === undefined) return 1;
-        const argv = positionals.length > 0 ? await sshArgvFor(vm, { command: [await quoteRemote(positionals)] }) : await sshArgvFor(vm);
+        if (json) printJson(ctx.stdout, vm);
+        const command = rest ?? [];
+        const argv = command.length > 0 ? await sshArgvFor(vm, { command: [await quoteRemote(command)] }) : await sshArgvFor(vm);
         code = await exec(argv);
         return code;
       } finally {
