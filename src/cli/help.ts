@@ -69,7 +69,7 @@ export async function defaultsFor(cmd: Command): Promise<ReadonlyMap<ConfigDefau
 
 /** The usage line wrapped after "usage: ", continuation lines under the command's first flag. */
 export function usageText(cmd: Command, width: number): string {
-  return wrap(cmd.usage, width, Math.min(7 + cmd.usage.indexOf(" [") + 1, 30), 7);
+  return wrap(cmd.usage, width, Math.min(7 + cmd.usage.indexOf(" [") + 1, 30, Math.floor(width / 3)), 7);
 }
 
 export function commandHelp(cmd: Command, width: number, defaults: ReadonlyMap<ConfigDefaultKey, unknown>): string {
