@@ -2,9 +2,10 @@ import { printJson, UsageError, type Command } from "../../command.js";
 import { parseFlags, type FlagTable } from "../../flags.js";
 import { CREATE_OPTIONS, createParams, createVm, interactiveSsh, quoteRemote, sshArgvFor, waitForVm, type SshExec } from "./common.js";
 
-const { "no-wait": _noWait, json: _json, ...SIZE_AND_NAME } = CREATE_OPTIONS;
+// vm create's flags but --no-wait: run always waits, then attaches.
+const { name, image, vcpus, memory, disk, cold, publish } = CREATE_OPTIONS;
 const RUN_FLAGS = {
-  ...SIZE_AND_NAME,
+  name, image, vcpus, memory, disk, cold, publish,
   rm: { type: "boolean", description: "delete the VM when the shell or CMD exits" },
   json: { type: "boolean", description: "print the VM as JSON on stdout once it is ready (progress not shown), then attach as usual" },
 } as const satisfies FlagTable;
