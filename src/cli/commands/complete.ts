@@ -55,7 +55,14 @@ export async function completions(commands: readonly Command[], words: readonly 
   // After --, the words are the guest command's.
   if (args.includes("--")) return [];
   const flags: FlagTable = { ...found.command.flags, help: HELP_FLAG };
-  const prev = flagFor(flags, args.at(-1) ?? "");
+  // --image=de: zsh and fish hand it whole; bash splits it into --image, =, de.
+  const eq = current.startsWith("--") ? current.indexOf("=") : -1;
+  if (eq !== -1) {
+    const spec = flagFor(flags, current.slice(0, eq));
+    const prefix = current.slice(0, eq + 1);
+    return spec?.complete !== undefined ? (await names(ctx, spec.complete)).map((n) => prefix + n).filter((c) => c.startsWith(current)).sort() : [];
+  }
+  const prev = flagFor(flags, (args.at(-1) === "=" ? args.at(-2) : args.at(-1)) ?? "");
   if (prev?.type === "string") return prev.complete !== undefined ? keep(await names(ctx, prev.complete)) : [];
   if (current.startsWith("-")) return keep(Object.keys(flags).map((f) => `--${f}`));
   if (found.command.completes === undefined) return [];

@@ -33,6 +33,8 @@ void test("completion offers command words, a command's flags, and names where t
   assert.deepEqual(await completions(COMMANDS, ["vm", "create"], "--m", ctx), ["--memory"]);
   assert.deepEqual(await completions(COMMANDS, ["vm", "create", "--image"], "", ctx), ["default"]);
   assert.deepEqual(await completions(COMMANDS, ["vm", "create", "--name"], "", ctx), [], "a free-form value completes nothing");
+  assert.deepEqual(await completions(COMMANDS, ["vm", "create"], "--image=d", ctx), ["--image=default"]);
+  assert.deepEqual(await completions(COMMANDS, ["vm", "create", "--image", "="], "d", ctx), ["default"], "bash splits at =");
   assert.deepEqual(await completions(COMMANDS, ["vm", "ssh"], "w", ctx), ["web", "worker"]);
   assert.deepEqual(await completions(COMMANDS, ["vm", "restore"], "", ctx), ["web-1"]);
   assert.deepEqual(await completions(COMMANDS, ["image", "rm"], "", ctx), ["default"]);
