@@ -51,6 +51,8 @@ void test("a guest command without -- is told where -- goes", async () => {
   const exec = await cli(["vm", "exec", "box", "ls", "-la"]);
   assert.equal(exec.code, 2);
   assert.match(exec.err, /^error: give the command after --, as in: banger vm exec box -- ls -la\n/);
+  assert.match((await cli(["vm", "exec", "-it", "-w", "/srv", "box", "top", "-b"])).err, /as in: banger vm exec -it -w \/srv box -- top -b\n/);
+  assert.match((await cli(["vm", "exec", "-t"])).err, /as in: banger vm exec -t NAME -- CMD\n/);
   assert.match((await cli(["vm", "run", "uname", "-a"])).err, /^error: unknown flag -a/);
   assert.match((await cli(["vm", "run", "uname"])).err, /^error: unexpected argument "uname"; put the command after --, as in: banger vm run -- uname\n/);
   assert.match((await cli(["vm", "ssh", "box", "uptime"])).err, /put the command after --, as in: banger vm ssh box -- uptime/);

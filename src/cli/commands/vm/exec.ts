@@ -10,6 +10,21 @@ const EXEC_OPTIONS = {
   interactive: { type: "boolean", short: "i", description: "pass stdin to the command (without -i it reads nothing)" },
 } as const satisfies FlagTable;
 
+/** `vm exec -w /srv box ls -la` as it should have been typed: flags and NAME, then --, then the rest. */
+function withDashDash(args: readonly string[]): string {
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i] ?? "";
+    if (!a.startsWith("-")) break;
+    const spec = a.startsWith("--") ? EXEC_OPTIONS[a.slice(2) as keyof typeof EXEC_OPTIONS] : Object.values(EXEC_OPTIONS).find((f) => a === `-${f.short}`);
+    // A string flag's value is the next word, not the VM name.
+    if (spec?.type === "string" && !a.includes("=")) i++;
+  }
+  const head = args.slice(0, i + 1);
+  const cmd = args.slice(i + 1);
+  return `banger vm exec ${head.length > i ? head.join(" ") : [...head, "NAME"].join(" ")} -- ${cmd.length > 0 ? cmd.join(" ") : "CMD"}`;
+}
+
 export function makeVmExecCommand(exec: SshExec = interactiveSsh): Command {
   return {
     path: ["vm", "exec"],
@@ -20,10 +35,7 @@ export function makeVmExecCommand(exec: SshExec = interactiveSsh): Command {
     examples: ["banger vm exec web -- uname -a", "banger vm exec -it web -- top", "banger vm exec -w /srv -e MODE=dev web -- make test"],
     completes: "vm",
     async run(args, ctx) {
-      if (!args.includes("--")) {
-        const name = args.find((a) => !a.startsWith("-")) ?? "NAME";
-        throw new UsageError(`give the command after --, as in: banger vm exec ${name} -- ${args.filter((a) => a !== name).join(" ") || "CMD"}`);
-      }
+      if (!args.includes("--")) throw new UsageError(`give the command after --, as in: ${withDashDash(args)}`);
       const { values, positionals, rest } = parseFlags(EXEC_OPTIONS, args);
       const command = rest ?? [];
       if (command.length === 0) throw new UsageError("give the command after --");
