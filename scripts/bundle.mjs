@@ -8,7 +8,8 @@ import { chmodSync } from "node:fs";
 // `banger doctor`'s body (zod, the config loader, child_process) and `banger system
 // install|restart|uninstall`'s (zod, koffi, the code copy) ship as their own files that only those
 // commands load: parsing them inside banger.cjs cost every other command ~4 ms of start-up.
-const APART = [[/\/doctor-run\.js$/, "./banger-doctor.cjs"], [/\/admin-run\.js$/, "./banger-system.cjs"]];
+// Help's config defaults (the zod config schema) likewise, as banger-help.cjs.
+const APART = [[/\/doctor-run\.js$/, "./banger-doctor.cjs"], [/\/admin-run\.js$/, "./banger-system.cjs"], [/\/help-defaults\.js$/, "./banger-help.cjs"]];
 const doctorApart = {
   name: "commands-apart",
   setup(b) {
@@ -16,7 +17,7 @@ const doctorApart = {
   },
 };
 
-for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", [doctorApart]], ["banger-doctor", "src/cli/commands/doctor-run.ts", []], ["banger-system", "src/cli/commands/system/admin-run.ts", []], ["bangerd", "src/bin/bangerd.ts", []], ["bangerd-root", "src/bin/bangerd-root.ts", []]]) {
+for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", [doctorApart]], ["banger-doctor", "src/cli/commands/doctor-run.ts", []], ["banger-system", "src/cli/commands/system/admin-run.ts", []], ["banger-help", "src/cli/help-defaults.ts", []], ["bangerd", "src/bin/bangerd.ts", []], ["bangerd-root", "src/bin/bangerd-root.ts", []]]) {
   const outfile = `dist/bin/${name}.cjs`;
   await build({
     entryPoints: [entry],

@@ -3,6 +3,7 @@ import type { Layout } from "../paths/paths.js";
 import type { Dial } from "../rpc/unix-client.js";
 import type { ParamsOf, ResultOf } from "../rpc/descriptor.js";
 import type { DaemonMethodName, DaemonMethods } from "../rpc/daemon/methods.js";
+import type { FlagTable, NameKind } from "./flags.js";
 
 /** A wrong flag or argument: printed with the command's usage, exit code 2. */
 export class UsageError extends Error {
@@ -12,6 +13,8 @@ export class UsageError extends Error {
 export interface Output {
   write(text: string): unknown;
   readonly isTTY?: boolean;
+  /** The terminal's width, when it is one: help wraps to it. */
+  readonly columns?: number | undefined;
 }
 
 /** What a subcommand gets: streams, paths, the op id minted for this invocation, and a daemon caller. */
@@ -37,12 +40,20 @@ export interface Command {
   /** Words that select the command, e.g. ["vm", "run"]. */
   readonly path: readonly string[];
   readonly aliases?: readonly (readonly string[])[];
+  /** One line for group listings; help prints it wrapped. */
   readonly summary: string;
   readonly usage: string;
-  /** Plumbing (`system dial-stdio`): runs, but is not listed in help. */
-  readonly hidden?: boolean;
   /** Acts on this host whatever the context (`context ...`, `version`, installs): --context is refused, a chosen one ignored. */
   readonly local?: boolean;
+  /** More prose for `--help`, after the summary. */
+  readonly description?: string;
+  /** The flags the command parses (src/cli/flags.ts); help and completion read them from here. */
+  readonly flags?: FlagTable;
+  readonly examples?: readonly string[];
+  /** What the command's arguments name, so completion can offer them from the daemon. */
+  readonly completes?: NameKind;
+  /** Plumbing (`system dial-stdio`, the completion scripts' helper): runs, but is left out of help and completion. */
+  readonly hidden?: boolean;
   run(args: readonly string[], ctx: CliContext): Promise<number>;
 }
 

@@ -7,6 +7,8 @@ import { DEFAULT_CONTEXT, type RemoteContext } from "../config/contexts.js";
 import { UsageError, type CliContext, type Command, type Output } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
 import { daemonDownHint } from "./commands/system/status.js";
+import { nearest } from "./flags.js";
+import { commandHelp, defaultsFor, groupHelp, helpWidth, isGroup, usageText } from "./help.js";
 
 export interface CliIo {
   readonly stdout: Output;
@@ -26,9 +28,28 @@ function findCommand(args: readonly string[]): { command: Command; rest: readonl
   return best;
 }
 
-function help(prefix: readonly string[]): string {
-  const rows = COMMANDS.filter((c) => c.hidden !== true && prefix.every((w, i) => c.path[i] === w)).map((c) => `  ${c.usage.padEnd(58)} ${c.summary}`);
-  return `usage: banger [--context NAME] <command> [flags]\n\n  --context NAME  talk to the daemon of context NAME (banger context ls); default: BANGER_CONTEXT, else the current one\n\ncommands:\n${rows.join("\n")}\n`;
+function commandsUnder(prefix: readonly string[]): string[] {
+  const words = new Set<string>();
+  for (const c of COMMANDS) {
+    if (c.hidden === true) continue;
+    for (const path of [c.path, ...(c.aliases ?? [])]) if (path.length > prefix.length && prefix.every((w, i) => path[i] === w)) words.add(path[prefix.length] ?? "");
+  }
+  return [...words];
+}
+
+/** The arguments before `--`: only there is -h a request for help (after it, it is the guest command's). */
+function beforeDashDash(args: readonly string[]): readonly string[] {
+  const dd = args.indexOf("--");
+  return dd === -1 ? args : args.slice(0, dd);
+}
+
+/** `banger help [WORDS...]`, `banger WORDS --help`: a command's or a group's help; undefined when WORDS name neither. */
+async function helpFor(words: readonly string[], io: CliIo): Promise<string | undefined> {
+  const width = helpWidth(io.stdout.columns);
+  if (isGroup(words)) return groupHelp(words, COMMANDS, width);
+  const found = findCommand(words);
+  if (found === undefined || found.rest.length > 0 || found.command.hidden === true) return undefined;
+  return commandHelp(found.command, width, await defaultsFor(found.command));
 }
 
 /** Leading global flags (before the command words): `--context NAME` or `--context=NAME`. */
@@ -51,10 +72,15 @@ export function splitGlobalFlags(args: readonly string[]): { context: string | u
   return { context, rest: args.slice(i) };
 }
 
-/** The subcommand's own words up to `--` (what follows belongs to a guest command). */
-function ownWords(rest: readonly string[]): readonly string[] {
-  const dd = rest.indexOf("--");
-  return dd === -1 ? rest : rest.slice(0, dd);
+/** An unknown command: the nearest one, and the group's commands. */
+function unknownCommand(args: readonly string[], io: CliIo): number {
+  let prefix: readonly string[] = [];
+  while (prefix.length < args.length && isGroup([...prefix, args[prefix.length] ?? ""])) prefix = args.slice(0, prefix.length + 1);
+  const word = args[prefix.length] ?? "";
+  const guess = word.startsWith("-") ? undefined : nearest(word, commandsUnder(prefix));
+  const what = [...prefix, word].join(" ");
+  io.stderr.write(`banger: unknown command ${JSON.stringify(what)}${guess !== undefined ? `; did you mean "${[...prefix, guess].join(" ")}"?` : ""}\n\n${groupHelp(prefix, COMMANDS, helpWidth(undefined))}`);
+  return 2;
 }
 
 /** Runs one CLI invocation; returns the exit code (0 ok, 1 failure, 2 usage). */
@@ -67,20 +93,34 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return 2;
   }
   const args = global.rest;
-  if (args.length === 0 || args[0] === "help" || args[0] === "--help" || args[0] === "-h") {
-    io.stdout.write(help([]));
-    return args.length === 0 ? 2 : 0;
-  }
-  const found = findCommand(args);
-  if (found === undefined) {
-    io.stderr.write(`banger: unknown command ${JSON.stringify(args.join(" "))}\n\n${help(args.slice(0, 1))}`);
+  if (args.length === 0) {
+    io.stdout.write(groupHelp([], COMMANDS, helpWidth(io.stdout.columns)));
     return 2;
   }
-  if (found.rest.includes("--help") || found.rest.includes("-h")) {
-    io.stdout.write(`usage: ${found.command.usage}\n\n${found.command.summary}\n`);
+  if (args[0] === "help" || args[0] === "--help" || args[0] === "-h") {
+    const text = await helpFor(args.slice(1), io);
+    if (text === undefined) return unknownCommand(args.slice(1), io);
+    io.stdout.write(text);
     return 0;
   }
-  if (ownWords(found.rest).some((a) => a === "--context" || a.startsWith("--context="))) {
+  const found = findCommand(args);
+  const asked = beforeDashDash(found?.rest ?? args);
+  if (asked.includes("--help") || asked.includes("-h")) {
+    const words = found !== undefined ? found.command.path : args.filter((a) => !a.startsWith("-"));
+    const text = await helpFor(words, io);
+    if (text === undefined) return unknownCommand(words, io);
+    io.stdout.write(text);
+    return 0;
+  }
+  if (found === undefined) {
+    // `banger vm`, `banger system`: a group alone lists its commands.
+    if (isGroup(args)) {
+      io.stdout.write(groupHelp(args, COMMANDS, helpWidth(io.stdout.columns)));
+      return 0;
+    }
+    return unknownCommand(args, io);
+  }
+  if (asked.some((a) => a === "--context" || a.startsWith("--context="))) {
     io.stderr.write(`error: --context goes before the command: banger --context NAME ${found.command.path.join(" ")} ...\n`);
     return 2;
   }
@@ -117,7 +157,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } catch (e) {
     // By name too: commands bundled apart (banger-system.cjs, banger-doctor.cjs) carry their own copy of the class.
     if (e instanceof UsageError || (e instanceof Error && e.name === "UsageError") || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
-      io.stderr.write(`error: ${e.message}\nusage: ${found.command.usage}\n`);
+      io.stderr.write(`error: ${e.message}\nusage: ${usageText(found.command, helpWidth(undefined))}\nsee: banger ${found.command.path.join(" ")} --help\n`);
       return 2;
     }
     if (isRpcError(e)) {

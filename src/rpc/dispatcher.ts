@@ -81,7 +81,8 @@ export class Dispatcher<Peer = unknown> {
     const reg = this.table.get(req.method);
     if (reg === undefined) return fail("unknown_method", `unknown method ${JSON.stringify(req.method)}`, opId, req.method);
     const params = reg.descriptor.params.safeParse(req.params ?? {});
-    if (!params.success) return fail("bad_params", `invalid params for ${req.method}: ${formatZodError(params.error)}`, opId, req.method);
+    // Users read this (the CLI prints it): the field, the value and the rule, not the method it went to.
+    if (!params.success) return fail("bad_params", formatParamsError(params.error, req.params ?? {}), opId, req.method);
     try {
       const result: unknown = await reg.handler(params.data, { opId, method: req.method, peer });
       if (!this.checkResults) return { response: { ok: true, result }, opId, method: req.method };
@@ -113,6 +114,29 @@ function pickMethod(raw: unknown): string | undefined {
   if (typeof raw !== "object" || raw === null) return undefined;
   const v = (raw as { method?: unknown }).method;
   return typeof v === "string" ? v.slice(0, 128) : undefined;
+}
+
+/** `invalid name "Bad Name": must be …; invalid vcpus -1: …` — each failing field with what it got. */
+export function formatParamsError(err: z.ZodError, params: unknown): string {
+  return err.issues
+    .slice(0, 5)
+    .map((i) => {
+      if (i.code === "unrecognized_keys") return `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.join(", ")}`;
+      const field = i.path.length > 0 ? i.path.join(".") : "request";
+      const got = valueAt(params, i.path);
+      const shown = typeof got === "string" ? ` ${JSON.stringify(got.length > 64 ? `${got.slice(0, 64)}…` : got)}` : typeof got === "number" || typeof got === "boolean" ? ` ${String(got)}` : "";
+      return `invalid ${field}${shown}: ${i.message}`;
+    })
+    .join("; ");
+}
+
+function valueAt(root: unknown, path: readonly (string | number)[]): unknown {
+  let v = root;
+  for (const k of path) {
+    if (typeof v !== "object" || v === null) return undefined;
+    v = (v as Record<string | number, unknown>)[k];
+  }
+  return v;
 }
 
 export function formatZodError(err: z.ZodError): string {

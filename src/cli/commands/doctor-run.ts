@@ -1,10 +1,11 @@
 import { lookup } from "node:dns/promises";
-import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../../config/load.js";
 import { storageDoctorCheck } from "../../daemon/storage/doctor.js";
 import { runChecks, type CheckResult } from "../../doctor/checks.js";
 import { resolveBinary } from "../../vmm/binaries.js";
 import { printJson, type CliContext } from "../command.js";
+import { noPositionals, parseFlags } from "../flags.js";
+import { DOCTOR_FLAGS } from "./doctor.js";
 
 /**
  * `banger doctor`'s body. doctor.ts loads it on use: it pulls zod, the config
@@ -13,7 +14,8 @@ import { printJson, type CliContext } from "../command.js";
  * so `banger vm list` does not even parse it.
  */
 export async function runDoctor(args: readonly string[], ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
+  const { values, positionals } = parseFlags(DOCTOR_FLAGS, args);
+  noPositionals(positionals, "banger doctor");
   let config;
   try {
     config = loadConfig(ctx.layout.configFile);

@@ -1,14 +1,19 @@
-import { parseArgs } from "node:util";
 import { VERSION } from "../../version.js";
 import { printJson, type Command } from "../command.js";
+import { noPositionals, parseFlags, type FlagTable } from "../flags.js";
+
+const VERSION_FLAGS = { json: { type: "boolean", description: "print {version, node, platform} as JSON" } } as const satisfies FlagTable;
 
 export const versionCommand: Command = {
   path: ["version"],
-  aliases: [["--version"]],
+  aliases: [["--version"], ["-V"]],
   summary: "print banger's version",
-  usage: "banger version [--json]",
+  usage: "banger version|--version|-V [--json]",
+  flags: VERSION_FLAGS,
+  examples: ["banger --version"],
   run(args, ctx) {
-    const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
+    const { values, positionals } = parseFlags(VERSION_FLAGS, args);
+    noPositionals(positionals, "banger version");
     const doc = { version: VERSION, node: process.versions.node, platform: `${process.platform}/${process.arch}` };
     if (values.json === true) printJson(ctx.stdout, doc);
     else ctx.stdout.write(`banger ${doc.version} (node ${doc.node}, ${doc.platform})\n`);

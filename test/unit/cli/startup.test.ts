@@ -40,6 +40,7 @@ void test("the CLI's static import graph has no zod and no heavy builtins (they 
   assert.deepEqual([...staticFiles].filter((f) => /^src\/rpc\/(daemon|priv)\/(?!methods\.ts)/.test(f) || f === "src/rpc/envelope.ts" || f === "src/rpc/dispatcher.ts"), [], "no schema module is imported at start");
   assert.deepEqual([...staticExternals].filter((m) => HEAVY_BUILTINS.includes(m)), []);
   assert.ok(dynamicTargets.has("src/cli/commands/doctor-run.ts") && dynamicTargets.has("src/system/ssh.ts"), `doctor and ssh load on use: ${[...dynamicTargets].join(" ")}`);
+  assert.ok(dynamicTargets.has("src/cli/help-defaults.ts"), "help loads the config schema (zod) on use");
 });
 
 /** A stand-in daemon answering every request with `count` VM views. */

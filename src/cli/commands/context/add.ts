@@ -1,21 +1,22 @@
-import { parseArgs } from "node:util";
 import { contextNameProblem, DEFAULT_CONTEXT, readContexts, writeContexts } from "../../../config/contexts.js";
 import { formatSshUrl, parseSshUrl } from "../../../model/ssh-url.js";
 import { contextsFile } from "../../../paths/paths.js";
 import { UsageError, type Command } from "../../command.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
 
 const ADD_OPTIONS = {
-  use: { type: "boolean", description: "make the new context the current one" },
-} as const;
+  use: { type: "boolean", description: "make the new context the current one (as banger context use NAME)" },
+} as const satisfies FlagTable;
 
 export const contextAddCommand: Command = {
   path: ["context", "add"],
   local: true,
   summary: "name another host's banger, reached over your own ssh (config, keys, agent)",
-  usage: "banger context add [--use] NAME ssh://[user@]host[:port]\n" +
-    "  --use  make it the current context (as banger context use NAME)",
+  usage: "banger context add [--use] NAME ssh://[user@]host[:port]",
+  flags: ADD_OPTIONS,
+  examples: ["banger context add build ssh://me@build.lan", "banger context add --use lab ssh://lab:2222"],
   run(args, ctx) {
-    const { values, positionals } = parseArgs({ args: [...args], options: ADD_OPTIONS, strict: true, allowPositionals: true });
+    const { values, positionals } = parseFlags(ADD_OPTIONS, args);
     const [name, urlText, extra] = positionals;
     if (name === undefined || urlText === undefined) throw new UsageError("give a NAME and an ssh://[user@]host[:port] address");
     if (extra !== undefined) throw new UsageError(`unexpected ${JSON.stringify(extra)}`);

@@ -1,8 +1,12 @@
-import { parseArgs } from "node:util";
 import { chooseContext, DEFAULT_CONTEXT, readContexts } from "../../../config/contexts.js";
 import { formatSshUrl } from "../../../model/ssh-url.js";
 import { contextsFile } from "../../../paths/paths.js";
 import { printJson, type Command } from "../../command.js";
+import { noPositionals, parseFlags, type FlagTable } from "../../flags.js";
+
+const LS_FLAGS = {
+  json: { type: "boolean", description: "print the contexts and which one is current as JSON" },
+} as const satisfies FlagTable;
 
 export const contextLsCommand: Command = {
   path: ["context", "ls"],
@@ -10,8 +14,10 @@ export const contextLsCommand: Command = {
   local: true,
   summary: "list contexts; * marks the one commands use (BANGER_CONTEXT, else banger context use)",
   usage: "banger context ls [--json]",
+  flags: LS_FLAGS,
   run(args, ctx) {
-    const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean", description: "print JSON" } }, strict: true });
+    const { values, positionals } = parseFlags(LS_FLAGS, args);
+    noPositionals(positionals, "banger context ls");
     const doc = readContexts(contextsFile(ctx.env));
     const current = chooseContext(undefined, ctx.env["BANGER_CONTEXT"], doc);
     const rows = [

@@ -1,6 +1,7 @@
 import { contextNameProblem, DEFAULT_CONTEXT, readContexts, writeContexts } from "../../../config/contexts.js";
 import { contextsFile } from "../../../paths/paths.js";
 import { UsageError, type Command } from "../../command.js";
+import { parseFlags } from "../../flags.js";
 
 export const contextRmCommand: Command = {
   path: ["context", "rm"],
@@ -8,7 +9,9 @@ export const contextRmCommand: Command = {
   local: true,
   summary: "forget contexts (the remote hosts and their VMs are not touched); the current one falls back to default",
   usage: "banger context rm NAME...",
-  run(args, ctx) {
+  flags: {},
+  run(argv, ctx) {
+    const args = parseFlags({}, argv).positionals;
     if (args.length === 0) throw new UsageError("give at least one context name");
     for (const name of args) {
       if (name === DEFAULT_CONTEXT) throw new UsageError(`"${DEFAULT_CONTEXT}" is this host's own daemon and cannot be removed`);

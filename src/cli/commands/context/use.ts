@@ -1,13 +1,16 @@
 import { DEFAULT_CONTEXT, findContext, readContexts, writeContexts } from "../../../config/contexts.js";
 import { contextsFile } from "../../../paths/paths.js";
 import { UsageError, type Command } from "../../command.js";
+import { parseFlags } from "../../flags.js";
 
 export const contextUseCommand: Command = {
   path: ["context", "use"],
   local: true,
   summary: "make NAME the context commands use from now on (default: this host's daemon)",
   usage: "banger context use NAME",
-  run(args, ctx) {
+  flags: {},
+  run(argv, ctx) {
+    const args = parseFlags({}, argv).positionals;
     if (args.length !== 1 || args[0]?.startsWith("-") === true) throw new UsageError("give one context name (banger context ls lists them)");
     const name = args[0] ?? "";
     const file = contextsFile(ctx.env);

@@ -1,23 +1,31 @@
-import { parseArgs } from "node:util";
 import { printJson, type CliContext, type Command } from "../../command.js";
 import { daemonPath } from "../../daemon-path.js";
-
-function absolute(ctx: CliContext, flag: string, p: string | undefined): string | undefined {
-  return p === undefined ? undefined : daemonPath(ctx, flag, p);
-}
+import { noPositionals, parseFlags, type FlagTable } from "../../flags.js";
 import { followOperation, formatMs } from "../../progress.js";
 
 /** Paths are resolved here, against the user's cwd: the daemon has its own. */
+function absolute(ctx: CliContext, flag: string, p: string | undefined): string | undefined {
+  return p === undefined ? undefined : daemonPath(ctx, flag, p);
+}
+
+const BUILD_FLAGS = {
+  name: { type: "string", value: "NAME", description: "the image's name (1-63 lowercase letters, digits or '-'); --from busybox defaults to tiny, a DIR or TAR needs one", defaultFrom: "defaults.image" },
+  from: { type: "string", value: "SOURCE", description: "debian:bookworm, busybox (the tiny test image), a root filesystem directory, or a tar of one", default: "debian:bookworm" },
+  kernel: { type: "string", value: "BZIMAGE", description: "boot this kernel instead of the one the source provides" },
+  initrd: { type: "string", value: "FILE", description: "an initrd to boot with --kernel" },
+  force: { type: "boolean", description: "replace an image of that name (refused while a VM uses it)" },
+  json: { type: "boolean", description: "print the image as JSON (progress not shown)" },
+} as const satisfies FlagTable;
 
 export const imageBuildCommand: Command = {
   path: ["image", "build"],
   summary: "build an image (default: Debian bookworm as 'default'; --from busybox: the tiny test image)",
-  usage: "banger image build [--name N] [--from debian:bookworm|busybox|DIR|TAR] [--kernel BZIMAGE] [--initrd FILE] [--force] [--json]",
+  usage: "banger image build [--name NAME] [--from debian:bookworm|busybox|DIR|TAR] [--kernel BZIMAGE] [--initrd FILE] [--force] [--json]",
+  flags: BUILD_FLAGS,
+  examples: ["banger image build", "banger image build --from busybox --name tiny", "banger image build --from ./rootfs.tar --name mine"],
   async run(args, ctx) {
-    const { values } = parseArgs({
-      args: [...args], strict: true,
-      options: { name: { type: "string" }, from: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" }, force: { type: "boolean" }, json: { type: "boolean" } },
-    });
+    const { values, positionals } = parseFlags(BUILD_FLAGS, args);
+    noPositionals(positionals, "banger image build");
     // "busybox" and "scheme:thing" are source names for the daemon to judge; anything else is a path here.
     const from = values.from === undefined || values.from === "busybox" || /^[a-z]+:/.test(values.from) ? values.from : daemonPath(ctx, "from", values.from);
     const ref = await ctx.call("image.build", { name: values.name, from, kernel: absolute(ctx, "kernel", values.kernel), initrd: absolute(ctx, "initrd", values.initrd), force: values.force }, 30_000);

@@ -1,6 +1,6 @@
-import { parseArgs } from "node:util";
 import type { ImageView } from "../../../rpc/daemon/image.js";
 import { printJson, type Command } from "../../command.js";
+import { LIST_FLAGS, listFlags } from "../vm/list.js";
 
 export function humanBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -21,11 +21,14 @@ export const imageListCommand: Command = {
   path: ["image", "list"],
   aliases: [["image", "ls"]],
   summary: "list images",
-  usage: "banger image list|ls [--json]",
+  usage: "banger image list|ls [--json | -q]",
+  flags: LIST_FLAGS,
+  examples: ["banger image ls", "banger image ls -q"],
   async run(args, ctx) {
-    const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
+    const { json, quiet } = listFlags(args, "banger image list");
     const { images } = await ctx.call("image.list", {});
-    if (values.json === true) printJson(ctx.stdout, images);
+    if (json) printJson(ctx.stdout, images);
+    else if (quiet) ctx.stdout.write(images.map((i) => `${i.name}\n`).join(""));
     else if (images.length === 0) ctx.stdout.write("no images; build the default one with: banger image build\n");
     else ctx.stdout.write(renderImages(images));
     return 0;

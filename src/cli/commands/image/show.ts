@@ -1,13 +1,18 @@
-import { parseArgs } from "node:util";
 import { printJson, UsageError, type Command } from "../../command.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
+
+const SHOW_FLAGS = { json: { type: "boolean", description: "print the image as JSON" } } as const satisfies FlagTable;
 import { humanBytes } from "./list.js";
 
 export const imageShowCommand: Command = {
   path: ["image", "show"],
   summary: "show one image's files and details",
   usage: "banger image show NAME [--json]",
+  flags: SHOW_FLAGS,
+  examples: ["banger image show default"],
+  completes: "image",
   async run(args, ctx) {
-    const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true, allowPositionals: true });
+    const { values, positionals } = parseFlags(SHOW_FLAGS, args);
     const [name, ...extra] = positionals;
     if (name === undefined || extra.length > 0) throw new UsageError("expected exactly one image NAME");
     const img = await ctx.call("image.get", { name });

@@ -1,6 +1,6 @@
-import { parseArgs } from "node:util";
 import type { SnapshotView } from "../../../rpc/daemon/snapshot.js";
 import { printJson, type Command } from "../../command.js";
+import { LIST_FLAGS, listFlags } from "../vm/list.js";
 import { humanBytes } from "../image/list.js";
 
 export function renderSnapshots(snaps: readonly SnapshotView[]): string {
@@ -13,11 +13,14 @@ export function renderSnapshots(snaps: readonly SnapshotView[]): string {
 export const snapshotListCommand: Command = {
   path: ["snapshot", "ls"],
   summary: "list snapshots (vm snapshot), and images' warm templates (image warm)",
-  usage: "banger snapshot ls [--json]",
+  usage: "banger snapshot ls [--json | -q]",
+  flags: LIST_FLAGS,
+  examples: ["banger snapshot ls", "banger snapshot rm $(banger snapshot ls -q)"],
   async run(args, ctx) {
-    const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
+    const { json, quiet } = listFlags(args, "banger snapshot ls");
     const { snapshots } = await ctx.call("snapshot.list", {});
-    if (values.json === true) printJson(ctx.stdout, snapshots);
+    if (json) printJson(ctx.stdout, snapshots);
+    else if (quiet) ctx.stdout.write(snapshots.map((s) => `${s.name}\n`).join(""));
     else if (snapshots.length === 0) ctx.stdout.write("no snapshots; take one with: banger vm snapshot NAME\n");
     else ctx.stdout.write(renderSnapshots(snapshots));
     return 0;

@@ -1,13 +1,18 @@
-import { parseArgs } from "node:util";
 import { printJson, UsageError, type Command } from "../../command.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
+
+const SHOW_FLAGS = { json: { type: "boolean", description: "print the snapshot as JSON" } } as const satisfies FlagTable;
 import { humanBytes } from "../image/list.js";
 
 export const snapshotShowCommand: Command = {
   path: ["snapshot", "show"],
   summary: "show one snapshot",
   usage: "banger snapshot show NAME [--json]",
+  flags: SHOW_FLAGS,
+  examples: ["banger snapshot show web-1"],
+  completes: "snapshot",
   async run(args, ctx) {
-    const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true, allowPositionals: true });
+    const { values, positionals } = parseFlags(SHOW_FLAGS, args);
     const [name, ...extra] = positionals;
     if (name === undefined || extra.length > 0) throw new UsageError("expected exactly one snapshot NAME");
     const s = await ctx.call("snapshot.get", { name });

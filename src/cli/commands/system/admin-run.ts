@@ -1,7 +1,6 @@
 import { mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { install, restartServices } from "../../../install/install.js";
 import { installLayout, installRootFromEnv, type InstallLayout } from "../../../install/layout.js";
 import { readInstallMetadata, type InstallMetadata } from "../../../install/metadata.js";
@@ -15,6 +14,8 @@ import { fetchFromRegistry, update, UpdateRolledBackError } from "../../../insta
 import { systemRunner } from "../../../system/runner.js";
 import { VERSION } from "../../../version.js";
 import { UsageError, type CliContext } from "../../command.js";
+import { noPositionals, parseFlags } from "../../flags.js";
+import { INSTALL_FLAGS, UNINSTALL_FLAGS, UPDATE_FLAGS } from "./install.js";
 
 /*
  * The bodies of `banger system install|restart|uninstall` and `banger update`, loaded on use (like doctor-run.ts) and
@@ -47,7 +48,8 @@ function packageDir(): string {
 }
 
 export async function runInstall(args: readonly string[], ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({ args: [...args], options: { owner: { type: "string" }, mode: { type: "string" } }, strict: true, allowPositionals: false });
+  const { values, positionals } = parseFlags(INSTALL_FLAGS, args);
+  noPositionals(positionals, "banger system install");
   const mode = chooseMode(values.mode, systemdBooted());
   if ("error" in mode) throw new UsageError(mode.error);
   if (!requireRoot(ctx, "system install")) return 1;
@@ -61,7 +63,7 @@ export async function runInstall(args: readonly string[], ctx: CliContext): Prom
 }
 
 export async function runRestart(args: readonly string[], ctx: CliContext): Promise<number> {
-  parseArgs({ args: [...args], options: {}, strict: true, allowPositionals: false });
+  noPositionals(parseFlags({}, args).positionals, "banger system restart");
   if (!requireRoot(ctx, "system restart")) return 1;
   const layout = layoutOf(ctx);
   const meta = installed(ctx, layout);
@@ -72,7 +74,8 @@ export async function runRestart(args: readonly string[], ctx: CliContext): Prom
 }
 
 export async function runUninstall(args: readonly string[], ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({ args: [...args], options: { purge: { type: "boolean" }, force: { type: "boolean" } }, strict: true, allowPositionals: false });
+  const { values, positionals } = parseFlags(UNINSTALL_FLAGS, args);
+  noPositionals(positionals, "banger system uninstall");
   if (!requireRoot(ctx, "system uninstall")) return 1;
   const layout = layoutOf(ctx);
   const meta = installed(ctx, layout);
@@ -83,9 +86,10 @@ export async function runUninstall(args: readonly string[], ctx: CliContext): Pr
 }
 
 export async function runUpdate(args: readonly string[], ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({ args: [...args], options: { from: { type: "string" }, version: { type: "string" }, timeout: { type: "string" } }, strict: true, allowPositionals: false });
+  const { values, positionals } = parseFlags(UPDATE_FLAGS, args);
+  noPositionals(positionals, "banger update");
   if ((values.from === undefined) === (values.version === undefined)) throw new UsageError("give exactly one of --from TARBALL (a package made by npm pack) or --version V (fetched from the npm registry)");
-  const timeoutS = values.timeout === undefined ? 30 : Number(values.timeout);
+  const timeoutS = values.timeout === undefined ? UPDATE_FLAGS.timeout.default : Number(values.timeout);
   if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new UsageError(`--timeout takes seconds (e.g. 60), not ${JSON.stringify(values.timeout)}`);
   if (!requireRoot(ctx, "update")) return 1;
   const layout = layoutOf(ctx);

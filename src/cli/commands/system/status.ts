@@ -1,8 +1,10 @@
-import { parseArgs } from "node:util";
 import type { SystemInfo } from "../../../rpc/daemon/system.js";
 import { isRpcError } from "../../../rpc/errors.js";
 import { VERSION } from "../../../version.js";
 import { printJson, type CliContext, type Command } from "../../command.js";
+import { noPositionals, parseFlags, type FlagTable } from "../../flags.js";
+
+const STATUS_FLAGS = { json: { type: "boolean", description: "print the status as JSON" } } as const satisfies FlagTable;
 import type { InstallStatus } from "./admin-run.js";
 
 /** What fixes a daemon that does not answer, for how this banger was set up. */
@@ -16,8 +18,12 @@ export const systemStatusCommand: Command = {
   path: ["system", "status"],
   summary: "show whether the daemon and root helper are up, and how banger is set up",
   usage: "banger system status [--json]",
+  description: "Exits 1 when the daemon or helper does not answer, or their versions differ from this CLI's.",
+  flags: STATUS_FLAGS,
+  examples: ["banger system status"],
   async run(args, ctx) {
-    const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
+    const { values, positionals } = parseFlags(STATUS_FLAGS, args);
+    noPositionals(positionals, "banger system status");
     let info: SystemInfo | undefined;
     let daemonError: string | undefined;
     let vms: { total: number; running: number } | undefined;

@@ -1,4 +1,3 @@
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { parsePortSpec } from "../../../model/port-spec.js";
 import { isRpcError } from "../../../rpc/errors.js";
 import type { VmView } from "../../../rpc/daemon/vm.js";
@@ -6,28 +5,29 @@ import type { ParamsOf } from "../../../rpc/descriptor.js";
 import type { DaemonMethods } from "../../../rpc/daemon/methods.js";
 import type { SshArgvOptions } from "../../../system/ssh.js";
 import { printJson, UsageError, type CliContext } from "../../command.js";
+import { parseFlags, positiveNumber, type FlagTable } from "../../flags.js";
 import { followOperation, formatMs } from "../../progress.js";
 
 type VmCreateParams = ParamsOf<DaemonMethods["vm.create"]>;
 
-/** Flags shared by `vm create` and `vm run`. */
-export const CREATE_OPTIONS = {
-  name: { type: "string" },
-  image: { type: "string" },
-  vcpus: { type: "string" },
-  memory: { type: "string" },
-  disk: { type: "string" },
-  cold: { type: "boolean" },
-  publish: { type: "string", short: "p", multiple: true },
-  "no-wait": { type: "boolean" },
-  json: { type: "boolean" },
-} as const satisfies ParseArgsConfig["options"];
+export const JSON_FLAG = { type: "boolean", description: "print the result as JSON on stdout (progress and notes are not printed)" } as const;
 
-/** A `--flag N` value as a whole number (undefined when the flag was not given). */
-export function wholeNumberFlag(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^[0-9]+$/.test(v)) throw new UsageError(`--${flag} must be a whole number, got ${JSON.stringify(v)}`);
-  return Number(v);
+/** Flags shared by `vm create` and `vm run`; sizes default to the config's [defaults]. */
+export const CREATE_OPTIONS = {
+  name: { type: "string", value: "NAME", description: "the VM's name, also its DNS name NAME.vm", default: "a generated name" },
+  image: { type: "string", value: "IMAGE", description: "the image to boot; the default one is built on first use", defaultFrom: "defaults.image", complete: "image" },
+  vcpus: { type: "string", value: "N", description: "virtual CPUs (1-32, at most this host's)", defaultFrom: "defaults.vcpus" },
+  memory: { type: "string", value: "MIB", description: "memory in MiB (128-65536)", defaultFrom: "defaults.memory_mib" },
+  disk: { type: "string", value: "GIB", description: "size of the persistent /root work disk in GiB (1-1024)", defaultFrom: "defaults.disk_gib" },
+  cold: { type: "boolean", description: "boot from scratch even when the image has a warm template (see image warm)" },
+  publish: { type: "string", short: "p", multiple: true, value: "[HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp]", description: "publish a guest port on the host; HOST_IP defaults to 127.0.0.1 (this host only)" },
+  "no-wait": { type: "boolean", description: "print the operation id and return at once instead of following the boot" },
+  json: JSON_FLAG,
+} as const satisfies FlagTable;
+
+/** A `--flag N` value as a positive whole number (undefined when the flag was not given). */
+export function wholeNumberFlag(flag: string, v: string | undefined, unit?: string): number | undefined {
+  return positiveNumber(flag, v, unit);
 }
 
 /** `-p` values as the daemon takes them; a bad one is a usage error saying what a good one looks like. */
@@ -46,8 +46,8 @@ export function createParams(values: { name?: string | undefined; image?: string
   if (values.name !== undefined) p.name = values.name;
   if (values.image !== undefined) p.image = values.image;
   const vcpus = wholeNumberFlag("vcpus", values.vcpus);
-  const memory = wholeNumberFlag("memory", values.memory);
-  const disk = wholeNumberFlag("disk", values.disk);
+  const memory = wholeNumberFlag("memory", values.memory, "MiB");
+  const disk = wholeNumberFlag("disk", values.disk, "GiB");
   if (vcpus !== undefined) p.vcpus = vcpus;
   if (memory !== undefined) p.memory_mib = memory;
   if (disk !== undefined) p.disk_gib = disk;
@@ -166,22 +166,38 @@ export async function createVm(ctx: CliContext, params: VmCreateParams, opts: { 
   }
 }
 
+/** The flags of `banger vm VERB NAME...` commands without --force. */
+export const NAMES_FLAGS = { json: JSON_FLAG } as const satisfies FlagTable;
+
+/** What one name's action printed: a line for people, a value for --json. */
+export interface NameResult {
+  readonly line: string;
+  readonly value: unknown;
+}
+
 /**
  * `banger vm VERB NAME...`: `act` runs for every name, even when an earlier one fails; the exit
- * code reports any failure. `--force`/`-f` is accepted only where the verb has it.
+ * code reports any failure. With --json the results print as one array (failures on stderr).
  */
-export async function forEachName(args: readonly string[], ctx: CliContext, flags: { readonly force: boolean }, act: (name: string, force: boolean, opId: string) => Promise<string>): Promise<number> {
-  const { values, positionals } = parseArgs({ args: [...args], options: flags.force ? { force: { type: "boolean", short: "f" } } : {}, strict: true, allowPositionals: true });
-  if (positionals.length === 0) throw new UsageError("give at least one VM name");
+export async function forEachName(args: readonly string[], ctx: CliContext, flags: FlagTable, act: (name: string, force: boolean, opId: string) => Promise<NameResult>): Promise<number> {
+  const parsed = parseFlags(flags, args);
+  const values: Readonly<Record<string, unknown>> = parsed.values;
+  const positionals = parsed.positionals;
+  if (positionals.length === 0) throw new UsageError("give at least one name");
+  const json = values["json"] === true;
+  const results: unknown[] = [];
   let failed = 0;
   for (const [i, name] of positionals.entries()) {
     const opId = opIdFor(ctx, i);
     try {
-      ctx.stdout.write(`${await act(name, (values as { force?: boolean }).force === true, opId)}\n`);
+      const r = await act(name, values["force"] === true, opId);
+      if (json) results.push(r.value);
+      else ctx.stdout.write(`${r.line}\n`);
     } catch (e) {
       failed++;
       ctx.stderr.write(`error: ${name}: ${e instanceof Error ? e.message : String(e)} (${opId})\n`);
     }
   }
+  if (json) printJson(ctx.stdout, results);
   return failed === 0 ? 0 : 1;
 }

@@ -1,5 +1,7 @@
-import { parseArgs } from "node:util";
 import { UsageError, type Command } from "../../command.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
+
+const CP_FLAGS = { quiet: { type: "boolean", short: "q", description: "no progress line (shown only on a terminal anyway)" } } as const satisfies FlagTable;
 import { sshArgvFor } from "./common.js";
 import { vmCpPrefixThroughContext } from "./through-context.js";
 
@@ -15,13 +17,13 @@ function remote(arg: string): { name: string; path: string } | undefined {
 export const vmCpCommand: Command = {
   path: ["vm", "cp"],
   summary: "copy files or directories between the host and a VM (modes, mtimes, symlinks kept)",
-  usage: "banger vm cp [-q] SRC DST\n" +
-    "  one side is NAME:PATH (a VM's file; relative to its user's home unless absolute), the other a host path.\n" +
-    "  DST an existing directory: SRC is copied into it; otherwise SRC is copied to DST.\n" +
-    "  - as the host side: a tar stream on stdin (extracted into the VM directory) or stdout.\n" +
-    "  -q  no progress line (shown only on a terminal anyway)",
+  usage: "banger vm cp [-q] SRC DST",
+  description: "One side is NAME:PATH (a VM's file; relative to its user's home unless absolute), the other a host path. When DST is an existing directory SRC is copied into it; otherwise SRC is copied to DST.\n\n- as the host side: a tar stream on stdin (extracted into the VM directory) or stdout.",
+  flags: CP_FLAGS,
+  examples: ["banger vm cp ./src web:/srv/app", "banger vm cp web:/var/log/syslog .", "tar c . | banger vm cp - web:/srv/app"],
+  completes: "vm",
   async run(args, ctx) {
-    const { values, positionals } = parseArgs({ args: [...args], options: { quiet: { type: "boolean", short: "q" } }, strict: true, allowPositionals: true });
+    const { values, positionals } = parseFlags(CP_FLAGS, args);
     if (positionals.length !== 2) throw new UsageError("give SRC and DST, one of them NAME:PATH");
     const [src = "", dst = ""] = positionals;
     const from = remote(src);

@@ -1,41 +1,47 @@
-import { parseArgs } from "node:util";
 import { UsageError, type Command } from "../../command.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
 import { interactiveSsh, sshArgvFor, type SshExec } from "./common.js";
 import { vmExecThroughContext } from "./through-context.js";
 
 const EXEC_OPTIONS = {
-  env: { type: "string", short: "e", multiple: true },
-  workdir: { type: "string", short: "w" },
-  user: { type: "string", short: "u" },
-  tty: { type: "boolean", short: "t" },
-  interactive: { type: "boolean", short: "i" },
-} as const;
+  env: { type: "string", short: "e", multiple: true, value: "KEY=VAL", description: "set an environment variable (-e KEY takes this shell's value)" },
+  workdir: { type: "string", short: "w", value: "DIR", description: "run in DIR (absolute)", default: "the user's home" },
+  user: { type: "string", short: "u", value: "USER", description: "run as USER (name or uid), through the guest's setpriv or su", default: "the image's ssh user" },
+  tty: { type: "boolean", short: "t", description: "allocate a TTY (Ctrl-C goes to the command through it)" },
+  interactive: { type: "boolean", short: "i", description: "pass stdin to the command (without -i it reads nothing)" },
+} as const satisfies FlagTable;
+
+/** `vm exec -w /srv box ls -la` as it should have been typed: flags and NAME, then --, then the rest. */
+function withDashDash(args: readonly string[]): string {
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i] ?? "";
+    if (!a.startsWith("-")) break;
+    const spec = a.startsWith("--") ? EXEC_OPTIONS[a.slice(2) as keyof typeof EXEC_OPTIONS] : Object.values(EXEC_OPTIONS).find((f) => a === `-${f.short}`);
+    // A string flag's value is the next word, not the VM name.
+    if (spec?.type === "string" && !a.includes("=")) i++;
+  }
+  const head = args.slice(0, i + 1);
+  const cmd = args.slice(i + 1);
+  return `banger vm exec ${head.length > i ? head.join(" ") : [...head, "NAME"].join(" ")} -- ${cmd.length > 0 ? cmd.join(" ") : "CMD"}`;
+}
 
 export function makeVmExecCommand(exec: SshExec = interactiveSsh): Command {
   return {
     path: ["vm", "exec"],
     summary: "run CMD in a VM (argv preserved) and exit with its exit code; flags as in docker exec",
-    usage: "banger vm exec [-e KEY=VAL]... [-w DIR] [-u USER] [-t] [-i] NAME -- CMD...\n" +
-      "  -e KEY=VAL  set an environment variable (-e KEY takes this shell's value); repeatable\n" +
-      "  -w DIR      run in DIR (absolute)\n" +
-      "  -u USER     run as USER (name or uid), through the guest's setpriv or su\n" +
-      "  -t          allocate a TTY (Ctrl-C goes to the command through it)\n" +
-      "  -i          pass stdin to the command (without -i it reads nothing)\n" +
-      "  Without -t, Ctrl-C ends the remote command too, except with -i alone (stdin then just closes).",
+    usage: "banger vm exec [-e KEY=VAL]... [-w DIR] [-u USER] [-t] [-i] NAME -- CMD...",
+    description: "CMD's arguments reach the guest as they are (no shell in between). Without -t, Ctrl-C ends the remote command too, except with -i alone (stdin then just closes).",
+    flags: EXEC_OPTIONS,
+    examples: ["banger vm exec web -- uname -a", "banger vm exec -it web -- top", "banger vm exec -w /srv -e MODE=dev web -- make test"],
+    completes: "vm",
     async run(args, ctx) {
-      const dd = args.indexOf("--");
-      if (dd === -1) throw new UsageError("give the command after --");
-      const command = args.slice(dd + 1);
+      if (!args.includes("--")) throw new UsageError(`give the command after --, as in: ${withDashDash(args)}`);
+      const { values, positionals, rest } = parseFlags(EXEC_OPTIONS, args);
+      const command = rest ?? [];
       if (command.length === 0) throw new UsageError("give the command after --");
-      let parsed;
-      try {
-        parsed = parseArgs({ args: args.slice(0, dd), options: EXEC_OPTIONS, strict: true, allowPositionals: true });
-      } catch (e) {
-        throw new UsageError(e instanceof Error ? e.message : String(e));
-      }
-      const { values, positionals } = parsed;
       if (positionals.length === 0) throw new UsageError("give a VM name");
-      if (positionals.length > 1) throw new UsageError(`unexpected ${JSON.stringify(positionals[1])}; put the command after --`);
+      if (positionals.length > 1) throw new UsageError(`unexpected ${JSON.stringify(positionals[1])}; put the command after --, as in: banger vm exec ${positionals[0] ?? "NAME"} -- ${positionals.slice(1).join(" ")}`);
       const { parseEnvFlag, remoteExecCommand } = await import("../../../system/ssh-exec.js");
       let remote;
       let env: [string, string][];

@@ -1,14 +1,23 @@
-import { parseArgs } from "node:util";
 import { printJson, UsageError, type Command } from "../../command.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
 import { formatMs } from "../../progress.js";
-import { opIdFor, waitForVm, wholeNumberFlag } from "./common.js";
+import { JSON_FLAG, opIdFor, waitForVm, wholeNumberFlag } from "./common.js";
+
+const FORK_FLAGS = {
+  name: { type: "string", value: "NAME", description: "the new VM's name (with --count: the prefix of NAME-1, NAME-2, ...)", default: "NAME-fork-N, the next free N" },
+  count: { type: "string", value: "K", description: "how many copies to make", default: 1 },
+  json: { ...JSON_FLAG, description: "print {snapshot, vms} as JSON (progress not shown)" },
+} as const satisfies FlagTable;
 
 export const vmForkCommand: Command = {
   path: ["vm", "fork"],
   summary: "copy a running VM: K new VMs continue from this instant, each with its own IP, MAC, name, host key and entropy",
-  usage: "banger vm fork NAME [--name N] [--count K] [--json]",
+  usage: "banger vm fork NAME [--name NAME] [--count K] [--json]",
+  flags: FORK_FLAGS,
+  examples: ["banger vm fork web", "banger vm fork web --count 3 --name worker"],
+  completes: "vm",
   async run(args, ctx) {
-    const { values, positionals } = parseArgs({ args: [...args], options: { name: { type: "string" }, count: { type: "string" }, json: { type: "boolean" } }, strict: true, allowPositionals: true });
+    const { values, positionals } = parseFlags(FORK_FLAGS, args);
     const [name, ...extra] = positionals;
     if (name === undefined || extra.length > 0) throw new UsageError("expected exactly one VM NAME");
     const count = wholeNumberFlag("count", values.count);

@@ -1,5 +1,11 @@
-import { parseArgs } from "node:util";
 import { UsageError, type Command } from "../../command.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
+
+const LOGS_FLAGS = {
+  follow: { type: "boolean", short: "f", description: "keep printing as the log grows, until the VM stops or Ctrl-C" },
+  tail: { type: "string", value: "BYTES", description: "start this many bytes before the end", default: "the whole log" },
+  json: { type: "boolean", description: "print JSON lines, one per chunk read: {name, state, offset, next_offset, size, text}" },
+} as const satisfies FlagTable;
 
 export interface LogsDeps {
   readonly sleep: (ms: number) => Promise<void>;
@@ -18,12 +24,15 @@ export function makeVmLogsCommand(deps: LogsDeps = { sleep: (ms) => new Promise(
   return {
     path: ["vm", "logs"],
     summary: "print a VM's console log; -f follows it until the VM stops",
-    usage: "banger vm logs NAME [-f] [--tail BYTES]",
+    usage: "banger vm logs NAME [-f] [--tail BYTES] [--json]",
+    flags: LOGS_FLAGS,
+    examples: ["banger vm logs web", "banger vm logs -f --tail 4096 web"],
+    completes: "vm",
     async run(args, ctx) {
-      const { values, positionals } = parseArgs({ args: [...args], options: { follow: { type: "boolean", short: "f" }, tail: { type: "string" } }, strict: true, allowPositionals: true });
+      const { values, positionals } = parseFlags(LOGS_FLAGS, args);
       if (positionals.length !== 1) throw new UsageError("give exactly one VM name");
       const name = positionals[0] ?? "";
-      if (values.tail !== undefined && !/^[1-9][0-9]*$/.test(values.tail)) throw new UsageError("--tail must be a positive number of bytes");
+      if (values.tail !== undefined && !/^[1-9][0-9]*$/.test(values.tail)) throw new UsageError(`--tail takes a whole number of bytes greater than 0, e.g. --tail 4096; got ${JSON.stringify(values.tail)}`);
       let stop = deps.stopSignal;
       let onSigint: (() => void) | undefined;
       if (stop === undefined && values.follow === true) {
@@ -35,7 +44,9 @@ export function makeVmLogsCommand(deps: LogsDeps = { sleep: (ms) => new Promise(
       try {
         let chunk = await ctx.call("vm.logs", { name, ...(values.tail !== undefined ? { tail_bytes: Number(values.tail) } : {}) });
         for (;;) {
-          if (chunk.data !== "") ctx.stdout.write(Buffer.from(chunk.data, "base64").toString("utf8"));
+          const text = Buffer.from(chunk.data, "base64").toString("utf8");
+          if (values.json === true) ctx.stdout.write(`${JSON.stringify({ name, state: chunk.state, offset: chunk.offset, next_offset: chunk.next_offset, size: chunk.size, text })}\n`);
+          else if (text !== "") ctx.stdout.write(text);
           const more = chunk.next_offset < chunk.size;
           if (!more && values.follow !== true) return 0;
           if (!more) {

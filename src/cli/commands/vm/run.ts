@@ -1,25 +1,36 @@
-import { parseArgs } from "node:util";
-import { UsageError, type Command } from "../../command.js";
+import { printJson, UsageError, type Command } from "../../command.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
 import { CREATE_OPTIONS, createParams, createVm, interactiveSsh, quoteRemote, sshArgvFor, waitForVm, type SshExec } from "./common.js";
 import { vmSshThroughContext } from "./through-context.js";
+
+// vm create's flags but --no-wait: run always waits, then attaches.
+const { name, image, vcpus, memory, disk, cold, publish } = CREATE_OPTIONS;
+const RUN_FLAGS = {
+  name, image, vcpus, memory, disk, cold, publish,
+  rm: { type: "boolean", description: "delete the VM when the shell or CMD exits" },
+  json: { type: "boolean", description: "print the VM as JSON on stdout once it is ready (progress not shown), then attach as usual" },
+} as const satisfies FlagTable;
 
 export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
   return {
     path: ["vm", "run"],
-    summary: "create a VM, wait until ssh-ready, then open a shell or run CMD in it (--rm deletes it afterwards); -p publishes a guest port on the host, on 127.0.0.1 unless HOST_IP is given",
-    usage: "banger vm run [--name N] [--image I] [--vcpus N] [--memory MIB] [--disk GIB] [-p [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp]]... [--cold] [--rm] [-- CMD...]",
+    summary: "create a VM, wait until ssh-ready, then open a shell or run CMD in it (--rm deletes it afterwards)",
+    usage: "banger vm run [--name NAME] [--image IMAGE] [--vcpus N] [--memory MIB] [--disk GIB] [-p [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp]]... [--cold] [--rm] [--json] [-- CMD...]",
+    description: "CMD (after --) runs through the guest's shell with the terminal attached; banger exits with its exit code. Without CMD an interactive shell opens. Sizes not given come from the config file's [defaults].",
+    flags: RUN_FLAGS,
+    examples: ["banger vm run", "banger vm run --rm -- uname -a", "banger vm run --name web -p 8080:80 --memory 2048"],
     async run(args, ctx) {
-      const { values, positionals } = parseArgs({ args: [...args], options: { ...CREATE_OPTIONS, rm: { type: "boolean" } }, strict: true, allowPositionals: true });
-      if (values["no-wait"] === true || values.json === true) throw new UsageError("vm run always waits and attaches; use vm create for --no-wait or --json");
-      const dashdash = args.indexOf("--");
-      if (positionals.length > 0 && (dashdash === -1 || args.indexOf(positionals[0] ?? "") < dashdash)) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; put the command after --`);
-      const ref = await createVm(ctx, createParams(values), { quiet: false });
-      ctx.stderr.write(`creating ${ref.vm.name} (${ref.operation_id})\n`);
+      const { values, positionals, rest } = parseFlags(RUN_FLAGS, args);
+      if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; put the command after --, as in: banger vm run -- ${positionals.join(" ")}`);
+      const json = values.json === true;
+      const ref = await createVm(ctx, createParams(values), { quiet: json });
+      if (!json) ctx.stderr.write(`creating ${ref.vm.name} (${ref.operation_id})\n`);
       let code = 1;
       try {
-        const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, "create", { quiet: false });
+        const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, "create", { quiet: json });
         if (vm === undefined) return 1;
-        const command = positionals.length > 0 ? [await quoteRemote(positionals)] : [];
+        if (json) printJson(ctx.stdout, vm);
+        const command = rest !== undefined && rest.length > 0 ? [await quoteRemote(rest)] : [];
         // Through a context the guest is reachable from its host only: that host's banger attaches.
         const argv = ctx.remote !== undefined ? await vmSshThroughContext(ctx.remote, vm.name, command) : await sshArgvFor(vm, command.length > 0 ? { command } : {});
         code = await exec(argv);

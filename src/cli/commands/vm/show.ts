@@ -1,13 +1,18 @@
-import { parseArgs } from "node:util";
 import { printJson, UsageError, type Command } from "../../command.js";
-import { formatUptime } from "./common.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
+import { formatUptime, JSON_FLAG } from "./common.js";
+
+const SHOW_FLAGS = { json: { ...JSON_FLAG, description: "print the VM as JSON" } } as const satisfies FlagTable;
 
 export const vmShowCommand: Command = {
   path: ["vm", "show"],
   summary: "show one VM's details",
   usage: "banger vm show NAME [--json]",
+  flags: SHOW_FLAGS,
+  examples: ["banger vm show web", "banger vm show web --json | jq -r .ip"],
+  completes: "vm",
   async run(args, ctx) {
-    const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true, allowPositionals: true });
+    const { values, positionals } = parseFlags(SHOW_FLAGS, args);
     if (positionals.length !== 1) throw new UsageError("give exactly one VM name");
     const vm = await ctx.call("vm.get", { name: positionals[0] ?? "" });
     if (values.json === true) {

@@ -1,16 +1,13 @@
 import { UsageError, type Command } from "../../command.js";
+import { parseFlags } from "../../flags.js";
 import { interactiveSsh, sshArgvFor, type SshExec } from "./common.js";
 import { vmSshThroughContext } from "./through-context.js";
 
-/** Splits `NAME [-- CMD...]` without letting parseArgs eat the command's own flags. */
+/** Splits `NAME [-- CMD...]`: everything after -- is the guest command's, its flags included. */
 export function splitNameAndCommand(args: readonly string[]): { name: string | undefined; command: string[] } {
-  const dd = args.indexOf("--");
-  const before = dd === -1 ? [...args] : args.slice(0, dd);
-  const command = dd === -1 ? [] : args.slice(dd + 1);
-  const unknown = before.find((a) => a.startsWith("-"));
-  if (unknown !== undefined) throw new UsageError(`unknown flag ${unknown}`);
-  if (before.length > 1) throw new UsageError(`unexpected ${JSON.stringify(before[1])}; put the command after --`);
-  return { name: before[0], command };
+  const { positionals: before, rest } = parseFlags({}, args);
+  if (before.length > 1) throw new UsageError(`unexpected ${JSON.stringify(before[1])}; put the command after --, as in: banger vm ssh ${before[0] ?? "NAME"} -- ${before.slice(1).join(" ")}`);
+  return { name: before[0], command: rest ?? [] };
 }
 
 export function makeVmSshCommand(exec: SshExec = interactiveSsh): Command {
@@ -18,6 +15,10 @@ export function makeVmSshCommand(exec: SshExec = interactiveSsh): Command {
     path: ["vm", "ssh"],
     summary: "open a shell in a VM (or run CMD through the guest's shell), host key pinned, no prompts",
     usage: "banger vm ssh NAME [-- CMD...]",
+    description: "CMD is handed to the guest's shell as typed, as ssh does (pipes and globs work there); for argv kept exactly, use vm exec.",
+    flags: {},
+    examples: ["banger vm ssh web", "banger vm ssh web -- 'journalctl -b | tail'"],
+    completes: "vm",
     async run(args, ctx) {
       const { name, command } = splitNameAndCommand(args);
       if (name === undefined) throw new UsageError("give a VM name");

@@ -1,12 +1,22 @@
-import { parseArgs } from "node:util";
-import { UsageError, type CliContext, type Command } from "../../command.js";
-import { opIdFor, waitForVm } from "./common.js";
+import { printJson, UsageError, type CliContext, type Command } from "../../command.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
+import { JSON_FLAG, opIdFor, waitForVm } from "./common.js";
+import type { VmView } from "../../../rpc/daemon/vm.js";
+
+const START_FLAGS = { json: { ...JSON_FLAG, description: "print the started VMs as a JSON array (progress not shown)" } } as const satisfies FlagTable;
+const RESTART_FLAGS = {
+  force: { type: "boolean", short: "f", description: "kill the VMM at once instead of a graceful guest shutdown" },
+  json: { ...JSON_FLAG, description: "print the restarted VMs as a JSON array (progress not shown)" },
+} as const satisfies FlagTable;
 
 /** start and restart share their shape: one operation per VM, followed with progress. */
 async function startLike(kind: "start" | "restart", args: readonly string[], ctx: CliContext): Promise<number> {
-  const { values, positionals } = parseArgs({ args: [...args], options: { force: { type: "boolean" } }, strict: true, allowPositionals: true });
+  const parsed = parseFlags(kind === "start" ? START_FLAGS : RESTART_FLAGS, args);
+  const values: { json?: boolean | undefined; force?: boolean | undefined } = parsed.values;
+  const positionals = parsed.positionals;
   if (positionals.length === 0) throw new UsageError("give at least one VM name");
-  if (kind === "start" && values.force === true) throw new UsageError("--force applies to stop, restart and rm");
+  const json = values.json === true;
+  const started: VmView[] = [];
   let failed = 0;
   for (const [i, name] of positionals.entries()) {
     const opId = opIdFor(ctx, i);
@@ -14,28 +24,36 @@ async function startLike(kind: "start" | "restart", args: readonly string[], ctx
       const ref = kind === "start"
         ? await ctx.call("vm.start", { name }, 30_000, opId)
         : await ctx.call("vm.restart", { name, ...(values.force === true ? { force: true } : {}) }, 30_000, opId);
-      ctx.stderr.write(`${kind === "start" ? "starting" : "restarting"} ${name} (${ref.operation_id})\n`);
-      const vm = await waitForVm(ctx, ref.operation_id, name, kind, { quiet: false, opId });
+      if (!json) ctx.stderr.write(`${kind === "start" ? "starting" : "restarting"} ${name} (${ref.operation_id})\n`);
+      const vm = await waitForVm(ctx, ref.operation_id, name, kind, { quiet: json, opId });
       if (vm === undefined) failed++;
+      else if (json) started.push(vm);
       else ctx.stdout.write(`${vm.name} is running at ${vm.ip ?? "?"}\n`);
     } catch (e) {
       failed++;
       ctx.stderr.write(`error: ${kind} ${name}: ${e instanceof Error ? e.message : String(e)} (${opId})\n`);
     }
   }
+  if (json) printJson(ctx.stdout, started);
   return failed === 0 ? 0 : 1;
 }
 
 export const vmStartCommand: Command = {
   path: ["vm", "start"],
   summary: "start stopped VMs (same disks, same IP) and wait until ssh-ready",
-  usage: "banger vm start NAME...",
+  usage: "banger vm start NAME... [--json]",
+  flags: START_FLAGS,
+  examples: ["banger vm start web", "banger vm start web db --json"],
+  completes: "vm",
   run: (args, ctx) => startLike("start", args, ctx),
 };
 
 export const vmRestartCommand: Command = {
   path: ["vm", "restart"],
   summary: "stop (graceful; --force kills) and start VMs again",
-  usage: "banger vm restart NAME... [--force]",
+  usage: "banger vm restart NAME... [--force] [--json]",
+  flags: RESTART_FLAGS,
+  examples: ["banger vm restart web", "banger vm restart --force web"],
+  completes: "vm",
   run: (args, ctx) => startLike("restart", args, ctx),
 };

@@ -1,6 +1,8 @@
-import { parseArgs } from "node:util";
 import { printJson, UsageError, type Command } from "../../command.js";
-import { formatUptime } from "./common.js";
+import { parseFlags, type FlagTable } from "../../flags.js";
+import { formatUptime, JSON_FLAG } from "./common.js";
+
+const STATS_FLAGS = { json: { ...JSON_FLAG, description: "print the figures as JSON" } } as const satisfies FlagTable;
 
 function mib(bytes: number | null): string {
   return bytes === null ? "-" : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
@@ -10,8 +12,11 @@ export const vmStatsCommand: Command = {
   path: ["vm", "stats"],
   summary: "CPU %, memory (RSS) and disk use of a VM",
   usage: "banger vm stats NAME [--json]",
+  flags: STATS_FLAGS,
+  examples: ["banger vm stats web"],
+  completes: "vm",
   async run(args, ctx) {
-    const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true, allowPositionals: true });
+    const { values, positionals } = parseFlags(STATS_FLAGS, args);
     if (positionals.length !== 1) throw new UsageError("give exactly one VM name");
     const s = await ctx.call("vm.stats", { name: positionals[0] ?? "" });
     if (values.json === true) {
