@@ -236,10 +236,19 @@ export interface PortsDeps {
   publish(guest: NatGuest, specs: readonly PortSpec[], opId: string): Promise<void>;
 }
 
+/** A VM's egress policy and host protections (nft sets through the root helper), keyed by its guest address. */
+export interface EgressDeps {
+  /** Registers the guest with its recorded policy (replacing what that address had). Idempotent. */
+  apply(vmId: string, guest: NatGuest, opId: string, opts?: { forgetLearned: boolean }): Promise<void>;
+  /** Takes the guest out, with what DNS taught it; the record stays for the next start. Idempotent. */
+  clear(vmId: string, guest: NatGuest, opId: string): Promise<void>;
+}
+
 export interface VmDeps {
   readonly images: ImageDeps;
   readonly network: NetworkDeps;
   readonly ports: PortsDeps;
+  readonly egress: EgressDeps;
   readonly storage: StorageDeps;
   readonly vmm: VmmDeps;
   readonly dns: DnsDeps;

@@ -145,6 +145,10 @@ export class FakeHost {
           return () => { this.exitWatchers.delete(vmId); };
         },
       },
+      egress: {
+        apply: (vmId) => { this.call("egress.apply"); this.live.add(`egress:${vmId}`); return Promise.resolve(); },
+        clear: (vmId) => { this.call("egress.clear"); this.live.delete(`egress:${vmId}`); return Promise.resolve(); },
+      },
       ports: {
         apply: () => { this.call("ports.apply"); return Promise.resolve(); },
         clear: () => { this.call("ports.clear"); return Promise.resolve(); },
