@@ -1,6 +1,6 @@
 import { domainAllowed, type EgressPolicy } from "../../model/egress.js";
 import { newOpId } from "../../rpc/opid.js";
-import { privLearnEgress, privSetEgress } from "../../rpc/priv/egress.js";
+import { privLearnEgress, privListEgress, privSetEgress } from "../../rpc/priv/egress.js";
 import { getEgress } from "../../state/egress.js";
 import type { DaemonEnv } from "../env.js";
 import type { EgressDeps, NatGuest } from "../vm/deps.js";
@@ -38,6 +38,9 @@ export function egressService(env: DaemonEnv): { deps: EgressDeps; gate: EgressG
     async clear(_vmId, guest, opId) {
       policies.delete(guest.ip);
       await call(guest, { remove: true, policy: { mode: "all" }, isolate: false, forget: true }, opId);
+    },
+    async registered(opId) {
+      return (await env.helper.call(privListEgress, {}, opId)).guests.map((g) => ({ ip: g.guest_ip, tap: g.tap }));
     },
   };
   const gate: EgressGate = (clientIp) => {

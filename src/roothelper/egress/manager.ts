@@ -23,6 +23,13 @@ export function guestsOf(r: EgressRuleset): EgressGuestState[] {
  */
 export class EgressManager {
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Guests this process last registered with `allow`. learn() runs while banger's DNS holds a
+   * guest's answer back, so it spares the ruleset read (two nft forks) for them; anyone else is
+   * looked up live (e.g. after a helper restart). A guest whose registration went behind our back
+   * only gets learned elements the policy rule ignores.
+   */
+  private readonly allowing = new Set<string>();
 
   constructor(private readonly backend: EgressBackend, private readonly host: EgressHost) {}
 
@@ -44,12 +51,15 @@ export class EgressManager {
     return this.locked(async () => {
       const cur = await this.backend.read();
       const others = (cur?.guests ?? []).filter((g) => g.ip !== ip).length;
+      this.allowing.delete(ip);
       if (wanted === undefined && others === 0) {
+        this.allowing.clear();
         await this.backend.removeAll();
         return 0;
       }
       if (wanted === undefined && cur?.guests.some((g) => g.ip === ip) !== true) return others;
       await this.backend.replaceGuest(this.host, cur, ip, wanted, forgetLearned);
+      if (wanted?.mode === "allow") this.allowing.add(ip);
       return others + (wanted === undefined ? 0 : 1);
     });
   }
@@ -58,10 +68,19 @@ export class EgressManager {
   learn(ip: string, addrs: readonly LearnedAddr[]): Promise<number> {
     return this.locked(async () => {
       if (addrs.length === 0) return 0;
-      const cur = await this.backend.read();
-      const g = cur === undefined ? undefined : guestsOf(cur).find((s) => s.ip === ip);
-      if (g?.mode !== "allow") throw new RpcError("bad_params", `guest_ip: ${ip} is not registered with an allow policy (${g === undefined ? "not registered" : `mode ${g.mode}`}); addresses are learned only for allow= policies`);
-      await this.backend.learn(ip, addrs);
+      if (!this.allowing.has(ip)) {
+        const cur = await this.backend.read();
+        const g = cur === undefined ? undefined : guestsOf(cur).find((s) => s.ip === ip);
+        if (g?.mode === "allow") this.allowing.add(ip);
+        else throw new RpcError("bad_params", `guest_ip: ${ip} is not registered with an allow policy (${g === undefined ? "not registered" : `mode ${g.mode}`}); addresses are learned only for allow= policies`);
+      }
+      try {
+        await this.backend.learn(ip, addrs);
+      } catch (e) {
+        // The tables may have gone (deleted by hand): look again next time.
+        this.allowing.delete(ip);
+        throw e;
+      }
       return addrs.length;
     });
   }
