@@ -1,3 +1,4 @@
+import { UNRESTRICTED } from "../src/state/egress.js";
 import { join } from "node:path";
 import { vmMethods } from "../src/daemon/methods/vm.js";
 import { operationMethods } from "../src/daemon/methods/operation.js";
@@ -24,7 +25,7 @@ export async function benchOrchestration(parallel = 8, rounds = 5): Promise<Reco
   for (let round_ = 0; round_ <= rounds; round_++) {
     const h = makeHarness({ prefix: "bgt-bench-orch-" });
     const socketPath = join(h.dir, "bench.sock");
-    const server = await serveUnix({ socketPath, dispatcher: new Dispatcher([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: systemRunner }), ...operationMethods(h.ops, new AbortController().signal)]), logger: silentLogger, allowedUids: [process.getuid?.() ?? 0] });
+    const server = await serveUnix({ socketPath, dispatcher: new Dispatcher([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: systemRunner, db: h.db, defaultEgress: UNRESTRICTED }), ...operationMethods(h.ops, new AbortController().signal)]), logger: silentLogger, allowedUids: [process.getuid?.() ?? 0] });
     try {
       const opIds = Array.from({ length: parallel }, () => newOpId());
       const wall = await timed(async () => {

@@ -5,6 +5,7 @@ import { HELP_FLAG, type ConfigDefaultKey, type FlagSpec } from "./flags.js";
 export const GROUPS: Readonly<Record<string, string>> = {
   vm: "create, run, reach and manage VMs",
   "vm port": "publish guest ports on the host",
+  "vm egress": "what a VM may reach: all, none or an allow list; isolation from other VMs",
   image: "build, import and manage the images VMs boot from",
   snapshot: "list and delete VM snapshots and warm templates",
   system: "install, restart, inspect and remove banger's services",

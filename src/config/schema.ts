@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { EGRESS_USAGE, parseEgress } from "../model/egress.js";
 
 const ipv4 = z.string().regex(/^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$/, "must be an IPv4 address");
 
@@ -24,6 +25,17 @@ export const configSchema = z
         upstream_dns: z.array(ipv4).optional().describe("where banger's DNS relays names outside .vm (and, with nat off, the resolvers handed to guests); default: the host's /etc/resolv.conf servers"),
         nat: z.boolean().default(true),
         tap_pool_size: z.number().int().min(0).max(64).default(0),
+        egress: z
+          .string()
+          .max(4096)
+          .refine((v) => !("error" in parseEgress(v)), { message: EGRESS_USAGE })
+          .default("all")
+          .describe("egress policy of a VM created without --egress: all, none or allow=LIST (IPv4 addresses, CIDRs, domain names; a domain also allows its subdomains)"),
+        isolate: z.boolean().default(false).describe("whether a VM created without --isolate/--no-isolate is cut off from the other VMs on the bridge"),
+        protect_host: z
+          .boolean()
+          .default(true)
+          .describe("guests reach no service of the host but banger's DNS (replies to the host's own connections, ssh and published ports still work) and nothing in 169.254.0.0/16"),
         nat_backend: z.enum(["auto", "nftables", "iptables"]).default("auto").describe("auto: nftables when `nft` works, else iptables"),
         host_dns: z
           .enum(["auto", "resolved", "hosts", "none"])

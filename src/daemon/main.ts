@@ -10,6 +10,7 @@ import { systemRunner } from "../system/runner.js";
 import { VERSION } from "../version.js";
 import type { DaemonEnv } from "./env.js";
 import { publishedNames } from "./dns/published-names.js";
+import { egressService } from "./egress/service.js";
 import { DnsServer } from "./dns/server.js";
 import { unixHelperClient } from "./helper-client.js";
 import { forwardUpstreams } from "./network/upstream-dns.js";
@@ -71,11 +72,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     ownerUid: uid,
     ownerGid: process.getgid?.() ?? 0,
   };
-  const dns = new DnsServer(logger, { upstreams: forwardUpstreams(config.network.upstream_dns), guestCidr: config.network.cidr });
+  const egress = egressService(env);
+  const dns = new DnsServer(logger, { upstreams: forwardUpstreams(config.network.upstream_dns), guestCidr: config.network.cidr, egress: egress.gate });
   const dnsAddress = await dns.start(config.network.dns_listen);
   const names = publishedNames(dns, env);
   const vmm = await createVmmService(env);
-  const daemon = daemonMethods(env, { dns, names, vmm: vmm.deps, vmmInfo: vmm.info });
+  const daemon = daemonMethods(env, { dns, names, vmm: vmm.deps, egress: egress.deps, vmmInfo: vmm.info });
   // The hosts file keeps running VMs' names across daemon restarts; what stopped meanwhile goes now.
   void daemon.reconciled.then(() => names.syncHost("op-startup0"));
   const server = await serveUnix({ socketPath: layout.daemonSocket, dispatcher: new Dispatcher(daemon.methods, { checkResults: false }), logger, allowedUids: [uid] });

@@ -9,7 +9,7 @@ import { systemMethods, type InfoContributor } from "./methods/system.js";
 import { networkInfoContributor } from "./network/info.js";
 import { networkService } from "./network/service.js";
 import { daemonStorage } from "./storage/vm-storage.js";
-import type { VmmDeps } from "./vm/deps.js";
+import type { EgressDeps, VmmDeps } from "./vm/deps.js";
 import { portsService } from "./ports/service.js";
 import { lifecycleMethods, type LifecycleShutdown } from "./vm/wiring.js";
 
@@ -19,13 +19,15 @@ export interface DaemonServices {
   /** Where the lifecycle publishes VM names: `dns` and the host (published-names.ts). */
   readonly names: PublishedNames;
   readonly vmm: VmmDeps;
+  /** Egress through the root helper; shares its map of policed guests with `dns` (egress/service.ts). */
+  readonly egress: EgressDeps;
   readonly vmmInfo: InfoContributor;
 }
 
 /** The daemon's dispatch table, with every subsystem wired into the VM lifecycle, and how to wind it down. */
 export function daemonMethods(env: DaemonEnv, services: DaemonServices): { methods: Registration<PeerCred>[] } & LifecycleShutdown {
   const storage = daemonStorage(env);
-  const lifecycle = lifecycleMethods(env, { network: networkService(env), ports: portsService(env), storage: storage.deps, dns: services.names, vmm: services.vmm });
+  const lifecycle = lifecycleMethods(env, { network: networkService(env), ports: portsService(env), egress: services.egress, storage: storage.deps, dns: services.names, vmm: services.vmm });
   const contributors = [services.vmmInfo, storage.info, networkInfoContributor(env.config, () => services.dns.address()), hostDnsInfoContributor(env, services.dns), lifecycle.startupInfo];
   return { methods: [...systemMethods(env, contributors), ...lifecycle, ...imageMethods(env)], stopServing: () => { lifecycle.stopServing(); }, shutdown: () => lifecycle.shutdown(), reconciled: lifecycle.reconciled };
 }

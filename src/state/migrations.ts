@@ -130,4 +130,13 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX vm_ports_by_vm ON vm_ports(vm_id);
   `,
+  // 8: egress policy per VM (state/egress.ts), as `vm egress set` writes it; a VM without a row
+  // (made before this migration) is `all`, not isolated.
+  `
+  CREATE TABLE vm_egress (
+    vm_id    TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
+    policy   TEXT NOT NULL,
+    isolate  INTEGER NOT NULL CHECK (isolate IN (0, 1))
+  );
+  `,
 ];

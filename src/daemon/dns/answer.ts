@@ -55,25 +55,39 @@ export function answerQuery(query: Buffer, lookup: (name: string) => string | un
  * (`.vm` names, garbage, responses, other opcodes) is answerQuery's.
  */
 export function forwardable(query: Buffer): boolean {
-  let req: dnsPacket.DecodedPacket;
-  try {
-    req = dnsPacket.decode(query);
-  } catch {
-    return false;
-  }
-  const question = req.questions?.[0];
-  if (req.type !== "query" || question === undefined || req.questions?.length !== 1 || ((req.flags ?? 0) >> 11) % 16 !== 0) return false;
-  const name = normalizeName(question.name);
-  return name !== ZONE && !name.endsWith(`.${ZONE}`);
+  return forwardableName(query) !== undefined;
 }
 
-/** SERVFAIL for a forwardable query no upstream answered: the client learns at once instead of timing out. */
-export function serverFailure(query: Buffer): Buffer | undefined {
+/** The (normalized) name of a forwardable query, else undefined. */
+export function forwardableName(query: Buffer): string | undefined {
   let req: dnsPacket.DecodedPacket;
   try {
     req = dnsPacket.decode(query);
   } catch {
     return undefined;
   }
-  return dnsPacket.encode({ type: "response", id: req.id ?? 0, flags: ((req.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | RCODE.SERVFAIL, questions: req.questions ?? [], answers: [] });
+  const question = req.questions?.[0];
+  if (req.type !== "query" || question === undefined || req.questions?.length !== 1 || ((req.flags ?? 0) >> 11) % 16 !== 0) return undefined;
+  const name = normalizeName(question.name);
+  return name !== ZONE && !name.endsWith(`.${ZONE}`) ? name : undefined;
+}
+
+function errorReply(query: Buffer, rcode: number): Buffer | undefined {
+  let req: dnsPacket.DecodedPacket;
+  try {
+    req = dnsPacket.decode(query);
+  } catch {
+    return undefined;
+  }
+  return dnsPacket.encode({ type: "response", id: req.id ?? 0, flags: ((req.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | rcode, questions: req.questions ?? [], answers: [] });
+}
+
+/** SERVFAIL for a forwardable query no upstream answered: the client learns at once instead of timing out. */
+export function serverFailure(query: Buffer): Buffer | undefined {
+  return errorReply(query, RCODE.SERVFAIL);
+}
+
+/** REFUSED: a name the asking guest's egress policy does not allow is not relayed (it would be a way out). */
+export function refused(query: Buffer): Buffer | undefined {
+  return errorReply(query, RCODE.REFUSED);
 }

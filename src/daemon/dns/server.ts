@@ -4,7 +4,8 @@ import { cidrContains } from "../../model/ipv4.js";
 import { DNS_LABEL_RE } from "../../model/dns-label.js";
 import type { Logger } from "../../system/log.js";
 import type { DnsDeps } from "../vm/deps.js";
-import { answerQuery, forwardable, normalizeName, serverFailure } from "./answer.js";
+import type { EgressGate } from "../egress/service.js";
+import { answerQuery, forwardableName, normalizeName, refused, serverFailure } from "./answer.js";
 import { Forwarder, type Upstream } from "./forward.js";
 
 /** A TCP client gets this long between messages before the connection is closed. */
@@ -21,6 +22,8 @@ export interface DnsServerOptions {
   readonly forwardTimeoutMs?: number;
   /** The bridge network: its guests, and loopback, are the only clients answered. */
   readonly guestCidr?: string;
+  /** Guests under an egress policy: which names are relayed for them, and what their answers allow. */
+  readonly egress?: EgressGate;
 }
 
 /** Loopback and the bridge network only: nobody else may use banger's server, least of all as a relay. */
@@ -144,7 +147,7 @@ export class DnsServer implements DnsDeps {
     }
     udp.on("message", (msg, rinfo) => {
       if (!this.allowed(rinfo.address)) return;
-      void this.reply(msg, "udp").then((out) => {
+      void this.reply(msg, "udp", rinfo.address).then((out) => {
         if (out !== undefined) udp.send(out, rinfo.port, rinfo.address);
       });
     });
@@ -158,9 +161,26 @@ export class DnsServer implements DnsDeps {
     return answersClient(address, this.opts.guestCidr);
   }
 
-  private async reply(msg: Buffer, transport: "udp" | "tcp"): Promise<Buffer | undefined> {
+  private async reply(msg: Buffer, transport: "udp" | "tcp", client: string): Promise<Buffer | undefined> {
     try {
-      if (this.forwarder.enabled && forwardable(msg)) return (await (transport === "udp" ? this.forwarder.udp(msg) : this.forwarder.tcp(msg))) ?? serverFailure(msg);
+      const name = forwardableName(msg);
+      const gate = name === undefined ? undefined : this.opts.egress?.(client.replace(/^::ffff:/, ""));
+      if (name !== undefined && gate !== undefined && !gate.allows(name)) return refused(msg);
+      if (this.forwarder.enabled && name !== undefined) {
+        const out = await (transport === "udp" ? this.forwarder.udp(msg) : this.forwarder.tcp(msg));
+        if (out === undefined) return serverFailure(msg);
+        if (gate !== undefined) {
+          // The answer goes out only once its addresses are in the guest's allow set: the guest's
+          // first connect to them must not race the rule.
+          try {
+            await gate.learn(out);
+          } catch (e) {
+            this.logger.warn("dns: allowing an answer's addresses to the guest failed; answering SERVFAIL", { client, name, error: e instanceof Error ? e.message : String(e) });
+            return serverFailure(msg);
+          }
+        }
+        return out;
+      }
       return answerQuery(msg, (n) => this.records.get(n));
     } catch (e) {
       // Both guard their input; this is the last line so a library bug cannot take bangerd down.
@@ -193,7 +213,7 @@ export class DnsServer implements DnsDeps {
         if (buf.length < 2 + len) break;
         const msg = Buffer.from(buf.subarray(2, 2 + len));
         buf = buf.subarray(2 + len);
-        const answered = this.reply(msg, "tcp");
+        const answered = this.reply(msg, "tcp", sock.remoteAddress ?? "");
         sending = sending.then(async () => {
           const out = await answered;
           if (out === undefined) {

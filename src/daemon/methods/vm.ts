@@ -9,6 +9,10 @@ import type { Runner } from "../../system/runner.js";
 import { consoleLogPath, readLogChunk, vmStats as readVmStats } from "../vm/inspect.js";
 import type { VmService } from "../vm/service.js";
 import { toVmView } from "../vm/view.js";
+import type { Db } from "../../state/database.js";
+import { getEgress, type VmEgress } from "../../state/egress.js";
+import { listPorts } from "../../state/ports.js";
+import { egressPolicyFrom } from "./egress.js";
 import { portSpecsFrom } from "./ports.js";
 
 export interface VmMethodsEnv {
@@ -20,17 +24,26 @@ export interface VmMethodsEnv {
   readonly reconciled: Promise<void>;
   readonly stateDir: string;
   readonly runner: Runner;
+  readonly db: Db;
+  /** What a create without --egress/--isolate gets (network.egress, network.isolate). */
+  readonly defaultEgress: VmEgress;
+}
+
+/** The create's egress: each of policy and isolation given, or the configured default. */
+export function createEgress(p: { egress?: string | undefined; isolate?: boolean | undefined }, defaults: VmEgress): VmEgress | undefined {
+  if (p.egress === undefined && p.isolate === undefined) return undefined;
+  return { policy: p.egress === undefined ? defaults.policy : egressPolicyFrom("egress", p.egress), isolate: p.isolate ?? defaults.isolate };
 }
 
 const EXEC_CAPTURE_LIMIT = 1024 * 1024;
 
 export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
   const paths = { stateDir: env.stateDir, knownHostsPath: state.knownHosts(env.stateDir), keyPath: state.sshKey(env.stateDir) };
-  const view = (vm: VmRecord): ReturnType<typeof toVmView> => toVmView(vm, paths);
+  const view = (vm: VmRecord): ReturnType<typeof toVmView> => toVmView(vm, paths, { egress: getEgress(env.db, vm.id), ports: listPorts(env.db, vm.id) });
   const s = env.service;
   const after = <T>(fn: () => T | Promise<T>): Promise<T> => env.reconciled.then(fn);
   return [
-    implement(vmCreate, (p, ctx) => after(() => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib, cold: p.cold, ports: p.ports === undefined ? undefined : portSpecsFrom("ports", p.ports) }, ctx.opId))),
+    implement(vmCreate, (p, ctx) => after(() => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib, cold: p.cold, ports: p.ports === undefined ? undefined : portSpecsFrom("ports", p.ports), egress: createEgress(p, env.defaultEgress) }, ctx.opId))),
     implement(vmStart, (p, ctx) => after(() => s.start(p.name, ctx.opId))),
     implement(vmRestart, (p, ctx) => after(() => s.restart(p.name, p.force ?? false, ctx.opId))),
     implement(vmStop, (p, ctx) => after(async () => view(await s.stop(p.name, p.force ?? false, ctx.opId)))),

@@ -1,5 +1,5 @@
 import type { PortSpec } from "../../model/port-spec.js";
-import { privSetPorts } from "../../rpc/priv/ports.js";
+import { privListPorts, privSetPorts } from "../../rpc/priv/ports.js";
 import { listPorts } from "../../state/ports.js";
 import type { DaemonEnv } from "../env.js";
 import type { NatGuest, PortsDeps } from "../vm/deps.js";
@@ -20,6 +20,10 @@ export function portsService(env: DaemonEnv): PortsDeps {
     },
     async clear(vmId, guest, opId) {
       if (listPorts(env.db, vmId).length > 0) await publish(guest, [], opId);
+    },
+    async published(opId) {
+      const { ports } = await env.helper.call(privListPorts, {}, opId);
+      return [...new Map(ports.map((p) => [p.guest_ip, { ip: p.guest_ip, tap: p.tap }])).values()];
     },
   };
 }

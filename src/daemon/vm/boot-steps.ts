@@ -187,6 +187,20 @@ export const portsStep: BootStep = {
   },
 };
 
+/**
+ * The VM's egress policy and the host protections every guest gets, in place once its tap exists and
+ * before the VMM starts, so the guest's first packet already meets them.
+ */
+export const egressStep: BootStep = {
+  name: "egress",
+  async run(ctx) {
+    await ctx.env.deps.egress.apply(ctx.vmId, need(ctx.lease, "a lease", "egress"), ctx.opId);
+  },
+  async undo(ctx) {
+    if (ctx.lease !== undefined) await ctx.env.deps.egress.clear(ctx.vmId, ctx.lease, ctx.opId);
+  },
+};
+
 export const launchStep: BootStep = {
   name: "launch-vmm",
   async run(ctx) {
@@ -301,7 +315,7 @@ export async function consoleTail(path: string, lines = 15, maxBytes = 8192): Pr
 export const CREATE_STEPS: readonly BootEntry[] = [
   leaseStep,
   { name: "prepare", parallel: [hostKeyStep, cloneRootStep, workDiskStep, networkStep] },
-  { name: "configure", parallel: [injectStep, pinHostKeyStep] },
+  { name: "configure", parallel: [injectStep, pinHostKeyStep, egressStep] },
   { name: "start", parallel: [launchStep, natStep] },
   portsStep,
   waitSshStep,
@@ -312,6 +326,7 @@ export const CREATE_STEPS: readonly BootEntry[] = [
 export const START_STEPS: readonly BootEntry[] = [
   reuseLeaseStep,
   { name: "prepare", parallel: [activateRootStep, repinHostKeyStep, networkStep] },
+  egressStep,
   { name: "start", parallel: [launchStep, natStep] },
   portsStep,
   waitSshStep,

@@ -234,12 +234,25 @@ export interface PortsDeps {
   clear(vmId: string, guest: NatGuest, opId: string): Promise<void>;
   /** Publishes exactly `specs` to the guest (the helper refuses a port another guest or a host socket holds). */
   publish(guest: NatGuest, specs: readonly PortSpec[], opId: string): Promise<void>;
+  /** Every guest address the root helper publishes ports to (start-up unpublishes what no running VM claims). */
+  published(opId: string): Promise<readonly NatGuest[]>;
+}
+
+/** A VM's egress policy and host protections (nft sets through the root helper), keyed by its guest address. */
+export interface EgressDeps {
+  /** Registers the guest with its recorded policy (replacing what that address had). Idempotent. */
+  apply(vmId: string, guest: NatGuest, opId: string, opts?: { forgetLearned: boolean }): Promise<void>;
+  /** Takes the guest out, with what DNS taught it; the record stays for the next start. Idempotent. */
+  clear(vmId: string, guest: NatGuest, opId: string): Promise<void>;
+  /** Every guest address the root helper has registered (start-up removes what no running VM claims). */
+  registered(opId: string): Promise<readonly NatGuest[]>;
 }
 
 export interface VmDeps {
   readonly images: ImageDeps;
   readonly network: NetworkDeps;
   readonly ports: PortsDeps;
+  readonly egress: EgressDeps;
   readonly storage: StorageDeps;
   readonly vmm: VmmDeps;
   readonly dns: DnsDeps;

@@ -7,7 +7,7 @@ import { errorMessage } from "./steps.js";
 
 /** One thing banger has on the host that no VM claims, and what start-up did about it. */
 export interface Orphan {
-  readonly kind: "vmm" | "tap" | "nat" | "vm-dir";
+  readonly kind: "vmm" | "tap" | "nat" | "ports" | "egress" | "vm-dir";
   /** `pid N (VM id)`, a tap name, a guest address or a path. */
   readonly what: string;
   /** `left`: removing it failed or was refused (see detail); `kept`: data, never removed unasked. */
@@ -58,6 +58,7 @@ export async function sweepOrphans(env: LifecycleEnv, opId: string): Promise<Orp
 
   const live = vms.filter((v) => v.state !== "stopped");
   await sweepNetwork(env, live, opId, attempt).catch((e: unknown) => { unchecked.push(`host network (taps, NAT): ${errorMessage(e)}`); });
+  await sweepGuestRules(env, live, opId, attempt).catch((e: unknown) => { unchecked.push(`published ports and egress rules: ${errorMessage(e)}`); });
 
   for (const dir of await vmDirs(env.stateDir)) {
     if (!ids.has(dir)) found({ kind: "vm-dir", what: state.vmDir(env.stateDir, dir), action: "kept", detail: "no VM record claims it; its disks may hold data: remove the directory once it is not needed" });
@@ -83,6 +84,21 @@ async function sweepNetwork(env: LifecycleEnv, live: readonly VmRecord[], opId: 
   }
   for (const tap of view.taps) {
     if (!taps.has(tap)) await attempt({ kind: "tap", what: tap, action: "deleted" }, () => network.deleteTap(tap, opId));
+  }
+}
+
+/**
+ * Published ports and egress registrations are keyed by guest address: one that no running VM holds
+ * is a VM that went away while the daemon was down (or a crash between steps). Removing them needs
+ * no record: an empty port list and an egress removal are what stop does.
+ */
+async function sweepGuestRules(env: LifecycleEnv, live: readonly VmRecord[], opId: string, attempt: (o: Omit<Orphan, "detail">, act: () => Promise<void>) => Promise<void>): Promise<void> {
+  const ips = new Set(live.map((v) => v.handles.ip));
+  for (const g of await env.deps.ports.published(opId)) {
+    if (!ips.has(g.ip)) await attempt({ kind: "ports", what: `${g.ip} (${g.tap})`, action: "removed" }, () => env.deps.ports.publish(g, [], opId));
+  }
+  for (const g of await env.deps.egress.registered(opId)) {
+    if (!ips.has(g.ip)) await attempt({ kind: "egress", what: `${g.ip} (${g.tap})`, action: "removed" }, () => env.deps.egress.clear("", g, opId));
   }
 }
 

@@ -1,5 +1,5 @@
 import { vmFiles } from "../../paths/paths.js";
-import { ensureVmDir, hostKeyStep, leaseStep, natStep, need, networkStep, pinHostKeyStep, launchStep, portsStep, publishDnsStep, waitSshStep, type BootCtx, type BootEntry, type BootStep, type RestoreSource } from "./boot-steps.js";
+import { egressStep, ensureVmDir, hostKeyStep, leaseStep, natStep, need, networkStep, pinHostKeyStep, launchStep, portsStep, publishDnsStep, waitSshStep, type BootCtx, type BootEntry, type BootStep, type RestoreSource } from "./boot-steps.js";
 
 /**
  * The steps that make a VM from a snapshot (vm restore, vm fork, a create from a warm template).
@@ -59,7 +59,7 @@ export const identityStep: BootStep = {
 export const RESTORE_STEPS: readonly BootEntry[] = [
   leaseStep,
   { name: "prepare", parallel: [hostKeyStep, cloneRootFromSnapshotStep, cloneWorkFromSnapshotStep, networkStep] },
-  pinHostKeyStep,
+  { name: "configure", parallel: [pinHostKeyStep, egressStep] },
   { name: "start", parallel: [launchStep, natStep] },
   portsStep,
   identityStep,

@@ -4,6 +4,7 @@ import { snapshotFiles, state as statePaths } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
 import type { PortSpec } from "../../model/port-spec.js";
 import { inTransaction, type Db } from "../../state/database.js";
+import { getEgress, setEgress, UNRESTRICTED, type VmEgress } from "../../state/egress.js";
 import { addPorts } from "../../state/ports.js";
 import { DuplicateOperationError } from "../../state/operations.js";
 import { DuplicateVmNameError, type VmRecord, type VmState } from "../../state/vms.js";
@@ -32,13 +33,15 @@ export interface CreateRequest {
   /** Boot the image even when it has a warm template. */
   readonly cold?: boolean | undefined;
   readonly ports?: readonly PortSpec[] | undefined;
+  /** Recorded with the VM; undefined: the configured default (network.egress, network.isolate). */
+  readonly egress?: VmEgress | undefined;
 }
 
 export interface VmServiceOptions {
   readonly env: LifecycleEnv;
   readonly db: Db;
   readonly tracker: OperationTracker;
-  readonly defaults: { image: string; vcpus: number; memoryMib: number; diskGib: number };
+  readonly defaults: { image: string; vcpus: number; memoryMib: number; diskGib: number; egress?: VmEgress };
   readonly hostCpus?: number;
   readonly createSteps?: readonly BootEntry[];
   readonly startSteps?: readonly BootEntry[];
@@ -194,10 +197,10 @@ export class VmService {
     const image = await this.image(imageName);
     const warm = req.cold === true ? { note: undefined } : await this.warmTemplate(image, size);
     if (warm.template !== undefined) {
-      return (await this.restoreInto(warm.template, { name: req.name, kind: "vm.create", ports: req.ports }, opId)).ref;
+      return (await this.restoreInto(warm.template, { name: req.name, kind: "vm.create", ports: req.ports, egress: req.egress }, opId)).ref;
     }
     if (warm.note !== undefined) this.env.logger.info("cold boot", { op_id: opId, image: image.name, why: warm.note });
-    return this.launchNew({ name: req.name, image, size, steps: this.createSteps, kind: "vm.create", note: warm.note, ports: req.ports }, opId).ref;
+    return this.launchNew({ name: req.name, image, size, steps: this.createSteps, kind: "vm.create", note: warm.note, ports: req.ports, egress: req.egress }, opId).ref;
   }
 
   /**
@@ -217,7 +220,7 @@ export class VmService {
   }
 
   /** Inserts the VM's record and runs `steps` in the background; `done` settles when they have (true: it runs). */
-  private launchNew(req: { name: string | undefined; image: ImageInfo; size: { vcpus: number; memoryMib: number; diskGib: number }; steps: readonly BootEntry[]; kind: string; source?: RestoreSource; note?: string | undefined; ports?: readonly PortSpec[] | undefined }, opId: string): { ref: OperationRef; done: Promise<unknown> } {
+  private launchNew(req: { name: string | undefined; image: ImageInfo; size: { vcpus: number; memoryMib: number; diskGib: number }; steps: readonly BootEntry[]; kind: string; source?: RestoreSource; note?: string | undefined; ports?: readonly PortSpec[] | undefined; egress?: VmEgress | undefined }, opId: string): { ref: OperationRef; done: Promise<unknown> } {
     const id = randomBytes(16).toString("hex");
     let vm: VmRecord;
     try {
@@ -225,6 +228,7 @@ export class VmService {
         const rec = this.env.vms.insert({ id, name: req.name ?? generateVmName(this.env.vms.names()), image: req.image.name, ...req.size, vmm: this.env.deps.vmm.kind });
         // Reserved with the record, so a second VM asking for the same host port is refused before anything is made.
         addPorts(this.db, rec.id, req.ports ?? [], (other) => this.env.vms.getById(other)?.name ?? other);
+        setEgress(this.db, rec.id, req.egress ?? this.defaults.egress ?? UNRESTRICTED);
         return rec;
       });
     } catch (e) {
@@ -303,7 +307,7 @@ export class VmService {
     const snap = await this.snapshot(name, `${source.name}-fork-${randomBytes(4).toString("hex")}`, opId, "fork");
     const launched: { ref: OperationRef; done: Promise<unknown> }[] = [];
     try {
-      for (const [i, n] of names.entries()) launched.push(await this.restoreInto(snap, { name: n, kind: "vm.fork" }, i === 0 ? opId : `${opId}${i.toString(36)}`));
+      for (const [i, n] of names.entries()) launched.push(await this.restoreInto(snap, { name: n, kind: "vm.fork", egress: getEgress(this.db, source.id) }, i === 0 ? opId : `${opId}${i.toString(36)}`));
     } finally {
       this.background(`snapshot:${snap.id}`, async () => {
         await Promise.allSettled(launched.map((l) => l.done));
@@ -366,7 +370,7 @@ export class VmService {
   }
 
   /** A new VM from `snap`, its disks cloned from the snapshot's, the VMM loading the saved state. */
-  private async restoreInto(snap: SnapshotRecord, opts: { name: string | undefined; kind: string; ports?: readonly PortSpec[] | undefined }, opId: string): Promise<{ ref: OperationRef; done: Promise<unknown> }> {
+  private async restoreInto(snap: SnapshotRecord, opts: { name: string | undefined; kind: string; ports?: readonly PortSpec[] | undefined; egress?: VmEgress | undefined }, opId: string): Promise<{ ref: OperationRef; done: Promise<unknown> }> {
     if (snap.state !== "ready") throw new RpcError("conflict", `snapshot ${snap.name} is still being saved`);
     if (snap.vmm !== this.env.deps.vmm.kind) throw new RpcError("bad_params", `snapshot ${snap.name} was taken of a ${snap.vmm} VM; this daemon runs ${this.env.deps.vmm.kind} VMs, which cannot load it`);
     if (snap.vmmVersion !== (await this.env.deps.vmm.stateCompatibility())) throw new RpcError("bad_params", `snapshot ${snap.name} was saved by another VMM build or machine type (${snap.vmmVersion}), which this one cannot load`);
@@ -388,7 +392,7 @@ export class VmService {
       else this.snapshotReaders.set(snap.id, n);
     };
     try {
-      const launched = this.launchNew({ name: opts.name, image, size: { vcpus: snap.vcpus, memoryMib: snap.memoryMib, diskGib: snap.diskGib }, steps: this.restoreSteps, kind: opts.kind, source, ports: opts.ports }, opId);
+      const launched = this.launchNew({ name: opts.name, image, size: { vcpus: snap.vcpus, memoryMib: snap.memoryMib, diskGib: snap.diskGib }, steps: this.restoreSteps, kind: opts.kind, source, ports: opts.ports, egress: opts.egress }, opId);
       void launched.done.finally(release);
       return launched;
     } catch (e) {
@@ -647,7 +651,12 @@ export class VmService {
         if (adopted !== undefined) {
           if (adopted.handles.ip !== undefined) await this.env.deps.dns.publish(adopted.name, adopted.handles.ip, opId);
           // Rules live in the kernel and outlive both daemons; applying the records again repairs any drift.
-          if (adopted.handles.ip !== undefined && adopted.handles.tap !== undefined) await this.env.deps.ports.apply(vm.id, { ip: adopted.handles.ip, tap: adopted.handles.tap }, opId);
+          if (adopted.handles.ip !== undefined && adopted.handles.tap !== undefined) {
+            const guest = { ip: adopted.handles.ip, tap: adopted.handles.tap };
+            await this.env.deps.ports.apply(vm.id, guest, opId);
+            // Also refills the DNS server's map of which guest is under which policy (it died with the old daemon).
+            await this.env.deps.egress.apply(vm.id, guest, opId);
+          }
           this.watchVmm(adopted);
           out.adopted.push(vm.name);
           return;

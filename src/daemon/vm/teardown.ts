@@ -73,6 +73,7 @@ export function stopActions(env: LifecycleEnv, vm: VmRecord, opts: { force: bool
   actions.push({ name: "remove-vmm-files", run: () => deps.vmm.release(vm.id, opts.opId) });
   const lease = leaseOf(vm);
   if (lease !== undefined) actions.push({ name: "unpublish-ports", run: () => deps.ports.clear(vm.id, lease, opts.opId) });
+  if (lease !== undefined) actions.push({ name: "clear-egress", run: () => deps.egress.clear(vm.id, lease, opts.opId) });
   if (lease !== undefined) actions.push({ name: "detach-network", run: () => deps.network.detach(vm.id, lease, opts.opId) });
   const root = rootDiskOf(vm);
   if (root !== undefined) actions.push({ name: "deactivate-root", run: () => deps.storage.deactivateRoot(root, opts.opId) });

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { state } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
+import type { VmEgress } from "../../state/egress.js";
 import { OperationRepository } from "../../state/operations.js";
 import { SnapshotRepository } from "../../state/snapshots.js";
 import { VmRepository } from "../../state/vms.js";
@@ -12,6 +13,7 @@ import type { InfoContributor } from "../methods/system.js";
 import { imageService } from "../methods/image.js";
 import { operationMethods } from "../methods/operation.js";
 import { snapshotMethods } from "../methods/snapshot.js";
+import { egressMethods, egressPolicyFrom } from "../methods/egress.js";
 import { portMethods } from "../methods/ports.js";
 import { vmMethods } from "../methods/vm.js";
 import { OperationTracker } from "../operations/tracker.js";
@@ -43,7 +45,8 @@ export function daemonVmDeps(env: DaemonEnv, overrides: Partial<VmDeps> = {}): V
   return {
     images: overrides.images ?? imageService(env),
     network: overrides.network ?? { lease: () => unwired("network"), release: () => Promise.resolve(), attach: () => unwired("network"), addNat: () => unwired("network"), removeNat: () => Promise.resolve(), detach: () => Promise.resolve(), hostView: () => Promise.resolve({ taps: [], natGuests: [], natInstalled: false }), deleteTap: () => Promise.resolve(), removeNatGuest: () => Promise.resolve(), removeAllNat: () => Promise.resolve() },
-    ports: overrides.ports ?? { apply: () => Promise.resolve(), clear: () => Promise.resolve(), publish: () => unwired("ports") },
+    ports: overrides.ports ?? { apply: () => Promise.resolve(), clear: () => Promise.resolve(), publish: () => unwired("ports"), published: () => Promise.resolve([]) },
+    egress: overrides.egress ?? { apply: () => Promise.resolve(), clear: () => Promise.resolve(), registered: () => Promise.resolve([]) },
     storage: overrides.storage ?? { cloneRoot: () => unwired("storage"), activateRoot: () => unwired("storage"), deactivateRoot: () => Promise.resolve(), destroyRoot: () => Promise.resolve(), createWorkDisk: () => unwired("storage"), destroyWorkDisk: () => Promise.resolve(), injectFiles: () => unwired("storage"), cloneRootFrom: () => unwired("storage"), cloneFile: () => unwired("storage"), dropSpares: () => Promise.resolve() },
     vmm: overrides.vmm ?? { kind: env.config.vmm.kind === "auto" ? "qemu" : env.config.vmm.kind, launch: () => unwired("vmm"), stop: () => Promise.resolve(), isAlive: () => Promise.resolve(false), setPaused: () => unwired("vmm"), saveState: () => unwired("vmm"), sendIdentity: () => unwired("vmm"), stateCompatibility: () => unwired("vmm"), watchExit: () => () => undefined, find: () => Promise.resolve(undefined), release: () => Promise.resolve(), listAll: () => Promise.resolve([]), killOrphan: () => unwired("vmm") },
     dns: overrides.dns ?? { publish: () => Promise.resolve(), unpublish: () => Promise.resolve() },
@@ -78,9 +81,14 @@ export function createVmService(env: DaemonEnv, deps: VmDeps): { service: VmServ
     db: env.db,
     tracker: new OperationTracker(operations, env.logger),
     snapshots: new SnapshotRepository(env.db),
-    defaults: { image: env.config.defaults.image, vcpus: env.config.defaults.vcpus, memoryMib: env.config.defaults.memory_mib, diskGib: env.config.defaults.disk_gib },
+    defaults: { image: env.config.defaults.image, vcpus: env.config.defaults.vcpus, memoryMib: env.config.defaults.memory_mib, diskGib: env.config.defaults.disk_gib, egress: configuredEgress(env) },
   });
   return { service, operations, lifecycle };
+}
+
+/** network.egress and network.isolate (the config schema already refused a policy that does not parse). */
+function configuredEgress(env: DaemonEnv): VmEgress {
+  return { policy: egressPolicyFrom("network.egress", env.config.network.egress), isolate: env.config.network.isolate };
 }
 
 function hostBootId(): string {
@@ -116,8 +124,8 @@ export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}
     },
   );
   const closing = new AbortController();
-  const methodsEnv = { service, reconciled, stateDir: env.layout.stateDir, runner: env.runner };
-  const methods = [...vmMethods(methodsEnv), ...snapshotMethods(methodsEnv), ...portMethods({ service, ports: deps.ports, db: env.db, reconciled }), ...operationMethods(operations, closing.signal)];
+  const methodsEnv = { service, reconciled, stateDir: env.layout.stateDir, runner: env.runner, db: env.db, defaultEgress: configuredEgress(env) };
+  const methods = [...vmMethods(methodsEnv), ...snapshotMethods(methodsEnv), ...portMethods({ service, ports: deps.ports, db: env.db, reconciled }), ...egressMethods({ service, egress: deps.egress, db: env.db, reconciled }), ...operationMethods(operations, closing.signal)];
   // A create waiting for ssh when the daemon stops is aborted and unwound (tap, NAT, disks, lease)
   // rather than left half-made for the next daemon to mark as failed. Running VMs are not touched.
   return Object.assign(methods, {

@@ -18,6 +18,7 @@ import type { PeerCred } from "../../system/peercred.js";
 import { CommandError, type Runner } from "../../system/runner.js";
 import type { HelperEnv } from "../env.js";
 import { chooseHostDns } from "../host-dns.js";
+import { guestDnsRedirect } from "../nat/guest-dns.js";
 import { procIpForward, type IpForward } from "../nat/ip-forward.js";
 import { iptablesBackend } from "../nat/iptables.js";
 import { NatManager } from "../nat/manager.js";
@@ -74,9 +75,7 @@ export function networkMethods(env: HelperEnv, deps: Partial<NetworkDeps> = {}):
   const tuneNeighbours = deps.tuneNeighbours ?? fastNeighbourProbing;
   const links = deps.links ?? ioctlLinks;
   const hostDns = chooseHostDns(env.config.network.host_dns, resolverUnavailable(), env.config.network.dns_listen);
-  // Guests' resolver is the bridge address (the daemon's guest files say so); with dns_listen on port 0 the helper cannot know where to send it.
-  const dnsPort = Number(env.config.network.dns_listen.slice(env.config.network.dns_listen.lastIndexOf(":") + 1));
-  const dns = dnsPort === 0 ? undefined : { gateway, port: dnsPort };
+  const dns = guestDnsRedirect(env.config.network);
   const nat = new NatManager([nftablesBackend(runner, "nft", dns), iptablesBackend(runner, "iptables", dns)], env.config.network.nat_backend, deps.ipForward ?? procIpForward(), () => bridge);
 
   const matchesConfig = (p: { bridge_name?: string | undefined; cidr?: string | undefined }): void => {

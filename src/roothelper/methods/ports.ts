@@ -1,11 +1,10 @@
-import { readlinkSync } from "node:fs";
-import { basename } from "node:path";
 import { guestRange, ipv4ToInt } from "../../model/ipv4.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
 import { RpcError } from "../../rpc/errors.js";
 import { privListPorts, privSetPorts } from "../../rpc/priv/ports.js";
 import type { PeerCred } from "../../system/peercred.js";
 import type { HelperEnv } from "../env.js";
+import { sysfsMaster } from "../link-master.js";
 import { iptablesBackend } from "../nat/iptables.js";
 import { nftablesBackend } from "../nat/nftables.js";
 import type { NatGuest } from "../nat/types.js";
@@ -23,14 +22,6 @@ export interface PortsDeps extends PortsManagerDeps {
    * boot): the nearest thing the helper has to the owner's leases. Read live, whichever backend holds it.
    */
   readonly natGuests: () => Promise<readonly NatGuest[]>;
-}
-
-function sysfsMaster(link: string): string | undefined {
-  try {
-    return basename(readlinkSync(`/sys/class/net/${link}/master`));
-  } catch {
-    return undefined;
-  }
 }
 
 const toWire = (p: PublishedPort): { host_ip: string; host_port: number; guest_ip: string; guest_port: number; proto: "tcp" | "udp"; tap: string } =>

@@ -36,7 +36,7 @@ export const systemInfoResult = z.object({
     stopped: z.array(z.string()),
     interrupted: z.array(z.string()),
     failed: z.array(z.string()),
-    orphans: z.array(z.object({ kind: z.enum(["vmm", "tap", "nat", "vm-dir"]), what: z.string(), action: z.enum(["killed", "deleted", "removed", "kept", "left"]), detail: z.string().optional() })),
+    orphans: z.array(z.object({ kind: z.enum(["vmm", "tap", "nat", "ports", "egress", "vm-dir"]), what: z.string(), action: z.enum(["killed", "deleted", "removed", "kept", "left"]), detail: z.string().optional() })),
     unchecked: z.array(z.string()),
     error: z.string().optional(),
   }).optional(),

@@ -22,6 +22,10 @@ export const vmViewSchema = z.object({
   uptime_s: z.number().nullable(),
   last_error: z.string().nullable(),
   console_log: z.string().nullable(),
+  /** Egress policy as `vm egress set` takes it (all, none, allow=LIST), and whether the VM is cut off from the other VMs. */
+  egress: z.object({ policy: z.string(), isolate: z.boolean() }),
+  /** Published ports (vm port add). */
+  ports: z.array(portSchema),
   /** What a client needs to ssh in itself (vm ssh / vm exec run the system ssh client). */
   ssh: z.object({ user: z.string(), key_path: z.string(), known_hosts_path: z.string() }),
 });
@@ -41,6 +45,10 @@ export const vmCreateParams = z
     /** Boot even when the image has a warm template (image warm). */
     cold: z.boolean().optional(),
     ports: z.array(portSchema).max(64).optional(),
+    /** all, none or allow=LIST; default: network.egress. */
+    egress: z.string().max(4096).optional(),
+    /** Default: network.isolate. */
+    isolate: z.boolean().optional(),
   })
   .strict();
 

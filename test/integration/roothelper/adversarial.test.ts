@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { MethodDescriptor } from "../../../src/rpc/descriptor.js";
 import { helperVmFiles } from "../../../src/paths/paths.js";
 import { privCleanupDmSnapshot, privCreateDmSnapshot, privWriteExt4Files } from "../../../src/rpc/priv/disks.js";
+import { privLearnEgress, privListEgress, privSetEgress } from "../../../src/rpc/priv/egress.js";
 import { privSyncHosts } from "../../../src/rpc/priv/network.js";
 import { privPing } from "../../../src/rpc/priv/ping.js";
 import { privVmmSendIdentity } from "../../../src/rpc/priv/agent.js";
@@ -488,4 +489,31 @@ void test("signals: another uid's look-alike VMM is never signalled; the owner's
   const gone = spawn("true");
   await new Promise((r) => gone.once("exit", r));
   await assert.rejects(callMethod(helper.socket, privSignalProcess, { pid: gone.pid ?? 0, vm_id: VM2, signal: "SIGTERM" }, { timeoutMs: 5000 }), /does not exist|has exited|not a VMM/);
+});
+
+void test("egress: nft script injection and bad fields in priv.set_egress / priv.learn_egress are refused, and nothing is installed", { skip: skip ?? requires(needsCommands("nft")), timeout: 60_000 }, async () => {
+  assert.ok(helper !== undefined && ns !== undefined);
+  const h = helper;
+  const set = { guest_ip: "172.16.90.2", tap: "tap-fc-0000abcd", remove: false, mode: "allow", cidrs: ["198.51.100.0/24"], isolate: false, forget_learned: false };
+  const attempts: [typeof privSetEgress | typeof privLearnEgress, unknown, RegExp][] = [
+    [privSetEgress, { ...set, tap: 'tap-fc-0000abcd" } ; flush ruleset ; add element inet x y { "a' }, /tap: .* is not a banger tap name/],
+    [privSetEgress, { ...set, tap: "tap-fc-0000abcd\n" }, /not a banger tap name/],
+    [privSetEgress, { ...set, guest_ip: "172.16.90.2 } ; flush ruleset ; #" }, /guest_ip: .* is not an IPv4 address/],
+    [privSetEgress, { ...set, guest_ip: "172.16.90.255" }, /not a guest address inside/],
+    [privSetEgress, { ...set, cidrs: ["0.0.0.0/0 } ; flush ruleset ; #"] }, /cidrs\[0\]: .* is not an IPv4 CIDR/],
+    [privSetEgress, { ...set, cidrs: ["198.51.100.0/24\n"] }, /cidrs\[0\]/],
+    [privSetEgress, { ...set, cidrs: Array.from({ length: 65 }, (_, i) => `10.0.${i}.0/24`) }, /cidrs|too_big|at most/i],
+    [privSetEgress, { ...set, mode: "all; flush ruleset" }, /mode/],
+    [privSetEgress, { ...set, tap: "tap-fc-0000abcd" }, /is not attached to/],
+    [privSetEgress, { ...set, extra: 1 }, /extra|unrecognized/i],
+    [privLearnEgress, { guest_ip: "172.16.90.2", addrs: [{ ip: "198.51.100.7 timeout 1d } ; flush ruleset ; #", ttl_s: 60 }] }, /addrs\[0\]\.ip: .* is not an IPv4 address/],
+    [privLearnEgress, { guest_ip: "172.16.90.2", addrs: [{ ip: "198.51.100.7", ttl_s: 0 }] }, /ttl_s/],
+    [privLearnEgress, { guest_ip: "172.16.90.2", addrs: [{ ip: "198.51.100.7", ttl_s: 86_401 }] }, /ttl_s/],
+    [privLearnEgress, { guest_ip: "172.16.90.2", addrs: [{ ip: "198.51.100.7", ttl_s: 60 }] }, /not registered with an allow policy/],
+  ];
+  for (const [method, params, why] of attempts) {
+    await assert.rejects(callMethod(h.socket, method as typeof privSetEgress, params as never, { timeoutMs: 10_000 }), (e: Error) => why.test(e.message) && "code" in e && e.code === "bad_params" || assert.fail(`${JSON.stringify(params)}: ${e.message}`));
+  }
+  assert.deepEqual((await callMethod(h.socket, privListEgress, {}, { timeoutMs: 10_000 })).guests, []);
+  assert.doesNotMatch(await ns.run(["nft", "list", "tables"]), /banger_egress/, "no request left a table behind");
 });

@@ -255,3 +255,36 @@ void test("listenForGuests binds the bridge address at the main port once it exi
   await server.publish("web", "172.16.90.2");
   assert.equal(firstA(await udpAsk(`127.0.0.2:${port}`, query("web.vm"))), "172.16.90.2");
 });
+
+void test("egress gate: a policed client gets REFUSED for names it may not reach (never relayed) and an allowed answer only once it is learned", async (t) => {
+  const up = await fakeUpstream(t);
+  const events: string[] = [];
+  const gate = (client: string): { allows: (n: string) => boolean; learn: (r: Buffer) => Promise<void> } | undefined => client !== "127.0.0.1" ? undefined : {
+    allows: (n) => n === "example.com" || n.endsWith(".example.com"),
+    learn: async (reply) => {
+      events.push(`learn ${String(firstA(decode(reply)))}`);
+      await new Promise((r) => setTimeout(r, 50));
+      events.push("learned");
+    },
+  };
+  const server = new DnsServer(silentLogger, { upstreams: [{ host: "127.0.0.1", port: up.port }], egress: gate });
+  t.after(async () => { await server.close(); });
+  const addr = await server.start("127.0.0.1:0");
+  const refusedUdp = await udpAsk(addr, query("evil.org", "A", 9));
+  assert.deepEqual([refusedUdp?.id, refusedUdp?.rcode], [9, "REFUSED"]);
+  const [refusedTcp] = await tcpAsk(addr, frame(query("example.com.evil.org", "A", 10)), 1);
+  assert.equal(refusedTcp?.rcode, "REFUSED", "a suffix match must be on a label boundary of the allowed name");
+  assert.deepEqual(up.seen, [], "refused names never reached the upstream");
+  const ok = await udpAsk(addr, query("API.Example.com", "A", 11));
+  events.push("answered");
+  assert.equal(firstA(ok), "198.51.100.7");
+  assert.deepEqual(events, ["learn 198.51.100.7", "learned", "answered"], "the answer waited for the learn");
+});
+
+void test("egress gate: a learn that fails answers SERVFAIL, not an address the guest cannot reach", async (t) => {
+  const up = await fakeUpstream(t);
+  const server = new DnsServer(silentLogger, { upstreams: [{ host: "127.0.0.1", port: up.port }], egress: () => ({ allows: () => true, learn: () => Promise.reject(new Error("helper down")) }) });
+  t.after(async () => { await server.close(); });
+  const addr = await server.start("127.0.0.1:0");
+  assert.equal((await udpAsk(addr, query("example.com", "A", 12)))?.rcode, "SERVFAIL");
+});

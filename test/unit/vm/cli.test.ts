@@ -1,3 +1,4 @@
+import { UNRESTRICTED } from "../../../src/state/egress.js";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
@@ -52,7 +53,7 @@ function cli(h: Harness, opts: { tty?: boolean; builds?: string[]; lostRace?: bo
     op.succeed({ name });
     return { operation_id: callCtx.opId, image: name };
   });
-  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: new FakeRunner() }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild]);
+  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: new FakeRunner(), db: h.db, defaultEgress: UNRESTRICTED }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild]);
   const state = {
     out: "",
     err: "",
@@ -304,7 +305,7 @@ void test("vm.exec (daemon side) runs ssh with the pinned argv and returns exit 
   await h.service.create({ name: "rx" }, "op-ffffffffffff");
   await h.service.idle();
   const runner = new FakeRunner((argv) => (argv.at(-1) === "false" ? new CommandError([...argv], 1, null, "", "nope\n") : { stdout: Buffer.from("ok\n") }));
-  const d = new Dispatcher<PeerCred>(vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner }));
+  const d = new Dispatcher<PeerCred>(vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner, db: h.db, defaultEgress: UNRESTRICTED }));
   const call = async (command: string[]): Promise<unknown> => {
     const out = await d.dispatch(JSON.stringify({ version: PROTOCOL_VERSION, method: "vm.exec", params: { name: "rx", command }, op_id: "op-123456789" }), { pid: 1, uid: 0, gid: 0 });
     assert.ok(out.response.ok, JSON.stringify(out.response));

@@ -46,6 +46,9 @@ export class FakeHost {
   readonly strayVmms: FoundVmm[] = [];
   readonly strayTaps = new Set<string>();
   readonly strayNat: NatGuest[] = [];
+  /** Guest addresses the helper publishes ports to, or has egress rules for, that no VM claims. */
+  readonly strayPorts: NatGuest[] = [];
+  readonly strayEgress: NatGuest[] = [];
   /** banger's NAT table exists even with no guest in it. */
   emptyNatTable = false;
 
@@ -145,10 +148,25 @@ export class FakeHost {
           return () => { this.exitWatchers.delete(vmId); };
         },
       },
+      egress: {
+        apply: (vmId) => { this.call("egress.apply"); this.live.add(`egress:${vmId}`); return Promise.resolve(); },
+        clear: (vmId, guest) => {
+          this.call("egress.clear");
+          this.live.delete(`egress:${vmId}`);
+          this.strayEgress.splice(0, this.strayEgress.length, ...this.strayEgress.filter((g) => g.ip !== guest.ip));
+          return Promise.resolve();
+        },
+        registered: () => Promise.resolve([...this.strayEgress]),
+      },
       ports: {
         apply: () => { this.call("ports.apply"); return Promise.resolve(); },
         clear: () => { this.call("ports.clear"); return Promise.resolve(); },
-        publish: () => { this.call("ports.publish"); return Promise.resolve(); },
+        publish: (guest, specs) => {
+          this.call("ports.publish");
+          if (specs.length === 0) this.strayPorts.splice(0, this.strayPorts.length, ...this.strayPorts.filter((g) => g.ip !== guest.ip));
+          return Promise.resolve();
+        },
+        published: () => Promise.resolve([...this.strayPorts]),
       },
       dns: {
         publish: (name) => { this.call("dns.publish"); this.live.add(`dns:${name}`); return Promise.resolve(); },

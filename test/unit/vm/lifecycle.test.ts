@@ -47,9 +47,10 @@ void test("create runs every step in order, ends running, and records handles in
   const calls = h.host.calls;
   assert.equal(calls[0], "network.lease");
   assert.deepEqual(calls.slice(1, 4).sort(), ["network.attach", "storage.cloneRoot", "storage.createWorkDisk"]);
-  assert.equal(calls[4], "storage.injectFiles.root");
-  assert.deepEqual(calls.slice(5, 7).sort(), ["network.addNat", "vmm.launch"]);
-  assert.deepEqual(calls.slice(7), ["ports.apply", "ssh.waitReady", "dns.publish"]);
+  // The egress rules are in place before the VMM starts (configure phase, beside the disk edits).
+  assert.deepEqual(calls.slice(4, 6).sort(), ["egress.apply", "storage.injectFiles.root"]);
+  assert.deepEqual(calls.slice(6, 8).sort(), ["network.addNat", "vmm.launch"]);
+  assert.deepEqual(calls.slice(8), ["ports.apply", "ssh.waitReady", "dns.publish"]);
   const mirror = JSON.parse(readFileSync(vmFiles.handles(state.vmDir(h.dir, id)), "utf8")) as { handles: { ip: string; pid: number } };
   assert.equal(mirror.handles.ip, "172.16.90.2");
   assert.equal(mirror.handles.pid, 4242);
@@ -209,7 +210,7 @@ void test("stop releases runtime resources but keeps disks and lease; start brin
   h.host.calls.length = 0;
   const stopped = await h.service.stop("cycle", false, freshOpId());
   assert.equal(stopped.state, "stopped");
-  assert.deepEqual(h.host.calls, ["dns.unpublish", "vmm.stop", "ports.clear", "network.detach", "storage.deactivateRoot"]);
+  assert.deepEqual(h.host.calls, ["dns.unpublish", "vmm.stop", "ports.clear", "egress.clear", "network.detach", "storage.deactivateRoot"]);
   assert.deepEqual([...h.host.live].sort(), [`lease:${id}`, `root:${id}`, `work:${id}`]);
   assert.equal(h.vms.getById(id)?.handles.pid, undefined);
   await assert.rejects(h.service.stop("cycle", false, freshOpId()), (e: unknown) => e instanceof RpcError && e.code === "conflict" && /already stopped/.test(e.message));
@@ -260,7 +261,7 @@ void test("restart stops then boots again as one operation", async (t) => {
   await h.service.restart("again", false, opId);
   await h.service.idle();
   assert.equal(h.vms.getById(id)?.state, "running");
-  assert.deepEqual(h.ops.get(opId)?.steps.map((s) => s.name), ["stop", "lease", "activate-root", "pin-host-key", "network", "launch-vmm", "nat", "ports", "wait-ssh", "publish-dns"]);
+  assert.deepEqual(h.ops.get(opId)?.steps.map((s) => s.name), ["stop", "lease", "activate-root", "pin-host-key", "network", "egress", "launch-vmm", "nat", "ports", "wait-ssh", "publish-dns"]);
   assert.ok(h.host.calls.indexOf("vmm.stop") < h.host.calls.indexOf("vmm.launch"));
 });
 

@@ -22,6 +22,11 @@ void test("start-up reports and removes a VMM, tap and NAT guest no VM claims, k
   h.host.strayVmms.push({ pid: 6001, vmId: STRAY_ID, kind: "qemu" });
   h.host.strayTaps.add("tap-fc-abababab");
   h.host.strayNat.push({ ip: "172.16.90.77", tap: "tap-fc-abababab" });
+  h.host.strayPorts.push({ ip: "172.16.90.77", tap: "tap-fc-abababab" });
+  h.host.strayEgress.push({ ip: "172.16.90.78", tap: "tap-fc-abababac" });
+  // What the running VM holds is claimed: listed by the helper, left alone.
+  const keptIp = h.vms.getById(kept)?.handles.ip ?? "";
+  h.host.strayEgress.push({ ip: keptIp, tap: "tap-fc-kept" });
   mkdirSync(state.vmDir(h.dir, STRAY_ID), { recursive: true });
   h.host.calls.length = 0;
 
@@ -31,10 +36,13 @@ void test("start-up reports and removes a VMM, tap and NAT guest no VM claims, k
     ["vmm", `pid 6001 (VM ${STRAY_ID})`, "killed"],
     ["nat", "172.16.90.77 (tap-fc-abababab)", "removed"],
     ["tap", "tap-fc-abababab", "deleted"],
+    ["ports", "172.16.90.77 (tap-fc-abababab)", "removed"],
+    ["egress", "172.16.90.78 (tap-fc-abababac)", "removed"],
     ["vm-dir", state.vmDir(h.dir, STRAY_ID), "kept"],
   ]);
   assert.deepEqual(r.unchecked, []);
-  assert.equal(h.host.strayVmms.length + h.host.strayTaps.size + h.host.strayNat.length, 0, "every orphan is gone");
+  assert.equal(h.host.strayVmms.length + h.host.strayTaps.size + h.host.strayNat.length + h.host.strayPorts.length, 0, "every orphan is gone");
+  assert.deepEqual(h.host.strayEgress.map((g) => g.ip), [keptIp], "the running VM's registration stays");
   // A VM still using NAT: only the stray guest goes, never the whole table.
   assert.ok(!h.host.calls.includes("network.removeAllNat"), h.host.calls.join(", "));
   assert.ok(h.host.live.has(`tap:${kept}`) && h.host.live.has(`nat:${kept}`) && h.host.live.has(`vmm:${kept}`), "the running VM keeps its VMM, tap and NAT");

@@ -1,3 +1,4 @@
+import { EGRESS_USAGE, formatEgress, parseEgress } from "../../../model/egress.js";
 import { parsePortSpec } from "../../../model/port-spec.js";
 import { isRpcError } from "../../../rpc/errors.js";
 import type { VmView } from "../../../rpc/daemon/vm.js";
@@ -21,6 +22,9 @@ export const CREATE_OPTIONS = {
   disk: { type: "string", value: "GIB", description: "size of the persistent /root work disk in GiB (1-1024)", defaultFrom: "defaults.disk_gib" },
   cold: { type: "boolean", description: "boot from scratch even when the image has a warm template (see image warm)" },
   publish: { type: "string", short: "p", multiple: true, value: "[HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp]", description: "publish a guest port on the host; HOST_IP defaults to 127.0.0.1 (this host only)" },
+  egress: { type: "string", value: "all|none|allow=LIST", description: "what the guest may reach: all, none (only banger's DNS) or allow=LIST of IPv4 addresses, CIDRs and domain names (a domain also allows its subdomains)", defaultFrom: "network.egress" },
+  isolate: { type: "boolean", description: "cut the VM off from the other VMs on the bridge (default: network.isolate)" },
+  "no-isolate": { type: "boolean", description: "let the VM reach the other VMs even when network.isolate is on" },
   "no-wait": { type: "boolean", description: "print the operation id and return at once instead of following the boot" },
   json: JSON_FLAG,
 } as const satisfies FlagTable;
@@ -39,8 +43,11 @@ export function portsFromSpecs(specs: readonly string[]): { host_ip: string; hos
   });
 }
 
-export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined; publish?: string[] | undefined; cold?: boolean | undefined }): VmCreateParams {
+export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined; publish?: string[] | undefined; cold?: boolean | undefined; egress?: string | undefined; isolate?: boolean | undefined; "no-isolate"?: boolean | undefined }): VmCreateParams {
   const p: VmCreateParams = {};
+  if (values.egress !== undefined) p.egress = egressFlag(values.egress);
+  const isolate = isolateFlags(values.isolate, values["no-isolate"]);
+  if (isolate !== undefined) p.isolate = isolate;
   if (values.cold === true) p.cold = true;
   if (values.publish !== undefined && values.publish.length > 0) p.ports = portsFromSpecs(values.publish);
   if (values.name !== undefined) p.name = values.name;
@@ -52,6 +59,19 @@ export function createParams(values: { name?: string | undefined; image?: string
   if (memory !== undefined) p.memory_mib = memory;
   if (disk !== undefined) p.disk_gib = disk;
   return p;
+}
+
+/** `--egress` checked here, so a bad LIST is a usage error before anything is asked of the daemon. */
+export function egressFlag(text: string): string {
+  const p = parseEgress(text);
+  if ("error" in p) throw new UsageError(`--egress: ${p.error}${p.error.includes(EGRESS_USAGE) ? "" : `; ${EGRESS_USAGE}`}`);
+  return formatEgress(p);
+}
+
+/** `--isolate` / `--no-isolate` as one optional boolean. */
+export function isolateFlags(on: boolean | undefined, off: boolean | undefined): boolean | undefined {
+  if (on === true && off === true) throw new UsageError("give --isolate or --no-isolate, not both");
+  return on === true ? true : off === true ? false : undefined;
 }
 
 /** One op id per operation when a command acts on several VMs; the first keeps the invocation's id. */

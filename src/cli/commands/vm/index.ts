@@ -1,6 +1,8 @@
 import type { Command } from "../../command.js";
 import { vmCpCommand } from "./cp.js";
 import { vmCreateCommand } from "./create.js";
+import { vmEgressSetCommand } from "./egress/set.js";
+import { vmEgressShowCommand } from "./egress/show.js";
 import { vmForkCommand } from "./fork.js";
 import { vmRestoreCommand } from "./restore.js";
 import { vmSnapshotCommand } from "./snapshot.js";
@@ -22,5 +24,5 @@ import { vmDeleteCommand, vmStopCommand } from "./stop.js";
 export const VM_COMMANDS: readonly Command[] = [
   vmRunCommand, vmCreateCommand, vmListCommand, vmShowCommand, vmStartCommand, vmStopCommand, vmRestartCommand,
   vmPauseCommand, vmResumeCommand, vmSnapshotCommand, vmRestoreCommand, vmForkCommand, vmDeleteCommand, vmSshCommand, vmExecCommand, vmCpCommand, vmLogsCommand, vmStatsCommand,
-  vmPortAddCommand, vmPortRmCommand, vmPortLsCommand,
+  vmPortAddCommand, vmPortRmCommand, vmPortLsCommand, vmEgressSetCommand, vmEgressShowCommand,
 ];

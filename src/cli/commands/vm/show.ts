@@ -34,6 +34,8 @@ export const vmShowCommand: Command = {
       ["created", vm.created_at],
       ["uptime", formatUptime(vm.uptime_s)],
       ["console", vm.console_log ?? "-"],
+      ["egress", `${vm.egress.policy}${vm.egress.isolate ? ", isolated from other VMs" : ""}`],
+      ["ports", vm.ports.length === 0 ? "-" : vm.ports.map((p) => `${p.host_ip}:${p.host_port}->${p.guest_port}/${p.proto}`).join(", ")],
     ];
     if (vm.last_error !== null) rows.push(["last error", vm.last_error]);
     for (const [k, v] of rows) ctx.stdout.write(`${(k + ":").padEnd(12)}${v}\n`);
