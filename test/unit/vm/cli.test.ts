@@ -24,7 +24,6 @@ import { silentLogger } from "../../../src/system/log.js";
 import { PROTOCOL_VERSION } from "../../../src/rpc/envelope.js";
 import { RpcError } from "../../../src/rpc/errors.js";
 import type { PeerCred } from "../../../src/system/peercred.js";
-import { CommandError, FakeRunner } from "../../../src/system/runner.js";
 import { addImage, makeHarness, type Harness } from "./fakes.js";
 
 interface Cli {
@@ -52,7 +51,7 @@ function cli(h: Harness, opts: { tty?: boolean; builds?: string[]; lostRace?: bo
     op.succeed({ name });
     return { operation_id: callCtx.opId, image: name };
   });
-  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: new FakeRunner() }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild]);
+  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild]);
   const state = {
     out: "",
     err: "",
@@ -298,19 +297,3 @@ void test("vm run that loses the default-image build race to another client just
   assert.doesNotMatch(c.err, /building it once/);
 });
 
-void test("vm.exec (daemon side) runs ssh with the pinned argv and returns exit code and output", async (t) => {
-  const h = makeHarness();
-  t.after(() => { h.close(); });
-  await h.service.create({ name: "rx" }, "op-ffffffffffff");
-  await h.service.idle();
-  const runner = new FakeRunner((argv) => (argv.at(-1) === "false" ? new CommandError([...argv], 1, null, "", "nope\n") : { stdout: Buffer.from("ok\n") }));
-  const d = new Dispatcher<PeerCred>(vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner }));
-  const call = async (command: string[]): Promise<unknown> => {
-    const out = await d.dispatch(JSON.stringify({ version: PROTOCOL_VERSION, method: "vm.exec", params: { name: "rx", command }, op_id: "op-123456789" }), { pid: 1, uid: 0, gid: 0 });
-    assert.ok(out.response.ok, JSON.stringify(out.response));
-    return out.response.result;
-  };
-  assert.deepEqual(await call(["echo", "o k"]), { exit_code: 0, stdout: "ok\n", stderr: "" });
-  assert.deepEqual(await call(["false"]), { exit_code: 1, stdout: "", stderr: "nope\n" });
-  assert.deepEqual(runner.calls[0]?.argv.slice(-4), ["-T", "root@172.16.90.2", "--", "echo 'o k'"]);
-});
