@@ -29,6 +29,12 @@ export class FrameConn extends EventEmitter {
     conn.on("error", () => undefined);
     // The first frames may have come in with the answer line; deliver them after listeners attach.
     queueMicrotask(() => {
+      // Handed over already gone (the peer left while the method ran): say so once, as a close would.
+      if (conn.destroyed) {
+        this.closed = true;
+        this.emit("close");
+        return;
+      }
       if (head.length > 0) this.take(head);
       if (this.pauses === 0) conn.resume();
     });

@@ -16,6 +16,8 @@ export interface VmMethodsEnv {
    */
   readonly reconciled: Promise<void>;
   readonly stateDir: string;
+  /** Told after a VM stopped or was deleted, so what holds connections to its guest lets go. */
+  readonly released?: (vmId: string, opId: string) => void;
 }
 
 export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
@@ -27,7 +29,11 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
     implement(vmCreate, (p, ctx) => after(() => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib, cold: p.cold, ports: p.ports === undefined ? undefined : portSpecsFrom("ports", p.ports) }, ctx.opId))),
     implement(vmStart, (p, ctx) => after(() => s.start(p.name, ctx.opId))),
     implement(vmRestart, (p, ctx) => after(() => s.restart(p.name, p.force ?? false, ctx.opId))),
-    implement(vmStop, (p, ctx) => after(async () => view(await s.stop(p.name, p.force ?? false, ctx.opId)))),
+    implement(vmStop, (p, ctx) => after(async () => {
+      const vm = await s.stop(p.name, p.force ?? false, ctx.opId);
+      env.released?.(vm.id, ctx.opId);
+      return view(vm);
+    })),
     implement(vmPause, (p, ctx) => after(async () => {
       const r = await s.pause(p.name, ctx.opId);
       return { vm: view(r.vm), changed: r.changed };
@@ -38,6 +44,7 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
     })),
     implement(vmDelete, (p, ctx) => after(async () => {
       const vm = await s.delete(p.name, p.force ?? false, ctx.opId);
+      env.released?.(vm.id, ctx.opId);
       return { id: vm.id, name: vm.name, deleted: true as const };
     })),
     implement(vmList, () => after(() => ({ vms: s.list().map(view) }))),

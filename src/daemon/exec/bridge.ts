@@ -1,0 +1,108 @@
+import type { ClientChannel } from "ssh2";
+import type { FrameConn } from "../../rpc/frame-conn.js";
+import type { ExitStatus, Frame } from "../../rpc/frames.js";
+import type { Logger } from "../../system/log.js";
+
+export interface BridgeOptions {
+  readonly opId: string;
+  readonly vm: string;
+  readonly logger: Logger;
+  /**
+   * exec: stderr is forwarded and the exit status reported as is. file: stderr is kept (capped)
+   * and a non-zero exit becomes an error frame carrying it, coded by `failure`.
+   */
+  readonly kind: "exec" | "file";
+  readonly failure?: (status: ExitStatus, stderr: string) => { code: string; message: string };
+}
+
+const STDERR_KEEP = 4096;
+
+/**
+ * Joins an SSH session channel and a client's frame connection, both ways
+ * flow-controlled: when one side's write() says its buffer is full the other
+ * side is paused until it drains, so a slow reader (or a slow guest) holds
+ * back its producer instead of growing the daemon's memory.
+ */
+export function bridgeChannel(channel: ClientChannel, fc: FrameConn, opts: BridgeOptions): void {
+  let status: ExitStatus | undefined;
+  let finished = false;
+  let stdinDone = false;
+  let kept = "";
+  const started = Date.now();
+
+  const toClient = (type: "stdout" | "stderr", source: NodeJS.ReadableStream) => (chunk: Buffer): void => {
+    if (type === "stderr" && opts.kind === "file") {
+      if (kept.length < STDERR_KEEP) kept += chunk.toString("utf8").slice(0, STDERR_KEEP - kept.length);
+      return;
+    }
+    if (!fc.send({ type, data: chunk })) {
+      source.pause();
+      void fc.drained().then(() => { source.resume(); });
+    }
+  };
+  channel.on("data", toClient("stdout", channel));
+  channel.stderr.on("data", toClient("stderr", channel.stderr));
+
+  channel.on("exit", (code: number | null, signal?: string) => {
+    status = { code: typeof code === "number" ? code : null, signal: typeof signal === "string" ? signal.replace(/^SIG/, "") : null };
+  });
+  channel.on("close", () => {
+    finished = true;
+    const fields = { op_id: opts.opId, vm: opts.vm, duration_ms: Date.now() - started };
+    if (status === undefined) {
+      opts.logger.warn("exec channel lost", fields);
+      fc.send({ type: "error", code: "unavailable", message: `the SSH connection to ${opts.vm} closed before the command reported its exit (did the VM stop?)` });
+    } else if (opts.kind === "file" && status.code !== 0 && opts.failure !== undefined) {
+      const f = opts.failure(status, kept.trim());
+      opts.logger.info("file op failed", { ...fields, code: f.code });
+      fc.send({ type: "error", code: f.code, message: f.message });
+    } else {
+      opts.logger.info("exec ended", { ...fields, exit_code: status.code, signal: status.signal });
+      fc.send({ type: "exit", status });
+    }
+    fc.end();
+  });
+  channel.on("error", (e: Error) => { opts.logger.warn("exec channel error", { op_id: opts.opId, vm: opts.vm, error: e.message }); });
+
+  const endStdin = (): void => {
+    if (stdinDone) return;
+    stdinDone = true;
+    channel.end();
+  };
+  fc.on("frame", (f: Frame) => {
+    if (finished) return;
+    switch (f.type) {
+      case "stdin":
+        if (stdinDone) return;
+        if (!channel.write(f.data)) {
+          fc.pause();
+          channel.once("drain", () => { fc.resume(); });
+        }
+        return;
+      case "stdin-eof":
+        endStdin();
+        return;
+      case "signal":
+        opts.logger.info("exec signal", { op_id: opts.opId, vm: opts.vm, signal: f.signal });
+        channel.signal(f.signal);
+        return;
+      case "resize":
+        channel.setWindow(f.rows, f.cols, 0, 0);
+        return;
+      default:
+        // Daemon-bound frames only; a client sending exit/stdout frames is ignored.
+        return;
+    }
+  });
+  // The client half-closed (it aborted, or has nothing more to say): the command's stdin ends too.
+  fc.on("end", endStdin);
+  // The client is gone: nobody reads the output any more, so the command is ended, not orphaned.
+  fc.on("close", () => {
+    if (finished) return;
+    opts.logger.info("exec client left; ending the command", { op_id: opts.opId, vm: opts.vm });
+    channel.signal("TERM");
+    endStdin();
+    channel.close();
+  });
+  fc.on("bad", (e: Error) => { opts.logger.warn("exec client broke the frame protocol", { op_id: opts.opId, vm: opts.vm, error: e.message }); });
+}
