@@ -35,10 +35,15 @@ export function parseEnvFlag(flag: string, callerEnv: Readonly<Record<string, st
   return [key, v];
 }
 
-export function remoteExecCommand(argv: readonly string[], opts: RemoteExecOptions = {}): string {
-  if (argv.length === 0) throw new Error("no command to run");
+/** The -w and -u checks, with the CLI's wording; remoteExecCommand applies them too. */
+export function checkExecOptions(opts: Pick<RemoteExecOptions, "workdir" | "user">): void {
   if (opts.workdir !== undefined && (!opts.workdir.startsWith("/") || opts.workdir.includes("\0"))) throw new Error(`-w ${JSON.stringify(opts.workdir)}: the working directory must be an absolute path`);
   if (opts.user !== undefined && !USER_RE.test(opts.user)) throw new Error(`-u ${JSON.stringify(opts.user)}: give a user name or a numeric uid`);
+}
+
+export function remoteExecCommand(argv: readonly string[], opts: RemoteExecOptions = {}): string {
+  if (argv.length === 0) throw new Error("no command to run");
+  checkExecOptions(opts);
   const steps: string[] = [];
   if (opts.workdir !== undefined) steps.push(`cd ${q([opts.workdir])}`);
   for (const [k, v] of opts.env ?? []) {
