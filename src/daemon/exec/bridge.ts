@@ -13,7 +13,18 @@ export interface BridgeOptions {
    */
   readonly kind: "exec" | "file";
   readonly failure?: (status: ExitStatus, stderr: string) => { code: string; message: string };
+  /**
+   * The command announces its pid as its first line (PID_ANNOUNCE) on this stream; the line is
+   * taken out and signals go to that pid through `kill`, because dropbear ignores SSH signal
+   * requests (measured: TERM, INT and HUP to a `sleep` did nothing).
+   */
+  readonly pid?: { readonly stream: "stdout" | "stderr"; readonly kill: (pid: number, signal: string) => void };
 }
+
+/** What the guest prints first: `echo "banger-pid $$" >&2`; on a pty it arrives on stdout with \r\n. */
+export const PID_ANNOUNCE = 'echo "banger-pid $$" >&2';
+const PID_LINE = /^banger-pid ([0-9]{1,10})\r?\n/;
+const PID_LINE_MAX = 32;
 
 const STDERR_KEEP = 4096;
 
@@ -29,8 +40,33 @@ export function bridgeChannel(channel: ClientChannel, fc: FrameConn, opts: Bridg
   let stdinDone = false;
   let kept = "";
   const started = Date.now();
+  let pid: number | undefined;
+  let announce: Buffer | undefined = opts.pid === undefined ? undefined : Buffer.alloc(0);
+  const early: string[] = [];
 
-  const toClient = (type: "stdout" | "stderr", source: NodeJS.ReadableStream) => (chunk: Buffer): void => {
+  /** Takes the announcement off the front of its stream; what follows it (or a stream without one) passes on. */
+  const stripPid = (chunk: Buffer): Buffer | undefined => {
+    if (announce === undefined) return chunk;
+    const buf = Buffer.concat([announce, chunk]);
+    const m = PID_LINE.exec(buf.subarray(0, PID_LINE_MAX).toString("latin1"));
+    if (m !== null) {
+      pid = Number(m[1]);
+      announce = undefined;
+      // A signal that came before the pid was known goes now.
+      for (const name of early.splice(0)) opts.pid?.kill(pid, name);
+      return buf.subarray(m[0].length);
+    }
+    if (buf.length < PID_LINE_MAX && !buf.includes(0x0a)) {
+      announce = buf;
+      return undefined;
+    }
+    announce = undefined;
+    return buf;
+  };
+
+  const toClient = (type: "stdout" | "stderr", source: NodeJS.ReadableStream) => (raw: Buffer): void => {
+    const chunk = opts.pid?.stream === type ? stripPid(raw) : raw;
+    if (chunk === undefined || chunk.length === 0) return;
     if (type === "stderr" && opts.kind === "file") {
       if (kept.length < STDERR_KEEP) kept += chunk.toString("utf8").slice(0, STDERR_KEEP - kept.length);
       return;
@@ -64,6 +100,13 @@ export function bridgeChannel(channel: ClientChannel, fc: FrameConn, opts: Bridg
   });
   channel.on("error", (e: Error) => { opts.logger.warn("exec channel error", { op_id: opts.opId, vm: opts.vm, error: e.message }); });
 
+  const signal = (name: string): void => {
+    opts.logger.info("exec signal", { op_id: opts.opId, vm: opts.vm, signal: name, pid });
+    if (pid !== undefined && status === undefined) opts.pid?.kill(pid, name);
+    else if (announce !== undefined && early.length < 8) early.push(name);
+    // Servers that honour signal requests (OpenSSH) get one as well.
+    channel.signal(name);
+  };
   const endStdin = (): void => {
     if (stdinDone) return;
     stdinDone = true;
@@ -83,8 +126,7 @@ export function bridgeChannel(channel: ClientChannel, fc: FrameConn, opts: Bridg
         endStdin();
         return;
       case "signal":
-        opts.logger.info("exec signal", { op_id: opts.opId, vm: opts.vm, signal: f.signal });
-        channel.signal(f.signal);
+        signal(f.signal);
         return;
       case "resize":
         channel.setWindow(f.rows, f.cols, 0, 0);
@@ -100,7 +142,7 @@ export function bridgeChannel(channel: ClientChannel, fc: FrameConn, opts: Bridg
   fc.on("close", () => {
     if (finished) return;
     opts.logger.info("exec client left; ending the command", { op_id: opts.opId, vm: opts.vm });
-    channel.signal("TERM");
+    signal("TERM");
     endStdin();
     channel.close();
   });

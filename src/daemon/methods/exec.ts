@@ -7,7 +7,7 @@ import type { Logger } from "../../system/log.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { quoteForRemoteShell } from "../../system/ssh.js";
 import { remoteExecCommand } from "../../system/ssh-exec.js";
-import { bridgeChannel, type BridgeOptions } from "../exec/bridge.js";
+import { bridgeChannel, PID_ANNOUNCE, type BridgeOptions } from "../exec/bridge.js";
 import { fileFailure, listFilesArgv, parseListing, readFileArgv, removeFileArgv, writeFileArgv } from "../exec/file-commands.js";
 import type { ExecPool, ExecTarget } from "../exec/pool.js";
 import type { VmService } from "../vm/service.js";
@@ -62,11 +62,19 @@ async function capture(env: ExecMethodsEnv, target: ExecTarget, argv: string[], 
  */
 export function execMethods(env: ExecMethodsEnv): Registration<PeerCred>[] {
   const after = <T>(fn: () => T | Promise<T>): Promise<T> => env.reconciled.then(fn);
-  const stream = async (ctx: CallContext<PeerCred>, name: string, command: string, bridge: Omit<BridgeOptions, "opId" | "vm" | "logger">, pty?: { cols: number; rows: number }): Promise<{ opened: true }> => {
+  /** A signal to the command's pid over a channel of its own (dropbear ignores SSH signal requests). */
+  const killer = (target: ExecTarget, opId: string) => (pid: number, signal: string): void => {
+    void env.pool.open(target, { command: quoteForRemoteShell(["kill", "-s", signal, String(pid)]) }, opId).then(
+      ({ channel }) => { channel.resume(); channel.stderr.resume(); channel.end(); },
+      (e: unknown) => { env.logger.warn("exec signal not delivered", { op_id: opId, vm: target.name, signal, error: e instanceof Error ? e.message : String(e) }); },
+    );
+  };
+  const stream = async (ctx: CallContext<PeerCred>, name: string, command: string, bridge: Omit<BridgeOptions, "opId" | "vm" | "logger" | "pid">, pty?: { cols: number; rows: number }): Promise<{ opened: true }> => {
     const target = targetOf(env.service.mustGet(name));
+    const pid = bridge.kind === "exec" ? { stream: pty === undefined ? ("stderr" as const) : ("stdout" as const), kill: killer(target, ctx.opId) } : undefined;
     const { channel } = await env.pool.open(target, pty === undefined ? { command } : { command, pty }, ctx.opId);
     env.logger.info("exec opened", { op_id: ctx.opId, vm: target.name, method: ctx.method, tty: pty !== undefined });
-    ctx.upgrade((conn, head) => { bridgeChannel(channel, new FrameConn(conn, head), { ...bridge, opId: ctx.opId, vm: target.name, logger: env.logger }); });
+    ctx.upgrade((conn, head) => { bridgeChannel(channel, new FrameConn(conn, head), { ...bridge, ...(pid === undefined ? {} : { pid }), opId: ctx.opId, vm: target.name, logger: env.logger }); });
     return { opened: true };
   };
   return [
@@ -76,7 +84,8 @@ export function execMethods(env: ExecMethodsEnv): Registration<PeerCred>[] {
         ...(p.cwd !== undefined ? { workdir: p.cwd } : {}),
         ...(p.user !== undefined ? { user: p.user } : {}),
       });
-      return stream(ctx, p.name, command, { kind: "exec" }, p.tty);
+      // The script ends in `exec`, so the pid it announces is the command's own.
+      return stream(ctx, p.name, `${PID_ANNOUNCE}; ${command}`, { kind: "exec" }, p.tty);
     })),
     implement(vmFileRead, (p, ctx) => after(() => stream(ctx, p.name, quoteForRemoteShell(readFileArgv(p.path)), { kind: "file", failure: fileFailure(`reading ${p.path}`, p.name) }))),
     implement(vmFileWrite, (p, ctx) => after(() => stream(ctx, p.name, quoteForRemoteShell(writeFileArgv(p.path, p.mode)), { kind: "file", failure: fileFailure(`writing ${p.path}`, p.name) }))),
