@@ -64,7 +64,8 @@ export function execMethods(env: ExecMethodsEnv): Registration<PeerCred>[] {
   const after = <T>(fn: () => T | Promise<T>): Promise<T> => env.reconciled.then(fn);
   /** A signal to the command's pid over a channel of its own (dropbear ignores SSH signal requests). */
   const killer = (target: ExecTarget, opId: string) => (pid: number, signal: string): void => {
-    void env.pool.open(target, { command: quoteForRemoteShell(["kill", "-s", signal, String(pid)]) }, opId).then(
+    // Urgent: a signal must not queue behind the very commands it is meant to stop.
+    void env.pool.open(target, { command: quoteForRemoteShell(["kill", "-s", signal, String(pid)]) }, opId, true).then(
       ({ channel }) => { channel.resume(); channel.stderr.resume(); channel.end(); },
       (e: unknown) => { env.logger.warn("exec signal not delivered", { op_id: opId, vm: target.name, signal, error: e instanceof Error ? e.message : String(e) }); },
     );
