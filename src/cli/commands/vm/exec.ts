@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import type { ExecParams, ExecSession, StreamCallOptions } from "../../../rpc/exec-client.js";
 import type { Dial } from "../../../rpc/unix-client.js";
 import { UsageError, type Command } from "../../command.js";
-import { attach, processIo, type AttachIo } from "./exec-attach.js";
+import type { AttachIo } from "./exec-attach.js";
 
 const EXEC_OPTIONS = {
   env: { type: "string", short: "e", multiple: true, description: "set an environment variable (-e KEY takes this shell's value); repeatable" },
@@ -17,7 +17,7 @@ export type ExecOpener = (dial: Dial, params: ExecParams, options: StreamCallOpt
 const openOverChannel: ExecOpener = async (dial, params, options) => (await import("../../../rpc/exec-client.js")).openExec(dial, params, options);
 
 /** `vm exec` over the daemon's exec channel: no ssh process here, the daemon's connection to the VM carries it. */
-export function makeVmExecCommand(open: ExecOpener = openOverChannel, io: AttachIo = processIo): Command {
+export function makeVmExecCommand(open: ExecOpener = openOverChannel, testIo?: AttachIo): Command {
   return {
     path: ["vm", "exec"],
     summary: "run CMD in a VM (argv preserved) and exit with its exit code; flags as in docker exec",
@@ -50,6 +50,9 @@ export function makeVmExecCommand(open: ExecOpener = openOverChannel, io: Attach
       } catch (e) {
         throw new UsageError(e instanceof Error ? e.message : String(e));
       }
+      // Loaded on use (node:os, signal plumbing): `banger vm list` must not pay for them at start-up.
+      const { attach, processIo } = await import("./exec-attach.js");
+      const io = testIo ?? processIo;
       const tty = values.tty === true;
       const stdin = values.interactive === true;
       const params: ExecParams = {
