@@ -20,7 +20,7 @@ export function cpBenchSkip(): string | false {
 }
 
 
-async function ok(stack: Stack, args: string[]): Promise<string> {
+export async function ok(stack: Stack, args: string[]): Promise<string> {
   const r = await stack.cli(args, { timeoutMs: 600_000 });
   if (r.code !== 0) throw new Error(`banger ${args.join(" ")} failed (${r.code}):\n${r.stderr}`);
   return r.stdout;

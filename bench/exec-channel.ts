@@ -3,21 +3,15 @@ import { openExec } from "../src/rpc/exec-client.js";
 import { unixDial } from "../src/rpc/unix-client.js";
 import { sshArgv } from "../src/system/ssh.js";
 import { createNetNs } from "../test/helpers/netns.js";
-import { startStack, type Stack } from "../test/helpers/stack.js";
+import { startStack } from "../test/helpers/stack.js";
 import { tinyStackConfig } from "../test/helpers/tiny-stack.js";
 import { ensureTestUser } from "../test/helpers/users.js";
-import { cpBenchSkip, runAs } from "./cp-throughput.js";
+import { cpBenchSkip, ok, runAs } from "./cp-throughput.js";
 import { info, median, note, round, timed, type BenchResult } from "./stats.js";
 
 /** Round trips of the client API; alternating (CLI, ssh) pairs for the ratio, whose median beats load drift. */
 const SDK_SAMPLES = 30;
 const PAIRS = 15;
-
-async function ok(stack: Stack, args: string[]): Promise<string> {
-  const r = await stack.cli(args, { timeoutMs: 600_000 });
-  if (r.code !== 0) throw new Error(`banger ${args.join(" ")} failed (${r.code}):\n${r.stderr}`);
-  return r.stdout;
-}
 
 export const execBenchSkip = cpBenchSkip;
 
