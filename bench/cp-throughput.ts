@@ -20,14 +20,14 @@ export function cpBenchSkip(): string | false {
 }
 
 
-async function ok(stack: Stack, args: string[]): Promise<string> {
+export async function ok(stack: Stack, args: string[]): Promise<string> {
   const r = await stack.cli(args, { timeoutMs: 600_000 });
   if (r.code !== 0) throw new Error(`banger ${args.join(" ")} failed (${r.code}):\n${r.stderr}`);
   return r.stdout;
 }
 
 /** argv as the test user in the stack's namespace, stdout into `outFile`; rejects on a non-zero exit. */
-function runAs(ns: NetNs, user: TestUser, env: Record<string, string>, argv: readonly string[], outFile: string): Promise<void> {
+export function runAs(ns: NetNs, user: TestUser, env: Record<string, string>, argv: readonly string[], outFile: string): Promise<void> {
   const cmd = ns.exec(["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--", ...argv]);
   const out = openSync(outFile, "w");
   return new Promise((res, rej) => {

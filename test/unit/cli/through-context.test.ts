@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { CliContext } from "../../../src/cli/command.js";
-import { vmCpPrefixThroughContext, vmExecThroughContext, vmSshThroughContext } from "../../../src/cli/commands/vm/through-context.js";
+import { vmSshThroughContext } from "../../../src/cli/commands/vm/through-context.js";
 import { daemonPath } from "../../../src/cli/daemon-path.js";
 import type { RemoteContext } from "../../../src/config/contexts.js";
 
@@ -29,26 +29,13 @@ function shellWords(line: string): string[] {
   return words;
 }
 
-void test("vm exec through a context: ssh with -- before the destination, every word reaching the remote banger intact, the watcher without -t/-i", async () => {
-  const o = { name: "web", command: ["sh", "-c", "echo $1", "x", "it's"], env: [["A", "x y"]] as const, workdir: "/srv", user: "app", tty: false, interactive: true };
-  const argv = await vmExecThroughContext(LAB, o);
-  assert.deepEqual(argv.slice(0, -1), ["ssh", "-o", "BatchMode=yes", "-p", "2222", "-T", "--", "me@box"]);
-  assert.deepEqual(shellWords(argv.at(-1) ?? ""), ["banger", "vm", "exec", "-e", "A=x y", "-w", "/srv", "-u", "app", "-i", "web", "--", "sh", "-c", "echo $1", "x", "it's"]);
-  const tty = await vmExecThroughContext(LAB, { ...o, interactive: false, tty: true });
-  assert.ok(tty.includes("-tt"), "-t forces a TTY on the remote host too");
-  const watched = await vmExecThroughContext(LAB, { ...o, interactive: false });
-  const words = shellWords(watched.at(-1) ?? "");
-  assert.equal(words[0], "sh", "without -t or -i the remote banger runs under the connection watcher");
-  assert.deepEqual(shellWords(words.at(-1) ?? ""), ["exec", "banger", "vm", "exec", "-e", "A=x y", "-w", "/srv", "-u", "app", "web", "--", "sh", "-c", "echo $1", "x", "it's"]);
-});
-
-void test("vm ssh and vm cp through a context: the remote banger's vm ssh, and a prefix tar-copy appends its script to", async () => {
+void test("vm ssh through a context: the remote banger's vm ssh, with -- before the destination", async () => {
   const sshArgv = await vmSshThroughContext({ name: "lab", url: { host: "alias" } }, "web", ["ls", "-l"]);
   assert.deepEqual(sshArgv.slice(0, 4), ["ssh", "-o", "BatchMode=yes", process.stdin.isTTY ? "-t" : "-T"]);
   assert.deepEqual(shellWords(sshArgv.at(-1) ?? ""), ["banger", "vm", "ssh", "web", "--", "ls", "-l"]);
-  const prefix = await vmCpPrefixThroughContext(LAB, "web");
-  assert.deepEqual(shellWords(prefix.at(-1) ?? ""), ["banger", "vm", "exec", "-i", "web"]);
-  assert.equal(prefix[prefix.length - 2], "me@box");
+  const withPort = await vmSshThroughContext(LAB, "web", []);
+  assert.deepEqual(withPort.slice(-3, -1), ["--", "me@box"]);
+  assert.deepEqual(shellWords(withPort.at(-1) ?? ""), ["banger", "vm", "ssh", "web"]);
 });
 
 void test("file flags the daemon opens: resolved here locally; through a context, absolute paths on that host only", () => {

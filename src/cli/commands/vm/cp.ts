@@ -1,9 +1,8 @@
+import type { RemoteRun } from "../../../system/tar-copy.js";
 import { UsageError, type Command } from "../../command.js";
 import { parseFlags, type FlagTable } from "../../flags.js";
 
 const CP_FLAGS = { quiet: { type: "boolean", short: "q", description: "no progress line (shown only on a terminal anyway)" } } as const satisfies FlagTable;
-import { sshArgvFor } from "./common.js";
-import { vmCpPrefixThroughContext } from "./through-context.js";
 
 /** `NAME:PATH` names a VM's file; a path starting with / or . is always the host's (a host file may contain ':'). */
 const REMOTE_RE = /^([A-Za-z0-9][A-Za-z0-9._-]*):(.*)$/s;
@@ -32,12 +31,12 @@ export const vmCpCommand: Command = {
     const vmSide = from ?? to;
     if (vmSide === undefined) throw new UsageError("name the VM side as NAME:PATH");
     if (vmSide.path === "") throw new UsageError(`give a path after ${vmSide.name}:`);
-    // Through a context the tar stream runs behind that host's `banger vm exec -i` (through-context.ts).
-    const ssh = ctx.remote !== undefined ? await vmCpPrefixThroughContext(ctx.remote, vmSide.name) : await sshArgvFor(await ctx.call("vm.get", { name: vmSide.name }), { tty: false });
-    const { copyIn, copyOut } = await import("../../../system/tar-copy.js");
+    const [{ copyIn, copyOut }, { openExec }] = await Promise.all([import("../../../system/tar-copy.js"), import("../../../rpc/exec-client.js")]);
+    // The tar stream rides one exec channel of the daemon's SSH connection to the VM.
+    const run: RemoteRun = (argv, o) => openExec(ctx.dial, { name: vmSide.name, argv: [...argv], stdin: o.stdin }, { opId: ctx.opId });
     const progress = values.quiet !== true && ctx.stderr.isTTY === true ? ctx.stderr : undefined;
-    if (from !== undefined) await copyOut(ssh, from.path, dst, progress);
-    else await copyIn(ssh, src, vmSide.path, progress);
+    if (from !== undefined) await copyOut(run, from.path, dst, progress);
+    else await copyIn(run, src, vmSide.path, progress);
     return 0;
   },
 };
