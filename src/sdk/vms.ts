@@ -97,6 +97,6 @@ export class Vms {
       if (opts.signal?.aborted === true) await this.#client.call("vm.delete", { name, force: true }, { opId, timeoutMs: BEGIN_TIMEOUT_MS * 2 }).catch(() => undefined);
       throw e;
     }
-    return this.get(name);
+    return new Vm(this.#client, await this.#client.call("vm.get", { name }, { opId }));
   }
 }
