@@ -1,9 +1,9 @@
 import { resolveLayout } from "../paths/paths.js";
-import { unixDial, type Dial } from "../rpc/unix-client.js";
+import { unixDial } from "../rpc/unix-client.js";
 import { daemonCaller, type DaemonCaller } from "./client.js";
 import { Images } from "./images.js";
 import { Vms } from "./vms.js";
-import type { DaemonInfo, SnapshotInfo } from "./wire-types.js";
+import type { DaemonInfo, Dial, SnapshotInfo } from "./wire-types.js";
 
 export interface ConnectOptions {
   /** The daemon's unix socket; default: what `banger` itself uses (BANGER_SOCKET, else the user's or the installed daemon's). */

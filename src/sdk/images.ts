@@ -1,7 +1,8 @@
 import type { ParamsOf } from "../rpc/descriptor.js";
 import type { DaemonMethods } from "../rpc/daemon/methods.js";
 import type { DaemonCaller } from "./client.js";
-import { followOperation, type LongOptions } from "./progress.js";
+import { followOperation } from "./follow.js";
+import type { LongOptions } from "./progress.js";
 import type { ImageInfo } from "./wire-types.js";
 
 export interface BuildOptions extends LongOptions {

@@ -1,7 +1,8 @@
 import type { DaemonCaller } from "./client.js";
 import { isBangerError } from "./errors.js";
 import { portsParam, type PortMapping } from "./ports.js";
-import { followOperation, type LongOptions } from "./progress.js";
+import { followOperation } from "./follow.js";
+import type { LongOptions } from "./progress.js";
 import type { SnapshotInfo, VmInfo, VmPorts, VmStats } from "./wire-types.js";
 
 /** A graceful stop may take the configured stop timeout (up to 600 s) before the kill. */

@@ -3,7 +3,8 @@ import type { DaemonMethods } from "../rpc/daemon/methods.js";
 import type { DaemonCaller } from "./client.js";
 import { BangerError } from "./errors.js";
 import { portsParam, type PortMapping } from "./ports.js";
-import { followOperation, type LongOptions } from "./progress.js";
+import { followOperation } from "./follow.js";
+import type { LongOptions } from "./progress.js";
 import { Vm } from "./vm.js";
 
 const BEGIN_TIMEOUT_MS = 30_000;

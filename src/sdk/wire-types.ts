@@ -19,5 +19,5 @@ export type VmPorts = ResultOf<DaemonMethods["vm.port_list"]>;
 export type VmStats = ResultOf<DaemonMethods["vm.stats"]>;
 export type DaemonInfo = ResultOf<DaemonMethods["system.info"]>;
 export type ErrorCode = RpcErrorCode;
-/** Opens one connection to a daemon: its unix socket, or a stream to a remote one (a context). */
-export type Dial = RpcDial;
+/** Opens one connection to a daemon: its unix socket, or a stream to a remote one (a context). Mapped, so the published declaration spells it out. */
+export type Dial = { readonly [K in keyof RpcDial]: RpcDial[K] };
