@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Bundles each executable into one CommonJS file under dist/bin/. One file loads much faster
 // than a tree of ES modules (the CLI's start-up is most of `banger vm list`'s time), and the
-// bundle is what package.json's "bin" ships. Native addons stay external.
+// bundle is what package.json's "bin" ships. Native addons stay external. ssh2's optional native
+// parts (cpu-features, its sshcrypto .node binding) are left out: ssh2 requires them inside
+// try/catch and falls back to node:crypto, so the bundle needs no compiler or prebuilt binary.
 import { build } from "esbuild";
 import { chmodSync } from "node:fs";
 
@@ -29,7 +31,7 @@ for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", [doctorApa
     // BUNDLE_NO_MINIFY=1 keeps names readable in profiles (perf, --cpu-prof).
     minify: process.env.BUNDLE_NO_MINIFY === undefined,
     sourcemap: "linked",
-    external: ["better-sqlite3", "koffi"],
+    external: ["better-sqlite3", "koffi", "cpu-features", "*.node"],
     logLevel: "warning",
   });
   chmodSync(outfile, 0o755);

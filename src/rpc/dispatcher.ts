@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import type { z } from "zod";
 import type { MethodDescriptor, ParsedParamsOf, ResultOf } from "./descriptor.js";
 import { PROTOCOL_VERSION, requestSchema, type Response } from "./envelope.js";
@@ -9,7 +10,14 @@ export interface CallContext<Peer = unknown> {
   readonly opId: string;
   readonly method: string;
   readonly peer: Peer;
+  /**
+   * For a streaming method: once the ok line is written, the transport hands its connection
+   * (and any bytes that came after the request line) to `takeOver` instead of closing it.
+   */
+  upgrade(takeOver: StreamTakeOver): void;
 }
+
+export type StreamTakeOver = (conn: Duplex, head: Buffer) => void;
 
 export type Handler<D extends MethodDescriptor, Peer> = (params: ParsedParamsOf<D>, ctx: CallContext<Peer>) => Promise<ResultOf<D>> | ResultOf<D>;
 
@@ -28,6 +36,8 @@ export interface DispatchOutcome {
   readonly opId: string;
   /** The method name when the request parsed far enough to have one. */
   readonly method: string | undefined;
+  /** Set when an ok response upgrades the connection (CallContext.upgrade). */
+  readonly takeOver?: StreamTakeOver;
 }
 
 /**
@@ -82,15 +92,18 @@ export class Dispatcher<Peer = unknown> {
     if (reg === undefined) return fail("unknown_method", `unknown method ${JSON.stringify(req.method)}`, opId, req.method);
     const params = reg.descriptor.params.safeParse(req.params ?? {});
     if (!params.success) return fail("bad_params", `invalid params for ${req.method}: ${formatZodError(params.error)}`, opId, req.method);
+    let takeOver: StreamTakeOver | undefined;
+    const upgrade = (fn: StreamTakeOver): void => { takeOver = fn; };
     try {
-      const result: unknown = await reg.handler(params.data, { opId, method: req.method, peer });
-      if (!this.checkResults) return { response: { ok: true, result }, opId, method: req.method };
+      const result: unknown = await reg.handler(params.data, { opId, method: req.method, peer, upgrade });
+      const streaming = takeOver === undefined ? {} : { takeOver };
+      if (!this.checkResults) return { response: { ok: true, result }, opId, method: req.method, ...streaming };
       const checked = reg.descriptor.result.safeParse(result);
       if (!checked.success) {
         onInternal?.(checked.error, opId);
         return fail("internal", `result of ${req.method} failed its schema: ${formatZodError(checked.error)}`, opId, req.method);
       }
-      return { response: { ok: true, result: checked.data }, opId, method: req.method };
+      return { response: { ok: true, result: checked.data }, opId, method: req.method, ...streaming };
     } catch (e) {
       if (e instanceof RpcError) return fail(e.code, e.message, opId, req.method);
       onInternal?.(e, opId);

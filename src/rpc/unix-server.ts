@@ -24,6 +24,8 @@ export interface UnixServerOptions {
  * Serves a Dispatcher on a unix socket: one newline-terminated request per
  * connection, size-capped, peer uid checked with SO_PEERCRED on every
  * connection. The socket is created 0600 (callers run under umask 077).
+ * A streaming method's ok answer keeps the connection open and hands it to
+ * the method (frames follow, src/rpc/frames.ts); it then has no idle timeout.
  */
 export async function serveUnix(options: UnixServerOptions): Promise<Server> {
   const max = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
@@ -89,6 +91,7 @@ function handleConnection(socket: Socket, options: UnixServerOptions, max: numbe
   const chunks: Buffer[] = [];
   let size = 0;
   let done = false;
+  let head = Buffer.alloc(0);
   const finish = (line: string): void => {
     done = true;
     socket.pause();
@@ -100,10 +103,18 @@ function handleConnection(socket: Socket, options: UnixServerOptions, max: numbe
         const fields = { op_id: outcome.opId, method: outcome.method, peer_uid: peer.uid, duration_ms: Date.now() - started };
         if (outcome.response.ok) options.logger.info("rpc ok", fields);
         else options.logger.warn("rpc failed", { ...fields, code: outcome.response.error.code, error: outcome.response.error.message });
+        // Handed over even when the peer has gone, so the method can release what it opened.
+        if (outcome.takeOver !== undefined && outcome.response.ok) {
+          socket.setTimeout(0);
+          socket.removeListener("data", onData);
+          socket.write(JSON.stringify(outcome.response) + "\n");
+          outcome.takeOver(socket, head);
+          return;
+        }
         reply(outcome.response);
       });
   };
-  socket.on("data", (chunk: Buffer) => {
+  const onData = (chunk: Buffer): void => {
     if (done) return;
     const nl = chunk.indexOf(0x0a);
     const take = nl === -1 ? chunk : chunk.subarray(0, nl);
@@ -117,8 +128,12 @@ function handleConnection(socket: Socket, options: UnixServerOptions, max: numbe
       return;
     }
     chunks.push(take);
-    if (nl !== -1) finish(Buffer.concat(chunks).toString("utf8"));
-  });
+    if (nl !== -1) {
+      head = Buffer.from(chunk.subarray(nl + 1));
+      finish(Buffer.concat(chunks).toString("utf8"));
+    }
+  };
+  socket.on("data", onData);
   socket.on("end", () => {
     if (!done) {
       if (size === 0) {

@@ -1,21 +1,30 @@
-import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { CommandError } from "./runner.js";
-import { quoteForRemoteShell as q } from "./ssh.js";
 
 /**
- * `vm cp` as one tar stream over one ssh exec: the host's `tar` on one end,
- * the guest's (busybox or GNU) on the other, both keeping modes, mtimes and
- * symlinks. The two children are joined by a pipe they share directly, so no
- * byte of the copy passes through node: memory stays flat whatever the size.
- * Every command is an argv array; remote paths reach the guest's shell only
- * as single-quoted words ($1, $2 of a fixed script).
+ * `vm cp` as one tar stream over one exec channel: the host's `tar` on one
+ * end, the guest's (busybox or GNU) on the other, both keeping modes, mtimes
+ * and symlinks. The bytes flow through streams that respect backpressure end
+ * to end (tar's pipe, the daemon socket, the SSH channel's window), so memory
+ * stays flat whatever the size. Every command is an argv array; remote paths
+ * reach the guest's shell only as positional parameters of fixed scripts.
  */
 
-/** The ssh argv up to (not including) the remote command: `ssh ... user@host`. */
-export type SshPrefix = readonly string[];
+/** A command running in the guest (the daemon's exec channel gives one). */
+export interface RemoteProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly exit: Promise<{ readonly code: number | null; readonly signal: string | null }>;
+}
+
+/** Starts argv in the guest; `stdin: false` gives it EOF at once. */
+export type RemoteRun = (argv: readonly string[], opts: { readonly stdin: boolean }) => Promise<RemoteProcess>;
 
 export interface CopyProgress {
   write(text: string): unknown;
@@ -60,11 +69,11 @@ const CREATE_REMOTE = [
 ].join("\n");
 
 /** Host → guest. `src` "-" reads a tar stream from stdin, extracted into the guest directory `dst`. */
-export async function copyIn(ssh: SshPrefix, src: string, dst: string, progress?: CopyProgress): Promise<void> {
+export async function copyIn(run: RemoteRun, src: string, dst: string, progress?: CopyProgress): Promise<void> {
   const rdst = remotePath(dst);
   if (src === "-") {
     const script = 'mkdir -p "$1" && exec tar -x -o -f - -C "$1"';
-    await runPair(undefined, [...ssh, "--", q(["sh", "-c", script, "sh", rdst])], "inherit", "ignore");
+    await runPair(run, undefined, ["sh", "-c", script, "sh", rdst], "inherit", "ignore");
     return;
   }
   const abs = resolve(src);
@@ -78,8 +87,8 @@ export async function copyIn(ssh: SshPrefix, src: string, dst: string, progress?
   try {
     writeFileSync(join(side, MTIMES_NAME), mtimeLines(abs, `./${name}`).reverse().join(""), { mode: 0o600 });
     const hostTar = ["tar", "-c", "-f", "-", "-C", dirname(abs), `./${name}`, "-C", side, `./${MTIMES_NAME}`];
-    const remote = [...ssh, "--", q(["sh", "-c", EXTRACT_REMOTE, "sh", rdst, name])];
-    await runPair(hostTar, remote, "producer", "ignore", progress === undefined ? undefined : { out: progress, total: treeBytes(abs), field: "rchar" });
+    const remote = ["sh", "-c", EXTRACT_REMOTE, "sh", rdst, name];
+    await runPair(run, hostTar, remote, "producer", "ignore", progress === undefined ? undefined : { out: progress, total: treeBytes(abs), field: "rchar" });
   } finally {
     rmSync(side, { recursive: true, force: true });
   }
@@ -94,12 +103,12 @@ function mtimeLines(p: string, rel: string): string[] {
 }
 
 /** Guest → host. `dst` "-" writes the tar stream to stdout. */
-export async function copyOut(ssh: SshPrefix, src: string, dst: string, progress?: CopyProgress): Promise<void> {
+export async function copyOut(run: RemoteRun, src: string, dst: string, progress?: CopyProgress): Promise<void> {
   const rsrc = remotePath(src);
   const name = lastName(rsrc);
-  const remote = [...ssh, "--", q(["sh", "-c", CREATE_REMOTE, "sh", rsrc])];
+  const remote = ["sh", "-c", CREATE_REMOTE, "sh", rsrc];
   if (dst === "-") {
-    await runPair(undefined, remote, "ignore", "inherit");
+    await runPair(run, undefined, remote, "ignore", "inherit");
     return;
   }
   const abs = resolve(dst);
@@ -110,7 +119,7 @@ export async function copyOut(ssh: SshPrefix, src: string, dst: string, progress
   const tmp = into ? undefined : mkdtempSync(join(parent, ".banger-cp-"));
   try {
     const hostTar = ["tar", "-x", "-p", "--no-same-owner", "-f", "-", "-C", tmp ?? abs];
-    await runPair(hostTar, remote, "consumer", "ignore", progress === undefined ? undefined : { out: progress, total: undefined, field: "wchar" });
+    await runPair(run, hostTar, remote, "consumer", "ignore", progress === undefined ? undefined : { out: progress, total: undefined, field: "wchar" });
     if (tmp !== undefined) renameSync(join(tmp, name), abs);
   } finally {
     if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
@@ -142,43 +151,47 @@ interface ProgressSpec {
 interface Finished {
   readonly argv: readonly string[];
   readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
+  readonly signal: string | null;
   readonly stderr: () => string;
+  readonly remote: boolean;
 }
 
 /**
- * Runs `host` tar and the ssh `remote` joined stdout→stdin (host producing
- * when `hostRole` is "producer", consuming when "consumer"); with no host tar,
- * ssh's stdin/stdout are ours as given. Resolves when both exit 0; otherwise
- * rejects with the first failure that explains itself (the guest's, usually).
+ * Runs `host` tar and the guest's `remote` command joined stdout→stdin (host
+ * producing when `hostRole` is "producer", consuming when "consumer"); with no
+ * host tar, the guest's stdin/stdout are this process's as given. Resolves
+ * when both exit 0; otherwise rejects with the first failure that explains
+ * itself (the guest's, usually).
  */
-async function runPair(host: readonly string[] | undefined, remote: readonly string[], hostRole: "producer" | "consumer" | "inherit" | "ignore", remoteOut: "inherit" | "ignore", progress?: ProgressSpec): Promise<void> {
+async function runPair(run: RemoteRun, host: readonly string[] | undefined, remote: readonly string[], hostRole: "producer" | "consumer" | "inherit" | "ignore", remoteOut: "inherit" | "ignore", progress?: ProgressSpec): Promise<void> {
+  const feeds = hostRole === "producer" || hostRole === "inherit";
+  const rp = await run(remote, { stdin: feeds });
+  const remoteDone = finishedRemote(remote, rp);
   if (host === undefined) {
-    const stdio: StdioOptions = [hostRole === "inherit" ? "inherit" : "ignore", remoteOut, "pipe"];
-    const r = await finished(start(remote, stdio));
+    const flows = [hostRole === "inherit" ? pipeline(process.stdin, rp.stdin) : Promise.resolve(), remoteOut === "inherit" ? pipeline(rp.stdout, process.stdout, { end: false }) : drain(rp.stdout)];
+    const r = await remoteDone;
+    await Promise.allSettled(flows);
+    if (hostRole === "inherit") process.stdin.destroy();
     if (r.code !== 0) throw failure(r);
     return;
   }
-  let first: ChildProcess;
-  let second: ChildProcess;
-  let tar: ChildProcess;
-  if (hostRole === "producer") {
-    first = tar = start(host, ["ignore", "pipe", "pipe"]);
-    second = start(remote, [required(first.stdout), "ignore", "pipe"]);
-  } else {
-    first = start(remote, ["ignore", "pipe", "pipe"]);
-    second = tar = start(host, [required(first.stdout), "ignore", "pipe"]);
-  }
-  // The second child holds its own copy of the pipe; ours would keep it open (no EPIPE, no EOF).
-  first.stdout?.destroy();
+  const tar = start(host, [hostRole === "producer" ? "ignore" : "pipe", hostRole === "producer" ? "pipe" : "ignore", "pipe"]);
+  const tarDone = finished(tar);
+  const flow = hostRole === "producer" ? pipeline(required(tar.stdout), rp.stdin) : pipeline(rp.stdout, required(tar.stdin));
+  if (hostRole === "producer") void drain(rp.stdout);
   const stop = progress === undefined ? undefined : showProgress(tar, progress);
   try {
-    const [a, b] = await Promise.all([finished(first), finished(second)]);
-    const results = hostRole === "producer" ? [b, a] : [a, b];
-    for (const r of results) if (r.code !== 0) throw failure(r);
+    const [a, b] = await Promise.all([tarDone, remoteDone, flow.catch(() => undefined)]);
+    // The guest's words explain a failure best (tar here usually just saw its pipe break).
+    for (const r of [b, a]) if (r.code !== 0) throw failure(r);
   } finally {
     stop?.();
   }
+}
+
+function drain(r: Readable): Promise<void> {
+  r.resume();
+  return new Promise((res) => { r.once("end", res).once("close", res); });
 }
 
 function required<T>(v: T | null | undefined): T {
@@ -186,7 +199,7 @@ function required<T>(v: T | null | undefined): T {
   return v;
 }
 
-function start(argv: readonly string[], stdio: StdioOptions): ChildProcess {
+function start(argv: readonly string[], stdio: ["ignore" | "pipe", "ignore" | "pipe", "pipe"]): ChildProcess {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error("empty argv");
   return spawn(file, args, { stdio, shell: false });
@@ -201,16 +214,28 @@ function finished(child: ChildProcess): Promise<Finished> {
     let startError: Error | undefined;
     child.on("error", (e) => { startError = e; });
     child.on("close", (code, signal) => {
-      res({ argv, code: startError !== undefined ? null : code, signal, stderr: () => (startError !== undefined ? `${startError.message}; install ${argv[0] ?? "it"}` : err) });
+      res({ argv, code: startError !== undefined ? null : code, signal, remote: false, stderr: () => (startError !== undefined ? `${startError.message}; install ${argv[0] ?? "it"}` : err) });
     });
   });
+}
+
+function finishedRemote(argv: readonly string[], rp: RemoteProcess): Promise<Finished> {
+  let err = "";
+  rp.stderr.on("data", (d: Buffer) => { err = (err + d.toString("utf8")).slice(-16384); });
+  return rp.exit.then(
+    async (st) => {
+      await new Promise<void>((res) => { if (rp.stderr.readableEnded) res(); else rp.stderr.once("end", res).once("close", res); });
+      return { argv, code: st.code, signal: st.signal, remote: true, stderr: () => err };
+    },
+    (e: unknown) => ({ argv, code: null, signal: null, remote: true, stderr: () => (e instanceof Error ? e.message : String(e)) }),
+  );
 }
 
 /** The side's own words first (the whole argv, with the script, stays in the cause). */
 function failure(r: Finished): Error {
   const stderr = r.stderr().split("\n").filter((l) => l.trim() !== "").join("\n");
-  const cause = new CommandError(r.argv, r.code, r.signal, "", stderr);
-  const side = r.argv[0] === "tar" ? "tar on this host" : "the VM's side (over ssh)";
+  const cause = new CommandError(r.argv, r.code, r.signal as NodeJS.Signals | null, "", stderr);
+  const side = r.remote ? "the VM's side (over the exec channel)" : "tar on this host";
   const how = r.signal !== null ? `killed by ${r.signal}` : r.code !== null ? `exit code ${r.code}` : "could not start";
   return new Error(`copy failed: ${side}, ${how}${stderr !== "" ? `: ${stderr}` : ""}`, { cause });
 }

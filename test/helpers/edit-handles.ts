@@ -5,7 +5,7 @@ import Database from "better-sqlite3";
 import type { TestUser } from "./users.js";
 
 /** Rewrites fields of VMs' recorded handles in the (stopped) daemon's database, as a crash or a bug could leave them. */
-export function editHandles(stateDir: string, user: TestUser, edits: Record<string, Record<string, number | null>>): void {
+export function editHandles(stateDir: string, user: TestUser, edits: Record<string, Record<string, number | string | null>>): void {
   const path = join(stateDir, "banger.db");
   const db = new Database(path);
   for (const [name, fields] of Object.entries(edits)) {

@@ -24,7 +24,7 @@ export function inProcessHelper(regs: readonly Registration<PeerCred>[], socketP
       const r = reg.descriptor.params.safeParse(params);
       if (!r.success) throw new RpcError("bad_params", formatZodError(r.error));
       const peer: PeerCred = { pid: process.pid, uid: 0, gid: 0 };
-      const result: unknown = await reg.handler(r.data as never, { opId, method: descriptor.name, peer });
+      const result: unknown = await reg.handler(r.data as never, { opId, method: descriptor.name, peer, upgrade: () => { throw new RpcError("internal", "the root helper has no streaming methods"); } });
       return descriptor.result.parse(result) as never;
     },
   };

@@ -1,11 +1,8 @@
 import { state } from "../../paths/paths.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
-import { vmCreate, vmDelete, vmExec, vmGet, vmList, vmLogs, vmPause, vmRestart, vmResume, vmStart, vmStats, vmStop } from "../../rpc/daemon/vm.js";
+import { vmCreate, vmDelete, vmGet, vmList, vmLogs, vmPause, vmRestart, vmResume, vmStart, vmStats, vmStop } from "../../rpc/daemon/vm.js";
 import type { VmRecord } from "../../state/vms.js";
 import type { PeerCred } from "../../system/peercred.js";
-import { RpcError } from "../../rpc/errors.js";
-import { quoteForRemoteShell, sshArgv, sshCapture } from "../../system/ssh.js";
-import type { Runner } from "../../system/runner.js";
 import { consoleLogPath, readLogChunk, vmStats as readVmStats } from "../vm/inspect.js";
 import type { VmService } from "../vm/service.js";
 import { toVmView } from "../vm/view.js";
@@ -19,10 +16,9 @@ export interface VmMethodsEnv {
    */
   readonly reconciled: Promise<void>;
   readonly stateDir: string;
-  readonly runner: Runner;
+  /** Told after a VM stopped or was deleted, so what holds connections to its guest lets go. */
+  readonly released?: (vmId: string, opId: string) => void;
 }
-
-const EXEC_CAPTURE_LIMIT = 1024 * 1024;
 
 export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
   const paths = { stateDir: env.stateDir, knownHostsPath: state.knownHosts(env.stateDir), keyPath: state.sshKey(env.stateDir) };
@@ -33,7 +29,11 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
     implement(vmCreate, (p, ctx) => after(() => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib, cold: p.cold, ports: p.ports === undefined ? undefined : portSpecsFrom("ports", p.ports) }, ctx.opId))),
     implement(vmStart, (p, ctx) => after(() => s.start(p.name, ctx.opId))),
     implement(vmRestart, (p, ctx) => after(() => s.restart(p.name, p.force ?? false, ctx.opId))),
-    implement(vmStop, (p, ctx) => after(async () => view(await s.stop(p.name, p.force ?? false, ctx.opId)))),
+    implement(vmStop, (p, ctx) => after(async () => {
+      const vm = await s.stop(p.name, p.force ?? false, ctx.opId);
+      env.released?.(vm.id, ctx.opId);
+      return view(vm);
+    })),
     implement(vmPause, (p, ctx) => after(async () => {
       const r = await s.pause(p.name, ctx.opId);
       return { vm: view(r.vm), changed: r.changed };
@@ -44,6 +44,7 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
     })),
     implement(vmDelete, (p, ctx) => after(async () => {
       const vm = await s.delete(p.name, p.force ?? false, ctx.opId);
+      env.released?.(vm.id, ctx.opId);
       return { id: vm.id, name: vm.name, deleted: true as const };
     })),
     implement(vmList, () => after(() => ({ vms: s.list().map(view) }))),
@@ -68,14 +69,6 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
         memory_mib: vm.memoryMib,
         disk: { root_allocated_bytes: st.rootAllocatedBytes, work_allocated_bytes: st.workAllocatedBytes, work_size_bytes: st.workSizeBytes },
       };
-    })),
-    implement(vmExec, (p) => after(async () => {
-      const vm = s.mustGet(p.name);
-      if (vm.state === "paused") throw new RpcError("conflict", `VM ${vm.name} is paused; resume it first (banger vm resume ${vm.name})`);
-      if (vm.state !== "running" || vm.handles.ip === undefined) throw new RpcError("conflict", `VM ${vm.name} is ${vm.state}; start it first (banger vm start ${vm.name})`);
-      const argv = sshArgv({ keyPath: paths.keyPath, knownHostsPath: paths.knownHostsPath, host: vm.handles.ip }, { command: [quoteForRemoteShell(p.command)], tty: false });
-      const r = await sshCapture(env.runner, argv, { timeoutMs: (p.timeout_s ?? 600) * 1000 });
-      return { exit_code: r.exitCode, stdout: r.stdout.subarray(0, EXEC_CAPTURE_LIMIT).toString("utf8"), stderr: r.stderr.subarray(0, EXEC_CAPTURE_LIMIT).toString("utf8") };
     })),
   ];
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { state } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
 import { OperationRepository } from "../../state/operations.js";
@@ -9,6 +10,8 @@ import type { PeerCred } from "../../system/peercred.js";
 import type { SystemInfo } from "../../rpc/daemon/system.js";
 import type { DaemonEnv } from "../env.js";
 import type { InfoContributor } from "../methods/system.js";
+import { ExecPool } from "../exec/pool.js";
+import { execMethods } from "../methods/exec.js";
 import { imageService } from "../methods/image.js";
 import { operationMethods } from "../methods/operation.js";
 import { snapshotMethods } from "../methods/snapshot.js";
@@ -116,8 +119,9 @@ export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}
     },
   );
   const closing = new AbortController();
-  const methodsEnv = { service, reconciled, stateDir: env.layout.stateDir, runner: env.runner };
-  const methods = [...vmMethods(methodsEnv), ...snapshotMethods(methodsEnv), ...portMethods({ service, ports: deps.ports, db: env.db, reconciled }), ...operationMethods(operations, closing.signal)];
+  const pool = new ExecPool({ logger: env.logger, privateKey: async () => { await ensureInstallKey(env.layout.stateDir); return readFile(state.sshKey(env.layout.stateDir)); } });
+  const methodsEnv = { service, reconciled, stateDir: env.layout.stateDir, runner: env.runner, released: (vmId: string, opId: string) => { pool.forget(vmId, opId); } };
+  const methods = [...vmMethods(methodsEnv), ...execMethods({ service, pool, logger: env.logger, reconciled }), ...snapshotMethods(methodsEnv), ...portMethods({ service, ports: deps.ports, db: env.db, reconciled }), ...operationMethods(operations, closing.signal)];
   // A create waiting for ssh when the daemon stops is aborted and unwound (tap, NAT, disks, lease)
   // rather than left half-made for the next daemon to mark as failed. Running VMs are not touched.
   return Object.assign(methods, {
@@ -128,6 +132,7 @@ export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}
     },
     async shutdown() {
       closing.abort();
+      pool.closeAll("op-shutdown0");
       service.abortAll();
       await service.idle();
     },

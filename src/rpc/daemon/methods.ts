@@ -1,4 +1,5 @@
 import type { DescriptorsIn, MethodsByName } from "../descriptor.js";
+import type * as exec from "./exec.js";
 import type * as image from "./image.js";
 import type * as operation from "./operation.js";
 import type * as ports from "./ports.js";
@@ -11,5 +12,5 @@ import type * as vm from "./vm.js";
  * these types and never loads the zod schemas at runtime (they cost most of
  * its start-up); the daemon validates params against them (and, in tests, results).
  */
-export type DaemonMethods = MethodsByName<DescriptorsIn<typeof image | typeof operation | typeof ports | typeof snapshot | typeof system | typeof vm>>;
+export type DaemonMethods = MethodsByName<DescriptorsIn<typeof exec | typeof image | typeof operation | typeof ports | typeof snapshot | typeof system | typeof vm>>;
 export type DaemonMethodName = keyof DaemonMethods;

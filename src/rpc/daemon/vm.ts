@@ -82,10 +82,3 @@ export const vmStats = defineMethod(
     disk: z.object({ root_allocated_bytes: z.number(), work_allocated_bytes: z.number(), work_size_bytes: z.number() }),
   }),
 );
-
-/** Non-interactive command in the guest, output captured (capped). The CLI's `vm exec` streams over ssh instead. */
-export const vmExec = defineMethod(
-  "vm.exec",
-  z.object({ name, command: z.array(z.string()).min(1), timeout_s: z.number().int().min(1).max(3600).optional() }).strict(),
-  z.object({ exit_code: z.number().int(), stdout: z.string(), stderr: z.string() }),
-);

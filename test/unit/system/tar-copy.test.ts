@@ -1,20 +1,26 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { chmodSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { copyIn, copyOut } from "../../../src/system/tar-copy.js";
+import { copyIn, copyOut, type RemoteRun } from "../../../src/system/tar-copy.js";
 import { needsCommands, requires } from "../../helpers/requirements.js";
 import { treeManifest } from "../../helpers/tree-manifest.js";
 
 const SKIP = requires(needsCommands("tar", "busybox"));
 
 /**
- * A stand-in ssh: `PREFIX -- REMOTE` runs REMOTE through sh with busybox as the
- * guest's tar and tools (what the tiny image has), the host's GNU tar on our side.
+ * A stand-in exec channel: runs the guest's argv here with busybox as its tar
+ * and tools (what the tiny image has), the host's GNU tar on our side.
  */
-function fakeSsh(bin: string): string[] {
-  return ["sh", "-c", `PATH=${bin}:$PATH; exec sh -c "$2"`, "fake-ssh"];
+function fakeRemote(bin: string): RemoteRun {
+  return (argv, opts) => {
+    const child = spawn(argv[0] ?? "", argv.slice(1), { env: { ...process.env, PATH: `${bin}:${process.env["PATH"] ?? ""}` }, stdio: ["pipe", "pipe", "pipe"] });
+    if (!opts.stdin) child.stdin.end();
+    const exit = new Promise<{ code: number | null; signal: string | null }>((res) => child.on("close", (code, signal) => { res({ code, signal }); }));
+    return Promise.resolve({ stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exit });
+  };
 }
 
 void test("cp round trip through busybox tar keeps contents, modes, mtimes of files, dirs and links, and an empty dir", { skip: SKIP }, async (t) => {
@@ -23,7 +29,7 @@ void test("cp round trip through busybox tar keeps contents, modes, mtimes of fi
   const bin = join(base, "bin");
   mkdirSync(bin);
   for (const tool of ["tar", "touch", "mktemp", "dirname", "basename", "mv", "rm", "mkdir"]) symlinkSync("/bin/busybox", join(bin, tool));
-  const ssh = fakeSsh(bin);
+  const ssh = fakeRemote(bin);
   const src = join(base, "tree");
   mkdirSync(join(src, "d", "empty"), { recursive: true });
   writeFileSync(join(src, "f"), "hello");

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { Readable, Writable } from "node:stream";
 import { test } from "node:test";
 import type { CliContext, Command } from "../../../src/cli/command.js";
 import { vmCreateCommand } from "../../../src/cli/commands/vm/create.js";
@@ -8,7 +9,9 @@ import { vmListCommand } from "../../../src/cli/commands/vm/list.js";
 import { makeVmLogsCommand } from "../../../src/cli/commands/vm/logs.js";
 import { makeVmRunCommand } from "../../../src/cli/commands/vm/run.js";
 import { vmShowCommand } from "../../../src/cli/commands/vm/show.js";
-import { makeVmExecCommand } from "../../../src/cli/commands/vm/exec.js";
+import { makeVmExecCommand, type ExecOpener } from "../../../src/cli/commands/vm/exec.js";
+import type { AttachIo } from "../../../src/cli/commands/vm/exec-attach.js";
+import type { ExecParams, ExecSession, ExitStatus } from "../../../src/rpc/exec-client.js";
 import { makeVmSshCommand } from "../../../src/cli/commands/vm/ssh.js";
 import { vmRestartCommand, vmStartCommand } from "../../../src/cli/commands/vm/start.js";
 import { vmStatsCommand } from "../../../src/cli/commands/vm/stats.js";
@@ -24,7 +27,6 @@ import { silentLogger } from "../../../src/system/log.js";
 import { PROTOCOL_VERSION } from "../../../src/rpc/envelope.js";
 import { RpcError } from "../../../src/rpc/errors.js";
 import type { PeerCred } from "../../../src/system/peercred.js";
-import { CommandError, FakeRunner } from "../../../src/system/runner.js";
 import { addImage, makeHarness, type Harness } from "./fakes.js";
 
 interface Cli {
@@ -52,7 +54,7 @@ function cli(h: Harness, opts: { tty?: boolean; builds?: string[]; lostRace?: bo
     op.succeed({ name });
     return { operation_id: callCtx.opId, image: name };
   });
-  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: new FakeRunner() }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild]);
+  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild]);
   const state = {
     out: "",
     err: "",
@@ -160,40 +162,64 @@ void test("vm list renders a table with the contract columns and --json a list",
   assert.match(c.out, /^ip: +172\.16\.90\.2$/m);
 });
 
-void test("vm exec passes argv through quoted for the guest shell and returns the command's exit code", async (t) => {
+void test("vm exec sends argv, env, cwd, user and tty to the exec channel and returns the command's exit code", async (t) => {
   const h = makeHarness();
   t.after(() => { h.close(); });
   await h.service.create({ name: "ex" }, "op-bbbbbbbbbbbb");
   await h.service.idle();
-  const seen: (readonly string[])[] = [];
-  const held: (boolean | undefined)[] = [];
-  const exec = makeVmExecCommand((argv, o) => { seen.push(argv); held.push(o?.holdStdin); return Promise.resolve(3); });
+  const seen: ExecParams[] = [];
+  const exits: ExitStatus[] = [{ code: 3, signal: null }, { code: null, signal: "INT" }, { code: 0, signal: null }];
+  const opener: ExecOpener = (_dial, params, options) => {
+    seen.push(params);
+    assert.match(options.opId ?? "", /^op-cli/);
+    return Promise.resolve(fakeSession(exits[seen.length - 1] ?? { code: 0, signal: null }, "out\n"));
+  };
+  const io = fakeIo();
+  const exec = makeVmExecCommand(opener, io);
   const c = cli(h);
   assert.equal(await c.run(exec, ["-t", "ex", "--", "sh", "-c", "echo 'hi there'; exit 3"]), 3);
-  const argv = seen[0] ?? [];
-  assert.deepEqual(argv.slice(-4), ["-tt", "root@172.16.90.2", "--", `exec sh -c 'echo '\\''hi there'\\''; exit 3'`]);
-  assert.deepEqual(held, [true], "-t without -i: no stdin");
-  // No TTY, no stdin: the guest-side wrapper that ends the command with the connection, ssh's stdin held.
-  assert.equal(await c.run(exec, ["ex", "--", "true"]), 3);
-  assert.equal(seen[1]?.at(-4), "-T");
-  assert.match(seen[1]?.at(-1) ?? "", /^sh -c .*kill -TERM .* sh sh -c 'exec true'$/s);
-  assert.equal(await c.run(exec, ["-i", "-e", "A=1 2", "-w", "/tmp", "ex", "--", "env"]), 3);
-  assert.equal(seen[2]?.at(-1), "cd /tmp && export A='1 2' && exec env");
-  assert.deepEqual(held, [true, true, false]);
+  assert.deepEqual(seen[0], { name: "ex", argv: ["sh", "-c", "echo 'hi there'; exit 3"], stdin: false, tty: { cols: 80, rows: 24 } });
+  assert.equal(await c.run(exec, ["ex", "--", "sleep", "9"]), 130, "killed by INT: 128 + 2");
+  assert.deepEqual(seen[1], { name: "ex", argv: ["sleep", "9"], stdin: false });
+  assert.equal(await c.run(exec, ["-i", "-e", "A=1 2", "-w", "/tmp", "-u", "nobody", "ex", "--", "env"]), 0);
+  assert.deepEqual(seen[2], { name: "ex", argv: ["env"], stdin: true, env: { A: "1 2" }, cwd: "/tmp", user: "nobody" });
+  assert.equal(io.written(), "out\nout\nout\n");
   await assert.rejects(c.run(exec, ["-w", "tmp", "ex", "--", "pwd"]), /working directory must be an absolute path/);
   await assert.rejects(c.run(exec, ["-e", "1A=x", "ex", "--", "pwd"]), /the name must be letters/);
   await assert.rejects(c.run(exec, ["-u", "a b", "ex", "--", "pwd"]), /give a user name or a numeric uid/);
-  seen.length = 0;
-  assert.ok(argv.includes("StrictHostKeyChecking=yes"));
-  assert.ok(argv.includes(`UserKnownHostsFile=${h.dir}/ssh/known_hosts`));
   await assert.rejects(c.run(exec, ["ex"]), /give the command after --/);
   await assert.rejects(c.run(exec, ["ex", "--evil", "--", "id"]), /Unknown option '--evil'/);
-  const ssh = makeVmSshCommand((a) => { seen.push(a); return Promise.resolve(0); });
+  assert.equal(seen.length, 3, "bad flags never reach the daemon");
+  const seenSsh: (readonly string[])[] = [];
+  const ssh = makeVmSshCommand((a) => { seenSsh.push(a); return Promise.resolve(0); });
   assert.equal(await c.run(ssh, ["ex"]), 0);
-  assert.equal(seen[0]?.at(-1), "root@172.16.90.2");
-  await h.service.stop("ex", false, "op-cccccccccccc");
-  await assert.rejects(c.run(exec, ["ex", "--", "true"]), /ex is stopped; start it with: banger vm start ex/);
+  assert.equal(seenSsh[0]?.at(-1), "root@172.16.90.2");
 });
+
+/** A session that prints `out` and ends with `status`. */
+function fakeSession(status: ExitStatus, out: string): ExecSession {
+  return {
+    opId: "op-fake000000",
+    stdout: Readable.from([Buffer.from(out)]),
+    stderr: Readable.from([]),
+    stdin: new Writable({ write: (_c, _e, cb) => { cb(); } }),
+    kill: () => undefined,
+    resize: () => undefined,
+    exit: Promise.resolve(status),
+  };
+}
+
+function fakeIo(): AttachIo & { written(): string } {
+  let text = "";
+  const sink = (): NodeJS.WriteStream => Object.assign(new Writable({ write: (c: Buffer, _e, cb) => { text += c.toString("utf8"); cb(); } }), { isTTY: false, columns: 0, rows: 0 }) as unknown as NodeJS.WriteStream;
+  return {
+    stdin: Object.assign(Readable.from([]), { isTTY: false }) as unknown as NodeJS.ReadStream,
+    stdout: sink(),
+    stderr: sink(),
+    onSignal: () => () => undefined,
+    written: () => text,
+  };
+}
 
 void test("vm run --rm creates, runs the command, deletes, and exits with the command's code", async (t) => {
   const h = makeHarness();
@@ -298,19 +324,3 @@ void test("vm run that loses the default-image build race to another client just
   assert.doesNotMatch(c.err, /building it once/);
 });
 
-void test("vm.exec (daemon side) runs ssh with the pinned argv and returns exit code and output", async (t) => {
-  const h = makeHarness();
-  t.after(() => { h.close(); });
-  await h.service.create({ name: "rx" }, "op-ffffffffffff");
-  await h.service.idle();
-  const runner = new FakeRunner((argv) => (argv.at(-1) === "false" ? new CommandError([...argv], 1, null, "", "nope\n") : { stdout: Buffer.from("ok\n") }));
-  const d = new Dispatcher<PeerCred>(vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner }));
-  const call = async (command: string[]): Promise<unknown> => {
-    const out = await d.dispatch(JSON.stringify({ version: PROTOCOL_VERSION, method: "vm.exec", params: { name: "rx", command }, op_id: "op-123456789" }), { pid: 1, uid: 0, gid: 0 });
-    assert.ok(out.response.ok, JSON.stringify(out.response));
-    return out.response.result;
-  };
-  assert.deepEqual(await call(["echo", "o k"]), { exit_code: 0, stdout: "ok\n", stderr: "" });
-  assert.deepEqual(await call(["false"]), { exit_code: 1, stdout: "", stderr: "nope\n" });
-  assert.deepEqual(runner.calls[0]?.argv.slice(-4), ["-T", "root@172.16.90.2", "--", "echo 'o k'"]);
-});

@@ -125,10 +125,10 @@ export async function reportNewVm(ctx: CliContext, ref: { operation_id: string; 
 }
 
 /** Runs ssh with the terminal attached and returns its exit code; swapped out in tests. */
-export type SshExec = (argv: readonly string[], opts?: { holdStdin?: boolean }) => Promise<number>;
+export type SshExec = (argv: readonly string[]) => Promise<number>;
 
 /** The real SshExec, loading system/ssh.js (node:child_process) only when a command attaches. */
-export const interactiveSsh: SshExec = async (argv, opts) => (await import("../../../system/ssh.js")).sshInteractive(argv, opts);
+export const interactiveSsh: SshExec = async (argv) => (await import("../../../system/ssh.js")).sshInteractive(argv);
 
 /** quoteForRemoteShell, loaded on use for the same reason as sshArgvFor. */
 export async function quoteRemote(argv: readonly string[]): Promise<string> {

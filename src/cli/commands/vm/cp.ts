@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
+import type { RemoteRun } from "../../../system/tar-copy.js";
 import { UsageError, type Command } from "../../command.js";
-import { sshArgvFor } from "./common.js";
 
 /** `NAME:PATH` names a VM's file; a path starting with / or . is always the host's (a host file may contain ':'). */
 const REMOTE_RE = /^([A-Za-z0-9][A-Za-z0-9._-]*):(.*)$/s;
@@ -20,7 +20,7 @@ export const vmCpCommand: Command = {
     "  - as the host side: a tar stream on stdin (extracted into the VM directory) or stdout.\n" +
     "  -q  no progress line (shown only on a terminal anyway)",
   async run(args, ctx) {
-    const { values, positionals } = parseArgs({ args: [...args], options: { quiet: { type: "boolean", short: "q" } }, strict: true, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args: [...args], options: { quiet: { type: "boolean", short: "q", description: "no progress line (shown only on a terminal anyway)" } }, strict: true, allowPositionals: true });
     if (positionals.length !== 2) throw new UsageError("give SRC and DST, one of them NAME:PATH");
     const [src = "", dst = ""] = positionals;
     const from = remote(src);
@@ -29,12 +29,12 @@ export const vmCpCommand: Command = {
     const vmSide = from ?? to;
     if (vmSide === undefined) throw new UsageError("name the VM side as NAME:PATH");
     if (vmSide.path === "") throw new UsageError(`give a path after ${vmSide.name}:`);
-    const vm = await ctx.call("vm.get", { name: vmSide.name });
-    const ssh = await sshArgvFor(vm, { tty: false });
-    const { copyIn, copyOut } = await import("../../../system/tar-copy.js");
+    const [{ copyIn, copyOut }, { openExec }] = await Promise.all([import("../../../system/tar-copy.js"), import("../../../rpc/exec-client.js")]);
+    // The tar stream rides one exec channel of the daemon's SSH connection to the VM.
+    const run: RemoteRun = (argv, o) => openExec(ctx.dial, { name: vmSide.name, argv: [...argv], stdin: o.stdin }, { opId: ctx.opId });
     const progress = values.quiet !== true && ctx.stderr.isTTY === true ? ctx.stderr : undefined;
-    if (from !== undefined) await copyOut(ssh, from.path, dst, progress);
-    else await copyIn(ssh, src, vmSide.path, progress);
+    if (from !== undefined) await copyOut(run, from.path, dst, progress);
+    else await copyIn(run, src, vmSide.path, progress);
     return 0;
   },
 };

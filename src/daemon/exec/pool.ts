@@ -1,0 +1,212 @@
+import { Client, type ClientChannel } from "ssh2";
+import { RpcError } from "../../rpc/errors.js";
+import type { Logger } from "../../system/log.js";
+
+/** The VM an exec goes to, as the daemon's record has it now. */
+export interface ExecTarget {
+  readonly id: string;
+  readonly name: string;
+  readonly ip: string;
+  /** The pinned `ssh-ed25519 BASE64` line. */
+  readonly hostKeyPub: string;
+  /**
+   * Changes whenever the guest is a new boot (start time, IP, key): a connection of an older
+   * generation belongs to a guest that is gone and is closed rather than reused.
+   */
+  readonly generation: string;
+}
+
+export interface ExecPoolOptions {
+  readonly logger: Logger;
+  /** The install's client key (OpenSSH format), read once. */
+  readonly privateKey: () => Promise<Buffer>;
+  readonly user?: string;
+  readonly port?: number;
+  /**
+   * Channels in flight on one connection. dropbear caps channels per connection (MAX_CHANNELS in
+   * its sysoptions.h) and serialises their work through one process; past this a second
+   * connection is opened, and past maxConnections requests wait in order.
+   */
+  readonly channelsPerConnection?: number;
+  readonly maxConnections?: number;
+  readonly connectTimeoutMs?: number;
+}
+
+export interface ChannelRequest {
+  readonly command: string;
+  readonly pty?: { readonly cols: number; readonly rows: number };
+}
+
+interface Conn {
+  readonly client: Client;
+  /** Settles when authenticated; rejects with the RpcError open() reports. */
+  ready: Promise<void>;
+  active: number;
+  dead: boolean;
+}
+
+interface VmConns {
+  generation: string;
+  readonly conns: Conn[];
+  readonly waiters: (() => void)[];
+}
+
+/**
+ * One authenticated SSH connection (a few under load) per running VM, shared by
+ * every exec and file stream to it. The host key is checked against the pin
+ * on every connect (hostVerifier), so a guest that is not the one banger
+ * created is refused. Connections open on first use, are dropped when they
+ * fail or the VM is a new boot, and are closed by forget() at stop/delete.
+ */
+export class ExecPool {
+  private readonly vms = new Map<string, VmConns>();
+  private readonly perConn: number;
+  private readonly maxConns: number;
+  private key: Promise<Buffer> | undefined;
+
+  constructor(private readonly opts: ExecPoolOptions) {
+    this.perConn = opts.channelsPerConnection ?? 24;
+    this.maxConns = opts.maxConnections ?? 4;
+  }
+
+  /** Opens a session channel running `req.command`; the returned release() must be called once it closes. */
+  async open(target: ExecTarget, req: ChannelRequest, opId: string): Promise<{ channel: ClientChannel; release: () => void }> {
+    const conn = await this.slot(target, opId);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      conn.active--;
+      this.wake(target.id);
+    };
+    try {
+      await conn.ready;
+      const channel = await new Promise<ClientChannel>((resolve, reject) => {
+        const opts = req.pty === undefined ? {} : { pty: { cols: req.pty.cols, rows: req.pty.rows, term: "xterm-256color" } };
+        conn.client.exec(req.command, opts, (err, ch) => {
+          if (err !== undefined) reject(err);
+          else resolve(ch);
+        });
+      });
+      channel.once("close", release);
+      return { channel, release };
+    } catch (e) {
+      release();
+      if (e instanceof RpcError) throw e;
+      throw new RpcError("operation_failed", `cannot open an exec channel to ${target.name}: ${e instanceof Error ? e.message : String(e)}`, opId);
+    }
+  }
+
+  /** Closes every connection to the VM (it stopped, restarted or was deleted). Idempotent. */
+  forget(vmId: string, opId: string): void {
+    const entry = this.vms.get(vmId);
+    if (entry === undefined) return;
+    this.vms.delete(vmId);
+    for (const c of entry.conns) this.close(c);
+    for (const w of entry.waiters.splice(0)) w();
+    this.opts.logger.info("exec connections closed", { op_id: opId, vm_id: vmId, connections: entry.conns.length });
+  }
+
+  closeAll(opId: string): void {
+    for (const id of [...this.vms.keys()]) this.forget(id, opId);
+  }
+
+  /** Connections open now, for tests and `system status`. */
+  connectionCount(vmId: string): number {
+    return this.vms.get(vmId)?.conns.filter((c) => !c.dead).length ?? 0;
+  }
+
+  private close(c: Conn): void {
+    c.dead = true;
+    c.client.end();
+  }
+
+  private wake(vmId: string): void {
+    this.vms.get(vmId)?.waiters.shift()?.();
+  }
+
+  private async slot(target: ExecTarget, opId: string): Promise<Conn> {
+    for (;;) {
+      let entry = this.vms.get(target.id);
+      if (entry !== undefined && entry.generation !== target.generation) {
+        this.forget(target.id, opId);
+        entry = undefined;
+      }
+      if (entry === undefined) {
+        entry = { generation: target.generation, conns: [], waiters: [] };
+        this.vms.set(target.id, entry);
+      }
+      let best: Conn | undefined;
+      for (const c of entry.conns) if (!c.dead && c.active < this.perConn && (best === undefined || c.active < best.active)) best = c;
+      // Fill the open connections first; a new one costs a key exchange on a slow guest.
+      if (best === undefined && entry.conns.length < this.maxConns) best = this.connect(target, entry, opId);
+      if (best !== undefined) {
+        best.active++;
+        return best;
+      }
+      await new Promise<void>((resolve) => { entry.waiters.push(resolve); });
+    }
+  }
+
+  private connect(target: ExecTarget, entry: VmConns, opId: string): Conn {
+    const client = new Client();
+    const pinned = pinnedBlob(target.hostKeyPub);
+    let presented: Buffer | undefined;
+    const started = Date.now();
+    const handshake = (async () => {
+      const privateKey = await (this.key ??= this.opts.privateKey());
+      await new Promise<void>((resolve, reject) => {
+        client.once("ready", resolve);
+        client.once("error", reject);
+        client.connect({
+          host: target.ip,
+          port: this.opts.port ?? 22,
+          username: this.opts.user ?? "root",
+          privateKey,
+          readyTimeout: this.opts.connectTimeoutMs ?? 20_000,
+          keepaliveInterval: 15_000,
+          keepaliveCountMax: 3,
+          algorithms: { serverHostKey: ["ssh-ed25519"] },
+          hostVerifier: (key: Buffer) => {
+            presented = key;
+            return key.equals(pinned);
+          },
+        });
+      });
+    })();
+    const conn: Conn = { client, ready: Promise.resolve(), active: 0, dead: false };
+    const drop = (): void => {
+      conn.dead = true;
+      const i = entry.conns.indexOf(conn);
+      if (i !== -1) entry.conns.splice(i, 1);
+      // Whoever waited for a slot may now open a connection in its place.
+      for (const w of entry.waiters.splice(0)) w();
+    };
+    client.on("close", drop);
+    client.on("error", (e: Error) => {
+      this.opts.logger.warn("exec connection failed", { op_id: opId, vm: target.name, error: e.message });
+      drop();
+    });
+    entry.conns.push(conn);
+    // The handshake's own rejection is reported by open(); this keeps it from being unhandled meanwhile.
+    conn.ready = handshake.then(
+      () => { this.opts.logger.info("exec connection ready", { op_id: opId, vm: target.name, connections: entry.conns.length, duration_ms: Date.now() - started }); },
+      (e: unknown) => {
+        drop();
+        client.end();
+        if (presented !== undefined && !presented.equals(pinned)) {
+          throw new RpcError("operation_failed", `${target.name} (${target.ip}) presented a host key other than the one banger pinned; refusing to trust it (was the VM's disk replaced?)`, opId);
+        }
+        throw new RpcError("operation_failed", `cannot connect to ${target.name} (${target.ip}) over SSH: ${e instanceof Error ? e.message : String(e)}`, opId);
+      },
+    );
+    conn.ready.catch(() => undefined);
+    return conn;
+  }
+}
+
+function pinnedBlob(line: string): Buffer {
+  const [type, body] = line.trim().split(/[ \t]+/);
+  if (type !== "ssh-ed25519" || body === undefined || !/^[A-Za-z0-9+/]+=*$/.test(body)) throw new RpcError("operation_failed", "the VM has no pinned ssh-ed25519 host key; restart it so banger pins one");
+  return Buffer.from(body, "base64");
+}
