@@ -9,7 +9,7 @@ import type { OperationInfo } from "./wire-types.js";
  * It is an RpcError, so code that already handles those (the CLI) handles it too.
  */
 export class BangerError extends RpcError {
-  override readonly name = "BangerError";
+  override readonly name: string = "BangerError";
   readonly operation: OperationInfo | undefined;
 
   constructor(code: ErrorCode, message: string, opId?: string, operation?: OperationInfo) {

@@ -3,6 +3,8 @@
  */
 export { Banger, type ConnectOptions, type SnapshotsApi } from "./banger.js";
 export { BangerError, isBangerError } from "./errors.js";
+export { ExecFailedError, type ExecOptions, type ExecProcess, type ExecResult, type Input } from "./exec.js";
+export type { VmFiles } from "./files.js";
 export type { BuildOptions, Images } from "./images.js";
 export type { PortMapping } from "./ports.js";
 export type { LongOptions, ProgressEvent } from "./progress.js";

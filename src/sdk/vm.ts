@@ -1,5 +1,7 @@
 import type { DaemonCaller } from "./client.js";
 import { isBangerError } from "./errors.js";
+import { execText, startExec, type ExecOptions, type ExecProcess } from "./exec.js";
+import { vmFiles, type VmFiles } from "./files.js";
 import { portsParam, type PortMapping } from "./ports.js";
 import { followOperation } from "./follow.js";
 import type { LongOptions } from "./progress.js";
@@ -26,6 +28,7 @@ export interface VmPortsApi {
 export class Vm implements AsyncDisposable {
   readonly name: string;
   readonly ports: VmPortsApi;
+  readonly files: VmFiles;
   #info: VmInfo;
   readonly #client: DaemonCaller;
 
@@ -36,6 +39,7 @@ export class Vm implements AsyncDisposable {
     this.name = info.name;
     const name = this.name;
     const opId = (): string => client.opId();
+    this.files = vmFiles(client, name);
     this.ports = {
       list: () => client.call("vm.port_list", { name }),
       add: (...ports) => client.call("vm.port_add", { name, ports: portsParam(ports, opId()) }),
@@ -111,6 +115,19 @@ export class Vm implements AsyncDisposable {
   /** Saves the running (or paused) VM's state; it keeps running. `banger.vms.restore(name)` starts a copy. */
   snapshot(name?: string): Promise<SnapshotInfo> {
     return this.#client.call("vm.snapshot", { name: this.name, ...(name !== undefined ? { snapshot: name } : {}) }, { timeoutMs: STOP_TIMEOUT_MS });
+  }
+
+  /**
+   * Runs argv in the VM (each word passed as is, no shell) and resolves once it runs; stream its
+   * output from `stdout`/`stderr` or the callbacks, and await `exit` for its code or signal.
+   */
+  exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecProcess> {
+    return startExec(this.#client, this.name, argv, opts);
+  }
+
+  /** The common case: argv's stdout as text; a non-zero exit rejects with ExecFailedError carrying all output. */
+  execText(argv: readonly string[], opts: ExecOptions = {}): Promise<string> {
+    return execText(this.#client, this.name, argv, opts);
   }
 
   stats(): Promise<VmStats> {
