@@ -27,7 +27,7 @@ async function ok(stack: Stack, args: string[]): Promise<string> {
 }
 
 /** argv as the test user in the stack's namespace, stdout into `outFile`; rejects on a non-zero exit. */
-function runAs(ns: NetNs, user: TestUser, env: Record<string, string>, argv: readonly string[], outFile: string): Promise<void> {
+export function runAs(ns: NetNs, user: TestUser, env: Record<string, string>, argv: readonly string[], outFile: string): Promise<void> {
   const cmd = ns.exec(["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, "--clear-groups", "--", ...argv]);
   const out = openSync(outFile, "w");
   return new Promise((res, rej) => {

@@ -8,6 +8,7 @@ import { note, type BenchResult } from "./stats.js";
 import { benchCreate, createBenchSkip } from "./vm-create.js";
 import { benchWarmCreate } from "./warm-create.js";
 import { benchCp, cpBenchSkip } from "./cp-throughput.js";
+import { benchExecChannel, execBenchSkip } from "./exec-channel.js";
 
 /**
  * `npm run bench`: every benchmark in one run, one JSON document on stdout
@@ -36,6 +37,7 @@ const BENCHES: readonly Bench[] = [
   { name: "vm create vs bare qemu, parallel creates", skip: createBenchSkip, run: () => benchCreate() },
   { name: "warm create vs cold, fork", skip: createBenchSkip, run: () => benchWarmCreate() },
   { name: "vm cp vs ssh + cat", skip: cpBenchSkip, run: () => benchCp() },
+  { name: "exec channel: client round trip, vm exec vs ssh", skip: execBenchSkip, run: () => benchExecChannel() },
 ];
 
 async function main(): Promise<number> {

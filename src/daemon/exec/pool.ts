@@ -1,4 +1,4 @@
-import { Client, type ClientChannel } from "ssh2";
+import ssh2, { type Client, type ClientChannel } from "ssh2";
 import { RpcError } from "../../rpc/errors.js";
 import type { Logger } from "../../system/log.js";
 
@@ -149,7 +149,8 @@ export class ExecPool {
   }
 
   private connect(target: ExecTarget, entry: VmConns, opId: string): Conn {
-    const client = new Client();
+    // ssh2 is CommonJS: its default export works both bundled and as plain ESM under node --test.
+    const client = new ssh2.Client();
     const pinned = pinnedBlob(target.hostKeyPub);
     let presented: Buffer | undefined;
     const started = Date.now();
