@@ -1,8 +1,5 @@
-import { PassThrough, type Readable } from "node:stream";
-import { listFiles, readFile, removeFile, writeFile } from "../rpc/exec-client.js";
-import type { DaemonCaller } from "./client.js";
-import { toBangerError } from "./errors.js";
-import { inputStream, type Input } from "./exec.js";
+import type { Readable } from "node:stream";
+import type { Input } from "./exec.js";
 import type { FileEntry } from "./wire-types.js";
 
 /** Files in a VM, streamed over the daemon's exec channel. Paths are absolute guest paths. */
@@ -16,31 +13,4 @@ export interface VmFiles {
   list(path: string): Promise<FileEntry[]>;
   /** Removes a file, or a tree with `recursive`. A missing path is `not_found`. */
   remove(path: string, opts?: { readonly recursive?: boolean }): Promise<void>;
-}
-
-export function vmFiles(client: DaemonCaller, name: string): VmFiles {
-  const read = (path: string): Readable => {
-    const src = readFile(client.dial, { name, path }, { opId: client.opId() });
-    const out = new PassThrough();
-    src.once("error", (e) => { out.destroy(toBangerError(e) as Error); });
-    return src.pipe(out);
-  };
-  const wrap = async <T>(p: Promise<T>): Promise<T> => {
-    try {
-      return await p;
-    } catch (e) {
-      throw toBangerError(e);
-    }
-  };
-  return {
-    read,
-    async readText(path) {
-      const chunks: Buffer[] = [];
-      for await (const c of read(path)) chunks.push(c as Buffer);
-      return Buffer.concat(chunks).toString("utf8");
-    },
-    write: (path, data, opts = {}) => wrap(writeFile(client.dial, { name, path, ...(opts.mode !== undefined ? { mode: opts.mode } : {}) }, inputStream(data), { opId: client.opId() })),
-    list: (path) => wrap(listFiles(client.dial, { name, path }, { opId: client.opId() })),
-    remove: (path, opts = {}) => wrap(removeFile(client.dial, { name, path, ...(opts.recursive !== undefined ? { recursive: opts.recursive } : {}) }, { opId: client.opId() })),
-  };
 }

@@ -1,7 +1,9 @@
 import type { DaemonCaller } from "./client.js";
 import { isBangerError } from "./errors.js";
-import { execText, startExec, type ExecOptions, type ExecProcess } from "./exec.js";
-import { vmFiles, type VmFiles } from "./files.js";
+import type { ExecOptions, ExecProcess } from "./exec.js";
+import { execText, startExec } from "./exec-run.js";
+import type { VmFiles } from "./files.js";
+import { vmFiles } from "./vm-files.js";
 import { portsParam, type PortMapping } from "./ports.js";
 import { followOperation } from "./follow.js";
 import type { LongOptions } from "./progress.js";
