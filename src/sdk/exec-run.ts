@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import { openExec, type ExecParams } from "../rpc/exec-client.js";
+import type { ExecParams } from "../rpc/exec-client.js";
 import type { DaemonCaller } from "./client.js";
 import { BangerError, toBangerError } from "./errors.js";
 import { ExecFailedError, inputStream, type ExecOptions, type ExecProcess } from "./exec.js";
@@ -25,6 +25,8 @@ export async function startExec(client: DaemonCaller, name: string, argv: readon
   if (opts.cwd !== undefined) params.cwd = opts.cwd;
   if (opts.user !== undefined) params.user = opts.user;
   if (opts.tty !== undefined) params.tty = { cols: opts.tty.cols, rows: opts.tty.rows };
+  // Loaded on use, as the CLI's vm exec does: the frame codec costs every other command start-up.
+  const { openExec } = await import("../rpc/exec-client.js");
   const session = await openExec(client.dial, params, { opId, ...(signal !== undefined ? { signal } : {}) }).catch((e: unknown) => {
     signal?.throwIfAborted();
     throw toBangerError(e);
