@@ -38,10 +38,19 @@ export async function startExec(client: DaemonCaller, name: string, argv: readon
   }
   if (opts.onStdout !== undefined) session.stdout.on("data", opts.onStdout);
   if (opts.onStderr !== undefined) session.stderr.on("data", opts.onStderr);
-  const exit = session.exit.catch((e: unknown) => {
-    if (opts.signal?.aborted === true) throw opts.signal.reason;
-    if (timeout?.aborted === true) throw new BangerError("timeout", `${argv.join(" ")} ran past ${String(opts.timeoutMs)} ms and was stopped`, opId);
-    throw toBangerError(e);
+  // An aborted or timed-out command may still answer with its TERM exit: the caller asked to stop, so it sees that.
+  const stopped = (): Error | undefined => {
+    if (opts.signal?.aborted === true) return opts.signal.reason instanceof Error ? opts.signal.reason : new DOMException("aborted", "AbortError");
+    if (timeout?.aborted === true) return new BangerError("timeout", `${argv.join(" ")} ran past ${String(opts.timeoutMs)} ms and was stopped`, opId);
+    return undefined;
+  };
+  const exit = session.exit.then((status) => {
+    const why = stopped();
+    if (why instanceof Error) throw why;
+    return status;
+  }, (e: unknown) => {
+    const why = stopped();
+    throw why instanceof Error ? why : toBangerError(e);
   });
   // Awaiting it reports the failure; a caller that only reads the streams must not crash on it.
   exit.catch(() => undefined);
