@@ -1,7 +1,6 @@
 import { parseArgs } from "node:util";
 import type { ImageView } from "../../../rpc/daemon/image.js";
 import { printJson, type Command } from "../../command.js";
-import { bangerFor } from "../../sdk.js";
 
 export function humanBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -25,7 +24,7 @@ export const imageListCommand: Command = {
   usage: "banger image list|ls [--json]",
   async run(args, ctx) {
     const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
-    const images = await bangerFor(ctx).images.list();
+    const { images } = await ctx.call("image.list", {});
     if (values.json === true) printJson(ctx.stdout, images);
     else if (images.length === 0) ctx.stdout.write("no images; build the default one with: banger image build\n");
     else ctx.stdout.write(renderImages(images));

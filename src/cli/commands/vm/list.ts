@@ -1,6 +1,5 @@
 import { parseArgs } from "node:util";
 import { printJson, type Command } from "../../command.js";
-import { bangerFor } from "../../sdk.js";
 import { renderTable } from "./common.js";
 
 export const vmListCommand: Command = {
@@ -10,7 +9,7 @@ export const vmListCommand: Command = {
   usage: "banger vm list|ls [--json]",
   async run(args, ctx) {
     const { values } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true });
-    const vms = (await bangerFor(ctx).vms.list()).map((v) => v.info);
+    const { vms } = await ctx.call("vm.list", {});
     if (values.json === true) printJson(ctx.stdout, vms);
     else if (vms.length === 0) ctx.stdout.write("no VMs; create one with: banger vm run\n");
     else ctx.stdout.write(renderTable(vms));

@@ -1,6 +1,5 @@
 import { parseArgs } from "node:util";
 import { printJson, UsageError, type Command } from "../../command.js";
-import { bangerFor } from "../../sdk.js";
 import { formatUptime } from "./common.js";
 
 export const vmShowCommand: Command = {
@@ -10,7 +9,7 @@ export const vmShowCommand: Command = {
   async run(args, ctx) {
     const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: "boolean" } }, strict: true, allowPositionals: true });
     if (positionals.length !== 1) throw new UsageError("give exactly one VM name");
-    const vm = (await bangerFor(ctx).vms.get(positionals[0] ?? "")).info;
+    const vm = await ctx.call("vm.get", { name: positionals[0] ?? "" });
     if (values.json === true) {
       printJson(ctx.stdout, vm);
       return 0;
