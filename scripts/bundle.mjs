@@ -38,6 +38,12 @@ for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", [doctorApa
   chmodSync(outfile, 0o755);
 }
 
+// The SDK (`import { Banger } from "banger"`), as an ES module and as CommonJS for require();
+// its declarations come from scripts/sdk-types.mjs.
+for (const [format, ext] of [["esm", "mjs"], ["cjs", "cjs"]]) {
+  await build({ entryPoints: ["src/sdk/index.ts"], outfile: `dist/sdk/index.${ext}`, bundle: true, platform: "node", format, target: "node20", sourcemap: "linked", logLevel: "warning" });
+}
+
 // The Firecracker API double (tests only) is started as a VMM binary: tsc emits it without the
 // execute bit, and tests running as a user other than the checkout's owner cannot add it.
 chmodSync("dist/test/fc-double/firecracker-double.js", 0o755);

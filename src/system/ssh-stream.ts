@@ -26,7 +26,9 @@ export function spawnStream(argv: readonly string[]): StreamChild {
   // Loaded on first use, not imported: every CLI start would pay for node:child_process (and dgram) otherwise.
   if (typeof process.getBuiltinModule !== "function") throw new Error("remote contexts need Node >= 20.16");
   const { spawn } = process.getBuiltinModule("node:child_process");
-  const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], shell: false });
+  // Its own process group: a Ctrl-C at the terminal reaches the CLI alone, which forwards it over the
+  // stream (an exec's signal frame); killing ssh with it would cut the stream before that frame left.
+  const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], shell: false, detached: true });
   let stderr = "";
   let error: Error | undefined;
   child.stderr.on("data", (d: Buffer) => { stderr = (stderr + d.toString("utf8")).slice(-STDERR_TAIL); });
