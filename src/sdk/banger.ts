@@ -1,3 +1,4 @@
+import { resolveContext } from "../config/context-dial.js";
 import { resolveLayout } from "../paths/paths.js";
 import { unixDial } from "../rpc/unix-client.js";
 import { daemonCaller, type DaemonCaller } from "./client.js";
@@ -8,8 +9,14 @@ import type { DaemonInfo, Dial, SnapshotInfo } from "./wire-types.js";
 export interface ConnectOptions {
   /** The daemon's unix socket; default: what `banger` itself uses (BANGER_SOCKET, else the user's or the installed daemon's). */
   readonly socketPath?: string;
-  /** Any other way to reach a daemon (e.g. a remote context); wins over `socketPath`. */
+  /** Any other way to reach a daemon; wins over `socketPath` and `context`. */
   readonly dial?: Dial;
+  /**
+   * A context (`banger context ls`): another host's daemon reached over the user's ssh, or "default"
+   * for this host's. Without any of dial, socketPath and context, the CLI's choice applies:
+   * BANGER_CONTEXT, else the current context, else the local daemon.
+   */
+  readonly context?: string;
   /** Send this op id with every call (default: a fresh one per call), to find them in the daemon's log. */
   readonly opId?: string;
 }
@@ -45,7 +52,7 @@ export class Banger {
 
   /** Checks the daemon answers (a BangerError `unavailable` says it does not) and returns a client of it. */
   static async connect(opts: ConnectOptions = {}): Promise<Banger> {
-    const dial = opts.dial ?? unixDial(opts.socketPath ?? resolveLayout(process.env).daemonSocket);
+    const dial = opts.dial ?? (opts.socketPath !== undefined ? unixDial(opts.socketPath) : resolveContext(opts.context, resolveLayout(process.env), process.env).dial);
     const banger = new Banger(daemonCaller(dial, opts.opId));
     await banger.ping();
     return banger;

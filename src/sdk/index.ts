@@ -9,5 +9,6 @@ export type { BuildOptions, Images } from "./images.js";
 export type { PortMapping } from "./ports.js";
 export type { LongOptions, ProgressEvent } from "./progress.js";
 export { Vm, type VmPortsApi } from "./vm.js";
-export type { CreateOptions, EgressPolicy, Vms } from "./vms.js";
+export type { CreateOptions, Vms } from "./vms.js";
+export type { EgressPolicy, EgressState, VmEgressApi } from "./egress.js";
 export type * from "./wire-types.js";

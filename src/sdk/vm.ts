@@ -1,4 +1,6 @@
 import type { DaemonCaller } from "./client.js";
+import type { VmEgressApi } from "./egress.js";
+import { vmEgress } from "./vm-egress.js";
 import { isBangerError } from "./errors.js";
 import type { ExecOptions, ExecProcess } from "./exec.js";
 import { execText, startExec } from "./exec-run.js";
@@ -30,6 +32,8 @@ export interface VmPortsApi {
 export class Vm implements AsyncDisposable {
   readonly name: string;
   readonly ports: VmPortsApi;
+  /** What the guest may reach (`vm egress set|show`). */
+  readonly egress: VmEgressApi;
   readonly files: VmFiles;
   #info: VmInfo;
   readonly #client: DaemonCaller;
@@ -42,6 +46,7 @@ export class Vm implements AsyncDisposable {
     const name = this.name;
     const opId = (): string => client.opId();
     this.files = vmFiles(client, name);
+    this.egress = vmEgress(client, name);
     this.ports = {
       list: () => client.call("vm.port_list", { name }),
       add: (...ports) => client.call("vm.port_add", { name, ports: portsParam(ports, opId()) }),

@@ -1,16 +1,13 @@
 import type { ParamsOf } from "../rpc/descriptor.js";
 import type { DaemonMethods } from "../rpc/daemon/methods.js";
 import type { DaemonCaller } from "./client.js";
-import { BangerError } from "./errors.js";
+import { egressText, type EgressPolicy } from "./egress.js";
 import { portsParam, type PortMapping } from "./ports.js";
 import { followOperation } from "./follow.js";
 import type { LongOptions } from "./progress.js";
 import { Vm } from "./vm.js";
 
 const BEGIN_TIMEOUT_MS = 30_000;
-
-/** Outbound network policy for a VM: everything (the default), nothing, or only these hosts/CIDRs. */
-export type EgressPolicy = "all" | "none" | { readonly allow: readonly string[] };
 
 export interface CreateOptions extends LongOptions {
   /** An image name (`banger.images.list()`); the daemon's default image when omitted. */
@@ -21,8 +18,10 @@ export interface CreateOptions extends LongOptions {
   readonly memoryMib?: number;
   readonly diskGib?: number;
   readonly ports?: readonly PortMapping[];
-  /** Needs a daemon with egress policies; this one refuses it with `bad_params`. */
+  /** What the guest may reach; the daemon's configured default (network.egress) when omitted. */
   readonly egress?: EgressPolicy;
+  /** Cut the VM off from the other VMs on the bridge; network.isolate when omitted. */
+  readonly isolate?: boolean;
   /** Boot even when the image has a warm template. */
   readonly cold?: boolean;
 }
@@ -30,7 +29,6 @@ export interface CreateOptions extends LongOptions {
 type CreateParams = ParamsOf<DaemonMethods["vm.create"]>;
 
 function createParams(o: CreateOptions, opId: string): CreateParams {
-  if (o.egress !== undefined) throw new BangerError("bad_params", "egress policies need a daemon with egress support (this daemon has none); create the VM without `egress`", opId);
   const p: CreateParams = {};
   if (o.image !== undefined) p.image = o.image;
   if (o.name !== undefined) p.name = o.name;
@@ -38,6 +36,8 @@ function createParams(o: CreateOptions, opId: string): CreateParams {
   if (o.memoryMib !== undefined) p.memory_mib = o.memoryMib;
   if (o.diskGib !== undefined) p.disk_gib = o.diskGib;
   if (o.cold === true) p.cold = true;
+  if (o.egress !== undefined) p.egress = egressText(o.egress);
+  if (o.isolate !== undefined) p.isolate = o.isolate;
   if (o.ports !== undefined && o.ports.length > 0) p.ports = portsParam(o.ports, opId);
   return p;
 }

@@ -39,7 +39,7 @@ function vmView(name: string, state: VmInfo["state"]): VmInfo {
   return {
     id: "0".repeat(32), name, dns_name: `${name}.vm`, state, image: "tiny", vcpus: 1, memory_mib: 256, disk_gib: 1, vmm: "qemu",
     ip: "172.16.90.2", mac: "02:00:00:00:00:02", tap: "tap0", pid: 42, created_at: "2026-01-01T00:00:00.000Z", started_at: null, uptime_s: 1,
-    last_error: null, console_log: null, ssh: { user: "root", key_path: "/k", known_hosts_path: "/kh" },
+    last_error: null, console_log: null, ssh: { user: "root", key_path: "/k", known_hosts_path: "/kh" }, ports: [], egress: { policy: "all", isolate: false },
   };
 }
 
