@@ -4,6 +4,7 @@ import { newOpId } from "../rpc/opid.js";
 import { callOver, unixDial } from "../rpc/unix-client.js";
 import { UsageError, type CliContext, type Command, type Output } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
+import { INTERRUPTED_EXIT, InterruptedError } from "./interrupt.js";
 import { daemonDownHint } from "./commands/system/status.js";
 
 export interface CliIo {
@@ -60,6 +61,8 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
   try {
     return await found.command.run(found.rest, ctx);
   } catch (e) {
+    // Ctrl-C: the command has said what became of its operation.
+    if (e instanceof InterruptedError) return INTERRUPTED_EXIT;
     // By name too: commands bundled apart (banger-system.cjs, banger-doctor.cjs) carry their own copy of the class.
     if (e instanceof UsageError || (e instanceof Error && e.name === "UsageError") || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
       io.stderr.write(`error: ${e.message}\nusage: ${found.command.usage}\n`);

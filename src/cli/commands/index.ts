@@ -1,6 +1,7 @@
 import type { Command } from "../command.js";
 import { doctorCommand } from "./doctor.js";
 import { IMAGE_COMMANDS } from "./image/index.js";
+import { OPERATION_COMMANDS } from "./operation/index.js";
 import { SNAPSHOT_COMMANDS } from "./snapshot/index.js";
 import { systemInstallCommand, systemRestartCommand, systemUninstallCommand, updateCommand } from "./system/install.js";
 import { systemStatusCommand } from "./system/status.js";
@@ -8,4 +9,4 @@ import { versionCommand } from "./version.js";
 import { VM_COMMANDS } from "./vm/index.js";
 
 /** Every CLI subcommand, one file each. */
-export const COMMANDS: readonly Command[] = [versionCommand, doctorCommand, systemStatusCommand, systemInstallCommand, systemRestartCommand, systemUninstallCommand, updateCommand, ...VM_COMMANDS, ...IMAGE_COMMANDS, ...SNAPSHOT_COMMANDS];
+export const COMMANDS: readonly Command[] = [versionCommand, doctorCommand, systemStatusCommand, systemInstallCommand, systemRestartCommand, systemUninstallCommand, updateCommand, ...VM_COMMANDS, ...IMAGE_COMMANDS, ...SNAPSHOT_COMMANDS, ...OPERATION_COMMANDS];

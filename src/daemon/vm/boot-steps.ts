@@ -246,6 +246,8 @@ export const waitSshStep: BootStep = {
     try {
       await Promise.race([ctx.env.deps.ssh.waitReady({ ip: lease.ip, name: ctx.name }, { timeoutMs: ctx.env.sshReadyTimeoutMs, signal: ac.signal }), died]);
     } catch (e) {
+      // Cancelled, deleted or the daemon stopping: that is the reason, not whatever the probe saw last.
+      if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : e;
       throw new Error(`${e instanceof Error ? e.message : String(e)}${e instanceof Error && e.message.includes("console") ? "" : await consoleTail(vmFiles.consoleLog(ctx.vmDir))}`, { cause: e });
     } finally {
       ac.abort(new Error("wait-ssh finished"));

@@ -233,12 +233,14 @@ export class VmService {
     }
     const op = this.beginOp(opId, req.kind, vm, req.steps, () => { this.env.vms.delete(vm.id); });
     const ctx = { ...this.bootCtx(vm, req.image, opId), source: req.source };
+    // A cancel unwinds like a failed step: the lock wait, the next step boundary or the ssh wait ends.
+    op.onCancel((reason) => { this.aborters.get(vm.id)?.abort(reason); });
     // Resolves with true once the VM runs, or with the error that unwound it.
     let settle: (outcome: unknown) => void = () => undefined;
     const done = new Promise<unknown>((resolve) => { settle = resolve; });
     this.background(vm.id, async () => {
       try {
-        await this.locks.run(vm.id, () => runSteps(req.steps, ctx, op.onProgress));
+        await this.locks.run(vm.id, () => runSteps(req.steps, ctx, op.onProgress, ctx.signal));
       } catch (e) {
         await this.afterFailedCreate(vm, e, op, opId);
         settle(e);
@@ -494,7 +496,8 @@ export class VmService {
     const root = rootDiskOf(vm);
     if (root !== undefined) ctx.root = root;
     if (vm.handles.work_disk !== undefined) ctx.workDisk = vm.handles.work_disk;
-    await runSteps(steps, ctx, op.onProgress);
+    op.onCancel((reason) => { this.aborters.get(vm.id)?.abort(reason); });
+    await runSteps(steps, ctx, op.onProgress, ctx.signal);
   }
 
   private async afterFailedStart(vm: VmRecord, e: unknown, op: TrackedOperation, opId: string): Promise<void> {

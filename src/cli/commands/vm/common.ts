@@ -6,7 +6,8 @@ import type { ParamsOf } from "../../../rpc/descriptor.js";
 import type { DaemonMethods } from "../../../rpc/daemon/methods.js";
 import type { SshArgvOptions } from "../../../system/ssh.js";
 import { printJson, UsageError, type CliContext } from "../../command.js";
-import { followOperation, formatMs } from "../../progress.js";
+import { endInterrupted, followInterruptible } from "../../interrupt.js";
+import { formatMs } from "../../progress.js";
 
 type VmCreateParams = ParamsOf<DaemonMethods["vm.create"]>;
 
@@ -20,8 +21,9 @@ export const CREATE_OPTIONS = {
   cold: { type: "boolean" },
   publish: { type: "string", short: "p", multiple: true },
   "no-wait": { type: "boolean" },
+  detach: { type: "boolean", description: "on Ctrl-C leave the create running in the daemon (and say how to follow it) instead of cancelling and unwinding it" },
   json: { type: "boolean" },
-} as const satisfies ParseArgsConfig["options"];
+} as const satisfies Record<string, NonNullable<ParseArgsConfig["options"]>[string] & { readonly description?: string }>;
 
 /** A `--flag N` value as a whole number (undefined when the flag was not given). */
 export function wholeNumberFlag(flag: string, v: string | undefined): number | undefined {
@@ -90,8 +92,11 @@ export async function sshArgvFor(vm: VmView, opts: SshArgvOptions = {}): Promise
  * Waits for an operation and returns the VM view on success; prints the
  * failing step's error and returns undefined on failure.
  */
-export async function waitForVm(ctx: CliContext, operationId: string, vmName: string, label: string, opts: { quiet: boolean; opId?: string }): Promise<VmView | undefined> {
-  const op = await followOperation(ctx, operationId, label, { quiet: opts.quiet, ...(opts.opId !== undefined ? { opIdForCalls: opts.opId } : {}) });
+export async function waitForVm(ctx: CliContext, operationId: string, vmName: string, label: string, opts: { quiet: boolean; opId?: string; detach?: boolean | undefined }): Promise<VmView | undefined> {
+  // Ctrl-C cancels the operation (the daemon unwinds it) unless --detach: then it goes on without us.
+  const outcome = await followInterruptible(ctx, operationId, label, { quiet: opts.quiet, detach: opts.detach === true, opIdForCalls: opts.opId });
+  const op = outcome.op;
+  if (outcome.interrupted !== undefined || op === undefined) endInterrupted(ctx, outcome, `${label} ${vmName}`, `remove it with: banger vm rm --force ${vmName}`);
   if (op.state === "succeeded") {
     // A create that could not use its image's warm template says why it booted cold.
     const note = typeof op.result === "object" && op.result !== null ? (op.result as { note?: unknown }).note : undefined;
@@ -106,7 +111,7 @@ export async function waitForVm(ctx: CliContext, operationId: string, vmName: st
  * The end of `vm create` and `vm restore`: print the operation id (`--no-wait`), or follow the
  * operation and say where the new VM runs. The exit code.
  */
-export async function reportNewVm(ctx: CliContext, ref: { operation_id: string; vm: { name: string } }, opts: { json: boolean; noWait: boolean; doing: string; label: string }): Promise<number> {
+export async function reportNewVm(ctx: CliContext, ref: { operation_id: string; vm: { name: string } }, opts: { json: boolean; noWait: boolean; detach?: boolean | undefined; doing: string; label: string }): Promise<number> {
   if (opts.noWait) {
     if (opts.json) printJson(ctx.stdout, ref);
     else ctx.stdout.write(`${ref.operation_id}\n`);
@@ -114,7 +119,7 @@ export async function reportNewVm(ctx: CliContext, ref: { operation_id: string; 
   }
   if (!opts.json) ctx.stderr.write(`${opts.doing} (${ref.operation_id})\n`);
   const t0 = Date.now();
-  const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, opts.label, { quiet: opts.json });
+  const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, opts.label, { quiet: opts.json, detach: opts.detach });
   if (vm === undefined) return 1;
   if (opts.json) printJson(ctx.stdout, vm);
   else {
@@ -143,7 +148,7 @@ export const AUTO_BUILD_IMAGE = "default";
  * host): `banger vm run -- uname -a` must work without a separate build step.
  * Only when no --image was given and the missing image is the default one.
  */
-export async function createVm(ctx: CliContext, params: VmCreateParams, opts: { quiet: boolean }): Promise<{ operation_id: string; vm: { id: string; name: string } }> {
+export async function createVm(ctx: CliContext, params: VmCreateParams, opts: { quiet: boolean; detach?: boolean | undefined }): Promise<{ operation_id: string; vm: { id: string; name: string } }> {
   try {
     return await ctx.call("vm.create", params, 30_000);
   } catch (e) {
@@ -160,7 +165,9 @@ export async function createVm(ctx: CliContext, params: VmCreateParams, opts: { 
       throw buildErr;
     }
     if (!opts.quiet) ctx.stderr.write(`image ${AUTO_BUILD_IMAGE} is not built yet; building it once (${ref.operation_id})\n`);
-    const op = await followOperation(ctx, ref.operation_id, `image ${AUTO_BUILD_IMAGE}`, { quiet: opts.quiet, opIdForCalls: buildOpId });
+    const outcome = await followInterruptible(ctx, ref.operation_id, `image ${AUTO_BUILD_IMAGE}`, { quiet: opts.quiet, detach: opts.detach === true, opIdForCalls: buildOpId });
+    const op = outcome.op;
+    if (outcome.interrupted !== undefined || op === undefined) endInterrupted(ctx, outcome, `building image ${AUTO_BUILD_IMAGE}`, "it is kept for the next create");
     if (op.state !== "succeeded") throw new Error(`building image ${AUTO_BUILD_IMAGE} failed: ${op.error ?? "unknown error"}; retry with: banger image build`, { cause: e });
     return ctx.call("vm.create", params, 30_000);
   }

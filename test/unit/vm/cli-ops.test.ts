@@ -1,0 +1,162 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { InterruptHook } from "../../../src/cli/command.js";
+import { operationCancelCommand } from "../../../src/cli/commands/operation/cancel.js";
+import { operationShowCommand } from "../../../src/cli/commands/operation/show.js";
+import { operationWaitCommand } from "../../../src/cli/commands/operation/wait.js";
+import { vmCreateCommand } from "../../../src/cli/commands/vm/create.js";
+import { InterruptedError } from "../../../src/cli/interrupt.js";
+import { HEARTBEAT_MS, ProgressRenderer } from "../../../src/cli/progress.js";
+import { runSteps, StepFailedError } from "../../../src/daemon/vm/steps.js";
+import type { OperationView } from "../../../src/rpc/daemon/operation.js";
+import { cli } from "./fake-cli.js";
+import { makeHarness, type Harness } from "./fakes.js";
+
+/** An interrupt hook the test fires by hand, as the real one fires on SIGINT. */
+function fakeInterrupts(): { hook: InterruptHook; fire: () => void; installed: () => number } {
+  const handlers = new Set<() => void>();
+  return {
+    hook: (h) => { handlers.add(h); return () => { handlers.delete(h); }; },
+    fire: () => { for (const h of [...handlers]) h(); },
+    installed: () => handlers.size,
+  };
+}
+
+async function until(what: string, cond: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function nothingLeft(h: Harness): void {
+  assert.deepEqual([...h.host.live], [], "no lease, tap, NAT, disk, VMM or DNS record is left");
+  assert.deepEqual(h.vms.list().map((v) => v.name), [], "no VM record is left");
+}
+
+void test("Ctrl-C during vm create cancels it: the daemon unwinds every step, the CLI exits 130", async (t) => {
+  const h = makeHarness({ sshReadyTimeoutMs: 60_000 });
+  t.after(() => { h.close(); });
+  h.host.sshReady = false;
+  const ints = fakeInterrupts();
+  const c = cli(h, { interrupts: ints.hook });
+  const run = c.run(vmCreateCommand, ["--name", "gamma"]).catch((e: unknown) => e);
+  await until("the create to wait for ssh", () => h.host.calls.includes("ssh.waitReady"));
+  ints.fire();
+  const outcome = await run;
+  assert.ok(outcome instanceof InterruptedError, "the command ends as interrupted (main maps it to exit 130)");
+  await h.service.idle();
+  nothingLeft(h);
+  assert.match(c.err, /cancelling op-/);
+  assert.match(c.err, /create gamma cancelled: .*cancelled/);
+  assert.match(c.err, /^ {2}lease +undone$/m, "the undone steps are drawn");
+  const op = h.ops.get(c.ctx.opId);
+  assert.equal(op?.state, "failed");
+  assert.match(op.error ?? "", /cancelled/);
+  assert.equal(ints.installed(), 0, "the interrupt handler is removed");
+});
+
+void test("Ctrl-C with --detach leaves the create running and says how to follow it", async (t) => {
+  const h = makeHarness({ sshReadyTimeoutMs: 60_000 });
+  t.after(() => { h.close(); });
+  h.host.sshReady = false;
+  const ints = fakeInterrupts();
+  const c = cli(h, { interrupts: ints.hook });
+  const run = c.run(vmCreateCommand, ["--name", "delta", "--detach"]).catch((e: unknown) => e);
+  await until("the create to wait for ssh", () => h.host.calls.includes("ssh.waitReady"));
+  ints.fire();
+  assert.ok((await run) instanceof InterruptedError);
+  assert.match(c.err, new RegExp(`detached: ${c.ctx.opId} keeps running; follow it with: banger operation wait ${c.ctx.opId}`));
+  assert.equal(h.ops.get(c.ctx.opId)?.state, "running", "the create goes on without the CLI");
+  assert.equal(h.vms.getByName("delta")?.state, "creating");
+  // Someone else cancels it later, by the id the CLI printed.
+  const c2 = cli(h);
+  assert.equal(await c2.run(operationCancelCommand, [c.ctx.opId]), 0);
+  assert.match(c2.out, new RegExp(`^${c.ctx.opId} cancelled: `));
+  await h.service.idle();
+  nothingLeft(h);
+});
+
+void test("operation show|wait|cancel take the id --no-wait prints; cancel is idempotent", async (t) => {
+  const h = makeHarness({ sshReadyTimeoutMs: 60_000 });
+  t.after(() => { h.close(); });
+  h.host.sshReady = false;
+  const c = cli(h);
+  assert.equal(await c.run(vmCreateCommand, ["--name", "eps", "--no-wait"]), 0);
+  const id = c.out.trim();
+  await until("the create to wait for ssh", () => h.host.calls.includes("ssh.waitReady"));
+  const show = cli(h);
+  assert.equal(await show.run(operationShowCommand, [id]), 0);
+  assert.match(show.out, /kind +vm\.create eps/);
+  assert.match(show.out, /state +running/);
+  assert.match(show.out, /wait-ssh +running \(\d/);
+  assert.match(show.out, /lease +succeeded/);
+  const waiter = cli(h);
+  const waiting = waiter.run(operationWaitCommand, [id]);
+  const canceller = cli(h);
+  assert.equal(await canceller.run(operationCancelCommand, [id]), 0);
+  assert.match(canceller.out, /cancelled: step wait-ssh failed: cancelled/);
+  assert.equal(await waiting, 1, "operation wait exits 1 for an operation that ended failed");
+  assert.match(waiter.err, new RegExp(`error: ${id} \\(vm\\.create eps\\) failed: .*cancelled`));
+  nothingLeft(h);
+  const again = cli(h);
+  assert.equal(await again.run(operationCancelCommand, [id]), 0);
+  assert.equal(again.out, `${id} already failed; nothing to cancel\n`);
+  const json = cli(h);
+  assert.equal(await json.run(operationShowCommand, [id, "--json"]), 0);
+  assert.equal((JSON.parse(json.out) as OperationView).state, "failed");
+  await assert.rejects(cli(h).run(operationShowCommand, ["op-nosuchthing0"]), /no operation "op-nosuchthing0"/);
+  await assert.rejects(cli(h).run(operationShowCommand, []), /give exactly one operation id/);
+});
+
+void test("a cancelled start leaves the VM stopped with its disks and lease", async (t) => {
+  const h = makeHarness({ sshReadyTimeoutMs: 60_000 });
+  t.after(() => { h.close(); });
+  const c = cli(h);
+  assert.equal(await c.run(vmCreateCommand, ["--name", "zeta"]), 0);
+  await h.service.stop("zeta", true, "op-stopzeta0001");
+  h.host.sshReady = false;
+  const ref = await h.service.start("zeta", "op-startzeta001");
+  await until("the start to wait for ssh", () => h.host.calls.filter((x) => x === "ssh.waitReady").length === 2);
+  assert.equal(await cli(h).run(operationCancelCommand, [ref.operation_id]), 0);
+  await h.service.idle();
+  assert.equal(h.vms.getByName("zeta")?.state, "stopped");
+  assert.ok(h.host.live.has(`lease:${ref.vm.id}`) && h.host.live.has(`work:${ref.vm.id}`), "the VM keeps its lease and work disk");
+  assert.ok(!h.host.live.has(`tap:${ref.vm.id}`) && !h.host.live.has(`vmm:${ref.vm.id}`), "what only a running VM holds is released");
+});
+
+void test("runSteps stops between steps once its signal aborts, unwinding what ran", async () => {
+  const ac = new AbortController();
+  const undone: string[] = [];
+  const steps = [
+    { name: "a", run: () => { ac.abort(new Error("cancelled")); return Promise.resolve(); }, undo: () => { undone.push("a"); return Promise.resolve(); } },
+    { name: "b", run: () => Promise.reject(new Error("must not run")) },
+  ];
+  const e = await runSteps(steps, {}, undefined, ac.signal).then(() => undefined, (x: unknown) => x);
+  assert.ok(e instanceof StepFailedError);
+  assert.equal(e.message, "stopped before step b: cancelled");
+  assert.deepEqual(undone, ["a"]);
+});
+
+void test("without a TTY a long step gets a heartbeat line every 30 s, not one per poll", () => {
+  let now = Date.parse("2026-01-01T00:00:00Z");
+  let out = "";
+  const r = new ProgressRenderer({ write: (s: string) => { out += s; } }, "image default", () => now);
+  const op = (state: OperationView["steps"][number]["state"]): OperationView => ({
+    id: "op-x", kind: "image.build", target: "default", state: "running", created_at: "", updated_at: "", revision: 1,
+    steps: [{ name: "debootstrap", state, started_at: "2026-01-01T00:00:00.000Z", elapsed_ms: 0 }],
+  });
+  r.render(op("running"));
+  now += 10_000;
+  r.render(op("running"));
+  assert.equal(out, "", "no line before the heartbeat is due");
+  now += HEARTBEAT_MS - 10_000;
+  r.render(op("running"));
+  now += 10_000;
+  r.render(op("running"));
+  assert.equal(out, "  debootstrap  still running (30.0 s)\n");
+  now += HEARTBEAT_MS;
+  r.render(op("running"));
+  assert.equal(out, "  debootstrap  still running (30.0 s)\n  debootstrap  still running (1m10s)\n");
+});
