@@ -117,9 +117,6 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promis
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => { reject(signal.reason as Error); };
     signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => { signal.removeEventListener("abort", onAbort); resolve(v); },
-      (e: unknown) => { signal.removeEventListener("abort", onAbort); reject(e); },
-    );
+    p.then(resolve, reject).finally(() => { signal.removeEventListener("abort", onAbort); });
   });
 }
