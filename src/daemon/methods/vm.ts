@@ -33,7 +33,10 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
     implement(vmCreate, (p, ctx) => after(() => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib, cold: p.cold, ports: p.ports === undefined ? undefined : portSpecsFrom("ports", p.ports) }, ctx.opId))),
     implement(vmStart, (p, ctx) => after(() => s.start(p.name, ctx.opId))),
     implement(vmRestart, (p, ctx) => after(() => s.restart(p.name, p.force ?? false, ctx.opId))),
-    implement(vmStop, (p, ctx) => after(async () => view(await s.stop(p.name, p.force ?? false, ctx.opId)))),
+    implement(vmStop, (p, ctx) => after(async () => {
+      const vm = await s.stop(p.name, p.force ?? false, ctx.opId);
+      return { ...view(vm), ...(vm.changed === false ? { changed: false as const } : {}) };
+    })),
     implement(vmPause, (p, ctx) => after(async () => {
       const r = await s.pause(p.name, ctx.opId);
       return { vm: view(r.vm), changed: r.changed };

@@ -447,8 +447,10 @@ export class VmService {
     op.fail(new Error(`${errorMessage(e)}; some resources could not be released: run "banger vm rm --force ${vm.name}" to retry cleanup`, { cause: e }));
   }
 
-  async start(name: string, opId: string): Promise<OperationRef> {
+  /** An already running VM is answered as it is (`changed: false`, and no operation is made to follow). */
+  async start(name: string, opId: string): Promise<OperationRef & { changed?: false }> {
     const current = this.mustGet(name);
+    if (current.state === "running") return { operation_id: opId, vm: { id: current.id, name: current.name }, changed: false };
     const image = await this.image(current.image);
     const vm = this.transition(name, ["stopped", "error"], "starting", "start");
     const op = this.beginOp(opId, "vm.start", vm, this.startSteps, () => { this.env.vms.setState(vm.id, current.state); });
@@ -560,8 +562,11 @@ export class VmService {
     });
   }
 
-  async stop(name: string, force: boolean, opId: string): Promise<VmRecord> {
-    const wasPaused = this.mustGet(name).state === "paused";
+  /** `changed` is false when the VM was already stopped: as `docker stop`, that is not an error. */
+  async stop(name: string, force: boolean, opId: string): Promise<VmRecord & { changed?: false }> {
+    const before = this.mustGet(name);
+    if (before.state === "stopped") return { ...before, changed: false };
+    const wasPaused = before.state === "paused";
     const vm = this.transition(name, ["running", "paused", "error"], "stopping", "stop");
     return this.locks.run(vm.id, async () => {
       const fresh = this.env.vms.getById(vm.id) ?? vm;

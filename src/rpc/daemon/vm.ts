@@ -46,13 +46,15 @@ export const vmCreateParams = z
 
 /** Returns at once; follow progress with operation.get(operation_id). */
 export const vmCreate = defineMethod("vm.create", vmCreateParams, operationRef);
-export const vmStart = defineMethod("vm.start", byName, operationRef);
+/** `changed: false`: the VM was already running; `operation_id` then names no operation. */
+export const vmStart = defineMethod("vm.start", byName, operationRef.extend({ changed: z.literal(false).optional() }));
 export const vmRestart = defineMethod("vm.restart", z.object({ name, force: z.boolean().optional() }).strict(), operationRef);
 /** Freeze a running VM (no vCPU runs; memory, lease and DNS name kept) / thaw a paused one. `changed`: false when it already was. */
 const pauseResult = z.object({ vm: vmViewSchema, changed: z.boolean() });
 export const vmPause = defineMethod("vm.pause", byName, pauseResult);
 export const vmResume = defineMethod("vm.resume", byName, pauseResult);
-export const vmStop = defineMethod("vm.stop", z.object({ name, force: z.boolean().optional() }).strict(), vmViewSchema);
+/** `changed: false`: the VM was already stopped (not an error, as `docker stop`). */
+export const vmStop = defineMethod("vm.stop", z.object({ name, force: z.boolean().optional() }).strict(), vmViewSchema.extend({ changed: z.literal(false).optional() }));
 export const vmDelete = defineMethod("vm.delete", z.object({ name, force: z.boolean().optional() }).strict(), z.object({ id: z.string(), name: z.string(), deleted: z.literal(true) }));
 export const vmList = defineMethod("vm.list", z.object({}).strict(), z.object({ vms: z.array(vmViewSchema) }));
 export const vmGet = defineMethod("vm.get", byName, vmViewSchema);

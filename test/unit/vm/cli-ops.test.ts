@@ -5,6 +5,9 @@ import { operationCancelCommand } from "../../../src/cli/commands/operation/canc
 import { operationShowCommand } from "../../../src/cli/commands/operation/show.js";
 import { operationWaitCommand } from "../../../src/cli/commands/operation/wait.js";
 import { vmCreateCommand } from "../../../src/cli/commands/vm/create.js";
+import { makeVmRunCommand } from "../../../src/cli/commands/vm/run.js";
+import { vmStartCommand } from "../../../src/cli/commands/vm/start.js";
+import { vmDeleteCommand, vmStopCommand } from "../../../src/cli/commands/vm/stop.js";
 import { InterruptedError } from "../../../src/cli/interrupt.js";
 import { HEARTBEAT_MS, ProgressRenderer } from "../../../src/cli/progress.js";
 import { runSteps, StepFailedError } from "../../../src/daemon/vm/steps.js";
@@ -159,4 +162,47 @@ void test("without a TTY a long step gets a heartbeat line every 30 s, not one p
   now += HEARTBEAT_MS;
   r.render(op("running"));
   assert.equal(out, "  debootstrap  still running (30.0 s)\n  debootstrap  still running (1m10s)\n");
+});
+
+void test("vm stop and vm start are idempotent (exit 0, saying so); --all picks the VMs each applies to", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  for (const name of ["one", "two"]) assert.equal(await cli(h).run(vmCreateCommand, ["--name", name]), 0);
+  const stop = cli(h);
+  assert.equal(await stop.run(vmStopCommand, ["one"]), 0);
+  assert.equal(stop.out, "one stopped\n");
+  const again = cli(h);
+  assert.equal(await again.run(vmStopCommand, ["one"]), 0);
+  assert.equal(again.out, "one was already stopped\n");
+  const all = cli(h);
+  assert.equal(await all.run(vmStopCommand, ["--all"]), 0);
+  assert.equal(all.out, "two stopped\n", "--all stops only what runs");
+  const none = cli(h);
+  assert.equal(await none.run(vmStopCommand, ["--all"]), 0);
+  assert.equal(none.err, "no running VMs to stop\n");
+  const startOne = cli(h);
+  assert.equal(await startOne.run(vmStartCommand, ["one"]), 0);
+  const startAll = cli(h);
+  assert.equal(await startAll.run(vmStartCommand, ["--all"]), 0);
+  assert.match(startAll.out, /^two is running at /);
+  const running = cli(h);
+  assert.equal(await running.run(vmStartCommand, ["one"]), 0);
+  assert.match(running.out, /^one is already running at 172\.16\.90\.\d+\n$/);
+  await assert.rejects(cli(h).run(vmStopCommand, ["one", "--all"]), /names or --all, not both/);
+  const rm = cli(h);
+  assert.equal(await rm.run(vmDeleteCommand, ["--all", "--force"]), 0);
+  assert.equal(rm.out, "one deleted\ntwo deleted\n");
+  nothingLeft(h);
+});
+
+void test("vm run without --rm ends by saying the VM still runs and how to remove it", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const c = cli(h);
+  assert.equal(await c.run(makeVmRunCommand(() => Promise.resolve(0)), ["--name", "kept", "--", "true"]), 0);
+  assert.match(c.err, /kept is still running; remove it with: banger vm rm --force kept \(or use vm run --rm\)\n$/);
+  const rm = cli(h);
+  assert.equal(await rm.run(makeVmRunCommand(() => Promise.resolve(3)), ["--name", "gone", "--rm", "--", "false"]), 3);
+  assert.doesNotMatch(rm.err, /still running/);
+  assert.equal(h.vms.getByName("gone"), undefined);
 });

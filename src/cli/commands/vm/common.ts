@@ -177,11 +177,18 @@ export async function createVm(ctx: CliContext, params: VmCreateParams, opts: { 
  * `banger vm VERB NAME...`: `act` runs for every name, even when an earlier one fails; the exit
  * code reports any failure. `--force`/`-f` is accepted only where the verb has it.
  */
-export async function forEachName(args: readonly string[], ctx: CliContext, flags: { readonly force: boolean }, act: (name: string, force: boolean, opId: string) => Promise<string>): Promise<number> {
-  const { values, positionals } = parseArgs({ args: [...args], options: flags.force ? { force: { type: "boolean", short: "f" } } : {}, strict: true, allowPositionals: true });
-  if (positionals.length === 0) throw new UsageError("give at least one VM name");
+export async function forEachName(args: readonly string[], ctx: CliContext, flags: { readonly force: boolean; readonly all?: { readonly which: (vm: VmView) => boolean; readonly none: string } }, act: (name: string, force: boolean, opId: string) => Promise<string>): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...args], strict: true, allowPositionals: true,
+    options: {
+      ...(flags.force ? { force: { type: "boolean", short: "f" } } as const : {}),
+      ...(flags.all !== undefined ? { all: { type: "boolean", short: "a", description: "every VM this applies to, instead of names" } } as const : {}),
+    },
+  });
+  const names = await namesOrAll(ctx, positionals, (values as { all?: boolean }).all === true ? flags.all : undefined);
+  if (names === undefined) return 0;
   let failed = 0;
-  for (const [i, name] of positionals.entries()) {
+  for (const [i, name] of names.entries()) {
     const opId = opIdFor(ctx, i);
     try {
       ctx.stdout.write(`${await act(name, (values as { force?: boolean }).force === true, opId)}\n`);
@@ -191,4 +198,19 @@ export async function forEachName(args: readonly string[], ctx: CliContext, flag
     }
   }
   return failed === 0 ? 0 : 1;
+}
+
+/**
+ * The VMs a `--all`-capable verb acts on: the names given, or with --all every VM `all.which`
+ * picks (undefined, after saying so, when there is none: nothing to do is not a failure).
+ */
+export async function namesOrAll(ctx: CliContext, positionals: readonly string[], all: { readonly which: (vm: VmView) => boolean; readonly none: string } | undefined): Promise<readonly string[] | undefined> {
+  if (all === undefined) {
+    if (positionals.length === 0) throw new UsageError("give at least one VM name");
+    return positionals;
+  }
+  if (positionals.length > 0) throw new UsageError("give VM names or --all, not both");
+  const names = (await ctx.call("vm.list", {})).vms.filter(all.which).map((v) => v.name);
+  if (names.length === 0) ctx.stderr.write(`${all.none}\n`);
+  return names.length === 0 ? undefined : names;
 }
