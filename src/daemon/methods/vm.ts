@@ -53,7 +53,7 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
     implement(vmGet, (p) => after(() => view(s.mustGet(p.name)))),
     implement(vmLogs, (p) => after(async () => {
       const vm = s.mustGet(p.name);
-      const chunk = await readLogChunk(consoleLogPath(env.stateDir, vm), { offset: p.offset, maxBytes: p.max_bytes, tailBytes: p.tail_bytes });
+      const chunk = await readLogChunk(consoleLogPath(env.stateDir, vm), { offset: p.offset, maxBytes: p.max_bytes, tailBytes: p.tail_bytes, tailLines: p.tail_lines });
       return { path: chunk.path, data: chunk.data.toString("base64"), offset: chunk.offset, next_offset: chunk.nextOffset, size: chunk.size, state: vm.state };
     })),
     implement(vmStats, (p) => after(async () => {

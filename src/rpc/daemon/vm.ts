@@ -62,7 +62,7 @@ export const vmGet = defineMethod("vm.get", byName, vmViewSchema);
 /** A chunk of the console log from `offset`; `data` is base64 so any bytes survive JSON. */
 export const vmLogs = defineMethod(
   "vm.logs",
-  z.object({ name, offset: z.number().int().min(0).optional(), max_bytes: z.number().int().min(1).max(4 * 1024 * 1024).optional(), tail_bytes: z.number().int().min(1).max(4 * 1024 * 1024).optional() }).strict(),
+  z.object({ name, offset: z.number().int().min(0).optional(), max_bytes: z.number().int().min(1).max(4 * 1024 * 1024).optional(), tail_bytes: z.number().int().min(1).max(4 * 1024 * 1024).optional(), /** Start at the first of the last N lines (whole lines). */ tail_lines: z.number().int().min(1).max(100_000).optional() }).strict(),
   z.object({ path: z.string(), data: z.string(), offset: z.number().int(), next_offset: z.number().int(), size: z.number().int(), state: z.string() }),
 );
 

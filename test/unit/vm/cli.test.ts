@@ -200,8 +200,8 @@ void test("vm logs prints the console log and -f follows appended output", async
   let waits = 0;
   const untilStopped = makeVmLogsCommand({ stopSignal: undefined, sleep: () => (++waits > 3 ? Promise.reject(new Error("-f is still following a stopped VM")) : Promise.resolve()) });
   c.out = "";
-  assert.equal(await c.run(untilStopped, ["loggy", "-f", "--tail", "4"]), 0);
-  assert.equal(c.out, "bye\n");
+  assert.equal(await c.run(untilStopped, ["loggy", "-f", "--tail", "2"]), 0);
+  assert.equal(c.out, "line two\nbye\n", "--tail counts lines");
   assert.equal(waits, 0, "a stopped VM's log is printed and -f returns at once");
   c.out = "";
   assert.equal(await c.run(vmStatsCommand, ["loggy", "--json"]), 0);

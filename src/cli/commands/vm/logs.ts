@@ -17,13 +17,13 @@ const LIVE_STATES = new Set(["creating", "starting", "running", "stopping"]);
 export function makeVmLogsCommand(deps: LogsDeps = { sleep: (ms) => new Promise((r) => setTimeout(r, ms)), stopSignal: undefined }): Command {
   return {
     path: ["vm", "logs"],
-    summary: "print a VM's console log; -f follows it until the VM stops",
-    usage: "banger vm logs NAME [-f] [--tail BYTES]",
+    summary: "print a VM's console log; --tail N starts at the last N lines; -f follows it until the VM stops",
+    usage: "banger vm logs NAME [-f] [--tail LINES]",
     async run(args, ctx) {
       const { values, positionals } = parseArgs({ args: [...args], options: { follow: { type: "boolean", short: "f" }, tail: { type: "string" } }, strict: true, allowPositionals: true });
       if (positionals.length !== 1) throw new UsageError("give exactly one VM name");
       const name = positionals[0] ?? "";
-      if (values.tail !== undefined && !/^[1-9][0-9]*$/.test(values.tail)) throw new UsageError("--tail must be a positive number of bytes");
+      if (values.tail !== undefined && !/^[1-9][0-9]{0,4}$/.test(values.tail)) throw new UsageError("--tail must be a number of lines, 1-99999");
       let stop = deps.stopSignal;
       let onSigint: (() => void) | undefined;
       if (stop === undefined && values.follow === true) {
@@ -33,7 +33,7 @@ export function makeVmLogsCommand(deps: LogsDeps = { sleep: (ms) => new Promise(
         stop = ac.signal;
       }
       try {
-        let chunk = await ctx.call("vm.logs", { name, ...(values.tail !== undefined ? { tail_bytes: Number(values.tail) } : {}) });
+        let chunk = await ctx.call("vm.logs", { name, ...(values.tail !== undefined ? { tail_lines: Number(values.tail) } : {}) });
         for (;;) {
           if (chunk.data !== "") ctx.stdout.write(Buffer.from(chunk.data, "base64").toString("utf8"));
           const more = chunk.next_offset < chunk.size;
