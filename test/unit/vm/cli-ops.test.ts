@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { InterruptHook } from "../../../src/cli/command.js";
+import type { CliContext, InterruptHook } from "../../../src/cli/command.js";
+import { imagePruneCommand } from "../../../src/cli/commands/image/prune.js";
 import { operationCancelCommand } from "../../../src/cli/commands/operation/cancel.js";
 import { operationShowCommand } from "../../../src/cli/commands/operation/show.js";
 import { operationWaitCommand } from "../../../src/cli/commands/operation/wait.js";
 import { vmCreateCommand } from "../../../src/cli/commands/vm/create.js";
+import { vmPruneCommand } from "../../../src/cli/commands/vm/prune.js";
 import { makeVmRunCommand } from "../../../src/cli/commands/vm/run.js";
 import { vmStartCommand } from "../../../src/cli/commands/vm/start.js";
 import { vmDeleteCommand, vmStopCommand } from "../../../src/cli/commands/vm/stop.js";
@@ -205,4 +207,46 @@ void test("vm run without --rm ends by saying the VM still runs and how to remov
   assert.equal(await rm.run(makeVmRunCommand(() => Promise.resolve(3)), ["--name", "gone", "--rm", "--", "false"]), 3);
   assert.doesNotMatch(rm.err, /still running/);
   assert.equal(h.vms.getByName("gone"), undefined);
+});
+
+void test("vm prune deletes stopped VMs only; --dry-run lists them; nothing to prune exits 0", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  for (const name of ["keep", "old1", "old2"]) assert.equal(await cli(h).run(vmCreateCommand, ["--name", name]), 0);
+  await h.service.stop("old1", true, "op-stopold10001");
+  await h.service.stop("old2", true, "op-stopold20001");
+  const dry = cli(h);
+  assert.equal(await dry.run(vmPruneCommand, ["--dry-run"]), 0);
+  assert.equal(dry.out, "would remove VM old1\nwould remove VM old2\n");
+  assert.equal(h.vms.list().length, 3);
+  const c = cli(h);
+  assert.equal(await c.run(vmPruneCommand, []), 0);
+  assert.equal(c.out, "removed VM old1\nremoved VM old2\n");
+  assert.deepEqual(h.vms.list().map((v) => v.name), ["keep"]);
+  const id = h.vms.getByName("keep")?.id ?? "";
+  assert.deepEqual([...h.host.live].filter((x) => !x.endsWith(id) && !x.endsWith(":keep")), [], "the pruned VMs hold nothing on the host");
+  const again = cli(h);
+  assert.equal(await again.run(vmPruneCommand, []), 0);
+  assert.equal(again.err, "no VMs to prune\n");
+});
+
+void test("image prune removes images no VM uses and reports a refusal without stopping", async () => {
+  const removed: string[] = [];
+  let out = "";
+  let err = "";
+  const ctx = {
+    stdout: { write: (s: string) => { out += s; } },
+    stderr: { write: (s: string) => { err += s; } },
+    opId: "op-pruneimages0",
+    call: (method: string, params: { name?: string }) => {
+      if (method === "image.list") return Promise.resolve({ images: [{ name: "a", used_by: [] }, { name: "b", used_by: ["vm1"] }, { name: "c", used_by: [] }] });
+      if (params.name === "a") return Promise.reject(new Error("image a is used by VM(s) late; delete them first"));
+      removed.push(params.name ?? "");
+      return Promise.resolve({ name: params.name, deleted: true });
+    },
+  } as unknown as CliContext;
+  assert.equal(await imagePruneCommand.run([], ctx), 1);
+  assert.deepEqual(removed, ["c"]);
+  assert.equal(out, "removed image c\n");
+  assert.match(err, /^error: image a: image a is used by VM\(s\) late; delete them first \(op-pruneimages0\)\n$/);
 });
