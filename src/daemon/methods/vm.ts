@@ -1,6 +1,6 @@
 import { state } from "../../paths/paths.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
-import { vmCreate, vmDelete, vmExec, vmGet, vmList, vmLogs, vmPause, vmRestart, vmResume, vmStart, vmStats, vmStop } from "../../rpc/daemon/vm.js";
+import { vmCreate, vmDelete, vmExec, vmGet, vmList, vmLogs, vmPause, vmResize, vmRestart, vmResume, vmStart, vmStats, vmStop } from "../../rpc/daemon/vm.js";
 import type { VmRecord } from "../../state/vms.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { RpcError } from "../../rpc/errors.js";
@@ -30,7 +30,7 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
   const s = env.service;
   const after = <T>(fn: () => T | Promise<T>): Promise<T> => env.reconciled.then(fn);
   return [
-    implement(vmCreate, (p, ctx) => after(() => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib, cold: p.cold, ports: p.ports === undefined ? undefined : portSpecsFrom("ports", p.ports) }, ctx.opId))),
+    implement(vmCreate, (p, ctx) => after(() => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib, cold: p.cold, rootGib: p.root_gib, ports: p.ports === undefined ? undefined : portSpecsFrom("ports", p.ports) }, ctx.opId))),
     implement(vmStart, (p, ctx) => after(() => s.start(p.name, ctx.opId))),
     implement(vmRestart, (p, ctx) => after(() => s.restart(p.name, p.force ?? false, ctx.opId))),
     implement(vmStop, (p, ctx) => after(async () => {
@@ -49,6 +49,7 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
       const vm = await s.delete(p.name, p.force ?? false, ctx.opId);
       return { id: vm.id, name: vm.name, deleted: true as const };
     })),
+    implement(vmResize, (p, ctx) => after(async () => view(await s.resize(p.name, { rootGib: p.root_gib, workGib: p.work_gib }, ctx.opId)))),
     implement(vmList, () => after(() => ({ vms: s.list().map(view) }))),
     implement(vmGet, (p) => after(() => view(s.mustGet(p.name)))),
     implement(vmLogs, (p) => after(async () => {

@@ -5,6 +5,7 @@ import { vmFiles } from "../../paths/paths.js";
 import type { SnapshotFiles } from "../../vmm/driver.js";
 import type { ImageInfo, Lease, RootDisk, VmmHandle } from "./deps.js";
 import { rootDiskEdits, workDiskEdits } from "./guest-files.js";
+import { GIB } from "./limits.js";
 import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
 import type { HostKey } from "./ssh-keys.js";
 import type { Step, StepEntry } from "./steps.js";
@@ -23,6 +24,8 @@ export interface BootCtx {
   readonly vcpus: number;
   readonly memoryMib: number;
   readonly diskGib: number;
+  /** `--root-size`: the new root disk grown to this many GiB (else it is as large as the image's). */
+  readonly rootGib?: number | undefined;
   readonly vmDir: string;
   readonly image: ImageInfo;
   readonly signal: AbortSignal;
@@ -87,7 +90,7 @@ export const cloneRootStep: BootStep = {
   name: "clone-root",
   async run(ctx) {
     ensureVmDir(ctx);
-    ctx.root = await ctx.env.deps.storage.cloneRoot({ vmId: ctx.vmId, vmDir: ctx.vmDir, image: ctx.image }, ctx.opId);
+    ctx.root = await ctx.env.deps.storage.cloneRoot({ vmId: ctx.vmId, vmDir: ctx.vmDir, image: ctx.image, ...(ctx.rootGib !== undefined ? { rootSizeBytes: ctx.rootGib * GIB } : {}) }, ctx.opId);
     await ctx.env.handles.save(ctx.vmId, { root_disk: { ...ctx.root } });
   },
   async undo(ctx) {

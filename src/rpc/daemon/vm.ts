@@ -41,6 +41,8 @@ export const vmCreateParams = z
     /** Boot even when the image has a warm template (image warm). */
     cold: z.boolean().optional(),
     ports: z.array(portSchema).max(64).optional(),
+    /** Grow the root disk to this many GiB (`--root-size`); a grown root boots cold. */
+    root_gib: z.number().int().optional(),
   })
   .strict();
 
@@ -56,6 +58,8 @@ export const vmResume = defineMethod("vm.resume", byName, pauseResult);
 /** `changed: false`: the VM was already stopped (not an error, as `docker stop`). */
 export const vmStop = defineMethod("vm.stop", z.object({ name, force: z.boolean().optional() }).strict(), vmViewSchema.extend({ changed: z.literal(false).optional() }));
 export const vmDelete = defineMethod("vm.delete", z.object({ name, force: z.boolean().optional() }).strict(), z.object({ id: z.string(), name: z.string(), deleted: z.literal(true) }));
+/** Grows a stopped VM's root and/or work disk (GiB); answers with the VM as it now is. */
+export const vmResize = defineMethod("vm.resize", z.object({ name, root_gib: z.number().int().optional(), work_gib: z.number().int().optional() }).strict(), vmViewSchema);
 export const vmList = defineMethod("vm.list", z.object({}).strict(), z.object({ vms: z.array(vmViewSchema) }));
 export const vmGet = defineMethod("vm.get", byName, vmViewSchema);
 

@@ -7,6 +7,7 @@ import { operationShowCommand } from "../../../src/cli/commands/operation/show.j
 import { operationWaitCommand } from "../../../src/cli/commands/operation/wait.js";
 import { vmCreateCommand } from "../../../src/cli/commands/vm/create.js";
 import { vmPruneCommand } from "../../../src/cli/commands/vm/prune.js";
+import { vmResizeCommand } from "../../../src/cli/commands/vm/resize.js";
 import { makeVmRunCommand } from "../../../src/cli/commands/vm/run.js";
 import { vmStartCommand } from "../../../src/cli/commands/vm/start.js";
 import { vmDeleteCommand, vmStopCommand } from "../../../src/cli/commands/vm/stop.js";
@@ -249,4 +250,25 @@ void test("image prune removes images no VM uses and reports a refusal without s
   assert.deepEqual(removed, ["c"]);
   assert.equal(out, "removed image c\n");
   assert.match(err, /^error: image a: image a is used by VM\(s\) late; delete them first \(op-pruneimages0\)\n$/);
+});
+
+void test("vm create --root-size grows the new root disk and boots cold; vm resize grows a stopped VM's disks", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const c = cli(h);
+  assert.equal(await c.run(vmCreateCommand, ["--name", "big", "--root-size", "3"]), 0);
+  const id = h.vms.getByName("big")?.id ?? "";
+  assert.deepEqual(h.host.grown, [`root:${id}:${3 * 1024 ** 3}`]);
+  await assert.rejects(cli(h).run(vmCreateCommand, ["--name", "zero", "--root-size", "0"]), /--root-size 0 is out of range/);
+  await assert.rejects(cli(h).run(vmResizeCommand, ["big", "--work", "4"]), /big is running; resize needs it stopped/);
+  await h.service.stop("big", false, "op-stopbig00001");
+  const r = cli(h);
+  assert.equal(await r.run(vmResizeCommand, ["big", "--root", "5", "--work", "4"]), 0);
+  assert.equal(r.out, "big resized: root disk 5 GiB, work disk 4 GiB; start it with: banger vm start big\n");
+  assert.equal(h.host.grown.length, 3);
+  assert.match(h.host.grown[2] ?? "", new RegExp(`^work:.*work-${id}\\.ext4:${4 * 1024 ** 3}$`));
+  assert.equal(h.vms.getByName("big")?.diskGib, 4, "the record says the work disk's new size");
+  await assert.rejects(cli(h).run(vmResizeCommand, ["big", "--work", "2"]), /smaller than big's work disk \(4 GiB\); disks only grow/);
+  await assert.rejects(cli(h).run(vmResizeCommand, ["big"]), /give --root GIB, --work GIB or both/);
+  assert.equal(h.host.grown.length, 3, "refused resizes touch no disk");
 });

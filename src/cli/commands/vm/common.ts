@@ -18,6 +18,7 @@ export const CREATE_OPTIONS = {
   vcpus: { type: "string" },
   memory: { type: "string" },
   disk: { type: "string" },
+  "root-size": { type: "string", description: "grow the root disk to GIB (default: the image's size); such a VM boots cold" },
   cold: { type: "boolean" },
   publish: { type: "string", short: "p", multiple: true },
   "no-wait": { type: "boolean" },
@@ -41,7 +42,7 @@ export function portsFromSpecs(specs: readonly string[]): { host_ip: string; hos
   });
 }
 
-export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined; publish?: string[] | undefined; cold?: boolean | undefined }): VmCreateParams {
+export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined; "root-size"?: string | undefined; publish?: string[] | undefined; cold?: boolean | undefined }): VmCreateParams {
   const p: VmCreateParams = {};
   if (values.cold === true) p.cold = true;
   if (values.publish !== undefined && values.publish.length > 0) p.ports = portsFromSpecs(values.publish);
@@ -53,6 +54,8 @@ export function createParams(values: { name?: string | undefined; image?: string
   if (vcpus !== undefined) p.vcpus = vcpus;
   if (memory !== undefined) p.memory_mib = memory;
   if (disk !== undefined) p.disk_gib = disk;
+  const rootGib = wholeNumberFlag("root-size", values["root-size"]);
+  if (rootGib !== undefined) p.root_gib = rootGib;
   return p;
 }
 

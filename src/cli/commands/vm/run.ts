@@ -7,7 +7,7 @@ export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
   return {
     path: ["vm", "run"],
     summary: "create a VM, wait until ssh-ready, then open a shell or run CMD in it (--rm deletes it afterwards); -p publishes a guest port on the host, on 127.0.0.1 unless HOST_IP is given",
-    usage: "banger vm run [--name N] [--image I] [--vcpus N] [--memory MIB] [--disk GIB] [-p [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp]]... [--cold] [--rm] [--detach] [-- CMD...]",
+    usage: "banger vm run [--name N] [--image I] [--vcpus N] [--memory MIB] [--disk GIB] [--root-size GIB] [-p [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp]]... [--cold] [--rm] [--detach] [-- CMD...]",
     async run(args, ctx) {
       const { values, positionals } = parseArgs({ args: [...args], options: { ...CREATE_OPTIONS, rm: { type: "boolean" } }, strict: true, allowPositionals: true });
       if (values["no-wait"] === true || values.json === true) throw new UsageError("vm run always waits and attaches; use vm create for --no-wait or --json");
