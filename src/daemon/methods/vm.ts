@@ -6,6 +6,7 @@ import type { PeerCred } from "../../system/peercred.js";
 import { RpcError } from "../../rpc/errors.js";
 import { quoteForRemoteShell, sshArgv, sshCapture } from "../../system/ssh.js";
 import type { Runner } from "../../system/runner.js";
+import { readGuestUsage } from "../vm/guest-stats.js";
 import { consoleLogPath, readLogChunk, vmStats as readVmStats } from "../vm/inspect.js";
 import type { VmService } from "../vm/service.js";
 import { toVmView } from "../vm/view.js";
@@ -20,6 +21,8 @@ export interface VmMethodsEnv {
   readonly reconciled: Promise<void>;
   readonly stateDir: string;
   readonly runner: Runner;
+  /** How `vm stats` reads the guest's own view (over ssh unless a test says otherwise). */
+  readonly guestUsage?: typeof readGuestUsage;
 }
 
 const EXEC_CAPTURE_LIMIT = 1024 * 1024;
@@ -29,6 +32,10 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
   const view = (vm: VmRecord): ReturnType<typeof toVmView> => toVmView(vm, paths);
   const s = env.service;
   const after = <T>(fn: () => T | Promise<T>): Promise<T> => env.reconciled.then(fn);
+  const guestUsageOf = async (vm: VmRecord): ReturnType<typeof readGuestUsage> => {
+    if (vm.state !== "running" || vm.handles.ip === undefined) return { error: `the VM is ${vm.state}` };
+    return (env.guestUsage ?? readGuestUsage)(env.runner, { keyPath: paths.keyPath, knownHostsPath: paths.knownHostsPath, host: vm.handles.ip });
+  };
   return [
     implement(vmCreate, (p, ctx) => after(() => s.create({ name: p.name, image: p.image, vcpus: p.vcpus, memoryMib: p.memory_mib, diskGib: p.disk_gib, cold: p.cold, rootGib: p.root_gib, ports: p.ports === undefined ? undefined : portSpecsFrom("ports", p.ports) }, ctx.opId))),
     implement(vmStart, (p, ctx) => after(() => s.start(p.name, ctx.opId))),
@@ -59,7 +66,7 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
     })),
     implement(vmStats, (p) => after(async () => {
       const vm = s.mustGet(p.name);
-      const st = await readVmStats(vm);
+      const [st, guest] = await Promise.all([readVmStats(vm), guestUsageOf(vm)]);
       return {
         name: vm.name,
         state: vm.state,
@@ -71,6 +78,11 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
         vcpus: vm.vcpus,
         memory_mib: vm.memoryMib,
         disk: { root_allocated_bytes: st.rootAllocatedBytes, work_allocated_bytes: st.workAllocatedBytes, work_size_bytes: st.workSizeBytes },
+        guest: "usage" in guest ? {
+          memory: { total_bytes: guest.usage.memory.totalBytes, available_bytes: guest.usage.memory.availableBytes, used_bytes: guest.usage.memory.usedBytes },
+          disks: guest.usage.disks.map((d) => ({ mount: d.mount, size_bytes: d.sizeBytes, used_bytes: d.usedBytes, available_bytes: d.availableBytes })),
+        } : null,
+        guest_error: "error" in guest ? guest.error : null,
       };
     })),
     implement(vmExec, (p) => after(async () => {

@@ -86,6 +86,12 @@ export const vmStats = defineMethod(
     vcpus: z.number().int(),
     memory_mib: z.number().int(),
     disk: z.object({ root_allocated_bytes: z.number(), work_allocated_bytes: z.number(), work_size_bytes: z.number() }),
+    /** What the guest's own kernel reports (read over ssh); null with `guest_error` saying why when it could not be read. */
+    guest: z.object({
+      memory: z.object({ total_bytes: z.number(), available_bytes: z.number(), used_bytes: z.number() }),
+      disks: z.array(z.object({ mount: z.string(), size_bytes: z.number(), used_bytes: z.number(), available_bytes: z.number() })),
+    }).nullable(),
+    guest_error: z.string().nullable(),
   }),
 );
 

@@ -10,6 +10,7 @@ import { vmPruneCommand } from "../../../src/cli/commands/vm/prune.js";
 import { vmResizeCommand } from "../../../src/cli/commands/vm/resize.js";
 import { makeVmRunCommand } from "../../../src/cli/commands/vm/run.js";
 import { vmStartCommand } from "../../../src/cli/commands/vm/start.js";
+import { vmStatsCommand } from "../../../src/cli/commands/vm/stats.js";
 import { vmDeleteCommand, vmStopCommand } from "../../../src/cli/commands/vm/stop.js";
 import { InterruptedError } from "../../../src/cli/interrupt.js";
 import { HEARTBEAT_MS, ProgressRenderer } from "../../../src/cli/progress.js";
@@ -271,4 +272,29 @@ void test("vm create --root-size grows the new root disk and boots cold; vm resi
   await assert.rejects(cli(h).run(vmResizeCommand, ["big", "--work", "2"]), /smaller than big's work disk \(4 GiB\); disks only grow/);
   await assert.rejects(cli(h).run(vmResizeCommand, ["big"]), /give --root GIB, --work GIB or both/);
   assert.equal(h.host.grown.length, 3, "refused resizes touch no disk");
+});
+
+void test("vm stats shows the guest's own memory and disk use next to host RSS, or why it has none", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  const asked: string[] = [];
+  const guestUsage = (_r: unknown, target: { host: string }): Promise<{ usage: { memory: { totalBytes: number; availableBytes: number; usedBytes: number }; disks: { mount: string; sizeBytes: number; usedBytes: number; availableBytes: number }[] } }> => {
+    asked.push(target.host);
+    return Promise.resolve({ usage: { memory: { totalBytes: 1000 * 2 ** 20, availableBytes: 820 * 2 ** 20, usedBytes: 180 * 2 ** 20 }, disks: [{ mount: "/", sizeBytes: 2048 * 2 ** 20, usedBytes: 700 * 2 ** 20, availableBytes: 1300 * 2 ** 20 }, { mount: "/root", sizeBytes: 1024 * 2 ** 20, usedBytes: 2 ** 20, availableBytes: 1000 * 2 ** 20 }] } });
+  };
+  assert.equal(await cli(h).run(vmCreateCommand, ["--name", "st"]), 0);
+  const c = cli(h, { guestUsage });
+  assert.equal(await c.run(vmStatsCommand, ["st"]), 0);
+  assert.deepEqual(asked, [h.vms.getByName("st")?.handles.ip]);
+  assert.match(c.out, /^guest mem: 180\.0 MiB used of 1000\.0 MiB, 820\.0 MiB available: what the guest's kernel reports/m);
+  assert.match(c.out, /^host RSS: .* of 256 MiB: host memory the VMM holds/m);
+  assert.match(c.out, /^root disk: 700\.0 MiB used of 2048\.0 MiB in the guest \(\/\); /m);
+  assert.match(c.out, /^work disk: 1\.0 MiB used of 1024\.0 MiB in the guest \(\/root\); /m);
+  await h.service.stop("st", true, "op-stopst000001");
+  const stopped = cli(h, { guestUsage });
+  assert.equal(await stopped.run(vmStatsCommand, ["st", "--json"]), 0);
+  const doc = JSON.parse(stopped.out) as { guest: unknown; guest_error: string };
+  assert.equal(doc.guest, null);
+  assert.equal(doc.guest_error, "the VM is stopped");
+  assert.equal(asked.length, 1, "a stopped guest is not asked");
 });

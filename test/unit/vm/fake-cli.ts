@@ -10,6 +10,7 @@ import { PROTOCOL_VERSION } from "../../../src/rpc/envelope.js";
 import { RpcError } from "../../../src/rpc/errors.js";
 import type { PeerCred } from "../../../src/system/peercred.js";
 import { FakeRunner } from "../../../src/system/runner.js";
+import type { readGuestUsage } from "../../../src/daemon/vm/guest-stats.js";
 import { addImage, type Harness } from "./fakes.js";
 
 export interface Cli {
@@ -21,7 +22,7 @@ export interface Cli {
 }
 
 /** A CliContext whose daemon calls go through the real dispatcher and schemas, in memory. */
-export function cli(h: Harness, opts: { tty?: boolean; builds?: string[]; lostRace?: boolean; interrupts?: InterruptHook } = {}): Cli {
+export function cli(h: Harness, opts: { tty?: boolean; builds?: string[]; lostRace?: boolean; interrupts?: InterruptHook; guestUsage?: typeof readGuestUsage } = {}): Cli {
   // A stand-in image.build: records the request, completes an operation, registers the image.
   const tracker = new OperationTracker(h.ops, silentLogger);
   const fakeImageBuild = implement(imageBuild, (p, callCtx) => {
@@ -37,7 +38,7 @@ export function cli(h: Harness, opts: { tty?: boolean; builds?: string[]; lostRa
     op.succeed({ name });
     return { operation_id: callCtx.opId, image: name };
   });
-  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: new FakeRunner() }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild]);
+  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: new FakeRunner(), ...(opts.guestUsage !== undefined ? { guestUsage: opts.guestUsage } : {}) }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild]);
   const state = {
     out: "",
     err: "",

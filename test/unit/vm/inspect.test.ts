@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { parseDf, parseMeminfo } from "../../../src/daemon/vm/guest-stats.js";
 import { readLogChunk, startOfLastLines, vmStats } from "../../../src/daemon/vm/inspect.js";
 import type { VmRecord } from "../../../src/state/vms.js";
 
@@ -69,4 +70,12 @@ void test("startOfLastLines: a tail of N lines starts at a line start, across bl
   assert.equal((await readLogChunk(log, { tailLines: 2 })).data.toString(), "b\nc");
   assert.equal((await readLogChunk(log, { tailLines: 10 })).data.toString(), "a\nb\nc", "fewer lines than asked: the whole log");
   assert.equal(await startOfLastLines(log, 0, 3), 0);
+});
+
+void test("guest usage: /proc/meminfo and df -P -k are parsed for numbers only", () => {
+  const mem = parseMeminfo("MemTotal:        1010000 kB\nMemFree:          500000 kB\nMemAvailable:     800000 kB\n");
+  assert.deepEqual(mem, { totalBytes: 1010000 * 1024, availableBytes: 800000 * 1024, usedBytes: 210000 * 1024 });
+  assert.equal(parseMeminfo("garbage"), undefined);
+  const disks = parseDf("Filesystem     1024-blocks    Used Available Capacity Mounted on\n/dev/vda           2031440  812344   1097928      43% /\n/dev/vdb           1011660      24    942876       1% /root\n");
+  assert.deepEqual(disks.map((d) => [d.mount, d.sizeBytes / 1024, d.usedBytes / 1024]), [["/", 2031440, 812344], ["/root", 1011660, 24]]);
 });
