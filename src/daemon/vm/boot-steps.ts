@@ -122,6 +122,8 @@ export const workDiskStep: BootStep = {
   },
 };
 
+const MAX_FSTAB_BYTES = 64 * 1024;
+
 export const injectStep: BootStep = {
   name: "inject-files",
   async run(ctx) {
@@ -131,8 +133,11 @@ export const injectStep: BootStep = {
       lease: need(ctx.lease, "a lease", "inject-files"),
       hostKey: need(ctx.hostKey, "a host key", "inject-files"),
     };
+    // The image's own mounts are kept, merged with banger's (the fstab is rewritten whole).
+    const imageFstab = await ctx.env.deps.storage.readImageFile(ctx.image, "/etc/fstab", ctx.opId);
+    if (imageFstab !== undefined && imageFstab.length > MAX_FSTAB_BYTES) throw new Error(`image ${ctx.image.name}'s /etc/fstab is ${imageFstab.length} bytes; more than ${MAX_FSTAB_BYTES} is not an fstab`);
     // The work disk was cloned with the install's key already in it (work-disk step).
-    await ctx.env.deps.storage.injectFiles({ kind: "root", root: need(ctx.root, "a root disk", "inject-files") }, rootDiskEdits(identity), ctx.opId);
+    await ctx.env.deps.storage.injectFiles({ kind: "root", root: need(ctx.root, "a root disk", "inject-files") }, rootDiskEdits(identity, imageFstab?.toString("utf8") ?? ""), ctx.opId);
   },
 };
 

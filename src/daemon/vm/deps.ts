@@ -113,6 +113,8 @@ export interface GuestEdits {
 export interface StorageDeps {
   /** Makes the VM's copy-on-write root over the image rootfs, ready to be opened by the VMM. */
   cloneRoot(req: { vmId: string; vmDir: string; image: ImageInfo; rootSizeBytes?: number | undefined }, opId: string): Promise<RootDisk>;
+  /** A file of the image's root filesystem (read, never mounted), or undefined when it has none. */
+  readImageFile(image: ImageInfo, path: string, opId: string): Promise<Buffer | undefined>;
   /** Grows a stopped VM's root disk and its filesystem to `bytes` (never shrinks). */
   growRoot(root: RootDisk, bytes: number, opId: string): Promise<void>;
   /** Grows a stopped VM's work disk (/root) and its filesystem to `bytes` (never shrinks). */

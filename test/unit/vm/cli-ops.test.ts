@@ -298,3 +298,20 @@ void test("vm stats shows the guest's own memory and disk use next to host RSS, 
   assert.equal(doc.guest_error, "the VM is stopped");
   assert.equal(asked.length, 1, "a stopped guest is not asked");
 });
+
+void test("vm create keeps the image's own /etc/fstab entries, merged with banger's mounts", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  h.host.imageFiles.set("tiny:/etc/fstab", Buffer.from("# image mounts\nproc /proc proc defaults 0 0\n/dev/vdb /data ext4 defaults 0 2\nLABEL=cache /var/cache ext4 nofail 0 2\n"));
+  assert.equal(await cli(h).run(vmCreateCommand, ["--name", "fs"]), 0);
+  const fstab = h.host.edits.filter((e) => e.disk === "root").flatMap((e) => e.edits.files).find((f) => f.path === "/etc/fstab")?.content.toString();
+  assert.equal(fstab, [
+    "# image mounts",
+    "proc /proc proc defaults 0 0",
+    "LABEL=cache /var/cache ext4 nofail 0 2",
+    "/dev/vdb /root ext4 defaults 0 2",
+    "tmpfs /run tmpfs defaults,nodev,nosuid,mode=0755 0 0",
+    "tmpfs /tmp tmpfs defaults,nodev,nosuid,mode=1777 0 0",
+    "",
+  ].join("\n"), "the image's entries stay; one that would take banger's work disk elsewhere is dropped");
+});

@@ -36,6 +36,8 @@ export class FakeHost {
   vmmAlive = true;
   /** Files copied by storage.cloneFile, and identities sent to restored guests. */
   readonly clones: { source: string; dest: string }[] = [];
+  /** Files in the images' root filesystems, by IMAGE:PATH. */
+  readonly imageFiles = new Map<string, Buffer>();
   /** Disks grown (vm resize), as kind:disk:bytes. */
   readonly grown: string[] = [];
   readonly identities: { name: string; ip: string; mac: string }[] = [];
@@ -105,6 +107,7 @@ export class FakeHost {
           this.live.add(`root-active:${req.vmId}`);
           return Promise.resolve({ strategy: "copy", path: join(req.vmDir, "root.ext4"), vmId: req.vmId });
         },
+        readImageFile: (image: ImageInfo, path: string) => Promise.resolve(this.imageFiles.get(`${image.name}:${path}`)),
         growRoot: (root: RootDisk, bytes: number) => { this.call("storage.growRoot"); this.grown.push(`root:${String(root["vmId"])}:${bytes}`); return Promise.resolve(); },
         growWorkDisk: (path: string, bytes: number) => { this.call("storage.growWorkDisk"); this.grown.push(`work:${path}:${bytes}`); return Promise.resolve(); },
         activateRoot: (root: RootDisk) => { this.call("storage.activateRoot"); this.live.add(`root-active:${String(root["vmId"])}`); return Promise.resolve(root); },
