@@ -8,6 +8,7 @@ import { newOpId } from "../src/rpc/opid.js";
 import { callMethod } from "../src/rpc/unix-client.js";
 import { serveUnix } from "../src/rpc/unix-server.js";
 import { silentLogger } from "../src/system/log.js";
+import { systemRunner } from "../src/system/runner.js";
 import { makeHarness } from "../test/unit/vm/fakes.js";
 import { info, median, round, timed, type BenchResult } from "./stats.js";
 
@@ -24,7 +25,7 @@ export async function benchOrchestration(parallel = 8, rounds = 5): Promise<Reco
   for (let round_ = 0; round_ <= rounds; round_++) {
     const h = makeHarness({ prefix: "bgt-bench-orch-" });
     const socketPath = join(h.dir, "bench.sock");
-    const server = await serveUnix({ socketPath, dispatcher: new Dispatcher([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, db: h.db, defaultEgress: UNRESTRICTED }), ...operationMethods(h.ops, new AbortController().signal)]), logger: silentLogger, allowedUids: [process.getuid?.() ?? 0] });
+    const server = await serveUnix({ socketPath, dispatcher: new Dispatcher([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: systemRunner, db: h.db, defaultEgress: UNRESTRICTED }), ...operationMethods(h.ops, new AbortController().signal)]), logger: silentLogger, allowedUids: [process.getuid?.() ?? 0] });
     try {
       const opIds = Array.from({ length: parallel }, () => newOpId());
       const wall = await timed(async () => {

@@ -33,8 +33,13 @@ export interface CliContext {
    * Calls a daemon method by name, typed from its descriptor; no schema is loaded (the daemon validates).
    * `opId` overrides the invocation's op id (one CLI command starting several operations needs one id each).
    */
+  /** Where Ctrl-C is heard while an operation is followed (SIGINT of this process when absent; tests pass their own). */
+  readonly interrupts?: InterruptHook;
   call<M extends DaemonMethodName>(method: M, params: ParamsOf<DaemonMethods[M]>, timeoutMs?: number, opId?: string): Promise<ResultOf<DaemonMethods[M]>>;
 }
+
+/** Calls `handler` on each interrupt (Ctrl-C) until the returned function is called. */
+export type InterruptHook = (handler: () => void) => () => void;
 
 export interface Command {
   /** Words that select the command, e.g. ["vm", "run"]. */

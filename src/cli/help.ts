@@ -8,6 +8,7 @@ export const GROUPS: Readonly<Record<string, string>> = {
   "vm egress": "what a VM may reach: all, none or an allow list; isolation from other VMs",
   image: "build, import and manage the images VMs boot from",
   snapshot: "list and delete VM snapshots and warm templates",
+  operation: "follow, inspect and cancel the long operations (vm create, image build, ...) whose op-… ids the CLI prints",
   system: "install, restart, inspect and remove banger's services",
   context: "name other hosts' banger daemons (reached over SSH) and pick the one commands talk to",
 };

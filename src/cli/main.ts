@@ -6,6 +6,7 @@ import { callOver, unixDial, type Dial } from "../rpc/unix-client.js";
 import { DEFAULT_CONTEXT, type RemoteContext } from "../config/contexts.js";
 import { UsageError, type CliContext, type Command, type Output } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
+import { INTERRUPTED_EXIT, InterruptedError } from "./interrupt.js";
 import { daemonDownHint } from "./commands/system/status.js";
 import { nearest } from "./flags.js";
 import { commandHelp, defaultsFor, groupHelp, helpWidth, isGroup, usageText } from "./help.js";
@@ -155,6 +156,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   try {
     return await found.command.run(found.rest, ctx);
   } catch (e) {
+    // Ctrl-C: the command has said what became of its operation.
+    if (e instanceof InterruptedError) return INTERRUPTED_EXIT;
     // By name too: commands bundled apart (banger-system.cjs, banger-doctor.cjs) carry their own copy of the class.
     if (e instanceof UsageError || (e instanceof Error && e.name === "UsageError") || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
       io.stderr.write(`error: ${e.message}\nusage: ${usageText(found.command, helpWidth(undefined))}\nsee: banger ${found.command.path.join(" ")} --help\n`);

@@ -133,7 +133,7 @@ function unsavedOf(db: Db): Map<string, OperationRecord> {
 
 /** The `operations` table: progress of long-running requests, readable by `operation.get` after the fact. */
 export class OperationRepository {
-  constructor(private readonly db: Db, private readonly now: () => Date = () => new Date()) {}
+  constructor(readonly db: Db, private readonly now: () => Date = () => new Date()) {}
 
   /**
    * Resolves with the operation once it has changed past `afterRevision` or

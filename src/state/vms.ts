@@ -164,6 +164,15 @@ export class VmRepository {
     return { ...cur, state: next, lastError, startedAt, updatedAt: ts };
   }
 
+  /** The work disk's size after `vm resize --work`. */
+  setDiskGib(id: string, diskGib: number): VmRecord {
+    const cur = this.getById(id);
+    if (cur === undefined) throw new Error(`VM ${id} not found`);
+    const ts = this.now().toISOString();
+    statement(this.db, "UPDATE vms SET disk_gib = ?, updated_at = ? WHERE id = ?").run(diskGib, ts, id);
+    return { ...cur, diskGib, updatedAt: ts };
+  }
+
   /** Merges `patch` into the handles; a key set to undefined is removed. */
   updateHandles(id: string, patch: Partial<VmHandles>): VmRecord {
     const cur = this.getById(id);

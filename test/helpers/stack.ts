@@ -33,6 +33,8 @@ export interface Stack {
   readonly helperDir: string;
   readonly env: Record<string, string>;
   cli(args: readonly string[], opts?: CliOptions): Promise<CliResult>;
+  /** `cli`, returned while it runs: its output so far, and a way to signal it (Ctrl-C is SIGINT). */
+  cliStart(args: readonly string[], opts?: CliOptions): RunningCli;
   daemonLog(): string;
   helperLog(): string;
   /** Pids of the running bangerd and bangerd-root (the wrappers that start them exec, so these are the node processes). */
@@ -47,6 +49,12 @@ export interface Stack {
   /** Start bangerd-root again; nothing when it runs. */
   startHelper(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface RunningCli {
+  readonly result: Promise<CliResult>;
+  output(): { stdout: string; stderr: string };
+  signal(sig: NodeJS.Signals): void;
 }
 
 export interface CliOptions {
@@ -196,16 +204,30 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     throw e;
   }
 
+  const cliStart = (args: readonly string[], o: CliOptions = {}): RunningCli => {
+    const cmd = asUser(user, [process.execPath, BIN.banger, ...args], o.hostNetns === true ? undefined : netns);
+    const child = spawn(cmd[0] ?? "", cmd.slice(1), { env, stdio: ["pipe", "pipe", "pipe"], timeout: o.timeoutMs ?? 120_000 });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => { stdout += d.toString("utf8"); });
+    child.stderr.on("data", (d: Buffer) => { stderr += d.toString("utf8"); });
+    // A CLI that exits without reading its input must not turn into an EPIPE crash of the test.
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(o.stdin ?? "");
+    const result = new Promise<CliResult>((resolveCli) => {
+      child.on("close", (code, sig) => { resolveCli({ code: code ?? (sig !== null ? 128 : -1), stdout, stderr }); });
+    });
+    // The wrappers (setpriv, nsenter) exec, so the child's pid is the CLI's node process by the time it reads a signal.
+    return { result, output: () => ({ stdout, stderr }), signal: (sig) => { child.kill(sig); } };
+  };
   return {
     base,
     stateDir,
     runtimeDir,
     helperDir,
     env,
-    cli(args, o = {}) {
-      const cmd = asUser(user, [process.execPath, BIN.banger, ...args], o.hostNetns === true ? undefined : netns);
-      return runCollecting(cmd, { env, timeoutMs: o.timeoutMs ?? 120_000, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) });
-    },
+    cli: (args, o = {}) => cliStart(args, o).result,
+    cliStart,
     pids: () => ({ daemon: daemon?.exitCode === null ? daemon.pid : undefined, helper: helper?.exitCode === null ? helper.pid : undefined }),
     daemonLog: () => readFileSync(daemonLogFile, "utf8"),
     helperLog: () => readFileSync(helperLogFile, "utf8"),

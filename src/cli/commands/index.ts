@@ -4,6 +4,7 @@ import { makeCompleteCommand } from "./complete.js";
 import { completionCommand } from "./completion.js";
 import { doctorCommand } from "./doctor.js";
 import { IMAGE_COMMANDS } from "./image/index.js";
+import { OPERATION_COMMANDS } from "./operation/index.js";
 import { SNAPSHOT_COMMANDS } from "./snapshot/index.js";
 import { systemInstallCommand, systemRestartCommand, systemUninstallCommand, updateCommand } from "./system/install.js";
 import { systemDialStdioCommand } from "./system/dial-stdio.js";
@@ -14,5 +15,5 @@ import { VM_COMMANDS } from "./vm/index.js";
 /** Every CLI subcommand, one file each. */
 export const COMMANDS: readonly Command[] = [
   versionCommand, doctorCommand, systemStatusCommand, systemInstallCommand, systemRestartCommand, systemUninstallCommand, updateCommand,
-  ...VM_COMMANDS, ...IMAGE_COMMANDS, ...SNAPSHOT_COMMANDS, ...CONTEXT_COMMANDS, systemDialStdioCommand, completionCommand, makeCompleteCommand(() => COMMANDS),
+  ...VM_COMMANDS, ...IMAGE_COMMANDS, ...SNAPSHOT_COMMANDS, ...OPERATION_COMMANDS, ...CONTEXT_COMMANDS, systemDialStdioCommand, completionCommand, makeCompleteCommand(() => COMMANDS),
 ];

@@ -91,8 +91,11 @@ export class ImageService implements ImageDeps {
     }
     if (params.force !== true && this.repo.get(name) !== undefined) throw new RpcError("conflict", `image ${name} already exists; use --force to rebuild it`);
     const op = this.tracker.begin(opId, "image.build", name, PLANS[source.kind] ?? []);
+    // A cancelled build kills its running tool and removes its temp dir: no partial image is left.
+    const ac = new AbortController();
+    op.onCancel((reason) => { ac.abort(reason); });
     const run = this.runBuild(name, opId, () => buildImage({ name, source, kernel: params.kernel, initrd: params.initrd, force: params.force }, {
-      stateDir: this.env.layout.stateDir, runner: this.env.runner, uid: process.getuid?.() ?? 0, onProgress: trackerProgress(op, undefined),
+      stateDir: this.env.layout.stateDir, runner: this.env.runner, uid: process.getuid?.() ?? 0, onProgress: trackerProgress(op, undefined), signal: ac.signal,
     }));
     run.then((rec) => { op.succeed({ image: rec.name }); }, (e: unknown) => { op.fail(e); });
     return { operation_id: opId, image: name };

@@ -1,8 +1,9 @@
 import { implement, type Registration } from "../../rpc/dispatcher.js";
-import { operationGet, operationWait, type OperationView } from "../../rpc/daemon/operation.js";
+import { operationCancel, operationGet, operationWait, type OperationView } from "../../rpc/daemon/operation.js";
 import { RpcError } from "../../rpc/errors.js";
 import type { OperationRecord, OperationRepository } from "../../state/operations.js";
 import type { PeerCred } from "../../system/peercred.js";
+import { cancellationsFor, OperationCancelledError } from "../operations/cancels.js";
 
 export function operationToView(op: OperationRecord): OperationView {
   return {
@@ -35,6 +36,15 @@ export function operationMethods(ops: OperationRepository, closing: AbortSignal)
       const op = await ops.waitForChange(p.id, p.after_revision, p.timeout_ms, closing);
       if (op === undefined) throw notFound(p.id);
       return operationToView(op);
+    }),
+    implement(operationCancel, (p, ctx) => {
+      const op = ops.get(p.id);
+      if (op === undefined) throw notFound(p.id);
+      if (op.state !== "running") return { operation: operationToView(op), cancelled: false };
+      if (!cancellationsFor(ops.db).cancel(p.id, new OperationCancelledError(`cancelled (${ctx.opId})`))) {
+        throw new RpcError("conflict", `operation ${p.id} (${op.kind}) cannot be cancelled; wait for it with "banger operation wait ${p.id}"`);
+      }
+      return { operation: operationToView(ops.get(p.id) ?? op), cancelled: true };
     }),
   ];
 }

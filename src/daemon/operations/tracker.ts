@@ -1,6 +1,7 @@
 import type { OperationRepository, OperationStep } from "../../state/operations.js";
 import type { Logger } from "../../system/log.js";
 import { errorMessage, type StepEvent } from "../vm/steps.js";
+import { cancellationsFor, type OperationCancelledError } from "./cancels.js";
 
 /**
  * Turns step-runner progress into the persisted operation record that
@@ -12,6 +13,8 @@ export interface TrackedOperation {
   readonly onProgress: (event: StepEvent) => void;
   readonly succeed: (result: unknown) => void;
   readonly fail: (error: unknown) => void;
+  /** Makes the operation cancellable (operation.cancel, Ctrl-C in the CLI) until it ends: `cancel` must make it unwind and fail. */
+  readonly onCancel: (cancel: (reason: OperationCancelledError) => void) => void;
 }
 
 export class OperationTracker {
@@ -41,6 +44,7 @@ export class OperationTracker {
       }
     };
     let finished = false;
+    let unregister: () => void = () => undefined;
     // Steps of a group start and end in bursts; one write per burst (per event-loop turn) rather than
     // one per event. The end of the operation writes any pending change first.
     let pending: NodeJS.Immediate | undefined;
@@ -85,9 +89,18 @@ export class OperationTracker {
           write("operation progress", () => { this.ops.updateSteps(id, steps); });
         });
       },
+      onCancel: (cancel) => {
+        if (finished) return;
+        unregister();
+        unregister = cancellationsFor(this.ops.db).register(id, (reason) => {
+          log.info("operation cancel requested");
+          cancel(reason);
+        });
+      },
       succeed: (result) => {
         if (finished) return;
         finished = true;
+        unregister();
         flush();
         write("the operation's success", () => { this.ops.finish(id, "succeeded", { result }); });
         log.info("operation succeeded");
@@ -95,6 +108,7 @@ export class OperationTracker {
       fail: (error) => {
         if (finished) return;
         finished = true;
+        unregister();
         if (pending !== undefined) clearImmediate(pending);
         pending = undefined;
         write("operation progress", () => { this.ops.updateSteps(id, steps); });

@@ -4,8 +4,9 @@ import type { FileSyncEntry } from "../../config/schema.js";
 import type { DaemonEnv } from "../env.js";
 import type { InfoContributor } from "../methods/system.js";
 import type { GuestEdits, ImageInfo, RootDisk, StorageDeps } from "../vm/deps.js";
-import { writeExt4Files, type Ext4Dir, type Ext4File } from "./ext4.js";
+import { readExt4FileIfExists, writeExt4Files, type Ext4Dir, type Ext4File } from "./ext4.js";
 import { StorageService } from "./service.js";
+import { resizeExt4Image } from "./work-disk.js";
 import { rootDiskHandlesSchema, type RootDiskHandles } from "./types.js";
 
 /**
@@ -63,6 +64,13 @@ export function vmStorage(service: StorageService, opts: VmStorageOptions): Stor
       return toRootDisk(await service.prepareBoot(h, { vmId: vmIdOf(h), opId }));
     },
     deactivateRoot: (root, opId) => service.deactivateRoot(fromRootDisk(root), opId),
+    async growRoot(root, bytes) {
+      const h = fromRootDisk(root);
+      if (h.kind === "dm-snapshot") throw new Error("a dm-snapshot root disk cannot be grown (the snapshot is as large as its image); VMs on reflink or copy storage can");
+      await resizeExt4Image(service.runner, h.path, bytes);
+    },
+    readImageFile: (image, path) => readExt4FileIfExists(service.runner, image.rootfsPath, path),
+    growWorkDisk: (path, bytes) => resizeExt4Image(service.runner, path, bytes),
     destroyRoot: (root, opId) => service.releaseRoot(fromRootDisk(root), opId),
     async createWorkDisk(req, opId) {
       const path = await service.createWorkDisk(req.vmDir, req.sizeGib, ext4Edits(req.contents));

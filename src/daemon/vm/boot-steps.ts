@@ -5,6 +5,7 @@ import { vmFiles } from "../../paths/paths.js";
 import type { SnapshotFiles } from "../../vmm/driver.js";
 import type { ImageInfo, Lease, RootDisk, VmmHandle } from "./deps.js";
 import { rootDiskEdits, workDiskEdits } from "./guest-files.js";
+import { GIB } from "./limits.js";
 import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
 import type { HostKey } from "./ssh-keys.js";
 import type { Step, StepEntry } from "./steps.js";
@@ -23,6 +24,8 @@ export interface BootCtx {
   readonly vcpus: number;
   readonly memoryMib: number;
   readonly diskGib: number;
+  /** `--root-size`: the new root disk grown to this many GiB (else it is as large as the image's). */
+  readonly rootGib?: number | undefined;
   readonly vmDir: string;
   readonly image: ImageInfo;
   readonly signal: AbortSignal;
@@ -87,7 +90,7 @@ export const cloneRootStep: BootStep = {
   name: "clone-root",
   async run(ctx) {
     ensureVmDir(ctx);
-    ctx.root = await ctx.env.deps.storage.cloneRoot({ vmId: ctx.vmId, vmDir: ctx.vmDir, image: ctx.image }, ctx.opId);
+    ctx.root = await ctx.env.deps.storage.cloneRoot({ vmId: ctx.vmId, vmDir: ctx.vmDir, image: ctx.image, ...(ctx.rootGib !== undefined ? { rootSizeBytes: ctx.rootGib * GIB } : {}) }, ctx.opId);
     await ctx.env.handles.save(ctx.vmId, { root_disk: { ...ctx.root } });
   },
   async undo(ctx) {
@@ -119,6 +122,8 @@ export const workDiskStep: BootStep = {
   },
 };
 
+const MAX_FSTAB_BYTES = 64 * 1024;
+
 export const injectStep: BootStep = {
   name: "inject-files",
   async run(ctx) {
@@ -128,8 +133,11 @@ export const injectStep: BootStep = {
       lease: need(ctx.lease, "a lease", "inject-files"),
       hostKey: need(ctx.hostKey, "a host key", "inject-files"),
     };
+    // The image's own mounts are kept, merged with banger's (the fstab is rewritten whole).
+    const imageFstab = await ctx.env.deps.storage.readImageFile(ctx.image, "/etc/fstab", ctx.opId);
+    if (imageFstab !== undefined && imageFstab.length > MAX_FSTAB_BYTES) throw new Error(`image ${ctx.image.name}'s /etc/fstab is ${imageFstab.length} bytes; more than ${MAX_FSTAB_BYTES} is not an fstab`);
     // The work disk was cloned with the install's key already in it (work-disk step).
-    await ctx.env.deps.storage.injectFiles({ kind: "root", root: need(ctx.root, "a root disk", "inject-files") }, rootDiskEdits(identity), ctx.opId);
+    await ctx.env.deps.storage.injectFiles({ kind: "root", root: need(ctx.root, "a root disk", "inject-files") }, rootDiskEdits(identity, imageFstab?.toString("utf8") ?? ""), ctx.opId);
   },
 };
 
@@ -260,6 +268,8 @@ export const waitSshStep: BootStep = {
     try {
       await Promise.race([ctx.env.deps.ssh.waitReady({ ip: lease.ip, name: ctx.name }, { timeoutMs: ctx.env.sshReadyTimeoutMs, signal: ac.signal }), died]);
     } catch (e) {
+      // Cancelled, deleted or the daemon stopping: that is the reason, not whatever the probe saw last.
+      if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : e;
       throw new Error(`${e instanceof Error ? e.message : String(e)}${e instanceof Error && e.message.includes("console") ? "" : await consoleTail(vmFiles.consoleLog(ctx.vmDir))}`, { cause: e });
     } finally {
       ac.abort(new Error("wait-ssh finished"));

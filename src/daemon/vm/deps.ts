@@ -112,7 +112,13 @@ export interface GuestEdits {
 
 export interface StorageDeps {
   /** Makes the VM's copy-on-write root over the image rootfs, ready to be opened by the VMM. */
-  cloneRoot(req: { vmId: string; vmDir: string; image: ImageInfo }, opId: string): Promise<RootDisk>;
+  cloneRoot(req: { vmId: string; vmDir: string; image: ImageInfo; rootSizeBytes?: number | undefined }, opId: string): Promise<RootDisk>;
+  /** A file of the image's root filesystem (read, never mounted), or undefined when it has none. */
+  readImageFile(image: ImageInfo, path: string, opId: string): Promise<Buffer | undefined>;
+  /** Grows a stopped VM's root disk and its filesystem to `bytes` (never shrinks). */
+  growRoot(root: RootDisk, bytes: number, opId: string): Promise<void>;
+  /** Grows a stopped VM's work disk (/root) and its filesystem to `bytes` (never shrinks). */
+  growWorkDisk(path: string, bytes: number, opId: string): Promise<void>;
   /** Re-activates a root made earlier (dm-snapshot after stop/host reboot); returns possibly-new device names. */
   activateRoot(root: RootDisk, opId: string): Promise<RootDisk>;
   /** Releases devices the root holds while the VM is down; disk contents are kept. Idempotent. */

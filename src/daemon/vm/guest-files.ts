@@ -15,7 +15,12 @@ export interface GuestIdentity {
 
 const root = (path: string, content: string | Buffer, mode: number): GuestFile => ({ path, content: typeof content === "string" ? Buffer.from(content, "utf8") : content, mode, uid: 0, gid: 0 });
 
-/** The seed's UpdateFSTab: keep what is there, drop the old /home and /var disks, ensure /root, /run, /tmp. */
+/**
+ * The image's fstab merged with banger's mounts (the seed's UpdateFSTab, plus): every entry of the
+ * image is kept, comments too, except the seed's old /home and /var disks and any entry that would
+ * take banger's work disk (/dev/vdb) or its mount point (/root) for something else; then /root,
+ * /run and /tmp are ensured.
+ */
 export function updateFstab(existing: string): string {
   const out: string[] = [];
   let hasRoot = false;
@@ -28,6 +33,7 @@ export function updateFstab(existing: string): string {
     if (dev === "/dev/vdb" && mnt === "/home") continue;
     if (dev === "/dev/vdc" && mnt === "/var") continue;
     if (dev === "/dev/vdb" && mnt === "/root") hasRoot = true;
+    else if (!trimmed.startsWith("#") && (dev === "/dev/vdb" || mnt === "/root")) continue;
     if (dev === "tmpfs" && mnt === "/run") hasRun = true;
     if (dev === "tmpfs" && mnt === "/tmp") hasTmp = true;
     out.push(line);
@@ -44,7 +50,7 @@ function assertLine(field: string, value: string): string {
   return value;
 }
 
-export function rootDiskEdits(g: GuestIdentity): GuestEdits {
+export function rootDiskEdits(g: GuestIdentity, imageFstab = ""): GuestEdits {
   const name = assertLine("name", g.name);
   const ip = assertLine("ip", g.lease.ip);
   const mac = assertLine("mac", g.lease.mac.toLowerCase());
@@ -55,7 +61,7 @@ export function rootDiskEdits(g: GuestIdentity): GuestEdits {
     root("/etc/hostname", `${name}\n`, 0o644),
     root("/etc/hosts", `127.0.0.1 localhost\n127.0.1.1 ${name}\n::1 localhost ip6-localhost ip6-loopback\n`, 0o644),
     root("/etc/resolv.conf", dns.map((d) => `nameserver ${d}\n`).join(""), 0o644),
-    root("/etc/fstab", updateFstab(""), 0o644),
+    root("/etc/fstab", updateFstab(imageFstab), 0o644),
   ];
   const dirs = [];
   if (g.flavor === "systemd") {

@@ -22,7 +22,7 @@ export function consoleLogPath(stateDir: string, vm: VmRecord): string {
  * log that shrank (VM restarted, log truncated) restarts from 0 so `logs -f`
  * never stalls past the end.
  */
-export async function readLogChunk(path: string, opts: { offset?: number | undefined; maxBytes?: number | undefined; tailBytes?: number | undefined }): Promise<LogChunk> {
+export async function readLogChunk(path: string, opts: { offset?: number | undefined; maxBytes?: number | undefined; tailBytes?: number | undefined; tailLines?: number | undefined }): Promise<LogChunk> {
   let size: number;
   try {
     size = (await stat(path)).size;
@@ -30,7 +30,7 @@ export async function readLogChunk(path: string, opts: { offset?: number | undef
     return { path, data: Buffer.alloc(0), offset: 0, nextOffset: 0, size: 0 };
   }
   const maxBytes = opts.maxBytes ?? 1024 * 1024;
-  let offset = opts.offset ?? (opts.tailBytes !== undefined ? Math.max(0, size - opts.tailBytes) : 0);
+  let offset = opts.offset ?? (opts.tailLines !== undefined ? await startOfLastLines(path, size, opts.tailLines) : opts.tailBytes !== undefined ? Math.max(0, size - opts.tailBytes) : 0);
   if (offset > size) offset = 0;
   const len = Math.min(maxBytes, size - offset);
   const data = Buffer.alloc(len);
@@ -43,6 +43,43 @@ export async function readLogChunk(path: string, opts: { offset?: number | undef
     }
   }
   return { path, data, offset, nextOffset: offset + len, size };
+}
+
+/** How far back `--tail N` looks for N line starts: a console of endless lines still answers quickly. */
+export const TAIL_SCAN_MAX_BYTES = 4 * 1024 * 1024;
+const TAIL_BLOCK = 64 * 1024;
+
+/**
+ * Where the last `lines` lines of the file start, so a tail begins at a line's start and never inside
+ * one (or inside an escape sequence). A last line without its newline counts as a line. Past
+ * TAIL_SCAN_MAX_BYTES it starts at the first line start found within that window.
+ */
+export async function startOfLastLines(path: string, size: number, lines: number): Promise<number> {
+  const floor = Math.max(0, size - TAIL_SCAN_MAX_BYTES);
+  const fh = await open(path, "r");
+  try {
+    let seen = 0;
+    let end = size;
+    // The file's final newline ends the last line; it does not start another.
+    let skipLast = true;
+    let firstStart: number | undefined;
+    while (end > floor) {
+      const start = Math.max(floor, end - TAIL_BLOCK);
+      const buf = Buffer.alloc(end - start);
+      await fh.read(buf, 0, buf.length, start);
+      for (let i = buf.length - 1; i >= 0; i--) {
+        if (buf[i] !== 0x0a) continue;
+        if (skipLast && start + i === size - 1) continue;
+        firstStart = start + i + 1;
+        if (++seen === lines) return start + i + 1;
+      }
+      skipLast = false;
+      end = start;
+    }
+    return floor === 0 ? 0 : firstStart ?? floor;
+  } finally {
+    await fh.close();
+  }
 }
 
 /** How long `vm stats` watches the VMM for its current CPU use. */

@@ -1,9 +1,19 @@
+export const GIB = 1024 ** 3;
+
 /** Bounds on what a VM may ask for; checked at create so a typo fails with a clear message, not a VMM error. */
 export const VM_LIMITS = {
   vcpus: { min: 1, max: 32 },
   memoryMib: { min: 128, max: 65536 },
   diskGib: { min: 1, max: 1024 },
+  /** `--root-size` / `vm resize --root`: the root disk grown to this many GiB. */
+  rootGib: { min: 1, max: 1024 },
 } as const;
+
+/** A disk size in GiB for `flag`, or why not. */
+export function checkDiskGib(flag: string, v: number): string | undefined {
+  const lim = VM_LIMITS.rootGib;
+  return Number.isSafeInteger(v) && v >= lim.min && v <= lim.max ? undefined : `${flag} ${v} is out of range: it must be a whole number of GiB from ${lim.min} to ${lim.max}`;
+}
 
 export interface VmSize {
   readonly vcpus: number;

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { access } from "node:fs/promises";
+import { access, stat } from "node:fs/promises";
 import { snapshotFiles, state as statePaths } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
 import type { PortSpec } from "../../model/port-spec.js";
@@ -18,7 +18,7 @@ import { RESTORE_STEPS } from "./restore-steps.js";
 import type { ImageInfo } from "./deps.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { syncKnownHosts, type LifecycleEnv } from "./lifecycle-env.js";
-import { checkVmSize } from "./limits.js";
+import { checkDiskGib, checkVmSize, GIB } from "./limits.js";
 import { checkVmName, generateVmName } from "./names.js";
 import { sweepOrphans, type OrphanSweep } from "./orphans.js";
 import { errorMessage, runSteps, StepFailedError, stepNames, type Step } from "./steps.js";
@@ -35,6 +35,8 @@ export interface CreateRequest {
   readonly ports?: readonly PortSpec[] | undefined;
   /** Recorded with the VM; undefined: the configured default (network.egress, network.isolate). */
   readonly egress?: VmEgress | undefined;
+  /** Grow the root disk to this many GiB (`--root-size`). */
+  readonly rootGib?: number | undefined;
 }
 
 export interface VmServiceOptions {
@@ -192,15 +194,52 @@ export class VmService {
     }
     const size = { vcpus: req.vcpus ?? this.defaults.vcpus, memoryMib: req.memoryMib ?? this.defaults.memoryMib, diskGib: req.diskGib ?? this.defaults.diskGib };
     problems.push(...checkVmSize(size, this.hostCpus));
+    if (req.rootGib !== undefined) problems.push(...[checkDiskGib("--root-size", req.rootGib) ?? []].flat());
     if (problems.length > 0) throw new RpcError("bad_params", problems.join("; "));
     const imageName = req.image ?? this.defaults.image;
     const image = await this.image(imageName);
-    const warm = req.cold === true ? { note: undefined } : await this.warmTemplate(image, size);
+    if (req.rootGib !== undefined) await this.checkRootNotSmaller(image, req.rootGib);
+    // A warm template's root disk has the image's size: a grown root boots cold.
+    const warm = req.cold === true || req.rootGib !== undefined ? { note: undefined } : await this.warmTemplate(image, size);
     if (warm.template !== undefined) {
       return (await this.restoreInto(warm.template, { name: req.name, kind: "vm.create", ports: req.ports, egress: req.egress }, opId)).ref;
     }
     if (warm.note !== undefined) this.env.logger.info("cold boot", { op_id: opId, image: image.name, why: warm.note });
-    return this.launchNew({ name: req.name, image, size, steps: this.createSteps, kind: "vm.create", note: warm.note, ports: req.ports, egress: req.egress }, opId).ref;
+    return this.launchNew({ name: req.name, image, size, steps: this.createSteps, kind: "vm.create", note: warm.note, ports: req.ports, egress: req.egress, rootGib: req.rootGib }, opId).ref;
+  }
+
+  /** Refused before anything is made: a root disk smaller than its image cannot be. */
+  private async checkRootNotSmaller(image: ImageInfo, rootGib: number): Promise<void> {
+    const bytes = (await stat(image.rootfsPath)).size;
+    if (rootGib * GIB < bytes) throw new RpcError("bad_params", `--root-size ${rootGib} is smaller than image ${image.name}'s root filesystem (${(bytes / GIB).toFixed(1)} GiB); give at least ${Math.ceil(bytes / GIB)}`);
+  }
+
+  /**
+   * `vm resize`: grows a stopped VM's root disk and/or work disk (/root) and their filesystems, to
+   * take effect at its next start. Never shrinks (that can lose what the guest wrote).
+   */
+  async resize(name: string, want: { rootGib?: number | undefined; workGib?: number | undefined }, opId: string): Promise<VmRecord> {
+    const problems = [want.rootGib !== undefined ? checkDiskGib("--root", want.rootGib) : undefined, want.workGib !== undefined ? checkDiskGib("--work", want.workGib) : undefined].filter((p) => p !== undefined);
+    if (want.rootGib === undefined && want.workGib === undefined) problems.push("give --root GIB, --work GIB or both");
+    if (problems.length > 0) throw new RpcError("bad_params", problems.join("; "));
+    const vm = this.mustGet(name);
+    return this.locks.run(vm.id, async () => {
+      const cur = this.mustGetById(vm.id, name);
+      if (cur.state !== "stopped") throw new RpcError("conflict", `VM ${name} is ${cur.state}; resize needs it stopped (banger vm stop ${name}), then start it again`);
+      const root = rootDiskOf(cur);
+      const work = cur.handles.work_disk;
+      if (want.workGib !== undefined && want.workGib < cur.diskGib) throw new RpcError("bad_params", `--work ${want.workGib} is smaller than ${name}'s work disk (${cur.diskGib} GiB); disks only grow`);
+      if (want.rootGib !== undefined && root === undefined) throw new RpcError("conflict", `VM ${name} has no root disk on record; delete it with "banger vm rm --force ${name}"`);
+      if (want.workGib !== undefined && work === undefined) throw new RpcError("conflict", `VM ${name} has no work disk on record; delete it with "banger vm rm --force ${name}"`);
+      try {
+        if (want.rootGib !== undefined && root !== undefined) await this.env.deps.storage.growRoot(root, want.rootGib * GIB, opId);
+        if (want.workGib !== undefined && work !== undefined && want.workGib > cur.diskGib) await this.env.deps.storage.growWorkDisk(work, want.workGib * GIB, opId);
+      } catch (e) {
+        throw new RpcError("operation_failed", `could not resize ${name}: ${errorMessage(e)}`);
+      }
+      this.env.logger.info("VM disks grown", { op_id: opId, vm: name, root_gib: want.rootGib ?? null, work_gib: want.workGib ?? null });
+      return want.workGib !== undefined && want.workGib > cur.diskGib ? this.env.vms.setDiskGib(cur.id, want.workGib) : this.mustGetById(cur.id, name);
+    });
   }
 
   /**
@@ -220,7 +259,7 @@ export class VmService {
   }
 
   /** Inserts the VM's record and runs `steps` in the background; `done` settles when they have (true: it runs). */
-  private launchNew(req: { name: string | undefined; image: ImageInfo; size: { vcpus: number; memoryMib: number; diskGib: number }; steps: readonly BootEntry[]; kind: string; source?: RestoreSource; note?: string | undefined; ports?: readonly PortSpec[] | undefined; egress?: VmEgress | undefined }, opId: string): { ref: OperationRef; done: Promise<unknown> } {
+  private launchNew(req: { name: string | undefined; image: ImageInfo; size: { vcpus: number; memoryMib: number; diskGib: number }; steps: readonly BootEntry[]; kind: string; source?: RestoreSource; note?: string | undefined; ports?: readonly PortSpec[] | undefined; egress?: VmEgress | undefined; rootGib?: number | undefined }, opId: string): { ref: OperationRef; done: Promise<unknown> } {
     const id = randomBytes(16).toString("hex");
     let vm: VmRecord;
     try {
@@ -236,13 +275,15 @@ export class VmService {
       throw e;
     }
     const op = this.beginOp(opId, req.kind, vm, req.steps, () => { this.env.vms.delete(vm.id); });
-    const ctx = { ...this.bootCtx(vm, req.image, opId), source: req.source };
+    const ctx = { ...this.bootCtx(vm, req.image, opId), source: req.source, rootGib: req.rootGib };
+    // A cancel unwinds like a failed step: the lock wait, the next step boundary or the ssh wait ends.
+    op.onCancel((reason) => { this.aborters.get(vm.id)?.abort(reason); });
     // Resolves with true once the VM runs, or with the error that unwound it.
     let settle: (outcome: unknown) => void = () => undefined;
     const done = new Promise<unknown>((resolve) => { settle = resolve; });
     this.background(vm.id, async () => {
       try {
-        await this.locks.run(vm.id, () => runSteps(req.steps, ctx, op.onProgress));
+        await this.locks.run(vm.id, () => runSteps(req.steps, ctx, op.onProgress, ctx.signal));
       } catch (e) {
         await this.afterFailedCreate(vm, e, op, opId);
         settle(e);
@@ -449,8 +490,10 @@ export class VmService {
     op.fail(new Error(`${errorMessage(e)}; some resources could not be released: run "banger vm rm --force ${vm.name}" to retry cleanup`, { cause: e }));
   }
 
-  async start(name: string, opId: string): Promise<OperationRef> {
+  /** An already running VM is answered as it is (`changed: false`, and no operation is made to follow). */
+  async start(name: string, opId: string): Promise<OperationRef & { changed?: false }> {
     const current = this.mustGet(name);
+    if (current.state === "running") return { operation_id: opId, vm: { id: current.id, name: current.name }, changed: false };
     const image = await this.image(current.image);
     const vm = this.transition(name, ["stopped", "error"], "starting", "start");
     const op = this.beginOp(opId, "vm.start", vm, this.startSteps, () => { this.env.vms.setState(vm.id, current.state); });
@@ -498,7 +541,8 @@ export class VmService {
     const root = rootDiskOf(vm);
     if (root !== undefined) ctx.root = root;
     if (vm.handles.work_disk !== undefined) ctx.workDisk = vm.handles.work_disk;
-    await runSteps(steps, ctx, op.onProgress);
+    op.onCancel((reason) => { this.aborters.get(vm.id)?.abort(reason); });
+    await runSteps(steps, ctx, op.onProgress, ctx.signal);
   }
 
   private async afterFailedStart(vm: VmRecord, e: unknown, op: TrackedOperation, opId: string): Promise<void> {
@@ -561,8 +605,11 @@ export class VmService {
     });
   }
 
-  async stop(name: string, force: boolean, opId: string): Promise<VmRecord> {
-    const wasPaused = this.mustGet(name).state === "paused";
+  /** `changed` is false when the VM was already stopped: as `docker stop`, that is not an error. */
+  async stop(name: string, force: boolean, opId: string): Promise<VmRecord & { changed?: false }> {
+    const before = this.mustGet(name);
+    if (before.state === "stopped") return { ...before, changed: false };
+    const wasPaused = before.state === "paused";
     const vm = this.transition(name, ["running", "paused", "error"], "stopping", "stop");
     return this.locks.run(vm.id, async () => {
       const fresh = this.env.vms.getById(vm.id) ?? vm;

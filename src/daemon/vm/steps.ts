@@ -72,8 +72,10 @@ export class StepFailedError extends AggregateError {
     readonly cleanupErrors: readonly unknown[],
     /** Other members of the failed step's group that failed too. */
     readonly siblingFailures: readonly { step: string; error: unknown }[] = [],
+    /** The list was stopped (cancelled) before `step` began, rather than `step` failing. */
+    readonly before = false,
   ) {
-    let message = `step ${step} failed: ${errorMessage(stepError)}`;
+    let message = before ? `stopped before step ${step}: ${errorMessage(stepError)}` : `step ${step} failed: ${errorMessage(stepError)}`;
     for (const f of siblingFailures) message += `; step ${f.step} failed too: ${errorMessage(f.error)}`;
     if (cleanupErrors.length > 0) message += `; and cleanup failed: ${cleanupErrors.map(errorMessage).join("; ")}`;
     super([stepError, ...siblingFailures.map((f) => f.error), ...cleanupErrors], message);
@@ -114,7 +116,7 @@ export function stepNames<C>(entries: readonly StepEntry<C>[]): string[] {
  * group, and every undo error. On success the undos are returned unrun as a
  * CleanupStack so the caller can keep it (e.g. to unwind later) or drop it.
  */
-export async function runSteps<C>(entries: readonly StepEntry<C>[], ctx: C, onProgress: ProgressFn = () => undefined): Promise<CleanupStack> {
+export async function runSteps<C>(entries: readonly StepEntry<C>[], ctx: C, onProgress: ProgressFn = () => undefined, signal?: AbortSignal): Promise<CleanupStack> {
   assertUniqueNames(entries);
   const stack = new CleanupStack();
   const startedAtByStep = new Map<string, string>();
@@ -131,7 +133,20 @@ export async function runSteps<C>(entries: readonly StepEntry<C>[], ctx: C, onPr
     }
     safeProgress(onProgress, { step: step.name, kind: "succeeded", startedAt, elapsedMs: Math.round(performance.now() - t0) });
   };
+  const unwind = async (): Promise<readonly unknown[]> => {
+    try {
+      await stack.run((name, error, elapsedMs) => {
+        safeProgress(onProgress, { step: name, kind: error === undefined ? "undone" : "undo_failed", startedAt: startedAtByStep.get(name) ?? new Date().toISOString(), elapsedMs, error });
+      });
+      return [];
+    } catch (agg) {
+      return agg instanceof AggregateError ? (agg.errors as unknown[]) : [agg];
+    }
+  };
   for (const entry of entries) {
+    // A cancelled operation (or a daemon shutting down) stops between steps; the step that is running
+    // when it comes sees the same signal only if it waits on it (ssh readiness does).
+    if (signal?.aborted === true) throw new StepFailedError(entry.name, signal.reason, await unwind(), [], true);
     const members = isGroup(entry) ? entry.parallel : [entry];
     const outcomes = await Promise.allSettled(members.map(runOne));
     const failures: { step: string; error: unknown }[] = [];
@@ -147,15 +162,7 @@ export async function runSteps<C>(entries: readonly StepEntry<C>[], ctx: C, onPr
     });
     const [first, ...siblings] = failures;
     if (first === undefined) continue;
-    let cleanupErrors: readonly unknown[] = [];
-    try {
-      await stack.run((name, error, elapsedMs) => {
-        safeProgress(onProgress, { step: name, kind: error === undefined ? "undone" : "undo_failed", startedAt: startedAtByStep.get(name) ?? new Date().toISOString(), elapsedMs, error });
-      });
-    } catch (agg) {
-      cleanupErrors = agg instanceof AggregateError ? agg.errors : [agg];
-    }
-    throw new StepFailedError(first.step, first.error, cleanupErrors, siblings);
+    throw new StepFailedError(first.step, first.error, await unwind(), siblings);
   }
   return stack;
 }

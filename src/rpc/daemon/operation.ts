@@ -42,3 +42,14 @@ export const operationWait = defineMethod(
   }).strict(),
   operationView,
 );
+
+/**
+ * Asks a running operation (vm create/start/restart/restore, image build) to stop: it unwinds what
+ * it made and ends `failed`. Answers at once with the view as it is; follow it with operation.wait.
+ * `cancelled` is false when it had already ended (nothing to do).
+ */
+export const operationCancel = defineMethod(
+  "operation.cancel",
+  z.object({ id: z.string().min(1).max(64) }).strict(),
+  z.object({ operation: operationView, cancelled: z.boolean() }),
+);

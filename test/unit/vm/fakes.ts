@@ -36,6 +36,10 @@ export class FakeHost {
   vmmAlive = true;
   /** Files copied by storage.cloneFile, and identities sent to restored guests. */
   readonly clones: { source: string; dest: string }[] = [];
+  /** Files in the images' root filesystems, by IMAGE:PATH. */
+  readonly imageFiles = new Map<string, Buffer>();
+  /** Disks grown (vm resize), as kind:disk:bytes. */
+  readonly grown: string[] = [];
   readonly identities: { name: string; ip: string; mac: string }[] = [];
   failSave = false;
   compatibility = "fake-vmm-1";
@@ -101,10 +105,14 @@ export class FakeHost {
       storage: {
         cloneRoot: (req) => {
           this.call("storage.cloneRoot");
+          if (req.rootSizeBytes !== undefined) this.grown.push(`root:${req.vmId}:${req.rootSizeBytes}`);
           this.live.add(`root:${req.vmId}`);
           this.live.add(`root-active:${req.vmId}`);
           return Promise.resolve({ strategy: "copy", path: join(req.vmDir, "root.ext4"), vmId: req.vmId });
         },
+        readImageFile: (image: ImageInfo, path: string) => Promise.resolve(this.imageFiles.get(`${image.name}:${path}`)),
+        growRoot: (root: RootDisk, bytes: number) => { this.call("storage.growRoot"); this.grown.push(`root:${String(root["vmId"])}:${bytes}`); return Promise.resolve(); },
+        growWorkDisk: (path: string, bytes: number) => { this.call("storage.growWorkDisk"); this.grown.push(`work:${path}:${bytes}`); return Promise.resolve(); },
         activateRoot: (root: RootDisk) => { this.call("storage.activateRoot"); this.live.add(`root-active:${String(root["vmId"])}`); return Promise.resolve(root); },
         deactivateRoot: (root: RootDisk) => { this.call("storage.deactivateRoot"); this.live.delete(`root-active:${String(root["vmId"])}`); return Promise.resolve(); },
         destroyRoot: (root: RootDisk) => { this.call("storage.destroyRoot"); this.live.delete(`root:${String(root["vmId"])}`); this.live.delete(`root-active:${String(root["vmId"])}`); return Promise.resolve(); },

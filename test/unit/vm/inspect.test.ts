@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { readLogChunk, vmStats } from "../../../src/daemon/vm/inspect.js";
+import { parseDf, parseMeminfo } from "../../../src/daemon/vm/guest-stats.js";
+import { readLogChunk, startOfLastLines, vmStats } from "../../../src/daemon/vm/inspect.js";
 import type { VmRecord } from "../../../src/state/vms.js";
 
 function tmp(t: { after: (fn: () => void) => void }): string {
@@ -56,4 +57,25 @@ void test("vmStats reads CPU/RSS from /proc and allocated bytes of the disk file
   assert.equal(stopped.pid, null);
   assert.equal(stopped.cpuPercent, null);
   assert.ok(stopped.rootAllocatedBytes > 0, "disk numbers are reported for stopped VMs too");
+});
+
+void test("startOfLastLines: a tail of N lines starts at a line start, across blocks and without a final newline", async (t) => {
+  const log = join(tmp(t), "console.log");
+  // Long lines with escape sequences, so a byte-counted tail would start mid-line.
+  const lines = Array.from({ length: 5000 }, (_, i) => `\x1b[0;32m line ${i} ${"x".repeat(40)}\x1b[0m`);
+  writeFileSync(log, lines.join("\n") + "\n");
+  const chunk = await readLogChunk(log, { tailLines: 5 });
+  assert.equal(chunk.data.toString(), lines.slice(-5).join("\n") + "\n");
+  writeFileSync(log, "a\nb\nc");
+  assert.equal((await readLogChunk(log, { tailLines: 2 })).data.toString(), "b\nc");
+  assert.equal((await readLogChunk(log, { tailLines: 10 })).data.toString(), "a\nb\nc", "fewer lines than asked: the whole log");
+  assert.equal(await startOfLastLines(log, 0, 3), 0);
+});
+
+void test("guest usage: /proc/meminfo and df -P -k are parsed for numbers only", () => {
+  const mem = parseMeminfo("MemTotal:        1010000 kB\nMemFree:          500000 kB\nMemAvailable:     800000 kB\n");
+  assert.deepEqual(mem, { totalBytes: 1010000 * 1024, availableBytes: 800000 * 1024, usedBytes: 210000 * 1024 });
+  assert.equal(parseMeminfo("garbage"), undefined);
+  const disks = parseDf("Filesystem     1024-blocks    Used Available Capacity Mounted on\n/dev/vda           2031440  812344   1097928      43% /\n/dev/vdb           1011660      24    942876       1% /root\n");
+  assert.deepEqual(disks.map((d) => [d.mount, d.sizeBytes / 1024, d.usedBytes / 1024]), [["/", 2031440, 812344], ["/root", 1011660, 24]]);
 });

@@ -1,7 +1,8 @@
 import { printJson, type CliContext, type Command } from "../../command.js";
 import { daemonPath } from "../../daemon-path.js";
 import { noPositionals, parseFlags, type FlagTable } from "../../flags.js";
-import { followOperation, formatMs } from "../../progress.js";
+import { endInterrupted, followInterruptible } from "../../interrupt.js";
+import { formatMs } from "../../progress.js";
 
 /** Paths are resolved here, against the user's cwd: the daemon has its own. */
 function absolute(ctx: CliContext, flag: string, p: string | undefined): string | undefined {
@@ -14,13 +15,14 @@ const BUILD_FLAGS = {
   kernel: { type: "string", value: "BZIMAGE", description: "boot this kernel instead of the one the source provides" },
   initrd: { type: "string", value: "FILE", description: "an initrd to boot with --kernel" },
   force: { type: "boolean", description: "replace an image of that name (refused while a VM uses it)" },
+  detach: { type: "boolean", description: "on Ctrl-C leave the build running in the daemon (and say how to follow it) instead of cancelling it" },
   json: { type: "boolean", description: "print the image as JSON (progress not shown)" },
 } as const satisfies FlagTable;
 
 export const imageBuildCommand: Command = {
   path: ["image", "build"],
-  summary: "build an image (default: Debian bookworm as 'default'; --from busybox: the tiny test image)",
-  usage: "banger image build [--name NAME] [--from debian:bookworm|busybox|DIR|TAR] [--kernel BZIMAGE] [--initrd FILE] [--force] [--json]",
+  summary: "build an image (default: Debian bookworm as 'default'; --from busybox: the tiny test image); Ctrl-C cancels it, unless --detach",
+  usage: "banger image build [--name NAME] [--from debian:bookworm|busybox|DIR|TAR] [--kernel BZIMAGE] [--initrd FILE] [--force] [--detach] [--json]",
   flags: BUILD_FLAGS,
   examples: ["banger image build", "banger image build --from busybox --name tiny", "banger image build --from ./rootfs.tar --name mine"],
   async run(args, ctx) {
@@ -31,7 +33,9 @@ export const imageBuildCommand: Command = {
     const ref = await ctx.call("image.build", { name: values.name, from, kernel: absolute(ctx, "kernel", values.kernel), initrd: absolute(ctx, "initrd", values.initrd), force: values.force }, 30_000);
     const json = values.json === true;
     if (!json) ctx.stderr.write(`building image ${ref.image} (${ref.operation_id})\n`);
-    const op = await followOperation(ctx, ref.operation_id, `image ${ref.image}`, { quiet: json });
+    const outcome = await followInterruptible(ctx, ref.operation_id, `image ${ref.image}`, { quiet: json, detach: values.detach === true });
+    const op = outcome.op;
+    if (outcome.interrupted !== undefined || op === undefined) endInterrupted(ctx, outcome, `building image ${ref.image}`, `remove it with: banger image rm ${ref.image}`);
     if (op.state !== "succeeded") {
       ctx.stderr.write(`image build failed: ${op.error ?? "unknown error"}\n`);
       return 1;

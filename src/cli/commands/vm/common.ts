@@ -7,7 +7,8 @@ import type { DaemonMethods } from "../../../rpc/daemon/methods.js";
 import type { SshArgvOptions } from "../../../system/ssh.js";
 import { printJson, UsageError, type CliContext } from "../../command.js";
 import { parseFlags, positiveNumber, type FlagTable } from "../../flags.js";
-import { followOperation, formatMs } from "../../progress.js";
+import { endInterrupted, followInterruptible } from "../../interrupt.js";
+import { formatMs } from "../../progress.js";
 
 type VmCreateParams = ParamsOf<DaemonMethods["vm.create"]>;
 
@@ -20,12 +21,14 @@ export const CREATE_OPTIONS = {
   vcpus: { type: "string", value: "N", description: "virtual CPUs (1-32, at most this host's)", defaultFrom: "defaults.vcpus" },
   memory: { type: "string", value: "MIB", description: "memory in MiB (128-65536)", defaultFrom: "defaults.memory_mib" },
   disk: { type: "string", value: "GIB", description: "size of the persistent /root work disk in GiB (1-1024)", defaultFrom: "defaults.disk_gib" },
+  "root-size": { type: "string", value: "GIB", description: "grow the root disk to GIB; such a VM boots cold", default: "the image's size" },
   cold: { type: "boolean", description: "boot from scratch even when the image has a warm template (see image warm)" },
   publish: { type: "string", short: "p", multiple: true, value: "[HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp]", description: "publish a guest port on the host; HOST_IP defaults to 127.0.0.1 (this host only)" },
   egress: { type: "string", value: "all|none|allow=LIST", description: "what the guest may reach: all, none (only banger's DNS) or allow=LIST of IPv4 addresses, CIDRs and domain names (a domain also allows its subdomains)", defaultFrom: "network.egress" },
   isolate: { type: "boolean", description: "cut the VM off from the other VMs on the bridge (default: network.isolate)" },
   "no-isolate": { type: "boolean", description: "let the VM reach the other VMs even when network.isolate is on" },
   "no-wait": { type: "boolean", description: "print the operation id and return at once instead of following the boot" },
+  detach: { type: "boolean", description: "on Ctrl-C leave the create running in the daemon (and say how to follow it) instead of cancelling and unwinding it" },
   json: JSON_FLAG,
 } as const satisfies FlagTable;
 
@@ -43,7 +46,7 @@ export function portsFromSpecs(specs: readonly string[]): { host_ip: string; hos
   });
 }
 
-export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined; publish?: string[] | undefined; cold?: boolean | undefined; egress?: string | undefined; isolate?: boolean | undefined; "no-isolate"?: boolean | undefined }): VmCreateParams {
+export function createParams(values: { name?: string | undefined; image?: string | undefined; vcpus?: string | undefined; memory?: string | undefined; disk?: string | undefined; "root-size"?: string | undefined; publish?: string[] | undefined; cold?: boolean | undefined; egress?: string | undefined; isolate?: boolean | undefined; "no-isolate"?: boolean | undefined }): VmCreateParams {
   const p: VmCreateParams = {};
   if (values.egress !== undefined) p.egress = egressFlag(values.egress);
   const isolate = isolateFlags(values.isolate, values["no-isolate"]);
@@ -58,6 +61,8 @@ export function createParams(values: { name?: string | undefined; image?: string
   if (vcpus !== undefined) p.vcpus = vcpus;
   if (memory !== undefined) p.memory_mib = memory;
   if (disk !== undefined) p.disk_gib = disk;
+  const rootGib = wholeNumberFlag("root-size", values["root-size"]);
+  if (rootGib !== undefined) p.root_gib = rootGib;
   return p;
 }
 
@@ -110,8 +115,11 @@ export async function sshArgvFor(vm: VmView, opts: SshArgvOptions = {}): Promise
  * Waits for an operation and returns the VM view on success; prints the
  * failing step's error and returns undefined on failure.
  */
-export async function waitForVm(ctx: CliContext, operationId: string, vmName: string, label: string, opts: { quiet: boolean; opId?: string }): Promise<VmView | undefined> {
-  const op = await followOperation(ctx, operationId, label, { quiet: opts.quiet, ...(opts.opId !== undefined ? { opIdForCalls: opts.opId } : {}) });
+export async function waitForVm(ctx: CliContext, operationId: string, vmName: string, label: string, opts: { quiet: boolean; opId?: string; detach?: boolean | undefined }): Promise<VmView | undefined> {
+  // Ctrl-C cancels the operation (the daemon unwinds it) unless --detach: then it goes on without us.
+  const outcome = await followInterruptible(ctx, operationId, label, { quiet: opts.quiet, detach: opts.detach === true, opIdForCalls: opts.opId });
+  const op = outcome.op;
+  if (outcome.interrupted !== undefined || op === undefined) endInterrupted(ctx, outcome, `${label} ${vmName}`, `remove it with: banger vm rm --force ${vmName}`);
   if (op.state === "succeeded") {
     // A create that could not use its image's warm template says why it booted cold.
     const note = typeof op.result === "object" && op.result !== null ? (op.result as { note?: unknown }).note : undefined;
@@ -126,7 +134,7 @@ export async function waitForVm(ctx: CliContext, operationId: string, vmName: st
  * The end of `vm create` and `vm restore`: print the operation id (`--no-wait`), or follow the
  * operation and say where the new VM runs. The exit code.
  */
-export async function reportNewVm(ctx: CliContext, ref: { operation_id: string; vm: { name: string } }, opts: { json: boolean; noWait: boolean; doing: string; label: string }): Promise<number> {
+export async function reportNewVm(ctx: CliContext, ref: { operation_id: string; vm: { name: string } }, opts: { json: boolean; noWait: boolean; detach?: boolean | undefined; doing: string; label: string }): Promise<number> {
   if (opts.noWait) {
     if (opts.json) printJson(ctx.stdout, ref);
     else ctx.stdout.write(`${ref.operation_id}\n`);
@@ -134,7 +142,7 @@ export async function reportNewVm(ctx: CliContext, ref: { operation_id: string; 
   }
   if (!opts.json) ctx.stderr.write(`${opts.doing} (${ref.operation_id})\n`);
   const t0 = Date.now();
-  const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, opts.label, { quiet: opts.json });
+  const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, opts.label, { quiet: opts.json, detach: opts.detach });
   if (vm === undefined) return 1;
   if (opts.json) printJson(ctx.stdout, vm);
   else {
@@ -163,7 +171,7 @@ export const AUTO_BUILD_IMAGE = "default";
  * host): `banger vm run -- uname -a` must work without a separate build step.
  * Only when no --image was given and the missing image is the default one.
  */
-export async function createVm(ctx: CliContext, params: VmCreateParams, opts: { quiet: boolean }): Promise<{ operation_id: string; vm: { id: string; name: string } }> {
+export async function createVm(ctx: CliContext, params: VmCreateParams, opts: { quiet: boolean; detach?: boolean | undefined }): Promise<{ operation_id: string; vm: { id: string; name: string } }> {
   try {
     return await ctx.call("vm.create", params, 30_000);
   } catch (e) {
@@ -180,7 +188,9 @@ export async function createVm(ctx: CliContext, params: VmCreateParams, opts: { 
       throw buildErr;
     }
     if (!opts.quiet) ctx.stderr.write(`image ${AUTO_BUILD_IMAGE} is not built yet; building it once (${ref.operation_id})\n`);
-    const op = await followOperation(ctx, ref.operation_id, `image ${AUTO_BUILD_IMAGE}`, { quiet: opts.quiet, opIdForCalls: buildOpId });
+    const outcome = await followInterruptible(ctx, ref.operation_id, `image ${AUTO_BUILD_IMAGE}`, { quiet: opts.quiet, detach: opts.detach === true, opIdForCalls: buildOpId });
+    const op = outcome.op;
+    if (outcome.interrupted !== undefined || op === undefined) endInterrupted(ctx, outcome, `building image ${AUTO_BUILD_IMAGE}`, "it is kept for the next create");
     if (op.state !== "succeeded") throw new Error(`building image ${AUTO_BUILD_IMAGE} failed: ${op.error ?? "unknown error"}; retry with: banger image build`, { cause: e });
     return ctx.call("vm.create", params, 30_000);
   }
@@ -188,6 +198,15 @@ export async function createVm(ctx: CliContext, params: VmCreateParams, opts: { 
 
 /** The flags of `banger vm VERB NAME...` commands without --force. */
 export const NAMES_FLAGS = { json: JSON_FLAG } as const satisfies FlagTable;
+
+/** `--all`: every VM the verb applies to (`AllVms.which`), instead of names. */
+export const ALL_FLAG = { type: "boolean", short: "a", description: "act on every VM this applies to, instead of names" } as const;
+
+/** Which VMs `--all` means for a verb, and what to say when there is none. */
+export interface AllVms {
+  readonly which: (vm: VmView) => boolean;
+  readonly none: string;
+}
 
 /** What one name's action printed: a line for people, a value for --json. */
 export interface NameResult {
@@ -199,15 +218,18 @@ export interface NameResult {
  * `banger vm VERB NAME...`: `act` runs for every name, even when an earlier one fails; the exit
  * code reports any failure. With --json the results print as one array (failures on stderr).
  */
-export async function forEachName(args: readonly string[], ctx: CliContext, flags: FlagTable, act: (name: string, force: boolean, opId: string) => Promise<NameResult>): Promise<number> {
+export async function forEachName(args: readonly string[], ctx: CliContext, flags: FlagTable, act: (name: string, force: boolean, opId: string) => Promise<NameResult>, all?: AllVms): Promise<number> {
   const parsed = parseFlags(flags, args);
   const values: Readonly<Record<string, unknown>> = parsed.values;
-  const positionals = parsed.positionals;
-  if (positionals.length === 0) throw new UsageError("give at least one name");
+  const names = await namesOrAll(ctx, parsed.positionals, values["all"] === true ? all : undefined);
   const json = values["json"] === true;
+  if (names === undefined) {
+    if (json) printJson(ctx.stdout, []);
+    return 0;
+  }
   const results: unknown[] = [];
   let failed = 0;
-  for (const [i, name] of positionals.entries()) {
+  for (const [i, name] of names.entries()) {
     const opId = opIdFor(ctx, i);
     try {
       const r = await act(name, values["force"] === true, opId);
@@ -220,4 +242,19 @@ export async function forEachName(args: readonly string[], ctx: CliContext, flag
   }
   if (json) printJson(ctx.stdout, results);
   return failed === 0 ? 0 : 1;
+}
+
+/**
+ * The VMs a `--all`-capable verb acts on: the names given, or with --all every VM `all.which`
+ * picks (undefined, after saying so, when there is none: nothing to do is not a failure).
+ */
+export async function namesOrAll(ctx: CliContext, positionals: readonly string[], all: AllVms | undefined): Promise<readonly string[] | undefined> {
+  if (all === undefined) {
+    if (positionals.length === 0) throw new UsageError("give at least one VM name");
+    return positionals;
+  }
+  if (positionals.length > 0) throw new UsageError("give VM names or --all, not both");
+  const names = (await ctx.call("vm.list", {})).vms.filter(all.which).map((v) => v.name);
+  if (names.length === 0) ctx.stderr.write(`${all.none}\n`);
+  return names.length === 0 ? undefined : names;
 }

@@ -12,6 +12,8 @@ import { vmPortLsCommand } from "./port/ls.js";
 import { vmPortRmCommand } from "./port/rm.js";
 import { vmPauseCommand, vmResumeCommand } from "./pause.js";
 import { vmLogsCommand } from "./logs.js";
+import { vmPruneCommand } from "./prune.js";
+import { vmResizeCommand } from "./resize.js";
 import { vmRunCommand } from "./run.js";
 import { vmShowCommand } from "./show.js";
 import { vmExecCommand } from "./exec.js";
@@ -23,6 +25,6 @@ import { vmDeleteCommand, vmStopCommand } from "./stop.js";
 /** The `banger vm ...` family, in help order. */
 export const VM_COMMANDS: readonly Command[] = [
   vmRunCommand, vmCreateCommand, vmListCommand, vmShowCommand, vmStartCommand, vmStopCommand, vmRestartCommand,
-  vmPauseCommand, vmResumeCommand, vmSnapshotCommand, vmRestoreCommand, vmForkCommand, vmDeleteCommand, vmSshCommand, vmExecCommand, vmCpCommand, vmLogsCommand, vmStatsCommand,
+  vmPauseCommand, vmResumeCommand, vmSnapshotCommand, vmRestoreCommand, vmForkCommand, vmDeleteCommand, vmPruneCommand, vmResizeCommand, vmSshCommand, vmExecCommand, vmCpCommand, vmLogsCommand, vmStatsCommand,
   vmPortAddCommand, vmPortRmCommand, vmPortLsCommand, vmEgressSetCommand, vmEgressShowCommand,
 ];

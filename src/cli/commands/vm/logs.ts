@@ -23,16 +23,16 @@ const LIVE_STATES = new Set(["creating", "starting", "running", "stopping"]);
 export function makeVmLogsCommand(deps: LogsDeps = { sleep: (ms) => new Promise((r) => setTimeout(r, ms)), stopSignal: undefined }): Command {
   return {
     path: ["vm", "logs"],
-    summary: "print a VM's console log; -f follows it until the VM stops",
-    usage: "banger vm logs NAME [-f] [--tail BYTES] [--json]",
+    summary: "print a VM's console log; --tail N starts at the last N lines; -f follows it until the VM stops",
+    usage: "banger vm logs NAME [-f] [--tail LINES] [--json]",
     flags: LOGS_FLAGS,
-    examples: ["banger vm logs web", "banger vm logs -f --tail 4096 web"],
+    examples: ["banger vm logs web", "banger vm logs -f --tail 200 web"],
     completes: "vm",
     async run(args, ctx) {
       const { values, positionals } = parseFlags(LOGS_FLAGS, args);
       if (positionals.length !== 1) throw new UsageError("give exactly one VM name");
       const name = positionals[0] ?? "";
-      if (values.tail !== undefined && !/^[1-9][0-9]*$/.test(values.tail)) throw new UsageError(`--tail takes a whole number of bytes greater than 0, e.g. --tail 4096; got ${JSON.stringify(values.tail)}`);
+      if (values.tail !== undefined && !/^[1-9][0-9]{0,4}$/.test(values.tail)) throw new UsageError(`--tail takes a number of lines from 1 to 99999, e.g. --tail 200; got ${JSON.stringify(values.tail)}`);
       let stop = deps.stopSignal;
       let onSigint: (() => void) | undefined;
       if (stop === undefined && values.follow === true) {
@@ -42,7 +42,7 @@ export function makeVmLogsCommand(deps: LogsDeps = { sleep: (ms) => new Promise(
         stop = ac.signal;
       }
       try {
-        let chunk = await ctx.call("vm.logs", { name, ...(values.tail !== undefined ? { tail_bytes: Number(values.tail) } : {}) });
+        let chunk = await ctx.call("vm.logs", { name, ...(values.tail !== undefined ? { tail_lines: Number(values.tail) } : {}) });
         for (;;) {
           const text = Buffer.from(chunk.data, "base64").toString("utf8");
           if (values.json === true) ctx.stdout.write(`${JSON.stringify({ name, state: chunk.state, offset: chunk.offset, next_offset: chunk.next_offset, size: chunk.size, text })}\n`);

@@ -10,7 +10,7 @@ function mib(bytes: number | null): string {
 
 export const vmStatsCommand: Command = {
   path: ["vm", "stats"],
-  summary: "CPU %, memory (RSS) and disk use of a VM",
+  summary: "CPU %, memory and disk use of a VM: what the guest itself uses next to what its VMM holds on the host",
   usage: "banger vm stats NAME [--json]",
   flags: STATS_FLAGS,
   examples: ["banger vm stats web"],
@@ -23,12 +23,17 @@ export const vmStatsCommand: Command = {
       printJson(ctx.stdout, s);
       return 0;
     }
+    const guestDisk = (mount: string): string => {
+      const d = s.guest?.disks.find((x) => x.mount === mount);
+      return d === undefined ? "" : `${mib(d.used_bytes)} used of ${mib(d.size_bytes)} in the guest (${mount}); `;
+    };
     const rows: [string, string][] = [
       ["name", `${s.name} (${s.state})`],
       ["cpu", s.cpu_percent === null ? "-" : `${(s.cpu_percent_recent ?? 0).toFixed(1)} % of one core now, ${s.cpu_percent.toFixed(1)} % on average since start (${s.vcpus} vcpus)`],
-      ["memory", `${mib(s.rss_bytes)} RSS of ${s.memory_mib} MiB`],
-      ["root disk", `${mib(s.disk.root_allocated_bytes)} allocated`],
-      ["work disk", `${mib(s.disk.work_allocated_bytes)} allocated of ${mib(s.disk.work_size_bytes)}`],
+      ["guest mem", s.guest === null ? `- (${s.guest_error ?? "not read"})` : `${mib(s.guest.memory.used_bytes)} used of ${mib(s.guest.memory.total_bytes)}, ${mib(s.guest.memory.available_bytes)} available: what the guest's kernel reports (MemTotal - MemAvailable), the memory its programs need`],
+      ["host RSS", `${mib(s.rss_bytes)} of ${s.memory_mib} MiB: host memory the VMM holds, guest RAM it has ever touched (the guest's page cache and freed pages included) plus the VMM's own`],
+      ["root disk", `${guestDisk("/")}${mib(s.disk.root_allocated_bytes)} allocated on the host`],
+      ["work disk", `${guestDisk("/root")}${mib(s.disk.work_allocated_bytes)} allocated on the host of ${mib(s.disk.work_size_bytes)}`],
       ["uptime", formatUptime(s.uptime_s)],
     ];
     for (const [k, v] of rows) ctx.stdout.write(`${(k + ":").padEnd(11)}${v}\n`);
