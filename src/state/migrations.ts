@@ -130,4 +130,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX vm_ports_by_vm ON vm_ports(vm_id);
   `,
+  // 8: what an OCI image's config says its commands run as, with and in (vm exec / vm ssh defaults).
+  `
+  ALTER TABLE images ADD COLUMN exec_user TEXT;
+  ALTER TABLE images ADD COLUMN exec_env TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE images ADD COLUMN exec_workdir TEXT;
+  `,
 ];

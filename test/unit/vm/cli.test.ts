@@ -18,7 +18,9 @@ import { operationMethods } from "../../../src/daemon/methods/operation.js";
 import { vmMethods } from "../../../src/daemon/methods/vm.js";
 import { resolveLayout } from "../../../src/paths/paths.js";
 import { Dispatcher, implement } from "../../../src/rpc/dispatcher.js";
-import { imageBuild } from "../../../src/rpc/daemon/image.js";
+import { imageBuild, imageGet } from "../../../src/rpc/daemon/image.js";
+import { NO_EXEC_DEFAULTS } from "../../../src/model/exec-defaults.js";
+import { ImageRepository } from "../../../src/state/images.js";
 import { OperationTracker } from "../../../src/daemon/operations/tracker.js";
 import { silentLogger } from "../../../src/system/log.js";
 import { PROTOCOL_VERSION } from "../../../src/rpc/envelope.js";
@@ -52,7 +54,18 @@ function cli(h: Harness, opts: { tty?: boolean; builds?: string[]; lostRace?: bo
     op.succeed({ name });
     return { operation_id: callCtx.opId, image: name };
   });
-  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: new FakeRunner() }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild]);
+  // image.get as the daemon answers it, from the images table (vm exec/ssh/run read the image's exec defaults).
+  const fakeImageGet = implement(imageGet, (p) => {
+    const rec = new ImageRepository(h.db).get(p.name);
+    if (rec === undefined) throw new RpcError("not_found", `no image ${p.name}`);
+    const d = rec.execDefaults ?? NO_EXEC_DEFAULTS;
+    return {
+      name: rec.name, source: rec.source, flavor: rec.flavor, kernel_path: rec.kernelPath, vmlinux_path: rec.vmlinuxPath, initrd_path: rec.initrdPath,
+      rootfs_path: rec.rootfsPath, kernel_version: rec.kernelVersion, size_bytes: rec.sizeBytes, created_at: rec.createdAt, used_by: [],
+      exec_defaults: { user: d.user, env: d.env.map(([k, v]): [string, string] => [k, v]), workdir: d.workdir },
+    };
+  });
+  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: new FakeRunner() }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild, fakeImageGet]);
   const state = {
     out: "",
     err: "",
@@ -193,6 +206,33 @@ void test("vm exec passes argv through quoted for the guest shell and returns th
   assert.equal(seen[0]?.at(-1), "root@172.16.90.2");
   await h.service.stop("ex", false, "op-cccccccccccc");
   await assert.rejects(c.run(exec, ["ex", "--", "true"]), /ex is stopped; start it with: banger vm start ex/);
+});
+
+void test("vm exec, vm ssh and vm run use the image's user, env and workdir unless a flag says otherwise", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  h.db.prepare("UPDATE images SET exec_user = 'app', exec_env = ?, exec_workdir = '/srv/app'").run(JSON.stringify([["PATH", "/opt/bin:/bin"], ["MODE", "img"]]));
+  await h.service.create({ name: "oc" }, "op-bbbbbbbbbbbc");
+  await h.service.idle();
+  const seen: (readonly string[])[] = [];
+  const c = cli(h);
+  const exec = makeVmExecCommand((argv) => { seen.push(argv); return Promise.resolve(0); });
+  assert.equal(await c.run(exec, ["-i", "oc", "--", "id", "-un"]), 0);
+  assert.match(seen.at(-1)?.at(-1) ?? "", /^id -u app .*setpriv .*'cd \/srv\/app && export PATH=\/opt\/bin:\/bin && export MODE=img && exec id -un'/s);
+  // Flags win: -u, -w replace the image's; -e MODE replaces only MODE.
+  assert.equal(await c.run(exec, ["-i", "-u", "root", "-w", "/tmp", "-e", "MODE=flag", "oc", "--", "pwd"]), 0);
+  const flagged = seen.at(-1)?.at(-1) ?? "";
+  assert.match(flagged, /^id -u root /);
+  assert.ok(flagged.includes("'cd /tmp && export PATH=/opt/bin:/bin && export MODE=flag && exec pwd'"), flagged);
+  const ssh = makeVmSshCommand((a) => { seen.push(a); return Promise.resolve(0); });
+  assert.equal(await c.run(ssh, ["oc"]), 0);
+  assert.ok(seen.at(-1)?.includes("-tt"), "a login shell gets a TTY");
+  assert.match(seen.at(-1)?.at(-1) ?? "", /'cd \/srv\/app && .* && exec sh -l'/s);
+  assert.equal(await c.run(ssh, ["oc", "--", "echo", "$HOME", "|", "cat"]), 0);
+  assert.ok((seen.at(-1)?.at(-1) ?? "").includes("exec sh -c '\\''echo $HOME | cat'\\''"), seen.at(-1)?.at(-1));
+  const run = makeVmRunCommand((argv) => { seen.push(argv); return Promise.resolve(0); });
+  assert.equal(await c.run(run, ["--rm", "--name", "once", "--", "id", "-un"]), 0);
+  assert.match(seen.at(-1)?.at(-1) ?? "", /^id -u app .*exec id -un'/s);
 });
 
 void test("vm run --rm creates, runs the command, deletes, and exits with the command's code", async (t) => {

@@ -8,17 +8,25 @@ function absolute(p: string | undefined): string | undefined {
   return p === undefined ? undefined : resolve(p);
 }
 
+/**
+ * "busybox" and "scheme:thing" are source names for the daemon to judge; oci-archive:PATH and a bare
+ * path are resolved here, against the user's cwd.
+ */
+export function fromValue(from: string | undefined): string | undefined {
+  if (from?.startsWith("oci-archive:") === true) return `oci-archive:${resolve(from.slice("oci-archive:".length))}`;
+  return from === undefined || from === "busybox" || /^[a-z]+:/.test(from) ? from : resolve(from);
+}
+
 export const imageBuildCommand: Command = {
   path: ["image", "build"],
   summary: "build an image (default: Debian bookworm as 'default'; --from busybox: the tiny test image)",
-  usage: "banger image build [--name N] [--from debian:bookworm|busybox|DIR|TAR] [--kernel BZIMAGE] [--initrd FILE] [--force] [--json]",
+  usage: "banger image build [--name N] [--from debian:bookworm|busybox|oci-archive:PATH|DIR|TAR] [--kernel BZIMAGE] [--initrd FILE] [--force] [--json]",
   async run(args, ctx) {
     const { values } = parseArgs({
       args: [...args], strict: true,
       options: { name: { type: "string" }, from: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" }, force: { type: "boolean" }, json: { type: "boolean" } },
     });
-    // "busybox" and "scheme:thing" are source names for the daemon to judge; anything else is a path here.
-    const from = values.from === undefined || values.from === "busybox" || /^[a-z]+:/.test(values.from) ? values.from : resolve(values.from);
+    const from = fromValue(values.from);
     const ref = await ctx.call("image.build", { name: values.name, from, kernel: absolute(values.kernel), initrd: absolute(values.initrd), force: values.force }, 30_000);
     const json = values.json === true;
     if (!json) ctx.stderr.write(`building image ${ref.image} (${ref.operation_id})\n`);

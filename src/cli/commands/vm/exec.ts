@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { UsageError, type Command } from "../../command.js";
 import { interactiveSsh, sshArgvFor, type SshExec } from "./common.js";
+import { imageDefaultsFor } from "./image-defaults.js";
 
 const EXEC_OPTIONS = {
   env: { type: "string", short: "e", multiple: true },
@@ -36,18 +37,22 @@ export function makeVmExecCommand(exec: SshExec = interactiveSsh): Command {
       if (positionals.length === 0) throw new UsageError("give a VM name");
       if (positionals.length > 1) throw new UsageError(`unexpected ${JSON.stringify(positionals[1])}; put the command after --`);
       const { parseEnvFlag, remoteExecCommand } = await import("../../../system/ssh-exec.js");
-      let remote;
+      const { effectiveExecOptions } = await import("../../../system/exec-defaults.js");
+      let options;
       try {
-        remote = remoteExecCommand(command, {
+        options = {
           env: (values.env ?? []).map((f) => parseEnvFlag(f, ctx.env)),
           ...(values.workdir !== undefined ? { workdir: values.workdir } : {}),
           ...(values.user !== undefined ? { user: values.user } : {}),
           endWithConnection: values.tty !== true && values.interactive !== true,
-        });
+        };
+        remoteExecCommand(command, options); // a bad flag is a usage error before the daemon is asked
       } catch (e) {
         throw new UsageError(e instanceof Error ? e.message : String(e));
       }
       const vm = await ctx.call("vm.get", { name: positionals[0] ?? "" });
+      // The image's user, env and workdir (an OCI config's) apply unless a flag says otherwise.
+      const remote = remoteExecCommand(command, effectiveExecOptions(await imageDefaultsFor(ctx, vm), options));
       const argv = await sshArgvFor(vm, { command: [remote], tty: values.tty === true });
       // Without -i ssh gets a pipe held open for our lifetime, not the terminal: the guest reads EOF from it when we go.
       return exec(argv, { holdStdin: values.interactive !== true });

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { UsageError, type Command } from "../../command.js";
 import { CREATE_OPTIONS, createParams, createVm, interactiveSsh, quoteRemote, sshArgvFor, waitForVm, type SshExec } from "./common.js";
+import { imageDefaultsFor, remoteUnderDefaults } from "./image-defaults.js";
 
 export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
   return {
@@ -18,7 +19,9 @@ export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
       try {
         const vm = await waitForVm(ctx, ref.operation_id, ref.vm.name, "create", { quiet: false });
         if (vm === undefined) return 1;
-        const argv = positionals.length > 0 ? await sshArgvFor(vm, { command: [await quoteRemote(positionals)] }) : await sshArgvFor(vm);
+        const remote = await remoteUnderDefaults(await imageDefaultsFor(ctx, vm), positionals.length > 0 ? { argv: positionals } : undefined);
+        const argv = remote !== undefined ? await sshArgvFor(vm, { command: [remote], tty: positionals.length === 0 })
+          : positionals.length > 0 ? await sshArgvFor(vm, { command: [await quoteRemote(positionals)] }) : await sshArgvFor(vm);
         code = await exec(argv);
         return code;
       } finally {

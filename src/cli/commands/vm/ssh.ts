@@ -1,5 +1,6 @@
 import { UsageError, type Command } from "../../command.js";
 import { interactiveSsh, sshArgvFor, type SshExec } from "./common.js";
+import { imageDefaultsFor, remoteUnderDefaults } from "./image-defaults.js";
 
 /** Splits `NAME [-- CMD...]` without letting parseArgs eat the command's own flags. */
 export function splitNameAndCommand(args: readonly string[]): { name: string | undefined; command: string[] } {
@@ -21,7 +22,9 @@ export function makeVmSshCommand(exec: SshExec = interactiveSsh): Command {
       const { name, command } = splitNameAndCommand(args);
       if (name === undefined) throw new UsageError("give a VM name");
       const vm = await ctx.call("vm.get", { name });
-      // ssh semantics: CMD is handed to the guest shell as typed (pipes, globs work).
+      // ssh semantics: CMD is handed to the guest shell as typed (pipes, globs work), as the image's user if it names one.
+      const remote = await remoteUnderDefaults(await imageDefaultsFor(ctx, vm), command.length > 0 ? { line: command.join(" ") } : undefined);
+      if (remote !== undefined) return exec(await sshArgvFor(vm, { command: [remote], tty: command.length === 0 }));
       return exec(await sshArgvFor(vm, command.length > 0 ? { command: [command.join(" ")] } : {}));
     },
   };
