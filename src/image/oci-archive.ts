@@ -212,7 +212,7 @@ export function execDefaultsFromConfig(config: Record<string, unknown>): ExecDef
   let workdir: string | null = null;
   if (typeof rawWd === "string" && rawWd !== "") {
     if (!rawWd.startsWith("/") || rawWd.includes("\0") || rawWd.length > 4096) throw new OciInputError(`the image's WorkingDir ${JSON.stringify(rawWd)} is not an absolute path`);
-    workdir = posix.normalize(rawWd);
+    workdir = posix.normalize(rawWd).replace(/(.)\/+$/, "$1");
   }
   return { user, env, workdir };
 }
