@@ -69,7 +69,8 @@ class ByteReader {
   }
 
   async skip(n: number): Promise<void> {
-    for await (const c of this.chunks(n)) void c;
+    const it = this.chunks(n);
+    while ((await it.next()).done !== true) { /* discarded */ }
   }
 }
 
