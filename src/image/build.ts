@@ -367,11 +367,16 @@ async function buildOci(req: BuildRequest, ctx: BuildContext, path: string, work
     await mkdir(staging);
     await step(ctx.onProgress, "banger init", () => addBangerInit(ctx.runner, tree, staging, image.layers.length, DEFAULT_TINY_INPUTS, ctx.signal));
   }
-  await tree.finish();
   const k = await kernelFor(req, ["/"]);
   await step(ctx.onProgress, "kernel", () => writeKernelFiles(k.kernel, out));
   await step(ctx.onProgress, "initrd", () => writeInitrd(ctx, out, req.initrd, k.modulesDir));
-  await step(ctx.onProgress, "rootfs.ext4", async () => makeExt4(ctx.runner, treeDir, imageFiles.rootfs(out), rootfsSize(await treeBytes(ctx.runner, treeDir, [])), { signal: ctx.signal, uid: ctx.uid }));
+  await tree.finish();
+  try {
+    await step(ctx.onProgress, "rootfs.ext4", async () => makeExt4(ctx.runner, treeDir, imageFiles.rootfs(out), rootfsSize(await treeBytes(ctx.runner, treeDir, [])), { signal: ctx.signal, uid: ctx.uid }));
+  } finally {
+    // The image's own modes may make directories read-only, which would stop the cleanup's rm.
+    await tree.unlock();
+  }
   await step(ctx.onProgress, "owners", () => setOwners(ctx.runner, imageFiles.rootfs(out), tree.ownership(), work, ctx.signal));
   return { flavor: systemd ? "systemd" : "busybox", version: k.version, execDefaults: image.defaults };
 }

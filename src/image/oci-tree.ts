@@ -44,7 +44,6 @@ const MAX_HOPS = 40;
 const MAX_NAME_BYTES = 4095;
 
 export interface ApplyStats {
-  files: number;
   whiteouts: number;
   /** Device nodes and FIFOs left out. */
   skipped: string[];
@@ -59,7 +58,7 @@ function components(name: string, what: string): string[] {
 
 export class LayerTree {
   private readonly root: Node & { kind: "dir" } = { kind: "dir", meta: { mode: 0o755, uid: 0, gid: 0, mtime: 0, xattrs: new Map() }, layer: -1, children: new Map() };
-  readonly stats: ApplyStats = { files: 0, whiteouts: 0, skipped: [] };
+  readonly stats: ApplyStats = { whiteouts: 0, skipped: [] };
 
   constructor(private readonly dir: string) {}
 
@@ -186,7 +185,6 @@ export class LayerTree {
     } finally {
       await fh.close();
     }
-    this.stats.files++;
     dir.children.set(base, { kind: "file", meta, layer });
   }
 
@@ -217,6 +215,15 @@ export class LayerTree {
         await chmod(this.host(real), d.meta.mode);
         await utimes(this.host(real), d.meta.mtime, d.meta.mtime);
       }
+    };
+    await walk(this.root, []);
+  }
+
+  /** Make every directory the owner's to write again (after finish), so the build's cleanup can remove the tree. */
+  async unlock(): Promise<void> {
+    const walk = async (d: Node & { kind: "dir" }, real: string[]): Promise<void> => {
+      await chmod(this.host(real), 0o700);
+      for (const [name, n] of d.children) if (n.kind === "dir") await walk(n, [...real, name]);
     };
     await walk(this.root, []);
   }

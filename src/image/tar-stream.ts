@@ -167,7 +167,8 @@ export async function* readTar(source: AsyncIterable<Buffer>): AsyncGenerator<{ 
       if (!Number.isSafeInteger(n) || n < 0) throw new TarFormatError(`bad PAX ${k} ${JSON.stringify(v)}`);
       return n;
     };
-    const ustar = h.subarray(257, 262).toString("ascii") === "ustar";
+    // POSIX ustar only: GNU's "ustar  " header keeps atime/ctime where ustar has the name prefix.
+    const ustar = h.subarray(257, 263).toString("binary") === "ustar\0";
     const prefix = ustar ? cstring(h, 345, 155) : "";
     const name = meta.get("path")?.toString("utf8") ?? longName ?? (prefix === "" ? cstring(h, 0, 100) : `${prefix}/${cstring(h, 0, 100)}`);
     const linkname = meta.get("linkpath")?.toString("utf8") ?? longLink ?? cstring(h, 157, 100);

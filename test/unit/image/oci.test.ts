@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { test } from "node:test";
+import { fromValue } from "../../../src/cli/commands/image/build.js";
+import { parseFrom } from "../../../src/image/build.js";
 import { setOwners } from "../../../src/image/ext4-owners.js";
 import { makeExt4 } from "../../../src/image/ext4.js";
 import { execDefaultsFromConfig, openOciArchive, type OciImage } from "../../../src/image/oci-archive.js";
@@ -179,4 +181,49 @@ void test("owners and xattrs are written into the ext4 by debugfs, quotes and sp
   const ea = (await systemRunner.run(["debugfs", "-R", "ea_get \"/home/app/my \"\"file\"\"\" user.note", img])).stdout.toString();
   assert.match(ea, /hi/);
   await assert.rejects(setOwners(systemRunner, img, [{ path: "/missing", uid: 5, gid: 5, xattrs: new Map() }], d), /setting owners .* failed: .*missing/);
+});
+
+void test("--from oci-archive:PATH: the CLI makes PATH absolute, the daemon checks it exists", async (t) => {
+  assert.equal(fromValue("oci-archive:rel/x.tar"), `oci-archive:${join(process.cwd(), "rel/x.tar")}`);
+  assert.equal(fromValue("oci-archive:/abs"), "oci-archive:/abs");
+  assert.equal(fromValue("debian:bookworm"), "debian:bookworm");
+  const d = await scratch(t);
+  assert.deepEqual(await parseFrom(`oci-archive:${d}`), { kind: "oci", path: d });
+  await assert.rejects(parseFrom("oci-archive:rel"), /absolute PATH/);
+  await assert.rejects(parseFrom(`oci-archive:${d}/none`), /neither an OCI layout directory nor an archive file/);
+});
+
+void test("after finish, unlock gives every directory back to the owner so the build's cleanup can remove it", async (t) => {
+  const d = await scratch(t);
+  const tree = await applyLayers(d, [[{ name: "ro/", type: "dir", mode: 0o555 }, { name: "ro/sub/", type: "dir", mode: 0o500 }, { name: "ro/sub/f", content: "x", mode: 0o400 }]]);
+  await tree.finish();
+  assert.equal((await stat(join(d, "ro"))).mode & 0o7777, 0o555);
+  assert.equal((await stat(join(d, "ro/sub"))).mode & 0o7777, 0o500);
+  await tree.unlock();
+  assert.equal((await stat(join(d, "ro"))).mode & 0o7777, 0o700);
+  assert.equal((await stat(join(d, "ro/sub"))).mode & 0o7777, 0o700);
+});
+
+void test("the tar reader agrees with GNU tar on its gnu and pax formats (long names, hard links, symlinks)", async (t) => {
+  const d = await scratch(t);
+  const src = join(d, "src");
+  const long = `${"n".repeat(150)}/leaf`;
+  await mkdir(join(src, "n".repeat(150)), { recursive: true });
+  await writeFile(join(src, long), "L");
+  await writeFile(join(src, "a"), "A");
+  await systemRunner.run(["ln", "--", join(src, "a"), join(src, "hard")]);
+  await systemRunner.run(["ln", "-s", "--", "/abs/target", join(src, "sym")]);
+  for (const format of ["gnu", "pax"]) {
+    const out = join(d, `${format}.tar`);
+    await systemRunner.run(["tar", `--format=${format}`, "--sort=name", "-C", src, "-cf", out, "."]);
+    const got: string[] = [];
+    for await (const { entry, body } of readTar(Readable.from([await readFile(out)]))) {
+      const parts: Buffer[] = [];
+      for await (const c of body) parts.push(c);
+      got.push(`${entry.type} ${entry.name} ${entry.linkname} ${Buffer.concat(parts).toString()}`);
+    }
+    assert.deepEqual(got, [
+      "dir ./  ", "file ./a  A", "hardlink ./hard ./a ", `dir ./${"n".repeat(150)}/  `, `file ./${long}  L`, "symlink ./sym /abs/target ",
+    ], format);
+  }
 });
