@@ -14,7 +14,7 @@ import { setOwners } from "./ext4-owners.js";
 import { findKernel } from "./host-kernel.js";
 import { buildInitrd, DEFAULT_BUSYBOX } from "./initrd.js";
 import { writeKernelFiles } from "./kernel-files.js";
-import { openOciArchive } from "./oci-archive.js";
+import { openOciArchive, userByUid } from "./oci-archive.js";
 import { addBangerInit } from "./oci-init.js";
 import { LayerTree } from "./oci-tree.js";
 import { type OnProgress, step } from "./progress.js";
@@ -361,6 +361,7 @@ async function buildOci(req: BuildRequest, ctx: BuildContext, path: string, work
       }
     }
   });
+  const execDefaults = userByUid(image.defaults, (await tree.readSmallFile("etc/passwd", 1024 * 1024))?.toString("utf8"));
   const systemd = (await tree.exists("lib/systemd/systemd")) || (await tree.exists("usr/lib/systemd/systemd"));
   if (!systemd) {
     const staging = join(work, "banger-init");
@@ -378,7 +379,7 @@ async function buildOci(req: BuildRequest, ctx: BuildContext, path: string, work
     await tree.unlock();
   }
   await step(ctx.onProgress, "owners", () => setOwners(ctx.runner, imageFiles.rootfs(out), tree.ownership(), work, ctx.signal));
-  return { flavor: systemd ? "systemd" : "busybox", version: k.version, execDefaults: image.defaults };
+  return { flavor: systemd ? "systemd" : "busybox", version: k.version, execDefaults };
 }
 
 export interface ImportRequest {

@@ -217,6 +217,19 @@ export function execDefaultsFromConfig(config: Record<string, unknown>): ExecDef
   return { user, env, workdir };
 }
 
+/**
+ * A numeric User becomes its name from the image's passwd: `vm exec` switches to a name with su, which
+ * every image has, while a bare uid needs util-linux setpriv (busybox images lack it).
+ */
+export function userByUid(defaults: ExecDefaults, passwd: string | undefined): ExecDefaults {
+  if (defaults.user === null || !/^[0-9]+$/.test(defaults.user) || passwd === undefined) return defaults;
+  for (const line of passwd.split("\n")) {
+    const [name, , uid] = line.split(":");
+    if (uid === defaults.user && name !== undefined && USER_RE.test(name) && !/^[0-9]+$/.test(name)) return { ...defaults, user: name };
+  }
+  return defaults;
+}
+
 const INDEX_TYPES = new Set(["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"]);
 
 /** The manifest for linux/amd64 out of an index (the only one, or the one whose platform says so). */

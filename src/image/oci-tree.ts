@@ -197,6 +197,20 @@ export class LayerTree {
     return real !== undefined && this.dirAt(real).children.has(base);
   }
 
+  /** The content of PATH if it is a regular file (its directories resolved inside the tree) of at most LIMIT bytes. */
+  async readSmallFile(path: string, limit: number): Promise<Buffer | undefined> {
+    const parts = components(path, "lookup");
+    const base = parts.pop();
+    const real = base === undefined ? undefined : await this.resolveDir(parts, "lookup", undefined).catch(() => undefined);
+    if (real === undefined || base === undefined || this.dirAt(real).children.get(base)?.kind !== "file") return undefined;
+    const fh = await open(this.host([...real, base]), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      return (await fh.stat()).size > limit ? undefined : await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+  }
+
   /** Modes and times onto the host tree, children before their directory. */
   async finish(): Promise<void> {
     const seen = new Set<Meta>();

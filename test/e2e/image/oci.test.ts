@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -60,7 +60,7 @@ test("image build --from oci-archive: layers with whiteouts, the image's user/wo
   const layout = join(work, "layout");
   await writeOciLayout(layout, layers(), CONFIG);
   const saved = join(work, "saved.tar");
-  writeFileSync(saved, dockerSaveTar(layers(), CONFIG));
+  writeFileSync(saved, dockerSaveTar(layers(), { ...CONFIG, User: "1000:1000" }));
   for (const p of [work, layout, join(layout, "blobs"), join(layout, "blobs/sha256"), saved]) chownSync(p, user.uid, user.gid);
 
   await cliOk(stack, ["image", "build", "--name", "oci", "--from", `oci-archive:${layout}`], 900_000);
@@ -82,7 +82,7 @@ test("image build --from oci-archive: layers with whiteouts, the image's user/wo
   assert.equal(await cliOk(stack, ["vm", "exec", "-u", "root", "ocirun", "--", "stat", "-c", "%u:%g %a", "/srv/app/hello", "/home/app", "/etc/passwd"]), "1000:1000 640\n1000:1000 750\n0:0 644\n", "owners and modes from the layers");
   await cliOk(stack, ["vm", "rm", "--force", "ocirun"], 180_000);
 
-  // The same image as a docker save tarball: it builds, and its config comes through too.
+  // The same image as a docker save tarball: it builds, and its numeric User is named from the image's passwd.
   await cliOk(stack, ["image", "build", "--name", "ocisave", "--from", `oci-archive:${saved}`], 900_000);
   assert.match(await cliOk(stack, ["image", "show", "ocisave"]), /^exec user +app$/m);
   // Bad input says what is wrong and leaves no image behind.
@@ -90,4 +90,14 @@ test("image build --from oci-archive: layers with whiteouts, the image's user/wo
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /neither an OCI layout directory nor an archive file/);
   assert.doesNotMatch(await cliOk(stack, ["image", "ls"]), /ocibad/);
+  const tampered = join(work, "tampered");
+  const { layerDigests } = await writeOciLayout(tampered, layers(), CONFIG);
+  const blob = join(tampered, "blobs/sha256", (layerDigests[1] ?? "").slice(7));
+  writeFileSync(blob, Buffer.concat([readFileSync(blob), Buffer.from("x")]));
+  for (const p of [tampered, join(tampered, "blobs"), join(tampered, "blobs/sha256")]) chownSync(p, user.uid, user.gid);
+  const tamperedBuild = await stack.cli(["image", "build", "--name", "ocitamper", "--from", `oci-archive:${tampered}`], { timeoutMs: 600_000 });
+  assert.notEqual(tamperedBuild.code, 0);
+  assert.match(tamperedBuild.stderr, /does not match its digest|unexpected end|trailing|incorrect/);
+  assert.doesNotMatch(await cliOk(stack, ["image", "ls"]), /ocitamper/);
+  assert.deepEqual(readdirSync(join(stack.stateDir, "images", ".build")), [], "no build leftovers, failed builds included");
 });

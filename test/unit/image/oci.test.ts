@@ -8,7 +8,7 @@ import { fromValue } from "../../../src/cli/commands/image/build.js";
 import { parseFrom } from "../../../src/image/build.js";
 import { setOwners } from "../../../src/image/ext4-owners.js";
 import { makeExt4 } from "../../../src/image/ext4.js";
-import { execDefaultsFromConfig, openOciArchive, type OciImage } from "../../../src/image/oci-archive.js";
+import { execDefaultsFromConfig, openOciArchive, type OciImage, userByUid } from "../../../src/image/oci-archive.js";
 import { LayerTree } from "../../../src/image/oci-tree.js";
 import { readTar } from "../../../src/image/tar-stream.js";
 import { effectiveExecOptions } from "../../../src/system/exec-defaults.js";
@@ -226,4 +226,18 @@ void test("the tar reader agrees with GNU tar on its gnu and pax formats (long n
       "dir ./  ", "file ./a  A", "hardlink ./hard ./a ", `dir ./${"n".repeat(150)}/  `, `file ./${long}  L`, "symlink ./sym /abs/target ",
     ], format);
   }
+});
+
+void test("a numeric User is named from the image's own passwd (su can switch to a name; only util-linux setpriv takes a uid)", async (t) => {
+  const d = await scratch(t);
+  const tree = await applyLayers(d, [[{ name: "etc/passwd", content: "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n" }, { name: "etc/link", type: "symlink", linkname: "passwd" }]]);
+  const passwd = (await tree.readSmallFile("etc/passwd", 4096))?.toString();
+  assert.equal(passwd?.split("\n")[1], "app:x:1000:1000::/home/app:/bin/sh");
+  assert.equal(await tree.readSmallFile("etc/passwd", 10), undefined, "over the limit");
+  assert.equal(await tree.readSmallFile("etc/link", 4096), undefined, "a symlink is not read");
+  const d1 = { user: "1000", env: [], workdir: null };
+  assert.equal(userByUid(d1, passwd).user, "app");
+  assert.equal(userByUid({ ...d1, user: "1001" }, passwd).user, "1001", "no entry: the uid stays");
+  assert.equal(userByUid({ ...d1, user: "bob" }, passwd).user, "bob");
+  assert.equal(userByUid(d1, undefined).user, "1000");
 });
