@@ -15,7 +15,7 @@ import { findKernel } from "./host-kernel.js";
 import { buildInitrd, DEFAULT_BUSYBOX } from "./initrd.js";
 import { writeKernelFiles } from "./kernel-files.js";
 import { openOciArchive, userByUid } from "./oci-archive.js";
-import { addBangerInit } from "./oci-init.js";
+import { addBangerInit, addSystemdPieces } from "./oci-init.js";
 import { LayerTree } from "./oci-tree.js";
 import { type OnProgress, step } from "./progress.js";
 import { subidNamespace } from "./subid.js";
@@ -344,7 +344,8 @@ async function buildDebian(req: BuildRequest, ctx: BuildContext, suite: string, 
 
 /**
  * An OCI image: layers applied in order onto a fresh tree as the owner
- * (oci-tree.ts), banger's init laid over an image without systemd, banger's
+ * (oci-tree.ts), banger's busybox init laid over an image without systemd (the
+ * Debian image's sshd/networkd/agent pieces over one with it), banger's
  * default kernel and initrd, then mkfs.ext4 -d and the image's owners and
  * xattrs written into the ext4 (ext4-owners.ts).
  */
@@ -363,9 +364,13 @@ async function buildOci(req: BuildRequest, ctx: BuildContext, path: string, work
   });
   const execDefaults = userByUid(image.defaults, (await tree.readSmallFile("etc/passwd", 1024 * 1024))?.toString("utf8"));
   const systemd = (await tree.exists("lib/systemd/systemd")) || (await tree.exists("usr/lib/systemd/systemd"));
-  if (!systemd) {
-    const staging = join(work, "banger-init");
-    await mkdir(staging);
+  const staging = join(work, "banger-init");
+  await mkdir(staging);
+  if (systemd) {
+    // banger's dropbear would fight systemd for the boot; the image must bring the ssh server a systemd guest uses.
+    if (!(await tree.exists("usr/sbin/sshd"))) throw new ImageInputError(`the image at ${path} runs systemd but has no /usr/sbin/sshd: install openssh-server in it (banger adds its own ssh server only to images without systemd)`);
+    await step(ctx.onProgress, "banger init", () => addSystemdPieces(tree, staging, image.layers.length));
+  } else {
     await step(ctx.onProgress, "banger init", () => addBangerInit(ctx.runner, tree, staging, image.layers.length, DEFAULT_TINY_INPUTS, ctx.signal));
   }
   const k = await kernelFor(req, ["/"]);
