@@ -3,18 +3,24 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, s
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { type ExecDefaults, NO_EXEC_DEFAULTS } from "../model/exec-defaults.js";
 import { imageFiles, state } from "../paths/paths.js";
 import type { ImageFlavor } from "../state/images.js";
 import type { Runner } from "../system/runner.js";
 import { bzImageVersion } from "./bzimage.js";
 import { debootstrap, overlayTarArgv, writeDebianOverlay } from "./debian.js";
 import { asTreeRoot, FRESH_FILE_EXT4_OPTIONS, isExt4, makeExt4 } from "./ext4.js";
+import { setOwners } from "./ext4-owners.js";
 import { findKernel } from "./host-kernel.js";
 import { buildInitrd, DEFAULT_BUSYBOX } from "./initrd.js";
 import { writeKernelFiles } from "./kernel-files.js";
+import { openOciArchive, userByUid } from "./oci-archive.js";
+import { addBangerInit, addSystemdPieces } from "./oci-init.js";
+import { LayerTree } from "./oci-tree.js";
 import { type OnProgress, step } from "./progress.js";
 import { subidNamespace } from "./subid.js";
 import { buildTinyImage } from "./tiny.js";
+import { DEFAULT_TINY_INPUTS } from "./tiny-rootfs.js";
 
 /** Image names become directory names and VM create arguments: keep them boring. */
 export const IMAGE_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -35,11 +41,19 @@ export type BuildSource =
   | { readonly kind: "debian"; readonly suite: string }
   | { readonly kind: "busybox" }
   | { readonly kind: "dir"; readonly path: string }
-  | { readonly kind: "tar"; readonly path: string };
+  | { readonly kind: "tar"; readonly path: string }
+  | { readonly kind: "oci"; readonly path: string };
 
-/** Parse `--from`: debian:SUITE, busybox, an existing directory, or a .tar[.gz|.xz|.zst] file. */
+/** Parse `--from`: debian:SUITE, busybox, oci-archive:PATH, an existing directory, or a .tar[.gz|.xz|.zst] file. */
 export async function parseFrom(from: string): Promise<BuildSource> {
   if (from === "busybox") return { kind: "busybox" };
+  if (from.startsWith("oci-archive:")) {
+    const path = from.slice("oci-archive:".length);
+    if (!path.startsWith("/")) throw new ImageInputError(`--from ${JSON.stringify(from)}: give oci-archive:PATH with an absolute PATH`);
+    const st = await stat(path).catch(() => undefined);
+    if (st?.isDirectory() !== true && st?.isFile() !== true) throw new ImageInputError(`--from ${JSON.stringify(from)}: ${path} is neither an OCI layout directory nor an archive file`);
+    return { kind: "oci", path };
+  }
   if (from.startsWith("debian:")) {
     const suite = from.slice("debian:".length);
     if (suite !== "bookworm") throw new ImageInputError(`unsupported --from ${JSON.stringify(from)}: only debian:bookworm is supported`);
@@ -52,7 +66,7 @@ export async function parseFrom(from: string): Promise<BuildSource> {
     if (st?.isFile() === true && /\.(tar|tar\.gz|tgz|tar\.xz|tar\.zst)$/.test(path)) return { kind: "tar", path };
     throw new ImageInputError(`--from ${JSON.stringify(from)} is neither a directory nor a .tar/.tar.gz/.tar.xz/.tar.zst file`);
   }
-  throw new ImageInputError(`unknown --from ${JSON.stringify(from)}: use debian:bookworm, busybox, a directory, or a tarball path`);
+  throw new ImageInputError(`unknown --from ${JSON.stringify(from)}: use debian:bookworm, busybox, oci-archive:PATH, a directory, or a tarball path`);
 }
 
 export function sourceLabel(src: BuildSource): string {
@@ -61,6 +75,7 @@ export function sourceLabel(src: BuildSource): string {
     case "busybox": return "busybox";
     case "dir": return `dir:${src.path}`;
     case "tar": return `tar:${src.path}`;
+    case "oci": return `oci-archive:${src.path}`;
   }
 }
 
@@ -94,6 +109,8 @@ export interface BuiltImage {
   readonly rootfsPath: string;
   readonly kernelVersion: string | null;
   readonly sizeBytes: number;
+  /** User, env and workdir `vm exec`/`vm ssh` default to (from an OCI image's config). */
+  readonly execDefaults: ExecDefaults;
 }
 
 const MiB = 1024 * 1024;
@@ -194,8 +211,12 @@ export async function buildImage(req: BuildRequest, ctx: BuildContext): Promise<
   try {
     let flavor: ImageFlavor;
     let version: string | null;
+    let execDefaults = NO_EXEC_DEFAULTS;
     const src = req.source;
-    if (src.kind === "busybox") {
+    if (src.kind === "oci") {
+      const built = await buildOci(req, ctx, src.path, work, out);
+      ({ flavor, version, execDefaults } = built);
+    } else if (src.kind === "busybox") {
       const k = await kernelFor(req, ["/"]);
       await buildTinyImage(ctx.runner, out, { kernel: k.kernel, modulesDir: k.modulesDir ?? "", initrd: req.initrd, signal: ctx.signal, onProgress: ctx.onProgress });
       flavor = "busybox";
@@ -249,6 +270,7 @@ export async function buildImage(req: BuildRequest, ctx: BuildContext): Promise<
       rootfsPath: imageFiles.rootfs(finalDir),
       kernelVersion: version,
       sizeBytes: await allocatedBytes(finalDir),
+      execDefaults,
     };
   } finally {
     if (cleanupAs !== undefined) {
@@ -320,6 +342,51 @@ async function buildDebian(req: BuildRequest, ctx: BuildContext, suite: string, 
   return { version: k.version };
 }
 
+/**
+ * An OCI image: layers applied in order onto a fresh tree as the owner
+ * (oci-tree.ts), banger's busybox init laid over an image without systemd (the
+ * Debian image's sshd/networkd/agent pieces over one with it), banger's
+ * default kernel and initrd, then mkfs.ext4 -d and the image's owners and
+ * xattrs written into the ext4 (ext4-owners.ts).
+ */
+async function buildOci(req: BuildRequest, ctx: BuildContext, path: string, work: string, out: string): Promise<{ flavor: ImageFlavor; version: string | null; execDefaults: ExecDefaults }> {
+  const image = await step(ctx.onProgress, "read archive", () => openOciArchive(path));
+  const treeDir = join(work, "tree");
+  await mkdir(treeDir, { mode: 0o700 });
+  const tree = new LayerTree(treeDir);
+  await step(ctx.onProgress, "layers", async () => {
+    for (const [i, layer] of image.layers.entries()) {
+      for await (const { entry, body } of layer.entries()) {
+        ctx.signal?.throwIfAborted();
+        await tree.apply(entry, body, i, layer.label);
+      }
+    }
+  });
+  const execDefaults = userByUid(image.defaults, (await tree.readSmallFile("etc/passwd", 1024 * 1024))?.toString("utf8"));
+  const systemd = (await tree.exists("lib/systemd/systemd")) || (await tree.exists("usr/lib/systemd/systemd"));
+  const staging = join(work, "banger-init");
+  await mkdir(staging);
+  if (systemd) {
+    // banger's dropbear would fight systemd for the boot; the image must bring the ssh server a systemd guest uses.
+    if (!(await tree.exists("usr/sbin/sshd"))) throw new ImageInputError(`the image at ${path} runs systemd but has no /usr/sbin/sshd: install openssh-server in it (banger adds its own ssh server only to images without systemd)`);
+    await step(ctx.onProgress, "banger init", () => addSystemdPieces(tree, staging, image.layers.length));
+  } else {
+    await step(ctx.onProgress, "banger init", () => addBangerInit(ctx.runner, tree, staging, image.layers.length, DEFAULT_TINY_INPUTS, ctx.signal));
+  }
+  const k = await kernelFor(req, ["/"]);
+  await step(ctx.onProgress, "kernel", () => writeKernelFiles(k.kernel, out));
+  await step(ctx.onProgress, "initrd", () => writeInitrd(ctx, out, req.initrd, k.modulesDir));
+  await tree.finish();
+  try {
+    await step(ctx.onProgress, "rootfs.ext4", async () => makeExt4(ctx.runner, treeDir, imageFiles.rootfs(out), rootfsSize(await treeBytes(ctx.runner, treeDir, [])), { signal: ctx.signal, uid: ctx.uid }));
+  } finally {
+    // The image's own modes may make directories read-only, which would stop the cleanup's rm.
+    await tree.unlock();
+  }
+  await step(ctx.onProgress, "owners", () => setOwners(ctx.runner, imageFiles.rootfs(out), tree.ownership(), work, ctx.signal));
+  return { flavor: systemd ? "systemd" : "busybox", version: k.version, execDefaults };
+}
+
 export interface ImportRequest {
   readonly name: string;
   readonly kernel: string;
@@ -363,7 +430,7 @@ export async function importImage(req: ImportRequest, ctx: BuildContext): Promis
     return {
       name: req.name, source: "import", flavor: req.flavor, dir: finalDir,
       kernelPath: imageFiles.kernel(finalDir), vmlinuxPath: imageFiles.vmlinux(finalDir), initrdPath: imageFiles.initrd(finalDir), rootfsPath: imageFiles.rootfs(finalDir),
-      kernelVersion: k.version, sizeBytes: await allocatedBytes(finalDir),
+      kernelVersion: k.version, sizeBytes: await allocatedBytes(finalDir), execDefaults: NO_EXEC_DEFAULTS,
     };
   } finally {
     await rm(work, { recursive: true, force: true });

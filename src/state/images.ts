@@ -1,3 +1,4 @@
+import { type ExecDefaults, NO_EXEC_DEFAULTS } from "../model/exec-defaults.js";
 import { statement, type Db } from "./database.js";
 
 export type ImageFlavor = "systemd" | "busybox";
@@ -15,6 +16,8 @@ export interface ImageRecord {
   /** Bytes on disk of the image's files (allocated, so sparse rootfs count what they use). */
   readonly sizeBytes: number;
   readonly createdAt: string;
+  /** The user, env and workdir `vm exec`/`vm ssh` default to (an OCI image's config; none for other images). */
+  readonly execDefaults?: ExecDefaults | undefined;
 }
 
 interface ImageRow {
@@ -28,6 +31,21 @@ interface ImageRow {
   kernel_version: string | null;
   size_bytes: number;
   created_at: string;
+  exec_user: string | null;
+  exec_env: string;
+  exec_workdir: string | null;
+}
+
+/** The env column is JSON written by upsert; anything else in it is treated as no env. */
+function envFromColumn(text: string): [string, string][] {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(v)) return [];
+  return v.filter((p): p is [string, string] => Array.isArray(p) && p.length === 2 && typeof p[0] === "string" && typeof p[1] === "string");
 }
 
 function fromRow(r: ImageRow): ImageRecord {
@@ -42,6 +60,7 @@ function fromRow(r: ImageRow): ImageRecord {
     kernelVersion: r.kernel_version,
     sizeBytes: r.size_bytes,
     createdAt: r.created_at,
+    execDefaults: { user: r.exec_user, env: envFromColumn(r.exec_env), workdir: r.exec_workdir },
   };
 }
 
@@ -60,11 +79,12 @@ export class ImageRepository {
 
   /** Insert or replace (a --force rebuild keeps VMs' foreign keys valid: same name). */
   upsert(rec: ImageRecord): void {
-    statement(this.db, `INSERT INTO images (name, source, flavor, kernel_path, vmlinux_path, initrd_path, rootfs_path, kernel_version, size_bytes, created_at)
-      VALUES (@name, @source, @flavor, @kernel_path, @vmlinux_path, @initrd_path, @rootfs_path, @kernel_version, @size_bytes, @created_at)
+    statement(this.db, `INSERT INTO images (name, source, flavor, kernel_path, vmlinux_path, initrd_path, rootfs_path, kernel_version, size_bytes, created_at, exec_user, exec_env, exec_workdir)
+      VALUES (@name, @source, @flavor, @kernel_path, @vmlinux_path, @initrd_path, @rootfs_path, @kernel_version, @size_bytes, @created_at, @exec_user, @exec_env, @exec_workdir)
       ON CONFLICT(name) DO UPDATE SET source = excluded.source, flavor = excluded.flavor, kernel_path = excluded.kernel_path,
         vmlinux_path = excluded.vmlinux_path, initrd_path = excluded.initrd_path, rootfs_path = excluded.rootfs_path,
-        kernel_version = excluded.kernel_version, size_bytes = excluded.size_bytes, created_at = excluded.created_at`).run({
+        kernel_version = excluded.kernel_version, size_bytes = excluded.size_bytes, created_at = excluded.created_at,
+        exec_user = excluded.exec_user, exec_env = excluded.exec_env, exec_workdir = excluded.exec_workdir`).run({
       name: rec.name,
       source: rec.source,
       flavor: rec.flavor,
@@ -75,6 +95,9 @@ export class ImageRepository {
       kernel_version: rec.kernelVersion,
       size_bytes: rec.sizeBytes,
       created_at: rec.createdAt,
+      exec_user: (rec.execDefaults ?? NO_EXEC_DEFAULTS).user,
+      exec_env: JSON.stringify((rec.execDefaults ?? NO_EXEC_DEFAULTS).env),
+      exec_workdir: (rec.execDefaults ?? NO_EXEC_DEFAULTS).workdir,
     });
   }
 

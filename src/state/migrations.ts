@@ -139,4 +139,10 @@ export const MIGRATIONS: readonly string[] = [
     isolate  INTEGER NOT NULL CHECK (isolate IN (0, 1))
   );
   `,
+  // 9: what an OCI image's config says its commands run as, with and in (vm exec / vm ssh defaults).
+  `
+  ALTER TABLE images ADD COLUMN exec_user TEXT;
+  ALTER TABLE images ADD COLUMN exec_env TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE images ADD COLUMN exec_workdir TEXT;
+  `,
 ];

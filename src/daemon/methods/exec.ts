@@ -2,7 +2,9 @@ import { implement, type CallContext, type Registration } from "../../rpc/dispat
 import { vmExecStream, vmFileList, vmFileRead, vmFileRemove, vmFileWrite } from "../../rpc/daemon/exec.js";
 import { RpcError } from "../../rpc/errors.js";
 import { FrameConn } from "../../rpc/frame-conn.js";
+import type { ExecDefaults } from "../../model/exec-defaults.js";
 import type { VmRecord } from "../../state/vms.js";
+import { effectiveExecOptions } from "../../system/exec-defaults.js";
 import type { Logger } from "../../system/log.js";
 import type { PeerCred } from "../../system/peercred.js";
 import { quoteForRemoteShell } from "../../system/ssh.js";
@@ -17,6 +19,8 @@ export interface ExecMethodsEnv {
   readonly pool: ExecPool;
   readonly logger: Logger;
   readonly reconciled: Promise<void>;
+  /** The user, env and workdir the VM's image says commands run with (an OCI image's config). */
+  readonly execDefaults: (image: string) => ExecDefaults;
 }
 
 const LIST_OUTPUT_LIMIT = 16 * 1024 * 1024;
@@ -80,11 +84,12 @@ export function execMethods(env: ExecMethodsEnv): Registration<PeerCred>[] {
   };
   return [
     implement(vmExecStream, (p, ctx) => after(() => {
-      const command = remoteExecCommand(p.argv, {
+      // docker's rule, here so the CLI and the SDK agree: the image's defaults unless the call gives its own.
+      const command = remoteExecCommand(p.argv, effectiveExecOptions(env.execDefaults(env.service.mustGet(p.name).image), {
         env: Object.entries(p.env ?? {}),
         ...(p.cwd !== undefined ? { workdir: p.cwd } : {}),
         ...(p.user !== undefined ? { user: p.user } : {}),
-      });
+      }));
       // The script ends in `exec`, so the pid it announces is the command's own.
       return stream(ctx, p.name, `${PID_ANNOUNCE}; ${command}`, { kind: "exec" }, p.tty);
     })),

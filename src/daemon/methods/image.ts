@@ -1,6 +1,7 @@
 import { rm, stat } from "node:fs/promises";
 import { type BuiltImage, buildImage, ImageInputError, importImage, parseFrom } from "../../image/build.js";
 import type { OnProgress, ProgressEvent } from "../../image/progress.js";
+import { type ExecDefaults, NO_EXEC_DEFAULTS } from "../../model/exec-defaults.js";
 import { state } from "../../paths/paths.js";
 import { implement, type Registration } from "../../rpc/dispatcher.js";
 import { imageBuild, imageDelete, imageGet, imageImport, imageList, type ImageView } from "../../rpc/daemon/image.js";
@@ -18,13 +19,19 @@ const PLANS: Record<string, readonly string[]> = {
   "busybox": ["kernel", "initrd", "rootfs tree", "rootfs.ext4"],
   "dir": ["kernel", "initrd", "rootfs.ext4"],
   "tar": ["unpack", "kernel", "initrd", "rootfs.ext4"],
+  "oci": ["read archive", "layers", "banger init", "kernel", "initrd", "rootfs.ext4", "owners"],
 };
+
+function execDefaultsView(d: ExecDefaults): ImageView["exec_defaults"] {
+  return { user: d.user, env: d.env.map(([k, v]) => [k, v]), workdir: d.workdir };
+}
 
 function toView(rec: ImageRecord, usedBy: string[]): ImageView {
   return {
     name: rec.name, source: rec.source, flavor: rec.flavor, kernel_path: rec.kernelPath, vmlinux_path: rec.vmlinuxPath,
     initrd_path: rec.initrdPath, rootfs_path: rec.rootfsPath, kernel_version: rec.kernelVersion, size_bytes: rec.sizeBytes,
     created_at: rec.createdAt, used_by: usedBy,
+    exec_defaults: execDefaultsView(rec.execDefaults ?? NO_EXEC_DEFAULTS),
   };
 }
 
@@ -32,6 +39,7 @@ function toRecord(b: BuiltImage): ImageRecord {
   return {
     name: b.name, source: b.source, flavor: b.flavor, kernelPath: b.kernelPath, vmlinuxPath: b.vmlinuxPath, initrdPath: b.initrdPath,
     rootfsPath: b.rootfsPath, kernelVersion: b.kernelVersion, sizeBytes: b.sizeBytes, createdAt: new Date().toISOString(),
+    execDefaults: b.execDefaults,
   };
 }
 

@@ -2,7 +2,9 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { state } from "../../paths/paths.js";
 import { RpcError } from "../../rpc/errors.js";
+import { NO_EXEC_DEFAULTS } from "../../model/exec-defaults.js";
 import type { VmEgress } from "../../state/egress.js";
+import { ImageRepository } from "../../state/images.js";
 import { OperationRepository } from "../../state/operations.js";
 import { SnapshotRepository } from "../../state/snapshots.js";
 import { VmRepository } from "../../state/vms.js";
@@ -128,8 +130,9 @@ export function lifecycleMethods(env: DaemonEnv, overrides: Partial<VmDeps> = {}
   );
   const closing = new AbortController();
   const pool = new ExecPool({ logger: env.logger, privateKey: async () => { await ensureInstallKey(env.layout.stateDir); return readFile(state.sshKey(env.layout.stateDir)); } });
+  const images = new ImageRepository(env.db);
   const methodsEnv = { service, reconciled, stateDir: env.layout.stateDir, runner: env.runner, db: env.db, defaultEgress: configuredEgress(env), released: (vmId: string, opId: string) => { pool.forget(vmId, opId); } };
-  const methods = [...vmMethods(methodsEnv), ...execMethods({ service, pool, logger: env.logger, reconciled }), ...snapshotMethods(methodsEnv), ...portMethods({ service, ports: deps.ports, db: env.db, reconciled }), ...egressMethods({ service, egress: deps.egress, db: env.db, reconciled }), ...operationMethods(operations, closing.signal)];
+  const methods = [...vmMethods(methodsEnv), ...execMethods({ service, pool, logger: env.logger, reconciled, execDefaults: (image) => images.get(image)?.execDefaults ?? NO_EXEC_DEFAULTS }), ...snapshotMethods(methodsEnv), ...portMethods({ service, ports: deps.ports, db: env.db, reconciled }), ...egressMethods({ service, egress: deps.egress, db: env.db, reconciled }), ...operationMethods(operations, closing.signal)];
   // A create waiting for ssh when the daemon stops is aborted and unwound (tap, NAT, disks, lease)
   // rather than left half-made for the next daemon to mark as failed. Running VMs are not touched.
   return Object.assign(methods, {

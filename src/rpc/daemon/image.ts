@@ -18,12 +18,14 @@ export const imageView = z.object({
   size_bytes: z.number(),
   created_at: z.string(),
   used_by: z.array(z.string()),
+  /** What `vm exec`/`vm ssh` run as, with and in unless told otherwise (from an OCI image's config). */
+  exec_defaults: z.object({ user: z.string().nullable(), env: z.array(z.tuple([z.string(), z.string()])), workdir: z.string().nullable() }),
 });
 export type ImageView = z.output<typeof imageView>;
 
 export const imageBuildParams = z.object({
   name: imageName.optional(),
-  /** debian:bookworm (default), busybox, an absolute directory, or an absolute .tar[.gz|.xz|.zst] path. */
+  /** debian:bookworm (default), busybox, oci-archive:ABSPATH, an absolute directory, or an absolute .tar[.gz|.xz|.zst] path. */
   from: z.string().min(1).max(4096).optional(),
   kernel: hostPath.optional(),
   initrd: hostPath.optional(),

@@ -153,6 +153,24 @@ function fakeIo(): AttachIo & { written(): string } {
     written: () => text,
   };
 }
+void test("vm ssh and vm run use the image's user, env and workdir (vm exec gets them from the daemon's exec channel)", async (t) => {
+  const h = makeHarness();
+  t.after(() => { h.close(); });
+  h.db.prepare("UPDATE images SET exec_user = 'app', exec_env = ?, exec_workdir = '/srv/app'").run(JSON.stringify([["PATH", "/opt/bin:/bin"], ["MODE", "img"]]));
+  await h.service.create({ name: "oc" }, "op-bbbbbbbbbbbc");
+  await h.service.idle();
+  const seen: (readonly string[])[] = [];
+  const c = cli(h);
+  const ssh = makeVmSshCommand((a) => { seen.push(a); return Promise.resolve(0); });
+  assert.equal(await c.run(ssh, ["oc"]), 0);
+  assert.ok(seen.at(-1)?.includes("-tt"), "a login shell gets a TTY");
+  assert.match(seen.at(-1)?.at(-1) ?? "", /'cd \/srv\/app && .* && exec sh -l'/s);
+  assert.equal(await c.run(ssh, ["oc", "--", "echo", "$HOME", "|", "cat"]), 0);
+  assert.ok((seen.at(-1)?.at(-1) ?? "").includes("exec sh -c '\\''echo $HOME | cat'\\''"), seen.at(-1)?.at(-1));
+  const run = makeVmRunCommand((argv) => { seen.push(argv); return Promise.resolve(0); });
+  assert.equal(await c.run(run, ["--rm", "--name", "once", "--", "id", "-un"]), 0);
+  assert.match(seen.at(-1)?.at(-1) ?? "", /^id -u app .*exec id -un'/s);
+});
 
 void test("vm run --rm creates, runs the command, deletes, and exits with the command's code", async (t) => {
   const h = makeHarness();

@@ -3,7 +3,9 @@ import { operationMethods } from "../../../src/daemon/methods/operation.js";
 import { vmMethods } from "../../../src/daemon/methods/vm.js";
 import { resolveLayout } from "../../../src/paths/paths.js";
 import { Dispatcher, implement } from "../../../src/rpc/dispatcher.js";
-import { imageBuild } from "../../../src/rpc/daemon/image.js";
+import { imageBuild, imageGet } from "../../../src/rpc/daemon/image.js";
+import { NO_EXEC_DEFAULTS } from "../../../src/model/exec-defaults.js";
+import { ImageRepository } from "../../../src/state/images.js";
 import { OperationTracker } from "../../../src/daemon/operations/tracker.js";
 import { silentLogger } from "../../../src/system/log.js";
 import { PROTOCOL_VERSION } from "../../../src/rpc/envelope.js";
@@ -39,7 +41,18 @@ export function cli(h: Harness, opts: { tty?: boolean; builds?: string[]; lostRa
     op.succeed({ name });
     return { operation_id: callCtx.opId, image: name };
   });
-  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: new FakeRunner(), db: h.db, defaultEgress: UNRESTRICTED, ...(opts.guestUsage !== undefined ? { guestUsage: opts.guestUsage } : {}) }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild]);
+  // image.get as the daemon answers it, from the images table (vm ssh/run read the image's exec defaults).
+  const fakeImageGet = implement(imageGet, (p) => {
+    const rec = new ImageRepository(h.db).get(p.name);
+    if (rec === undefined) throw new RpcError("not_found", `no image ${p.name}`);
+    const d = rec.execDefaults ?? NO_EXEC_DEFAULTS;
+    return {
+      name: rec.name, source: rec.source, flavor: rec.flavor, kernel_path: rec.kernelPath, vmlinux_path: rec.vmlinuxPath, initrd_path: rec.initrdPath,
+      rootfs_path: rec.rootfsPath, kernel_version: rec.kernelVersion, size_bytes: rec.sizeBytes, created_at: rec.createdAt, used_by: [],
+      exec_defaults: { user: d.user, env: d.env.map(([k, v]): [string, string] => [k, v]), workdir: d.workdir },
+    };
+  });
+  const dispatcher = new Dispatcher<PeerCred>([...vmMethods({ service: h.service, reconciled: Promise.resolve(), stateDir: h.dir, runner: new FakeRunner(), db: h.db, defaultEgress: UNRESTRICTED, ...(opts.guestUsage !== undefined ? { guestUsage: opts.guestUsage } : {}) }), ...operationMethods(h.ops, new AbortController().signal), fakeImageBuild, fakeImageGet]);
   const state = {
     out: "",
     err: "",

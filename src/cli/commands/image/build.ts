@@ -9,9 +9,18 @@ function absolute(ctx: CliContext, flag: string, p: string | undefined): string 
   return p === undefined ? undefined : daemonPath(ctx, flag, p);
 }
 
+/**
+ * "busybox" and "scheme:thing" are source names for the daemon to judge; oci-archive:PATH and a bare
+ * path are resolved here, against the user's cwd (or must be absolute on a context's host).
+ */
+export function fromValue(ctx: CliContext, from: string | undefined): string | undefined {
+  if (from?.startsWith("oci-archive:") === true) return `oci-archive:${daemonPath(ctx, "from", from.slice("oci-archive:".length))}`;
+  return from === undefined || from === "busybox" || /^[a-z]+:/.test(from) ? from : daemonPath(ctx, "from", from);
+}
+
 const BUILD_FLAGS = {
   name: { type: "string", value: "NAME", description: "the image's name (1-63 lowercase letters, digits or '-'); --from busybox defaults to tiny, a DIR or TAR needs one", defaultFrom: "defaults.image" },
-  from: { type: "string", value: "SOURCE", description: "debian:bookworm, busybox (the tiny test image), a root filesystem directory, or a tar of one", default: "debian:bookworm" },
+  from: { type: "string", value: "SOURCE", description: "debian:bookworm, busybox (the tiny test image), oci-archive:PATH (a docker save tarball or an OCI image layout directory), a root filesystem directory, or a tar of one", default: "debian:bookworm" },
   kernel: { type: "string", value: "BZIMAGE", description: "boot this kernel instead of the one the source provides" },
   initrd: { type: "string", value: "FILE", description: "an initrd to boot with --kernel" },
   force: { type: "boolean", description: "replace an image of that name (refused while a VM uses it)" },
@@ -22,14 +31,13 @@ const BUILD_FLAGS = {
 export const imageBuildCommand: Command = {
   path: ["image", "build"],
   summary: "build an image (default: Debian bookworm as 'default'; --from busybox: the tiny test image); Ctrl-C cancels it, unless --detach",
-  usage: "banger image build [--name NAME] [--from debian:bookworm|busybox|DIR|TAR] [--kernel BZIMAGE] [--initrd FILE] [--force] [--detach] [--json]",
+  usage: "banger image build [--name NAME] [--from debian:bookworm|busybox|oci-archive:PATH|DIR|TAR] [--kernel BZIMAGE] [--initrd FILE] [--force] [--detach] [--json]",
   flags: BUILD_FLAGS,
-  examples: ["banger image build", "banger image build --from busybox --name tiny", "banger image build --from ./rootfs.tar --name mine"],
+  examples: ["banger image build", "banger image build --from busybox --name tiny", "banger image build --from ./rootfs.tar --name mine", "banger image build --from oci-archive:./app.tar --name app"],
   async run(args, ctx) {
     const { values, positionals } = parseFlags(BUILD_FLAGS, args);
     noPositionals(positionals, "banger image build");
-    // "busybox" and "scheme:thing" are source names for the daemon to judge; anything else is a path here.
-    const from = values.from === undefined || values.from === "busybox" || /^[a-z]+:/.test(values.from) ? values.from : daemonPath(ctx, "from", values.from);
+    const from = fromValue(ctx, values.from);
     const ref = await ctx.call("image.build", { name: values.name, from, kernel: absolute(ctx, "kernel", values.kernel), initrd: absolute(ctx, "initrd", values.initrd), force: values.force }, 30_000);
     const json = values.json === true;
     if (!json) ctx.stderr.write(`building image ${ref.image} (${ref.operation_id})\n`);

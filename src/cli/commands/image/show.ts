@@ -25,6 +25,10 @@ export const imageShowCommand: Command = {
       ["kernel", img.kernel_path], ["vmlinux", img.vmlinux_path ?? "-"], ["initrd", img.initrd_path ?? "-"], ["rootfs", img.rootfs_path],
       ["size", humanBytes(img.size_bytes)], ["created", img.created_at], ["used by", img.used_by.length === 0 ? "-" : img.used_by.join(", ")],
     ];
+    const d = img.exec_defaults;
+    if (d.user !== null) lines.push(["exec user", d.user]);
+    if (d.workdir !== null) lines.push(["exec workdir", d.workdir]);
+    for (const [k, v] of d.env) lines.push(["exec env", `${k}=${v}`]);
     for (const [k, v] of lines) ctx.stdout.write(`${k.padEnd(15)} ${v}\n`);
     return 0;
   },

@@ -11,6 +11,7 @@ const RUN_FLAGS = {
   rm: { type: "boolean", description: "delete the VM when the shell or CMD exits" },
   json: { type: "boolean", description: "print the VM as JSON on stdout once it is ready (progress not shown), then attach as usual" },
 } as const satisfies FlagTable;
+import { imageDefaultsFor, remoteUnderDefaults } from "./image-defaults.js";
 
 export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
   return {
@@ -37,9 +38,13 @@ export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
         });
         if (vm === undefined) return 1;
         if (json) printJson(ctx.stdout, vm);
-        const command = rest !== undefined && rest.length > 0 ? [await quoteRemote(rest)] : [];
-        // Through a context the guest is reachable from its host only: that host's banger attaches.
-        const argv = ctx.remote !== undefined ? await vmSshThroughContext(ctx.remote, vm.name, command) : await sshArgvFor(vm, command.length > 0 ? { command } : {});
+        const words = rest ?? [];
+        const command = words.length > 0 ? [await quoteRemote(words)] : [];
+        // Through a context the guest is reachable from its host only: that host's banger attaches (and applies the image's defaults).
+        const remote = ctx.remote !== undefined ? undefined : await remoteUnderDefaults(await imageDefaultsFor(ctx, vm), words.length > 0 ? { argv: words } : undefined);
+        const argv = ctx.remote !== undefined ? await vmSshThroughContext(ctx.remote, vm.name, command)
+          : remote !== undefined ? await sshArgvFor(vm, { command: [remote], tty: words.length === 0 })
+          : await sshArgvFor(vm, command.length > 0 ? { command } : {});
         ran = true;
         return await exec(argv);
       } finally {

@@ -2,6 +2,7 @@ import { UsageError, type Command } from "../../command.js";
 import { parseFlags } from "../../flags.js";
 import { interactiveSsh, sshArgvFor, type SshExec } from "./common.js";
 import { vmSshThroughContext } from "./through-context.js";
+import { imageDefaultsFor, remoteUnderDefaults } from "./image-defaults.js";
 
 /** Splits `NAME [-- CMD...]`: everything after -- is the guest command's, its flags included. */
 export function splitNameAndCommand(args: readonly string[]): { name: string | undefined; command: string[] } {
@@ -25,7 +26,9 @@ export function makeVmSshCommand(exec: SshExec = interactiveSsh): Command {
       // Through a context the guest key is on that host: its banger opens the session (see through-context.ts).
       if (ctx.remote !== undefined) return exec(await vmSshThroughContext(ctx.remote, name, command));
       const vm = await ctx.call("vm.get", { name });
-      // ssh semantics: CMD is handed to the guest shell as typed (pipes, globs work).
+      // ssh semantics: CMD is handed to the guest shell as typed (pipes, globs work), as the image's user if it names one.
+      const remote = await remoteUnderDefaults(await imageDefaultsFor(ctx, vm), command.length > 0 ? { line: command.join(" ") } : undefined);
+      if (remote !== undefined) return exec(await sshArgvFor(vm, { command: [remote], tty: command.length === 0 }));
       return exec(await sshArgvFor(vm, command.length > 0 ? { command: [command.join(" ")] } : {}));
     },
   };
