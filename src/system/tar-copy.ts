@@ -7,15 +7,15 @@ import { pipeline } from "node:stream/promises";
 import { CommandError } from "./runner.js";
 
 /**
- * `vm cp` as one tar stream over one exec channel: the host's `tar` on one
- * end, the guest's (busybox or GNU) on the other, both keeping modes, mtimes
- * and symlinks. The bytes flow through streams that respect backpressure end
- * to end (tar's pipe, the daemon socket, the SSH channel's window), so memory
- * stays flat whatever the size. Every command is an argv array; remote paths
+ * `vm cp` as one tar stream to one guest command (the user's ssh here, an exec
+ * channel through a context): the host's `tar` on one end, the guest's (busybox
+ * or GNU) on the other, both keeping modes, mtimes and symlinks. The bytes flow
+ * through streams that respect backpressure end to end, so memory stays flat
+ * whatever the size. Every command is an argv array; remote paths
  * reach the guest's shell only as positional parameters of fixed scripts.
  */
 
-/** A command running in the guest (the daemon's exec channel gives one). */
+/** A command running in the guest (an ssh process or the daemon's exec channel gives one). */
 export interface RemoteProcess {
   readonly stdin: Writable;
   readonly stdout: Readable;

@@ -1,6 +1,7 @@
 import type { RemoteRun } from "../../../system/tar-copy.js";
-import { UsageError, type Command } from "../../command.js";
+import { UsageError, type CliContext, type Command } from "../../command.js";
 import { parseFlags, type FlagTable } from "../../flags.js";
+import { sshArgvFor } from "./common.js";
 
 const CP_FLAGS = { quiet: { type: "boolean", short: "q", description: "no progress line (shown only on a terminal anyway)" } } as const satisfies FlagTable;
 
@@ -11,6 +12,20 @@ function remote(arg: string): { name: string; path: string } | undefined {
   if (arg.startsWith("/") || arg.startsWith(".")) return undefined;
   const m = REMOTE_RE.exec(arg);
   return m?.[1] !== undefined && m[2] !== undefined ? { name: m[1], path: m[2] } : undefined;
+}
+
+/**
+ * How the tar stream reaches the guest. Here: the user's ssh with the VM's pinned key, so no banger
+ * process holds the bytes (memory stays flat whatever the size). Through a context the guest is
+ * reachable only from its host: the stream rides an exec channel of that daemon's SSH connection.
+ */
+async function remoteRun(ctx: CliContext, name: string): Promise<RemoteRun> {
+  if (ctx.remote !== undefined) {
+    const { openExec } = await import("../../../rpc/exec-client.js");
+    return (argv, o) => openExec(ctx.dial, { name, argv: [...argv], stdin: o.stdin }, { opId: ctx.opId });
+  }
+  const [vm, { sshProcess }, { quoteForRemoteShell }] = await Promise.all([ctx.call("vm.get", { name }), import("../../../system/ssh-run.js"), import("../../../system/ssh.js")]);
+  return async (argv, o) => sshProcess(await sshArgvFor(vm, { command: [quoteForRemoteShell(argv)], tty: false }), o);
 }
 
 export const vmCpCommand: Command = {
@@ -31,9 +46,8 @@ export const vmCpCommand: Command = {
     const vmSide = from ?? to;
     if (vmSide === undefined) throw new UsageError("name the VM side as NAME:PATH");
     if (vmSide.path === "") throw new UsageError(`give a path after ${vmSide.name}:`);
-    const [{ copyIn, copyOut }, { openExec }] = await Promise.all([import("../../../system/tar-copy.js"), import("../../../rpc/exec-client.js")]);
-    // The tar stream rides one exec channel of the daemon's SSH connection to the VM.
-    const run: RemoteRun = (argv, o) => openExec(ctx.dial, { name: vmSide.name, argv: [...argv], stdin: o.stdin }, { opId: ctx.opId });
+    const { copyIn, copyOut } = await import("../../../system/tar-copy.js");
+    const run = await remoteRun(ctx, vmSide.name);
     const progress = values.quiet !== true && ctx.stderr.isTTY === true ? ctx.stderr : undefined;
     if (from !== undefined) await copyOut(run, from.path, dst, progress);
     else await copyIn(run, src, vmSide.path, progress);
