@@ -363,12 +363,12 @@ async function buildOci(req: BuildRequest, ctx: BuildContext, path: string, work
     }
   });
   const execDefaults = userByUid(image.defaults, (await tree.readSmallFile("etc/passwd", 1024 * 1024))?.toString("utf8"));
-  const systemd = (await tree.exists("lib/systemd/systemd")) || (await tree.exists("usr/lib/systemd/systemd"));
+  const systemd = tree.exists("lib/systemd/systemd") || tree.exists("usr/lib/systemd/systemd");
   const staging = join(work, "banger-init");
   await mkdir(staging);
   if (systemd) {
     // banger's dropbear would fight systemd for the boot; the image must bring the ssh server a systemd guest uses.
-    if (!(await tree.exists("usr/sbin/sshd"))) throw new ImageInputError(`the image at ${path} runs systemd but has no /usr/sbin/sshd: install openssh-server in it (banger adds its own ssh server only to images without systemd)`);
+    if (!tree.exists("usr/sbin/sshd")) throw new ImageInputError(`the image at ${path} runs systemd but has no /usr/sbin/sshd: install openssh-server in it (banger adds its own ssh server only to images without systemd)`);
     await step(ctx.onProgress, "banger init", () => addSystemdPieces(tree, staging, image.layers.length));
   } else {
     await step(ctx.onProgress, "banger init", () => addBangerInit(ctx.runner, tree, staging, image.layers.length, DEFAULT_TINY_INPUTS, ctx.signal));

@@ -39,7 +39,7 @@ async function layOver(tree: LayerTree, staging: string, layer: number, replace:
     for (const name of (await readdir(join(staging, rel))).sort()) {
       const r = rel === "" ? name : `${rel}/${name}`;
       const st = await lstat(join(staging, r));
-      if (!(await tree.exists(r)) || (!st.isDirectory() && replace(r))) {
+      if (!tree.exists(r) || (!st.isDirectory() && replace(r))) {
         const type = st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : "file";
         const entry: TarEntry = {
           name: r, type, mode: st.mode & 0o7777, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1000),
