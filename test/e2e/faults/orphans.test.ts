@@ -77,6 +77,8 @@ void test("daemon start reports and removes an orphan VMM (its record lost) with
   t.diagnostic(`orphans: ${JSON.stringify(startup.orphans)}`);
   const lostDir = join(stack.stateDir, "vms", lostId);
   assert.deepEqual(startup.orphans.map((o) => [o.kind, o.what, o.action]).sort(), [
+    // Every guest has an egress registration (the host guard applies under any policy): the lost VM's goes too.
+    ["egress", `${lost.ip} (${lost.tap})`, "removed"],
     ["nat", `${ORPHAN_IP} (${ORPHAN_TAP})`, "removed"],
     ["nat", `${lost.ip} (${lost.tap})`, "removed"],
     ["tap", ORPHAN_TAP, "deleted"],
