@@ -13,7 +13,7 @@ import { info, median, note, round, timed, type BenchResult } from "./stats.js";
 
 const BIG_MIB = 200;
 /** Alternating (cp, ssh+cat) pairs; the ratio is the median of the per-pair ratios, so drift in the machine's load cancels. */
-const PAIRS = 3;
+const PAIRS = 7;
 
 export function cpBenchSkip(): string | false {
   return requires(needsRoot(), needsCommands("qemu-system-x86_64", "busybox", "dropbear", "mkfs.ext4", "setpriv", "nft", "ssh", "tar"));
