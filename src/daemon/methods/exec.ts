@@ -26,8 +26,8 @@ export interface ExecMethodsEnv {
 const LIST_OUTPUT_LIMIT = 16 * 1024 * 1024;
 
 function targetOf(vm: VmRecord): ExecTarget {
-  if (vm.state === "paused") throw new RpcError("conflict", `VM ${vm.name} is paused; resume it first (banger vm resume ${vm.name})`);
-  if (vm.state !== "running" || vm.handles.ip === undefined) throw new RpcError("conflict", `VM ${vm.name} is ${vm.state}; start it first (banger vm start ${vm.name})`);
+  if (vm.state === "paused") throw new RpcError("conflict", `VM ${vm.name} is paused; resume it with: banger vm resume ${vm.name}`);
+  if (vm.state !== "running" || vm.handles.ip === undefined) throw new RpcError("conflict", `VM ${vm.name} is ${vm.state}; start it with: banger vm start ${vm.name}`);
   const hostKeyPub = vm.handles.host_key_pub ?? "";
   return { id: vm.id, name: vm.name, ip: vm.handles.ip, hostKeyPub, generation: `${vm.startedAt ?? ""}|${vm.handles.ip}|${hostKeyPub}` };
 }
