@@ -78,15 +78,19 @@ export async function sshCapture(runner: Runner, argv: readonly string[], opts: 
  * streamed command) and resolves with its exit code. A signal death maps to
  * 128+n like a shell would report it.
  */
-export function sshInteractive(argv: readonly string[]): Promise<number> {
+export function sshInteractive(argv: readonly string[], opts: { holdStdin?: boolean } = {}): Promise<number> {
   const [file, ...args] = argv;
   if (file === undefined) return Promise.reject(new Error("empty ssh argv"));
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: "inherit", shell: false });
+    // holdStdin: ssh reads a pipe nobody writes, so its stdin ends exactly when this process does
+    // (the remote side of `vm exec` without -i watches for that EOF; see ssh-exec.ts).
+    const child = spawn(file, args, { stdio: [opts.holdStdin === true ? "pipe" : "inherit", "inherit", "inherit"], shell: false });
+    child.stdin?.on("error", () => undefined);
     child.on("error", (e) => {
       reject(new Error(`could not run ${file}: ${e.message}; install the OpenSSH client`, { cause: e }));
     });
     child.on("close", (code, signal) => {
+      child.stdin?.destroy();
       resolve(code ?? (signal !== null ? 128 + signalNumber(signal) : 1));
     });
   });
