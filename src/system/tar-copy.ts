@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
@@ -25,6 +25,16 @@ export interface RemoteProcess {
 
 /** Starts argv in the guest; `stdin: false` gives it EOF at once. */
 export type RemoteRun = (argv: readonly string[], opts: { readonly stdin: boolean }) => Promise<RemoteProcess>;
+
+/**
+ * The guest reached by a local process (the user's ssh): `argv(remote)` is its full command line.
+ * Host tar and that process are then joined by one pipe, so no file data passes through node.
+ */
+export interface DirectRun {
+  readonly argv: (remote: readonly string[]) => Promise<string[]>;
+}
+
+export type RemoteTarget = RemoteRun | DirectRun;
 
 export interface CopyProgress {
   write(text: string): unknown;
@@ -69,7 +79,7 @@ const CREATE_REMOTE = [
 ].join("\n");
 
 /** Host → guest. `src` "-" reads a tar stream from stdin, extracted into the guest directory `dst`. */
-export async function copyIn(run: RemoteRun, src: string, dst: string, progress?: CopyProgress): Promise<void> {
+export async function copyIn(run: RemoteTarget, src: string, dst: string, progress?: CopyProgress): Promise<void> {
   const rdst = remotePath(dst);
   if (src === "-") {
     const script = 'mkdir -p "$1" && exec tar -x -o -f - -C "$1"';
@@ -103,7 +113,7 @@ function mtimeLines(p: string, rel: string): string[] {
 }
 
 /** Guest → host. `dst` "-" writes the tar stream to stdout. */
-export async function copyOut(run: RemoteRun, src: string, dst: string, progress?: CopyProgress): Promise<void> {
+export async function copyOut(run: RemoteTarget, src: string, dst: string, progress?: CopyProgress): Promise<void> {
   const rsrc = remotePath(src);
   const name = lastName(rsrc);
   const remote = ["sh", "-c", CREATE_REMOTE, "sh", rsrc];
@@ -163,7 +173,12 @@ interface Finished {
  * when both exit 0; otherwise rejects with the first failure that explains
  * itself (the guest's, usually).
  */
-async function runPair(run: RemoteRun, host: readonly string[] | undefined, remote: readonly string[], hostRole: "producer" | "consumer" | "inherit" | "ignore", remoteOut: "inherit" | "ignore", progress?: ProgressSpec): Promise<void> {
+async function runPair(target: RemoteTarget, host: readonly string[] | undefined, remote: readonly string[], hostRole: "producer" | "consumer" | "inherit" | "ignore", remoteOut: "inherit" | "ignore", progress?: ProgressSpec): Promise<void> {
+  if (typeof target !== "function") {
+    await directPair(await target.argv(remote), host, hostRole, remoteOut, progress);
+    return;
+  }
+  const run = target;
   const feeds = hostRole === "producer" || hostRole === "inherit";
   const rp = await run(remote, { stdin: feeds });
   const remoteDone = finishedRemote(remote, rp);
@@ -189,6 +204,35 @@ async function runPair(run: RemoteRun, host: readonly string[] | undefined, remo
   }
 }
 
+/** runPair for a DirectRun: the two processes share the pipe between them; node only waits. */
+async function directPair(remote: readonly string[], host: readonly string[] | undefined, hostRole: "producer" | "consumer" | "inherit" | "ignore", remoteOut: "inherit" | "ignore", progress?: ProgressSpec): Promise<void> {
+  if (host === undefined) {
+    const r = await finished(start(remote, [hostRole === "inherit" ? "inherit" : "ignore", remoteOut, "pipe"]), true);
+    if (r.code !== 0) throw failure(r);
+    return;
+  }
+  let first: ChildProcess;
+  let second: ChildProcess;
+  let tar: ChildProcess;
+  if (hostRole === "producer") {
+    first = tar = start(host, ["ignore", "pipe", "pipe"]);
+    second = start(remote, [required(first.stdout), "ignore", "pipe"]);
+  } else {
+    first = start(remote, ["ignore", "pipe", "pipe"]);
+    second = tar = start(host, [required(first.stdout), "ignore", "pipe"]);
+  }
+  // The second child holds its own copy of the pipe; ours would keep it open (no EPIPE, no EOF).
+  first.stdout?.destroy();
+  const stop = progress === undefined ? undefined : showProgress(tar, progress);
+  try {
+    const [a, b] = await Promise.all([finished(first, hostRole !== "producer"), finished(second, hostRole === "producer")]);
+    const results = hostRole === "producer" ? [b, a] : [a, b];
+    for (const r of results) if (r.code !== 0) throw failure(r);
+  } finally {
+    stop?.();
+  }
+}
+
 function drain(r: Readable): Promise<void> {
   r.resume();
   return new Promise((res) => { r.once("end", res).once("close", res); });
@@ -199,14 +243,14 @@ function required<T>(v: T | null | undefined): T {
   return v;
 }
 
-function start(argv: readonly string[], stdio: ["ignore" | "pipe", "ignore" | "pipe", "pipe"]): ChildProcess {
+function start(argv: readonly string[], stdio: StdioOptions): ChildProcess {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error("empty argv");
   return spawn(file, args, { stdio, shell: false });
 }
 
 /** Keeps the last 16 KiB of stderr: enough for the message, bounded whatever a child prints. */
-function finished(child: ChildProcess): Promise<Finished> {
+function finished(child: ChildProcess, remote = false): Promise<Finished> {
   const argv = child.spawnargs;
   let err = "";
   child.stderr?.on("data", (d: Buffer) => { err = (err + d.toString("utf8")).slice(-16384); });
@@ -214,7 +258,7 @@ function finished(child: ChildProcess): Promise<Finished> {
     let startError: Error | undefined;
     child.on("error", (e) => { startError = e; });
     child.on("close", (code, signal) => {
-      res({ argv, code: startError !== undefined ? null : code, signal, remote: false, stderr: () => (startError !== undefined ? `${startError.message}; install ${argv[0] ?? "it"}` : err) });
+      res({ argv, code: startError !== undefined ? null : code, signal, remote, stderr: () => (startError !== undefined ? `${startError.message}; install ${argv[0] ?? "it"}` : err) });
     });
   });
 }
@@ -235,7 +279,7 @@ function finishedRemote(argv: readonly string[], rp: RemoteProcess): Promise<Fin
 function failure(r: Finished): Error {
   const stderr = r.stderr().split("\n").filter((l) => l.trim() !== "").join("\n");
   const cause = new CommandError(r.argv, r.code, r.signal as NodeJS.Signals | null, "", stderr);
-  const side = r.remote ? "the VM's side (over the exec channel)" : "tar on this host";
+  const side = r.remote ? "the VM's side" : "tar on this host";
   const how = r.signal !== null ? `killed by ${r.signal}` : r.code !== null ? `exit code ${r.code}` : "could not start";
   return new Error(`copy failed: ${side}, ${how}${stderr !== "" ? `: ${stderr}` : ""}`, { cause });
 }

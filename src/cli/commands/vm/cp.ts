@@ -1,4 +1,4 @@
-import type { RemoteRun } from "../../../system/tar-copy.js";
+import type { RemoteTarget } from "../../../system/tar-copy.js";
 import { UsageError, type CliContext, type Command } from "../../command.js";
 import { parseFlags, type FlagTable } from "../../flags.js";
 import { sshArgvFor } from "./common.js";
@@ -19,13 +19,13 @@ function remote(arg: string): { name: string; path: string } | undefined {
  * process holds the bytes (memory stays flat whatever the size). Through a context the guest is
  * reachable only from its host: the stream rides an exec channel of that daemon's SSH connection.
  */
-async function remoteRun(ctx: CliContext, name: string): Promise<RemoteRun> {
+async function remoteRun(ctx: CliContext, name: string): Promise<RemoteTarget> {
   if (ctx.remote !== undefined) {
     const { openExec } = await import("../../../rpc/exec-client.js");
     return (argv, o) => openExec(ctx.dial, { name, argv: [...argv], stdin: o.stdin }, { opId: ctx.opId });
   }
-  const [vm, { sshProcess }, { quoteForRemoteShell }] = await Promise.all([ctx.call("vm.get", { name }), import("../../../system/ssh-run.js"), import("../../../system/ssh.js")]);
-  return async (argv, o) => sshProcess(await sshArgvFor(vm, { command: [quoteForRemoteShell(argv)], tty: false }), o);
+  const [vm, { quoteForRemoteShell }] = await Promise.all([ctx.call("vm.get", { name }), import("../../../system/ssh.js")]);
+  return { argv: (remote) => sshArgvFor(vm, { command: [quoteForRemoteShell(remote)], tty: false }) };
 }
 
 export const vmCpCommand: Command = {
