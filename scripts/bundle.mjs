@@ -5,21 +5,24 @@
 // parts (cpu-features, its sshcrypto .node binding) are left out: ssh2 requires them inside
 // try/catch and falls back to node:crypto, so the bundle needs no compiler or prebuilt binary.
 import { build } from "esbuild";
-import { chmodSync } from "node:fs";
+import { chmodSync, readFileSync } from "node:fs";
 
 // `banger doctor`'s body (zod, the config loader, child_process) and `banger system
 // install|restart|uninstall`'s (zod, koffi, the code copy) ship as their own files that only those
-// commands load: parsing them inside banger.cjs cost every other command ~4 ms of start-up.
-// Help's config defaults (the zod config schema) likewise, as banger-help.cjs.
+// commands load: parsing them inside the CLI's body cost every other command ~4 ms of start-up.
+// Help's config defaults (the zod config schema) likewise, as banger-help.cjs. The body runs through
+// vm.Script (src/bin/code-cache.ts), where import() has no loader, so these are reached by require().
 const APART = [[/\/doctor-run\.js$/, "./banger-doctor.cjs"], [/\/admin-run\.js$/, "./banger-system.cjs"], [/\/help-defaults\.js$/, "./banger-help.cjs"]];
-const doctorApart = {
+const commandsApart = {
   name: "commands-apart",
   setup(b) {
-    for (const [filter, path] of APART) b.onResolve({ filter }, (a) => (a.kind === "dynamic-import" ? { path, external: true } : undefined));
+    for (const [filter, path] of APART) b.onResolve({ filter }, (a) => (a.kind === "dynamic-import" ? { path, namespace: "apart" } : undefined));
+    b.onLoad({ filter: /.*/, namespace: "apart" }, (a) => ({ contents: `module.exports = require(${JSON.stringify(a.path)});`, loader: "js" }));
+    b.onResolve({ filter: /^\.\/banger-[a-z]+\.cjs$/ }, (a) => (a.kind === "require-call" ? { path: a.path, external: true } : undefined));
   },
 };
 
-for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", [doctorApart]], ["banger-doctor", "src/cli/commands/doctor-run.ts", []], ["banger-system", "src/cli/commands/system/admin-run.ts", []], ["banger-help", "src/cli/help-defaults.ts", []], ["bangerd", "src/bin/bangerd.ts", []], ["bangerd-root", "src/bin/bangerd-root.ts", []]]) {
+for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", []], ["banger-main", "src/bin/banger-main.ts", [commandsApart]], ["banger-doctor", "src/cli/commands/doctor-run.ts", []], ["banger-system", "src/cli/commands/system/admin-run.ts", []], ["banger-help", "src/cli/help-defaults.ts", []], ["bangerd", "src/bin/bangerd.ts", []], ["bangerd-root", "src/bin/bangerd-root.ts", []]]) {
   const outfile = `dist/bin/${name}.cjs`;
   await build({
     entryPoints: [entry],
@@ -37,6 +40,7 @@ for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", [doctorApa
   });
   chmodSync(outfile, 0o755);
 }
+if (/\bimport\(/.test(readFileSync("dist/bin/banger-main.cjs", "latin1"))) throw new Error("dist/bin/banger-main.cjs calls import(), which vm.Script cannot serve: load it with require()");
 
 // The SDK (`import { Banger } from "banger"`), as an ES module and as CommonJS for require();
 // its declarations come from scripts/sdk-types.mjs.

@@ -1,22 +1,9 @@
 #!/usr/bin/env node
-import { exitOnBrokenPipe } from "../cli/broken-pipe.js";
-import type { Output } from "../cli/command.js";
-import { runCli } from "../cli/main.js";
+import { join } from "node:path";
+import { loadBundle } from "./code-cache.js";
 
 /**
- * process.stderr is created on first access (a few ms: a tty or pipe stream);
- * most successful commands never write to it, so it is touched only when they do.
+ * `banger`: runs the CLI's body (dist/bin/banger-main.cjs) from its V8 code cache. Start-up is most
+ * of what a quick command like `vm list` costs, and most of that was parsing and compiling the body.
  */
-const lazyStderr: Output = {
-  write: (text: string) => process.stderr.write(text),
-  get isTTY() { return process.stderr.isTTY; },
-};
-
-exitOnBrokenPipe(process.stdout);
-runCli(process.argv.slice(2), { stdout: process.stdout, stderr: lazyStderr, env: process.env }).then(
-  (code) => { process.exitCode = code; },
-  (e: unknown) => {
-    process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
-  },
-);
+loadBundle(join(__dirname, "banger-main.cjs"), join(__dirname, "banger-main.cache")).run();

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// Writes dist/bin/banger-main.cache, the V8 code cache dist/bin/banger.cjs starts the CLI from
+// (src/bin/code-cache.ts says why and how it is checked). V8 caches the functions that have been
+// compiled, so the cache is taken after running the commands people run most often against a
+// stand-in daemon on a temp socket: a child process runs the CLI's body for each of them in turn
+// and then writes the cache. Runs after scripts/bundle.mjs, from the same node that will run it
+// (another V8 rejects the cache and the CLI compiles as it would without one).
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+
+const BIN = resolve(import.meta.dirname, "..", "dist", "bin");
+const BODY = join(BIN, "banger-main.cjs");
+const CACHE = join(BIN, "banger-main.cache");
+const { loadBundle, cacheFileContents } = await import(resolve(import.meta.dirname, "..", "dist", "src", "bin", "code-cache.js"));
+
+/** What the body runs while the cache is taken: the quick commands whose start-up users feel. */
+const TRAINING = [["vm", "list", "--json"], ["vm", "list"], ["vm", "ls", "-q"], ["--version"]];
+
+async function train(out) {
+  const bundle = loadBundle(BODY, "/nonexistent");
+  for (const argv of TRAINING) {
+    process.argv = [process.argv[0], BODY, ...argv];
+    const code = await bundle.run().done;
+    if (code !== 0) throw new Error(`banger ${argv.join(" ")} exited ${code} while taking the code cache`);
+  }
+  process.exitCode = 0;
+  writeFileSync(out, cacheFileContents(readFileSync(BODY), bundle.script.createCachedData()));
+}
+
+/** Twenty VM views as the daemon sends them, checked against the schema so they cannot drift from it. */
+async function vmViews() {
+  const { vmViewSchema } = await import(resolve(import.meta.dirname, "..", "dist", "src", "rpc", "daemon", "vm.js"));
+  return Array.from({ length: 20 }, (_, i) => vmViewSchema.parse({
+    id: i.toString(16).padStart(32, "0"), name: `vm-${i}`, dns_name: `vm-${i}.vm`, state: i % 2 === 0 ? "running" : "stopped", image: "debian",
+    vcpus: 2, memory_mib: 1024, disk_gib: 8, vmm: "qemu", ip: `172.16.0.${i + 2}`, mac: `52:54:00:00:00:${(i + 2).toString(16).padStart(2, "0")}`,
+    tap: `bt${i}`, pid: i % 2 === 0 ? 1000 + i : null, created_at: "2026-01-01T00:00:00.000Z", started_at: i % 2 === 0 ? "2026-01-01T00:00:01.000Z" : null,
+    uptime_s: i % 2 === 0 ? 3600 : null, last_error: null, console_log: null, egress: { policy: "all", isolate: false }, ports: [],
+    ssh: { user: "root", key_path: "/nonexistent/id_ed25519", known_hosts_path: "/nonexistent/known_hosts" },
+  }));
+}
+
+async function main() {
+  const dir = mkdtempSync("/tmp/banger-code-cache-");
+  try {
+    const socket = join(dir, "bangerd.sock");
+    const vms = await vmViews();
+    const server = createServer((sock) => {
+      let buf = "";
+      sock.on("data", (d) => {
+        buf += d.toString("utf8");
+        const nl = buf.indexOf("\n");
+        if (nl === -1) return;
+        const req = JSON.parse(buf.slice(0, nl));
+        sock.end(JSON.stringify(req.method === "vm.list" ? { ok: true, result: { vms } } : { ok: false, error: { code: "unknown_method", message: `no ${req.method} here`, op_id: req.op_id } }) + "\n");
+      });
+      sock.on("error", () => undefined);
+    });
+    await new Promise((r) => server.listen(socket, r));
+    try {
+      const out = join(dir, "cache");
+      // A child, so the body's output and process state stay out of this build; spawnSync would
+      // block the stand-in daemon's event loop, hence the promise.
+      const env = { PATH: "/usr/bin:/bin", HOME: dir, BANGER_SOCKET: socket, BANGER_STATE_DIR: dir, BANGER_RUNTIME_DIR: dir, BANGER_CONFIG: join(dir, "config.toml") };
+      const child = spawn(process.execPath, [import.meta.filename, "--train", out], { env, stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (d) => { stderr += d; });
+      const code = await new Promise((r) => child.on("close", r));
+      if (code !== 0) throw new Error(`taking the CLI's code cache failed (exit ${code}): ${stderr}`);
+      renameSync(out, CACHE);
+    } finally {
+      server.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // The cache is only worth shipping if V8 takes it: check in a fresh process, as the CLI starts.
+  const check = spawnSync(process.execPath, [import.meta.filename, "--check"], { encoding: "utf8" });
+  if (check.status !== 0 || check.stdout.trim() !== "cached") throw new Error(`V8 does not take ${CACHE}: ${check.stdout}${check.stderr}`);
+}
+
+if (process.argv[2] === "--train") await train(process.argv[3]);
+else if (process.argv[2] === "--check") process.stdout.write(loadBundle(BODY, CACHE).cached ? "cached\n" : "rejected\n");
+else await main();
