@@ -17,6 +17,17 @@ export function listPorts(db: Db, vmId: string): PortSpec[] {
   return (statement(db, "SELECT vm_id, host_ip, host_port, guest_port, proto FROM vm_ports WHERE vm_id = ? ORDER BY host_ip, host_port, proto").all(vmId) as Row[]).map(toSpec);
 }
 
+/** Every VM's ports by VM id, in one query, in listPorts' order. */
+export function portsByVm(db: Db): (vmId: string) => PortSpec[] {
+  const byId = new Map<string, PortSpec[]>();
+  for (const r of statement(db, "SELECT vm_id, host_ip, host_port, guest_port, proto FROM vm_ports ORDER BY host_ip, host_port, proto").all() as Row[]) {
+    const list = byId.get(r.vm_id);
+    if (list === undefined) byId.set(r.vm_id, [toSpec(r)]);
+    else list.push(toSpec(r));
+  }
+  return (vmId) => byId.get(vmId) ?? [];
+}
+
 /**
  * Records `specs` for the VM; all or none. `nameOf` names the VM holding a taken port in the error.
  * A spec the VM already holds with the same guest port is not an error (adding again is a no-op).

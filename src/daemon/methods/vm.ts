@@ -9,8 +9,8 @@ import { consoleLogPath, readLogChunk, vmStats as readVmStats } from "../vm/insp
 import type { VmService } from "../vm/service.js";
 import { toVmView } from "../vm/view.js";
 import type { Db } from "../../state/database.js";
-import { getEgress, type VmEgress } from "../../state/egress.js";
-import { listPorts } from "../../state/ports.js";
+import { egressByVm, getEgress, type VmEgress } from "../../state/egress.js";
+import { listPorts, portsByVm } from "../../state/ports.js";
 import { egressPolicyFrom } from "./egress.js";
 import { portSpecsFrom } from "./ports.js";
 
@@ -70,7 +70,11 @@ export function vmMethods(env: VmMethodsEnv): Registration<PeerCred>[] {
       return { id: vm.id, name: vm.name, deleted: true as const };
     })),
     implement(vmResize, (p, ctx) => after(async () => view(await s.resize(p.name, { rootGib: p.root_gib, workGib: p.work_gib }, ctx.opId)))),
-    implement(vmList, () => after(() => ({ vms: s.list().map(view) }))),
+    implement(vmList, () => after(() => {
+      const egressOf = egressByVm(env.db);
+      const portsOf = portsByVm(env.db);
+      return { vms: s.list().map((vm) => toVmView(vm, paths, { egress: egressOf(vm.id), ports: portsOf(vm.id) })) };
+    })),
     implement(vmGet, (p) => after(() => view(s.mustGet(p.name)))),
     implement(vmLogs, (p) => after(async () => {
       const vm = s.mustGet(p.name);

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
 import { build } from "esbuild";
+import { loadBundle } from "../../../src/bin/code-cache.js";
 import { BROKEN_PIPE_EXIT_CODE } from "../../../src/cli/broken-pipe.js";
+import { VERSION } from "../../../src/version.js";
 import { BIN } from "../../helpers/stack.js";
 
 /**
@@ -20,12 +22,12 @@ const REPO = resolve(import.meta.dirname, "..", "..", "..", "..");
 const HEAVY_BUILTINS = ["node:child_process", "node:fs/promises", "node:os", "node:crypto", "node:dgram"];
 
 void test("the CLI's static import graph has no zod and no heavy builtins (they load on use)", async () => {
-  const r = await build({ entryPoints: [join(REPO, "src/bin/banger.ts")], absWorkingDir: REPO, bundle: true, write: false, metafile: true, platform: "node", format: "cjs", target: "node20", outfile: "/tmp/s2-unused.cjs", external: ["better-sqlite3", "koffi"], logLevel: "silent" });
+  const r = await build({ entryPoints: [join(REPO, "src/bin/banger-main.ts")], absWorkingDir: REPO, bundle: true, write: false, metafile: true, platform: "node", format: "cjs", target: "node20", outfile: "/tmp/s2-unused.cjs", external: ["better-sqlite3", "koffi"], logLevel: "silent" });
   const inputs = r.metafile.inputs;
   const staticFiles = new Set<string>();
   const staticExternals = new Set<string>();
   const dynamicTargets = new Set<string>();
-  const stack = ["src/bin/banger.ts"];
+  const stack = ["src/bin/banger-main.ts"];
   for (let f = stack.pop(); f !== undefined; f = stack.pop()) {
     if (staticFiles.has(f)) continue;
     staticFiles.add(f);
@@ -93,4 +95,22 @@ void test("a reader that goes away (vm list --json | head) ends the CLI quietly 
   const r = await runBanger(["vm", "list", "--json"], { HOME: d.dir, BANGER_SOCKET: d.socket, BANGER_STATE_DIR: d.dir, BANGER_RUNTIME_DIR: d.dir }, { closeStdout: true });
   assert.equal(r.stderr, "", "no stack trace");
   assert.equal(r.code, BROKEN_PIPE_EXIT_CODE);
+});
+
+void test("the CLI starts from its code cache, and a body edited to the same length does not run the cached bytecode", { skip: bundleMissing }, (t) => {
+  const bin = join(BIN.banger, "..");
+  assert.equal(loadBundle(join(bin, "banger-main.cjs"), join(bin, "banger-main.cache")).cached, true, "V8 takes the cache the build wrote");
+  const dir = mkdtempSync("/tmp/s2-cache-");
+  t.after(() => { rmSync(dir, { recursive: true, force: true }); });
+  for (const f of ["banger.cjs", "banger-main.cjs", "banger-main.cache"]) copyFileSync(join(bin, f), join(dir, f));
+  const body = readFileSync(join(dir, "banger-main.cjs"), "latin1");
+  const bumped = VERSION.replace(/\d/, (d) => String((Number(d) + 1) % 10));
+  const edited = body.replace(JSON.stringify(VERSION), JSON.stringify(bumped));
+  assert.notEqual(edited, body);
+  assert.equal(edited.length, body.length);
+  writeFileSync(join(dir, "banger-main.cjs"), edited, "latin1");
+  assert.equal(loadBundle(join(dir, "banger-main.cjs"), join(dir, "banger-main.cache")).cached, false);
+  const r = spawnSync(process.execPath, [join(dir, "banger.cjs"), "--version"], { encoding: "utf8", env: { PATH: "/usr/bin:/bin", HOME: dir } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(r.stdout.startsWith(`banger ${bumped} `), r.stdout);
 });

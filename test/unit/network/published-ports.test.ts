@@ -9,7 +9,7 @@ import { PortsManager } from "../../../src/roothelper/ports/manager.js";
 import { nftPortsChangeScript, parseNftPorts, type PortsBackend } from "../../../src/roothelper/ports/nftables.js";
 import type { PublishedPort } from "../../../src/roothelper/ports/types.js";
 import { openDatabase } from "../../../src/state/database.js";
-import { addPorts, listPorts, removePorts } from "../../../src/state/ports.js";
+import { addPorts, listPorts, portsByVm, removePorts } from "../../../src/state/ports.js";
 import { VmRepository } from "../../../src/state/vms.js";
 
 void test("-p specs: defaults to 127.0.0.1 and tcp; bad ones say what a good one looks like", () => {
@@ -98,6 +98,10 @@ void test("port records: one VM per host port, named in the error; all or none; 
   assert.deepEqual(listPorts(db, b.id), [], "all or none");
   assert.deepEqual(removePorts(db, a.id, [spec(9999)]), []);
   addPorts(db, b.id, [spec(9090)], nameOf);
+  addPorts(db, a.id, [spec(7070)], nameOf);
+  const bulk = portsByVm(db);
+  for (const id of [a.id, b.id, "c".repeat(32)]) assert.deepEqual(bulk(id), listPorts(db, id), "vm list's one-query read agrees with the per-VM one");
+  removePorts(db, a.id, [spec(7070)]);
   vms.delete(b.id);
   assert.deepEqual(db.prepare("SELECT COUNT(*) AS n FROM vm_ports WHERE vm_id = ?").get(b.id), { n: 0 });
   assert.deepEqual(listPorts(db, a.id), [spec(8080)]);
