@@ -45,7 +45,7 @@ test("vmm.kind = firecracker makes a missing firecracker a failure", () => {
 });
 
 test("banger doctor --json tells the truth about this machine", async () => {
-  const bin = resolve(import.meta.dirname, "..", "..", "..", "src", "bin", "banger.js");
+  const bin = resolve(import.meta.dirname, "..", "..", "..", "src", "bin", "banger-main.js");
   const env = { ...process.env, BANGER_CONFIG: join("/nonexistent", "config.toml") };
   let stdout: string;
   try {
