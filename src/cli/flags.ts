@@ -150,3 +150,6 @@ export function positiveNumber(flag: string, v: string | undefined, unit?: strin
 export function noPositionals(positionals: readonly string[], command: string): void {
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}: ${command} takes only flags`);
 }
+
+/** `--json`, the same on every command that prints a result. */
+export const JSON_FLAG = { type: "boolean", description: "print the result as JSON on stdout (progress and notes are not printed)" } as const;

@@ -205,6 +205,8 @@ export class ExecPool {
     })();
     const conn: Conn = { client, ready: Promise.resolve(), active: 0, dead: false, authenticated: false, idle: undefined };
     const drop = (): void => {
+      // Not closed by banger (close() marks it dead first): with channels in flight, this is why they report no exit.
+      if (!conn.dead && conn.active > 0) this.opts.logger.warn("exec connection closed with channels in flight", { op_id: opId, vm: target.name, channels: conn.active });
       conn.dead = true;
       clearTimeout(conn.idle);
       const i = entry.conns.indexOf(conn);

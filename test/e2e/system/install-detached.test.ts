@@ -129,7 +129,7 @@ void test("detached install: both services up from root's versioned copy, vm run
   // A VM left running survives the restart of both services: same VMM, re-adopted, exec works.
   await ok(cli(ns, root, user, ["vm", "create", "--image", "tiny", "--name", "keep", "--memory", "256", "--vcpus", "1", "--disk", "1"]), "vm create");
   const vmPid = (JSON.parse(await ok(cli(ns, root, user, ["vm", "show", "keep", "--json"]), "vm show")) as { pid: number }).pid;
-  await ok(cli(ns, root, undefined, ["system", "restart"]), "system restart");
+  assert.deepEqual(JSON.parse(await ok(cli(ns, root, undefined, ["system", "restart", "--json"]), "system restart")), { restarted: ["bangerd-root", "bangerd"], mode: "detached", version: VERSION }, "--json: the result alone on stdout");
   const after = JSON.parse(await ok(cli(ns, root, user, ["system", "status", "--json"]), "status")) as StatusJson;
   assert.notEqual(after.daemon.pid, status.daemon.pid, "a new daemon");
   assert.notEqual(after.install.services["bangerd-root"]?.pid, status.install.services["bangerd-root"]?.pid, "a new helper");
@@ -144,7 +144,8 @@ void test("detached install: both services up from root's versioned copy, vm run
   assert.equal((await ok(cli(ns, root, user, ["vm", "exec", "keep", "--", "cat", "/etc/hostname"]), "vm exec")).trim(), "keep");
 
   // Installing again upgrades in place: new services from a fresh copy, the VM kept.
-  await ok(cli(ns, root, undefined, ["system", "install", "--mode", "detached", "--owner", user.name]), "system install (again)");
+  const again = JSON.parse(await ok(cli(ns, root, undefined, ["system", "install", "--mode", "detached", "--owner", user.name, "--json"]), "system install (again)")) as { version: string; mode: string; owner: { name: string } };
+  assert.deepEqual([again.version, again.mode, again.owner.name], [VERSION, "detached", user.name]);
   assert.equal((JSON.parse(await ok(cli(ns, root, user, ["vm", "show", "keep", "--json"]), "vm show")) as { pid: number }).pid, vmPid, "the same VMM after the upgrade");
   assert.equal((await ok(cli(ns, root, user, ["vm", "exec", "keep", "--", "true"]), "vm exec")), "");
   // One install, one owner: another owner is refused before anything changes.

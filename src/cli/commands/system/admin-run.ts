@@ -13,9 +13,9 @@ import { uninstall } from "../../../install/uninstall.js";
 import { fetchFromRegistry, update, UpdateRolledBackError } from "../../../install/update.js";
 import { systemRunner } from "../../../system/runner.js";
 import { VERSION } from "../../../version.js";
-import { UsageError, type CliContext } from "../../command.js";
+import { printJson, UsageError, type CliContext } from "../../command.js";
 import { noPositionals, parseFlags } from "../../flags.js";
-import { INSTALL_FLAGS, UNINSTALL_FLAGS, UPDATE_FLAGS } from "./install.js";
+import { INSTALL_FLAGS, RESTART_FLAGS, UNINSTALL_FLAGS, UPDATE_FLAGS } from "./install.js";
 
 /*
  * The bodies of `banger system install|restart|uninstall` and `banger update`, loaded on use (like doctor-run.ts) and
@@ -40,7 +40,8 @@ function installed(ctx: CliContext, layout: InstallLayout): InstallMetadata | un
   return meta;
 }
 
-const log = (ctx: CliContext) => (line: string): void => { ctx.stderr.write(`${line}\n`); };
+/** Progress lines on stderr; none under --json, whose stdout is the one result. */
+const log = (ctx: CliContext, json: boolean | undefined) => (line: string): void => { if (json !== true) ctx.stderr.write(`${line}\n`); };
 
 /** The package this CLI runs from: argv[1] is <package>/dist/bin/banger.cjs, reached through npm's bin link. */
 function packageDir(): string {
@@ -57,19 +58,25 @@ export async function runInstall(args: readonly string[], ctx: CliContext): Prom
   if ("error" in owner) throw new UsageError(owner.error);
   const layout = layoutOf(ctx);
   if (mode.mode === "systemd" && layout.root !== "/") throw new UsageError("--mode systemd installs into the host's own tree only (BANGER_INSTALL_ROOT is set); use --mode detached");
-  const meta = await install({ layout, owner, mode: mode.mode, packageDir: packageDir(), version: VERSION, node: process.execPath, runner: systemRunner, log: log(ctx) });
+  const meta = await install({ layout, owner, mode: mode.mode, packageDir: packageDir(), version: VERSION, node: process.execPath, runner: systemRunner, log: log(ctx, values.json) });
+  if (values.json === true) {
+    printJson(ctx.stdout, meta);
+    return 0;
+  }
   ctx.stdout.write(`banger ${meta.version} installed (${meta.mode}) for ${meta.owner.name}: bridge ${meta.network.bridge} ${meta.network.cidr}, state in ${meta.paths.state_dir}\nnext, as ${meta.owner.name}: banger vm run --rm -- uname -r\n`);
   return 0;
 }
 
 export async function runRestart(args: readonly string[], ctx: CliContext): Promise<number> {
-  noPositionals(parseFlags({}, args).positionals, "banger system restart");
+  const { values, positionals } = parseFlags(RESTART_FLAGS, args);
+  noPositionals(positionals, "banger system restart");
   if (!requireRoot(ctx, "system restart")) return 1;
   const layout = layoutOf(ctx);
   const meta = installed(ctx, layout);
   if (meta === undefined) return 1;
-  await restartServices(meta, layout, systemRunner, log(ctx));
-  ctx.stdout.write(`bangerd-root and bangerd restarted (${meta.mode}); running VMs were kept and re-adopted\n`);
+  await restartServices(meta, layout, systemRunner, log(ctx, values.json));
+  if (values.json === true) printJson(ctx.stdout, { restarted: [...SERVICES], mode: meta.mode, version: meta.version });
+  else ctx.stdout.write(`bangerd-root and bangerd restarted (${meta.mode}); running VMs were kept and re-adopted\n`);
   return 0;
 }
 
@@ -80,8 +87,9 @@ export async function runUninstall(args: readonly string[], ctx: CliContext): Pr
   const layout = layoutOf(ctx);
   const meta = installed(ctx, layout);
   if (meta === undefined) return 1;
-  await uninstall({ layout, meta, runner: systemRunner, force: values.force === true, purge: values.purge === true, log: log(ctx) });
-  ctx.stdout.write(`banger uninstalled${values.purge === true ? " (state purged)" : `; images, disks and state kept in ${meta.paths.state_dir} (remove with --purge)`}\n`);
+  await uninstall({ layout, meta, runner: systemRunner, force: values.force === true, purge: values.purge === true, log: log(ctx, values.json) });
+  if (values.json === true) printJson(ctx.stdout, { uninstalled: true, purged: values.purge === true, state_dir: meta.paths.state_dir });
+  else ctx.stdout.write(`banger uninstalled${values.purge === true ? " (state purged)" : `; images, disks and state kept in ${meta.paths.state_dir} (remove with --purge)`}\n`);
   return 0;
 }
 
@@ -98,7 +106,11 @@ export async function runUpdate(args: readonly string[], ctx: CliContext): Promi
   const scratch = mkdtempSync(join(tmpdir(), "banger-update-"));
   try {
     const tarball = values.from !== undefined ? resolve(values.from) : await fetchFromRegistry(systemRunner, values.version ?? "", scratch);
-    const r = await update({ layout, meta, tarball, runner: systemRunner, log: log(ctx), healthTimeoutMs: timeoutS * 1000 });
+    const r = await update({ layout, meta, tarball, runner: systemRunner, log: log(ctx, values.json), healthTimeoutMs: timeoutS * 1000 });
+    if (values.json === true) {
+      printJson(ctx.stdout, { from: r.from, to: r.to, mode: meta.mode, cli_version: VERSION });
+      return 0;
+    }
     ctx.stdout.write(`banger updated from ${r.from} to ${r.to}; bangerd-root and bangerd restarted (${meta.mode}), running VMs kept\n`);
     // The services run root's copy under `current`; the `banger` on PATH is npm's and is not ours to replace.
     if (r.to !== VERSION) ctx.stdout.write(`the banger CLI running this is ${VERSION}; to match the services: sudo npm install -g --ignore-scripts ${values.from !== undefined ? tarball : `banger@${r.to}`}\n`);

@@ -6,13 +6,12 @@ import type { ParamsOf } from "../../../rpc/descriptor.js";
 import type { DaemonMethods } from "../../../rpc/daemon/methods.js";
 import type { SshArgvOptions } from "../../../system/ssh.js";
 import { printJson, UsageError, type CliContext } from "../../command.js";
-import { parseFlags, positiveNumber, type FlagTable } from "../../flags.js";
+import { JSON_FLAG, parseFlags, positiveNumber, type FlagTable } from "../../flags.js";
 import { endInterrupted, followInterruptible } from "../../interrupt.js";
 import { formatMs } from "../../progress.js";
 
 type VmCreateParams = ParamsOf<DaemonMethods["vm.create"]>;
 
-export const JSON_FLAG = { type: "boolean", description: "print the result as JSON on stdout (progress and notes are not printed)" } as const;
 
 /** Flags shared by `vm create` and `vm run`; sizes default to the config's [defaults]. */
 export const CREATE_OPTIONS = {

@@ -1,7 +1,7 @@
 import { printJson, UsageError, type Command } from "../../command.js";
-import { parseFlags, type FlagTable } from "../../flags.js";
+import { type FlagTable, JSON_FLAG, parseFlags } from "../../flags.js";
 import { formatMs } from "../../progress.js";
-import { JSON_FLAG, opIdFor, waitForVm, wholeNumberFlag } from "./common.js";
+import { opIdFor, waitForVm, wholeNumberFlag } from "./common.js";
 
 const FORK_FLAGS = {
   name: { type: "string", value: "NAME", description: "the new VM's name (with --count: the prefix of NAME-1, NAME-2, ...)", default: "NAME-fork-N, the next free N" },

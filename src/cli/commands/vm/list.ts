@@ -1,6 +1,6 @@
 import { printJson, UsageError, type Command } from "../../command.js";
-import { noPositionals, parseFlags, type FlagTable } from "../../flags.js";
-import { JSON_FLAG, renderTable } from "./common.js";
+import { type FlagTable, JSON_FLAG, noPositionals, parseFlags } from "../../flags.js";
+import { renderTable } from "./common.js";
 
 export const LIST_FLAGS = {
   json: { ...JSON_FLAG, description: "print the list as a JSON array" },

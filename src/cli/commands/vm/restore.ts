@@ -1,6 +1,6 @@
 import { UsageError, type Command } from "../../command.js";
-import { parseFlags, type FlagTable } from "../../flags.js";
-import { JSON_FLAG, reportNewVm } from "./common.js";
+import { type FlagTable, JSON_FLAG, parseFlags } from "../../flags.js";
+import { reportNewVm } from "./common.js";
 
 const RESTORE_FLAGS = {
   name: { type: "string", value: "NAME", description: "the new VM's name", default: "a generated name" },

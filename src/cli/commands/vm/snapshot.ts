@@ -1,8 +1,7 @@
 import { printJson, UsageError, type Command } from "../../command.js";
-import { parseFlags, type FlagTable } from "../../flags.js";
+import { type FlagTable, JSON_FLAG, parseFlags } from "../../flags.js";
 import { formatMs } from "../../progress.js";
 import { humanBytes } from "../image/list.js";
-import { JSON_FLAG } from "./common.js";
 
 const SNAPSHOT_FLAGS = {
   name: { type: "string", value: "SNAPSHOT", description: "the snapshot's name", default: "NAME-YYYYMMDD-HHMMSS (UTC)" },

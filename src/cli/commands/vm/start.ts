@@ -1,6 +1,6 @@
 import { printJson, type CliContext, type Command } from "../../command.js";
-import { parseFlags, type FlagTable } from "../../flags.js";
-import { ALL_FLAG, JSON_FLAG, namesOrAll, opIdFor, waitForVm } from "./common.js";
+import { type FlagTable, JSON_FLAG, parseFlags } from "../../flags.js";
+import { ALL_FLAG, namesOrAll, opIdFor, waitForVm } from "./common.js";
 import type { VmView } from "../../../rpc/daemon/vm.js";
 
 const START_FLAGS = {

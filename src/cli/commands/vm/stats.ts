@@ -1,6 +1,6 @@
 import { printJson, UsageError, type Command } from "../../command.js";
-import { parseFlags, type FlagTable } from "../../flags.js";
-import { formatUptime, JSON_FLAG } from "./common.js";
+import { type FlagTable, JSON_FLAG, parseFlags } from "../../flags.js";
+import { formatUptime } from "./common.js";
 
 const STATS_FLAGS = { json: { ...JSON_FLAG, description: "print the figures as JSON" } } as const satisfies FlagTable;
 

@@ -1,6 +1,7 @@
 import type { Command } from "../../command.js";
+import { JSON_FLAG } from "../../flags.js";
 import type { FlagTable } from "../../flags.js";
-import { ALL_FLAG, forEachName, JSON_FLAG } from "./common.js";
+import { ALL_FLAG, forEachName } from "./common.js";
 
 // Graceful stop may take the configured stop timeout (up to 600 s) before the kill.
 const STOP_CALL_TIMEOUT_MS = 660_000;

@@ -1,6 +1,6 @@
 import { UsageError, type Command } from "../../../command.js";
-import { parseFlags, type FlagTable } from "../../../flags.js";
-import { egressFlag, isolateFlags, JSON_FLAG } from "../common.js";
+import { type FlagTable, JSON_FLAG, parseFlags } from "../../../flags.js";
+import { egressFlag, isolateFlags } from "../common.js";
 import { printEgress } from "./print.js";
 
 const SET_FLAGS = {

@@ -1,6 +1,5 @@
 import { UsageError, type Command } from "../../../command.js";
-import { parseFlags, type FlagTable } from "../../../flags.js";
-import { JSON_FLAG } from "../common.js";
+import { type FlagTable, JSON_FLAG, parseFlags } from "../../../flags.js";
 import { printEgress } from "./print.js";
 
 const SHOW_FLAGS = { json: JSON_FLAG } as const satisfies FlagTable;
