@@ -220,16 +220,22 @@ void test("vm prune deletes stopped VMs only; --dry-run lists them; nothing to p
   const dry = cli(h);
   assert.equal(await dry.run(vmPruneCommand, ["--dry-run"]), 0);
   assert.equal(dry.out, "would remove VM old1\nwould remove VM old2\n");
+  const dryJson = cli(h);
+  assert.equal(await dryJson.run(vmPruneCommand, ["-n", "--json"]), 0);
+  assert.deepEqual(JSON.parse(dryJson.out), { dry_run: true, removed: ["old1", "old2"], failed: [] });
   assert.equal(h.vms.list().length, 3);
   const c = cli(h);
-  assert.equal(await c.run(vmPruneCommand, []), 0);
-  assert.equal(c.out, "removed VM old1\nremoved VM old2\n");
+  assert.equal(await c.run(vmPruneCommand, ["--json"]), 0);
+  assert.deepEqual(JSON.parse(c.out), { dry_run: false, removed: ["old1", "old2"], failed: [] });
   assert.deepEqual(h.vms.list().map((v) => v.name), ["keep"]);
   const id = h.vms.getByName("keep")?.id ?? "";
   assert.deepEqual([...h.host.live].filter((x) => !x.endsWith(id) && !x.endsWith(":keep")), [], "the pruned VMs hold nothing on the host");
   const again = cli(h);
   assert.equal(await again.run(vmPruneCommand, []), 0);
   assert.equal(again.err, "no VMs to prune\n");
+  const none = cli(h);
+  assert.equal(await none.run(vmPruneCommand, ["--json"]), 0);
+  assert.deepEqual(JSON.parse(none.out), { dry_run: false, removed: [], failed: [] });
 });
 
 void test("image prune removes images no VM uses and reports a refusal without stopping", async () => {
@@ -269,9 +275,12 @@ void test("vm create --root-size grows the new root disk and boots cold; vm resi
   assert.equal(h.host.grown.length, 3);
   assert.match(h.host.grown[2] ?? "", new RegExp(`^work:.*work-${id}\\.ext4:${4 * 1024 ** 3}$`));
   assert.equal(h.vms.getByName("big")?.diskGib, 4, "the record says the work disk's new size");
-  await assert.rejects(cli(h).run(vmResizeCommand, ["big", "--work", "2"]), /smaller than big's work disk \(4 GiB\); disks only grow/);
+  const j = cli(h);
+  assert.equal(await j.run(vmResizeCommand, ["big", "--work", "5", "--json"]), 0);
+  assert.deepEqual([(JSON.parse(j.out) as { name: string; disk_gib: number }).name, (JSON.parse(j.out) as { disk_gib: number }).disk_gib], ["big", 5]);
+  await assert.rejects(cli(h).run(vmResizeCommand, ["big", "--work", "2"]), /smaller than big's work disk \(5 GiB\); disks only grow/);
   await assert.rejects(cli(h).run(vmResizeCommand, ["big"]), /give --root GIB, --work GIB or both/);
-  assert.equal(h.host.grown.length, 3, "refused resizes touch no disk");
+  assert.equal(h.host.grown.length, 4, "refused resizes touch no disk");
 });
 
 void test("vm stats shows the guest's own memory and disk use next to host RSS, or why it has none", async (t) => {

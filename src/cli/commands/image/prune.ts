@@ -4,7 +4,7 @@ import { prune, PRUNE_FLAGS } from "../prune.js";
 export const imagePruneCommand: Command = {
   path: ["image", "prune"],
   summary: "delete every image no VM uses (the default image is built again on the next vm run); -n lists them only",
-  usage: "banger image prune [--dry-run]",
+  usage: "banger image prune [--dry-run] [--json]",
   flags: PRUNE_FLAGS,
   examples: ["banger image prune --dry-run", "banger image prune"],
   run: (args, ctx) => prune(args, ctx, {

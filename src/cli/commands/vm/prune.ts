@@ -4,7 +4,7 @@ import { prune, PRUNE_FLAGS } from "../prune.js";
 export const vmPruneCommand: Command = {
   path: ["vm", "prune"],
   summary: "delete every stopped VM with its disks and lease (VMs in state error are left for you to look at); -n lists them only",
-  usage: "banger vm prune [--dry-run]",
+  usage: "banger vm prune [--dry-run] [--json]",
   flags: PRUNE_FLAGS,
   examples: ["banger vm prune --dry-run", "banger vm prune"],
   run: (args, ctx) => prune(args, ctx, {
