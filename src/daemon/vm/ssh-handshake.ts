@@ -186,7 +186,8 @@ interface ClientSide {
 function exchange(ip: string, port: number, timeouts: HandshakeTimeouts, client: ClientSide): Promise<Exchange> {
   const { timeoutMs, connectTimeoutMs = timeoutMs } = timeouts;
   return new Promise((resolve, reject) => {
-    const sock = connect({ host: ip, port });
+    // No Nagle: the version line and KEXINIT go in two writes, and the second must not wait for an ACK.
+    const sock = connect({ host: ip, port, noDelay: true });
     let connected = false;
     let buf = Buffer.alloc(0);
     let serverVersion: string | undefined;
