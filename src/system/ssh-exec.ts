@@ -1,4 +1,4 @@
-import { quoteForRemoteShell as q } from "./ssh.js";
+import { quoteForRemoteShell as q } from "./shell-quote.js";
 
 /**
  * The remote command line of `vm exec`, with docker exec's meaning for its
@@ -13,12 +13,6 @@ export interface RemoteExecOptions {
   readonly workdir?: string;
   /** A user name or numeric uid; switched to with the guest's setpriv, else su. */
   readonly user?: string;
-  /**
-   * No TTY and no stdin, over the user's ssh: ssh's stdin is free, so the guest watches it and
-   * ends the command when the connection goes (Ctrl-C kills the local ssh). Without a pty nothing
-   * else would signal it. (The daemon's exec channel signals by pid instead.)
-   */
-  readonly endWithConnection?: boolean;
 }
 
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -52,9 +46,8 @@ export function remoteExecCommand(argv: readonly string[], opts: RemoteExecOptio
   }
   // exec: the command takes the shell's pid, so a signal to it reaches the command itself.
   steps.push(`exec ${q(argv)}`);
-  let script = steps.join(" && ");
-  if (opts.user !== undefined) script = asUser(opts.user, script);
-  return opts.endWithConnection === true ? q(["sh", "-c", END_WITH_CONNECTION, "sh", "sh", "-c", script]) : script;
+  const script = steps.join(" && ");
+  return opts.user !== undefined ? asUser(opts.user, script) : script;
 }
 
 /**
@@ -80,19 +73,3 @@ function asUser(user: string, script: string): string {
     `else echo ${q(["banger: -u needs setpriv or su in the VM and it has neither; install util-linux or run without -u"])} >&2; exit 126; fi`,
   ].join("; ");
 }
-
-/**
- * "$@" runs in the background on /dev/null (no -i: no stdin, like docker); a
- * watcher reads the session's stdin (kept on fd 3) and TERMs it at EOF, which
- * is the connection ending. When the command ends first the watcher is
- * killed; its `cat`, writing nowhere, ends when the session closes its stdin.
- */
-const END_WITH_CONNECTION = [
-  "exec 3<&0 </dev/null",
-  '"$@" 3<&- & c=$!',
-  "{ cat <&3 >/dev/null 2>&1; kill -TERM $c 2>/dev/null; } >/dev/null 2>&1 & w=$!",
-  "exec 3<&-",
-  "wait $c; s=$?",
-  "kill $w 2>/dev/null",
-  "exit $s",
-].join("\n");

@@ -78,19 +78,15 @@ export async function sshCapture(runner: Runner, argv: readonly string[], opts: 
  * streamed command) and resolves with its exit code. A signal death maps to
  * 128+n like a shell would report it.
  */
-export function sshInteractive(argv: readonly string[], opts: { holdStdin?: boolean } = {}): Promise<number> {
+export function sshInteractive(argv: readonly string[]): Promise<number> {
   const [file, ...args] = argv;
   if (file === undefined) return Promise.reject(new Error("empty ssh argv"));
   return new Promise((resolve, reject) => {
-    // holdStdin: ssh reads a pipe nobody writes, so its stdin ends exactly when this process does
-    // (the remote side of `vm exec` without -i watches for that EOF; see ssh-exec.ts).
-    const child = spawn(file, args, { stdio: [opts.holdStdin === true ? "pipe" : "inherit", "inherit", "inherit"], shell: false });
-    child.stdin?.on("error", () => undefined);
+    const child = spawn(file, args, { stdio: "inherit", shell: false });
     child.on("error", (e) => {
       reject(new Error(`could not run ${file}: ${e.message}; install the OpenSSH client`, { cause: e }));
     });
     child.on("close", (code, signal) => {
-      child.stdin?.destroy();
       resolve(code ?? (signal !== null ? 128 + signalNumber(signal) : 1));
     });
   });
@@ -99,13 +95,4 @@ export function sshInteractive(argv: readonly string[], opts: { holdStdin?: bool
 function signalNumber(signal: NodeJS.Signals): number {
   const table: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15, SIGPIPE: 13 };
   return table[signal] ?? 0;
-}
-
-/**
- * ssh hands the remote side ONE string that the guest's shell re-splits.
- * `vm exec` promises argv semantics (like docker exec), so each word is
- * single-quoted for a POSIX shell and arrives byte for byte.
- */
-export function quoteForRemoteShell(argv: readonly string[]): string {
-  return argv.map((a) => (/^[A-Za-z0-9_/.,:=@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ");
 }

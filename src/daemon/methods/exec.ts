@@ -7,7 +7,7 @@ import type { VmRecord } from "../../state/vms.js";
 import { effectiveExecOptions } from "../../system/exec-defaults.js";
 import type { Logger } from "../../system/log.js";
 import type { PeerCred } from "../../system/peercred.js";
-import { quoteForRemoteShell } from "../../system/ssh.js";
+import { quoteForRemoteShell } from "../../system/shell-quote.js";
 import { remoteExecCommand } from "../../system/ssh-exec.js";
 import { bridgeChannel, PID_ANNOUNCE, type BridgeOptions } from "../exec/bridge.js";
 import { fileFailure, listFilesArgv, parseListing, readFileArgv, removeFileArgv, writeFileArgv } from "../exec/file-commands.js";

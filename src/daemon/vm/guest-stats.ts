@@ -1,4 +1,5 @@
-import { quoteForRemoteShell, sshArgv, sshCapture } from "../../system/ssh.js";
+import { quoteForRemoteShell } from "../../system/shell-quote.js";
+import { sshArgv, sshCapture } from "../../system/ssh.js";
 import type { Runner } from "../../system/runner.js";
 
 /** What the guest itself says it uses: its kernel's memory accounting and its filesystems. */

@@ -9,7 +9,8 @@ import { state } from "../../../src/paths/paths.js";
 import { ensureInstallKey, generateHostKey, resetInstallKeyCache, writeKnownHosts } from "../../../src/daemon/vm/ssh-keys.js";
 import { createSshProbe } from "../../../src/daemon/vm/ssh-probe.js";
 import { systemRunner } from "../../../src/system/runner.js";
-import { sshArgv, sshCapture, quoteForRemoteShell } from "../../../src/system/ssh.js";
+import { quoteForRemoteShell } from "../../../src/system/shell-quote.js";
+import { sshArgv, sshCapture } from "../../../src/system/ssh.js";
 import { freePort } from "../../helpers/ports.js";
 import { needsCommands, needsRoot, requires } from "../../helpers/requirements.js";
 

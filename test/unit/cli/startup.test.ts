@@ -45,6 +45,25 @@ void test("the CLI's static import graph has no zod and no heavy builtins (they 
   assert.ok(dynamicTargets.has("src/cli/help-defaults.ts"), "help loads the config schema (zod) on use");
 });
 
+void test("vm exec, all it loads on use included, reaches no node:child_process (it talks to the daemon, not to ssh)", async () => {
+  const entry = "src/cli/commands/vm/exec.ts";
+  const r = await build({ entryPoints: [join(REPO, entry)], absWorkingDir: REPO, bundle: true, write: false, metafile: true, platform: "node", format: "esm", target: "node20", outfile: "/tmp/s2-unused.mjs", logLevel: "silent" });
+  const inputs = r.metafile.inputs;
+  const seen = new Set<string>();
+  const externals = new Set<string>();
+  const stack = [entry];
+  for (let f = stack.pop(); f !== undefined; f = stack.pop()) {
+    if (seen.has(f)) continue;
+    seen.add(f);
+    for (const imp of inputs[f]?.imports ?? []) {
+      if (imp.external === true) externals.add(imp.path);
+      else stack.push(imp.path);
+    }
+  }
+  assert.ok(seen.has("src/rpc/exec-client.ts"), "the walk follows the dynamic imports (sanity)");
+  assert.ok(!externals.has("node:child_process"), `child_process is reached through: ${[...seen].filter((f) => (inputs[f]?.imports ?? []).some((i) => i.path === "node:child_process")).join(" ")}`);
+});
+
 /** A stand-in daemon answering every request with `count` VM views. */
 async function fakeDaemon(t: { after(fn: () => void): void }, count: number): Promise<{ dir: string; socket: string }> {
   const dir = mkdtempSync("/tmp/s2-startup-");

@@ -29,11 +29,11 @@ function shellWords(line: string): string[] {
   return words;
 }
 
-void test("vm ssh through a context: the remote banger's vm ssh, with -- before the destination", async () => {
-  const sshArgv = await vmSshThroughContext({ name: "lab", url: { host: "alias" } }, "web", ["ls", "-l"]);
+void test("vm ssh through a context: the remote banger's vm ssh, with -- before the destination", () => {
+  const sshArgv = vmSshThroughContext({ name: "lab", url: { host: "alias" } }, "web", ["ls", "-l"]);
   assert.deepEqual(sshArgv.slice(0, 4), ["ssh", "-o", "BatchMode=yes", process.stdin.isTTY ? "-t" : "-T"]);
   assert.deepEqual(shellWords(sshArgv.at(-1) ?? ""), ["banger", "vm", "ssh", "web", "--", "ls", "-l"]);
-  const withPort = await vmSshThroughContext(LAB, "web", []);
+  const withPort = vmSshThroughContext(LAB, "web", []);
   assert.deepEqual(withPort.slice(-3, -1), ["--", "me@box"]);
   assert.deepEqual(shellWords(withPort.at(-1) ?? ""), ["banger", "vm", "ssh", "web"]);
 });

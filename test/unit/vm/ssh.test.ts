@@ -6,7 +6,8 @@ import { test } from "node:test";
 import { state } from "../../../src/paths/paths.js";
 import { ensureInstallKey, generateHostKey, publicKeyBody, renderKnownHosts, resetInstallKeyCache, writeKnownHosts } from "../../../src/daemon/vm/ssh-keys.js";
 import { CommandError, FakeRunner, runText, systemRunner } from "../../../src/system/runner.js";
-import { quoteForRemoteShell, sshArgv, sshCapture } from "../../../src/system/ssh.js";
+import { quoteForRemoteShell } from "../../../src/system/shell-quote.js";
+import { sshArgv, sshCapture } from "../../../src/system/ssh.js";
 import { needsCommands, requires } from "../../helpers/requirements.js";
 
 const target = { keyPath: "/s/ssh/id_ed25519", knownHostsPath: "/s/ssh/known_hosts", host: "172.16.90.5" };

@@ -157,10 +157,6 @@ export type SshExec = (argv: readonly string[]) => Promise<number>;
 /** The real SshExec, loading system/ssh.js (node:child_process) only when a command attaches. */
 export const interactiveSsh: SshExec = async (argv) => (await import("../../../system/ssh.js")).sshInteractive(argv);
 
-/** quoteForRemoteShell, loaded on use for the same reason as sshArgvFor. */
-export async function quoteRemote(argv: readonly string[]): Promise<string> {
-  return (await import("../../../system/ssh.js")).quoteForRemoteShell(argv);
-}
 
 /** The Debian default image is built on first use; other missing images are the user's to build. */
 export const AUTO_BUILD_IMAGE = "default";

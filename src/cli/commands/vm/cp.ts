@@ -1,6 +1,7 @@
 import type { RemoteTarget } from "../../../system/tar-copy.js";
 import { UsageError, type CliContext, type Command } from "../../command.js";
 import { parseFlags, type FlagTable } from "../../flags.js";
+import { quoteForRemoteShell } from "../../../system/shell-quote.js";
 import { sshArgvFor } from "./common.js";
 
 const CP_FLAGS = { quiet: { type: "boolean", short: "q", description: "no progress line (shown only on a terminal anyway)" } } as const satisfies FlagTable;
@@ -24,7 +25,7 @@ async function remoteRun(ctx: CliContext, name: string): Promise<RemoteTarget> {
     const { openExec } = await import("../../../rpc/exec-client.js");
     return (argv, o) => openExec(ctx.dial, { name, argv: [...argv], stdin: o.stdin }, { opId: ctx.opId });
   }
-  const [vm, { quoteForRemoteShell }] = await Promise.all([ctx.call("vm.get", { name }), import("../../../system/ssh.js")]);
+  const vm = await ctx.call("vm.get", { name });
   return { argv: (remote) => sshArgvFor(vm, { command: [quoteForRemoteShell(remote)], tty: false }) };
 }
 

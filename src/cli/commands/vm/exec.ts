@@ -1,10 +1,8 @@
 import type { ExecParams, ExecSession, StreamCallOptions } from "../../../rpc/exec-client.js";
 import type { Dial } from "../../../rpc/unix-client.js";
-import { UsageError, type CliContext, type Command } from "../../command.js";
+import { UsageError, type Command } from "../../command.js";
 import { parseFlags, type FlagTable } from "../../flags.js";
-import { sshArgvFor } from "./common.js";
 import type { AttachIo } from "./exec-attach.js";
-import { imageDefaultsFor } from "./image-defaults.js";
 
 const EXEC_OPTIONS = {
   env: { type: "string", short: "e", multiple: true, value: "KEY=VAL", description: "set an environment variable (-e KEY takes this shell's value); repeatable" },
@@ -34,12 +32,11 @@ export type ExecOpener = (dial: Dial, params: ExecParams, options: StreamCallOpt
 const openOverChannel: ExecOpener = async (dial, params, options) => (await import("../../../rpc/exec-client.js")).openExec(dial, params, options);
 
 /**
- * `vm exec` through a context rides the daemon's exec channel (the guest is reachable only from its
- * host). On this host it runs the user's ssh with the VM's pinned key: dropbear (2022.83) was seen
- * to drop a channel before its exit status under `-u`, so until that is understood the channel is
- * not the local default. Tests pass `open` to drive the channel path.
+ * `vm exec` rides the daemon's exec channel, here and through a context: no ssh process and no key
+ * exchange per command, the daemon's pooled connection to the VM carries it. Tests pass `open` and
+ * `testIo` to drive it without a daemon.
  */
-export function makeVmExecCommand(open?: ExecOpener, testIo?: AttachIo): Command {
+export function makeVmExecCommand(open: ExecOpener = openOverChannel, testIo?: AttachIo): Command {
   return {
     path: ["vm", "exec"],
     summary: "run CMD in a VM (argv preserved) and exit with its exit code; flags as in docker exec",
@@ -63,9 +60,6 @@ export function makeVmExecCommand(open?: ExecOpener, testIo?: AttachIo): Command
       } catch (e) {
         throw new UsageError(e instanceof Error ? e.message : String(e));
       }
-      if (open === undefined && ctx.remote === undefined) {
-        return execOverSsh(ctx, positionals[0] ?? "", command, { env: Object.entries(env), workdir: values.workdir, user: values.user, tty: values.tty === true, interactive: values.interactive === true });
-      }
       // Loaded on use (node:os, signal plumbing): `banger vm list` must not pay for them at start-up.
       const { attach, processIo } = await import("./exec-attach.js");
       const io = testIo ?? processIo;
@@ -80,7 +74,7 @@ export function makeVmExecCommand(open?: ExecOpener, testIo?: AttachIo): Command
         ...(values.user !== undefined ? { user: values.user } : {}),
         ...(tty ? { tty: { cols: io.stdout.columns > 0 ? io.stdout.columns : 80, rows: io.stdout.rows > 0 ? io.stdout.rows : 24 } } : {}),
       };
-      const session = await (open ?? openOverChannel)(ctx.dial, params, { opId: ctx.opId });
+      const session = await open(ctx.dial, params, { opId: ctx.opId });
       return attach(session, io, { tty, stdin });
     },
   };
@@ -88,12 +82,3 @@ export function makeVmExecCommand(open?: ExecOpener, testIo?: AttachIo): Command
 
 export const vmExecCommand = makeVmExecCommand();
 
-/** The user's ssh to the VM, under the image's exec defaults (flags win), argv kept word for word. */
-async function execOverSsh(ctx: CliContext, name: string, command: readonly string[], o: { env: [string, string][]; workdir: string | undefined; user: string | undefined; tty: boolean; interactive: boolean }): Promise<number> {
-  const vm = await ctx.call("vm.get", { name });
-  const [{ remoteExecCommand }, { effectiveExecOptions }, { sshInteractive }] = await Promise.all([import("../../../system/ssh-exec.js"), import("../../../system/exec-defaults.js"), import("../../../system/ssh.js")]);
-  const given = { env: o.env, ...(o.workdir !== undefined ? { workdir: o.workdir } : {}), ...(o.user !== undefined ? { user: o.user } : {}) };
-  const remote = remoteExecCommand(command, { ...effectiveExecOptions(await imageDefaultsFor(ctx, vm), given), endWithConnection: !o.tty && !o.interactive });
-  // Without -i ssh gets a pipe held open for our lifetime, not the terminal: the guest reads EOF from it when we go.
-  return sshInteractive(await sshArgvFor(vm, { command: [remote], tty: o.tty }), { holdStdin: !o.interactive });
-}

@@ -1,7 +1,8 @@
 import { printJson, UsageError, type Command } from "../../command.js";
 import { parseFlags, type FlagTable } from "../../flags.js";
 import { InterruptedError } from "../../interrupt.js";
-import { CREATE_OPTIONS, createParams, createVm, interactiveSsh, quoteRemote, sshArgvFor, waitForVm, type SshExec } from "./common.js";
+import { quoteForRemoteShell } from "../../../system/shell-quote.js";
+import { CREATE_OPTIONS, createParams, createVm, interactiveSsh, sshArgvFor, waitForVm, type SshExec } from "./common.js";
 import { vmSshThroughContext } from "./through-context.js";
 
 // vm create's flags but --no-wait: run always waits, then attaches.
@@ -39,10 +40,10 @@ export function makeVmRunCommand(exec: SshExec = interactiveSsh): Command {
         if (vm === undefined) return 1;
         if (json) printJson(ctx.stdout, vm);
         const words = rest ?? [];
-        const command = words.length > 0 ? [await quoteRemote(words)] : [];
+        const command = words.length > 0 ? [quoteForRemoteShell(words)] : [];
         // Through a context the guest is reachable from its host only: that host's banger attaches (and applies the image's defaults).
         const remote = ctx.remote !== undefined ? undefined : await remoteUnderDefaults(await imageDefaultsFor(ctx, vm), words.length > 0 ? { argv: words } : undefined);
-        const argv = ctx.remote !== undefined ? await vmSshThroughContext(ctx.remote, vm.name, command)
+        const argv = ctx.remote !== undefined ? vmSshThroughContext(ctx.remote, vm.name, command)
           : remote !== undefined ? await sshArgvFor(vm, { command: [remote], tty: words.length === 0 })
           : await sshArgvFor(vm, command.length > 0 ? { command } : {});
         ran = true;

@@ -24,7 +24,7 @@ export function makeVmSshCommand(exec: SshExec = interactiveSsh): Command {
       const { name, command } = splitNameAndCommand(args);
       if (name === undefined) throw new UsageError("give a VM name");
       // Through a context the guest key is on that host: its banger opens the session (see through-context.ts).
-      if (ctx.remote !== undefined) return exec(await vmSshThroughContext(ctx.remote, name, command));
+      if (ctx.remote !== undefined) return exec(vmSshThroughContext(ctx.remote, name, command));
       const vm = await ctx.call("vm.get", { name });
       // ssh semantics: CMD is handed to the guest shell as typed (pipes, globs work), as the image's user if it names one.
       const remote = await remoteUnderDefaults(await imageDefaultsFor(ctx, vm), command.length > 0 ? { line: command.join(" ") } : undefined);

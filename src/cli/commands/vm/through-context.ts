@@ -1,6 +1,6 @@
 import type { RemoteContext } from "../../../config/contexts.js";
 import { sshDestination } from "../../../model/ssh-url.js";
-import { quoteRemote } from "./common.js";
+import { quoteForRemoteShell } from "../../../system/shell-quote.js";
 
 /**
  * `vm ssh` (and `vm run`'s attach) through a remote context, by running the remote host's own banger
@@ -19,6 +19,6 @@ function hostSsh(remote: RemoteContext, tty: "no" | "auto"): string[] {
 }
 
 /** `banger vm ssh NAME [-- CMD...]` on the context's host, with a TTY when this terminal has one. */
-export async function vmSshThroughContext(remote: RemoteContext, name: string, command: readonly string[]): Promise<string[]> {
-  return [...hostSsh(remote, "auto"), await quoteRemote(["banger", "vm", "ssh", name, ...(command.length > 0 ? ["--", ...command] : [])])];
+export function vmSshThroughContext(remote: RemoteContext, name: string, command: readonly string[]): string[] {
+  return [...hostSsh(remote, "auto"), quoteForRemoteShell(["banger", "vm", "ssh", name, ...(command.length > 0 ? ["--", ...command] : [])])];
 }
