@@ -11,10 +11,11 @@ export interface AttachIo {
   onSignal(signal: "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGWINCH", fn: () => void): () => void;
 }
 
+/** Getters: each of process.stdin/stdout/stderr costs a stream's set-up (a few ms) the first time it is touched. */
 export const processIo: AttachIo = {
-  stdin: process.stdin,
-  stdout: process.stdout,
-  stderr: process.stderr,
+  get stdin() { return process.stdin; },
+  get stdout() { return process.stdout; },
+  get stderr() { return process.stderr; },
   onSignal(signal, fn) {
     process.on(signal, fn);
     return () => { process.off(signal, fn); };
@@ -26,6 +27,18 @@ export function exitCodeOf(status: { code: number | null; signal: string | null 
   if (status.code !== null) return status.code;
   const n = status.signal === null ? undefined : (constants.signals as Record<string, number | undefined>)[`SIG${status.signal}`];
   return n === undefined ? 255 : 128 + n;
+}
+
+/**
+ * `source.pipe(dest())`, with dest made only when the first chunk comes: a command that prints
+ * nothing (`vm exec box -- true`) sets up no stream here. Never ends dest: it is this process's own.
+ */
+function pipeOnData(source: NodeJS.ReadableStream, dest: () => NodeJS.WritableStream): void {
+  source.once("data", (first: Buffer) => {
+    const out = dest();
+    out.write(first);
+    source.pipe(out, { end: false });
+  });
 }
 
 /**
@@ -56,8 +69,8 @@ export async function attach(session: ExecSession, io: AttachIo, opts: { readonl
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     undo.push(io.onSignal(sig, () => { session.kill(sig.slice(3)); }));
   }
-  session.stdout.pipe(io.stdout, { end: false });
-  session.stderr.pipe(io.stderr, { end: false });
+  pipeOnData(session.stdout, () => io.stdout);
+  pipeOnData(session.stderr, () => io.stderr);
   try {
     const status = await session.exit;
     await Promise.all([finished(session.stdout), finished(session.stderr)]);
