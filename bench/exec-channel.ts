@@ -11,7 +11,7 @@ import { info, median, note, round, timed, type BenchResult } from "./stats.js";
 
 /** Round trips of the client API; alternating (CLI, ssh) pairs for the ratio, whose median beats load drift. */
 const SDK_SAMPLES = 30;
-const PAIRS = 15;
+const PAIRS = 31;
 
 export const execBenchSkip = cpBenchSkip;
 
@@ -55,8 +55,18 @@ export async function benchExecChannel(): Promise<Record<string, BenchResult>> {
     const sshMs: number[] = [];
     const ratios: number[] = [];
     for (let i = 0; i < PAIRS; i++) {
-      const c = await timed(() => ok(stack, ["vm", "exec", "exbench", "--", "true"]));
-      const s = await timed(() => runAs(ns, user, stack.env, ssh, "/dev/null"));
+      const cli = (): Promise<number> => timed(() => ok(stack, ["vm", "exec", "exbench", "--", "true"]));
+      const plain = (): Promise<number> => timed(() => runAs(ns, user, stack.env, ssh, "/dev/null"));
+      // Alternate which goes first so a slow moment of the machine hits both sides alike.
+      let c: number;
+      let s: number;
+      if (i % 2 === 0) {
+        c = await cli();
+        s = await plain();
+      } else {
+        s = await plain();
+        c = await cli();
+      }
       cliMs.push(c);
       sshMs.push(s);
       ratios.push(c / s);
