@@ -1,7 +1,7 @@
-import type { ClientChannel } from "ssh2";
 import type { FrameConn } from "../../rpc/frame-conn.js";
 import type { ExitStatus, Frame } from "../../rpc/frames.js";
 import type { Logger } from "../../system/log.js";
+import type { OpenChannel } from "./pool.js";
 
 export interface BridgeOptions {
   readonly opId: string;
@@ -34,8 +34,8 @@ const STDERR_KEEP = 4096;
  * side is paused until it drains, so a slow reader (or a slow guest) holds
  * back its producer instead of growing the daemon's memory.
  */
-export function bridgeChannel(channel: ClientChannel, fc: FrameConn, opts: BridgeOptions): void {
-  let status: ExitStatus | undefined;
+export function bridgeChannel(open: Pick<OpenChannel, "channel" | "exitStatus">, fc: FrameConn, opts: BridgeOptions): void {
+  const { channel, exitStatus } = open;
   let finished = false;
   let stdinDone = false;
   let kept = "";
@@ -79,11 +79,9 @@ export function bridgeChannel(channel: ClientChannel, fc: FrameConn, opts: Bridg
   channel.on("data", toClient("stdout", channel));
   channel.stderr.on("data", toClient("stderr", channel.stderr));
 
-  channel.on("exit", (code: number | null, signal?: string) => {
-    status = { code: typeof code === "number" ? code : null, signal: typeof signal === "string" ? signal.replace(/^SIG/, "") : null };
-  });
   channel.on("close", () => {
     finished = true;
+    const status = exitStatus();
     const fields = { op_id: opts.opId, vm: opts.vm, duration_ms: Date.now() - started };
     if (status === undefined) {
       opts.logger.warn("exec channel lost", fields);
@@ -102,7 +100,7 @@ export function bridgeChannel(channel: ClientChannel, fc: FrameConn, opts: Bridg
 
   const signal = (name: string): void => {
     opts.logger.info("exec signal", { op_id: opts.opId, vm: opts.vm, signal: name, pid });
-    if (pid !== undefined && status === undefined) opts.pid?.kill(pid, name);
+    if (pid !== undefined && exitStatus() === undefined) opts.pid?.kill(pid, name);
     else if (announce !== undefined && early.length < 8) early.push(name);
     // Servers that honour signal requests (OpenSSH) get one as well.
     channel.signal(name);

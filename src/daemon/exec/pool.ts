@@ -1,5 +1,6 @@
 import ssh2, { type Client, type ClientChannel } from "ssh2";
 import { RpcError } from "../../rpc/errors.js";
+import type { ExitStatus } from "../../rpc/frames.js";
 import type { Logger } from "../../system/log.js";
 
 /** The VM an exec goes to, as the daemon's record has it now. */
@@ -43,6 +44,29 @@ export interface ChannelRequest {
   readonly pty?: { readonly cols: number; readonly rows: number };
 }
 
+/** A session channel as open() hands it over. */
+export interface OpenChannel {
+  readonly channel: ClientChannel;
+  /** Must be called once the channel closes (it is also called on close). */
+  readonly release: () => void;
+  /** The command's exit status once the guest sent it (see recordExit). */
+  readonly exitStatus: () => ExitStatus | undefined;
+}
+
+/**
+ * Records a channel's exit status from now on. ssh2 emits "exit" once, as the request arrives,
+ * while the output stays buffered until read: a command that ends at once (`head -n 1 FILE`) can
+ * send its exit before the caller has wired the channel to a client, and a listener attached then
+ * never hears it. So the status is caught the moment the channel exists.
+ */
+export function recordExit(channel: NodeJS.EventEmitter): () => ExitStatus | undefined {
+  let status: ExitStatus | undefined;
+  channel.once("exit", (code: number | null, signal?: string) => {
+    status = { code: typeof code === "number" ? code : null, signal: typeof signal === "string" ? signal.replace(/^SIG/, "") : null };
+  });
+  return () => status;
+}
+
 interface Conn {
   readonly client: Client;
   /** Settles when authenticated; rejects with the RpcError open() reports. */
@@ -82,7 +106,7 @@ export class ExecPool {
   }
 
   /** Opens a session channel running `req.command`; the returned release() must be called once it closes. */
-  async open(target: ExecTarget, req: ChannelRequest, opId: string, urgent = false): Promise<{ channel: ClientChannel; release: () => void }> {
+  async open(target: ExecTarget, req: ChannelRequest, opId: string, urgent = false): Promise<OpenChannel> {
     const conn = await this.slot(target, opId, urgent);
     let released = false;
     const release = (): void => {
@@ -94,15 +118,16 @@ export class ExecPool {
     };
     try {
       await conn.ready;
-      const channel = await new Promise<ClientChannel>((resolve, reject) => {
+      const { channel, exitStatus } = await new Promise<{ channel: ClientChannel; exitStatus: () => ExitStatus | undefined }>((resolve, reject) => {
         const opts = req.pty === undefined ? {} : { pty: { cols: req.pty.cols, rows: req.pty.rows, term: "xterm-256color" } };
         conn.client.exec(req.command, opts, (err, ch) => {
           if (err !== undefined) reject(err);
-          else resolve(ch);
+          // In this callback, before any await: ssh2 may deliver the exit right after it.
+          else resolve({ channel: ch, exitStatus: recordExit(ch) });
         });
       });
       channel.once("close", release);
-      return { channel, release };
+      return { channel, release, exitStatus };
     } catch (e) {
       release();
       if (e instanceof RpcError) throw e;

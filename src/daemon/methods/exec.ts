@@ -34,20 +34,19 @@ function targetOf(vm: VmRecord): ExecTarget {
 
 /** Runs a file command to its end and returns its stdout, for the plain (non-streaming) file calls. */
 async function capture(env: ExecMethodsEnv, target: ExecTarget, argv: string[], what: string, opId: string): Promise<string> {
-  const { channel } = await env.pool.open(target, { command: quoteForRemoteShell(argv) }, opId);
+  const { channel, exitStatus } = await env.pool.open(target, { command: quoteForRemoteShell(argv) }, opId);
   return new Promise((resolve, reject) => {
     const out: Buffer[] = [];
     let size = 0;
     let err = "";
-    let status: { code: number | null; signal: string | null } | undefined;
     channel.on("data", (c: Buffer) => {
       size += c.length;
       if (size > LIST_OUTPUT_LIMIT) channel.close();
       else out.push(c);
     });
     channel.stderr.on("data", (c: Buffer) => { if (err.length < 4096) err += c.toString("utf8"); });
-    channel.on("exit", (code: number | null, signal?: string) => { status = { code: typeof code === "number" ? code : null, signal: signal ?? null }; });
     channel.on("close", () => {
+      const status = exitStatus();
       if (size > LIST_OUTPUT_LIMIT) reject(new RpcError("operation_failed", `${what} in ${target.name}: the answer exceeds ${LIST_OUTPUT_LIMIT} bytes`, opId));
       else if (status === undefined) reject(new RpcError("unavailable", `the SSH connection to ${target.name} closed during ${what}`, opId));
       else if (status.code !== 0) {
@@ -77,9 +76,9 @@ export function execMethods(env: ExecMethodsEnv): Registration<PeerCred>[] {
   const stream = async (ctx: CallContext<PeerCred>, name: string, command: string, bridge: Omit<BridgeOptions, "opId" | "vm" | "logger" | "pid">, pty?: { cols: number; rows: number }): Promise<{ opened: true }> => {
     const target = targetOf(env.service.mustGet(name));
     const pid = bridge.kind === "exec" ? { stream: pty === undefined ? ("stderr" as const) : ("stdout" as const), kill: killer(target, ctx.opId) } : undefined;
-    const { channel } = await env.pool.open(target, pty === undefined ? { command } : { command, pty }, ctx.opId);
+    const opened = await env.pool.open(target, pty === undefined ? { command } : { command, pty }, ctx.opId);
     env.logger.info("exec opened", { op_id: ctx.opId, vm: target.name, method: ctx.method, tty: pty !== undefined });
-    ctx.upgrade((conn, head) => { bridgeChannel(channel, new FrameConn(conn, head), { ...bridge, ...(pid === undefined ? {} : { pid }), opId: ctx.opId, vm: target.name, logger: env.logger }); });
+    ctx.upgrade((conn, head) => { bridgeChannel(opened, new FrameConn(conn, head), { ...bridge, ...(pid === undefined ? {} : { pid }), opId: ctx.opId, vm: target.name, logger: env.logger }); });
     return { opened: true };
   };
   return [

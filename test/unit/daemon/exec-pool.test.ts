@@ -12,8 +12,12 @@ function newKey(): Ed25519Key {
   return { seed: Buffer.from(jwk.d ?? "", "base64url"), publicKey: Buffer.from(jwk.x ?? "", "base64url") };
 }
 
-/** An in-process SSH server on loopback that runs nothing: `echo WORD` answers WORD after a short delay, exit 0. */
-async function fakeGuest(hostKey: Ed25519Key): Promise<{ port: number; connections: () => number; peak: () => number; close: () => Promise<void> }> {
+/**
+ * An in-process SSH server on loopback that runs nothing: `echo WORD` answers WORD after a short
+ * delay, exit 0. `at once`: the answer and an exit 3 go out with the exec's acceptance, as from a
+ * command that ends before the client has done anything with its channel.
+ */
+async function fakeGuest(hostKey: Ed25519Key, answer: "delayed" | "at once" = "delayed"): Promise<{ port: number; connections: () => number; peak: () => number; close: () => Promise<void> }> {
   let connections = 0;
   let inFlight = 0;
   let peak = 0;
@@ -23,6 +27,12 @@ async function fakeGuest(hostKey: Ed25519Key): Promise<{ port: number; connectio
     client.on("session", (accept) => {
       accept().on("exec", (acceptExec, _reject, info) => {
         const ch = acceptExec();
+        if (answer === "at once") {
+          ch.write("1\n");
+          ch.exit(3);
+          ch.end();
+          return;
+        }
         inFlight++;
         peak = Math.max(peak, inFlight);
         setTimeout(() => {
@@ -84,4 +94,25 @@ void test("a guest presenting another host key than the pinned one is refused be
   await assert.rejects(run(pool, target, "x"), /two \(127\.0\.0\.1\) presented a host key other than the one banger pinned/);
   assert.equal(pool.connectionCount("vm2"), 0, "the refused connection is not kept");
   await assert.rejects(run(pool, { ...target, hostKeyPub: "ssh-rsa AAAA" }, "x"), /no pinned ssh-ed25519 host key/);
+});
+
+void test("an exit status that arrives before anyone listens is kept (the daemon bridges a channel only after answering its client)", async (t) => {
+  const hostKey = newKey();
+  const guest = await fakeGuest(hostKey, "at once");
+  const clientKey = opensshPrivateKey(newKey(), "client", 2);
+  const pool = new ExecPool({ logger: silentLogger, privateKey: () => Promise.resolve(Buffer.from(clientKey)), port: guest.port });
+  t.after(async () => { pool.closeAll("op-test00000001"); await guest.close(); });
+  const target: ExecTarget = { id: "vm3", name: "three", ip: "127.0.0.1", hostKeyPub: ed25519PublicLine(hostKey.publicKey), generation: "boot-1" };
+  const { channel, exitStatus } = await pool.open(target, { command: "head -n 1 log" }, "op-test00000001");
+  // What happens between open() and bridgeChannel(): the RPC answer is written, the connection upgraded.
+  await new Promise((res) => setTimeout(res, 100));
+  let late = false;
+  channel.once("exit", () => { late = true; });
+  let out = "";
+  channel.on("data", (c: Buffer) => { out += c.toString("utf8"); });
+  channel.stderr.resume();
+  await new Promise((res) => channel.on("close", res));
+  assert.equal(out, "1\n", "the output waited in the channel");
+  assert.equal(late, false, "the exit event was over before a listener attached now could hear it (the race is real)");
+  assert.deepEqual(exitStatus(), { code: 3, signal: null });
 });
