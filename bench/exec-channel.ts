@@ -7,7 +7,7 @@ import { startStack } from "../test/helpers/stack.js";
 import { tinyStackConfig } from "../test/helpers/tiny-stack.js";
 import { ensureTestUser } from "../test/helpers/users.js";
 import { cpBenchSkip, ok, runAs } from "./cp-throughput.js";
-import { info, median, note, round, timed, type BenchResult } from "./stats.js";
+import { alternating, info, median, note, round, timed, type BenchResult } from "./stats.js";
 
 /** Round trips of the client API; alternating (CLI, ssh) pairs for the ratio, whose median beats load drift. */
 const SDK_SAMPLES = 30;
@@ -57,16 +57,7 @@ export async function benchExecChannel(): Promise<Record<string, BenchResult>> {
     for (let i = 0; i < PAIRS; i++) {
       const cli = (): Promise<number> => timed(() => ok(stack, ["vm", "exec", "exbench", "--", "true"]));
       const plain = (): Promise<number> => timed(() => runAs(ns, user, stack.env, ssh, "/dev/null"));
-      // Alternate which goes first so a slow moment of the machine hits both sides alike.
-      let c: number;
-      let s: number;
-      if (i % 2 === 0) {
-        c = await cli();
-        s = await plain();
-      } else {
-        s = await plain();
-        c = await cli();
-      }
+      const [c, s] = await alternating(i, cli, plain);
       cliMs.push(c);
       sshMs.push(s);
       ratios.push(c / s);

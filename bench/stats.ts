@@ -38,3 +38,16 @@ export function round(x: number, digits = 3): number {
 export function note(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
+
+/**
+ * Runs the `i`th pair of a side-by-side measurement, alternating which side goes first so a slow
+ * moment of the machine hits both alike; resolves with [a's figure, b's figure].
+ */
+export async function alternating(i: number, a: () => Promise<number>, b: () => Promise<number>): Promise<[number, number]> {
+  if (i % 2 === 0) {
+    const x = await a();
+    return [x, await b()];
+  }
+  const y = await b();
+  return [await a(), y];
+}

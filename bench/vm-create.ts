@@ -9,7 +9,7 @@ import { ensureTestUser, type TestUser } from "../test/helpers/users.js";
 import { nodeStartCpuMs } from "./child-cpu.js";
 import { createOps, fixedCostBreakdown, type TimedCreate } from "./create-ops.js";
 import { cpuMs, processStartedAt } from "./proc.js";
-import { info, median, note, round, timed, type BenchResult } from "./stats.js";
+import { alternating, info, median, note, round, timed, type BenchResult } from "./stats.js";
 
 const BRIDGE = "bgbench0";
 const BOOT_TIMEOUT_S = 600;
@@ -245,16 +245,7 @@ export async function benchCreate(pairs = 41, parallel = 8): Promise<Record<stri
         return ms;
       };
       const runBare = (): Promise<number> => bareBoot(template, ns, user, dir, i);
-      // Alternate which side goes first so machine noise hits both alike.
-      let b: number;
-      let r: number;
-      if (i % 2 === 0) {
-        b = await runBanger();
-        r = await runBare();
-      } else {
-        r = await runBare();
-        b = await runBanger();
-      }
+      const [b, r] = await alternating(i, runBanger, runBare);
       note(`pair ${i}: banger create ${b.toFixed(0)} ms, bare qemu ${r.toFixed(0)} ms`);
       bangerMs.push(b);
       bareMs.push(r);
