@@ -6,23 +6,38 @@
 // try/catch and falls back to node:crypto, so the bundle needs no compiler or prebuilt binary.
 import { build } from "esbuild";
 import { chmodSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 
-// `banger doctor`'s body (zod, the config loader, child_process) and `banger system
-// install|restart|uninstall`'s (zod, koffi, the code copy) ship as their own files that only those
-// commands load: parsing them inside the CLI's body cost every other command ~4 ms of start-up.
-// Help's config defaults (the zod config schema) likewise, as banger-help.cjs. The body runs through
-// vm.Script (src/bin/code-cache.ts), where import() has no loader, so these are reached by require().
-const APART = [[/\/doctor-run\.js$/, "./banger-doctor.cjs"], [/\/admin-run\.js$/, "./banger-system.cjs"], [/\/help-defaults\.js$/, "./banger-help.cjs"]];
+// The CLI ships in parts that a command loads on use, so `vm list` and `vm exec` do not read and
+// deserialize code they never run. banger-main.cjs holds the quick commands (src/cli/quick.ts) and
+// loads the whole CLI, banger-cli.cjs, for the rest; that one has a code cache of its own. `banger
+// doctor`'s body (zod, the config loader, child_process) and `banger system install|restart|uninstall`'s
+// (zod, koffi, the code copy) ship as their own files that only those commands load, and help's config
+// defaults (the zod config schema) as banger-help.cjs. The bodies run through vm.Script
+// (src/bin/code-cache.ts), where import() has no loader, so these are reached by require().
+const APART = [
+  [/\/cli\/full\.js$/, "banger-cli.cjs", "banger-cli.cache"],
+  [/\/doctor-run\.js$/, "banger-doctor.cjs"],
+  [/\/admin-run\.js$/, "banger-system.cjs"],
+  [/\/help-defaults\.js$/, "banger-help.cjs"],
+];
+const CODE_CACHE = resolve(import.meta.dirname, "..", "src", "bin", "code-cache.ts");
 const commandsApart = {
   name: "commands-apart",
   setup(b) {
-    for (const [filter, path] of APART) b.onResolve({ filter }, (a) => (a.kind === "dynamic-import" ? { path, namespace: "apart" } : undefined));
-    b.onLoad({ filter: /.*/, namespace: "apart" }, (a) => ({ contents: `module.exports = require(${JSON.stringify(a.path)});`, loader: "js" }));
+    for (const [filter, file, cache] of APART) b.onResolve({ filter }, (a) => (a.kind === "dynamic-import" ? { path: file, namespace: "apart", pluginData: cache } : undefined));
+    b.onLoad({ filter: /.*/, namespace: "apart" }, (a) => ({
+      contents: a.pluginData === undefined
+        ? `module.exports = require(${JSON.stringify(`./${a.path}`)});`
+        : `const { join } = require("node:path");\nconst { loadBundle } = require(${JSON.stringify(CODE_CACHE)});\nmodule.exports = loadBundle(join(__dirname, ${JSON.stringify(a.path)}), join(__dirname, ${JSON.stringify(a.pluginData)})).run();`,
+      loader: "js",
+      resolveDir: dirname(CODE_CACHE),
+    }));
     b.onResolve({ filter: /^\.\/banger-[a-z]+\.cjs$/ }, (a) => (a.kind === "require-call" ? { path: a.path, external: true } : undefined));
   },
 };
 
-for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", []], ["banger-main", "src/bin/banger-main.ts", [commandsApart]], ["banger-doctor", "src/cli/commands/doctor-run.ts", []], ["banger-system", "src/cli/commands/system/admin-run.ts", []], ["banger-help", "src/cli/help-defaults.ts", []], ["bangerd", "src/bin/bangerd.ts", []], ["bangerd-root", "src/bin/bangerd-root.ts", []]]) {
+for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", []], ["banger-main", "src/bin/banger-main.ts", [commandsApart]], ["banger-cli", "src/cli/full.ts", [commandsApart]], ["banger-doctor", "src/cli/commands/doctor-run.ts", []], ["banger-system", "src/cli/commands/system/admin-run.ts", []], ["banger-help", "src/cli/help-defaults.ts", []], ["bangerd", "src/bin/bangerd.ts", []], ["bangerd-root", "src/bin/bangerd-root.ts", []]]) {
   const outfile = `dist/bin/${name}.cjs`;
   await build({
     entryPoints: [entry],
@@ -40,7 +55,7 @@ for (const [name, entry, plugins] of [["banger", "src/bin/banger.ts", []], ["ban
   });
   chmodSync(outfile, 0o755);
 }
-if (/\bimport\(/.test(readFileSync("dist/bin/banger-main.cjs", "latin1"))) throw new Error("dist/bin/banger-main.cjs calls import(), which vm.Script cannot serve: load it with require()");
+for (const body of ["dist/bin/banger-main.cjs", "dist/bin/banger-cli.cjs"]) if (/\bimport\(/.test(readFileSync(body, "latin1"))) throw new Error(`${body} calls import(), which vm.Script cannot serve: load it with require()`);
 
 // The SDK (`import { Banger } from "banger"`), as an ES module and as CommonJS for require();
 // its declarations come from scripts/sdk-types.mjs.

@@ -1,32 +1,45 @@
 #!/usr/bin/env node
 // Writes dist/bin/banger-main.cache, the V8 code cache dist/bin/banger.cjs starts the CLI from
-// (src/bin/code-cache.ts says why and how it is checked). V8 caches the functions that have been
-// compiled, so the cache is taken after running the commands people run most often (vm list, vm
-// exec) against a stand-in daemon on a temp socket: a child process runs the CLI's body for each of
-// them in turn and then writes the cache. Runs after scripts/bundle.mjs, from the same node that will run it
-// (another V8 rejects the cache and the CLI compiles as it would without one).
+// (src/bin/code-cache.ts says why and how it is checked), and banger-cli.cache, the whole CLI's,
+// which the body loads for every command but the quick ones (src/cli/quick.ts). V8 caches the
+// functions that have been compiled, so each cache is taken after running commands against a
+// stand-in daemon on a temp socket: the quick ones people run most often (vm list, vm exec) for the
+// body, a few others and help for the whole CLI. A child process runs them and writes the caches.
+// Runs after scripts/bundle.mjs, from the same node that will run it (another V8 rejects the cache
+// and the CLI compiles as it would without one).
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 
 const BIN = resolve(import.meta.dirname, "..", "dist", "bin");
 const BODY = join(BIN, "banger-main.cjs");
 const CACHE = join(BIN, "banger-main.cache");
+const FULL = join(BIN, "banger-cli.cjs");
+const FULL_CACHE = join(BIN, "banger-cli.cache");
 const { loadBundle, cacheFileContents } = await import(resolve(import.meta.dirname, "..", "dist", "src", "bin", "code-cache.js"));
 
 /** What the body runs while the cache is taken: the quick commands whose start-up users feel. */
 const TRAINING = [["vm", "list", "--json"], ["vm", "list"], ["vm", "ls", "-q"], ["vm", "exec", "vm-0", "--", "true"], ["--version"]];
+/** What the whole CLI runs while its cache is taken: a command that is not quick, and help. */
+const FULL_TRAINING = [["vm", "show", "vm-0"], ["vm", "show", "--json", "vm-0"], ["--help"], ["vm", "--help"]];
 
-async function train(out) {
+async function train(dir) {
   const bundle = loadBundle(BODY, "/nonexistent");
   for (const argv of TRAINING) {
     process.argv = [process.argv[0], BODY, ...argv];
     const code = await bundle.run().done;
     if (code !== 0) throw new Error(`banger ${argv.join(" ")} exited ${code} while taking the code cache`);
   }
+  const full = loadBundle(FULL, "/nonexistent");
+  const { runFullCli } = full.run();
+  for (const argv of FULL_TRAINING) {
+    const code = await runFullCli(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+    if (code !== 0) throw new Error(`banger ${argv.join(" ")} exited ${code} while taking the whole CLI's code cache`);
+  }
   process.exitCode = 0;
-  writeFileSync(out, cacheFileContents(readFileSync(BODY), bundle.script.createCachedData()));
+  writeFileSync(join(dir, "main"), cacheFileContents(readFileSync(BODY), bundle.script.createCachedData()));
+  writeFileSync(join(dir, "full"), cacheFileContents(readFileSync(FULL), full.script.createCachedData()));
 }
 
 /** Twenty VM views as the daemon sends them, checked against the schema so they cannot drift from it. */
@@ -61,13 +74,15 @@ async function main() {
           sock.end(Buffer.concat([encodeFrame({ type: "stdout", data: Buffer.from("ok\n") }), encodeFrame({ type: "exit", status: { code: 0, signal: null } })]));
           return;
         }
-        sock.end(JSON.stringify(req.method === "vm.list" ? { ok: true, result: { vms } } : { ok: false, error: { code: "unknown_method", message: `no ${req.method} here`, op_id: req.op_id } }) + "\n");
+        const result = req.method === "vm.list" ? { vms } : req.method === "vm.get" ? vms.find((v) => v.name === req.params.name) : undefined;
+        sock.end(JSON.stringify(result !== undefined ? { ok: true, result } : { ok: false, error: { code: "unknown_method", message: `no ${req.method} here`, op_id: req.op_id } }) + "\n");
       });
       sock.on("error", () => undefined);
     });
     await new Promise((r) => server.listen(socket, r));
     try {
-      const out = join(dir, "cache");
+      const out = join(dir, "caches");
+      mkdirSync(out);
       // A child, so the body's output and process state stay out of this build; spawnSync would
       // block the stand-in daemon's event loop, hence the promise.
       const env = { PATH: "/usr/bin:/bin", HOME: dir, BANGER_SOCKET: socket, BANGER_STATE_DIR: dir, BANGER_RUNTIME_DIR: dir, BANGER_CONFIG: join(dir, "config.toml") };
@@ -76,7 +91,8 @@ async function main() {
       child.stderr.on("data", (d) => { stderr += d; });
       const code = await new Promise((r) => child.on("close", r));
       if (code !== 0) throw new Error(`taking the CLI's code cache failed (exit ${code}): ${stderr}`);
-      renameSync(out, CACHE);
+      renameSync(join(out, "main"), CACHE);
+      renameSync(join(out, "full"), FULL_CACHE);
     } finally {
       server.close();
     }
@@ -85,9 +101,9 @@ async function main() {
   }
   // The cache is only worth shipping if V8 takes it: check in a fresh process, as the CLI starts.
   const check = spawnSync(process.execPath, [import.meta.filename, "--check"], { encoding: "utf8" });
-  if (check.status !== 0 || check.stdout.trim() !== "cached") throw new Error(`V8 does not take ${CACHE}: ${check.stdout}${check.stderr}`);
+  if (check.status !== 0 || check.stdout.trim() !== "cached cached") throw new Error(`V8 does not take ${CACHE} and ${FULL_CACHE}: ${check.stdout}${check.stderr}`);
 }
 
 if (process.argv[2] === "--train") await train(process.argv[3]);
-else if (process.argv[2] === "--check") process.stdout.write(loadBundle(BODY, CACHE).cached ? "cached\n" : "rejected\n");
+else if (process.argv[2] === "--check") process.stdout.write(`${[[BODY, CACHE], [FULL, FULL_CACHE]].map(([b, c]) => (loadBundle(b, c).cached ? "cached" : "rejected")).join(" ")}\n`);
 else await main();

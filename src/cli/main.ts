@@ -5,9 +5,8 @@ import { newOpId } from "../rpc/opid.js";
 import { callOver, unixDial, type Dial } from "../rpc/unix-client.js";
 import { DEFAULT_CONTEXT, type RemoteContext } from "../config/contexts.js";
 import { UsageError, type CliContext, type Command, type Output } from "./command.js";
-import { COMMANDS } from "./commands/index.js";
 import { INTERRUPTED_EXIT, InterruptedError } from "./interrupt.js";
-import { daemonDownHint } from "./commands/system/status.js";
+import { daemonDownHint } from "./daemon-down.js";
 import { nearest } from "./flags.js";
 import { commandHelp, defaultsFor, groupHelp, helpWidth, isGroup, usageText } from "./help.js";
 
@@ -17,9 +16,10 @@ export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
-function findCommand(args: readonly string[]): { command: Command; rest: readonly string[] } | undefined {
+/** The command `args` selects among `commands`: the longest path (or alias) they start with; the rest are its arguments. */
+export function findCommand(args: readonly string[], commands: readonly Command[]): { command: Command; rest: readonly string[] } | undefined {
   let best: { command: Command; rest: readonly string[]; len: number } | undefined;
-  for (const command of COMMANDS) {
+  for (const command of commands) {
     for (const path of [command.path, ...(command.aliases ?? [])]) {
       if (path.length <= args.length && path.every((w, i) => args[i] === w) && (best === undefined || path.length > best.len)) {
         best = { command, rest: args.slice(path.length), len: path.length };
@@ -29,9 +29,9 @@ function findCommand(args: readonly string[]): { command: Command; rest: readonl
   return best;
 }
 
-function commandsUnder(prefix: readonly string[]): string[] {
+function commandsUnder(prefix: readonly string[], commands: readonly Command[]): string[] {
   const words = new Set<string>();
-  for (const c of COMMANDS) {
+  for (const c of commands) {
     if (c.hidden === true) continue;
     for (const path of [c.path, ...(c.aliases ?? [])]) if (path.length > prefix.length && prefix.every((w, i) => path[i] === w)) words.add(path[prefix.length] ?? "");
   }
@@ -39,16 +39,16 @@ function commandsUnder(prefix: readonly string[]): string[] {
 }
 
 /** The arguments before `--`: only there is -h a request for help (after it, it is the guest command's). */
-function beforeDashDash(args: readonly string[]): readonly string[] {
+export function beforeDashDash(args: readonly string[]): readonly string[] {
   const dd = args.indexOf("--");
   return dd === -1 ? args : args.slice(0, dd);
 }
 
 /** `banger help [WORDS...]`, `banger WORDS --help`: a command's or a group's help; undefined when WORDS name neither. */
-async function helpFor(words: readonly string[], io: CliIo): Promise<string | undefined> {
+async function helpFor(words: readonly string[], io: CliIo, commands: readonly Command[]): Promise<string | undefined> {
   const width = helpWidth(io.stdout.columns);
-  if (isGroup(words)) return groupHelp(words, COMMANDS, width);
-  const found = findCommand(words);
+  if (isGroup(words)) return groupHelp(words, commands, width);
+  const found = findCommand(words, commands);
   if (found === undefined || found.rest.length > 0 || found.command.hidden === true) return undefined;
   return commandHelp(found.command, width, await defaultsFor(found.command));
 }
@@ -74,18 +74,21 @@ export function splitGlobalFlags(args: readonly string[]): { context: string | u
 }
 
 /** An unknown command: the nearest one, and the group's commands. */
-function unknownCommand(args: readonly string[], io: CliIo): number {
+function unknownCommand(args: readonly string[], io: CliIo, commands: readonly Command[]): number {
   let prefix: readonly string[] = [];
   while (prefix.length < args.length && isGroup([...prefix, args[prefix.length] ?? ""])) prefix = args.slice(0, prefix.length + 1);
   const word = args[prefix.length] ?? "";
-  const guess = word.startsWith("-") ? undefined : nearest(word, commandsUnder(prefix));
+  const guess = word.startsWith("-") ? undefined : nearest(word, commandsUnder(prefix, commands));
   const what = [...prefix, word].join(" ");
-  io.stderr.write(`banger: unknown command ${JSON.stringify(what)}${guess !== undefined ? `; did you mean "${[...prefix, guess].join(" ")}"?` : ""}\n\n${groupHelp(prefix, COMMANDS, helpWidth(undefined))}`);
+  io.stderr.write(`banger: unknown command ${JSON.stringify(what)}${guess !== undefined ? `; did you mean "${[...prefix, guess].join(" ")}"?` : ""}\n\n${groupHelp(prefix, commands, helpWidth(undefined))}`);
   return 2;
 }
 
-/** Runs one CLI invocation; returns the exit code (0 ok, 1 failure, 2 usage). */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+/**
+ * Runs one CLI invocation among `commands` (all of them, src/cli/full.ts; or the quick ones,
+ * src/cli/quick.ts); returns the exit code (0 ok, 1 failure, 2 usage).
+ */
+export async function runCli(argv: readonly string[], io: CliIo, commands: readonly Command[]): Promise<number> {
   let global;
   try {
     global = splitGlobalFlags(argv);
@@ -95,31 +98,31 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const args = global.rest;
   if (args.length === 0) {
-    io.stdout.write(groupHelp([], COMMANDS, helpWidth(io.stdout.columns)));
+    io.stdout.write(groupHelp([], commands, helpWidth(io.stdout.columns)));
     return 2;
   }
   if (args[0] === "help" || args[0] === "--help" || args[0] === "-h") {
-    const text = await helpFor(args.slice(1), io);
-    if (text === undefined) return unknownCommand(args.slice(1), io);
+    const text = await helpFor(args.slice(1), io, commands);
+    if (text === undefined) return unknownCommand(args.slice(1), io, commands);
     io.stdout.write(text);
     return 0;
   }
-  const found = findCommand(args);
+  const found = findCommand(args, commands);
   const asked = beforeDashDash(found?.rest ?? args);
   if (asked.includes("--help") || asked.includes("-h")) {
     const words = found !== undefined ? found.command.path : args.filter((a) => !a.startsWith("-"));
-    const text = await helpFor(words, io);
-    if (text === undefined) return unknownCommand(words, io);
+    const text = await helpFor(words, io, commands);
+    if (text === undefined) return unknownCommand(words, io, commands);
     io.stdout.write(text);
     return 0;
   }
   if (found === undefined) {
     // `banger vm`, `banger system`: a group alone lists its commands.
     if (isGroup(args)) {
-      io.stdout.write(groupHelp(args, COMMANDS, helpWidth(io.stdout.columns)));
+      io.stdout.write(groupHelp(args, commands, helpWidth(io.stdout.columns)));
       return 0;
     }
-    return unknownCommand(args, io);
+    return unknownCommand(args, io, commands);
   }
   if (asked.some((a) => a === "--context" || a.startsWith("--context="))) {
     io.stderr.write(`error: --context goes before the command: banger --context NAME ${found.command.path.join(" ")} ...\n`);

@@ -4,7 +4,7 @@ import { systemRunner } from "../../src/system/runner.js";
 import { VERSION } from "../../src/version.js";
 
 /** The bundles that carry VERSION (banger-doctor reports none). */
-const VERSIONED_BUNDLES = ["banger-main.cjs", "bangerd.cjs", "bangerd-root.cjs", "banger-system.cjs"];
+const VERSIONED_BUNDLES = ["banger-main.cjs", "banger-cli.cjs", "bangerd.cjs", "bangerd-root.cjs", "banger-system.cjs"];
 
 /** Prepended to bangerd.cjs (after its shebang) by `brokenDaemon`: --check passes, a real start does not. */
 export const BROKEN_DAEMON_LINE = `if(!process.argv.includes("--check")){process.stderr.write("bangerd: broken on purpose by the test's package\\n");process.exit(1)}`;

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { runCli, splitGlobalFlags } from "../../../src/cli/main.js";
+import { runFullCli } from "../../../src/cli/full.js";
+import { splitGlobalFlags } from "../../../src/cli/main.js";
 import { chooseContext, findContext, readContexts, writeContexts } from "../../../src/config/contexts.js";
 import { resolveContext } from "../../../src/config/context-dial.js";
 import { formatSshUrl, parseSshUrl } from "../../../src/model/ssh-url.js";
@@ -83,7 +84,7 @@ interface Run { code: number; out: string; err: string }
 async function cli(args: string[], env: Record<string, string>): Promise<Run> {
   let out = "";
   let err = "";
-  const code = await runCli(args, { stdout: { write: (s: string) => { out += s; } }, stderr: { write: (s: string) => { err += s; } }, env });
+  const code = await runFullCli(args, { stdout: { write: (s: string) => { out += s; } }, stderr: { write: (s: string) => { err += s; } }, env });
   return { code, out, err };
 }
 

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { test } from "node:test";
 import type { Output } from "../../../src/cli/command.js";
 import { COMMANDS } from "../../../src/cli/commands/index.js";
-import { runCli } from "../../../src/cli/main.js";
+import { runFullCli } from "../../../src/cli/full.js";
 import { configSchema } from "../../../src/config/schema.js";
 
 const REPO = resolve(import.meta.dirname, "..", "..", "..", "..");
@@ -17,7 +17,7 @@ function capture(columns?: number): Output & { text: string } {
 async function cli(args: string[], columns?: number): Promise<{ code: number; out: string; err: string }> {
   const stdout = capture(columns);
   const stderr = capture();
-  const code = await runCli(args, { stdout, stderr, env: { HOME: "/nonexistent", BANGER_SOCKET: "/nonexistent/bangerd.sock" } });
+  const code = await runFullCli(args, { stdout, stderr, env: { HOME: "/nonexistent", BANGER_SOCKET: "/nonexistent/bangerd.sock" } });
   return { code, out: stdout.text, err: stderr.text };
 }
 

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { z } from "zod";
 import type { Output } from "../../../src/cli/command.js";
 import { parseFlags } from "../../../src/cli/flags.js";
-import { runCli } from "../../../src/cli/main.js";
+import { runFullCli } from "../../../src/cli/full.js";
 import { defineMethod } from "../../../src/rpc/descriptor.js";
 import { Dispatcher, implement } from "../../../src/rpc/dispatcher.js";
 import { imageBuild } from "../../../src/rpc/daemon/image.js";
@@ -17,7 +17,7 @@ function capture(): Output & { text: string } {
 async function cli(args: string[], socket = "/nonexistent/bangerd.sock"): Promise<{ code: number; out: string; err: string }> {
   const stdout = capture();
   const stderr = capture();
-  const code = await runCli(args, { stdout, stderr, env: { HOME: "/nonexistent", BANGER_SOCKET: socket } });
+  const code = await runFullCli(args, { stdout, stderr, env: { HOME: "/nonexistent", BANGER_SOCKET: socket } });
   return { code, out: stdout.text, err: stderr.text };
 }
 

@@ -21,13 +21,14 @@ import { BIN } from "../../helpers/stack.js";
 const REPO = resolve(import.meta.dirname, "..", "..", "..", "..");
 const HEAVY_BUILTINS = ["node:child_process", "node:fs/promises", "node:os", "node:crypto", "node:dgram"];
 
-void test("the CLI's static import graph has no zod and no heavy builtins (they load on use)", async () => {
-  const r = await build({ entryPoints: [join(REPO, "src/bin/banger-main.ts")], absWorkingDir: REPO, bundle: true, write: false, metafile: true, platform: "node", format: "cjs", target: "node20", outfile: "/tmp/s2-unused.cjs", external: ["better-sqlite3", "koffi"], logLevel: "silent" });
+/** What `entry` imports statically (files and builtins), and what it imports on use. */
+async function importGraph(entry: string): Promise<{ staticFiles: Set<string>; staticExternals: Set<string>; dynamicTargets: Set<string> }> {
+  const r = await build({ entryPoints: [join(REPO, entry)], absWorkingDir: REPO, bundle: true, write: false, metafile: true, platform: "node", format: "cjs", target: "node20", outfile: "/tmp/s2-unused.cjs", external: ["better-sqlite3", "koffi"], logLevel: "silent" });
   const inputs = r.metafile.inputs;
   const staticFiles = new Set<string>();
   const staticExternals = new Set<string>();
   const dynamicTargets = new Set<string>();
-  const stack = ["src/bin/banger-main.ts"];
+  const stack = [entry];
   for (let f = stack.pop(); f !== undefined; f = stack.pop()) {
     if (staticFiles.has(f)) continue;
     staticFiles.add(f);
@@ -37,12 +38,24 @@ void test("the CLI's static import graph has no zod and no heavy builtins (they 
       else stack.push(imp.path);
     }
   }
-  assert.ok(staticFiles.has("src/cli/commands/vm/list.ts"), "the walk reaches the commands (sanity)");
-  assert.deepEqual([...staticFiles].filter((f) => f.includes("node_modules/")), [], "no package (zod, smol-toml) is imported at start");
-  assert.deepEqual([...staticFiles].filter((f) => /^src\/rpc\/(daemon|priv)\/(?!methods\.ts)/.test(f) || f === "src/rpc/envelope.ts" || f === "src/rpc/dispatcher.ts"), [], "no schema module is imported at start");
-  assert.deepEqual([...staticExternals].filter((m) => HEAVY_BUILTINS.includes(m)), []);
-  assert.ok(dynamicTargets.has("src/cli/commands/doctor-run.ts") && dynamicTargets.has("src/system/ssh.ts"), `doctor and ssh load on use: ${[...dynamicTargets].join(" ")}`);
-  assert.ok(dynamicTargets.has("src/cli/help-defaults.ts"), "help loads the config schema (zod) on use");
+  return { staticFiles, staticExternals, dynamicTargets };
+}
+
+void test("the CLI's static import graph, the body's and the whole CLI's, has no zod and no heavy builtins (they load on use)", async () => {
+  for (const entry of ["src/bin/banger-main.ts", "src/cli/full.ts"]) {
+    const { staticFiles, staticExternals, dynamicTargets } = await importGraph(entry);
+    assert.ok(staticFiles.has("src/cli/commands/vm/list.ts"), `${entry}: the walk reaches the commands (sanity)`);
+    assert.deepEqual([...staticFiles].filter((f) => f.includes("node_modules/")), [], `${entry}: no package (zod, smol-toml) is imported at start`);
+    assert.deepEqual([...staticFiles].filter((f) => /^src\/rpc\/(daemon|priv)\/(?!methods\.ts)/.test(f) || f === "src/rpc/envelope.ts" || f === "src/rpc/dispatcher.ts"), [], `${entry}: no schema module is imported at start`);
+    assert.deepEqual([...staticExternals].filter((m) => HEAVY_BUILTINS.includes(m)), [], entry);
+    assert.ok(dynamicTargets.has("src/system/ssh.ts"), `${entry}: ssh loads on use: ${[...dynamicTargets].join(" ")}`);
+  }
+  const body = await importGraph("src/bin/banger-main.ts");
+  assert.deepEqual([...body.staticFiles].filter((f) => f === "src/cli/commands/index.ts" || /^src\/cli\/commands\/(image|system|context|operation|snapshot)\//.test(f) || f === "src/cli/commands/vm/create.ts"), [], "only the quick commands are in the body (src/cli/quick.ts)");
+  assert.ok(body.dynamicTargets.has("src/cli/full.ts"), "the body loads the whole CLI on use");
+  const full = await importGraph("src/cli/full.ts");
+  assert.ok(full.dynamicTargets.has("src/cli/commands/doctor-run.ts"), "doctor loads on use");
+  assert.ok(full.dynamicTargets.has("src/cli/help-defaults.ts"), "help loads the config schema (zod) on use");
 });
 
 void test("vm exec, all it loads on use included, reaches no node:child_process (it talks to the daemon, not to ssh)", async () => {
@@ -109,6 +122,19 @@ void test("the shipped bundle serves vm list --json without loading child_proces
   assert.deepEqual(heavy, []);
 });
 
+void test("the shipped bundle loads the whole CLI for the commands it does not carry, and for help", { skip: bundleMissing }, async () => {
+  const env = { HOME: "/nonexistent", BANGER_SOCKET: "/nonexistent/bangerd.sock" };
+  const group = await runBanger(["vm", "--help"], env);
+  assert.equal(group.code, 0, group.stderr);
+  assert.match(group.stdout, /^ {2}create +/m, "vm create is listed: the whole CLI answered");
+  const create = await runBanger(["vm", "create", "--help"], env);
+  assert.equal(create.code, 0, create.stderr);
+  assert.match(create.stdout, /--vcpus N/);
+  const down = await runBanger(["vm", "show", "web"], env);
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /\/nonexistent\/bangerd\.sock/);
+});
+
 void test("a reader that goes away (vm list --json | head) ends the CLI quietly with the broken-pipe code", { skip: bundleMissing }, async (t) => {
   const d = await fakeDaemon(t, 100);
   const r = await runBanger(["vm", "list", "--json"], { HOME: d.dir, BANGER_SOCKET: d.socket, BANGER_STATE_DIR: d.dir, BANGER_RUNTIME_DIR: d.dir }, { closeStdout: true });
@@ -119,6 +145,7 @@ void test("a reader that goes away (vm list --json | head) ends the CLI quietly 
 void test("the CLI starts from its code cache, and a body edited to the same length does not run the cached bytecode", { skip: bundleMissing }, (t) => {
   const bin = join(BIN.banger, "..");
   assert.equal(loadBundle(join(bin, "banger-main.cjs"), join(bin, "banger-main.cache")).cached, true, "V8 takes the cache the build wrote");
+  assert.equal(loadBundle(join(bin, "banger-cli.cjs"), join(bin, "banger-cli.cache")).cached, true, "and the whole CLI's");
   const dir = mkdtempSync("/tmp/s2-cache-");
   t.after(() => { rmSync(dir, { recursive: true, force: true }); });
   for (const f of ["banger.cjs", "banger-main.cjs", "banger-main.cache"]) copyFileSync(join(bin, f), join(dir, f));

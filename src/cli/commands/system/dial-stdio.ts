@@ -2,7 +2,7 @@ import { connect } from "node:net";
 import type { Readable, Writable } from "node:stream";
 import { dialBanner } from "../../../rpc/dial-banner.js";
 import { UsageError, type Command } from "../../command.js";
-import { daemonDownHint } from "./status.js";
+import { daemonDownHint } from "../../daemon-down.js";
 
 export interface DialStdio {
   readonly stdin: Readable;

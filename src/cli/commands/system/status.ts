@@ -2,17 +2,11 @@ import type { SystemInfo } from "../../../rpc/daemon/system.js";
 import { isRpcError } from "../../../rpc/errors.js";
 import { VERSION } from "../../../version.js";
 import { printJson, type CliContext, type Command } from "../../command.js";
+import { daemonDownHint } from "../../daemon-down.js";
 import { noPositionals, parseFlags, type FlagTable } from "../../flags.js";
 
 const STATUS_FLAGS = { json: { type: "boolean", description: "print the status as JSON" } } as const satisfies FlagTable;
 import type { InstallStatus } from "./admin-run.js";
-
-/** What fixes a daemon that does not answer, for how this banger was set up. */
-export function daemonDownHint(installed: boolean): string {
-  return installed
-    ? "restart it with: sudo banger system restart"
-    : "install banger's services with: sudo banger system install (from a checkout: sudo node scripts/quickstart.mjs)";
-}
 
 export const systemStatusCommand: Command = {
   path: ["system", "status"],
